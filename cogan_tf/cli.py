@@ -1,0 +1,55 @@
+"""What the three entry scripts share: original-style boolean flags, and one-line errors.
+
+The original was driven as ``python main.py --is_train True``; absl's boolean flags would leave the
+``True`` behind as a stray argument, so ``--flag True/False`` is folded into ``--flag=True/False``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Callable, List, Sequence
+
+from absl import app, flags
+
+_BOOL_WORDS = {"true", "false", "1", "0", "yes", "no", "t", "f"}
+
+
+class UsageError(ValueError):
+    """A flag value the program refuses; the message names the flag and what to do."""
+
+
+def fold_bool_args(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
+    """Turn ``--name True`` into ``--name=True`` for boolean flags (the original's spelling)."""
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg[2:] if arg.startswith("--") and "=" not in arg else None
+        fl = flag_values[name] if name and name in flag_values else None
+        if fl is not None and fl.boolean and i + 1 < len(argv) and argv[i + 1].lower() in _BOOL_WORDS:
+            out.append(f"{arg}={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
+def run(main: Callable[[List[str]], int], known_errors=()) -> None:
+    """absl's app.run with original-style booleans; a known error becomes one line on stderr, exit 2."""
+    from cogan_tf.data import DataError
+    from cogan_tf.images import GridError
+
+    errors = (UsageError, DataError, GridError) + tuple(known_errors)
+
+    def wrapped(argv):
+        if len(argv) > 1:
+            print(f"error: unexpected arguments {' '.join(argv[1:])!r} (see --help)", file=sys.stderr)
+            return 2
+        try:
+            return main(argv)
+        except errors as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
+
+    app.run(wrapped, argv=fold_bool_args(sys.argv))

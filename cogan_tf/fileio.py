@@ -1,0 +1,67 @@
+"""Atomic file output: nothing this project writes is ever left half-written.
+
+Every writer puts its bytes under a temporary name in the destination's own directory (so the final
+rename stays on one filesystem and is atomic), and renames it into place only once it is complete.
+An interrupted process leaves at most a ``.tmp-*`` file behind, never a file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str, is_dir: bool = False) -> Iterator[str]:
+    """Yield a temporary path next to ``path``; on success rename it to ``path``.
+
+    On an exception the temporary file (or directory, with ``is_dir``) is removed and ``path`` is left
+    as it was. An existing ``path`` is replaced only after the new content is complete.
+    """
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    os.makedirs(parent, exist_ok=True)
+    base = os.path.basename(path)
+    if is_dir:
+        tmp = tempfile.mkdtemp(prefix=f".tmp-{base}-", dir=parent)
+    else:
+        fd, tmp = tempfile.mkstemp(prefix=f".tmp-{base}-", dir=parent)
+        os.close(fd)
+    try:
+        yield tmp
+        if is_dir:
+            old = None
+            if os.path.exists(path):
+                # A directory cannot be replaced by rename in one step: move the old one aside first.
+                old = tempfile.mkdtemp(prefix=f".old-{base}-", dir=parent)
+                os.rmdir(old)
+                os.rename(path, old)
+            os.rename(tmp, path)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.chmod(tmp, 0o644)
+            os.replace(tmp, path)
+    except BaseException:
+        if os.path.isdir(tmp):
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def atomic_write_bytes(path: str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temporary name, fsync, rename)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))

@@ -1,0 +1,34 @@
+"""Shared fixtures: small fake MNIST-shaped datasets written as real IDX files."""
+
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from cogan_tf import data  # noqa: E402
+
+
+def write_fake_dataset(data_dir, dataset="mnist", n_train=300, n_test=60, seed=0):
+    """Random digit-like IDX files (uint8 images, labels 0..9) in data_dir/dataset/."""
+    rng = np.random.default_rng(seed)
+    d = os.path.join(str(data_dir), dataset)
+    os.makedirs(d, exist_ok=True)
+    for split, n in (("train", n_train), ("test", n_test)):
+        img_name, lab_name = data.SPLIT_FILES[split]
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=(n,), dtype=np.uint8)
+        data.write_idx(os.path.join(d, img_name), images)
+        data.write_idx(os.path.join(d, lab_name), labels)
+    return str(data_dir)
+
+
+@pytest.fixture
+def fake_data_dir(tmp_path):
+    return write_fake_dataset(tmp_path / "data")

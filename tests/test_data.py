@@ -1,0 +1,147 @@
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cogan_tf import data
+from tests.conftest import ROOT, write_fake_dataset
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+def test_idx_round_trip(tmp_path, dtype):
+    a = (np.arange(2 * 3 * 5) - 7).astype(dtype).reshape(2, 3, 5)
+    if dtype == np.uint8:
+        a = np.arange(30, dtype=np.uint8).reshape(2, 3, 5)
+    p = tmp_path / "x-idx"
+    data.write_idx(str(p), a)
+    b = data.read_idx(str(p))
+    assert b.dtype == np.dtype(dtype) and b.shape == a.shape
+    np.testing.assert_array_equal(a, b)
+
+
+def test_idx_header_bytes_are_lecuns():
+    b = data.encode_idx(np.zeros((60000, 28, 28), np.uint8)[:2])
+    assert b[:16] == bytes.fromhex("00000803" "00000002" "0000001c" "0000001c")
+    assert data.encode_idx(np.zeros(3, np.uint8))[:8] == bytes.fromhex("00000801" "00000003")
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "shorter than the 4-byte header"),
+        (b"\x00\x00", "shorter than the 4-byte header"),
+        (b"\x1f\x8b\x08\x00" + b"\x00" * 20, "bad magic number 1f8b0800"),
+        (b"\x00\x00\x07\x01" + b"\x00" * 8, "bad magic number"),
+        (bytes.fromhex("00000803") + b"\x00\x00\x00\x02", "truncated IDX header"),
+        (bytes.fromhex("00000801" "00000005") + b"\x01\x02", "truncated"),
+        (bytes.fromhex("00000801" "00000002") + b"\x01\x02\x03", "trailing bytes"),
+        (bytes.fromhex("00000800"), "0 dimensions"),
+    ],
+)
+def test_idx_corrupt_inputs_name_the_file(tmp_path, content, message):
+    p = tmp_path / "bad-idx"
+    p.write_bytes(content)
+    with pytest.raises(data.DataError, match=message) as e:
+        data.read_idx(str(p))
+    assert str(p) in str(e.value)
+
+
+def test_idx_not_a_file(tmp_path):
+    with pytest.raises(data.DataError, match="not a file"):
+        data.read_idx(str(tmp_path))
+    with pytest.raises(data.DataError, match="no such file"):
+        data.read_idx(str(tmp_path / "missing"))
+
+
+def test_loaders_shapes_and_concatenation(fake_data_dir):
+    x, y = data.load_split(fake_data_dir, "mnist", "train")
+    assert x.shape == (300, 28, 28, 1) and x.dtype == np.uint8 and y.shape == (300,)
+    xa, ya = data.load_images(fake_data_dir, "mnist")
+    assert xa.shape == (360, 28, 28, 1) and ya.shape == (360,)
+    np.testing.assert_array_equal(xa[:300], x)
+
+
+def test_loader_missing_names_download_command(tmp_path):
+    with pytest.raises(data.DataError, match=r"python download.py fashion_mnist"):
+        data.load_split(str(tmp_path), "fashion_mnist", "train")
+    with pytest.raises(data.DataError, match="unknown dataset 'svhn'"):
+        data.load_split(str(tmp_path), "svhn", "train")
+
+
+def test_loader_label_count_mismatch(tmp_path):
+    write_fake_dataset(tmp_path, n_train=10, n_test=5)
+    data.write_idx(str(tmp_path / "mnist" / data.TRAIN_LABELS), np.zeros(9, np.uint8))
+    with pytest.raises(data.DataError, match="expected 10 labels"):
+        data.load_split(str(tmp_path), "mnist", "train")
+
+
+def test_invert_values_dtype_shapes_idempotent(fake_data_dir):
+    logs = []
+    out = data.write_inverted(fake_data_dir, "mnist", log=logs.append)
+    assert set(out) == {data.TRAIN_IMAGES, data.TEST_IMAGES}
+    x, _ = data.load_images(fake_data_dir, "mnist")
+    inv = data.load_inverted(fake_data_dir, "mnist")
+    assert inv.dtype == np.uint8 and inv.shape == (360, 28, 28, 1)
+    np.testing.assert_array_equal(inv.astype(int), 255 - x.astype(int))
+    raw = np.load(out[data.TRAIN_IMAGES])
+    assert raw.dtype == np.uint8 and raw.shape == (300, 28, 28, 1)
+    mtime = os.path.getmtime(out[data.TRAIN_IMAGES])
+    logs.clear()
+    data.write_inverted(fake_data_dir, "mnist", log=logs.append)
+    assert all("up to date" in line for line in logs) and len(logs) == 2
+    assert os.path.getmtime(out[data.TRAIN_IMAGES]) == mtime
+    # A damaged file is repaired, and no temporary files are left behind.
+    with open(out[data.TEST_IMAGES], "wb") as f:
+        f.write(b"garbage")
+    data.write_inverted(fake_data_dir, "mnist", log=logs.append)
+    np.testing.assert_array_equal(data.load_inverted(fake_data_dir, "mnist"), inv)
+    assert not [f for f in os.listdir(os.path.dirname(out[data.TEST_IMAGES])) if f.startswith(".tmp")]
+
+
+def test_loader_accepts_original_float64_npy(fake_data_dir):
+    x, _ = data.load_split(fake_data_dir, "mnist", "train")
+    xt, _ = data.load_split(fake_data_dir, "mnist", "test")
+    os.makedirs(os.path.join(fake_data_dir, "mnist", "invert"))
+    np.save(data.inverted_path(fake_data_dir, "mnist", data.TRAIN_IMAGES), (255 - x).astype(np.float64))
+    np.save(data.inverted_path(fake_data_dir, "mnist", data.TEST_IMAGES), (255.0 - xt[..., 0]))
+    inv = data.load_inverted(fake_data_dir, "mnist")
+    assert inv.dtype == np.uint8 and inv.shape == (360, 28, 28, 1)
+    np.testing.assert_array_equal(inv[:300], 255 - x)
+
+
+def test_invert_script_missing_input_and_success(tmp_path):
+    env = dict(os.environ, PYTHONPATH=ROOT)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "invert.py"), "--data_dir", str(tmp_path)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [
+        f"error: {tmp_path}/mnist/train-images-idx3-ubyte: not found; run `python download.py mnist` first"]
+    write_fake_dataset(tmp_path, n_train=20, n_test=10)
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "invert.py"), "--data_dir", str(tmp_path)],
+                       capture_output=True, text=True, env=env)
+    assert r.returncode == 0, r.stderr
+    assert np.load(data.inverted_path(str(tmp_path), "mnist", data.TEST_IMAGES)).shape == (10, 28, 28, 1)
+
+
+def test_make_dataset_seeded_shuffle_drop_remainder_and_resume():
+    a = np.arange(10, dtype=np.uint8)
+    b = np.arange(10, dtype=np.uint8) + 100
+    ds = data.make_dataset([a, b], batch_size=3, seeds=[1, 2])
+    batches = [(x.numpy(), y.numpy()) for x, y in ds]
+    assert len(batches) == 3 and all(len(x) == 3 for x, _ in batches)
+    # Each domain has its own permutation, so pairs are not the same index.
+    xs = np.concatenate([x for x, _ in batches])
+    ys = np.concatenate([y for _, y in batches]) - 100
+    assert not np.array_equal(xs, ys)
+    np.testing.assert_array_equal(xs, a[data.epoch_permutation(10, 1)][:9])
+    # Same seed, same order; resuming at batch 2 gives the third batch.
+    again = list(data.make_dataset([a, b], 3, seeds=[1, 2], start_batch=2))
+    np.testing.assert_array_equal(again[0][0].numpy(), batches[2][0])
+    # Per-epoch reshuffle differs between epochs.
+    e0 = np.concatenate([x.numpy() for (x,) in data.make_dataset([a], 5, seeds=[7], epoch=0)])
+    e1 = np.concatenate([x.numpy() for (x,) in data.make_dataset([a], 5, seeds=[7], epoch=1)])
+    assert sorted(e0) == sorted(e1) == list(range(10)) and not np.array_equal(e0, e1)
+    with pytest.raises(ValueError, match="batch_size 11"):
+        data.make_dataset([a], 11)
