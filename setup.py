@@ -15,6 +15,7 @@ setup(
         "numpy",
         "absl-py",  # flags of the entry scripts, as the original's tf.app.flags
         "pillow",  # PNG grids and GIFs
+        "tensorboard",  # tf.summary needs it; TF 2.21 no longer installs it
         # Optional last download source; it is in the design's set, so it is installed by default.
         "tensorflow-datasets",
         # Well-kept libraries instead of hand-written equivalents:

@@ -6,10 +6,14 @@ The original was driven as ``python main.py --is_train True``; absl's boolean fl
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Callable, List, Sequence
 
 from absl import app, flags
+
+# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the program's own lines.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _BOOL_WORDS = {"true", "false", "1", "0", "yes", "no", "t", "f"}
 

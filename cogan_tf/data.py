@@ -229,16 +229,19 @@ def load_inverted(data_dir: str, dataset: str = "mnist", splits: Sequence[str] =
     return np.concatenate(parts)
 
 
-def epoch_permutation(n: int, seed: int, epoch: Optional[int] = None) -> np.ndarray:
+def epoch_permutation(n: int, seed, epoch: Optional[int] = None) -> np.ndarray:
     """A seeded permutation of ``range(n)``; with ``epoch``, a different one for every epoch.
 
-    Derived from (seed, epoch) alone, so a resumed run finds the same order without storing it.
+    ``seed`` is an int or a tuple of ints (e.g. (run seed, domain)). Derived from (seed, epoch) alone,
+    so a resumed run finds the same order without storing it.
     """
-    key = [seed] if epoch is None else [seed, epoch]
+    key = list(seed) if isinstance(seed, (tuple, list)) else [seed]
+    if epoch is not None:
+        key.append(epoch)
     return np.random.default_rng(key).permutation(n)
 
 
-def make_dataset(arrays: Sequence[np.ndarray], batch_size: int, seeds: Optional[Sequence[Optional[int]]] = None,
+def make_dataset(arrays: Sequence[np.ndarray], batch_size: int, seeds: Optional[Sequence] = None,
                  epoch: Optional[int] = None, start_batch: int = 0, prefetch: bool = True):
     """The tf.data pipeline all three GANs use: seeded shuffle, batch with drop_remainder, prefetch.
 

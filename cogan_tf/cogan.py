@@ -1,0 +1,199 @@
+"""CoGAN (andrewliao11's CoGAN-tensorflow): MNIST digits (domain 1, "top") and inverted digits
+(domain 2, "bot"), generated from the same z by coupled generators (REFERENCE.md §1)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from typing import Dict
+
+import numpy as np
+import tensorflow as tf
+
+from cogan_tf import data, export as export_lib, images, losses
+from cogan_tf.config import CoganConfig, TrainConfig
+from cogan_tf.layers import BatchNorm
+from cogan_tf.networks import build_cogan, unique_variables
+from cogan_tf.train import GAN, Loop, apply_gradients
+
+SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
+
+
+def load_domains(data_dir: str, dataset: str, disjoint: bool, seed: int, log=print):
+    """Domain 1 (digits) and domain 2 (inverted digits) as uint8 (N, 28, 28, 1) arrays.
+
+    Faithful: both hold the same 70,000 digits (train + test), each later shuffled with its own
+    permutation. ``disjoint`` (the CoGAN paper): a seeded half of the digits for each domain.
+    """
+    x, _ = data.load_images(data_dir, dataset)
+    try:
+        inv = data.load_inverted(data_dir, dataset)
+    except data.DataError:
+        log(f" [*] {data.inverted_path(data_dir, dataset, data.TRAIN_IMAGES)} missing: running invert.py for you")
+        data.write_inverted(data_dir, dataset, log=log)
+        inv = data.load_inverted(data_dir, dataset)
+    if len(inv) != len(x):
+        raise data.DataError(f"{data.inverted_path(data_dir, dataset, data.TRAIN_IMAGES)}: {len(inv)} inverted "
+                             f"images for {len(x)} digits; run `python invert.py --dataset {dataset}` again")
+    if disjoint:
+        perm = data.epoch_permutation(len(x), (seed, 0))
+        half = len(x) // 2
+        return [x[perm[:half]], inv[perm[half:2 * half]]]
+    return [x, inv]
+
+
+@contextlib.contextmanager
+def moving_average_batchnorm(model):
+    """Trace ``model`` with its BatchNorms on their moving averages at inference (the usual Keras mode)."""
+    bns = [layer for layer in model._flatten_layers() if isinstance(layer, BatchNorm)]
+    old = [b.batch_stats_at_inference for b in bns]
+    for b in bns:
+        b.batch_stats_at_inference = False
+    try:
+        yield
+    finally:
+        for b, o in zip(bns, old):
+            b.batch_stats_at_inference = o
+
+
+class CoGAN(GAN):
+    name = "cogan"
+    checkpoint_prefix = "CoGAN.model"
+    reshuffle_each_epoch = False  # the original shuffles each domain once, before training
+
+    def __init__(self, model_cfg: CoganConfig, train_cfg: TrainConfig, arrays=None):
+        super().__init__(model_cfg, train_cfg)
+        self._arrays = arrays
+        rng = np.random.default_rng([self.seed, 1])
+        self.sample_z = rng.standard_normal((SAMPLE_BATCH, model_cfg.z_dim)).astype(np.float32)
+        self._sample_images = None
+
+    def build(self):
+        self.generator, self.discriminator = build_cogan(self.model_cfg)
+        cfg = self.cfg
+        # One optimizer per player over the deduplicated variables of its coupled model: a shared
+        # variable is one object and gets exactly one Adam update per step (from both domains' losses).
+        self.g_vars = unique_variables(self.generator.trainable_variables)
+        self.d_vars = unique_variables(self.discriminator.trainable_variables)
+        self.g_opt = self.make_optimizer(cfg.learning_rate, cfg.beta1, cfg.beta2)
+        self.d_opt = self.make_optimizer(cfg.learning_rate, cfg.beta1, cfg.beta2)
+        self.g_opt.build(self.g_vars)
+        self.d_opt.build(self.d_vars)
+
+    def trackables(self):
+        return dict(generator=self.generator, discriminator=self.discriminator,
+                    g_optimizer=self.g_opt, d_optimizer=self.d_opt)
+
+    def training_arrays(self):
+        if self._arrays is None:
+            self._arrays = load_domains(self.cfg.data_dir, self.cfg.dataset, self.cfg.disjoint_domains, self.seed)
+        return self._arrays
+
+    def d_losses(self, x1, x2, fake1, fake2, training):
+        d = self.discriminator
+        m = self.model_cfg
+        # Real and fake batches go through D separately: each gets its own BatchNorm statistics.
+        return losses.cogan_d_losses(d.logits(x1, 1, training), d.logits(fake1, 1, training),
+                                     d.logits(x2, 2, training), d.logits(fake2, 2, training),
+                                     m.real_target, m.fake_target)
+
+    def g_losses(self, fake1, fake2, training):
+        d = self.discriminator
+        return losses.cogan_g_losses(d.logits(fake1, 1, training), d.logits(fake2, 2, training),
+                                     self.model_cfg.gen_target)
+
+    def train_step(self, x1, x2):
+        """One D update, then ``g_updates_per_step`` (2) G updates with the same z, as the original
+        (its README: a fix against D converging too fast)."""
+        x1 = tf.cast(x1, tf.float32) / 255.0
+        x2 = tf.cast(x2, tf.float32) / 255.0
+        z = self.rng.normal([tf.shape(x1)[0], self.model_cfg.z_dim])
+        with tf.GradientTape() as tape:
+            fake1, fake2 = self.generator(z, training=True)
+            d_out = self.d_losses(x1, x2, fake1, fake2, training=True)
+        apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
+        for _ in range(self.model_cfg.g_updates_per_step):
+            with tf.GradientTape() as tape:
+                fake1, fake2 = self.generator(z, training=True)
+                g_out = self.g_losses(fake1, fake2, training=True)
+            apply_gradients(self.g_opt, tape, g_out["g_loss"], self.g_vars)
+        return {**d_out, **g_out}
+
+    # --- outputs -----------------------------------------------------------------------------------
+    def sample_images(self):
+        """The first batch of the (shuffled) data: the original's fixed ``sample_images``."""
+        if self._sample_images is None:
+            arrays = self.training_arrays()
+            ds = data.make_dataset(arrays, min(SAMPLE_BATCH, min(len(a) for a in arrays)),
+                                   seeds=self.shuffle_seeds(), prefetch=False)
+            x1, x2 = next(iter(ds))
+            self._sample_images = (tf.cast(x1, tf.float32) / 255.0, tf.cast(x2, tf.float32) / 255.0)
+        return self._sample_images
+
+    def generate(self, z) -> Dict[str, np.ndarray]:
+        top, bot = self.generator(tf.convert_to_tensor(z), training=False)
+        return {"top": top.numpy(), "bot": bot.numpy()}
+
+    def write_grids(self, out_dir: str, stem: str, z) -> Dict[str, str]:
+        out = self.generate(z)
+        return {k: images.save_grid(os.path.join(out_dir, k, f"{stem}.png"), out[k]) for k in ("top", "bot")}
+
+    def sample(self, loop: Loop, epoch: int, idx: int, log=print):
+        paths = self.write_grids(self.cfg.sample_dir, f"train_{epoch:02d}_{idx:04d}", self.sample_z)
+        x1, x2 = self.sample_images()
+        z = tf.convert_to_tensor(self.sample_z[: len(x1)])
+        fake1, fake2 = self.generator(z, training=False)
+        d_out = self.d_losses(x1, x2, fake1, fake2, training=False)
+        g_out = self.g_losses(fake1, fake2, training=False)
+        log(f"[Sample T] d_loss: {float(d_out['d1_loss']):.8f}, g_loss: {float(g_out['g1_loss']):.8f}")
+        log(f"[Sample B] d_loss: {float(d_out['d2_loss']):.8f}, g_loss: {float(g_out['g2_loss']):.8f}")
+        if loop.writer is not None:
+            step = int(loop.step.numpy())
+            with loop.writer.as_default(step=step):
+                tf.summary.histogram("z", z)
+                for name, logits in (("d1", self.discriminator.logits(x1, 1)), ("d1_", self.discriminator.logits(fake1, 1)),
+                                     ("d2", self.discriminator.logits(x2, 2)), ("d2_", self.discriminator.logits(fake2, 2))):
+                    tf.summary.histogram(name, tf.sigmoid(logits))
+                tf.summary.image("G1", fake1, max_outputs=8)
+                tf.summary.image("G2", fake2, max_outputs=8)
+        return paths
+
+    def evaluate(self, loop: Loop, n_grids: int = 4, log=print):
+        """Grids of the fixed sample z (test_00) and of further seeded z batches, in evaluate/top|bot."""
+        rng = np.random.default_rng([self.seed, 2])
+        for i in range(n_grids):
+            z = self.sample_z if i == 0 else rng.standard_normal(self.sample_z.shape).astype(np.float32)
+            paths = self.write_grids(self.cfg.evaluate_dir, f"test_{i:02d}", z)
+            log(f" [*] wrote {paths['top']} and {paths['bot']}")
+
+    def export(self, export_dir: str) -> str:
+        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name))
+
+
+class _CoganServing(tf.Module):
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+
+def export_cogan(generator, z_dim: int, path: str) -> str:
+    """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"top", "bot"}: [batch, 28, 28, 1]``.
+
+    ``serving_default`` uses the BatchNorm mode of the model config: by default the statistics of the
+    batch given (as the original's sampler, which is what the published grids show, so results depend
+    on the whole batch: pass batches of 64 or more). ``moving_average`` is the same generator with
+    BatchNorm on its moving averages, for single images (not what the original ever produced).
+    """
+    module = _CoganServing(generator)
+    spec = tf.TensorSpec([None, z_dim], tf.float32, name="z")
+
+    def serve(z):
+        top, bot = generator(z, training=False)
+        return {"top": top, "bot": bot}
+
+    default = tf.function(serve, input_signature=[spec]).get_concrete_function()
+    with moving_average_batchnorm(generator):
+        moving = tf.function(serve, input_signature=[spec]).get_concrete_function()
+    module.serve = default
+    module.serve_moving_average = moving
+    return export_lib.save_module(module, {"serving_default": default, "moving_average": moving}, path)

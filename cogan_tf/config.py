@@ -1,0 +1,129 @@
+"""Configuration objects: what the entry scripts build from flags and hand to the library.
+
+``TrainConfig`` is the run (data, schedule, directories, seed, speed switches); the model configs are
+the architecture and its quirks. The model config is stored beside each checkpoint, so a checkpoint
+can be rebuilt without flags (``load_model_config``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from typing import Optional, Union
+
+from cogan_tf import fileio
+
+MODELS = ("cogan", "vanilla", "clustergan")
+
+
+@dataclasses.dataclass(frozen=True)
+class CoganConfig:
+    """The CoGAN of REFERENCE.md §1. Defaults are the original's code, quirks included."""
+
+    z_dim: int = 100
+    c_dim: int = 1
+    output_size: int = 28
+    # Quirk: the original computes G's h0 but feeds z to h1, so h0 is dead. True: z -> h0 -> h1 (the seed's table).
+    h0_feeds_h1: bool = False
+    # Quirk: D's h0 has c_dim (1) filters. The corrected network has 64.
+    d_h0_filters: Optional[int] = None
+    # Quirk: BatchNorm uses the batch's statistics also when sampling (the original's sampler).
+    bn_batch_stats_at_inference: bool = True
+    # BatchNorm statistics across tf.distribute replicas (the global batch), see README.
+    sync_batchnorm: bool = False
+    real_target: float = 0.9
+    fake_target: float = 0.1
+    gen_target: float = 0.9
+    g_updates_per_step: int = 2
+
+    @property
+    def d_h0_channels(self) -> int:
+        return self.c_dim if self.d_h0_filters is None else self.d_h0_filters
+
+
+@dataclasses.dataclass(frozen=True)
+class VanillaConfig:
+    """The vanilla GAN of REFERENCE.md §2 (JasonFengGit)."""
+
+    z_dim: int = 128
+    hidden: int = 1024
+    dropout: float = 0.3
+    leak: float = 0.2
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterGanConfig:
+    """The ClusterGAN of REFERENCE.md §3 (JasonFengGit)."""
+
+    z_dim: int = 30
+    n_classes: int = 10
+    leak: float = 0.2
+    betan: float = 10.0
+    betac: float = 10.0
+    weight_decay: float = 2.5e-5
+    g_every: int = 5
+
+
+ModelConfig = Union[CoganConfig, VanillaConfig, ClusterGanConfig]
+MODEL_CONFIGS = {"cogan": CoganConfig, "vanilla": VanillaConfig, "clustergan": ClusterGanConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """One run. Defaults are the original CoGAN's flags."""
+
+    model: str = "cogan"
+    dataset: str = "mnist"
+    data_dir: str = "data"
+    epoch: int = 25
+    learning_rate: float = 2e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    batch_size: int = 128
+    train_size: float = math.inf
+    checkpoint_dir: str = "checkpoint"
+    sample_dir: str = "samples"
+    log_dir: str = "logs"
+    export_dir: str = "export"
+    evaluate_dir: str = "evaluate"
+    seed: Optional[int] = None
+    jit_compile: bool = False
+    log_every: int = 1
+    sample_every: int = 100
+    save_every: int = 500
+    # The CoGAN paper's split: the two domains get disjoint halves of the digits (the original: the same digits).
+    disjoint_domains: bool = False
+    mixed_precision: bool = False
+    strategy: str = "default"
+    max_steps: Optional[int] = None  # stop early after this many steps in total (tests, benchmarks)
+
+
+def model_config_to_dict(cfg: ModelConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
+    """Write the model config (and what the data order depends on) as JSON beside a checkpoint."""
+    payload = {
+        "model": model,
+        "model_config": dataclasses.asdict(model_cfg),
+        "seed": train_cfg.seed,
+        "dataset": train_cfg.dataset,
+        "batch_size": train_cfg.batch_size,
+        "disjoint_domains": train_cfg.disjoint_domains,
+        "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
+    }
+    fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+
+
+def load_run_config(path: str) -> Optional[dict]:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def model_config_from_dict(model: str, d: dict) -> ModelConfig:
+    return MODEL_CONFIGS[model](**d)

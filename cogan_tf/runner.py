@@ -1,0 +1,40 @@
+"""From config objects to a run: pick the model's GAN class, resolve the seed, train or evaluate."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from cogan_tf import config as config_lib
+from cogan_tf import train
+
+
+def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None) -> train.GAN:
+    """The GAN object of ``train_cfg.model``; ``arrays`` replaces loading the data (tests)."""
+    if train_cfg.model == "cogan":
+        from cogan_tf.cogan import CoGAN
+        cls = CoGAN
+    elif train_cfg.model == "vanilla":
+        from cogan_tf.vanilla import VanillaGAN
+        cls = VanillaGAN
+    elif train_cfg.model == "clustergan":
+        from cogan_tf.clustergan import ClusterGAN
+        cls = ClusterGAN
+    else:
+        raise ValueError(f"unknown model {train_cfg.model!r}")
+    probe = cls.__new__(cls)
+    probe.name, probe.cfg, probe.model_cfg = cls.name, train_cfg, model_cfg
+    ckpt_dir = os.path.join(train_cfg.checkpoint_dir, train.GAN.checkpoint_subdir(probe))
+    train_cfg = train.resolve_seed(train_cfg, train_cfg.model, ckpt_dir)
+    return cls(model_cfg, train_cfg, arrays=arrays)
+
+
+def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None):
+    """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate."""
+    gan = make_gan(model_cfg, train_cfg, arrays=arrays)
+    log(f" [*] {gan.name}: {dataclasses.asdict(model_cfg)}; seed {gan.seed}")
+    if is_train:
+        train.fit(gan, log=log)
+    else:
+        train.evaluate(gan, log=log)
+    return gan

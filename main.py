@@ -1,0 +1,116 @@
+"""python main.py --is_train True: train the CoGAN (or --model vanilla / clustergan).
+
+Flags keep the original's names and defaults; this script only parses and checks them, builds the
+config objects and calls the library. Bad values are refused here, before TensorFlow starts.
+"""
+
+import dataclasses
+import math
+
+from absl import flags
+
+from cogan_tf import cli, config as config_lib, data
+
+# model -> (batch_size, epoch, learning_rate, beta1, beta2): each original's defaults.
+MODEL_DEFAULTS = {
+    "cogan": (128, 25, 2e-4, 0.5, 0.999),
+    "vanilla": (512, 500, 2e-4, 0.9, 0.999),
+    "clustergan": (100, 200, 1e-4, 0.5, 0.9),
+}
+
+
+def _per_model(i, fmt=str):
+    return "; ".join(f"{m}: {fmt(d[i])}" for m, d in MODEL_DEFAULTS.items())
+
+
+flags.DEFINE_integer("epoch", None, f"Epochs to train [{_per_model(1)}]")
+flags.DEFINE_float("learning_rate", None, f"Adam learning rate [{_per_model(2)}]")
+flags.DEFINE_float("beta1", None, f"Adam beta1 [{_per_model(3)}]")
+flags.DEFINE_float("beta2", None, f"Adam beta2 [{_per_model(4)}]")
+flags.DEFINE_float("train_size", math.inf, "Use at most this many images [inf]")
+flags.DEFINE_integer("batch_size", None, f"Batch size [{_per_model(0)}]")
+flags.DEFINE_integer("output_size", 64, "Image size [64]; MNIST always uses 28, as the original")
+flags.DEFINE_integer("c_dim", 3, "Image channels [3]; MNIST always uses 1, as the original")
+flags.DEFINE_string("dataset", "mnist", f"Dataset: {', '.join(data.DATASETS)} [mnist]")
+flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
+flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoints go to <checkpoint_dir>/<dataset>_<batch>_28 [checkpoint]")
+flags.DEFINE_string("sample_dir", "samples", "Sample grids [samples]")
+flags.DEFINE_string("log_dir", "logs", "TensorBoard event files [logs]")
+flags.DEFINE_string("export_dir", "export", "SavedModel export: <export_dir>/<model> [export]")
+flags.DEFINE_string("evaluate_dir", "evaluate", "Grids written by --is_train False [evaluate]")
+flags.DEFINE_boolean("is_train", True, "True to train, False to restore the checkpoint and write grids [True]")
+flags.DEFINE_boolean("is_crop", False, "Accepted for compatibility; MNIST is never cropped [False]")
+flags.DEFINE_boolean("visualize", False, "Accepted for compatibility; no effect, as in the original [False]")
+flags.DEFINE_enum("model", "cogan", list(config_lib.MODELS), "Which GAN [cogan]")
+flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; reproduces a run [0, or the checkpoint's]")
+flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA [False]")
+flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
+flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
+# CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
+flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the seed's table) instead of z (quirk) [False]")
+flags.DEFINE_integer("d_h0_filters", None, "CoGAN: filters of D's h0; the original has c_dim (1), corrected 64 [1]")
+flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper [False]")
+flags.DEFINE_boolean("bn_moving_average", False, "CoGAN: sample with BatchNorm moving averages instead of batch statistics (quirk) [False]")
+flags.DEFINE_boolean("corrected", False, "CoGAN: all three architecture quirks corrected (h0_feeds_h1, d_h0_filters 64, bn_moving_average) [False]")
+FLAGS = flags.FLAGS
+
+
+def validate(f) -> None:
+    """One-line refusals for values the original would have crashed on, or silently misused."""
+    def bad(flag, why):
+        raise cli.UsageError(f"--{flag}={getattr(f, flag)}: {why}")
+
+    if f.batch_size is not None and f.batch_size < 1:
+        bad("batch_size", "must be at least 1")
+    if f.epoch is not None and f.epoch < 0:
+        bad("epoch", "must be 0 or more")
+    if f.learning_rate is not None and not f.learning_rate > 0:
+        bad("learning_rate", "must be positive")
+    for b in ("beta1", "beta2"):
+        if getattr(f, b) is not None and not 0 <= getattr(f, b) < 1:
+            bad(b, "must be in [0, 1)")
+    if f.dataset not in data.DATASETS:
+        bad("dataset", f"unknown dataset; choose one of {', '.join(data.DATASETS)}")
+    batch = f.batch_size if f.batch_size is not None else MODEL_DEFAULTS[f.model][0]
+    if not f.train_size >= batch:
+        bad("train_size", f"smaller than one batch ({batch}); lower --batch_size or raise --train_size")
+    if f.log_every < 0:
+        bad("log_every", "must be 0 or more")
+    if f.max_steps is not None and f.max_steps < 0:
+        bad("max_steps", "must be 0 or more")
+    if f.d_h0_filters is not None and f.d_h0_filters < 1:
+        bad("d_h0_filters", "must be at least 1")
+
+
+def build_configs(f):
+    """Flags -> (model config, train config), with each model's original defaults where unset."""
+    batch, epoch, lr, beta1, beta2 = MODEL_DEFAULTS[f.model]
+    pick = lambda v, d: d if v is None else v  # noqa: E731
+    train_cfg = config_lib.TrainConfig(
+        model=f.model, dataset=f.dataset, data_dir=f.data_dir, epoch=pick(f.epoch, epoch),
+        learning_rate=pick(f.learning_rate, lr), beta1=pick(f.beta1, beta1), beta2=pick(f.beta2, beta2),
+        batch_size=pick(f.batch_size, batch), train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
+        sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
+        seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, disjoint_domains=f.disjoint_domains,
+        max_steps=f.max_steps)
+    if f.model == "cogan":
+        model_cfg = config_lib.CoganConfig(
+            h0_feeds_h1=f.h0_feeds_h1 or f.corrected,
+            d_h0_filters=64 if (f.corrected and f.d_h0_filters is None) else f.d_h0_filters,
+            bn_batch_stats_at_inference=not (f.bn_moving_average or f.corrected))
+    else:
+        model_cfg = config_lib.MODEL_CONFIGS[f.model]()
+    return model_cfg, train_cfg
+
+
+def main(argv):
+    validate(FLAGS)
+    model_cfg, train_cfg = build_configs(FLAGS)
+    from cogan_tf import runner  # TensorFlow starts here, after the flags are known to be good
+
+    runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
