@@ -35,6 +35,10 @@ flags.DEFINE_string("dataset", "mnist", f"Dataset: {', '.join(data.DATASETS)} [m
 flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
 flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoints go to <checkpoint_dir>/<dataset>_<batch>_28 [checkpoint]")
 flags.DEFINE_string("sample_dir", "samples", "Sample grids [samples]")
+# absl.logging defines its own --log_dir (for log files this program never writes); the original's
+# --log_dir is the TensorBoard directory, so it takes the name over.
+if "log_dir" in flags.FLAGS:
+    delattr(flags.FLAGS, "log_dir")
 flags.DEFINE_string("log_dir", "logs", "TensorBoard event files [logs]")
 flags.DEFINE_string("export_dir", "export", "SavedModel export: <export_dir>/<model> [export]")
 flags.DEFINE_string("evaluate_dir", "evaluate", "Grids written by --is_train False [evaluate]")

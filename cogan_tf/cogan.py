@@ -138,7 +138,8 @@ class CoGAN(GAN):
         out = self.generate(z)
         return {k: images.save_grid(os.path.join(out_dir, k, f"{stem}.png"), out[k]) for k in ("top", "bot")}
 
-    def sample(self, loop: Loop, epoch: int, idx: int, log=print):
+    def sample(self, loop: Loop, epoch: int, idx: int):
+        log = loop.log
         paths = self.write_grids(self.cfg.sample_dir, f"train_{epoch:02d}_{idx:04d}", self.sample_z)
         x1, x2 = self.sample_images()
         z = tf.convert_to_tensor(self.sample_z[: len(x1)])
@@ -158,8 +159,9 @@ class CoGAN(GAN):
                 tf.summary.image("G2", fake2, max_outputs=8)
         return paths
 
-    def evaluate(self, loop: Loop, n_grids: int = 4, log=print):
+    def evaluate(self, loop: Loop, n_grids: int = 4):
         """Grids of the fixed sample z (test_00) and of further seeded z batches, in evaluate/top|bot."""
+        log = loop.log
         rng = np.random.default_rng([self.seed, 2])
         for i in range(n_grids):
             z = self.sample_z if i == 0 else rng.standard_normal(self.sample_z.shape).astype(np.float32)

@@ -79,6 +79,25 @@ class CoupledGenerator(keras.Model):
         return head(self.trunk(z, training=training))
 
 
+class DiscriminatorStem(keras.layers.Layer):
+    """One domain's own D layers: h0 (conv, PReLU; quirk: c_dim filters, no BN) and h1 (conv to 64,
+    BN, PReLU). Held as attributes (not in a Python list) so that tf.train.Checkpoint tracks the
+    BatchNorm moving averages too."""
+
+    def __init__(self, cfg: CoganConfig, domain: int, **kwargs):
+        super().__init__(name=f"d{domain}_stem", **kwargs)
+        bn = dict(batch_stats_at_inference=cfg.bn_batch_stats_at_inference, synchronized=cfg.sync_batchnorm)
+        self.h0 = conv(cfg.d_h0_channels, f"d{domain}_h0_conv")
+        self.act0 = ScalarPReLU(name=f"d{domain}_h0_prelu")
+        self.h1 = conv(64, f"d{domain}_h1_conv")
+        self.bn1 = BatchNorm(name=f"d{domain}_bn1", **bn)
+        self.act1 = ScalarPReLU(name=f"d{domain}_h1_prelu")
+
+    def call(self, x, training=False):
+        h = self.act0(self.h0(x))
+        return self.act1(self.bn1(self.h1(h), training=training))
+
+
 class CoupledDiscriminator(keras.Model):
     """D1 and D2: h0, h1 per domain (each with its own BatchNorm), shared h2 and h3 (logits)."""
 
@@ -86,24 +105,21 @@ class CoupledDiscriminator(keras.Model):
         super().__init__(**kwargs)
         self.cfg = cfg
         bn = dict(batch_stats_at_inference=cfg.bn_batch_stats_at_inference, synchronized=cfg.sync_batchnorm)
-        # Per domain: h0 (quirk: c_dim filters, no BN) and h1 (64 filters, BN).
-        self.h0 = [conv(cfg.d_h0_channels, f"d{i}_h0_conv") for i in (1, 2)]
-        self.act0 = [ScalarPReLU(name=f"d{i}_h0_prelu") for i in (1, 2)]
-        self.h1 = [conv(64, f"d{i}_h1_conv") for i in (1, 2)]
-        self.bn1 = [BatchNorm(name=f"d{i}_bn1", **bn) for i in (1, 2)]
-        self.act1 = [ScalarPReLU(name=f"d{i}_h1_prelu") for i in (1, 2)]
+        self.stem1 = DiscriminatorStem(cfg, 1)
+        self.stem2 = DiscriminatorStem(cfg, 2)
         # Shared by D1 and D2 (one object each).
         self.h2 = dense(1024, "d_h2_lin")
         self.bn2 = BatchNorm(name="d_bn2", **bn)
         self.act2 = ScalarPReLU(name="d_h2_prelu")
         self.h3 = dense(1, "d_h3_lin")
 
+    def stem(self, domain: int) -> DiscriminatorStem:
+        return self.stem1 if domain == 1 else self.stem2
+
     def logits(self, x, domain: int, training=False):
         """D_domain's logit for a batch x (N, 28, 28, c) in [0, 1]. Real and fake batches are passed
         separately, as in the original, so each gets its own BatchNorm statistics."""
-        i = domain - 1
-        h = self.act0[i](self.h0[i](x))
-        h = self.act1[i](self.bn1[i](self.h1[i](h), training=training))
+        h = self.stem(domain)(x, training=training)
         h = ops.reshape(h, (-1, h.shape[1] * h.shape[2] * h.shape[3]))
         h = self.act2(self.bn2(self.h2(h), training=training))
         return self.h3(h)

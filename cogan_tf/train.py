@@ -103,9 +103,10 @@ def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables) -> None:
 class Loop:
     """State shared by the loop and a model's hooks: directories, writer, step, epoch geometry."""
 
-    def __init__(self, gan: GAN, cfg: config_lib.TrainConfig):
+    def __init__(self, gan: GAN, cfg: config_lib.TrainConfig, log=print):
         self.gan = gan
         self.cfg = cfg
+        self.log = log  # where hooks print their lines (the original's stdout)
         self.ckpt_dir = os.path.join(cfg.checkpoint_dir, gan.checkpoint_subdir())
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         self.writer = None
@@ -163,9 +164,9 @@ def resolve_seed(train_cfg: config_lib.TrainConfig, model: str, ckpt_dir: str) -
     return dataclasses.replace(train_cfg, seed=seed)
 
 
-def _prepare(gan: GAN, cfg: config_lib.TrainConfig):
+def _prepare(gan: GAN, cfg: config_lib.TrainConfig, log=print):
     keras.utils.set_random_seed(gan.seed)  # initial weights
-    loop = Loop(gan, cfg)
+    loop = Loop(gan, cfg, log)
     check_run_config(gan, loop)
     gan.build()
     ckpt = _checkpoint(loop, gan)
@@ -177,7 +178,7 @@ def _prepare(gan: GAN, cfg: config_lib.TrainConfig):
 def fit(gan: GAN, log=print) -> Loop:
     """Train ``gan`` as configured, resuming from the latest checkpoint in its directory."""
     cfg = gan.cfg
-    loop, ckpt, manager = _prepare(gan, cfg)
+    loop, ckpt, manager = _prepare(gan, cfg, log)
     loop.arrays = arrays = gan.training_arrays()
     n = min(len(a) for a in arrays)
     if not math.isinf(cfg.train_size):
@@ -237,7 +238,7 @@ def fit(gan: GAN, log=print) -> Loop:
 
 def restore(gan: GAN, log=print) -> Loop:
     """Build ``gan`` and restore its latest checkpoint; a clear error when there is none."""
-    loop, ckpt, manager = _prepare(gan, gan.cfg)
+    loop, ckpt, manager = _prepare(gan, gan.cfg, log)
     if not manager.latest_checkpoint:
         raise UsageError(f"no checkpoint in {loop.ckpt_dir}: train first with `python main.py --is_train True"
                          f" --model {gan.name}` (or point --checkpoint_dir at one)")

@@ -1,0 +1,414 @@
+"""CoGAN port: layers, sharing, parameter counts, losses, the update schedule, outputs, resume, export."""
+
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cogan_tf import config as C
+from cogan_tf import losses, runner
+from cogan_tf.cogan import CoGAN, export_cogan
+from cogan_tf.layers import BatchNorm, ScalarPReLU
+from cogan_tf.networks import build_cogan, unique_variables
+from tests.conftest import ROOT
+
+FAITHFUL = C.CoganConfig()
+CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False)
+
+
+def fake_domains(n=64, seed=0):
+    x = np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    return [x, 255 - x]
+
+
+def train_cfg(tmp_path, **kw):
+    base = dict(epoch=1, batch_size=8, seed=3, log_every=0, sample_every=0, save_every=0,
+                checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
+                log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"),
+                evaluate_dir=str(tmp_path / "evaluate"))
+    base.update(kw)
+    return C.TrainConfig(**base)
+
+
+# --- building blocks -------------------------------------------------------------------------------
+
+def test_scalar_prelu_is_max_x_tx():
+    layer = ScalarPReLU()
+    x = tf.constant([[-2.0, -0.5, 0.0, 3.0]])
+    layer(x)
+    assert layer.t.shape == () and len(layer.trainable_variables) == 1
+    for t in (0.25, -0.5, 2.0):  # for t > 1 this is not Keras's PReLU
+        layer.t.assign(t)
+        np.testing.assert_allclose(layer(x).numpy(), np.maximum(x.numpy(), t * x.numpy()))
+
+
+def test_batchnorm_settings_and_batch_statistics_at_inference():
+    bn = BatchNorm()
+    x = tf.constant(np.random.default_rng(0).normal(3.0, 2.0, (16, 5)), tf.float32)
+    bn(x, training=True)
+    assert bn.epsilon == 1e-5 and bn.momentum == 0.9
+    moving = bn.moving_mean.numpy().copy()
+    y = bn(x, training=False).numpy()
+    expected = (x.numpy() - x.numpy().mean(0)) / np.sqrt(x.numpy().var(0) + 1e-5) * bn.gamma.numpy() + bn.beta.numpy()
+    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_array_equal(bn.moving_mean.numpy(), moving)  # sampling leaves the averages alone
+    # Moving averages: decay 0.9 from 0 after one batch.
+    np.testing.assert_allclose(moving, 0.1 * x.numpy().mean(0), rtol=1e-5)
+    bn2 = BatchNorm(batch_stats_at_inference=False)
+    bn2(x, training=True)
+    y2 = bn2(x, training=False).numpy()
+    assert not np.allclose(y2, expected, atol=1e-2)
+
+
+# --- networks ---------------------------------------------------------------------------------------
+
+def test_generator_layer_shapes_faithful():
+    g, _ = build_cogan(FAITHFUL)
+    z = tf.random.normal([4, 100])
+    assert g.h1(z).shape == (4, 7 * 7 * 128)  # fed from z, not h0 (quirk)
+    h = g.trunk(z, training=True)
+    assert h.shape == (4, 14, 14, 128)
+    top, bot = g(z, training=True)
+    assert top.shape == bot.shape == (4, 28, 28, 1)
+    assert float(tf.reduce_min(top)) >= 0 and float(tf.reduce_max(top)) <= 1  # sigmoid heads
+    assert g.h0.kernel.shape == (100, 1024)
+
+
+def test_discriminator_layer_shapes():
+    _, d = build_cogan(FAITHFUL)
+    x = tf.random.uniform([4, 28, 28, 1])
+    h0 = d.stem1.h0(x)
+    assert h0.shape == (4, 14, 14, 1)  # quirk: c_dim filters
+    assert d.stem1.h1(h0).shape == (4, 7, 7, 64)
+    assert d.h2.kernel.shape == (3136, 1024) and d.h3.kernel.shape == (1024, 1)
+    l1, l2 = d((x, x), training=True)
+    assert l1.shape == l2.shape == (4, 1)
+    _, dc = build_cogan(CORRECTED)
+    assert dc.stem2.h0(x).shape == (4, 14, 14, 64)
+
+
+def count(variables):
+    return sum(int(np.prod(v.shape)) for v in variables)
+
+
+def test_parameter_counts_by_hand():
+    # Generator (REFERENCE.md §1 table): Linear = in*out + out; Deconv 5x5 = 25*in*out + out;
+    # BatchNorm = 2*C trainable (gamma, beta) + 2*C moving averages; scalar PReLU = 1.
+    h0 = 100 * 1024 + 1024 + 2 * 1024 + 1
+    h1_faithful = 100 * 6272 + 6272 + 2 * 6272 + 1
+    h1_corrected = 1024 * 6272 + 6272 + 2 * 6272 + 1
+    h2 = 25 * 128 * 128 + 128 + 2 * 128 + 1
+    h3 = 25 * 128 * 1 + 1
+    g, d = build_cogan(FAITHFUL)
+    assert count(g.trainable_variables) == h0 + h1_faithful + h2 + 2 * h3 == 1167877
+    assert count(g.non_trainable_variables) == 2 * (1024 + 6272 + 128)
+    assert g.count_params() == 1167877 + 2 * (1024 + 6272 + 128)
+    # Discriminator: Conv 5x5 = 25*in*out + out.
+    d_h0 = 25 * 1 * 1 + 1 + 1
+    d_h1 = 25 * 1 * 64 + 64 + 2 * 64 + 1
+    d_h2 = 3136 * 1024 + 1024 + 2 * 1024 + 1
+    d_h3 = 1024 + 1
+    assert count(d.trainable_variables) == 2 * (d_h0 + d_h1) + d_h2 + d_h3 == 3219002
+    assert count(d.non_trainable_variables) == 2 * (2 * 64) + 2 * 1024
+    gc, dc = build_cogan(CORRECTED)
+    assert count(gc.trainable_variables) == h0 + h1_corrected + h2 + 2 * h3
+    d_h0c = 25 * 1 * 64 + 64 + 1
+    d_h1c = 25 * 64 * 64 + 64 + 2 * 64 + 1
+    assert count(dc.trainable_variables) == 2 * (d_h0c + d_h1c) + d_h2 + d_h3
+
+
+def test_sharing_is_by_object_and_gets_both_domains_gradients():
+    g, d = build_cogan(FAITHFUL)
+    g_vars, d_vars = g.trainable_variables, d.trainable_variables
+    assert len({id(v) for v in g_vars}) == len(g_vars) == len(unique_variables(g_vars))
+    assert len({id(v) for v in d_vars}) == len(d_vars)
+    shared_g = [g.h1.kernel, g.h2.kernel, g.bn2.gamma, g.act2.t]
+    shared_d = [d.h2.kernel, d.h3.kernel, d.bn2.gamma, d.act2.t]
+    for v in shared_g:
+        assert sum(v is w for w in g_vars) == 1
+    for v in shared_d:
+        assert sum(v is w for w in d_vars) == 1
+    z = tf.random.normal([8, 100])
+    x = tf.random.uniform([8, 28, 28, 1])
+    # Gradient of each domain's loss alone reaches the shared variables.
+    for dom in (0, 1):
+        with tf.GradientTape(persistent=True) as tape:
+            out = g(z, training=True)[dom]
+            gl = tf.reduce_mean(out)
+            dl = tf.reduce_mean(d.logits(x, dom + 1, training=True))
+        for v in shared_g:
+            grad = tape.gradient(gl, v)
+            assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
+        for v in shared_d:
+            grad = tape.gradient(dl, v)
+            assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
+        other_head = (g.head2 if dom == 0 else g.head1).kernel
+        assert tape.gradient(gl, other_head) is None
+        # h0 is dead in the faithful generator.
+        assert tape.gradient(gl, g.h0.kernel) is None
+
+
+def test_shared_trunk_once_equals_two_separate_generators():
+    g, _ = build_cogan(FAITHFUL)
+    z = tf.random.normal([16, 100])
+    top, bot = g(z, training=False)
+    np.testing.assert_allclose(top.numpy(), g.generate_one(z, 1).numpy(), atol=1e-6)
+    np.testing.assert_allclose(bot.numpy(), g.generate_one(z, 2).numpy(), atol=1e-6)
+
+
+# --- losses -------------------------------------------------------------------------------------------
+
+def ce(l, t):
+    return max(l, 0) - l * t + math.log1p(math.exp(-abs(l)))
+
+
+def test_losses_against_hand_computed_values():
+    assert float(losses.sigmoid_ce(tf.constant([[0.0]]), 0.9)) == pytest.approx(math.log(2), abs=1e-6)
+    r1, f1, r2, f2 = [2.0, -1.0], [0.5, -3.0], [1.0, 1.0], [0.0, 4.0]
+    out = losses.cogan_d_losses(*(tf.constant(np.array(v)[:, None], tf.float32) for v in (r1, f1, r2, f2)))
+    d1 = np.mean([ce(l, 0.9) for l in r1]) + np.mean([ce(l, 0.1) for l in f1])
+    d2 = np.mean([ce(l, 0.9) for l in r2]) + np.mean([ce(l, 0.1) for l in f2])
+    assert float(out["d1_loss"]) == pytest.approx(d1, rel=1e-5)
+    assert float(out["d2_loss"]) == pytest.approx(d2, rel=1e-5)
+    assert float(out["d_loss"]) == pytest.approx(d1 + d2, rel=1e-5)
+    g = losses.cogan_g_losses(tf.constant([[0.5], [-3.0]]), tf.constant([[0.0], [4.0]]))
+    g1 = np.mean([ce(0.5, 0.9), ce(-3.0, 0.9)])
+    g2 = np.mean([ce(0.0, 0.9), ce(4.0, 0.9)])
+    assert float(g["g_loss"]) == pytest.approx(g1 + g2, rel=1e-5)
+    # ce(1.0, 0.9) by hand: 1 - 0.9 + log(1 + e^-1)
+    assert ce(1.0, 0.9) == pytest.approx(0.1 + math.log(1 + math.exp(-1)))
+
+
+# --- training step ----------------------------------------------------------------------------------
+
+def one_step_gan(tmp_path, model_cfg, steps=1):
+    gan = CoGAN(model_cfg, train_cfg(tmp_path), arrays=fake_domains())
+    gan.build()
+    before = {id(v): v.numpy().copy() for v in gan.g_vars + gan.d_vars}
+    step = tf.function(gan.train_step)
+    x1, x2 = gan.training_arrays()
+    for _ in range(steps):
+        out = step(x1[:8], x2[:8])
+    return gan, before, out
+
+
+def changed(gan, before, v):
+    return not np.array_equal(before[id(v)], v.numpy())
+
+
+def test_one_step_updates_ratio_and_weights_faithful(tmp_path):
+    gan, before, out = one_step_gan(tmp_path, FAITHFUL)
+    assert int(gan.d_opt.iterations) == 1 and int(gan.g_opt.iterations) == 2  # 1 D update : 2 G updates
+    g, d = gan.generator, gan.discriminator
+    for v in (g.h1.kernel, g.h2.kernel, g.act2.t, g.head1.kernel, g.head2.kernel):
+        assert changed(gan, before, v), v.path
+    for v in (d.stem1.h0.kernel, d.stem2.h0.kernel, d.stem2.h1.kernel, d.h2.kernel, d.h3.kernel, d.bn2.gamma):
+        assert changed(gan, before, v), v.path
+    for v in (g.h0.kernel, g.h0.bias, g.bn0.gamma, g.act0.t):  # dead h0 untouched
+        assert not changed(gan, before, v), v.path
+    assert set(out) >= {"d_loss", "g_loss", "d1_loss_real", "d2_loss_fake", "g1_loss", "g2_loss"}
+    assert all(np.isfinite(float(v)) for v in out.values())
+
+
+def test_one_step_corrected_trains_h0(tmp_path):
+    gan, before, _ = one_step_gan(tmp_path, CORRECTED)
+    g = gan.generator
+    for v in (g.h0.kernel, g.bn0.gamma, g.act0.t):
+        assert changed(gan, before, v), v.path
+
+
+def test_second_g_update_uses_same_z(tmp_path):
+    # With the RNG state known, replaying the step by hand with ONE z reproduces the compiled step.
+    gan = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
+    gan.build()
+    twin = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
+    twin.build()
+    for a, b in zip(gan.generator.variables + gan.discriminator.variables,
+                    twin.generator.variables + twin.discriminator.variables):
+        b.assign(a)
+    x1, x2 = [a[:8] for a in gan.training_arrays()]
+    z_rng = tf.random.Generator.from_state(gan.rng.state.numpy(), gan.rng.algorithm)
+    tf.function(gan.train_step)(x1, x2)
+    z = z_rng.normal([8, 100])
+    xf1, xf2 = tf.cast(x1, tf.float32) / 255, tf.cast(x2, tf.float32) / 255
+    with tf.GradientTape() as tape:
+        f1, f2 = twin.generator(z, training=True)
+        dl = twin.d_losses(xf1, xf2, f1, f2, True)["d_loss"]
+    grads = tape.gradient(dl, twin.d_vars)
+    twin.d_opt.apply_gradients(zip(grads, twin.d_vars))
+    for _ in range(2):
+        with tf.GradientTape() as tape:
+            f1, f2 = twin.generator(z, training=True)
+            gl = twin.g_losses(f1, f2, True)["g_loss"]
+        grads = tape.gradient(gl, twin.g_vars)
+        twin.g_opt.apply_gradients([(g, v) for g, v in zip(grads, twin.g_vars) if g is not None])
+    # Adam divides by sqrt(v): where a gradient is zero up to rounding (biases feeding a BatchNorm, a
+    # few kernel entries) float noise becomes a visible step. So: nearly every entry equal, and the
+    # outputs equal. (Drawing another z for the G updates changes over 90% of the entries.)
+    for a, b in zip(gan.g_vars, twin.g_vars):
+        if a.shape.rank >= 2:
+            off = np.mean(np.abs(a.numpy() - b.numpy()) > 1e-5)
+            assert off < 1e-4, (a.path, off)
+    zt = tf.random.normal([16, 100])
+    np.testing.assert_allclose(gan.generator(zt)[0].numpy(), twin.generator(zt)[0].numpy(), atol=1e-4)
+
+
+# --- the loop: grids, checkpoints, resume, export -----------------------------------------------------
+
+def test_first_grid_names_and_checkpoint_names(tmp_path):
+    # 101 steps of batch 4 over 404 images: the original writes its first grids at counter 101 (after
+    # step 100, idx 99) and its first checkpoint at counter 2.
+    x = fake_domains(404)
+    cfg = train_cfg(tmp_path, batch_size=4, sample_every=100, save_every=500, max_steps=101)
+    logs = []
+    runner.run(FAITHFUL, cfg, arrays=x, log=logs.append)
+    assert sorted(os.listdir(tmp_path / "samples" / "top")) == ["train_00_0099.png"]
+    assert sorted(os.listdir(tmp_path / "samples" / "bot")) == ["train_00_0099.png"]
+    from PIL import Image
+    with Image.open(tmp_path / "samples" / "top" / "train_00_0099.png") as im:
+        assert im.size == (224, 224) and im.mode == "L"
+    ck = tmp_path / "checkpoint" / "mnist_4_28"
+    names = sorted(f for f in os.listdir(ck) if f.endswith(".index"))
+    assert names == ["CoGAN.model-102.index", "CoGAN.model-2.index"]
+    assert json.loads((ck / "config.json").read_text())["model_config"] == dataclasses.asdict(FAITHFUL)
+    assert any(line.startswith("[Sample T] d_loss: ") for line in logs)
+    assert any(line.startswith("[Sample B] d_loss: ") for line in logs)
+    assert os.listdir(tmp_path / "logs")
+
+
+def test_log_line_format(tmp_path):
+    logs = []
+    runner.run(FAITHFUL, train_cfg(tmp_path, log_every=1, max_steps=2), arrays=fake_domains(), log=logs.append)
+    steps = [line for line in logs if line.startswith("Epoch:")]
+    assert len(steps) == 2
+    import re
+    assert re.fullmatch(r"Epoch: \[ 0\] \[   1/   8\] time: \d+\.\d{4}, d_loss: \d+\.\d{8}, g_loss: \d+\.\d{8}", steps[1])
+
+
+def weights(gan):
+    return [v.numpy() for v in gan.generator.variables + gan.discriminator.variables]
+
+
+def test_resume_continues_exactly(tmp_path):
+    x = fake_domains(64)
+    # Uninterrupted: 2 epochs of 8 steps.
+    full = runner.run(FAITHFUL, train_cfg(tmp_path / "a", epoch=2), arrays=x, log=lambda s: None)
+    # Interrupted after 5 steps (checkpoint at the end), then resumed in a fresh GAN object.
+    runner.run(FAITHFUL, train_cfg(tmp_path / "b", epoch=2, max_steps=5), arrays=x, log=lambda s: None)
+    logs = []
+    resumed = runner.run(FAITHFUL, train_cfg(tmp_path / "b", epoch=2), arrays=x, log=logs.append)
+    assert any("Load SUCCESS" in line and "step 5" in line for line in logs)
+    assert int(resumed.g_opt.iterations) == int(full.g_opt.iterations) == 32
+    for a, b in zip(weights(full), weights(resumed)):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_array_equal(full.rng.state.numpy(), resumed.rng.state.numpy())
+
+
+def test_checkpoint_holds_every_variable(tmp_path):
+    # Trainable variables are also reachable through the optimizers; the BatchNorm moving averages are
+    # reachable only through the models, so every one of them must be in the checkpoint.
+    runner.run(FAITHFUL, train_cfg(tmp_path, max_steps=1), arrays=fake_domains(), log=lambda s: None)
+    path = tf.train.latest_checkpoint(str(tmp_path / "checkpoint" / "mnist_8_28"))
+    names = [n for n, _ in tf.train.list_variables(path)]
+    assert sum("moving_mean" in n for n in names) == 3 + 3  # G: bn0..bn2; D: bn1 x2, bn2
+    assert sum("moving_variance" in n for n in names) == 6
+
+
+def test_resume_refuses_other_architecture(tmp_path):
+    x = fake_domains(64)
+    runner.run(FAITHFUL, train_cfg(tmp_path, max_steps=1), arrays=x, log=lambda s: None)
+    from cogan_tf.cli import UsageError
+    with pytest.raises(UsageError, match="h0_feeds_h1"):
+        runner.run(dataclasses.replace(FAITHFUL, h0_feeds_h1=True), train_cfg(tmp_path, max_steps=2),
+                   arrays=x, log=lambda s: None)
+
+
+def test_seed_reproduces_a_run(tmp_path):
+    x = fake_domains(64)
+    a = runner.run(FAITHFUL, train_cfg(tmp_path / "a", max_steps=3), arrays=x, log=lambda s: None)
+    b = runner.run(FAITHFUL, train_cfg(tmp_path / "b", max_steps=3), arrays=x, log=lambda s: None)
+    c = runner.run(FAITHFUL, train_cfg(tmp_path / "c", max_steps=3, seed=4), arrays=x, log=lambda s: None)
+    for u, v in zip(weights(a), weights(b)):
+        np.testing.assert_array_equal(u, v)
+    assert not all(np.array_equal(u, v) for u, v in zip(weights(a), weights(c)))
+
+
+def test_evaluate_without_checkpoint_is_refused(tmp_path):
+    from cogan_tf.cli import UsageError
+    with pytest.raises(UsageError, match="no checkpoint in .*mnist_8_28: train first"):
+        runner.run(FAITHFUL, train_cfg(tmp_path), is_train=False, arrays=fake_domains(), log=lambda s: None)
+
+
+def test_evaluate_writes_grids_and_export(tmp_path):
+    x = fake_domains(64)
+    runner.run(FAITHFUL, train_cfg(tmp_path, max_steps=2), arrays=x, log=lambda s: None)
+    runner.run(FAITHFUL, train_cfg(tmp_path), is_train=False, arrays=x, log=lambda s: None)
+    assert sorted(os.listdir(tmp_path / "evaluate" / "top"))[:2] == ["test_00.png", "test_01.png"]
+    assert os.path.isfile(tmp_path / "export" / "cogan" / "saved_model.pb")
+
+
+SAVED_MODEL_CHECK = r"""
+import sys, json, numpy as np, tensorflow as tf
+assert "cogan_tf" not in sys.modules
+m = tf.saved_model.load(sys.argv[1])
+z = np.load(sys.argv[2])
+out = m.signatures["serving_default"](z=tf.constant(z))
+ma = m.signatures["moving_average"](z=tf.constant(z))
+np.savez(sys.argv[3], top=out["top"].numpy(), bot=out["bot"].numpy(), ma_top=ma["top"].numpy())
+print("cogan_tf" in sys.modules)
+"""
+
+
+def test_saved_model_round_trip_in_fresh_process(tmp_path):
+    gan, _, _ = one_step_gan(tmp_path, FAITHFUL, steps=2)
+    path = export_cogan(gan.generator, 100, str(tmp_path / "export" / "cogan"))
+    z = np.random.default_rng(0).standard_normal((64, 100)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", SAVED_MODEL_CHECK, path, str(tmp_path / "z.npy"),
+                        str(tmp_path / "out.npz")], capture_output=True, text=True, cwd=str(tmp_path), env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "False"
+    got = np.load(tmp_path / "out.npz")
+    top, bot = gan.generator(tf.constant(z), training=False)
+    assert got["top"].shape == got["bot"].shape == (64, 28, 28, 1)
+    np.testing.assert_allclose(got["top"], top.numpy(), atol=1e-5)
+    np.testing.assert_allclose(got["bot"], bot.numpy(), atol=1e-5)
+    # The moving-average signature is a different BatchNorm mode, hence different images.
+    assert not np.allclose(got["ma_top"], got["top"], atol=1e-3)
+    # Re-exporting replaces the directory atomically (no .tmp left behind).
+    export_cogan(gan.generator, 100, path)
+    assert not [f for f in os.listdir(os.path.dirname(path)) if f.startswith((".tmp", ".old"))]
+
+
+# --- main.py flags ----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("args, message", [
+    (["--batch_size", "0"], "error: --batch_size=0: must be at least 1"),
+    (["--epoch=-1"], "error: --epoch=-1: must be 0 or more"),
+    (["--dataset", "celebA"], "error: --dataset=celebA: unknown dataset; choose one of mnist, fashion_mnist"),
+    (["--train_size", "100"], "error: --train_size=100.0: smaller than one batch (128); lower --batch_size or raise --train_size"),
+    (["--learning_rate", "0"], "error: --learning_rate=0.0: must be positive"),
+    (["--beta1", "1.5"], "error: --beta1=1.5: must be in [0, 1)"),
+    (["--is_train", "True", "extra"], "error: unexpected arguments 'extra' (see --help)"),
+])
+def test_bad_flags_one_line_before_tensorflow(tmp_path, args, message):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + args, capture_output=True, text=True,
+                       cwd=str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == message
+    assert "Traceback" not in r.stderr and "tensorflow" not in r.stderr.lower()
+
+
+def test_main_missing_data_names_the_command(tmp_path):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--is_train", "True",
+                        "--data_dir", str(tmp_path / "nodata")], capture_output=True, text=True, cwd=str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path}/nodata/mnist/train-images-idx3-ubyte: not found; run `python download.py mnist` first")
