@@ -79,6 +79,6 @@ def ari(y_true, y_pred) -> float:
     return float(skm.adjusted_rand_score(y_true, y_pred))
 
 
-def clustering_scores(y_true, y_pred) -> Dict[str, float]:
+def clustering_report(y_true, y_pred) -> Dict[str, float]:
     """``{"acc", "nmi", "ari"}`` of predicted clusters against true labels."""
     return {"acc": cluster_acc(y_true, y_pred), "nmi": nmi(y_true, y_pred), "ari": ari(y_true, y_pred)}

@@ -13,7 +13,7 @@ def test_a_permutation_of_the_labels_scores_one():
     perm = np.random.default_rng(0).permutation(10)
     assert not np.array_equal(perm, np.arange(10))
     y_pred = perm[y]
-    assert metrics.clustering_scores(y, y_pred) == pytest.approx({"acc": 1.0, "nmi": 1.0, "ari": 1.0})
+    assert metrics.clustering_report(y, y_pred) == pytest.approx({"acc": 1.0, "nmi": 1.0, "ari": 1.0})
     assert metrics.cluster_mapping(y, y_pred) == {int(perm[k]): k for k in range(10)}
 
 
