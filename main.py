@@ -50,6 +50,7 @@ flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; reproduc
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA [False]")
 flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
+flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
 # CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
 flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the seed's table) instead of z (quirk) [False]")
 flags.DEFINE_integer("d_h0_filters", None, "CoGAN: filters of D's h0; the original has c_dim (1), corrected 64 [1]")
@@ -82,6 +83,8 @@ def validate(f) -> None:
         bad("log_every", "must be 0 or more")
     if f.max_steps is not None and f.max_steps < 0:
         bad("max_steps", "must be 0 or more")
+    if f.sample_every_epochs < 0:
+        bad("sample_every_epochs", "must be 0 or more")
     if f.d_h0_filters is not None and f.d_h0_filters < 1:
         bad("d_h0_filters", "must be at least 1")
 
@@ -96,7 +99,7 @@ def build_configs(f):
         batch_size=pick(f.batch_size, batch), train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
         seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, disjoint_domains=f.disjoint_domains,
-        max_steps=f.max_steps)
+        max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs)
     if f.model == "cogan":
         model_cfg = config_lib.CoganConfig(
             h0_feeds_h1=f.h0_feeds_h1 or f.corrected,

@@ -98,6 +98,8 @@ class TrainConfig:
     mixed_precision: bool = False
     strategy: str = "default"
     max_steps: Optional[int] = None  # stop early after this many steps in total (tests, benchmarks)
+    # Models that write their grids per epoch (vanilla, clustergan: the originals' every 10th epoch).
+    sample_every_epochs: int = 10
 
 
 def model_config_to_dict(cfg: ModelConfig) -> dict:
