@@ -22,6 +22,7 @@ re-run skips the files that verify and fetches the missing or damaged ones again
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import functools
 import glob
@@ -167,9 +168,8 @@ class _VerifyingSink:
                 raise _FileFailed(f"truncated gzip data ({self._written} bytes decompressed)")
         if self._written != self._size:
             raise _FileFailed(f"wrong size: {self._written} bytes, expected {self._size}")
-        got = self._sha.hexdigest()
-        if got != self._digest:
-            raise _FileFailed(f"sha256 mismatch: {got[:12]}..., expected {self._digest[:12]}...")
+        if self._sha.hexdigest() != self._digest:
+            raise _FileFailed("sha256 mismatch")
 
 
 def _land(dest: str, expected: Tuple[str, int], feed: Callable[[_VerifyingSink], None]) -> None:
@@ -209,11 +209,18 @@ def _describe_mismatch(path: str, expected: Tuple[str, int]) -> Optional[str]:
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles numpy arrays and nothing else: a pickle can run any code, and this one comes off the net."""
 
+    _reconstruct = np.zeros(0).__reduce_ex__(2)[0]
+    _frombuffer = np.zeros(0).__reduce_ex__(5)[0]
+    # What pickles of arrays name: protocol 2 (deeplearning.net's file, written by Python 2, or a
+    # Python 3 re-pickle, which spells bytes as _codecs.encode) and protocol 5, under numpy 1 and 2 names.
     _ALLOWED = {
         ("numpy", "ndarray"): np.ndarray,
         ("numpy", "dtype"): np.dtype,
-        ("numpy.core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
-        ("numpy._core.multiarray", "_reconstruct"): np.ndarray.__reduce__(np.zeros(0))[0],
+        ("numpy.core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy._core.multiarray", "_reconstruct"): _reconstruct,
+        ("numpy.core.numeric", "_frombuffer"): _frombuffer,
+        ("numpy._core.numeric", "_frombuffer"): _frombuffer,
+        ("_codecs", "encode"): codecs.encode,
     }
 
     def find_class(self, module, name):
