@@ -140,7 +140,10 @@ class _VerifyingSink:
             self._emit(chunk)
             return
         while chunk:
-            self._emit(self._z.decompress(chunk, _CHUNK))
+            try:
+                self._emit(self._z.decompress(chunk, _CHUNK))
+            except zlib.error as e:
+                raise _FileFailed(f"corrupt gzip data ({e})") from None
             chunk = self._z.unconsumed_tail
             if self._z.eof and self._z.unused_data:
                 # A gzip file may hold several members back to back; each is its own stream.
@@ -163,7 +166,10 @@ class _VerifyingSink:
             self._decided = True
             self._emit(self._head)
         if self._z is not None:
-            self._emit(self._z.flush())
+            try:
+                self._emit(self._z.flush())
+            except zlib.error as e:
+                raise _FileFailed(f"corrupt gzip data ({e})") from None
             if not self._z.eof:
                 raise _FileFailed(f"truncated gzip data ({self._written} bytes decompressed)")
         if self._written != self._size:

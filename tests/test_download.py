@@ -361,6 +361,24 @@ def test_source_with_a_bad_file_falls_back_for_that_file(tmp_path, server):
     assert any(f"moving on from source {src}: t10k-labels-idx1-ubyte.gz: wrong size" in line for line in log)
 
 
+@pytest.mark.parametrize("content, reason", [
+    (lambda b: _gz(b)[:12] + bytes(40) + _gz(b)[52:], "corrupt gzip data"),  # bytes inside the deflate stream
+    (lambda b: _gz(b)[:-8] + bytes(8), "corrupt gzip data"),  # the gzip trailer's CRC
+    (lambda b: _gz(b)[: len(_gz(b)) // 2], "truncated gzip data"),
+    (lambda b: _gz(b + b"x"), "more than the expected"),
+    (lambda b: b[:-1], "wrong size"),
+])
+def test_source_file_damage_is_named(tmp_path, content, reason):
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / (data.TEST_LABELS + ".gz")).write_bytes(content(FILES["mnist"][data.TEST_LABELS]))
+    with pytest.raises(dl.DownloadError) as e:
+        _run(_config(tmp_path, source=str(src)))
+    assert f"{data.TEST_LABELS}: {data.TEST_LABELS}.gz: {reason}" in str(e.value)
+    assert not (tmp_path / "data" / "mnist" / data.TEST_LABELS).exists()
+    assert _leftovers(tmp_path) == []
+
+
 def _small_mnist_pickle(protocol=2):
     """A deeplearning.net-style (train, valid, test) pickle of small data, and the IDX bytes it stands for."""
     rng = np.random.default_rng(7)
