@@ -1,0 +1,384 @@
+"""Evaluation: each metric against hand-made inputs with known answers, grid slicing, the three kinds of
+SavedModel (CoGAN from the port, vanilla and ClusterGAN from hand-built modules), checkpoints, reports,
+and the command line's refusals."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cogan_tf import classifier, evaluate as ev, images
+from cogan_tf.cli import UsageError
+from cogan_tf.data import DataError
+from tests.conftest import ROOT
+from tests.test_classifier import SMALL, learnable_digits, write_learnable_dataset
+
+
+def templates():
+    """The clean class templates behind tests.test_classifier.learnable_digits, float (10, 28, 28, 1)."""
+    t = np.zeros((10, 28, 28, 1), np.float32)
+    for k in range(10):
+        r, c = divmod(k, 4)
+        t[k, r * 9 + 1:r * 9 + 8, c * 7:c * 7 + 7] = 1.0
+    return t
+
+
+# --- metrics against known answers -----------------------------------------------------------------
+
+def test_pixel_agreement_known_answers():
+    rng = np.random.default_rng(0)
+    # Values away from the 0.5 threshold, so "the opposite" flips every binarised pixel.
+    top = np.where(rng.random((50, 28, 28, 1)) < 0.5, rng.uniform(0, 0.4, (50, 28, 28, 1)),
+                   rng.uniform(0.6, 1, (50, 28, 28, 1)))
+    bot = 1.0 - top  # a perfect pair: G2(z) is the inverse of G1(z)
+    assert ev.pixel_agreement(top, 1.0 - bot) == 1.0
+    assert ev.mean_abs_difference(top, 1.0 - bot) == pytest.approx(0.0, abs=1e-12)
+    # A pair and its non-inverse: bot == top, so 1 - bot disagrees with top on every pixel.
+    assert ev.pixel_agreement(top, 1.0 - top) == 0.0
+    # By hand: 3 of 4 pixels agree; |differences| 0.1, 0.1, 0.2, 0.8.
+    a = np.array([0.9, 0.1, 0.7, 0.1])
+    b = np.array([0.8, 0.0, 0.9, 0.9])
+    assert ev.pixel_agreement(a, b) == 0.75
+    assert ev.mean_abs_difference(a, b) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="differ"):
+        ev.pixel_agreement(a, b[:3])
+
+
+def test_label_agreement_and_histogram():
+    assert ev.label_agreement([1, 2, 3, 4], [1, 2, 0, 4]) == 0.75
+    hist = ev.class_histogram(np.arange(1000) % 10)
+    np.testing.assert_allclose(hist, 0.1)
+    assert ev.histogram_entropy_classes(hist) == pytest.approx(10.0)
+    collapsed = ev.class_histogram([7] * 30)
+    assert collapsed[7] == 1.0 and collapsed.sum() == 1.0
+    assert ev.histogram_entropy_classes(collapsed) == pytest.approx(1.0)
+    assert ev.histogram_entropy_classes([0.5, 0.5] + [0] * 8) == pytest.approx(2.0)
+
+
+def test_classifier_score_known_answers():
+    onehot = np.eye(10)[np.arange(100) % 10]
+    assert ev.classifier_score(onehot) == pytest.approx(10.0, rel=1e-6)  # confident and balanced
+    assert ev.classifier_score(np.eye(10)[[3] * 100]) == pytest.approx(1.0)  # all the same digit
+    assert ev.classifier_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)  # all ambiguous
+    # By hand: p(y|x) = [1, 0], [0.5, 0.5]; p(y) = [0.75, 0.25].
+    kl1 = math.log(1 / 0.75)
+    kl2 = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    assert ev.classifier_score([[1.0, 0.0], [0.5, 0.5]]) == pytest.approx(math.exp((kl1 + kl2) / 2), rel=1e-9)
+
+
+def test_frechet_distance_zero_for_identical_sets():
+    f = np.random.default_rng(1).normal(size=(500, 8))
+    assert ev.frechet_distance(f, f) == pytest.approx(0.0, abs=1e-8)
+
+
+def test_frechet_distance_closed_form_diagonal_gaussians():
+    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.0])
+    v1, v2 = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 0.25])
+    # Diagonal covariances: |mu1 - mu2|^2 + sum (sqrt v1 - sqrt v2)^2 = 5 + (1 + 1 + 0) = 7.
+    assert ev.frechet_distance_from_stats(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(7.0)
+    # One dimension: (m1 - m2)^2 + (s1 - s2)^2.
+    assert ev.frechet_distance_from_stats([2.0], [[9.0]], [0.0], [[1.0]]) == pytest.approx(4 + 4)
+    # Sampled: the estimate from 20,000 draws is close to the closed form.
+    rng = np.random.default_rng(2)
+    f1 = mu1 + np.sqrt(v1) * rng.standard_normal((20000, 3))
+    f2 = mu2 + np.sqrt(v2) * rng.standard_normal((20000, 3))
+    assert ev.frechet_distance(f1, f2) == pytest.approx(7.0, abs=0.15)
+
+
+def test_frechet_distance_full_covariance_matches_symmetric_form():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
+    s1, s2 = a @ a.T + np.eye(4), b @ b.T + np.eye(4)
+    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
+
+    def psd_sqrt(m):
+        w, v = np.linalg.eigh(m)
+        return v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
+
+    r1 = psd_sqrt(s1)
+    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * psd_sqrt(r1 @ s2 @ r1))
+    assert ev.frechet_distance_from_stats(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
+
+
+def test_frechet_distance_with_fewer_samples_than_dimensions_is_finite():
+    rng = np.random.default_rng(4)
+    fd = ev.frechet_distance(rng.normal(size=(20, 64)), rng.normal(size=(20, 64)))
+    assert np.isfinite(fd) and fd > 0
+
+
+def test_batches_have_no_tiny_remainder():
+    sizes = [len(b) for b in ev._batches(1001, 500)]
+    assert sizes == [334, 334, 333] and sum(sizes) == 1001
+    assert [len(b) for b in ev._batches(64, 500)] == [64]
+
+
+# --- grids -----------------------------------------------------------------------------------------
+
+def test_grid_pairs_round_trip_with_the_port_writer(tmp_path):
+    rng = np.random.default_rng(5)
+    top1, top2 = rng.random((64, 28, 28, 1)), rng.random((64, 28, 28, 1))
+    paths = []
+    for i, top in enumerate((top1, top2)):
+        paths.append(images.save_grid(str(tmp_path / "top" / f"train_0{i}_0099.png"), top))
+        paths.append(images.save_grid(str(tmp_path / "bot" / f"train_0{i}_0099.png"), 1 - top))
+    s = ev.samples_from_grids(paths)
+    assert s.model == "cogan" and s.n == 128
+    np.testing.assert_allclose(s.images["top"], np.rint(np.concatenate([top1, top2]) * 255) / 255, atol=1e-6)
+    np.testing.assert_allclose(s.images["bot"], np.rint((1 - np.concatenate([top1, top2])) * 255) / 255, atol=1e-6)
+    # Written from exact inverses, the pairs agree on every pixel (save for values within 1/255 of 0.5).
+    near_half = np.mean(np.abs(np.concatenate([top1, top2]) - 0.5) < 1 / 255)
+    assert ev.pixel_agreement(s.images["top"], 1 - s.images["bot"]) >= 1 - near_half
+
+
+def test_grid_input_errors(tmp_path):
+    with pytest.raises(UsageError, match="pairs TOP.png BOT.png .*got 3 paths"):
+        ev.grid_pairs(["a.png", "b.png", "c.png"])
+    with pytest.raises(UsageError, match="looks swapped"):
+        ev.grid_pairs(["samples/bot/x.png", "samples/top/x.png"])
+    odd = str(tmp_path / "odd.png")
+    images.save_png(odd, np.zeros((30, 56), np.uint8))
+    good = images.save_grid(str(tmp_path / "good.png"), np.zeros((64, 28, 28)))
+    with pytest.raises(images.GridError, match="56x30 pixels is not a grid of 28x28 cells"):
+        ev.samples_from_grids([good, odd])
+    small = str(tmp_path / "small.png")
+    images.save_png(small, np.zeros((28, 56), np.uint8))
+    with pytest.raises(images.GridError, match="holds 64 cells but .* holds 2"):
+        ev.samples_from_grids([good, small])
+
+
+# --- SavedModels of the three kinds --------------------------------------------------------------------
+
+class FakeCogan(tf.Module):
+    """z -> the template of digit argmax(z[:10]) on top, and its inverse (or, not inverted, itself) below."""
+
+    def __init__(self, inverse=True):
+        super().__init__()
+        self.t = tf.constant(templates())
+        self.inverse = inverse
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 100], tf.float32, name="z")])
+    def serve(self, z):
+        top = tf.gather(self.t, tf.argmax(z[:, :10], axis=1))
+        return {"top": top, "bot": 1.0 - top if self.inverse else top}
+
+
+class FakeVanilla(tf.Module):
+    def __init__(self):
+        super().__init__()
+        self.t = tf.constant(templates())
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 128], tf.float32, name="z")])
+    def serve(self, z):
+        return {"images": tf.gather(self.t, tf.argmax(z[:, :10], axis=1))}
+
+
+PERM = np.array([3, 7, 0, 9, 1, 5, 2, 8, 6, 4])
+
+
+class FakeClusterGan(tf.Module):
+    """G draws the template of class argmax(z_c); the encoder matches templates, under a permutation of
+    cluster numbers (so a correct clustering has ACC 1 only after matching clusters to labels)."""
+
+    def __init__(self):
+        super().__init__()
+        self.t = tf.constant(templates())
+        self.w = tf.constant(templates().reshape(10, 784).T[:, np.argsort(PERM)])
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 30], tf.float32, name="z_n"),
+                                  tf.TensorSpec([None, 10], tf.float32, name="z_c")])
+    def serve(self, z_n, z_c):
+        return {"images": tf.gather(self.t, tf.argmax(z_c, axis=1))}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="images")])
+    def encode(self, images):
+        scores = tf.reshape(images, [-1, 784]) @ self.w
+        return {"z_n": tf.zeros([tf.shape(images)[0], 30]), "class_probs": tf.nn.softmax(10.0 * scores)}
+
+
+def save_module(module, path, encode=False):
+    sigs = {"serving_default": module.serve}
+    if encode:
+        sigs["encode"] = module.encode
+    tf.saved_model.save(module, path, signatures=sigs)
+    return path
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    """A learnable fake MNIST with its classifier cached, and a CoGAN run's checkpoint and export."""
+    from cogan_tf import config as C, runner
+
+    root = tmp_path_factory.mktemp("eval")
+    data_dir = write_learnable_dataset(root / "data")
+    clf = classifier.load_or_train(data_dir, "mnist", recipe=SMALL, log=lambda s: None)
+    x, _ = learnable_digits(16, seed=9)
+    x = x[..., None]
+    # max_steps=0: a checkpoint and an export of the initial weights, without compiling a training step.
+    cfg = C.TrainConfig(epoch=1, batch_size=8, seed=3, log_every=0, sample_every=0, save_every=0, max_steps=0,
+                        data_dir=data_dir, checkpoint_dir=str(root / "checkpoint"), sample_dir=str(root / "samples"),
+                        log_dir=str(root / "logs"), export_dir=str(root / "export"),
+                        evaluate_dir=str(root / "evaluate"))
+    runner.run(C.CoganConfig(), cfg, arrays=[x, 255 - x], log=lambda s: None)
+    return dict(root=root, data_dir=data_dir, clf=clf, checkpoint=str(root / "checkpoint"),
+                export=str(root / "export" / "cogan"), ref=ev.make_reference(clf, data_dir, "mnist"))
+
+
+def quiet(*_):
+    pass
+
+
+def test_model_kind_from_signatures(tmp_path, env):
+    assert ev.model_kind(ev.load_saved_model(env["export"])) == "cogan"
+    assert ev.model_kind(tf.saved_model.load(save_module(FakeVanilla(), str(tmp_path / "v")))) == "vanilla"
+    assert ev.model_kind(tf.saved_model.load(save_module(FakeClusterGan(), str(tmp_path / "c"), True))) == "clustergan"
+
+
+def test_perfect_and_non_inverse_cogan_pairs(tmp_path, env):
+    perfect = ev.generate(tf.saved_model.load(save_module(FakeCogan(), str(tmp_path / "p"))), n=300, seed=1)
+    report = ev.evaluate_samples(perfect, env["clf"], env["ref"])
+    assert report["pairs"]["pixel_agreement"] == 1.0
+    assert report["pairs"]["mean_abs_difference"] == 0.0
+    assert report["pairs"]["label_agreement"] == 1.0
+    top = report["domains"]["top"]
+    assert top == {k: v for k, v in report["domains"]["bot"].items() if k != "scored_as"}
+    assert sum(top["histogram"]) == pytest.approx(1.0)
+    assert top["effective_classes"] > 9.3  # argmax of 10 normal draws: near-uniform digits
+    assert top["classifier_score"] > 5
+
+    wrong = ev.generate(tf.saved_model.load(save_module(FakeCogan(inverse=False), str(tmp_path / "w"))), n=100)
+    report = ev.evaluate_samples(wrong, env["clf"], env["ref"])
+    assert report["pairs"]["pixel_agreement"] == 0.0
+    assert report["pairs"]["mean_abs_difference"] == 1.0
+
+
+def test_cogan_saved_model_report_and_json(tmp_path, env):
+    out = str(tmp_path / "r" / "report.json")
+    lines = []
+    report = ev.report_for_saved_model(env["export"], env["data_dir"], n=130, seed=2, out=out, clf=env["clf"],
+                                       log=lines.append)
+    assert report["model"] == "cogan" and report["n"] == 130 and report["seed"] == 2
+    for key in ("pixel_agreement", "mean_abs_difference", "label_agreement"):
+        assert 0.0 <= report["pairs"][key] <= 1.0
+    for d in ("top", "bot"):
+        m = report["domains"][d]
+        assert 1.0 <= m["classifier_score"] <= 10.0 + 1e-6 and m["frechet_distance"] >= 0
+        assert len(m["histogram"]) == 10
+    assert report["real"]["frechet_distance_n"] == 130
+    with open(out) as f:
+        assert json.load(f) == json.loads(json.dumps(report))
+    table = "\n".join(lines)
+    for text in ("pixel agreement", "label agreement", "classifier score", "Frechet distance", "class 9 (%)"):
+        assert text in table
+    # Same seed, same z, same report.
+    again = ev.report_for_saved_model(env["export"], env["data_dir"], n=130, seed=2, clf=env["clf"], log=quiet)
+    assert again["pairs"] == report["pairs"]
+
+
+def test_vanilla_and_clustergan_reports(tmp_path, env):
+    ref = env["ref"]
+    van = ev.generate(tf.saved_model.load(save_module(FakeVanilla(), str(tmp_path / "v"))), n=200)
+    report = ev.evaluate_samples(van, env["clf"], ref)
+    assert set(report["domains"]) == {"images"} and "pairs" not in report
+    assert report["domains"]["images"]["effective_classes"] > 9
+
+    cg = ev.generate(tf.saved_model.load(save_module(FakeClusterGan(), str(tmp_path / "c"), True)), n=200)
+    assert cg.z_c.shape == (200,) and cg.encode is not None
+    report = ev.evaluate_samples(cg, env["clf"], ref)
+    assert set(report["domains"]) == {"images"}
+    # The encoder's clusters are the labels under a permutation: ACC, NMI and ARI of 1 after matching.
+    c = report["clustering"]
+    assert c["n"] == 300 and c["acc"] == pytest.approx(1.0) and c["nmi"] == pytest.approx(1.0)
+    assert c["ari"] == pytest.approx(1.0)
+    # z_c picks the template, which the classifier reads back: codes match digits one to one.
+    assert report["latent_code_vs_classifier"]["acc"] > 0.95
+    assert "clustering of the test set by the encoder" in ev.format_report(report)
+
+
+def test_checkpoint_report_uses_the_stored_config(env):
+    lines = []
+    gan = ev.gan_from_checkpoint(env["checkpoint"], env["data_dir"], log=lines.append)
+    assert gan.name == "cogan" and gan.cfg.batch_size == 8 and gan.seed == 3
+    assert any("Load SUCCESS" in line for line in lines)
+    report = ev.report_for_gan(gan, env["data_dir"], n=64, clf=env["clf"], log=quiet)
+    assert report["model"] == "cogan" and report["source"].endswith("mnist_8_28")
+    # The same generator exported by training gives the same numbers for the same z.
+    direct = ev.report_for_saved_model(env["export"], env["data_dir"], n=64, clf=env["clf"], log=quiet)
+    assert direct["pairs"] == pytest.approx(report["pairs"])
+
+
+def test_missing_model_and_checkpoint_errors(tmp_path):
+    with pytest.raises(DataError, match="no SavedModel here"):
+        ev.load_saved_model(str(tmp_path / "nothing"))
+    with pytest.raises(DataError, match="no such checkpoint directory"):
+        ev.find_run_config(str(tmp_path / "nothing"))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no config.json"):
+        ev.find_run_config(str(tmp_path / "empty"))
+
+
+# --- reports side by side, and the command line --------------------------------------------------------
+
+def test_compare_shows_differences():
+    a = {"model": "cogan", "n": 64, "domains": {"top": {"classifier_score": 8.0, "histogram": [0.5, 0.5]}},
+         "pairs": {"pixel_agreement": 0.9}}
+    b = {"model": "cogan", "n": 64, "domains": {"top": {"classifier_score": 9.5, "histogram": [0.25, 0.75]}},
+         "pairs": {"pixel_agreement": 0.95}}
+    text = ev.format_compare(a, b, "a.json", "b.json")
+    line = next(x for x in text.splitlines() if x.startswith("domains.top.classifier_score"))
+    assert line.split()[1:] == ["8.0000", "9.5000", "+1.5000"]
+    assert any(x.startswith("domains.top.histogram.1") and x.endswith("+0.2500") for x in text.splitlines())
+    assert any(x.startswith("pairs.pixel_agreement") and x.endswith("+0.0500") for x in text.splitlines())
+
+
+def test_argv_folding_of_path_lists():
+    argv = ["prog", "--grids", "t1.png", "b1.png", "t2.png", "b2.png", "--out", "r.json", "--compare", "a", "b"]
+    assert ev.main_argv_fold(argv) == ["prog", "--grids=t1.png,b1.png,t2.png,b2.png", "--out", "r.json",
+                                       "--compare=a,b"]
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "cogan_tf.evaluate", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def error_lines(r):
+    return [line for line in r.stderr.splitlines() if line.startswith("error:")]
+
+
+def test_cli_refuses_bad_inputs_in_one_line(tmp_path):
+    r = run_cli("--grids", "a.png", "b.png", "c.png")
+    assert r.returncode == 2 and error_lines(r) == [
+        "error: --grids takes pairs TOP.png BOT.png [TOP2.png BOT2.png ...]; got 3 paths"], r.stderr
+    odd = str(tmp_path / "odd.png")
+    images.save_png(odd, np.zeros((30, 56), np.uint8))
+    r = run_cli("--grids", odd, odd, "--data_dir", str(tmp_path))
+    assert r.returncode == 2 and error_lines(r) == [
+        f"error: {odd}: 56x30 pixels is not a grid of 28x28 cells"], r.stderr
+    assert "Traceback" not in r.stderr
+    r = run_cli()
+    assert r.returncode == 2 and "nothing to evaluate" in r.stderr
+
+
+def test_cli_grids_report_and_compare(tmp_path, env):
+    t = templates()[np.arange(64) % 10]
+    top = images.save_grid(str(tmp_path / "top" / "g.png"), t)
+    bot = images.save_grid(str(tmp_path / "bot" / "g.png"), 1 - t)
+    half = images.save_grid(str(tmp_path / "bot" / "h.png"), t)  # not inverted: pixel agreement 0
+    a, b = str(tmp_path / "a.json"), str(tmp_path / "b.json")
+    r = run_cli("--grids", top, bot, "--data_dir", env["data_dir"], "--out", a)
+    assert r.returncode == 0, r.stderr
+    assert "pixel agreement (>0.5)" in r.stdout and "1.0000" in r.stdout
+    ev.run_report(ev.samples_from_grids([top, half]), env["data_dir"], out=b, clf=env["clf"], log=quiet)
+    with open(a) as f:
+        ra = json.load(f)
+    assert ra["n"] == 64 and ra["pairs"]["pixel_agreement"] == 1.0
+    r = run_cli("--compare", a, b)
+    assert r.returncode == 0, r.stderr
+    line = next(x for x in r.stdout.splitlines() if x.startswith("pairs.pixel_agreement"))
+    assert line.split()[1:] == ["1.0000", "0.0000", "-1.0000"]
