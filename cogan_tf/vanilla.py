@@ -1,0 +1,380 @@
+"""Vanilla GAN (JasonFengGit's Generative-Adversarial-Networks, REFERENCE.md §2): MLP generator and
+discriminator on MNIST scaled to [-1, 1], on the shared training loop.
+
+Also the per-epoch bookkeeping both PyTorch ports share (the ClusterGAN imports it): a loss history
+that survives resuming, grids every N epochs, and at the end a GIF of the grids and loss plots.
+
+Choices where the original (PyTorch) and Keras differ, documented once here:
+
+- Initial weights: PyTorch's defaults, which the original keeps (it never re-initialises): every
+  Linear / Conv / ConvTranspose weight and bias ~ U(-1/sqrt(fan_in), 1/sqrt(fan_in)), where fan_in
+  is in_features, in_channels*k*k, and for ConvTranspose2d out_channels*k*k (PyTorch reads the
+  fan from dimension 1 of its (in, out, k, k) weight); Keras's fan_in of a Conv2DTranspose kernel
+  (k, k, out, in) is the same number. Not Keras's Glorot default.
+- Losses are computed from logits (``losses.sigmoid_ce``): the same value as PyTorch's BCELoss on the
+  sigmoid output, and the same gradient, where clipping the probabilities would zero the gradient
+  of a saturated discriminator (PyTorch's BCELoss does not clip the gradient, it clamps the log).
+- Adam: TF's epsilon-hat form (epsilon added to sqrt(v) before bias correction), epsilon 1e-8.
+- Batches: the loop drops the last partial batch (117 steps of 512 per epoch instead of PyTorch's
+  118 with a last batch of 96).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Dict, Mapping, Optional, Sequence
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from cogan_tf import data, export as export_lib, fileio, images, losses
+from cogan_tf.cli import UsageError
+from cogan_tf.config import TrainConfig, VanillaConfig
+from cogan_tf.train import GAN, Loop, apply_gradients
+
+SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
+IMAGE_SHAPE = (28, 28, 1)
+DEFAULT_SAMPLE_EVERY_EPOCHS = 10
+
+
+# --- PyTorch's default initialisation ---------------------------------------------------------------
+
+def torch_default_init(fan_in: int) -> keras.initializers.Initializer:
+    """U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for weights (kaiming_uniform with
+    a = sqrt(5), whose bound works out to the same) and for biases of Linear and conv layers."""
+    bound = 1.0 / math.sqrt(fan_in)
+    return keras.initializers.RandomUniform(-bound, bound)
+
+
+def build_once(layer, input_shape) -> None:
+    """Build a sub-layer unless a call already did (a model's build may come after its layers ran)."""
+    if not layer.built:
+        layer.build(input_shape)
+
+
+def torch_dense(units: int, fan_in: int, name: str, activation=None) -> keras.layers.Dense:
+    """``nn.Linear(fan_in, units)`` with PyTorch's default initial weights."""
+    return keras.layers.Dense(units, activation=activation, kernel_initializer=torch_default_init(fan_in),
+                              bias_initializer=torch_default_init(fan_in), name=name)
+
+
+# --- networks -----------------------------------------------------------------------------------------
+
+class VanillaGenerator(keras.Model):
+    """MLP z (128) -> 1024 -> 1024 -> 1024 -> 784, LeakyReLU(0.2), tanh; images (N, 28, 28, 1) in [-1, 1]."""
+
+    def __init__(self, cfg: VanillaConfig = VanillaConfig(), **kwargs):
+        super().__init__(name="vanilla_generator", **kwargs)
+        self.cfg = cfg
+        h = cfg.hidden  # always 1024: the original's silent 128 without a GPU is not copied
+        self.h0 = torch_dense(h, cfg.z_dim, "g_h0")
+        self.act0 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="g_h0_lrelu")
+        self.h1 = torch_dense(h, h, "g_h1")
+        self.act1 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="g_h1_lrelu")
+        self.h2 = torch_dense(h, h, "g_h2")
+        self.act2 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="g_h2_lrelu")
+        self.h3 = torch_dense(int(np.prod(IMAGE_SHAPE)), h, "g_h3", activation="tanh")
+
+    def build(self, input_shape):
+        h = self.cfg.hidden
+        for layer, n_in in ((self.h0, self.cfg.z_dim), (self.h1, h), (self.h2, h), (self.h3, h)):
+            build_once(layer, (None, n_in))
+        self.built = True
+
+    def call(self, z, training=False):
+        x = self.act0(self.h0(z))
+        x = self.act1(self.h1(x))
+        x = self.act2(self.h2(x))
+        # PyTorch's view(-1, 1, 28, 28) and this reshape read the 784 outputs in the same order (C = 1).
+        return keras.ops.reshape(self.h3(x), (-1,) + IMAGE_SHAPE)
+
+
+class VanillaDiscriminator(keras.Model):
+    """MLP 784 -> 1024 -> 1024 -> 1024 -> 1, LeakyReLU(0.2) then Dropout(0.3) after each hidden layer,
+    sigmoid. ``call`` returns the probability, ``logits`` the value before the sigmoid."""
+
+    def __init__(self, cfg: VanillaConfig = VanillaConfig(), **kwargs):
+        super().__init__(name="vanilla_discriminator", **kwargs)
+        self.cfg = cfg
+        h = cfg.hidden
+        n_in = int(np.prod(IMAGE_SHAPE))
+        self.h0 = torch_dense(h, n_in, "d_h0")
+        self.act0 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="d_h0_lrelu")
+        self.drop0 = keras.layers.Dropout(cfg.dropout, name="d_h0_dropout")
+        self.h1 = torch_dense(h, h, "d_h1")
+        self.act1 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="d_h1_lrelu")
+        self.drop1 = keras.layers.Dropout(cfg.dropout, name="d_h1_dropout")
+        self.h2 = torch_dense(h, h, "d_h2")
+        self.act2 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="d_h2_lrelu")
+        self.drop2 = keras.layers.Dropout(cfg.dropout, name="d_h2_dropout")
+        self.h3 = torch_dense(1, h, "d_h3")
+
+    def build(self, input_shape):
+        h = self.cfg.hidden
+        for layer, n_in in ((self.h0, int(np.prod(IMAGE_SHAPE))), (self.h1, h), (self.h2, h), (self.h3, h)):
+            build_once(layer, (None, n_in))
+        self.built = True
+
+    @property
+    def dropouts(self):
+        return (self.drop0, self.drop1, self.drop2)
+
+    def logits(self, x, training=False):
+        x = keras.ops.reshape(x, (-1, int(np.prod(IMAGE_SHAPE))))
+        x = self.drop0(self.act0(self.h0(x)), training=training)
+        x = self.drop1(self.act1(self.h1(x)), training=training)
+        x = self.drop2(self.act2(self.h2(x)), training=training)
+        return self.h3(x)
+
+    def call(self, x, training=False):
+        return keras.ops.sigmoid(self.logits(x, training=training))
+
+
+def dropout_seed_states(dropouts) -> Dict[str, tf.Variable]:
+    """The seed-generator state of each Dropout layer, by layer name. Keras keeps it outside what
+    tf.train.Checkpoint finds through the model, so the GAN checkpoints it explicitly: a resumed run
+    then draws the dropout masks the uninterrupted run would have drawn."""
+    return {f"{layer.name}_seed": layer.seed_generator.state for layer in dropouts}
+
+
+# --- losses -----------------------------------------------------------------------------------------
+
+def discriminator_loss(real_logits, fake_logits) -> Dict[str, tf.Tensor]:
+    """BCE with real target 1 and fake target 0; ``d_loss`` is their sum (the original adds the two
+    BCELoss values, it does not average them)."""
+    real = losses.sigmoid_ce(real_logits, 1.0)
+    fake = losses.sigmoid_ce(fake_logits, 0.0)
+    return {"d_loss": real + fake, "d_loss_real": real, "d_loss_fake": fake}
+
+
+def generator_loss(fake_logits) -> tf.Tensor:
+    """BCE of D's verdict on the fakes against target 1 (the non-saturating generator loss)."""
+    return losses.sigmoid_ce(fake_logits, 1.0)
+
+
+# --- per-epoch bookkeeping shared with the ClusterGAN -------------------------------------------------
+
+class EpochHistory:
+    """Per-epoch values (mean losses, grid file name) in ``<dir>/losses.json``, keyed by epoch and
+    rewritten atomically after every epoch. Keyed, not appended, so an epoch re-run after resuming
+    from an older checkpoint replaces its entry; the plots and the GIF of a resumed run therefore
+    cover the whole run."""
+
+    def __init__(self, out_dir: str):
+        self.out_dir = out_dir
+        self.path = os.path.join(out_dir, "losses.json")
+        self.epochs: Dict[int, dict] = {}
+        if os.path.exists(self.path):
+            try:
+                with open(self.path) as f:
+                    self.epochs = {int(k): v for k, v in json.load(f)["epochs"].items()}
+            except (ValueError, KeyError, TypeError):
+                self.epochs = {}  # damaged: start again rather than stop training
+
+    def record(self, epoch: int, values: Mapping[str, object]) -> None:
+        self.epochs[int(epoch)] = dict(values)
+        payload = {"epochs": {str(k): v for k, v in sorted(self.epochs.items())}}
+        fileio.atomic_write_text(self.path, json.dumps(payload, indent=1, sort_keys=True) + "\n")
+
+    def upto(self, n_epochs: int) -> Dict[int, dict]:
+        """Entries of epochs 0..n_epochs-1 (leaving out any of an earlier, longer run)."""
+        return {k: v for k, v in sorted(self.epochs.items()) if k < n_epochs}
+
+
+def save_loss_plot(path: str, epochs: Sequence[int], curves: Mapping[str, Sequence[float]],
+                   title: Optional[str] = None) -> str:
+    """A PNG line plot of per-epoch values (matplotlib's Agg canvas, no display needed), atomically."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.8))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    for label, ys in curves.items():
+        ax.plot(list(epochs), list(ys), label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("mean loss")
+    if title:
+        ax.set_title(title)
+    ax.legend()
+    with fileio.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def finish_outputs(history: EpochHistory, n_epochs: int, plots: Mapping[str, Mapping[str, str]],
+                   log=print) -> Dict[str, str]:
+    """The end of a run: ``generator_results.gif`` of the epoch grids in order and one PNG per entry
+    of ``plots`` ({file name: {label: history key}}). Returns {name: path} of what was written."""
+    done = history.upto(n_epochs)
+    out = {}
+    frames = [os.path.join(history.out_dir, v["grid"]) for v in done.values()
+              if v.get("grid") and os.path.isfile(os.path.join(history.out_dir, v["grid"]))]
+    if frames:
+        out["gif"] = images.save_gif(os.path.join(history.out_dir, "generator_results.gif"), frames)
+    else:
+        log(" [!] no epoch grids yet: no GIF written")
+    if done:
+        epochs = list(done)
+        for name, keys in plots.items():
+            curves = {label: [done[e].get(key, float("nan")) for e in epochs] for label, key in keys.items()}
+            out[name] = save_loss_plot(os.path.join(history.out_dir, name), epochs, curves)
+    else:
+        log(" [!] no complete epoch yet: no loss plot written")
+    return out
+
+
+def epoch_summaries(loop: Loop, values: Mapping[str, float]) -> None:
+    """Per-epoch means as TensorBoard scalars ``epoch/<name>``, at the global step."""
+    if loop.writer is None:
+        return
+    with loop.writer.as_default(step=int(loop.step.numpy())):
+        for k, v in values.items():
+            tf.summary.scalar(f"epoch/{k}", v)
+
+
+def sample_every_epochs(cfg: TrainConfig) -> int:
+    return int(getattr(cfg, "sample_every_epochs", DEFAULT_SAMPLE_EVERY_EPOCHS))
+
+
+def training_images(data_dir: str, dataset: str) -> np.ndarray:
+    """The 60,000 training images (the train split only, as the PyTorch originals), uint8 (N, 28, 28, 1)."""
+    return data.load_split(data_dir, dataset, "train")[0]
+
+
+def check_arrays(arrays, name: str):
+    arrays = list(arrays)
+    if len(arrays) != 1 or np.asarray(arrays[0]).shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"{name}: expected arrays=[uint8 images of shape (N, 28, 28, 1)]")
+    return arrays
+
+
+def check_one_replica(gan: GAN) -> None:
+    strategy = getattr(gan, "strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        raise UsageError(f"--model {gan.name} trains on one device; --strategy is for the CoGAN")
+
+
+# --- the model on the loop ---------------------------------------------------------------------------
+
+class VanillaGAN(GAN):
+    name = "vanilla"
+    checkpoint_prefix = "VanillaGAN.model"
+    reshuffle_each_epoch = True  # the PyTorch DataLoader's shuffle=True
+
+    def __init__(self, model_cfg: VanillaConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
+        super().__init__(model_cfg, train_cfg, **({} if strategy is None else {"strategy": strategy}))
+        self._arrays = None if arrays is None else check_arrays(arrays, "VanillaGAN")
+        # The original's noise_for_display: drawn once, the same 64 z for every grid of the run.
+        rng = np.random.default_rng([self.seed, 1])
+        self.sample_z = rng.standard_normal((SAMPLE_SIZE, model_cfg.z_dim)).astype(np.float32)
+
+    def build(self):
+        check_one_replica(self)
+        cfg, m = self.cfg, self.model_cfg
+        self.generator = VanillaGenerator(m)
+        self.discriminator = VanillaDiscriminator(m)
+        self.generator.build((None, m.z_dim))
+        self.discriminator.build((None,) + IMAGE_SHAPE)
+        self.g_vars = self.generator.trainable_variables
+        self.d_vars = self.discriminator.trainable_variables
+        self.g_opt = self.make_optimizer(cfg.learning_rate, cfg.beta1, cfg.beta2)
+        self.d_opt = self.make_optimizer(cfg.learning_rate, cfg.beta1, cfg.beta2)
+        self.g_opt.build(self.g_vars)
+        self.d_opt.build(self.d_vars)
+
+    def trackables(self):
+        return dict(generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_opt,
+                    d_optimizer=self.d_opt, **dropout_seed_states(self.discriminator.dropouts))
+
+    def training_arrays(self):
+        if self._arrays is None:
+            self._arrays = [training_images(self.cfg.data_dir, self.cfg.dataset)]
+        return self._arrays
+
+    def train_step(self, x):
+        """k = 1 D update, then one G update, each on its own fresh z (as the original). D runs in
+        training mode (dropout on) in both, and sees the real and the fake batch in separate calls,
+        so each gets its own dropout mask."""
+        x = tf.cast(x, tf.float32) / 127.5 - 1.0  # ToTensor + Normalize((0.5,), (0.5,))
+        n = tf.shape(x)[0]
+        fake = self.generator(self.rng.normal([n, self.model_cfg.z_dim]), training=True)
+        with tf.GradientTape() as tape:
+            d_out = discriminator_loss(self.discriminator.logits(x, training=True),
+                                       self.discriminator.logits(fake, training=True))
+        apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
+        z = self.rng.normal([n, self.model_cfg.z_dim])
+        with tf.GradientTape() as tape:
+            g_loss = generator_loss(self.discriminator.logits(self.generator(z, training=True), training=True))
+        apply_gradients(self.g_opt, tape, g_loss, self.g_vars)
+        return {**d_out, "g_loss": g_loss}
+
+    # --- outputs -----------------------------------------------------------------------------------
+    def generate(self, z) -> np.ndarray:
+        """Images in [0, 1] (the tanh output mapped by (x + 1) / 2), (N, 28, 28, 1)."""
+        return (self.generator(tf.convert_to_tensor(z), training=False).numpy() + 1.0) / 2.0
+
+    def out_dir(self, root: str) -> str:
+        return os.path.join(root, self.name)
+
+    def end_of_epoch(self, loop: Loop, epoch: int, mean_losses: Dict[str, float]):
+        """As the original after each epoch: record the mean G and D losses; every 10th epoch
+        (0, 10, 20, ...) an 8x8 grid of the fixed display noise, ``img_<epoch>.png``."""
+        out = self.out_dir(self.cfg.sample_dir)
+        values = {"g_loss": mean_losses["g_loss"], "d_loss": mean_losses["d_loss"]}
+        every = sample_every_epochs(self.cfg)
+        if every and epoch % every == 0:
+            name = f"img_{epoch}.png"
+            images.save_grid(os.path.join(out, name), self.generate(self.sample_z))
+            values["grid"] = name
+        EpochHistory(out).record(epoch, values)
+        epoch_summaries(loop, {"g_loss": values["g_loss"], "d_loss": values["d_loss"]})
+        loop.log(f"epoch {epoch}: epoch_g_loss: {values['g_loss']:.5f}, epoch_d_loss: {values['d_loss']:.5f}"
+                 + (f" [{values['grid']}]" if "grid" in values else ""))
+
+    def end_of_training(self, loop: Loop):
+        """The GIF of the epoch grids and the plot of the per-epoch mean G and D losses (loss.png)."""
+        n_epochs = int(loop.step.numpy()) // max(loop.steps_per_epoch, 1)
+        paths = finish_outputs(EpochHistory(self.out_dir(self.cfg.sample_dir)), n_epochs,
+                               {"loss.png": {"Generator loss": "g_loss", "Discriminator loss": "d_loss"}},
+                               log=loop.log)
+        for p in paths.values():
+            loop.log(f" [*] wrote {p}")
+
+    def evaluate(self, loop: Loop, n_grids: int = 4):
+        """Grids of the fixed display noise (test_00) and of further seeded z, in <evaluate_dir>/vanilla."""
+        rng = np.random.default_rng([self.seed, 2])
+        for i in range(n_grids):
+            z = self.sample_z if i == 0 else rng.standard_normal(self.sample_z.shape).astype(np.float32)
+            path = images.save_grid(os.path.join(self.out_dir(self.cfg.evaluate_dir), f"test_{i:02d}.png"),
+                                    self.generate(z))
+            loop.log(f" [*] wrote {path}")
+
+    def export(self, export_dir: str) -> str:
+        return export_vanilla(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name))
+
+
+class _VanillaServing(tf.Module):
+    def __init__(self, generator):
+        super().__init__()
+        self.generator = generator
+
+
+def export_vanilla(generator, z_dim: int, path: str) -> str:
+    """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"images": [batch, 28, 28, 1]}``.
+
+    The generator's tanh output in [-1, 1] is mapped to [0, 1] by (x + 1) / 2, so every exported
+    generator of this project returns images in [0, 1]. (The original's grids instead clamp the
+    tanh output to [0, 1], turning everything below 0 black.)
+    """
+    module = _VanillaServing(generator)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, z_dim], tf.float32, name="z")])
+    def serve(z):
+        return {"images": (generator(z, training=False) + 1.0) / 2.0}
+
+    module.serve = serve
+    return export_lib.save_module(module, {"serving_default": serve.get_concrete_function()}, path)
