@@ -1,0 +1,448 @@
+"""ClusterGAN (JasonFengGit's Generative-Adversarial-Networks, REFERENCE.md §3): a GAN whose latent is
+z_n ~ N(0, 1) (30 dims) plus a one-hot class code z_c (10 classes), with an encoder trained to recover
+both from the generated image; its class logits then cluster real images.
+
+Faithful to the original's training code:
+
+- each batch draws one (z_n, z_c); on every 5th batch (batch index % 5 == 0) G and E are updated first
+  on BCE(D(G(z)), 1) + 10 * MSE(E_n(G(z)), z_n) + 10 * CE(E_logits(G(z)), class), then on every
+  batch D is updated on BCE(D(x), 1) + BCE(D(G(z)), 0) with G(z) recomputed from the same z after
+  the G+E update (G in training mode both times, so its BatchNorm statistics move twice on those
+  batches, as in the original);
+- G+E share one Adam(1e-4, betas (0.5, 0.9)) with PyTorch's ``weight_decay`` 2.5e-5: an L2 term
+  ``wd * w`` added to the gradient before Adam's moments (coupled), not AdamW's decoupled decay;
+  D has its own Adam without decay;
+- the encoder MSE / CE curves are measured after each epoch on 100 fresh samples with G in
+  inference mode (the original's ``generator.eval()``), not averaged over training batches.
+
+Where it differs, and why:
+
+- "Every 5th batch" counts batches over the whole run (D's update count), not within the epoch: the
+  same batches whenever the steps per epoch are a multiple of 5 (600 at the defaults: 60,000 / 100).
+- The per-epoch G+E loss is the mean over the G+E updates. The original divides the sum over its
+  updates by all batches, so its curve is 1/5 of the loss it trained on.
+- The display noise is ordered by class (row = class, 10 per row) as the original's README says; its
+  code never passes ``display=True`` and draws random classes.
+- BatchNorm: PyTorch's momentum 0.1 (Keras 0.9), epsilon 1e-5, gamma 1, beta 0; PyTorch's running
+  variance uses the unbiased batch variance, Keras's the biased one (a factor 100/99 at batch 100).
+- PyTorch flattens / reshapes NCHW, Keras NHWC: G's 6272 features are read as (7, 7, 128) here
+  instead of (128, 7, 7), and D's and E's 3200 conv features are flattened in (5, 5, 128) order.
+  Equivalent networks; it only matters when loading PyTorch weights (permute those rows / columns).
+- Conv2DTranspose(4, strides 2, "same") is PyTorch's ConvTranspose2d(4, stride 2, padding 1) for
+  these sizes (7 -> 14 -> 28, the same taps; tests check it against the PyTorch formula), and
+  Conv2D(4, strides 2, "valid") is Conv2d(4, stride 2) (28 -> 13 -> 5).
+- Initial weights: PyTorch's defaults (see :mod:`cogan_tf.vanilla`); the original's "# init weights"
+  placeholders never change them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Tuple
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from cogan_tf import data, export as export_lib, fileio, images, losses, metrics
+from cogan_tf.config import ClusterGanConfig, TrainConfig
+from cogan_tf.train import GAN, Loop, apply_gradients
+from cogan_tf.vanilla import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
+                              epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init, torch_dense,
+                              training_images)
+
+CONV_FEATURES = 128 * 5 * 5  # D's and E's flattened conv output (the seed's prod)
+EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
+ENCODE_BATCH = 500
+
+
+# --- networks -----------------------------------------------------------------------------------------
+
+def batch_norm(name: str) -> keras.layers.BatchNormalization:
+    """PyTorch's BatchNorm defaults in Keras terms: momentum 0.1 -> 0.9, epsilon 1e-5, gamma 1, beta 0."""
+    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
+
+
+def torch_conv(filters: int, in_channels: int, name: str) -> keras.layers.Conv2D:
+    """``nn.Conv2d(in_channels, filters, 4, stride=2)`` (no padding): Keras's 4x4 stride 2 "valid"."""
+    fan_in = in_channels * 4 * 4
+    return keras.layers.Conv2D(filters, 4, strides=2, padding="valid", kernel_initializer=torch_default_init(fan_in),
+                               bias_initializer=torch_default_init(fan_in), name=name)
+
+
+def torch_deconv(filters: int, name: str, activation=None) -> keras.layers.Conv2DTranspose:
+    """``nn.ConvTranspose2d(_, filters, 4, stride=2, padding=1)``: Keras's 4x4 stride 2 "same" (doubles
+    height and width). PyTorch's default init reads fan_in as filters * 4 * 4 for a transposed conv."""
+    fan_in = filters * 4 * 4
+    return keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", activation=activation,
+                                        kernel_initializer=torch_default_init(fan_in),
+                                        bias_initializer=torch_default_init(fan_in), name=name)
+
+
+def lrelu(cfg: ClusterGanConfig, name: str):
+    return keras.layers.LeakyReLU(negative_slope=cfg.leak, name=name)
+
+
+class ClusterGenerator(keras.Model):
+    """z = [z_n, z_c] (40) -> Linear 1024, BN, LReLU -> Linear 128*7*7, BN, LReLU -> (7, 7, 128) ->
+    Deconv 4x4 s2 -> 14x14x64, BN, LReLU -> Deconv 4x4 s2 -> 28x28x1, sigmoid."""
+
+    def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
+        super().__init__(name="clustergan_generator", **kwargs)
+        self.cfg = cfg
+        self.h0 = torch_dense(1024, cfg.z_dim + cfg.n_classes, "g_h0")
+        self.bn0 = batch_norm("g_bn0")
+        self.act0 = lrelu(cfg, "g_h0_lrelu")
+        self.h1 = torch_dense(128 * 7 * 7, 1024, "g_h1")
+        self.bn1 = batch_norm("g_bn1")
+        self.act1 = lrelu(cfg, "g_h1_lrelu")
+        self.h2 = torch_deconv(64, "g_h2")
+        self.bn2 = batch_norm("g_bn2")
+        self.act2 = lrelu(cfg, "g_h2_lrelu")
+        self.h3 = torch_deconv(1, "g_h3", activation="sigmoid")
+
+    def build(self, input_shape):
+        build_once(self.h0, (None, self.cfg.z_dim + self.cfg.n_classes))
+        build_once(self.bn0, (None, 1024))
+        build_once(self.h1, (None, 1024))
+        build_once(self.bn1, (None, 128 * 7 * 7))
+        build_once(self.h2, (None, 7, 7, 128))
+        build_once(self.bn2, (None, 14, 14, 64))
+        build_once(self.h3, (None, 14, 14, 64))
+        self.built = True
+
+    def call(self, z, training=False):
+        x = self.act0(self.bn0(self.h0(z), training=training))
+        x = self.act1(self.bn1(self.h1(x), training=training))
+        x = keras.ops.reshape(x, (-1, 7, 7, 128))  # PyTorch: (128, 7, 7), see the module docstring
+        x = self.act2(self.bn2(self.h2(x), training=training))
+        return self.h3(x)
+
+
+class ConvTrunk(keras.layers.Layer):
+    """The part D and E have in common (not shared: each has its own): Conv 4x4 s2 -> 64, LReLU,
+    Conv 4x4 s2 -> 128, LReLU, flatten (3200), Linear 1024, LReLU."""
+
+    def __init__(self, cfg: ClusterGanConfig, prefix: str, **kwargs):
+        super().__init__(name=f"{prefix}_trunk", **kwargs)
+        self.c0 = torch_conv(64, 1, f"{prefix}_c0")
+        self.act0 = lrelu(cfg, f"{prefix}_c0_lrelu")
+        self.c1 = torch_conv(128, 64, f"{prefix}_c1")
+        self.act1 = lrelu(cfg, f"{prefix}_c1_lrelu")
+        self.h2 = torch_dense(1024, CONV_FEATURES, f"{prefix}_h2")
+        self.act2 = lrelu(cfg, f"{prefix}_h2_lrelu")
+
+    def build(self, input_shape):
+        build_once(self.c0, (None,) + IMAGE_SHAPE)
+        build_once(self.c1, (None, 13, 13, 64))
+        build_once(self.h2, (None, CONV_FEATURES))
+        self.built = True
+
+    def call(self, x):
+        x = self.act1(self.c1(self.act0(self.c0(x))))
+        x = keras.ops.reshape(x, (-1, CONV_FEATURES))  # PyTorch flattens (128, 5, 5); here (5, 5, 128)
+        return self.act2(self.h2(x))
+
+
+class ClusterDiscriminator(keras.Model):
+    """The conv trunk, then Linear 1024 -> 1 and a sigmoid (``call``; ``logits`` before it)."""
+
+    def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
+        super().__init__(name="clustergan_discriminator", **kwargs)
+        self.trunk = ConvTrunk(cfg, "d")
+        self.h3 = torch_dense(1, 1024, "d_h3")
+
+    def build(self, input_shape):
+        build_once(self.trunk, (None,) + IMAGE_SHAPE)
+        build_once(self.h3, (None, 1024))
+        self.built = True
+
+    def logits(self, x, training=False):
+        return self.h3(self.trunk(x))
+
+    def call(self, x, training=False):
+        return keras.ops.sigmoid(self.logits(x, training=training))
+
+
+class ClusterEncoder(keras.Model):
+    """The conv trunk, then Linear 1024 -> z_dim + n_classes: the first z_dim outputs are z_n, the
+    last n_classes the class logits (softmax: class probabilities; argmax: the cluster)."""
+
+    def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
+        super().__init__(name="clustergan_encoder", **kwargs)
+        self.cfg = cfg
+        self.trunk = ConvTrunk(cfg, "e")
+        self.h3 = torch_dense(cfg.z_dim + cfg.n_classes, 1024, "e_h3")
+
+    def build(self, input_shape):
+        build_once(self.trunk, (None,) + IMAGE_SHAPE)
+        build_once(self.h3, (None, 1024))
+        self.built = True
+
+    def call(self, x, training=False) -> Tuple:
+        out = self.h3(self.trunk(x))
+        return out[:, : self.cfg.z_dim], out[:, self.cfg.z_dim:]
+
+
+# --- losses -------------------------------------------------------------------------------------------
+
+def discriminator_loss(real_logits, fake_logits) -> Dict[str, tf.Tensor]:
+    """BCE real 1 / fake 0; ``d_loss`` is their sum (the original backpropagates both, unaveraged)."""
+    real = losses.sigmoid_ce(real_logits, 1.0)
+    fake = losses.sigmoid_ce(fake_logits, 0.0)
+    return {"d_loss": real + fake, "d_loss_real": real, "d_loss_fake": fake}
+
+
+def generator_encoder_loss(fake_logits, zn_hat, z_n, class_logits, classes, betan: float = 10.0,
+                           betac: float = 10.0) -> Dict[str, tf.Tensor]:
+    """The G+E objective: BCE(D(G(z)), 1) + betan * MSE(E_n, z_n) + betac * CE(E_logits, class).
+    MSE is the mean over all entries (PyTorch's MSELoss), CE the mean over the batch of softmax
+    cross-entropy with integer classes (PyTorch's CrossEntropyLoss)."""
+    v = losses.sigmoid_ce(fake_logits, 1.0)
+    zn = tf.reduce_mean(tf.square(tf.cast(zn_hat, tf.float32) - tf.cast(z_n, tf.float32)))
+    zc = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
+        labels=tf.cast(classes, tf.int32), logits=tf.cast(class_logits, tf.float32)))
+    return {"ge_loss": v + betan * zn + betac * zc, "ge_adv_loss": v, "zn_loss": zn, "zc_loss": zc}
+
+
+def coupled_weight_decay(grads, variables, weight_decay: float):
+    """PyTorch Adam's ``weight_decay``: ``grad + wd * w`` fed to Adam (an L2 penalty through the
+    adaptive moments), not AdamW's separate ``w -= lr * wd * w``."""
+    if not weight_decay:
+        return list(grads)
+    return [None if g is None else g + weight_decay * tf.cast(v, g.dtype) for g, v in zip(grads, variables)]
+
+
+GE_KEYS = ("ge_loss", "ge_adv_loss", "zn_loss", "zc_loss")
+
+
+# --- the model on the loop ---------------------------------------------------------------------------
+
+class ClusterGAN(GAN):
+    name = "clustergan"
+    checkpoint_prefix = "ClusterGAN.model"
+    reshuffle_each_epoch = True  # the PyTorch DataLoader's shuffle=True
+
+    def __init__(self, model_cfg: ClusterGanConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
+        super().__init__(model_cfg, train_cfg, **({} if strategy is None else {"strategy": strategy}))
+        self._arrays = None if arrays is None else check_arrays(arrays, "ClusterGAN")
+        m = model_cfg
+        # Display noise, drawn once: 10 rows of 10, row = class (z_n different in every cell).
+        rng = np.random.default_rng([self.seed, 1])
+        self.sample_zn = rng.standard_normal((m.n_classes * 10, m.z_dim)).astype(np.float32)
+        self.sample_classes = np.repeat(np.arange(m.n_classes), 10)
+        self._encode_fn = None
+
+    def build(self):
+        check_one_replica(self)
+        cfg, m = self.cfg, self.model_cfg
+        self.generator = ClusterGenerator(m)
+        self.discriminator = ClusterDiscriminator(m)
+        self.encoder = ClusterEncoder(m)
+        self.generator.build((None, m.z_dim + m.n_classes))
+        self.discriminator.build((None,) + IMAGE_SHAPE)
+        self.encoder.build((None,) + IMAGE_SHAPE)
+        # One optimizer for G and E together (the original's itertools.chain of both parameter lists).
+        self.ge_vars = self.generator.trainable_variables + self.encoder.trainable_variables
+        self.d_vars = self.discriminator.trainable_variables
+        self.ge_opt = self.make_optimizer(cfg.learning_rate, cfg.beta1, cfg.beta2)
+        self.d_opt = self.make_optimizer(cfg.learning_rate, cfg.beta1, cfg.beta2)
+        self.ge_opt.build(self.ge_vars)
+        self.d_opt.build(self.d_vars)
+        # The losses of the latest G+E update, reported on the batches in between (and checkpointed,
+        # so a resumed run reports the same values).
+        self.last_ge = {k: tf.Variable(0.0, trainable=False, name=f"last_{k}") for k in GE_KEYS}
+
+    def trackables(self):
+        return dict(generator=self.generator, discriminator=self.discriminator, encoder=self.encoder,
+                    ge_optimizer=self.ge_opt, d_optimizer=self.d_opt, last_ge_losses=self.last_ge)
+
+    def training_arrays(self):
+        if self._arrays is None:
+            self._arrays = [training_images(self.cfg.data_dir, self.cfg.dataset)]
+        return self._arrays
+
+    def sample_latent(self, n):
+        """z_n ~ N(0, 1), classes uniform in 0..n_classes-1 and their one-hot z_c, from the run's RNG."""
+        m = self.model_cfg
+        z_n = self.rng.normal([n, m.z_dim])
+        classes = self.rng.uniform([n], 0, m.n_classes, dtype=tf.int32)
+        return z_n, tf.one_hot(classes, m.n_classes), classes
+
+    def ge_update(self, z, z_n, classes) -> Dict[str, tf.Tensor]:
+        """One G+E update; returns its losses (and keeps them in ``last_ge``)."""
+        m = self.model_cfg
+        with tf.GradientTape() as tape:
+            fake = self.generator(z, training=True)
+            zn_hat, class_logits = self.encoder(fake, training=True)
+            out = generator_encoder_loss(self.discriminator.logits(fake, training=True), zn_hat, z_n,
+                                         class_logits, classes, m.betan, m.betac)
+        grads = tape.gradient(out["ge_loss"], self.ge_vars)
+        grads = coupled_weight_decay(grads, self.ge_vars, m.weight_decay)
+        self.ge_opt.apply_gradients([(g, v) for g, v in zip(grads, self.ge_vars) if g is not None])
+        for k in GE_KEYS:
+            self.last_ge[k].assign(out[k])
+        return out
+
+    def held_ge(self) -> Dict[str, tf.Tensor]:
+        return {k: self.last_ge[k].read_value() for k in GE_KEYS}
+
+    def train_step(self, x):
+        """One batch: the G+E update when D's update count is a multiple of ``g_every`` (5), then the
+        D update, both on the batch's one draw of (z_n, z_c)."""
+        m = self.model_cfg
+        x = tf.cast(x, tf.float32) / 255.0  # ToTensor: [0, 1]
+        z_n, z_c, classes = self.sample_latent(tf.shape(x)[0])
+        z = tf.concat([z_n, z_c], axis=1)
+        do_ge = tf.equal(self.d_opt.iterations % m.g_every, 0)
+        ge = tf.cond(do_ge, lambda: self.ge_update(z, z_n, classes), self.held_ge)
+        fake = self.generator(z, training=True)  # recomputed after the G+E update, as the original
+        with tf.GradientTape() as tape:
+            d_out = discriminator_loss(self.discriminator.logits(x, training=True),
+                                       self.discriminator.logits(fake, training=True))
+        apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
+        return {**d_out, **ge}
+
+    def log_line(self, epoch, idx, steps_per_epoch, elapsed, losses_):
+        return (f"Epoch: [{epoch:2d}] [{idx:4d}/{steps_per_epoch:4d}] time: {elapsed:4.4f}, "
+                f"d_loss: {losses_['d_loss']:.8f}, ge_loss: {losses_['ge_loss']:.8f} "
+                f"(zn {losses_['zn_loss']:.6f}, zc {losses_['zc_loss']:.6f})")
+
+    # --- outputs -----------------------------------------------------------------------------------
+    def one_hot(self, classes) -> np.ndarray:
+        return np.eye(self.model_cfg.n_classes, dtype=np.float32)[np.asarray(classes)]
+
+    def generate(self, z_n, classes) -> np.ndarray:
+        """Images in [0, 1] from z_n and integer classes, G in inference mode (BatchNorm moving
+        averages: the original's ``generator.eval()``)."""
+        z = np.concatenate([np.asarray(z_n, np.float32), self.one_hot(classes)], axis=1)
+        return self.generator(tf.constant(z), training=False).numpy()
+
+    def encode(self, x) -> Tuple[np.ndarray, np.ndarray]:
+        """(z_n, class probabilities) of images, uint8 0..255 or float in [0, 1], (N, 28, 28, 1)."""
+        x = np.asarray(x)
+        x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
+        if self._encode_fn is None:
+            self._encode_fn = tf.function(lambda b: self.encoder(b, training=False))
+        zs, ps = [], []
+        for start in range(0, len(x), ENCODE_BATCH):
+            z_n, logits = self._encode_fn(tf.constant(x[start:start + ENCODE_BATCH]))
+            zs.append(z_n.numpy())
+            ps.append(tf.nn.softmax(logits).numpy())
+        return np.concatenate(zs), np.concatenate(ps)
+
+    def out_dir(self, root: str) -> str:
+        return os.path.join(root, self.name)
+
+    def write_grid(self, path: str) -> str:
+        n = self.model_cfg.n_classes
+        return images.save_grid(path, self.generate(self.sample_zn, self.sample_classes), rows=n, cols=10)
+
+    def encoder_check(self, epoch: int) -> Dict[str, float]:
+        """The original's after-epoch check: MSE and CE of E on 100 fresh G samples, both in inference
+        mode. Its noise comes from (seed, epoch), so a resumed run measures the same samples."""
+        m = self.model_cfg
+        rng = np.random.default_rng([self.seed, 3, epoch])
+        z_n = rng.standard_normal((EVAL_SAMPLES, m.z_dim)).astype(np.float32)
+        classes = rng.integers(0, m.n_classes, EVAL_SAMPLES)
+        zn_hat, logits = self.encoder(tf.constant(self.generate(z_n, classes)), training=False)
+        out = generator_encoder_loss(tf.zeros([EVAL_SAMPLES, 1]), zn_hat, z_n, logits, classes)
+        return {"enc_mse_loss": float(out["zn_loss"]), "enc_ce_loss": float(out["zc_loss"])}
+
+    def end_of_epoch(self, loop: Loop, epoch: int, mean_losses: Dict[str, float]):
+        """Mean G+E and D losses, the encoder check, and every 10th epoch (0, 10, ...) a 10x10 grid of
+        the class-ordered display noise, ``img_<epoch>.png``."""
+        out = self.out_dir(self.cfg.sample_dir)
+        values = {k: mean_losses[k] for k in ("ge_loss", "d_loss", "zn_loss", "zc_loss")}
+        values.update(self.encoder_check(epoch))
+        every = sample_every_epochs(self.cfg)
+        if every and epoch % every == 0:
+            name = f"img_{epoch}.png"
+            self.write_grid(os.path.join(out, name))
+            values["grid"] = name
+        EpochHistory(out).record(epoch, values)
+        epoch_summaries(loop, {k: v for k, v in values.items() if k != "grid"})
+        loop.log(f"epoch {epoch}: epoch_ge_loss: {values['ge_loss']:.5f}, epoch_d_loss: {values['d_loss']:.5f}, "
+                 f"enc_mse_loss: {values['enc_mse_loss']:.5f}, enc_ce_loss: {values['enc_ce_loss']:.5f}"
+                 + (f" [{values['grid']}]" if "grid" in values else ""))
+
+    def end_of_training(self, loop: Loop):
+        """The GIF of the epoch grids and the original's three plots: loss.png (G+E and D),
+        enc_mse_loss.png and enc_cross_entropy_loss.png."""
+        n_epochs = int(loop.step.numpy()) // max(loop.steps_per_epoch, 1)
+        plots = {
+            "loss.png": {"Generator-Encoder loss": "ge_loss", "Discriminator loss": "d_loss"},
+            "enc_mse_loss.png": {"enc_mse_loss": "enc_mse_loss"},
+            "enc_cross_entropy_loss.png": {"enc_cross_entropy_loss": "enc_ce_loss"},
+        }
+        for p in finish_outputs(EpochHistory(self.out_dir(self.cfg.sample_dir)), n_epochs, plots,
+                                log=loop.log).values():
+            loop.log(f" [*] wrote {p}")
+
+    def cluster_report(self, x, labels) -> dict:
+        """ACC / NMI / ARI of the encoder's clusters (argmax of the class logits) against ``labels``."""
+        _, probs = self.encode(x)
+        pred = np.argmax(probs, axis=1)
+        labels = np.asarray(labels).astype(np.int64)
+        report = metrics.clustering_report(labels, pred)
+        report.update({
+            "n": int(len(labels)),
+            "cluster_sizes": np.bincount(pred, minlength=self.model_cfg.n_classes).tolist(),
+            "cluster_to_label": {str(k): v for k, v in metrics.cluster_mapping(labels, pred).items()},
+        })
+        return report
+
+    def evaluate(self, loop: Loop):
+        """``--is_train False``: cluster the test set with the encoder; print ACC / NMI / ARI and write
+        them to ``<evaluate_dir>/clustergan_clustering.json``; a class-ordered grid in
+        ``<evaluate_dir>/clustergan/test_00.png``."""
+        import json
+
+        cfg = self.cfg
+        x, y = data.load_split(cfg.data_dir, cfg.dataset, "test")
+        report = {"dataset": cfg.dataset, "split": "test", "step": int(loop.step.numpy()),
+                  **self.cluster_report(x, y)}
+        loop.log(f" [*] clustering of the {report['n']} {cfg.dataset} test images: ACC {report['acc']:.4f}, "
+                 f"NMI {report['nmi']:.4f}, ARI {report['ari']:.4f}")
+        path = os.path.join(cfg.evaluate_dir, f"{self.name}_clustering.json")
+        fileio.atomic_write_text(path, json.dumps(report, indent=2, sort_keys=True) + "\n")
+        loop.log(f" [*] wrote {path}")
+        grid = self.write_grid(os.path.join(self.out_dir(cfg.evaluate_dir), "test_00.png"))
+        loop.log(f" [*] wrote {grid}")
+        return report
+
+    def export(self, export_dir: str) -> str:
+        return export_clustergan(self.generator, self.encoder, self.model_cfg, os.path.join(export_dir, self.name))
+
+
+class _ClusterServing(tf.Module):
+    def __init__(self, generator, encoder):
+        super().__init__()
+        self.generator = generator
+        self.encoder = encoder
+
+
+def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str) -> str:
+    """SavedModel with two signatures, both in inference mode (BatchNorm moving averages):
+
+    - ``serving_default(z_n: [batch, z_dim], z_c: [batch, n_classes] one-hot) -> {"images"}``,
+      images [batch, 28, 28, 1] in [0, 1];
+    - ``encode(images: [batch, 28, 28, 1] float in [0, 1]) -> {"z_n", "class_probs"}``; the cluster
+      of an image is the argmax of ``class_probs``.
+    """
+    module = _ClusterServing(generator, encoder)
+
+    @tf.function(input_signature=[tf.TensorSpec([None, cfg.z_dim], tf.float32, name="z_n"),
+                                  tf.TensorSpec([None, cfg.n_classes], tf.float32, name="z_c")])
+    def serve(z_n, z_c):
+        return {"images": generator(tf.concat([z_n, z_c], axis=1), training=False)}
+
+    @tf.function(input_signature=[tf.TensorSpec([None] + list(IMAGE_SHAPE), tf.float32, name="images")])
+    def encode(images_):
+        z_n, logits = encoder(images_, training=False)
+        return {"z_n": z_n, "class_probs": tf.nn.softmax(logits)}
+
+    module.serve = serve
+    module.encode = encode
+    return export_lib.save_module(module, {"serving_default": serve.get_concrete_function(),
+                                           "encode": encode.get_concrete_function()}, path)

@@ -1,0 +1,387 @@
+"""ClusterGAN port: layer shapes and parameter counts against the seed's tables, the PyTorch conv
+arithmetic, losses, coupled weight decay, the 1:5 update schedule, outputs, resume, clustering
+evaluation and the SavedModel's two signatures."""
+
+import json
+import math
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import keras
+
+from cogan_tf import config as C
+from cogan_tf import runner, train
+from cogan_tf.clustergan import (ClusterDiscriminator, ClusterEncoder, ClusterGAN, ClusterGenerator,
+                                 coupled_weight_decay, discriminator_loss, generator_encoder_loss)
+from tests.conftest import write_fake_dataset
+
+CFG = C.ClusterGanConfig()
+
+
+def fake_images(n=40, seed=0):
+    return [np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)]
+
+
+def train_cfg(tmp_path, **kw):
+    base = dict(model="clustergan", epoch=1, batch_size=4, seed=3, log_every=0, sample_every=0, save_every=0,
+                learning_rate=1e-4, beta1=0.5, beta2=0.9, sample_every_epochs=1,
+                checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
+                log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"),
+                evaluate_dir=str(tmp_path / "evaluate"))
+    base.update(kw)
+    return C.TrainConfig(**base)
+
+
+def count(variables):
+    return sum(int(np.prod(v.shape)) for v in variables)
+
+
+def quiet(_):
+    pass
+
+
+def built_gan(tmp_path, **kw):
+    gan = ClusterGAN(CFG, train_cfg(tmp_path, **kw), arrays=fake_images())
+    keras.utils.set_random_seed(gan.seed)
+    gan.build()
+    return gan
+
+
+# --- networks ---------------------------------------------------------------------------------------
+
+def test_layer_shapes():
+    g, d, e = ClusterGenerator(CFG), ClusterDiscriminator(CFG), ClusterEncoder(CFG)
+    z = tf.random.normal([4, 40])
+    h = g.h0(z)
+    assert h.shape == (4, 1024)
+    h = g.h1(g.act0(g.bn0(h)))
+    assert h.shape == (4, 128 * 7 * 7)
+    h = g.h2(tf.reshape(h, [4, 7, 7, 128]))
+    assert h.shape == (4, 14, 14, 64)  # ConvTranspose2d(128, 64, 4, 2, 1): (7 - 1) * 2 - 2 + 4 = 14
+    assert g.h3(h).shape == (4, 28, 28, 1)  # (14 - 1) * 2 - 2 + 4 = 28
+    x = g(z, training=True)
+    assert x.shape == (4, 28, 28, 1) and 0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1
+    for trunk in (d.trunk, e.trunk):
+        h = trunk.c0(x)
+        assert h.shape == (4, 13, 13, 64)  # Conv2d(1, 64, 4, 2): (28 - 4) // 2 + 1 = 13
+        assert trunk.c1(h).shape == (4, 5, 5, 128)  # (13 - 4) // 2 + 1 = 5; 128 * 5 * 5 = 3200
+        assert trunk(x).shape == (4, 1024)
+    assert d.logits(x).shape == (4, 1)
+    p = d(x)
+    assert 0 <= float(tf.reduce_min(p)) and float(tf.reduce_max(p)) <= 1
+    z_n, logits = e(x)
+    assert z_n.shape == (4, 30) and logits.shape == (4, 10)
+    np.testing.assert_allclose(tf.concat([z_n, logits], 1).numpy(), e.h3(e.trunk(x)).numpy())
+
+
+def test_parameter_counts_by_hand():
+    # Linear(in, out) = in*out + out; Conv(in, out, 4x4) = 16*in*out + out; BatchNorm(C) = 2C trainable
+    # (gamma, beta) + 2C moving statistics.
+    g_count = ((40 * 1024 + 1024) + 2 * 1024            # Linear 40 -> 1024, BN1d(1024)
+               + (1024 * 6272 + 6272) + 2 * 6272        # Linear 1024 -> 128*7*7, BN1d(6272)
+               + (16 * 128 * 64 + 64) + 2 * 64          # ConvTranspose 128 -> 64, BN2d(64)
+               + (16 * 64 * 1 + 1))                     # ConvTranspose 64 -> 1
+    trunk = (16 * 1 * 64 + 64) + (16 * 64 * 128 + 128) + (3200 * 1024 + 1024)
+    d_count = trunk + (1024 * 1 + 1)
+    e_count = trunk + (1024 * 40 + 40)
+    assert (g_count, d_count, e_count) == (6617665, 3411137, 3451112)
+    g, d, e = ClusterGenerator(CFG), ClusterDiscriminator(CFG), ClusterEncoder(CFG)
+    g.build((None, 40))
+    d.build((None, 28, 28, 1))
+    e.build((None, 28, 28, 1))
+    assert count(g.trainable_variables) == g_count
+    assert count(g.non_trainable_variables) == 2 * (1024 + 6272 + 64)
+    assert count(d.trainable_variables) == d_count and count(e.trainable_variables) == e_count
+    assert not d.non_trainable_variables and not e.non_trainable_variables
+    # D and E have the same trunk layout but their own weights.
+    assert not {id(v) for v in d.trainable_variables} & {id(v) for v in e.trainable_variables}
+
+
+def test_batchnorm_and_init_are_pytorchs():
+    keras.utils.set_random_seed(0)
+    g = ClusterGenerator(CFG)
+    g.build((None, 40))
+    for bn in (g.bn0, g.bn1, g.bn2):
+        assert bn.momentum == 0.9 and bn.epsilon == 1e-5  # torch momentum 0.1
+        assert np.all(bn.gamma.numpy() == 1) and np.all(bn.beta.numpy() == 0)
+    # U(-1/sqrt(fan_in), 1/sqrt(fan_in)); for ConvTranspose2d PyTorch's fan_in is out_channels * 4 * 4.
+    for layer, fan_in in ((g.h0, 40), (g.h1, 1024), (g.h2, 64 * 16), (g.h3, 1 * 16)):
+        bound = 1 / math.sqrt(fan_in)
+        w = layer.kernel.numpy()
+        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound, layer.name
+        assert np.abs(layer.bias.numpy()).max() <= bound
+    d = ClusterDiscriminator(CFG)
+    d.build((None, 28, 28, 1))
+    assert np.abs(d.trunk.c1.kernel.numpy()).max() <= 1 / math.sqrt(64 * 16)
+
+
+def torch_conv_transpose(x, w, b, stride=2, pad=1):
+    """PyTorch's ConvTranspose2d written out: out[i*s - p + k] += x[i] * w[:, :, k]; w (in, out, kh, kw)."""
+    n, h, wd, _ = x.shape
+    k = w.shape[2]
+    full = np.zeros((n, (h - 1) * stride + k, (wd - 1) * stride + k, w.shape[1]))
+    for i in range(h):
+        for j in range(wd):
+            contribution = np.einsum("nc,cokl->nklo", x[:, i, j, :], w)
+            full[:, i * stride:i * stride + k, j * stride:j * stride + k, :] += contribution
+    ho, wo = (h - 1) * stride - 2 * pad + k, (wd - 1) * stride - 2 * pad + k
+    return full[:, pad:pad + ho, pad:pad + wo, :] + b
+
+
+def torch_conv(x, w, b, stride=2):
+    """PyTorch's Conv2d without padding: out[i] = sum_k x[i*s + k] * w[:, :, k]; w (out, in, kh, kw)."""
+    n, h, wd, _ = x.shape
+    k = w.shape[2]
+    ho, wo = (h - k) // stride + 1, (wd - k) // stride + 1
+    out = np.zeros((n, ho, wo, w.shape[0]))
+    for i in range(ho):
+        for j in range(wo):
+            patch = x[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
+            out[:, i, j, :] = np.einsum("nklc,ockl->no", patch, w)
+    return out + b
+
+
+def test_keras_convs_are_pytorchs_k4_s2_convs():
+    g, d = ClusterGenerator(CFG), ClusterDiscriminator(CFG)
+    g.build((None, 40))
+    d.build((None, 28, 28, 1))
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 7, 7, 128)).astype(np.float32)
+    # Keras's transposed kernel is (kh, kw, out, in); PyTorch's (in, out, kh, kw).
+    w = np.transpose(g.h2.kernel.numpy(), (3, 2, 0, 1))
+    np.testing.assert_allclose(g.h2(x).numpy(), torch_conv_transpose(x, w, g.h2.bias.numpy()), atol=1e-4)
+    x = rng.standard_normal((2, 28, 28, 1)).astype(np.float32)
+    w = np.transpose(d.trunk.c0.kernel.numpy(), (3, 2, 0, 1))  # (kh, kw, in, out) -> (out, in, kh, kw)
+    np.testing.assert_allclose(d.trunk.c0(x).numpy(), torch_conv(x, w, d.trunk.c0.bias.numpy()), atol=1e-4)
+
+
+# --- losses -------------------------------------------------------------------------------------------
+
+def test_losses_against_hand_computed_values():
+    sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
+    out = discriminator_loss(tf.constant([[1.0], [-2.0]]), tf.constant([[0.0], [3.0]]))
+    r = (-math.log(sig(1.0)) - math.log(sig(-2.0))) / 2
+    f = (math.log(2) - math.log(1 - sig(3.0))) / 2
+    assert float(out["d_loss"]) == pytest.approx(r + f, rel=1e-6)  # summed, not averaged
+    # G+E: D logits 0 (BCE = log 2); MSE over all 2x3 entries: (1 + 0 + 4 + 0 + 0 + 9) / 6 = 14/6;
+    # CE: class 0 of logits [0, 0] is log 2; class 1 of [log 3, 0] is -log(1/4) = log 4.
+    z_n = tf.constant([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
+    zn_hat = tf.constant([[0.0, 2.0, 1.0], [0.0, 0.0, 3.0]])
+    logits = tf.constant([[0.0, 0.0], [math.log(3), 0.0]])
+    ge = generator_encoder_loss(tf.zeros([2, 1]), zn_hat, z_n, logits, tf.constant([0, 1]), 10.0, 10.0)
+    assert float(ge["ge_adv_loss"]) == pytest.approx(math.log(2), rel=1e-6)
+    assert float(ge["zn_loss"]) == pytest.approx(14 / 6, rel=1e-6)
+    assert float(ge["zc_loss"]) == pytest.approx((math.log(2) + math.log(4)) / 2, rel=1e-6)
+    assert float(ge["ge_loss"]) == pytest.approx(math.log(2) + 10 * 14 / 6 + 10 * math.log(8) / 2, rel=1e-6)
+
+
+@pytest.fixture(scope="module")
+def eleven_steps(tmp_path_factory):
+    """A GAN built and stepped 11 times (compiled once for the tests below), with what each step moved."""
+    gan = built_gan(tmp_path_factory.mktemp("steps"))
+    step = tf.function(gan.train_step)
+    x = gan.training_arrays()[0]
+    watched = {"g": gan.generator.h1.kernel, "e": gan.encoder.h3.kernel, "d": gan.discriminator.h3.kernel,
+               "g_stats": gan.generator.bn1.moving_mean}
+    rec = {"first_before": [v.numpy().copy() for v in gan.ge_vars + gan.d_vars],
+           "h0_bias": gan.generator.h0.bias.numpy().copy(), "rng": gan.rng.state.numpy().copy(),
+           "moved": [], "outputs": []}
+    for i in range(11):
+        before = {k: v.numpy().copy() for k, v in watched.items()}
+        out = step(x[4 * (i % 10):4 * (i % 10) + 4])
+        rec["outputs"].append({k: float(v) for k, v in out.items()})
+        rec["moved"].append({k: not np.array_equal(before[k], v.numpy()) for k, v in watched.items()})
+        if i == 0:
+            rec["first_after"] = [v.numpy().copy() for v in gan.ge_vars + gan.d_vars]
+            rec["h0_bias_after"] = gan.generator.h0.bias.numpy().copy()
+            rec["rng_after"] = gan.rng.state.numpy().copy()
+            rec["last_ge"] = {k: float(v.numpy()) for k, v in gan.last_ge.items()}
+    rec["gan"] = gan
+    return rec
+
+
+def test_coupled_weight_decay_is_l2_through_adam(eleven_steps):
+    g, v = tf.constant([1.0, -2.0]), tf.Variable([3.0, 4.0])
+    np.testing.assert_allclose(coupled_weight_decay([g, None], [v, v], 0.5)[0].numpy(), [2.5, 0.0])
+    assert coupled_weight_decay([None], [v], 0.5) == [None]
+    # The biases of G's layers before a BatchNorm get no gradient from the loss (BatchNorm removes any
+    # constant shift), so the first G+E update moves them by the decay alone. Through Adam's first
+    # step that is ~lr = 1e-4 toward 0 (the update is ~lr * sign(grad)); AdamW's decoupled decay would
+    # move them by lr * wd * w ~ 1e-10, and no decay would leave the sign to float noise.
+    b0, b1 = eleven_steps["h0_bias"], eleven_steps["h0_bias_after"]
+    delta = b1 - b0
+    big = np.abs(b0) > 0.05
+    assert big.sum() > 100
+    np.testing.assert_array_equal(np.sign(delta[big]), -np.sign(b0[big]))
+    assert np.all((np.abs(delta[big]) > 0.9e-4) & (np.abs(delta[big]) < 1.01e-4))
+
+
+def test_one_to_five_schedule(eleven_steps):
+    gan = eleven_steps["gan"]
+    ge_steps = [i for i, m in enumerate(eleven_steps["moved"]) if m["g"]]
+    assert ge_steps == [0, 5, 10]
+    assert int(gan.d_opt.iterations) == 11 and int(gan.ge_opt.iterations) == 3  # 1 G+E : 5 D
+    for m in eleven_steps["moved"]:
+        assert m["g"] == m["e"]  # G and E are one player
+        assert m["d"]  # D every batch
+        assert m["g_stats"]  # G runs in training mode in D's step too: its BatchNorm statistics move
+    # Between G+E updates the step reports the latest G+E losses.
+    outs = eleven_steps["outputs"]
+    assert outs[1]["ge_loss"] == outs[4]["ge_loss"] == outs[0]["ge_loss"] == pytest.approx(
+        eleven_steps["last_ge"]["ge_loss"])
+    assert outs[5]["ge_loss"] != outs[4]["ge_loss"]
+    assert set(outs[0]) == {"d_loss", "d_loss_real", "d_loss_fake", "ge_loss", "ge_adv_loss", "zn_loss", "zc_loss"}
+    assert all(np.isfinite(v) for o in outs for v in o.values())
+
+
+def test_first_step_changes_every_trainable_weight_and_draws_one_latent(eleven_steps):
+    gan = eleven_steps["gan"]
+    for v, b, a in zip(gan.ge_vars + gan.d_vars, eleven_steps["first_before"], eleven_steps["first_after"]):
+        assert not np.array_equal(a, b), v.path
+    # One (z_n, class) draw per batch, shared by the G+E and the D update.
+    replay = tf.random.Generator.from_state(eleven_steps["rng"], gan.rng.algorithm)
+    replay.normal([4, 30])
+    replay.uniform([4], 0, 10, dtype=tf.int32)
+    np.testing.assert_array_equal(replay.state.numpy(), eleven_steps["rng_after"])
+
+
+# --- the loop: outputs, resume, seed ------------------------------------------------------------------
+
+def all_weights(gan):
+    return [v.numpy() for v in gan.generator.variables + gan.encoder.variables + gan.discriminator.variables
+            + gan.ge_opt.variables + gan.d_opt.variables]
+
+
+def test_epoch_outputs_and_exact_resume(tmp_path):
+    x = fake_images(20)  # 5 steps of 4 per epoch: G+E updates at steps 0 and 5
+    logs = []
+    full = runner.run(CFG, train_cfg(tmp_path / "a", epoch=2), arrays=x, log=logs.append)
+    runner.run(CFG, train_cfg(tmp_path / "b", epoch=2, max_steps=3), arrays=x, log=quiet)
+    logs_b = []
+    resumed = runner.run(CFG, train_cfg(tmp_path / "b", epoch=2), arrays=x, log=logs_b.append)
+    assert any("Load SUCCESS" in line and "step 3" in line for line in logs_b)
+    assert int(resumed.ge_opt.iterations) == int(full.ge_opt.iterations) == 2
+    for a, b in zip(all_weights(full), all_weights(resumed)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_array_equal(full.rng.state.numpy(), resumed.rng.state.numpy())
+    for k in full.last_ge:
+        assert float(full.last_ge[k].numpy()) == float(resumed.last_ge[k].numpy())
+
+    from PIL import Image
+    expected = ["enc_cross_entropy_loss.png", "enc_mse_loss.png", "generator_results.gif", "img_0.png",
+                "img_1.png", "loss.png", "losses.json"]
+    for root in (tmp_path / "a", tmp_path / "b"):
+        out = root / "samples" / "clustergan"
+        assert sorted(os.listdir(out)) == expected
+        with Image.open(out / "img_1.png") as im:
+            assert im.size == (280, 280)  # 10 rows (one per class) of 10
+        with Image.open(out / "generator_results.gif") as im:
+            assert im.n_frames == 2
+        hist = json.loads((out / "losses.json").read_text())["epochs"]
+        assert set(hist["1"]) == {"ge_loss", "d_loss", "zn_loss", "zc_loss", "enc_mse_loss", "enc_ce_loss", "grid"}
+    ha = json.loads((tmp_path / "a/samples/clustergan/losses.json").read_text())["epochs"]
+    hb = json.loads((tmp_path / "b/samples/clustergan/losses.json").read_text())["epochs"]
+    # The encoder check after each epoch uses noise from (seed, epoch): the same in both runs.
+    assert ha["1"]["enc_mse_loss"] == pytest.approx(hb["1"]["enc_mse_loss"], rel=1e-6)
+    # 5 steps per epoch: the one G+E update's loss is reported for all 5 batches, so the epoch mean of
+    # the reported values is that update's loss.
+    assert ha["1"]["ge_loss"] == pytest.approx(hb["1"]["ge_loss"], rel=1e-6)
+    assert any(line.startswith("epoch 1: epoch_ge_loss: ") for line in logs)
+    ck = tmp_path / "a" / "checkpoint" / "clustergan_mnist_4_28"
+    names = [n for n, _ in tf.train.list_variables(tf.train.latest_checkpoint(str(ck)))]
+    assert sum("moving_mean" in n for n in names) == 3 and sum("moving_variance" in n for n in names) == 3
+    assert sum(n.startswith("last_ge_losses/") for n in names) == 4
+
+
+def test_class_ordered_display_noise_and_seed(tmp_path):
+    a = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    b = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    c = ClusterGAN(CFG, train_cfg(tmp_path, seed=4), arrays=fake_images())
+    assert a.sample_zn.shape == (100, 30)
+    np.testing.assert_array_equal(a.sample_zn, b.sample_zn)
+    assert not np.allclose(a.sample_zn, c.sample_zn)
+    np.testing.assert_array_equal(a.sample_classes.reshape(10, 10), np.repeat(np.arange(10)[:, None], 10, 1))
+
+
+# --- evaluation and export ----------------------------------------------------------------------------
+
+def test_cluster_report_scores_the_encoder_argmax(tmp_path):
+    gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    labels = np.repeat(np.arange(10), 3)
+    perm = np.random.default_rng(1).permutation(10)
+    gan.encode = lambda x: (None, np.eye(10)[perm[labels]])  # an encoder that clusters perfectly
+    report = gan.cluster_report(np.zeros((30, 28, 28, 1), np.uint8), labels)
+    assert report["acc"] == report["nmi"] == pytest.approx(1.0) and report["ari"] == pytest.approx(1.0)
+    assert report["cluster_sizes"] == [3] * 10
+    assert report["cluster_to_label"] == {str(perm[k]): k for k in range(10)}
+
+
+SAVED_MODEL_CHECK = r"""
+import sys, numpy as np, tensorflow as tf
+m = tf.saved_model.load(sys.argv[1])
+a = np.load(sys.argv[2])
+out = m.signatures["serving_default"](z_n=tf.constant(a["z_n"]), z_c=tf.constant(a["z_c"]))
+enc = m.signatures["encode"](images=tf.constant(a["x"]))
+np.savez(sys.argv[3], images=out["images"].numpy(), z_n=enc["z_n"].numpy(), probs=enc["class_probs"].numpy())
+print(sorted(out), sorted(enc), "cogan_tf" in sys.modules)
+"""
+
+
+def test_evaluate_clusters_test_set_and_saved_model_round_trip(tmp_path):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=30)
+    cfg = train_cfg(tmp_path, data_dir=data_dir, max_steps=2)
+    runner.run(CFG, cfg, log=quiet)
+    logs = []
+    gan = runner.run(CFG, cfg, is_train=False, log=logs.append)
+    report = json.loads((tmp_path / "evaluate" / "clustergan_clustering.json").read_text())
+    assert {"acc", "nmi", "ari", "n", "cluster_sizes", "cluster_to_label", "dataset", "step"} <= set(report)
+    assert report["n"] == 30 and report["step"] == 2 and sum(report["cluster_sizes"]) == 30
+    from cogan_tf import data, metrics
+    x, y = data.load_split(data_dir, "mnist", "test")
+    pred = np.argmax(gan.encode(x)[1], axis=1)
+    assert report["acc"] == pytest.approx(metrics.cluster_acc(y, pred))
+    assert any(line.startswith(" [*] clustering of the 30 mnist test images: ACC ") for line in logs)
+    assert os.path.isfile(tmp_path / "evaluate" / "clustergan" / "test_00.png")
+
+    rng = np.random.default_rng(0)
+    z_n = rng.standard_normal((6, 30)).astype(np.float32)
+    z_c = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 6)]
+    xf = x[:6].astype(np.float32) / 255
+    np.savez(tmp_path / "in.npz", z_n=z_n, z_c=z_c, x=xf)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", SAVED_MODEL_CHECK, str(tmp_path / "export" / "clustergan"),
+                        str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
+                       capture_output=True, text=True, cwd=str(tmp_path), env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines()[-1] == "['images'] ['class_probs', 'z_n'] False"
+    got = np.load(tmp_path / "out.npz")
+    images = gan.generator(tf.constant(np.concatenate([z_n, z_c], 1)), training=False).numpy()
+    assert got["images"].shape == (6, 28, 28, 1)
+    np.testing.assert_allclose(got["images"], images, atol=1e-5)
+    np.testing.assert_allclose(got["images"], gan.generate(z_n, np.argmax(z_c, 1)), atol=1e-5)
+    z_hat, probs = gan.encode(xf)
+    np.testing.assert_allclose(got["z_n"], z_hat, atol=1e-5)
+    np.testing.assert_allclose(got["probs"], probs, atol=1e-6)
+    np.testing.assert_allclose(got["probs"].sum(1), 1, atol=1e-5)
+
+
+def test_evaluate_without_checkpoint_is_refused(tmp_path):
+    from cogan_tf.cli import UsageError
+    with pytest.raises(UsageError, match="no checkpoint in .*clustergan_mnist_4_28: train first"):
+        runner.run(CFG, train_cfg(tmp_path), is_train=False, arrays=fake_images(), log=quiet)
+
+
+def test_multi_replica_strategy_is_refused(tmp_path):
+    class TwoReplicas:
+        num_replicas_in_sync = 2
+
+    gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    gan.strategy = TwoReplicas()
+    from cogan_tf.cli import UsageError
+    with pytest.raises(UsageError, match="one device"):
+        gan.build()
+    assert train.GAN.checkpoint_subdir(gan) == "clustergan_mnist_4_28"
