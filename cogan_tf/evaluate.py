@@ -411,20 +411,33 @@ def flatten(report: dict, prefix: str = "") -> Dict[str, object]:
 
 
 def format_compare(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> str:
-    """Two reports side by side, with B - A for every number both have."""
+    """Two reports side by side, with B - A for every number both have; text fields (source, ...)
+    above the table, once when equal and both when they differ."""
     fa, fb = flatten(a), flatten(b)
     keys = list(fa) + [k for k in fb if k not in fa]
-    w = max(len(k) for k in keys) + 2
-    lines = [f"A: {name_a}", f"B: {name_b}", "", f"{'':{w}}{'A':>14}{'B':>14}{'B - A':>14}"]
+    is_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
+    numeric = [k for k in keys if is_num(fa.get(k)) or is_num(fb.get(k))]
+    lines = [f"A: {name_a}", f"B: {name_b}", ""]
     for k in keys:
+        if k in numeric:
+            continue
+        va, vb = fa.get(k, "-"), fb.get(k, "-")
+        lines += [f"{k}: {va}"] if va == vb else [f"{k}:", f"  A: {va}", f"  B: {vb}"]
+    w = max([len(k) for k in numeric] + [10]) + 2
+    lines += ["", f"{'':{w}}{'A':>14}{'B':>14}{'B - A':>14}"]
+
+    def cell(v):
+        if isinstance(v, int) and not isinstance(v, bool):
+            return f"{v:>14d}"
+        return f"{_fmt(v, '{:.4f}'):>14}"
+
+    for k in numeric:
         va, vb = fa.get(k), fb.get(k)
-        num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-        if num(va) or num(vb):
-            diff = f"{vb - va:>+14.4f}" if num(va) and num(vb) else f"{'':>14}"
-            lines.append(f"{k:{w}}{_fmt(va, '{:.4f}'):>14}{_fmt(vb, '{:.4f}'):>14}{diff}")
+        if is_num(va) and is_num(vb):
+            diff = f"{vb - va:>+14d}" if isinstance(va, int) and isinstance(vb, int) else f"{vb - va:>+14.4f}"
         else:
-            same = "" if va == vb else "   (differ)"
-            lines.append(f"{k:{w}}{str(va):>14}{str(vb):>14}{same}")
+            diff = f"{'':>14}"
+        lines.append(f"{k:{w}}{cell(va)}{cell(vb)}{diff}")
     return "\n".join(lines)
 
 
