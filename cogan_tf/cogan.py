@@ -56,6 +56,20 @@ def moving_average_batchnorm(model):
             b.batch_stats_at_inference = o
 
 
+def batchnorm_moving_averages(model):
+    """(momentum, variable, its value now) for each BatchNorm moving average in ``model``."""
+    bns = [layer for layer in model._flatten_layers() if isinstance(layer, BatchNorm)]
+    return [(bn.momentum, v, tf.identity(v.value)) for bn in bns for v in (bn.moving_mean, bn.moving_variance)]
+
+
+def repeat_moving_average_update(snapshot):
+    """Make once more, with the same batch statistics s, the moving-average update each variable got
+    since ``snapshot``: after m1 = k m0 + (1 - k) s, the next one is k m1 + (1 - k) s = m1 + k (m1 - m0)."""
+    for k, v, v0 in snapshot:
+        v1 = v.value
+        v.assign(v1 + k * (v1 - v0))
+
+
 class CoGAN(GAN):
     name = "cogan"
     checkpoint_prefix = "CoGAN.model"
@@ -108,11 +122,22 @@ class CoGAN(GAN):
         x1 = tf.cast(x1, tf.float32) / 255.0
         x2 = tf.cast(x2, tf.float32) / 255.0
         z = self.rng.normal([tf.shape(x1)[0], self.model_cfg.z_dim])
-        with tf.GradientTape() as tape:
-            fake1, fake2 = self.generator(z, training=True)
-            d_out = self.d_losses(x1, x2, fake1, fake2, training=True)
-        apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
-        for _ in range(self.model_cfg.g_updates_per_step):
+        # G's weights do not change in the D update, so the first G update reuses its G forward pass
+        # (G(z) would come out the same) and only D, which the update changed, runs again: one G forward
+        # less per step (docs/PERFORMANCE.md). g_tape records that G forward for the first G update.
+        if self.model_cfg.g_updates_per_step < 1:
+            raise ValueError("CoGAN needs g_updates_per_step >= 1")
+        moving = batchnorm_moving_averages(self.generator)
+        with tf.GradientTape() as g_tape:
+            with tf.GradientTape() as tape:
+                fake1, fake2 = self.generator(z, training=True)
+                d_out = self.d_losses(x1, x2, fake1, fake2, training=True)
+            with g_tape.stop_recording():
+                apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
+                repeat_moving_average_update(moving)  # what the skipped G forward would have done
+            g_out = self.g_losses(fake1, fake2, training=True)
+        apply_gradients(self.g_opt, g_tape, g_out["g_loss"], self.g_vars)
+        for _ in range(self.model_cfg.g_updates_per_step - 1):
             with tf.GradientTape() as tape:
                 fake1, fake2 = self.generator(z, training=True)
                 g_out = self.g_losses(fake1, fake2, training=True)
