@@ -70,22 +70,40 @@ class Layer:
       input pixel scatters one k x k x c_out patch). Padding is ignored, as TensorFlow's own count does.
     Biases, BatchNorm, activations and the optimizer are elementwise and left out of the analytic count
     (the profiler's total includes them).
+
+    ``tf_backprop_macs``: what TensorFlow's statistics count for this layer's two backprop ops
+    (Conv2DBackpropInput/Filter of a conv): ``h_in * w_in / stride^2`` output positions instead of
+    ``h_out * w_out``. The same for SAME padding with sizes divisible by the stride, more for VALID
+    (ClusterGAN's 28 -> 13 -> 5 convs). Used only to compare with TensorFlow's count.
     """
 
     name: str
     macs: int
     params: int
+    tf_backprop_macs: Optional[float] = None
+
+    @property
+    def tf_backprop(self) -> float:
+        return self.macs if self.tf_backprop_macs is None else self.tf_backprop_macs
 
 
 def dense(name: str, n_in: int, n_out: int) -> Layer:
     return Layer(name, n_in * n_out, n_in * n_out + n_out)
 
 
-def conv(name: str, h_out: int, w_out: int, c_in: int, c_out: int, k: int) -> Layer:
-    return Layer(name, h_out * w_out * k * k * c_in * c_out, k * k * c_in * c_out + c_out)
+def conv(name: str, h_in: int, w_in: int, c_in: int, c_out: int, k: int, stride: int = 2,
+         padding: str = "same") -> Layer:
+    if padding == "same":
+        h_out, w_out = -(-h_in // stride), -(-w_in // stride)
+    else:
+        h_out, w_out = (h_in - k) // stride + 1, (w_in - k) // stride + 1
+    per_position = k * k * c_in * c_out
+    return Layer(name, h_out * w_out * per_position, per_position + c_out,
+                 tf_backprop_macs=h_in * w_in * per_position / (stride * stride))
 
 
 def deconv(name: str, h_in: int, w_in: int, c_in: int, c_out: int, k: int) -> Layer:
+    """Stride 2, SAME: the output is 2 h_in x 2 w_in."""
     return Layer(name, h_in * w_in * k * k * c_in * c_out, k * k * c_in * c_out + c_out)
 
 
@@ -125,11 +143,14 @@ class StepCount:
                 self._add(self.dx, layer, times)
         return self
 
-    def macs_per_example(self) -> int:
-        return sum(self.layers[n].macs * c for t in (self.fwd, self.dx, self.dw) for n, c in t.items())
+    def macs_per_example(self, tf_convention: bool = False) -> float:
+        """MACs per example; ``tf_convention``: backprop ops as TensorFlow's statistics count them."""
+        back = (lambda layer: layer.tf_backprop) if tf_convention else (lambda layer: layer.macs)
+        return (sum(self.layers[n].macs * c for n, c in self.fwd.items())
+                + sum(back(self.layers[n]) * c for t in (self.dx, self.dw) for n, c in t.items()))
 
-    def flops(self, batch: int) -> int:
-        return 2 * self.macs_per_example() * batch
+    def flops(self, batch: int, tf_convention: bool = False) -> float:
+        return 2 * self.macs_per_example(tf_convention) * batch
 
     def passes(self) -> Dict[str, Dict[str, int]]:
         return {n: {"fwd": self.fwd.get(n, 0), "dx": self.dx.get(n, 0), "dw": self.dw.get(n, 0)} for n in self.layers}
@@ -150,8 +171,8 @@ def cogan_layers(m) -> Dict[str, Layer]:
         "d_h3": dense("d_h3_lin", 1024, 1),
     }
     for d in (1, 2):
-        out[f"d{d}_h0"] = conv(f"d{d}_h0_conv", s2, s2, m.c_dim, dh0, 5)
-        out[f"d{d}_h1"] = conv(f"d{d}_h1_conv", s4, s4, dh0, 64, 5)
+        out[f"d{d}_h0"] = conv(f"d{d}_h0_conv", s, s, m.c_dim, dh0, 5)
+        out[f"d{d}_h1"] = conv(f"d{d}_h1_conv", s2, s2, dh0, 64, 5)
     return out
 
 
@@ -203,28 +224,70 @@ def param_count(layers: Sequence[Layer]) -> int:
     return sum(layer.params for layer in layers)
 
 
+def vanilla_layers(m) -> Dict[str, List[Layer]]:
+    """The vanilla GAN's MLPs (REFERENCE.md §2) for a VanillaConfig ``m``."""
+    h = m.hidden
+    return {"g": [dense("g_h0", m.z_dim, h), dense("g_h1", h, h), dense("g_h2", h, h), dense("g_h3", h, 784)],
+            "d": [dense("d_h0", 784, h), dense("d_h1", h, h), dense("d_h2", h, h), dense("d_h3", h, 1)]}
+
+
+def vanilla_step_count(m) -> StepCount:
+    """One D update (G forward without gradient for the fake batch; D on real and on fake), then one
+    G update on a fresh z (G forward, D forward, gradients through D into G)."""
+    L = vanilla_layers(m)
+    g, d = L["g"], L["d"]
+    c = StepCount()
+    c.forward(g)
+    c.forward(d, times=2)
+    c.backward(d, weights=True, input_of_first=False, times=2)
+    c.forward(g).forward(d)
+    c.backward(d, weights=False, input_of_first=True)
+    c.backward(g, weights=True, input_of_first=False)
+    return c
+
+
+def clustergan_layers(m) -> Dict[str, List[Layer]]:
+    """ClusterGAN's G, D and E (REFERENCE.md §3) for a ClusterGanConfig ``m``; D and E share the shape
+    of their conv trunk (not its weights)."""
+    def trunk(p):
+        return [conv(f"{p}_c0", 28, 28, 1, 64, 4, padding="valid"), conv(f"{p}_c1", 13, 13, 64, 128, 4, padding="valid"),
+                dense(f"{p}_h2", 5 * 5 * 128, 1024)]
+
+    zc = m.z_dim + m.n_classes
+    return {"g": [dense("g_h0", zc, 1024), dense("g_h1", 1024, 7 * 7 * 128), deconv("g_h2", 7, 7, 128, 64, 4),
+                  deconv("g_h3", 14, 14, 64, 1, 4)],
+            "d": trunk("d") + [dense("d_h3", 1024, 1)],
+            "e": trunk("e") + [dense("e_h3", 1024, zc)]}
+
+
+def clustergan_step_counts(m) -> Dict[str, StepCount]:
+    """``d``: what every step does (G forward without gradient, D on real and fake, D's gradients);
+    ``ge``: what the G+E update adds on every ``g_every``-th step (G forward, E and D on the fake,
+    E's weight gradients, gradients through E and D into G)."""
+    L = clustergan_layers(m)
+    g, d, e = L["g"], L["d"], L["e"]
+    dc = StepCount().forward(g).forward(d, times=2).backward(d, weights=True, input_of_first=False, times=2)
+    ge = StepCount().forward(g).forward(e).forward(d)
+    ge.backward(e, weights=True, input_of_first=True)
+    ge.backward(d, weights=False, input_of_first=True)
+    ge.backward(g, weights=True, input_of_first=False)
+    return {"d": dc, "ge": ge}
+
+
 # --- TensorFlow's count -----------------------------------------------------------------------------
 
 MATMUL_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D", "Conv2DBackpropInput",
               "Conv2DBackpropFilter")
 _NOT_SINKS = ("ReadVariableOp", "VarHandleOp", "VarIsInitializedOp", "Placeholder", "Const")
-_CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall", "While", "StatelessWhile", "If", "StatelessIf", "Case")
+_CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
+_COND_OPS = ("If", "StatelessIf")
 
 
-def profiler_flops(concrete_fn) -> Dict[str, object]:
-    """FLOPs of a concrete function's graph by TensorFlow's own per-op statistics (the ones
-    ``tf.compat.v1.profiler``'s ``float_operation()`` view sums), over the ops that actually run.
-
-    The traced graph also holds ops whose results nothing uses (e.g. gradients of D's weights in a
-    G update: the tape's MatMul gradient emits both halves), which Grappler prunes before running.
-    So besides the profiler's total over the whole graph, the ops are restricted to those the outputs
-    and the stateful ops (variable updates) depend on. Ops inside nested function calls, if any, are
-    not counted and are listed under ``uncounted``.
-    """
-    import tensorflow as tf
+def _graph_flops(graph, prefix: str = "") -> Dict[str, object]:
+    """Per-op FLOPs of ``graph`` over its live ops; function calls added in, each branch of a
+    conditional reported apart (only one of them runs)."""
     from tensorflow.python.framework import ops as ops_lib
 
-    graph = concrete_fn.graph
     all_ops = graph.get_operations()
     sinks = [t.op for t in graph.outputs] + [op for op in all_ops if op._is_stateful and op.type not in _NOT_SINKS]
     live, stack = set(), list(sinks)
@@ -235,22 +298,60 @@ def profiler_flops(concrete_fn) -> Dict[str, object]:
         live.add(op.name)
         stack.extend(t.op for t in op.inputs)
         stack.extend(op.control_inputs)
-    out = {"graph_total": 0, "total": 0, "matmul_conv": 0, "by_type": {}, "uncounted": [], "note": ""}
+    out = {"graph_total": 0, "total": 0, "matmul_conv": 0, "by_type": {}, "branches": {}, "uncounted": []}
+
+    def sub(name):
+        f = getattr(graph, "_functions", {}).get(name)
+        return getattr(f, "graph", None)
+
     for op in all_ops:
         try:
-            v = ops_lib.get_stats_for_node_def(graph, op.node_def, "flops").value
-        except ValueError:
-            v = None
-        v = int(v or 0)
+            v = int(ops_lib.get_stats_for_node_def(graph, op.node_def, "flops").value or 0)
+        except ValueError:  # no statistics registered for this op, or a shape unknown
+            v = 0
         out["graph_total"] += v
         if op.name not in live:
             continue
-        if op.type in _CALL_OPS:
-            out["uncounted"].append(op.type)
         out["total"] += v
         if op.type in MATMUL_OPS:
             out["matmul_conv"] += v
             out["by_type"][op.type] = out["by_type"].get(op.type, 0) + v
+        if op.type in _CALL_OPS or op.type in _COND_OPS:
+            attrs = ("f",) if op.type in _CALL_OPS else ("then_branch", "else_branch")
+            for attr in attrs:
+                fg = sub(op.get_attr(attr).name)
+                if fg is None:
+                    out["uncounted"].append(f"{prefix}{op.name}/{attr}")
+                    continue
+                inner = _graph_flops(fg, f"{prefix}{op.name}/{attr}/")
+                out["uncounted"] += inner["uncounted"]
+                if op.type in _CALL_OPS:
+                    for k in ("graph_total", "total", "matmul_conv"):
+                        out[k] += inner[k]
+                    out["branches"].update(inner["branches"])
+                else:
+                    out["branches"][f"{prefix}{op.name}/{attr}"] = {k: inner[k] for k in ("total", "matmul_conv")}
+                    out["branches"].update(inner["branches"])
+    return out
+
+
+def profiler_flops(concrete_fn) -> Dict[str, object]:
+    """FLOPs of a concrete function's graph by TensorFlow's own per-op statistics (the ones
+    ``tf.compat.v1.profiler``'s ``float_operation()`` view sums), over the ops that actually run.
+
+    The traced graph also holds ops whose results nothing uses (e.g. gradients of D's weights in a
+    G update: the tape's MatMul gradient emits both halves), which Grappler prunes before running.
+    So besides the total over the whole graph (``graph_total``), the ops are restricted to those the
+    outputs and the stateful ops (variable updates) depend on (``total``; ``matmul_conv`` the
+    matmuls and convolutions among them, what the analytic count counts). A conditional's branches
+    (ClusterGAN's G+E update) are counted apart under ``branches``; anything that could not be read
+    is listed under ``uncounted``.
+    """
+    import tensorflow as tf
+
+    graph = concrete_fn.graph
+    out = _graph_flops(graph)
+    out["note"] = ""
     # The profiler proper, as a check that the per-op sum above is what it reports for the whole graph.
     opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
     opts["output"] = "none"
@@ -434,19 +535,26 @@ COGAN_STEPS = {"straightforward": straightforward_cogan_step, "recompute": recom
 
 @dataclasses.dataclass
 class Row:
+    """One timed step. ``parts``: name -> (its analytic count, how many times per step it runs on
+    average); ``cycle``: calls per timed block (ClusterGAN's G+E update comes every g_every-th step)."""
+
     model: str
     variant: str
     batch: int
     jit_compile: bool
-    flops_analytic: int
-    step_count: Optional[StepCount] = None
-    extra: dict = dataclasses.field(default_factory=dict)
+    parts: Dict[str, tuple]
+    cycle: int = 1
+
+    @property
+    def flops_analytic(self) -> float:
+        return sum(count.flops(self.batch) * per_step for count, per_step in self.parts.values())
 
 
 def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0):
     """A built GAN of ``name`` at ``batch`` and one batch of random uint8 inputs for its step."""
     import numpy as np
     import keras
+    import tensorflow as tf
     from cogan_tf import config as C, runner
 
     ckpt = tempfile.mkdtemp(prefix="cogan_bench_")
@@ -460,29 +568,52 @@ def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0):
     strategy = getattr(gan, "strategy", None)  # one device here, whatever the model supports
     with strategy.scope() if strategy is not None else contextlib.nullcontext():
         gan.build()
-    import tensorflow as tf
-
     inputs = tuple(tf.constant(a) for a in arrays)  # uint8, on the device, scaled inside the step
     return gan, inputs
 
 
 def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequence[str]) -> List[Row]:
-    if name == "cogan":
-        from cogan_tf.config import CoganConfig
+    """The rows of one model: its own step (``port``), and for the CoGAN the reference steps asked for."""
+    from cogan_tf import config as C
 
-        m = CoganConfig()
-        port = cogan_step_count(m, reuse_g_forward=True)
-        rows = [Row(name, "port" + ("+xla" if jit_compile else ""), batch, jit_compile, 0, port)]
-        if "xla" in cogan_variants and not jit_compile:
-            rows.append(Row(name, "port+xla", batch, True, 0, port))
-        if "recompute" in cogan_variants:
-            rows.append(Row(name, "recompute", batch, False, 0, cogan_step_count(m)))
-        if "straightforward" in cogan_variants:
-            rows.append(Row(name, "straightforward", batch, False, 0, cogan_step_count(m, trunk_per_domain=True)))
-        for r in rows:
-            r.flops_analytic = r.step_count.flops(batch)
-        return rows
-    raise NotImplementedError(name)
+    m = C.MODEL_CONFIGS[name]()
+    port = "port+xla" if jit_compile else "port"
+    if name == "vanilla":
+        import cogan_tf.vanilla  # noqa: F401 - skipped, with the reason, if the model is not there
+
+        return [Row(name, port, batch, jit_compile, {"step": (vanilla_step_count(m), 1)})]
+    if name == "clustergan":
+        import cogan_tf.clustergan  # noqa: F401
+
+        c = clustergan_step_counts(m)
+        return [Row(name, port, batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
+                    cycle=m.g_every)]
+    rows = [Row(name, port, batch, jit_compile, {"step": (cogan_step_count(m, reuse_g_forward=True), 1)})]
+    if "xla" in cogan_variants and not jit_compile:
+        rows.append(Row(name, "port+xla", batch, True, rows[0].parts))
+    if "recompute" in cogan_variants:
+        rows.append(Row(name, "recompute", batch, False, {"step": (cogan_step_count(m), 1)}))
+    if "straightforward" in cogan_variants:
+        rows.append(Row(name, "straightforward", batch, False,
+                        {"step": (cogan_step_count(m, trunk_per_domain=True), 1)}))
+    return rows
+
+
+def flops_check(row: Row, prof: dict) -> dict:
+    """Analytic matmul/conv FLOPs of each part against TensorFlow's count: ``step`` / ``d`` is the
+    step's graph, ``ge`` the true branch of its conditional (ClusterGAN's G+E update). The analytic
+    side counts backprop ops by TensorFlow's convention here (:class:`Layer`), so that the two agree
+    to the FLOP when the passes are counted right; the table's GFLOP/step is the true count."""
+    analytic = {k: count.flops(row.batch, tf_convention=True) for k, (count, _) in row.parts.items()}
+    tf_count = {}
+    for k in analytic:
+        if k == "ge":
+            then = [v["matmul_conv"] for b, v in prof.get("branches", {}).items() if b.endswith("then_branch")]
+            tf_count[k] = then[0] if len(then) == 1 else None
+        else:
+            tf_count[k] = prof.get("matmul_conv")
+    match = all(tf_count[k] is not None and abs(tf_count[k] - v) <= max(8, 1e-9 * v) for k, v in analytic.items())
+    return {"analytic_tf_convention": analytic, "tensorflow": tf_count, "match": match}
 
 
 def run_row(row: Row, warmup: int, steps: int, profile: bool) -> dict:
@@ -494,24 +625,25 @@ def run_row(row: Row, warmup: int, steps: int, profile: bool) -> dict:
     gan, inputs = make_model(row.model, row.batch, row.jit_compile)
     py_step = COGAN_STEPS[row.variant](gan) if row.variant in COGAN_STEPS else gan.train_step
     fn = tf.function(py_step, jit_compile=row.jit_compile)
-    t = time_calls(fn, inputs, warmup=warmup, steps=steps, cycle=int(getattr(gan, "step_cycle", 1)))
-    rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile}
+    t = time_calls(fn, inputs, warmup=warmup, steps=steps, cycle=row.cycle)
+    rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
+           "cycle": row.cycle}
     rec.update(step_ms=t["median_s"] * 1e3, step_ms_mean=t["mean_s"] * 1e3, step_ms_min=t["min_s"] * 1e3,
                steps_per_s=1.0 / t["median_s"], images_per_s=row.batch / t["median_s"],
-               first_call_s=t["first_call_s"], timed_steps=steps, warmup=warmup)
+               first_call_s=t["first_call_s"], timed_steps=steps * row.cycle, warmup=warmup * row.cycle)
     rec["flops_analytic"] = row.flops_analytic
     rec["gflops_per_s"] = row.flops_analytic / t["median_s"] / 1e9
-    if row.step_count is not None:
-        rec["analytic_passes"] = row.step_count.passes()
+    rec["analytic_passes"] = {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()}
     if profile:
         try:
             rec["profiler"] = profiler_flops(fn.get_concrete_function(*inputs))
+            rec["flops_check"] = flops_check(row, rec["profiler"])
         except Exception as e:  # noqa: BLE001 - report why the cross-check could not run
             rec["profiler"] = {"note": f"could not count: {type(e).__name__}: {e}"}
+            rec["flops_check"] = {"match": None, "note": rec["profiler"]["note"]}
     rec["peak_rss_mb"] = peak_rss_mb()
     rec["rss_before_mb"] = rss0
-    rec["tf_memory_info"] = tf_memory_info()
-    rec.update(row.extra)
+    rec["tf_memory"] = tf_memory_info()
     return rec
 
 
@@ -524,18 +656,18 @@ def format_table(result: dict) -> str:
              f"float32 matmul {mm['n']}x{mm['n']}: {mm['gflops']:.1f} GFLOP/s (median of {result['matmul_repeats']})",
              ""]
     head = (f"{'model':<11}{'variant':<17}{'batch':>6}{'step ms':>9}{'steps/s':>9}{'img/s':>9}"
-            f"{'GFLOP/step':>11}{'prof.':>8}{'GFLOP/s':>9}{'%matmul':>8}{'peak MB':>9}")
+            f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'peak MB':>9}")
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
-        prof = r.get("profiler", {})
-        pm = prof.get("matmul_conv")
+        match = r.get("flops_check", {}).get("match")
+        check = {True: "same", False: "DIFF", None: "n/a"}[match]
         lines.append(f"{r['model']:<11}{r['variant']:<17}{r['batch']:>6}{r['step_ms']:>9.1f}{r['steps_per_s']:>9.2f}"
-                     f"{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}"
-                     f"{(pm / 1e9 if pm else float('nan')):>8.2f}{r['gflops_per_s']:>9.1f}"
+                     f"{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}{check:>9}{r['gflops_per_s']:>9.1f}"
                      f"{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>9.0f}")
     lines.append("")
-    lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step; prof.: the same ops counted by TensorFlow "
-                 "on the step's graph (ops that run)")
+    lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN: averaged over its 1:5 cycle); "
+                 "TF count: TensorFlow's own count of the same ops on the step's graph agrees (same) or not (DIFF)")
+    lines.append("step time: median over the timed steps; peak MB: the process's peak resident memory during the row")
     for k, v in result["ratios"].items():
         lines.append(f"{k}: {v:.2f}x")
     for m, why in result["skipped"].items():

@@ -16,8 +16,12 @@ from tests.conftest import ROOT
 def test_layer_macs_and_params():
     d = bench.dense("d", 3, 4)
     assert (d.macs, d.params) == (12, 16)
-    c = bench.conv("c", 2, 2, 3, 5, 3)  # 2x2 output, 3x3 kernel, 3 -> 5 channels
+    c = bench.conv("c", 4, 4, 3, 5, 3)  # 4x4 -> 2x2 (stride 2, SAME), 3x3 kernel, 3 -> 5 channels
     assert (c.macs, c.params) == (2 * 2 * 9 * 3 * 5, 9 * 3 * 5 + 5)
+    assert c.tf_backprop == c.macs
+    v = bench.conv("v", 7, 7, 3, 5, 3, padding="valid")  # 7x7 -> 3x3
+    assert v.macs == 3 * 3 * 9 * 3 * 5
+    assert v.tf_backprop == 7 * 7 / 4 * 9 * 3 * 5  # TensorFlow counts its backprop ops by the input size
     t = bench.deconv("t", 2, 2, 3, 5, 3)  # 2x2 input scattered into a larger output
     assert (t.macs, t.params) == (2 * 2 * 9 * 3 * 5, 9 * 3 * 5 + 5)
 
@@ -55,16 +59,44 @@ def test_cogan_step_count_by_hand():
     assert bench.cogan_step_count(m).flops(128) == 2 * 128 * recompute
 
 
-def test_cogan_layer_table_matches_the_model():
+def weight_count(variables):
+    return sum(int(v.numpy().size) for v in variables if v.path.endswith(("kernel", "bias")))
+
+
+def test_layer_tables_match_the_models():
+    from cogan_tf import config as C
     from cogan_tf.networks import build_cogan, unique_variables
 
     for m in (CoganConfig(), CoganConfig(h0_feeds_h1=True, d_h0_filters=64)):
         g, d = build_cogan(m)
         layers = bench.cogan_layers(m)
-        g_params = sum(int(v.numpy().size) for v in unique_variables(g.trainable_variables) if "kernel" in v.path or "bias" in v.path)
-        d_params = sum(int(v.numpy().size) for v in unique_variables(d.trainable_variables) if "kernel" in v.path or "bias" in v.path)
-        assert g_params == bench.param_count([v for k, v in layers.items() if k.startswith("g")])
-        assert d_params == bench.param_count([v for k, v in layers.items() if k.startswith("d")])
+        assert weight_count(unique_variables(g.trainable_variables)) == bench.param_count(
+            [v for k, v in layers.items() if k.startswith("g")])
+        assert weight_count(unique_variables(d.trainable_variables)) == bench.param_count(
+            [v for k, v in layers.items() if k.startswith("d")])
+    for name, tables in (("vanilla", bench.vanilla_layers), ("clustergan", bench.clustergan_layers)):
+        gan, _ = bench.make_model(name, 4, False)
+        nets = {"g": gan.generator, "d": gan.discriminator, "e": getattr(gan, "encoder", None)}
+        for k, layers in tables(C.MODEL_CONFIGS[name]()).items():
+            assert weight_count(nets[k].trainable_variables) == bench.param_count(layers), (name, k)
+
+
+def test_vanilla_and_clustergan_counts_by_hand():
+    from cogan_tf import config as C
+
+    g = 128 * 1024 + 2 * 1024 * 1024 + 1024 * 784
+    d = 784 * 1024 + 2 * 1024 * 1024 + 1024
+    # D update: G forward, D forward twice, D weight grads twice, D input grads but the first layer's;
+    # G update: G and D forward, input grads through all of D, G's weight grads and input grads but h0's.
+    expect = g + 2 * d + 2 * d + 2 * (d - 784 * 1024) + g + d + d + g + (g - 128 * 1024)
+    assert bench.vanilla_step_count(C.VanillaConfig()).macs_per_example() == expect
+    c = bench.clustergan_step_counts(C.ClusterGanConfig())
+    G = 40 * 1024 + 1024 * 6272 + 7 * 7 * 16 * 128 * 64 + 14 * 14 * 16 * 64
+    trunk = 13 * 13 * 16 * 64 + 5 * 5 * 16 * 64 * 128 + 3200 * 1024
+    D, E = trunk + 1024, trunk + 1024 * 40
+    c0 = 13 * 13 * 16 * 64
+    assert c["d"].macs_per_example() == G + 2 * D + 2 * D + 2 * (D - c0)
+    assert c["ge"].macs_per_example() == G + E + D + 2 * E + D + G + (G - 40 * 1024)
 
 
 def test_analytic_count_equals_tensorflows_for_the_corrected_network():
@@ -80,27 +112,30 @@ def test_analytic_count_equals_tensorflows_for_the_corrected_network():
     fn = tf.function(gan.train_step)
     prof = bench.profiler_flops(fn.get_concrete_function(tf.constant(x), tf.constant(x)))
     assert prof["matmul_conv"] == bench.cogan_step_count(m, reuse_g_forward=True).flops(4)
+    assert prof["profiler_graph_total"] == prof["graph_total"]  # tf.compat.v1.profiler's own sum
     assert prof["total"] > prof["matmul_conv"] and prof["graph_total"] >= prof["total"]
     assert prof["uncounted"] == []
 
 
 def test_quick_run_writes_json(tmp_path):
     out = tmp_path / "bench.json"
-    r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--quick", "--models", "cogan",
-                        "--cogan_variants", "straightforward,recompute", "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--quick", "--out", str(out)],
                        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert r.returncode == 0, r.stderr[-3000:]
     res = json.loads(out.read_text())
     for key in ("command", "machine", "matmul", "rows", "ratios", "skipped", "loadavg_start", "loadavg_end"):
         assert key in res
     assert res["matmul"]["gflops"] > 0
-    assert [row["variant"] for row in res["rows"]] == ["port", "recompute", "straightforward"]
+    assert [(row["model"], row["variant"]) for row in res["rows"]] == [
+        ("cogan", "port"), ("cogan", "straightforward"), ("vanilla", "port"), ("clustergan", "port")]
+    assert res["skipped"] == {}
     for row in res["rows"]:
         for key in ("steps_per_s", "images_per_s", "step_ms", "flops_analytic", "gflops_per_s",
-                    "fraction_of_matmul", "peak_rss_mb", "first_call_s", "profiler"):
+                    "fraction_of_matmul", "peak_rss_mb", "first_call_s", "profiler", "flops_check"):
             assert key in row, key
-        assert row["batch"] == 4 and row["steps_per_s"] > 0
+        assert row["batch"] == 4 and row["steps_per_s"] > 0 and row["flops_analytic"] > 0
         # The cross-check: TensorFlow counts the same matmul/conv FLOPs on the step's graph.
-        assert row["profiler"]["matmul_conv"] == row["flops_analytic"]
-    assert set(res["ratios"]) == {"cogan port / straightforward (steps/s)", "cogan recompute / straightforward (steps/s)"}
+        assert row["flops_check"]["match"], row["flops_check"]
+    assert res["rows"][-1]["cycle"] == 5  # ClusterGAN: timed over whole 1:5 cycles
+    assert list(res["ratios"]) == ["cogan port / straightforward (steps/s)"]
     assert "straightforward" in r.stdout and "GFLOP/s" in r.stdout
