@@ -189,6 +189,7 @@ def save_loss_plot(path: str, epochs: Sequence[int], curves: Mapping[str, Sequen
     """A PNG line plot of per-epoch values (matplotlib's Agg canvas, no display needed), atomically."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(6.4, 4.8))
     FigureCanvasAgg(fig)
@@ -196,6 +197,7 @@ def save_loss_plot(path: str, epochs: Sequence[int], curves: Mapping[str, Sequen
     for label, ys in curves.items():
         ax.plot(list(epochs), list(ys), label=label)
     ax.set_xlabel("epoch")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("mean loss")
     if title:
         ax.set_title(title)
