@@ -49,6 +49,9 @@ flags.DEFINE_enum("model", "cogan", list(config_lib.MODELS), "Which GAN [cogan]"
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; reproduces a run [0, or the checkpoint's]")
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA [False]")
 flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
+flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
+                  "tf.distribute: one device, all GPUs of this machine, or the machines in TF_CONFIG [default]")
+flags.DEFINE_boolean("sync_batchnorm", False, "CoGAN: BatchNorm statistics over the global batch across replicas [False]")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
 flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
 # CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
@@ -99,12 +102,13 @@ def build_configs(f):
         batch_size=pick(f.batch_size, batch), train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
         seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, disjoint_domains=f.disjoint_domains,
-        max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs)
+        max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy)
     if f.model == "cogan":
         model_cfg = config_lib.CoganConfig(
             h0_feeds_h1=f.h0_feeds_h1 or f.corrected,
             d_h0_filters=64 if (f.corrected and f.d_h0_filters is None) else f.d_h0_filters,
-            bn_batch_stats_at_inference=not (f.bn_moving_average or f.corrected))
+            bn_batch_stats_at_inference=not (f.bn_moving_average or f.corrected),
+            sync_batchnorm=f.sync_batchnorm)
     else:
         model_cfg = config_lib.MODEL_CONFIGS[f.model]()
     return model_cfg, train_cfg

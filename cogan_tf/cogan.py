@@ -14,7 +14,7 @@ from cogan_tf import data, export as export_lib, images, losses
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.layers import BatchNorm
 from cogan_tf.networks import build_cogan, unique_variables
-from cogan_tf.train import GAN, Loop, apply_gradients
+from cogan_tf.train import GAN, Loop, apply_gradients, replica_share
 
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
 
@@ -75,8 +75,8 @@ class CoGAN(GAN):
     checkpoint_prefix = "CoGAN.model"
     reshuffle_each_epoch = False  # the original shuffles each domain once, before training
 
-    def __init__(self, model_cfg: CoganConfig, train_cfg: TrainConfig, arrays=None):
-        super().__init__(model_cfg, train_cfg)
+    def __init__(self, model_cfg: CoganConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
+        super().__init__(model_cfg, train_cfg, strategy=strategy)
         self._arrays = arrays
         rng = np.random.default_rng([self.seed, 1])
         self.sample_z = rng.standard_normal((SAMPLE_BATCH, model_cfg.z_dim)).astype(np.float32)
@@ -118,10 +118,21 @@ class CoGAN(GAN):
 
     def train_step(self, x1, x2):
         """One D update, then ``g_updates_per_step`` (2) G updates with the same z, as the original
-        (its README: a fix against D converging too fast)."""
+        (its README: a fix against D converging too fast). Under tf.distribute, x1 and x2 are the
+        replicas' shares of the global batch; z is drawn here once for the global batch."""
+        distributed = isinstance(x1, tf.distribute.DistributedValues)
+        batch = self.cfg.batch_size if distributed else tf.shape(x1)[0]
+        z = self.rng.normal([batch, self.model_cfg.z_dim])
+        out = self.strategy.run(self.replica_step, args=(x1, x2, z))
+        if self.strategy.num_replicas_in_sync == 1:
+            return out
+        # Each replica's losses are means over its share; their mean is the global batch's mean.
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in out.items()}
+
+    def replica_step(self, x1, x2, z):
         x1 = tf.cast(x1, tf.float32) / 255.0
         x2 = tf.cast(x2, tf.float32) / 255.0
-        z = self.rng.normal([tf.shape(x1)[0], self.model_cfg.z_dim])
+        z = replica_share(z)
         # G's weights do not change in the D update, so the first G update reuses its G forward pass
         # (G(z) would come out the same) and only D, which the update changed, runs again: one G forward
         # less per step (docs/PERFORMANCE.md). g_tape records that G forward for the first G update.

@@ -9,8 +9,9 @@ from cogan_tf import config as config_lib
 from cogan_tf import train
 
 
-def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None) -> train.GAN:
-    """The GAN object of ``train_cfg.model``; ``arrays`` replaces loading the data (tests)."""
+def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy=None) -> train.GAN:
+    """The GAN object of ``train_cfg.model``; ``arrays`` replaces loading the data (tests);
+    ``strategy`` replaces the one ``train_cfg.strategy`` names."""
     if train_cfg.model == "cogan":
         from cogan_tf.cogan import CoGAN
         cls = CoGAN
@@ -26,12 +27,16 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None) -> train
     probe.name, probe.cfg, probe.model_cfg = cls.name, train_cfg, model_cfg
     ckpt_dir = os.path.join(train_cfg.checkpoint_dir, train.GAN.checkpoint_subdir(probe))
     train_cfg = train.resolve_seed(train_cfg, train_cfg.model, ckpt_dir)
+    if strategy is None and train_cfg.strategy != "default":
+        strategy = train.make_strategy(train_cfg.strategy)
+    if strategy is not None:
+        return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
     return cls(model_cfg, train_cfg, arrays=arrays)
 
 
-def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None):
+def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None):
     """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate."""
-    gan = make_gan(model_cfg, train_cfg, arrays=arrays)
+    gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
     log(f" [*] {gan.name}: {dataclasses.asdict(model_cfg)}; seed {gan.seed}")
     if is_train:
         train.fit(gan, log=log)

@@ -30,11 +30,15 @@ class GAN:
     checkpoint_prefix = "GAN.model"
     reshuffle_each_epoch = True  # the PyTorch DataLoader's shuffle=True; the original CoGAN: False
 
-    def __init__(self, model_cfg, train_cfg: config_lib.TrainConfig):
+    def __init__(self, model_cfg, train_cfg: config_lib.TrainConfig, strategy=None):
         self.model_cfg = model_cfg
         self.cfg = train_cfg
         self.seed = train_cfg.seed if train_cfg.seed is not None else 0
-        # z and any other randomness inside the compiled step: a seeded, checkpointed generator.
+        # Networks and optimizers are built under this strategy's scope (default: one device).
+        self.strategy = strategy or tf.distribute.get_strategy()
+        # z and any other randomness inside the compiled step: a seeded, checkpointed generator. It is
+        # created outside the strategy's scope and drawn from in cross-replica context, for the global
+        # batch, so a distributed step sees exactly the z of a one-device step on the same batch.
         self.rng = tf.random.Generator.from_seed(self.seed)
 
     # --- hooks -------------------------------------------------------------------------------------
@@ -92,11 +96,44 @@ class GAN:
         return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1, beta_2=beta2, epsilon=1e-8, **kwargs)
 
 
+def make_strategy(name: str, devices=None):
+    """``default`` (one device), ``mirrored`` (the GPUs of one machine, or ``devices``) or
+    ``multiworker`` (machines described by TF_CONFIG): TensorFlow's own distribution engine."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UsageError(f"--strategy={name}: choose default, mirrored or multiworker")
+
+
+def replica_share(global_tensor):
+    """This replica's contiguous slice of a tensor drawn for the global batch (all of it on one device)."""
+    ctx = tf.distribute.get_replica_context()
+    n = ctx.num_replicas_in_sync
+    if n == 1:
+        return global_tensor
+    per = tf.shape(global_tensor)[0] // n
+    start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * per
+    return global_tensor[start:start + per]
+
+
+def replicas_in_sync() -> int:
+    ctx = tf.distribute.get_replica_context()
+    return ctx.num_replicas_in_sync if ctx is not None else tf.distribute.get_strategy().num_replicas_in_sync
+
+
 def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables) -> None:
     """One optimizer update of ``variables`` on ``loss``. Variables the loss does not reach (CoGAN's
-    dead h0) get no gradient and are left out, as TF1's ``minimize`` left them untouched."""
+    dead h0) get no gradient and are left out, as TF1's ``minimize`` left them untouched.
+
+    Under tf.distribute the optimizer sums the replicas' gradients, so each replica's gradient (of a
+    mean over its share of the batch) is divided by the number of replicas: the sum is then the
+    gradient of the mean over the global batch, as on one device."""
+    n = replicas_in_sync()
     grads = tape.gradient(loss, variables)
-    pairs = [(g, v) for g, v in zip(grads, variables) if g is not None]
+    pairs = [(g if n == 1 else g / n, v) for g, v in zip(grads, variables) if g is not None]
     optimizer.apply_gradients(pairs)
 
 
@@ -168,7 +205,8 @@ def _prepare(gan: GAN, cfg: config_lib.TrainConfig, log=print):
     keras.utils.set_random_seed(gan.seed)  # initial weights
     loop = Loop(gan, cfg, log)
     check_run_config(gan, loop)
-    gan.build()
+    with gan.strategy.scope():
+        gan.build()
     ckpt = _checkpoint(loop, gan)
     manager = tf.train.CheckpointManager(ckpt, loop.ckpt_dir, max_to_keep=5,
                                          checkpoint_name=gan.checkpoint_prefix)
@@ -208,6 +246,8 @@ def fit(gan: GAN, log=print) -> Loop:
         epoch, first_idx = divmod(step, spe)
         ds = data.make_dataset(arrays, cfg.batch_size, seeds=gan.shuffle_seeds(),
                                epoch=epoch if gan.reshuffle_each_epoch else None, start_batch=first_idx)
+        if gan.strategy.num_replicas_in_sync > 1:
+            ds = gan.strategy.experimental_distribute_dataset(ds)  # the global batch split across replicas
         for idx, batch in enumerate(ds, start=first_idx):
             losses = {k: float(v) for k, v in step_fn(*batch).items()}
             step += 1
