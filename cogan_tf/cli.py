@@ -10,7 +10,7 @@ import os
 import sys
 from typing import Callable, List, Sequence
 
-from absl import app, flags
+from absl import app, flags, logging
 
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the program's own lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -47,6 +47,9 @@ def run(main: Callable[[List[str]], int], known_errors=()) -> None:
     errors = (UsageError, DataError, GridError) + tuple(known_errors)
 
     def wrapped(argv):
+        # TensorFlow logs through absl at INFO (checkpoint sharding, SavedModel fingerprints); those lines
+        # would interleave with the original's per-step output.
+        logging.set_verbosity(logging.WARNING)
         if len(argv) > 1:
             print(f"error: unexpected arguments {' '.join(argv[1:])!r} (see --help)", file=sys.stderr)
             return 2
