@@ -265,11 +265,14 @@ def test_epoch_outputs_and_exact_resume(tmp_path):
     resumed = runner.run(CFG, train_cfg(tmp_path / "b", epoch=2), arrays=x, log=logs_b.append)
     assert any("Load SUCCESS" in line and "step 3" in line for line in logs_b)
     assert int(resumed.ge_opt.iterations) == int(full.ge_opt.iterations) == 2
+    # Equal up to float noise: TF's multithreaded CPU kernels are not bit-reproducible under load (this
+    # comparison failed bit-exactly in 2 of ~15 runs). A wrong resume (another batch or z) moves the
+    # weights by ~lr = 1e-4 per step, far outside this tolerance.
     for a, b in zip(all_weights(full), all_weights(resumed)):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
     np.testing.assert_array_equal(full.rng.state.numpy(), resumed.rng.state.numpy())
     for k in full.last_ge:
-        assert float(full.last_ge[k].numpy()) == float(resumed.last_ge[k].numpy())
+        assert float(full.last_ge[k].numpy()) == pytest.approx(float(resumed.last_ge[k].numpy()), rel=1e-4)
 
     from PIL import Image
     expected = ["enc_cross_entropy_loss.png", "enc_mse_loss.png", "generator_results.gif", "img_0.png",
@@ -286,10 +289,10 @@ def test_epoch_outputs_and_exact_resume(tmp_path):
     ha = json.loads((tmp_path / "a/samples/clustergan/losses.json").read_text())["epochs"]
     hb = json.loads((tmp_path / "b/samples/clustergan/losses.json").read_text())["epochs"]
     # The encoder check after each epoch uses noise from (seed, epoch): the same in both runs.
-    assert ha["1"]["enc_mse_loss"] == pytest.approx(hb["1"]["enc_mse_loss"], rel=1e-6)
+    assert ha["1"]["enc_mse_loss"] == pytest.approx(hb["1"]["enc_mse_loss"], rel=1e-4)
     # 5 steps per epoch: the one G+E update's loss is reported for all 5 batches, so the epoch mean of
     # the reported values is that update's loss.
-    assert ha["1"]["ge_loss"] == pytest.approx(hb["1"]["ge_loss"], rel=1e-6)
+    assert ha["1"]["ge_loss"] == pytest.approx(hb["1"]["ge_loss"], rel=1e-4)
     assert any(line.startswith("epoch 1: epoch_ge_loss: ") for line in logs)
     ck = tmp_path / "a" / "checkpoint" / "clustergan_mnist_4_28"
     names = [n for n, _ in tf.train.list_variables(tf.train.latest_checkpoint(str(ck)))]

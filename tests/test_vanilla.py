@@ -191,8 +191,11 @@ def test_epoch_outputs_resume_and_seed(tmp_path):
     resumed = runner.run(CFG, train_cfg(tmp_path / "b", epoch=2), arrays=x, log=logs_b.append)
     assert any("Load SUCCESS" in line and "step 5" in line for line in logs_b)
     assert int(resumed.g_opt.iterations) == int(full.g_opt.iterations) == 16
+    # Equal up to float noise: TF's multithreaded CPU kernels are not bit-reproducible under load (seen
+    # in the ClusterGAN's version of this test). A wrong resume (another batch, z or dropout mask) moves the
+    # weights by ~lr = 1e-4 per step, far outside this tolerance.
     for a, b in zip(weights(full), weights(resumed)):
-        np.testing.assert_array_equal(a, b)
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
     seeds_full = dropout_seed_states(full.discriminator.dropouts)
     seeds_resumed = dropout_seed_states(resumed.discriminator.dropouts)
     assert len(seeds_full) == 3
@@ -219,8 +222,9 @@ def test_epoch_outputs_resume_and_seed(tmp_path):
         hist = json.loads((out / "losses.json").read_text())["epochs"]
         assert sorted(hist) == ["0", "1"] and set(hist["1"]) == {"g_loss", "d_loss", "grid"}
     # The fixed display noise gives the same grid in both runs.
-    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "a/samples/vanilla/img_1.png")),
-                                  np.asarray(Image.open(tmp_path / "b/samples/vanilla/img_1.png")))
+    grid_a = np.asarray(Image.open(tmp_path / "a/samples/vanilla/img_1.png"), np.int16)
+    grid_b = np.asarray(Image.open(tmp_path / "b/samples/vanilla/img_1.png"), np.int16)
+    assert np.abs(grid_a - grid_b).max() <= 1  # at most a rounding step apart
     assert any(line.startswith("epoch 1: epoch_g_loss: ") for line in logs)
     ck = tmp_path / "a" / "checkpoint" / "vanilla_mnist_8_28"
     assert "VanillaGAN.model-17.index" in os.listdir(ck)
