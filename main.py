@@ -43,6 +43,8 @@ flags.DEFINE_string("log_dir", "logs", "TensorBoard event files [logs]")
 flags.DEFINE_string("export_dir", "export", "SavedModel export: <export_dir>/<model> [export]")
 flags.DEFINE_string("evaluate_dir", "evaluate", "Grids written by --is_train False [evaluate]")
 flags.DEFINE_boolean("is_train", True, "True to train, False to restore the checkpoint and write grids [True]")
+flags.DEFINE_boolean("report", True, "With --is_train False: print and write the sample-quality report of "
+                     "python -m cogan_tf.evaluate (trains its MNIST classifier on first use, about a minute) [True]")
 flags.DEFINE_boolean("is_crop", False, "Accepted for compatibility; MNIST is never cropped [False]")
 flags.DEFINE_boolean("visualize", False, "Accepted for compatibility; no effect, as in the original [False]")
 flags.DEFINE_enum("model", "cogan", list(config_lib.MODELS), "Which GAN [cogan]")
@@ -119,7 +121,7 @@ def main(argv):
     model_cfg, train_cfg = build_configs(FLAGS)
     from cogan_tf import runner  # TensorFlow starts here, after the flags are known to be good
 
-    runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train)
+    runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, report=FLAGS.report)
     return 0
 
 

@@ -34,12 +34,19 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
     return cls(model_cfg, train_cfg, arrays=arrays)
 
 
-def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None):
-    """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate."""
+def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,
+        report: bool = False):
+    """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate;
+    with ``report`` too, print and write (``<evaluate_dir>/<model>_report.json``) the sample-quality
+    report of ``python -m cogan_tf.evaluate`` for the restored model."""
     gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
     log(f" [*] {gan.name}: {dataclasses.asdict(model_cfg)}; seed {gan.seed}")
     if is_train:
         train.fit(gan, log=log)
     else:
         train.evaluate(gan, log=log)
+        if report:
+            from cogan_tf import evaluate
+
+            evaluate.report_for_gan(gan, out=os.path.join(train_cfg.evaluate_dir, f"{gan.name}_report.json"), log=log)
     return gan
