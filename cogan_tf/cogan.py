@@ -9,6 +9,7 @@ from typing import Dict
 
 import numpy as np
 import tensorflow as tf
+import keras
 
 from cogan_tf import data, export as export_lib, images, losses
 from cogan_tf.config import CoganConfig, TrainConfig
@@ -68,6 +69,27 @@ def repeat_moving_average_update(snapshot):
     for k, v, v0 in snapshot:
         v1 = v.value
         v.assign(v1 + k * (v1 - v0))
+
+
+def generate_pair(generator, z, training=False):
+    """G1(z) and G2(z) for the training step: the shared trunk once, and both output heads as ONE
+    transposed convolution with two output channels (their kernels side by side) instead of two with
+    one each. Each output channel is still its own sum, so the result is the generator's own (to
+    rounding); oneDNN's kernel for one output channel is slow, so this halves that cost
+    (docs/PERFORMANCE.md). Falls back to ``generator(z)`` for heads other than the plain stride-2
+    SAME sigmoid deconvs of networks.py."""
+    h1, h2 = generator.head1, generator.head2
+    plain = all(h.strides == (2, 2) and h.padding == "same" and h.use_bias and h.data_format == "channels_last"
+                and h.output_padding is None and h.dilation_rate == (1, 1)
+                and h.activation is keras.activations.sigmoid for h in (h1, h2))
+    if not plain:
+        return generator(z, training=training)
+    h = generator.trunk(z, training=training)
+    kernel = tf.concat([h1.kernel, h2.kernel], axis=2)  # (k, k, out, in): the out channels side by side
+    shape = tf.stack([tf.shape(h)[0], 2 * h.shape[1], 2 * h.shape[2], kernel.shape[2]])
+    out = tf.nn.conv2d_transpose(h, kernel, shape, strides=2, padding="SAME")
+    out = tf.sigmoid(tf.nn.bias_add(out, tf.concat([h1.bias, h2.bias], axis=0)))
+    return out[..., :h1.filters], out[..., h1.filters:]
 
 
 class CoGAN(GAN):
@@ -141,7 +163,7 @@ class CoGAN(GAN):
         moving = batchnorm_moving_averages(self.generator)
         with tf.GradientTape() as g_tape:
             with tf.GradientTape() as tape:
-                fake1, fake2 = self.generator(z, training=True)
+                fake1, fake2 = generate_pair(self.generator, z, training=True)
                 d_out = self.d_losses(x1, x2, fake1, fake2, training=True)
             with g_tape.stop_recording():
                 apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
@@ -150,7 +172,7 @@ class CoGAN(GAN):
         apply_gradients(self.g_opt, g_tape, g_out["g_loss"], self.g_vars)
         for _ in range(self.model_cfg.g_updates_per_step - 1):
             with tf.GradientTape() as tape:
-                fake1, fake2 = self.generator(z, training=True)
+                fake1, fake2 = generate_pair(self.generator, z, training=True)
                 g_out = self.g_losses(fake1, fake2, training=True)
             apply_gradients(self.g_opt, tape, g_out["g_loss"], self.g_vars)
         return {**d_out, **g_out}
