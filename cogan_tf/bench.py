@@ -36,12 +36,15 @@ from cogan_tf import fileio
 
 DEFAULT_BATCH = {"cogan": 128, "vanilla": 512, "clustergan": 100}
 ALL_MODELS = ("cogan", "vanilla", "clustergan")
-COGAN_VARIANTS = ("straightforward", "recompute", "xla")
+COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "xla", "loop")
 
 flags.DEFINE_list("models", list(ALL_MODELS), "Models to time; a model whose code is not there is skipped "
                   "(and listed as skipped) [cogan,vanilla,clustergan]")
 flags.DEFINE_list("cogan_variants", ["straightforward"],
-                  f"Extra CoGAN rows beside the port's own step: {', '.join(COGAN_VARIANTS)} [straightforward]")
+                  "Extra CoGAN rows beside the port's own step (port): straightforward (the original graph's "
+                  "step, the baseline), recompute (the port's step before the speed levers), unfused_heads / "
+                  "no_reuse (the port's step without one lever), xla (the port's step under XLA), loop (the "
+                  "port's step in the real training loop) [straightforward]")
 flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
 flags.DEFINE_integer("batch_size", 0, "Batch size for every model; 0: each model's default [0]")
@@ -391,17 +394,26 @@ def time_calls(fn: Callable, args, warmup: int, steps: int, cycle: int = 1) -> D
             "mean_s": statistics.fmean(times), "min_s": min(times)}
 
 
-def matmul_rate(n: int, repeats: int) -> Dict[str, object]:
-    """float32 ``n x n`` matmul in TensorFlow: ``2 n^3`` FLOPs, median over ``repeats`` runs."""
+def matmul_fn(n: int):
+    """A compiled float32 ``n x n`` matmul (``2 n^3`` FLOPs); the sum waits for it and fetches little."""
     import tensorflow as tf
 
     a = tf.random.stateless_normal([n, n], seed=[1, 2])
     b = tf.random.stateless_normal([n, n], seed=[3, 4])
-    f = tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
-    t = time_calls(f, (), warmup=2, steps=repeats)
+    return tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
+
+
+def matmul_rate(n: int, repeats: int) -> Dict[str, object]:
+    """float32 ``n x n`` matmul in TensorFlow: ``2 n^3`` FLOPs, median over ``repeats`` runs."""
+    t = time_calls(matmul_fn(n), (), warmup=2, steps=repeats)
+    return _matmul_record(n, t["times_s"])
+
+
+def _matmul_record(n: int, times: Sequence[float]) -> Dict[str, object]:
     flops = 2 * n ** 3
-    return {"n": n, "flops": flops, "median_s": t["median_s"], "gflops": flops / t["median_s"] / 1e9,
-            "best_gflops": flops / t["min_s"] / 1e9}
+    med = statistics.median(times)
+    return {"n": n, "flops": flops, "median_s": med, "gflops": flops / med / 1e9,
+            "best_gflops": flops / min(times) / 1e9, "repeats": len(times)}
 
 
 def _rss_mb(field: str) -> Optional[float]:
@@ -471,66 +483,88 @@ def machine() -> Dict[str, object]:
 
 # --- the steps --------------------------------------------------------------------------------------
 
-def straightforward_cogan_step(gan) -> Callable:
-    """The baseline: the CoGAN step written as the original graph computes it. G1 and G2 are each
-    computed on their own (``generate_one``: the shared trunk runs once per domain, forward and
-    backward), D1 and D2 separately on real and fake, G recomputed for every update. Same z, same
-    updates and the same trainable weights afterwards as the port's step (the trunk's BatchNorm
-    moving averages are updated once per domain here)."""
+def reference_cogan_step(gan, trunk_per_domain: bool = False, reuse_g_forward: bool = False,
+                         fused_heads: bool = False) -> Callable:
+    """The CoGAN step (1 D update, then ``g_updates_per_step`` G updates with the same z) with each speed
+    lever of the port's step on or off, for the benchmark's reference rows:
+
+    * ``trunk_per_domain``: G1 and G2 each computed on their own (``generate_one``: the shared trunk
+      runs once per domain, forward and backward), as the original graph does; else once for both;
+    * ``reuse_g_forward``: the first G update reuses the D update's G forward pass (the port's step);
+    * ``fused_heads``: both output heads as one two-channel deconv (``cogan.generate_pair``).
+
+    All settings give the same trainable weights to rounding (tests/test_speed.py). The G BatchNorm
+    moving averages: updated once per domain with ``trunk_per_domain``; with ``reuse_g_forward`` the
+    skipped forward's update is replayed, as in the port's step.
+    """
     import tensorflow as tf
+    from cogan_tf import cogan
     from cogan_tf.train import apply_gradients
 
     g, m = gan.generator, gan.model_cfg
 
     def fakes(z):
-        return g.generate_one(z, 1, training=True), g.generate_one(z, 2, training=True)
+        if trunk_per_domain:
+            return g.generate_one(z, 1, training=True), g.generate_one(z, 2, training=True)
+        if fused_heads:
+            return cogan.generate_pair(g, z, training=True)
+        return g(z, training=True)
+
+    def g_update(z):
+        with tf.GradientTape() as tape:
+            fake1, fake2 = fakes(z)
+            out = gan.g_losses(fake1, fake2, training=True)
+        apply_gradients(gan.g_opt, tape, out["g_loss"], gan.g_vars)
+        return out
 
     def step(x1, x2):
         x1 = tf.cast(x1, tf.float32) / 255.0
         x2 = tf.cast(x2, tf.float32) / 255.0
         z = gan.rng.normal([tf.shape(x1)[0], m.z_dim])
-        with tf.GradientTape() as tape:
-            fake1, fake2 = fakes(z)
-            d_out = gan.d_losses(x1, x2, fake1, fake2, training=True)
-        apply_gradients(gan.d_opt, tape, d_out["d_loss"], gan.d_vars)
-        for _ in range(m.g_updates_per_step):
+        if reuse_g_forward:
+            moving = cogan.batchnorm_moving_averages(g)
+            with tf.GradientTape() as g_tape:
+                with tf.GradientTape() as tape:
+                    fake1, fake2 = fakes(z)
+                    d_out = gan.d_losses(x1, x2, fake1, fake2, training=True)
+                with g_tape.stop_recording():
+                    apply_gradients(gan.d_opt, tape, d_out["d_loss"], gan.d_vars)
+                    cogan.repeat_moving_average_update(moving)
+                g_out = gan.g_losses(fake1, fake2, training=True)
+            apply_gradients(gan.g_opt, g_tape, g_out["g_loss"], gan.g_vars)
+            n_more = m.g_updates_per_step - 1
+        else:
             with tf.GradientTape() as tape:
                 fake1, fake2 = fakes(z)
-                g_out = gan.g_losses(fake1, fake2, training=True)
-            apply_gradients(gan.g_opt, tape, g_out["g_loss"], gan.g_vars)
+                d_out = gan.d_losses(x1, x2, fake1, fake2, training=True)
+            apply_gradients(gan.d_opt, tape, d_out["d_loss"], gan.d_vars)
+            n_more = m.g_updates_per_step
+        for _ in range(n_more):
+            g_out = g_update(z)
         return {**d_out, **g_out}
 
     return step
+
+
+def straightforward_cogan_step(gan) -> Callable:
+    """The baseline: the CoGAN step as the original graph computes it: G1 and G2 each on their own
+    (the shared trunk twice, forward and backward), D1 and D2 separately on real and fake, G run
+    again for every update; in a tf.function, without XLA."""
+    return reference_cogan_step(gan, trunk_per_domain=True)
 
 
 def recompute_cogan_step(gan) -> Callable:
-    """The port's step before it reused the D update's G forward pass for the first G update: G runs
-    forward once per update (three times a step), the shared trunk once for both domains. Same
-    trainable weights afterwards as the port's step; G's BatchNorm moving averages equal up to rounding."""
-    import tensorflow as tf
-    from cogan_tf.train import apply_gradients
-
-    g, m = gan.generator, gan.model_cfg
-
-    def step(x1, x2):
-        x1 = tf.cast(x1, tf.float32) / 255.0
-        x2 = tf.cast(x2, tf.float32) / 255.0
-        z = gan.rng.normal([tf.shape(x1)[0], m.z_dim])
-        with tf.GradientTape() as tape:
-            fake1, fake2 = g(z, training=True)
-            d_out = gan.d_losses(x1, x2, fake1, fake2, training=True)
-        apply_gradients(gan.d_opt, tape, d_out["d_loss"], gan.d_vars)
-        for _ in range(m.g_updates_per_step):
-            with tf.GradientTape() as tape:
-                fake1, fake2 = g(z, training=True)
-                g_out = gan.g_losses(fake1, fake2, training=True)
-            apply_gradients(gan.g_opt, tape, g_out["g_loss"], gan.g_vars)
-        return {**d_out, **g_out}
-
-    return step
+    """The port's step before this work's levers (as first committed): the trunk once for both
+    domains, but G run forward for every update and the heads as two deconvs."""
+    return reference_cogan_step(gan)
 
 
-COGAN_STEPS = {"straightforward": straightforward_cogan_step, "recompute": recompute_cogan_step}
+COGAN_STEPS = {
+    "straightforward": straightforward_cogan_step,
+    "recompute": recompute_cogan_step,
+    "unfused_heads": lambda gan: reference_cogan_step(gan, reuse_g_forward=True),
+    "no_reuse": lambda gan: reference_cogan_step(gan, fused_heads=True),
+}
 
 
 @dataclasses.dataclass
@@ -591,12 +625,40 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
     rows = [Row(name, port, batch, jit_compile, {"step": (cogan_step_count(m, reuse_g_forward=True), 1)})]
     if "xla" in cogan_variants and not jit_compile:
         rows.append(Row(name, "port+xla", batch, True, rows[0].parts))
-    if "recompute" in cogan_variants:
-        rows.append(Row(name, "recompute", batch, False, {"step": (cogan_step_count(m), 1)}))
+    for variant in ("recompute", "no_reuse", "unfused_heads"):
+        if variant in cogan_variants:
+            rows.append(Row(name, variant, batch, False,
+                            {"step": (cogan_step_count(m, reuse_g_forward=variant == "unfused_heads"), 1)}))
+    if "loop" in cogan_variants:
+        rows.append(Row(name, "loop", batch, jit_compile, rows[0].parts))
     if "straightforward" in cogan_variants:
         rows.append(Row(name, "straightforward", batch, False,
                         {"step": (cogan_step_count(m, trunk_per_domain=True), 1)}))
     return rows
+
+
+def time_loop(name: str, batch: int, jit_compile: bool, warmup: int, steps: int, seed: int = 0) -> Dict[str, object]:
+    """The port's step inside the real training loop (``train.fit``: tf.data with prefetch, the
+    per-step loss read-back, log line and TensorBoard scalars; no grids, no checkpoints until the end):
+    the time between consecutive log lines after ``warmup`` steps."""
+    import numpy as np
+    from cogan_tf import config as C, runner
+
+    root = tempfile.mkdtemp(prefix="cogan_bench_loop_")
+    n = batch * (warmup + steps)
+    cfg = C.TrainConfig(model=name, batch_size=batch, seed=seed, jit_compile=jit_compile, epoch=1,
+                        max_steps=warmup + steps, log_every=1, sample_every=0, save_every=0,
+                        **{k: os.path.join(root, k) for k in ("checkpoint_dir", "sample_dir", "log_dir",
+                                                             "export_dir", "evaluate_dir")})
+    rng = np.random.default_rng(seed)
+    arrays = [rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8) for _ in range(2 if name == "cogan" else 1)]
+    stamps = []
+    t0 = time.perf_counter()
+    runner.run(C.MODEL_CONFIGS[name](), cfg, arrays=arrays,
+               log=lambda line: stamps.append(time.perf_counter()) if line.startswith("Epoch:") else None)
+    times = [b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:])] if warmup >= 1 else []
+    return {"first_call_s": stamps[0] - t0, "times_s": times, "median_s": statistics.median(times),
+            "mean_s": statistics.fmean(times), "min_s": min(times)}
 
 
 def flops_check(row: Row, prof: dict) -> dict:
@@ -616,24 +678,27 @@ def flops_check(row: Row, prof: dict) -> dict:
     return {"analytic_tf_convention": analytic, "tensorflow": tf_count, "match": match}
 
 
-def run_row(row: Row, warmup: int, steps: int, profile: bool) -> dict:
+def prepare_row(row: Row, warmup: int, profile: bool) -> dict:
+    """Build the row's model and compiled step, run the warm-up (the first call, tracing and
+    compiling, timed apart), count its FLOPs both ways, and record the peak memory so far: the
+    row's own peak, as the process's high-water mark is reset before it."""
     import tensorflow as tf
 
     reset_peak_rss()
     tf_memory_info(reset=True)
     rss0 = _rss_mb("VmRSS")
+    rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
+           "cycle": row.cycle, "flops_analytic": row.flops_analytic,
+           "analytic_passes": {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()}}
     gan, inputs = make_model(row.model, row.batch, row.jit_compile)
     py_step = COGAN_STEPS[row.variant](gan) if row.variant in COGAN_STEPS else gan.train_step
     fn = tf.function(py_step, jit_compile=row.jit_compile)
-    t = time_calls(fn, inputs, warmup=warmup, steps=steps, cycle=row.cycle)
-    rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
-           "cycle": row.cycle}
-    rec.update(step_ms=t["median_s"] * 1e3, step_ms_mean=t["mean_s"] * 1e3, step_ms_min=t["min_s"] * 1e3,
-               steps_per_s=1.0 / t["median_s"], images_per_s=row.batch / t["median_s"],
-               first_call_s=t["first_call_s"], timed_steps=steps * row.cycle, warmup=warmup * row.cycle)
-    rec["flops_analytic"] = row.flops_analytic
-    rec["gflops_per_s"] = row.flops_analytic / t["median_s"] / 1e9
-    rec["analytic_passes"] = {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()}
+    t0 = time.perf_counter()
+    _sync(fn(*inputs))
+    rec["first_call_s"] = time.perf_counter() - t0
+    for _ in range(max(warmup - 1, 0) * row.cycle):
+        _sync(fn(*inputs))
+    rec["warmup"] = warmup * row.cycle
     if profile:
         try:
             rec["profiler"] = profiler_flops(fn.get_concrete_function(*inputs))
@@ -644,7 +709,47 @@ def run_row(row: Row, warmup: int, steps: int, profile: bool) -> dict:
     rec["peak_rss_mb"] = peak_rss_mb()
     rec["rss_before_mb"] = rss0
     rec["tf_memory"] = tf_memory_info()
+    rec["_call"] = lambda: fn(*inputs)
     return rec
+
+
+def finish_row(rec: dict, times: Sequence[float]) -> dict:
+    med = statistics.median(times)
+    rec.update(step_ms=med * 1e3, step_ms_mean=statistics.fmean(times) * 1e3, step_ms_min=min(times) * 1e3,
+               steps_per_s=1.0 / med, images_per_s=rec["batch"] / med, timed_steps=len(times) * rec["cycle"],
+               gflops_per_s=rec["flops_analytic"] / med / 1e9)
+    rec.pop("_call", None)
+    return rec
+
+
+def time_round_robin(recs: Sequence[dict], steps: int, matmul=None) -> List[List[float]]:
+    """``steps`` rounds; in each, every row runs one block of ``cycle`` steps (waited for), then the
+    matmul once. Interleaving gives every row the same share of whatever else the machine is doing,
+    so their ratios hold up on a noisy machine better than rows timed one after another."""
+    times: List[List[float]] = [[] for _ in recs]
+    mm: List[float] = []
+    for _ in range(steps):
+        for i, rec in enumerate(recs):
+            t0 = time.perf_counter()
+            for _ in range(rec["cycle"]):
+                out = rec["_call"]()
+            _sync(out)
+            times[i].append((time.perf_counter() - t0) / rec["cycle"])
+        if matmul is not None:
+            t0 = time.perf_counter()
+            _sync(matmul())
+            mm.append(time.perf_counter() - t0)
+    return times + [mm]
+
+
+def run_loop_row(row: Row, warmup: int, steps: int) -> dict:
+    reset_peak_rss()
+    rss0 = _rss_mb("VmRSS")
+    t = time_loop(row.model, row.batch, row.jit_compile, max(warmup, 1), steps)
+    rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
+           "cycle": 1, "flops_analytic": row.flops_analytic, "first_call_s": t["first_call_s"], "warmup": warmup,
+           "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss0, "note": "timed on its own, after the others"}
+    return finish_row(rec, t["times_s"])
 
 
 # --- report -----------------------------------------------------------------------------------------
@@ -653,21 +758,24 @@ def format_table(result: dict) -> str:
     mm = result["matmul"]
     lines = [f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, TF "
              f"{result['machine']['tensorflow']}; load average {result['loadavg_start']} -> {result['loadavg_end']}",
-             f"float32 matmul {mm['n']}x{mm['n']}: {mm['gflops']:.1f} GFLOP/s (median of {result['matmul_repeats']})",
+             f"float32 matmul {mm['n']}x{mm['n']}: {mm['gflops']:.1f} GFLOP/s (median of {mm['repeats']}, "
+             f"interleaved with the rows' steps)",
              ""]
     head = (f"{'model':<11}{'variant':<17}{'batch':>6}{'step ms':>9}{'steps/s':>9}{'img/s':>9}"
-            f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'peak MB':>9}")
+            f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'peak MB':>9}{'+MB':>6}")
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
         match = r.get("flops_check", {}).get("match")
         check = {True: "same", False: "DIFF", None: "n/a"}[match]
         lines.append(f"{r['model']:<11}{r['variant']:<17}{r['batch']:>6}{r['step_ms']:>9.1f}{r['steps_per_s']:>9.2f}"
                      f"{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}{check:>9}{r['gflops_per_s']:>9.1f}"
-                     f"{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>9.0f}")
+                     f"{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>9.0f}"
+                     f"{r['peak_rss_mb'] - (r['rss_before_mb'] or 0):>6.0f}")
     lines.append("")
     lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN: averaged over its 1:5 cycle); "
                  "TF count: TensorFlow's own count of the same ops on the step's graph agrees (same) or not (DIFF)")
-    lines.append("step time: median over the timed steps; peak MB: the process's peak resident memory during the row")
+    lines.append("step time: median over the timed steps; peak MB: the process's peak resident memory during the row "
+                 "(+MB: above the resident memory before the row was built)")
     for k, v in result["ratios"].items():
         lines.append(f"{k}: {v:.2f}x")
     for m, why in result["skipped"].items():
@@ -683,22 +791,36 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
               "loadavg_start": [round(x, 2) for x in os.getloadavg()], "matmul_repeats": matmul_repeats,
               "rows": [], "ratios": {}, "skipped": {}}
-    result["matmul"] = matmul_rate(matmul_n, matmul_repeats)
-    log(f"float32 matmul {matmul_n}x{matmul_n}: {result['matmul']['gflops']:.1f} GFLOP/s")
+    mm_fn = matmul_fn(matmul_n)
+    t = time_calls(mm_fn, (), warmup=2, steps=matmul_repeats)
+    mm_times = list(t["times_s"])
+    log(f"float32 matmul {matmul_n}x{matmul_n}: {_matmul_record(matmul_n, mm_times)['gflops']:.1f} GFLOP/s")
+    rows: List[Row] = []
     for name in models:
         if name not in DEFAULT_BATCH:
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
         try:
-            rows = model_rows(name, batch_size or DEFAULT_BATCH[name], jit_compile, cogan_variants)
+            rows += model_rows(name, batch_size or DEFAULT_BATCH[name], jit_compile, cogan_variants)
         except (ImportError, NotImplementedError) as e:
             result["skipped"][name] = f"{type(e).__name__}: {e}"
             log(f"skipped {name}: {result['skipped'][name]}")
-            continue
-        for row in rows:
-            rec = run_row(row, warmup, steps, profile)
-            rec["fraction_of_matmul"] = rec["gflops_per_s"] / result["matmul"]["gflops"]
-            result["rows"].append(rec)
-            log(f"{rec['model']} {rec['variant']}: {rec['step_ms']:.1f} ms/step, {rec['gflops_per_s']:.1f} GFLOP/s")
+    steps_rows = [r for r in rows if r.variant != "loop"]
+    recs = []
+    for row in steps_rows:
+        recs.append(prepare_row(row, warmup, profile))
+        log(f"{row.model} {row.variant}: built, first call {recs[-1]['first_call_s']:.1f} s")
+    log(f"timing {len(recs)} rows round-robin, {steps} rounds")
+    times = time_round_robin(recs, steps, matmul=mm_fn)
+    mm_times += times[-1]
+    result["matmul"] = _matmul_record(matmul_n, mm_times)
+    done = {id(row): finish_row(rec, ts) for row, rec, ts in zip(steps_rows, recs, times)}
+    for row in rows:
+        if row.variant == "loop":
+            done[id(row)] = run_loop_row(row, warmup, steps)
+        rec = done[id(row)]
+        rec["fraction_of_matmul"] = rec["gflops_per_s"] / result["matmul"]["gflops"]
+        result["rows"].append(rec)
+        log(f"{rec['model']} {rec['variant']}: {rec['step_ms']:.1f} ms/step, {rec['gflops_per_s']:.1f} GFLOP/s")
     by = {(r["model"], r["variant"]): r for r in result["rows"]}
     base = by.get(("cogan", "straightforward"))
     if base is not None:
@@ -719,7 +841,7 @@ def main(argv):
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
     quick = FLAGS.quick
     result = run(FLAGS.models, FLAGS.cogan_variants,
-                 steps=2 if quick else FLAGS.steps, warmup=1 if quick else FLAGS.warmup,
+                 steps=2 if quick else FLAGS.steps, warmup=2 if quick else FLAGS.warmup,
                  batch_size=4 if quick else FLAGS.batch_size, jit_compile=FLAGS.jit_compile,
                  matmul_n=256 if quick else FLAGS.matmul_n, matmul_repeats=2 if quick else FLAGS.matmul_repeats,
                  profile=FLAGS.profile)
