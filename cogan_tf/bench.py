@@ -687,6 +687,7 @@ def prepare_row(row: Row, warmup: int, profile: bool) -> dict:
     reset_peak_rss()
     tf_memory_info(reset=True)
     rss0 = _rss_mb("VmRSS")
+    mem0 = tf_memory_info()
     rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
            "cycle": row.cycle, "flops_analytic": row.flops_analytic,
            "analytic_passes": {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()}}
@@ -709,8 +710,17 @@ def prepare_row(row: Row, warmup: int, profile: bool) -> dict:
     rec["peak_rss_mb"] = peak_rss_mb()
     rec["rss_before_mb"] = rss0
     rec["tf_memory"] = tf_memory_info()
+    rec["tf_peak_mb"] = _tf_row_peak_mb(mem0, rec["tf_memory"])
     rec["_call"] = lambda: fn(*inputs)
     return rec
+
+
+def _tf_row_peak_mb(before: Optional[dict], after: Optional[dict]) -> Optional[float]:
+    """TensorFlow's allocator peak during a row above what was allocated before it (earlier rows'
+    models stay alive for the round-robin): the row's weights, optimizer slots and activations."""
+    if not before or not after:
+        return None
+    return (after["peak"] - before["current"]) / 2 ** 20
 
 
 def finish_row(rec: dict, times: Sequence[float]) -> dict:
@@ -728,6 +738,11 @@ def time_round_robin(recs: Sequence[dict], steps: int, matmul=None) -> List[List
     so their ratios hold up on a noisy machine better than rows timed one after another."""
     times: List[List[float]] = [[] for _ in recs]
     mm: List[float] = []
+    # One untimed round first: building a model (keras.utils.set_random_seed: tf.random.set_seed)
+    # clears TensorFlow's kernel cache, so each compiled step set up before the last build spends ~1 s
+    # instantiating its kernels again on its next call.
+    for rec in recs:
+        _sync(rec["_call"]())
     for _ in range(steps):
         for i, rec in enumerate(recs):
             t0 = time.perf_counter()
@@ -744,11 +759,15 @@ def time_round_robin(recs: Sequence[dict], steps: int, matmul=None) -> List[List
 
 def run_loop_row(row: Row, warmup: int, steps: int) -> dict:
     reset_peak_rss()
+    tf_memory_info(reset=True)
     rss0 = _rss_mb("VmRSS")
+    mem0 = tf_memory_info()
     t = time_loop(row.model, row.batch, row.jit_compile, max(warmup, 1), steps)
+    mem = tf_memory_info()
     rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
            "cycle": 1, "flops_analytic": row.flops_analytic, "first_call_s": t["first_call_s"], "warmup": warmup,
-           "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss0, "note": "timed on its own, after the others"}
+           "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss0, "tf_memory": mem, "tf_peak_mb": _tf_row_peak_mb(mem0, mem),
+           "note": "timed on its own, after the others"}
     return finish_row(rec, t["times_s"])
 
 
@@ -762,20 +781,21 @@ def format_table(result: dict) -> str:
              f"interleaved with the rows' steps)",
              ""]
     head = (f"{'model':<11}{'variant':<17}{'batch':>6}{'step ms':>9}{'steps/s':>9}{'img/s':>9}"
-            f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'peak MB':>9}{'+MB':>6}")
+            f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'RSS MB':>8}{'TF MB':>7}")
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
         match = r.get("flops_check", {}).get("match")
         check = {True: "same", False: "DIFF", None: "n/a"}[match]
         lines.append(f"{r['model']:<11}{r['variant']:<17}{r['batch']:>6}{r['step_ms']:>9.1f}{r['steps_per_s']:>9.2f}"
                      f"{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}{check:>9}{r['gflops_per_s']:>9.1f}"
-                     f"{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>9.0f}"
-                     f"{r['peak_rss_mb'] - (r['rss_before_mb'] or 0):>6.0f}")
+                     f"{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>8.0f}"
+                     f"{(r.get('tf_peak_mb') or float('nan')):>7.0f}")
     lines.append("")
     lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN: averaged over its 1:5 cycle); "
                  "TF count: TensorFlow's own count of the same ops on the step's graph agrees (same) or not (DIFF)")
-    lines.append("step time: median over the timed steps; peak MB: the process's peak resident memory during the row "
-                 "(+MB: above the resident memory before the row was built)")
+    lines.append("step ms: median over the timed steps (rows timed round-robin; loop: on its own); RSS MB: the "
+                 "process's peak resident memory during the row's build and warm-up (earlier rows included); TF MB: "
+                 "TensorFlow's allocator peak for the row alone (weights, optimizer slots, activations)")
     for k, v in result["ratios"].items():
         lines.append(f"{k}: {v:.2f}x")
     for m, why in result["skipped"].items():
