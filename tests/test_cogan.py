@@ -223,8 +223,14 @@ def test_one_step_corrected_trains_h0(tmp_path):
         assert changed(gan, before, v), v.path
 
 
-def test_second_g_update_uses_same_z(tmp_path):
+def test_second_g_update_uses_same_z(tmp_path, monkeypatch):
     # With the RNG state known, replaying the step by hand with ONE z reproduces the compiled step.
+    # Plain SGD for the comparison: Adam's first step is lr * sign(gradient), so float noise in a
+    # near-zero gradient (summation order varies with the threads oneDNN gets) flips whole steps.
+    import keras
+    from cogan_tf import train as train_lib
+    monkeypatch.setattr(train_lib.GAN, "make_optimizer",
+                        lambda self, lr, b1, b2, **kw: keras.optimizers.SGD(learning_rate=0.1))
     gan = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
     gan.build()
     twin = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
@@ -233,6 +239,7 @@ def test_second_g_update_uses_same_z(tmp_path):
                     twin.generator.variables + twin.discriminator.variables):
         b.assign(a)
     x1, x2 = [a[:8] for a in gan.training_arrays()]
+    initial = [v.numpy().copy() for v in gan.g_vars]
     z_rng = tf.random.Generator.from_state(gan.rng.state.numpy(), gan.rng.algorithm)
     tf.function(gan.train_step)(x1, x2)
     z = z_rng.normal([8, 100])
@@ -248,13 +255,12 @@ def test_second_g_update_uses_same_z(tmp_path):
             gl = twin.g_losses(f1, f2, True)["g_loss"]
         grads = tape.gradient(gl, twin.g_vars)
         twin.g_opt.apply_gradients([(g, v) for g, v in zip(grads, twin.g_vars) if g is not None])
-    # Adam divides by sqrt(v): where a gradient is zero up to rounding (biases feeding a BatchNorm, a
-    # few kernel entries) float noise becomes a visible step. So: nearly every entry equal, and the
-    # outputs equal. (Drawing another z for the G updates changes over 90% of the entries.)
+    moved = max(float(np.max(np.abs(a.numpy() - b))) for a, b in zip(gan.g_vars, initial))
+    assert moved > 1e-3
     for a, b in zip(gan.g_vars, twin.g_vars):
-        if a.shape.rank >= 2:
-            off = np.mean(np.abs(a.numpy() - b.numpy()) > 1e-5)
-            assert off < 1e-4, (a.path, off)
+        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
+    # Another z for the G updates would not match (the test can fail).
+    assert float(tf.reduce_max(tf.abs(z - z_rng.normal([8, 100])))) > 0.1
     zt = tf.random.normal([16, 100])
     np.testing.assert_allclose(gan.generator(zt)[0].numpy(), twin.generator(zt)[0].numpy(), atol=1e-4)
 
