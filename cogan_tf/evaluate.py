@@ -391,7 +391,7 @@ def format_report(report: dict) -> str:
 def _fmt(v, fmt: str) -> str:
     if v is None:
         return "-"
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
+    if isinstance(v, (bool, int)) or not isinstance(v, float):
         return str(v)
     return fmt.format(v)
 
