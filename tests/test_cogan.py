@@ -224,45 +224,49 @@ def test_one_step_corrected_trains_h0(tmp_path):
 
 
 def test_second_g_update_uses_same_z(tmp_path, monkeypatch):
-    # With the RNG state known, replaying the step by hand with ONE z reproduces the compiled step.
-    # Plain SGD for the comparison: Adam's first step is lr * sign(gradient), so float noise in a
-    # near-zero gradient (summation order varies with the threads oneDNN gets) flips whole steps.
+    # Replaying the step by hand with ONE z for all three updates reproduces the compiled step; a replay
+    # that draws a fresh z for the G updates (the negative control) does not. Plain SGD: Adam's first
+    # update is lr * sign(gradient), which turns float noise into whole steps. The comparison is by
+    # norms against the control, not to the bit: BatchNorm over near-constant features amplifies the
+    # rounding differences of multithreaded sums, which vary with load.
     import keras
     from cogan_tf import train as train_lib
     monkeypatch.setattr(train_lib.GAN, "make_optimizer",
                         lambda self, lr, b1, b2, **kw: keras.optimizers.SGD(learning_rate=0.1))
     gan = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
     gan.build()
-    twin = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
-    twin.build()
-    for a, b in zip(gan.generator.variables + gan.discriminator.variables,
-                    twin.generator.variables + twin.discriminator.variables):
-        b.assign(a)
     x1, x2 = [a[:8] for a in gan.training_arrays()]
-    initial = [v.numpy().copy() for v in gan.g_vars]
+    xf1, xf2 = tf.cast(x1, tf.float32) / 255, tf.cast(x2, tf.float32) / 255
+    initial = [v.numpy().copy() for v in gan.generator.variables + gan.discriminator.variables]
     z_rng = tf.random.Generator.from_state(gan.rng.state.numpy(), gan.rng.algorithm)
     tf.function(gan.train_step)(x1, x2)
     z = z_rng.normal([8, 100])
-    xf1, xf2 = tf.cast(x1, tf.float32) / 255, tf.cast(x2, tf.float32) / 255
-    with tf.GradientTape() as tape:
-        f1, f2 = twin.generator(z, training=True)
-        dl = twin.d_losses(xf1, xf2, f1, f2, True)["d_loss"]
-    grads = tape.gradient(dl, twin.d_vars)
-    twin.d_opt.apply_gradients(zip(grads, twin.d_vars))
-    for _ in range(2):
+
+    def replay(z_d, z_g):
+        twin = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
+        twin.build()
+        for v, value in zip(twin.generator.variables + twin.discriminator.variables, initial):
+            v.assign(value)
         with tf.GradientTape() as tape:
-            f1, f2 = twin.generator(z, training=True)
-            gl = twin.g_losses(f1, f2, True)["g_loss"]
-        grads = tape.gradient(gl, twin.g_vars)
-        twin.g_opt.apply_gradients([(g, v) for g, v in zip(grads, twin.g_vars) if g is not None])
-    moved = max(float(np.max(np.abs(a.numpy() - b))) for a, b in zip(gan.g_vars, initial))
-    assert moved > 1e-3
-    for a, b in zip(gan.g_vars, twin.g_vars):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-6, err_msg=a.path)
-    # Another z for the G updates would not match (the test can fail).
-    assert float(tf.reduce_max(tf.abs(z - z_rng.normal([8, 100])))) > 0.1
-    zt = tf.random.normal([16, 100])
-    np.testing.assert_allclose(gan.generator(zt)[0].numpy(), twin.generator(zt)[0].numpy(), atol=1e-4)
+            f1, f2 = twin.generator(z_d, training=True)
+            dl = twin.d_losses(xf1, xf2, f1, f2, True)["d_loss"]
+        twin.d_opt.apply_gradients(zip(tape.gradient(dl, twin.d_vars), twin.d_vars))
+        for _ in range(2):
+            with tf.GradientTape() as tape:
+                f1, f2 = twin.generator(z_g, training=True)
+                gl = twin.g_losses(f1, f2, True)["g_loss"]
+            grads = tape.gradient(gl, twin.g_vars)
+            twin.g_opt.apply_gradients([(g, v) for g, v in zip(grads, twin.g_vars) if g is not None])
+        return twin
+
+    def distance(a, b):
+        return sum(float(np.sum((u.numpy() - v.numpy()) ** 2)) for u, v in zip(a.g_vars, b.g_vars)) ** 0.5
+
+    same = distance(gan, replay(z, z))
+    other = distance(gan, replay(z, z_rng.normal([8, 100])))
+    moved = sum(float(np.sum((v.numpy() - w) ** 2)) for v, w in zip(gan.generator.variables, initial)) ** 0.5
+    assert moved > 1e-2
+    assert same < 0.05 * other, (same, other)
 
 
 # --- the loop: grids, checkpoints, resume, export -----------------------------------------------------
