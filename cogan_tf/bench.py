@@ -678,20 +678,33 @@ def flops_check(row: Row, prof: dict) -> dict:
     return {"analytic_tf_convention": analytic, "tensorflow": tf_count, "match": match}
 
 
-def prepare_row(row: Row, warmup: int, profile: bool) -> dict:
-    """Build the row's model and compiled step, run the warm-up (the first call, tracing and
-    compiling, timed apart), count its FLOPs both ways, and record the peak memory so far: the
-    row's own peak, as the process's high-water mark is reset before it."""
+def build_row(row: Row) -> dict:
+    """Build the row's model (weights, optimizer slots) and its inputs; TensorFlow's allocator growth
+    meanwhile is the row's resident share. All rows are built before any is warmed up: building a
+    model (``keras.utils.set_random_seed``, i.e. ``tf.random.set_seed``) clears TensorFlow's kernel
+    cache, which would cost every step compiled before it ~1 s on its next call."""
+    mem0 = tf_memory_info()
+    gan, inputs = make_model(row.model, row.batch, row.jit_compile)
+    mem1 = tf_memory_info()
+    built = (mem1["current"] - mem0["current"]) / 2 ** 20 if mem0 and mem1 else None
+    return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
+            "cycle": row.cycle, "flops_analytic": row.flops_analytic, "tf_built_mb": built,
+            "analytic_passes": {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()},
+            "_gan": gan, "_inputs": inputs}
+
+
+def prepare_row(row: Row, rec: dict, warmup: int, profile: bool) -> dict:
+    """Compile the row's step and run the warm-up (the first call, tracing and compiling, timed
+    apart), count its FLOPs both ways, and record its memory: the process's peak resident memory
+    during the warm-up (the high-water mark is reset first) and TensorFlow's allocator peak for the
+    row alone (what its build kept plus the warm-up's peak above what was allocated before it)."""
     import tensorflow as tf
 
+    gan, inputs = rec.pop("_gan"), rec.pop("_inputs")
     reset_peak_rss()
     tf_memory_info(reset=True)
     rss0 = _rss_mb("VmRSS")
     mem0 = tf_memory_info()
-    rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
-           "cycle": row.cycle, "flops_analytic": row.flops_analytic,
-           "analytic_passes": {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()}}
-    gan, inputs = make_model(row.model, row.batch, row.jit_compile)
     py_step = COGAN_STEPS[row.variant](gan) if row.variant in COGAN_STEPS else gan.train_step
     fn = tf.function(py_step, jit_compile=row.jit_compile)
     t0 = time.perf_counter()
@@ -710,7 +723,8 @@ def prepare_row(row: Row, warmup: int, profile: bool) -> dict:
     rec["peak_rss_mb"] = peak_rss_mb()
     rec["rss_before_mb"] = rss0
     rec["tf_memory"] = tf_memory_info()
-    rec["tf_peak_mb"] = _tf_row_peak_mb(mem0, rec["tf_memory"])
+    peak = _tf_row_peak_mb(mem0, rec["tf_memory"])
+    rec["tf_peak_mb"] = None if peak is None or rec["tf_built_mb"] is None else peak + rec["tf_built_mb"]
     rec["_call"] = lambda: fn(*inputs)
     return rec
 
@@ -738,10 +752,7 @@ def time_round_robin(recs: Sequence[dict], steps: int, matmul=None) -> List[List
     so their ratios hold up on a noisy machine better than rows timed one after another."""
     times: List[List[float]] = [[] for _ in recs]
     mm: List[float] = []
-    # One untimed round first: building a model (keras.utils.set_random_seed: tf.random.set_seed)
-    # clears TensorFlow's kernel cache, so each compiled step set up before the last build spends ~1 s
-    # instantiating its kernels again on its next call.
-    for rec in recs:
+    for rec in recs:  # one untimed round: nothing in the first round pays for what ran before it
         _sync(rec["_call"]())
     for _ in range(steps):
         for i, rec in enumerate(recs):
@@ -794,7 +805,7 @@ def format_table(result: dict) -> str:
     lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN: averaged over its 1:5 cycle); "
                  "TF count: TensorFlow's own count of the same ops on the step's graph agrees (same) or not (DIFF)")
     lines.append("step ms: median over the timed steps (rows timed round-robin; loop: on its own); RSS MB: the "
-                 "process's peak resident memory during the row's build and warm-up (earlier rows included); TF MB: "
+                 "process's peak resident memory during the row's warm-up (all models built by then); TF MB: "
                  "TensorFlow's allocator peak for the row alone (weights, optimizer slots, activations)")
     for k, v in result["ratios"].items():
         lines.append(f"{k}: {v:.2f}x")
@@ -825,10 +836,10 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
             result["skipped"][name] = f"{type(e).__name__}: {e}"
             log(f"skipped {name}: {result['skipped'][name]}")
     steps_rows = [r for r in rows if r.variant != "loop"]
-    recs = []
-    for row in steps_rows:
-        recs.append(prepare_row(row, warmup, profile))
-        log(f"{row.model} {row.variant}: built, first call {recs[-1]['first_call_s']:.1f} s")
+    recs = [build_row(row) for row in steps_rows]
+    for row, rec in zip(steps_rows, recs):
+        prepare_row(row, rec, warmup, profile)
+        log(f"{row.model} {row.variant}: first call {rec['first_call_s']:.1f} s")
     log(f"timing {len(recs)} rows round-robin, {steps} rounds")
     times = time_round_robin(recs, steps, matmul=mm_fn)
     mm_times += times[-1]
