@@ -32,3 +32,21 @@ def write_fake_dataset(data_dir, dataset="mnist", n_train=300, n_test=60, seed=0
 @pytest.fixture
 def fake_data_dir(tmp_path):
     return write_fake_dataset(tmp_path / "data")
+
+
+def train_config(tmp_path, **kw):
+    """A TrainConfig for short test runs: every output directory under tmp_path, nothing printed or
+    written on a schedule unless a test asks for it."""
+    from cogan_tf import config as C
+
+    base = dict(epoch=1, seed=3, log_every=0, sample_every=0, save_every=0,
+                checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
+                log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"),
+                evaluate_dir=str(tmp_path / "evaluate"))
+    base.update(kw)
+    return C.TrainConfig(**base)
+
+
+def count_params(variables):
+    """Number of scalars in ``variables``."""
+    return sum(int(np.prod(v.shape)) for v in variables)

@@ -17,7 +17,7 @@ from cogan_tf import config as C
 from cogan_tf import runner, train
 from cogan_tf.clustergan import (ClusterDiscriminator, ClusterEncoder, ClusterGAN, ClusterGenerator,
                                  coupled_weight_decay, discriminator_loss, generator_encoder_loss)
-from tests.conftest import write_fake_dataset
+from tests.conftest import count_params, train_config, write_fake_dataset
 
 CFG = C.ClusterGanConfig()
 
@@ -27,17 +27,10 @@ def fake_images(n=40, seed=0):
 
 
 def train_cfg(tmp_path, **kw):
-    base = dict(model="clustergan", epoch=1, batch_size=4, seed=3, log_every=0, sample_every=0, save_every=0,
-                learning_rate=1e-4, beta1=0.5, beta2=0.9, sample_every_epochs=1,
-                checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
-                log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"),
-                evaluate_dir=str(tmp_path / "evaluate"))
-    base.update(kw)
-    return C.TrainConfig(**base)
+    return train_config(tmp_path, **{**dict(model="clustergan", batch_size=4, learning_rate=1e-4, beta1=0.5, beta2=0.9, sample_every_epochs=1), **kw})
 
 
-def count(variables):
-    return sum(int(np.prod(v.shape)) for v in variables)
+count = count_params
 
 
 def quiet(_):

@@ -16,7 +16,7 @@ from cogan_tf import losses, runner
 from cogan_tf.cogan import CoGAN, export_cogan
 from cogan_tf.layers import BatchNorm, ScalarPReLU
 from cogan_tf.networks import build_cogan, unique_variables
-from tests.conftest import ROOT
+from tests.conftest import ROOT, count_params, train_config
 
 FAITHFUL = C.CoganConfig()
 CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False)
@@ -28,12 +28,7 @@ def fake_domains(n=64, seed=0):
 
 
 def train_cfg(tmp_path, **kw):
-    base = dict(epoch=1, batch_size=8, seed=3, log_every=0, sample_every=0, save_every=0,
-                checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
-                log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"),
-                evaluate_dir=str(tmp_path / "evaluate"))
-    base.update(kw)
-    return C.TrainConfig(**base)
+    return train_config(tmp_path, **{**dict(batch_size=8), **kw})
 
 
 # --- building blocks -------------------------------------------------------------------------------
@@ -93,8 +88,7 @@ def test_discriminator_layer_shapes():
     assert dc.stem2.h0(x).shape == (4, 14, 14, 64)
 
 
-def count(variables):
-    return sum(int(np.prod(v.shape)) for v in variables)
+count = count_params
 
 
 def test_parameter_counts_by_hand():

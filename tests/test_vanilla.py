@@ -16,7 +16,7 @@ from cogan_tf import config as C
 from cogan_tf import losses, runner
 from cogan_tf.vanilla import (VanillaDiscriminator, VanillaGAN, VanillaGenerator, discriminator_loss,
                               dropout_seed_states, generator_loss)
-from tests.conftest import ROOT
+from tests.conftest import count_params, train_config, ROOT
 
 CFG = C.VanillaConfig()
 
@@ -26,17 +26,10 @@ def fake_images(n=64, seed=0):
 
 
 def train_cfg(tmp_path, **kw):
-    base = dict(model="vanilla", epoch=1, batch_size=8, seed=3, log_every=0, sample_every=0, save_every=0,
-                learning_rate=2e-4, beta1=0.9, beta2=0.999, sample_every_epochs=1,
-                checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
-                log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"),
-                evaluate_dir=str(tmp_path / "evaluate"))
-    base.update(kw)
-    return C.TrainConfig(**base)
+    return train_config(tmp_path, **{**dict(model="vanilla", batch_size=8, learning_rate=2e-4, beta1=0.9, beta2=0.999, sample_every_epochs=1), **kw})
 
 
-def count(variables):
-    return sum(int(np.prod(v.shape)) for v in variables)
+count = count_params
 
 
 def quiet(_):
