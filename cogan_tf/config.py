@@ -95,7 +95,6 @@ class TrainConfig:
     save_every: int = 500
     # The CoGAN paper's split: the two domains get disjoint halves of the digits (the original: the same digits).
     disjoint_domains: bool = False
-    mixed_precision: bool = False
     strategy: str = "default"
     max_steps: Optional[int] = None  # stop early after this many steps in total (tests, benchmarks)
     # Models that write their grids per epoch (vanilla, clustergan: the originals' every 10th epoch).
