@@ -224,7 +224,7 @@ class ClusterGAN(GAN):
     reshuffle_each_epoch = True  # the PyTorch DataLoader's shuffle=True
 
     def __init__(self, model_cfg: ClusterGanConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
-        super().__init__(model_cfg, train_cfg, **({} if strategy is None else {"strategy": strategy}))
+        super().__init__(model_cfg, train_cfg, strategy=strategy)
         self._arrays = None if arrays is None else check_arrays(arrays, "ClusterGAN")
         m = model_cfg
         # Display noise, drawn once: 10 rows of 10, row = class (z_n different in every cell).

@@ -29,9 +29,7 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
     train_cfg = train.resolve_seed(train_cfg, train_cfg.model, ckpt_dir)
     if strategy is None and train_cfg.strategy != "default":
         strategy = train.make_strategy(train_cfg.strategy)
-    if strategy is not None:
-        return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
-    return cls(model_cfg, train_cfg, arrays=arrays)
+    return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
 
 
 def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,

@@ -268,7 +268,7 @@ class VanillaGAN(GAN):
     reshuffle_each_epoch = True  # the PyTorch DataLoader's shuffle=True
 
     def __init__(self, model_cfg: VanillaConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
-        super().__init__(model_cfg, train_cfg, **({} if strategy is None else {"strategy": strategy}))
+        super().__init__(model_cfg, train_cfg, strategy=strategy)
         self._arrays = None if arrays is None else check_arrays(arrays, "VanillaGAN")
         # The original's noise_for_display: drawn once, the same 64 z for every grid of the run.
         rng = np.random.default_rng([self.seed, 1])
