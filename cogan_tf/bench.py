@@ -37,14 +37,14 @@ from cogan_tf import fileio
 
 DEFAULT_BATCH = {"cogan": 128, "vanilla": 512, "clustergan": 100}
 ALL_MODELS = ("cogan", "vanilla", "clustergan")
-COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "xla", "loop")
+COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "unfused_bn", "xla", "loop")
 
 flags.DEFINE_list("models", list(ALL_MODELS), "Models to time; a model whose code is not there is skipped "
                   "(and listed as skipped) [cogan,vanilla,clustergan]")
 flags.DEFINE_list("cogan_variants", ["straightforward"],
                   "Extra CoGAN rows beside the port's own step (port): straightforward (the original graph's "
                   "step, the baseline), recompute (the port's step before the speed levers), unfused_heads / "
-                  "no_reuse (the port's step without one lever), xla (the port's step under XLA), loop (the "
+                  "no_reuse / unfused_bn (the port's step without one lever), xla (the port's step under XLA), loop (the "
                   "port's step in the real training loop) [straightforward]")
 flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
@@ -550,14 +550,36 @@ def reference_cogan_step(gan, trunk_per_domain: bool = False, reuse_g_forward: b
 def straightforward_cogan_step(gan) -> Callable:
     """The baseline: the CoGAN step as the original graph computes it: G1 and G2 each on their own
     (the shared trunk twice, forward and backward), D1 and D2 separately on real and fake, G run
-    again for every update; in a tf.function, without XLA."""
-    return reference_cogan_step(gan, trunk_per_domain=True)
+    again for every update, BatchNorm and PReLU unfused (:func:`use_plain_layers`); in a tf.function,
+    without XLA."""
+    return reference_cogan_step(use_plain_layers(gan), trunk_per_domain=True)
 
 
 def recompute_cogan_step(gan) -> Callable:
-    """The port's step before this work's levers (as first committed): the trunk once for both
-    domains, but G run forward for every update and the heads as two deconvs."""
-    return reference_cogan_step(gan)
+    """The port's step before the speed levers (as first committed): the trunk once for both
+    domains, but G run forward for every update, the heads as two deconvs, the layers unfused."""
+    return reference_cogan_step(use_plain_layers(gan))
+
+
+def use_plain_layers(gan):
+    """The layers as first written, and as the original graph computes them: BatchNorm as separate
+    moments and normalisation ops differentiated by autodiff (Keras's BatchNormalization; the original's
+    TF 0.12 batch norm was not fused either) instead of the fused op, and the PReLUs' gradient by
+    autodiff of ``maximum`` instead of the written one."""
+    from cogan_tf.layers import BatchNorm, ScalarPReLU
+
+    for model in (gan.generator, gan.discriminator):
+        for layer in model._flatten_layers():
+            if isinstance(layer, BatchNorm):
+                layer.fused = False
+            if isinstance(layer, ScalarPReLU):
+                layer.written_gradient = False
+    return gan
+
+
+def unfused_bn_cogan_step(gan) -> Callable:
+    """The port's step with the layers as first written (:func:`use_plain_layers`)."""
+    return use_plain_layers(gan).train_step
 
 
 COGAN_STEPS = {
@@ -565,6 +587,7 @@ COGAN_STEPS = {
     "recompute": recompute_cogan_step,
     "unfused_heads": lambda gan: reference_cogan_step(gan, reuse_g_forward=True),
     "no_reuse": lambda gan: reference_cogan_step(gan, fused_heads=True),
+    "unfused_bn": unfused_bn_cogan_step,
 }
 
 
@@ -626,10 +649,10 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
     rows = [Row(name, port, batch, jit_compile, {"step": (cogan_step_count(m, reuse_g_forward=True), 1)})]
     if "xla" in cogan_variants and not jit_compile:
         rows.append(Row(name, "port+xla", batch, True, rows[0].parts))
-    for variant in ("recompute", "no_reuse", "unfused_heads"):
+    for variant in ("recompute", "no_reuse", "unfused_heads", "unfused_bn"):
         if variant in cogan_variants:
-            rows.append(Row(name, variant, batch, False,
-                            {"step": (cogan_step_count(m, reuse_g_forward=variant == "unfused_heads"), 1)}))
+            reuse = variant in ("unfused_heads", "unfused_bn")
+            rows.append(Row(name, variant, batch, False, {"step": (cogan_step_count(m, reuse_g_forward=reuse), 1)}))
     if "loop" in cogan_variants:
         rows.append(Row(name, "loop", batch, jit_compile, rows[0].parts))
     if "straightforward" in cogan_variants:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 from keras import ops
 
 STDDEV = 0.02
@@ -42,11 +43,35 @@ class ScalarPReLU(keras.layers.Layer):
     the original's differs in all three, and for t > 1 the two functions differ too.
     """
 
+    def __init__(self, written_gradient: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.written_gradient = written_gradient  # False: autodiff of ops.maximum (benchmark reference)
+
     def build(self, input_shape):
         self.t = self.add_weight(shape=(), initializer=normal_init(), name="t")
 
     def call(self, x):
-        return ops.maximum(x, ops.cast(self.t, x.dtype) * x)
+        t = ops.cast(self.t, x.dtype)
+        return scalar_prelu(x, t) if self.written_gradient else ops.maximum(x, t * x)
+
+    def get_config(self):
+        return {**super().get_config(), "written_gradient": self.written_gradient}
+
+
+@tf.custom_gradient
+def scalar_prelu(x, t):
+    """``max(x, t * x)`` with its gradient written out: the same values as TensorFlow's gradient of
+    ``maximum`` (ties, x = t x, go to x, as Maximum's gradient sends them), in fewer full-size passes
+    (one mask, one select, one product and one sum instead of two selects, two products and an add)."""
+    tx = t * x
+    keep = x >= tx
+
+    def grad(dy):
+        dx = tf.where(keep, dy, t * dy)
+        dt = tf.reduce_sum(tf.where(keep, tf.zeros_like(dy), x * dy))
+        return dx, tf.cast(dt, t.dtype)
+
+    return tf.where(keep, x, tx), grad
 
 
 class BatchNorm(keras.layers.BatchNormalization):
@@ -58,14 +83,19 @@ class BatchNorm(keras.layers.BatchNormalization):
     averages at inference. ``synchronized`` computes batch statistics across tf.distribute replicas.
     """
 
-    def __init__(self, batch_stats_at_inference: bool = True, name=None, synchronized: bool = False, **kwargs):
+    def __init__(self, batch_stats_at_inference: bool = True, name=None, synchronized: bool = False,
+                 fused: bool = True, **kwargs):
         kwargs.setdefault("momentum", 0.9)
         kwargs.setdefault("epsilon", 1e-5)
         kwargs.setdefault("gamma_initializer", keras.initializers.RandomNormal(1.0, STDDEV))
         super().__init__(name=name, synchronized=synchronized, **kwargs)
         self.batch_stats_at_inference = batch_stats_at_inference
+        self.fused = fused
 
     def call(self, inputs, training=None, mask=None):
+        update = bool(training and self.trainable)
+        if self._fusable(inputs, mask) and (update or (not training and self.batch_stats_at_inference)):
+            return self._fused(inputs, update=update)
         if training or not self.batch_stats_at_inference:
             return super().call(inputs, training=training, mask=mask)
         x = ops.cast(inputs, "float32")
@@ -74,5 +104,37 @@ class BatchNorm(keras.layers.BatchNormalization):
                                       scale=ops.cast(self.gamma, x.dtype), epsilon=self.epsilon)
         return ops.cast(out, self.compute_dtype)
 
+    def _fusable(self, inputs, mask) -> bool:
+        """The normalisation on batch statistics as ONE op (TensorFlow's FusedBatchNormV3, which oneDNN
+        and cuDNN implement) instead of Keras's moments + normalisation + their autodiff gradients: the
+        same function (outputs and gradients equal to float rounding, tests/test_speed.py), fewer passes
+        over the activations (docs/PERFORMANCE.md). Not for synchronized statistics (they need a
+        cross-replica sum between the two halves), masks, or layers without gamma/beta or on another axis."""
+        rank = len(inputs.shape)
+        return (self.fused and not self.synchronized and mask is None and self.center and self.scale
+                and not self.renorm and rank in (2, 4) and self.axis in (-1, rank - 1))
+
+    def _fused(self, inputs, update: bool):
+        x = ops.cast(inputs, "float32")
+        shape = tf.shape(x)
+        x4 = tf.reshape(x, [-1, 1, 1, x.shape[-1]]) if len(x.shape) == 2 else x
+        empty = tf.constant([], tf.float32)
+        # epsilon given to the raw op as is: tf.nn.fused_batch_norm would raise 1e-5 to 1.001e-5.
+        y, mean, var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
+            x=x4, scale=ops.cast(self.gamma, "float32"), offset=ops.cast(self.beta, "float32"),
+            mean=empty, variance=empty, epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+        if update:
+            # The op returns the variance with Bessel's correction; Keras (and the original's
+            # tf.nn.moments) average the biased one into the moving variance.
+            n = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
+            var = var * ((n - 1.0) / n)
+            k = self.momentum
+            self.moving_mean.assign(self.moving_mean * k + tf.stop_gradient(mean) * (1.0 - k))
+            self.moving_variance.assign(self.moving_variance * k + tf.stop_gradient(var) * (1.0 - k))
+        if len(x.shape) == 2:
+            y = tf.reshape(y, shape)
+        return ops.cast(y, self.compute_dtype)
+
     def get_config(self):
-        return {**super().get_config(), "batch_stats_at_inference": self.batch_stats_at_inference}
+        return {**super().get_config(), "batch_stats_at_inference": self.batch_stats_at_inference,
+                "fused": self.fused}

@@ -2,7 +2,9 @@
 
 * the shared trunk computed once for both domains, against the straightforward step (trunk per domain);
 * the first G update reusing the D update's G forward pass, against the step that recomputes it;
-* both output heads as one two-channel deconv (``cogan.generate_pair``), against the two heads.
+* both output heads as one two-channel deconv (``cogan.generate_pair``), against the two heads;
+* BatchNorm as TensorFlow's fused op and the PReLU with a written gradient, against Keras's
+  BatchNormalization and autodiff of ``maximum`` (the layers as first written).
 The references are the benchmark's own steps (cogan_tf/bench.py), run from the same initial weights,
 data and z as the port's step.
 """
@@ -14,7 +16,7 @@ import keras
 
 from cogan_tf import bench, config as C, runner
 from cogan_tf.cogan import generate_pair
-from cogan_tf.layers import BatchNorm
+from cogan_tf.layers import BatchNorm, ScalarPReLU
 
 FAITHFUL = C.CoganConfig()
 CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False)
@@ -126,4 +128,133 @@ def test_trunk_once_equals_trunk_per_domain():
                                              g.generate_one(z, 2, training=True)), z)
     assert float(l1) == pytest.approx(float(l2), rel=1e-6)
     assert_same_gradients(port, g1, g2)
-    assert_same_losses(run(port, port.train_step, x), run(ref, bench.straightforward_cogan_step(ref), x_ref))
+    # The same layers on both sides (the straightforward step also unfuses them: the lever below).
+    trunk_per_domain = bench.reference_cogan_step(ref, trunk_per_domain=True)
+    assert_same_losses(run(port, port.train_step, x), run(ref, trunk_per_domain, x_ref))
+
+
+def rel_max(a, b):
+    return float(tf.reduce_max(tf.abs(a - b)) / (tf.reduce_max(tf.abs(b)) + 1e-30))
+
+
+@pytest.mark.parametrize("shape", [(64, 1024), (64, 14, 14, 32)], ids=["dense", "conv"])
+@pytest.mark.parametrize("at_inference", [True, False], ids=["batch_stats", "moving_averages"])
+def test_fused_batchnorm_equals_keras_batchnorm(shape, at_inference):
+    """Outputs, gradients (input, gamma, beta) and moving averages of the fused BatchNorm against
+    Keras's own, in training and in inference mode, from the same weights and inputs."""
+    fused, plain = BatchNorm(batch_stats_at_inference=at_inference), BatchNorm(batch_stats_at_inference=at_inference,
+                                                                                  fused=False)
+    fused.build(shape)
+    plain.build(shape)
+    fused.gamma.assign(tf.random.stateless_normal(fused.gamma.shape, seed=[0, 1]))
+    fused.beta.assign(tf.random.stateless_normal(fused.beta.shape, seed=[0, 2]))
+    for a, b in zip(fused.weights, plain.weights):
+        b.assign(a)
+    x = 3.0 * tf.random.stateless_normal(shape, seed=[0, 3]) + 0.5
+    w = tf.random.stateless_normal(shape, seed=[0, 4])  # a loss that weighs every output differently
+    for training in (True, False, True):
+        outs, grads = [], []
+        for bn in (fused, plain):
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = bn(x, training=training)
+                loss = tf.reduce_sum(y * w)
+            outs.append(y)
+            grads.append(tape.gradient(loss, [x, bn.gamma, bn.beta]))
+        assert rel_max(*outs) < 1e-5, training
+        for ga, gb in zip(*grads):
+            assert rel_max(ga, gb) < 1e-4, training
+        assert rel_max(fused.moving_mean, plain.moving_mean) < 1e-5
+        assert rel_max(fused.moving_variance, plain.moving_variance) < 1e-5
+    # Three calls, two in training mode: the moving averages moved twice, from (0, 1).
+    assert float(tf.reduce_max(tf.abs(fused.moving_mean))) > 0.1
+    assert float(tf.reduce_max(tf.abs(fused.moving_variance - 1.0))) > 0.5
+
+
+def test_fused_batchnorm_refuses_what_it_cannot_fuse():
+    """Synchronized statistics (a cross-replica sum between the op's halves) stay on Keras's path."""
+    bn = BatchNorm(synchronized=True)
+    bn.build((8, 4))
+    assert not bn._fusable(tf.zeros((8, 4)), None)
+    bn = BatchNorm()
+    bn.build((8, 3, 4))
+    assert not bn._fusable(tf.zeros((8, 3, 4)), None)
+    bn = BatchNorm()
+    bn.build((8, 4))
+    assert bn._fusable(tf.zeros((8, 4)), None)
+
+
+@pytest.mark.parametrize("t", [0.3, 1.7, -0.5, 0.0])
+def test_prelu_written_gradient_equals_autodiff(t):
+    """Values and gradients (x and the slope t) of the written gradient against autodiff of maximum,
+    for slopes below and above 1 and negative, with ties (x = 0) included."""
+    layers = [ScalarPReLU(), ScalarPReLU(written_gradient=False)]
+    x = tf.concat([tf.random.stateless_normal([999], seed=[1, 1]), tf.zeros([3])], axis=0)
+    w = tf.random.stateless_normal([1002], seed=[1, 2])
+    res = []
+    for layer in layers:
+        layer.build((None,))
+        layer.t.assign(t)
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            loss = tf.reduce_sum(layer(x) * w)
+        res.append((layer(x), *tape.gradient(loss, [x, layer.t])))
+    (ya, dxa, dta), (yb, dxb, dtb) = res
+    np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+    np.testing.assert_array_equal(dxa.numpy(), dxb.numpy())
+    assert float(dta) == pytest.approx(float(dtb), rel=1e-5)
+    assert abs(float(dta)) > 1.0
+
+
+# Biases right before a BatchNorm, which subtracts them out again: their gradient is zero but for
+# rounding, and the two BatchNorms round differently.
+PRE_BATCHNORM_BIASES = ("d1_h1_conv/bias", "d2_h1_conv/bias", "d_h2_lin/bias", "g_h0_lin/bias", "g_h1_lin/bias",
+                        "g_h2/bias")
+
+
+def assert_same_gradients_but_pre_batchnorm_biases(variables, g1, g2):
+    scale = max(float(tf.reduce_max(tf.abs(a))) for a in g1 if a is not None)
+    checked = 0
+    for v, a, b in zip(variables, g1, g2):
+        if a is None:
+            assert b is None, v.path  # the faithful network's dead h0
+        elif v.path.endswith(PRE_BATCHNORM_BIASES):
+            assert max(float(tf.reduce_max(tf.abs(a))), float(tf.reduce_max(tf.abs(b)))) < 1e-4 * scale, v.path
+        else:
+            np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5 * float(tf.reduce_max(tf.abs(b))),
+                                       err_msg=v.path)
+            checked += 1
+    assert checked >= 10
+
+
+@pytest.mark.parametrize("m", [FAITHFUL, CORRECTED], ids=["faithful", "corrected"])
+def test_fused_layers_step_equals_unfused(m):
+    """The port's step against the same step with the layers as first written: D's and G's gradients
+    of the first update to rounding (but for the biases in front of a BatchNorm, whose gradient is zero
+    but for rounding), and the losses along three steps."""
+    port, x = make(m)
+    ref, x_ref = make(m)
+    bench.use_plain_layers(ref)
+    z = tf.random.stateless_normal([16, 100], seed=[1, 2])
+    x1, x2 = (tf.cast(v, tf.float32) / 255.0 for v in x)
+    grads = []
+    for gan in (port, ref):
+        with tf.GradientTape(persistent=True) as tape:
+            fake1, fake2 = gan.generator(z, training=True)
+            d_loss = gan.d_losses(x1, x2, fake1, fake2, training=True)["d_loss"]
+            g_loss = gan.g_losses(fake1, fake2, training=True)["g_loss"]
+        grads.append((d_loss, tape.gradient(d_loss, gan.d_vars), g_loss, tape.gradient(g_loss, gan.g_vars)))
+    (da, dga, ga, gga), (db, dgb, gb, ggb) = grads
+    assert float(da) == pytest.approx(float(db), rel=1e-6)
+    assert float(ga) == pytest.approx(float(gb), rel=1e-6)
+    for variables, a, b in ((port.d_vars, dga, dgb), (port.g_vars, gga, ggb)):
+        assert_same_gradients_but_pre_batchnorm_biases(variables, a, b)
+    # Whole steps: loosely. The faithful D (one h0 filter) amplifies rounding: the same unfused step run
+    # eagerly and as a graph differs by up to 2e-3 in its losses within 3 steps; fused vs unfused by
+    # up to 1.1e-2 (corrected network: 4e-3 and 5e-3).
+    steps_a, steps_b = run(port, port.train_step, x), run(ref, ref.train_step, x_ref)
+    for a, b in zip(steps_a, steps_b):
+        for k in a:
+            assert a[k] == pytest.approx(b[k], rel=3e-2), k
+    for k in ("d_loss", "d1_loss", "d2_loss"):  # the first D update's losses: before any update
+        assert steps_a[0][k] == pytest.approx(steps_b[0][k], rel=1e-5), k
