@@ -16,6 +16,9 @@ from typing import Optional, Union
 from cogan_tf import fileio
 
 MODELS = ("cogan", "vanilla", "clustergan")
+# --mixed_precision_dtype -> the Keras dtype policy of --mixed_precision (cogan_tf/precision.py).
+MIXED_PRECISION = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
+MIXED_PRECISION_POLICIES = tuple(MIXED_PRECISION.values())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +99,9 @@ class TrainConfig:
     # The CoGAN paper's split: the two domains get disjoint halves of the digits (the original: the same digits).
     disjoint_domains: bool = False
     strategy: str = "default"
+    # None: float32 throughout (the original). "mixed_float16" (GPUs, dynamic loss scaling) or
+    # "mixed_bfloat16": layers compute in that type, variables stay float32 (cogan_tf/precision.py).
+    mixed_precision: Optional[str] = None
     max_steps: Optional[int] = None  # stop early after this many steps in total (tests, benchmarks)
     # Models that write their grids per epoch (vanilla, clustergan: the originals' every 10th epoch).
     sample_every_epochs: int = 10
@@ -115,6 +121,7 @@ def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: Tr
         "batch_size": train_cfg.batch_size,
         "disjoint_domains": train_cfg.disjoint_domains,
         "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
+        "mixed_precision": train_cfg.mixed_precision,
     }
     fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 

@@ -19,7 +19,7 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as config_lib
-from cogan_tf import data
+from cogan_tf import data, precision
 from cogan_tf.cli import UsageError
 
 
@@ -92,8 +92,16 @@ class GAN:
         return f"{self.name}_{cfg.dataset}_{cfg.batch_size}_{size}"
 
     def make_optimizer(self, learning_rate: float, beta1: float, beta2: float, **kwargs):
-        """Adam with TF1's epsilon 1e-8 (Keras's default is 1e-7)."""
-        return keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1, beta_2=beta2, epsilon=1e-8, **kwargs)
+        """Adam with TF1's epsilon 1e-8 (Keras's default is 1e-7); under ``mixed_float16`` behind a
+        dynamic LossScaleOptimizer. Called from ``build``, which :func:`build_gan` runs under the
+        run's dtype policy: a GAN asking for mixed precision built outside it is refused here, rather
+        than trained as float32 layers behind a loss scale."""
+        want = precision.policy_name(getattr(self.cfg, "mixed_precision", None))
+        if want != "float32" and keras.config.dtype_policy().name != want:
+            raise RuntimeError(f"{self.name} with mixed_precision={want!r} must be built under that dtype "
+                               f"policy: build it with cogan_tf.train.build_gan(gan)")
+        adam = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1, beta_2=beta2, epsilon=1e-8, **kwargs)
+        return precision.wrap_optimizer(adam)
 
 
 def make_strategy(name: str, devices=None):
@@ -130,9 +138,14 @@ def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables) -> None:
 
     Under tf.distribute the optimizer sums the replicas' gradients, so each replica's gradient (of a
     mean over its share of the batch) is divided by the number of replicas: the sum is then the
-    gradient of the mean over the global batch, as on one device."""
+    gradient of the mean over the global batch, as on one device.
+
+    A LossScaleOptimizer (``--mixed_precision``, float16) gets the gradient of its scaled loss; its
+    ``apply_gradients`` unscales it, or skips the update and halves the scale if it is not finite."""
     n = replicas_in_sync()
-    grads = tape.gradient(loss, variables)
+    grads = precision.gradients(optimizer, tape, loss, variables)  # of scale * loss under loss scaling
+    if n > 1 and precision.loss_scaled(optimizer):
+        grads = precision.agree_on_finite(grads)  # one replica's overflow skips the step on all
     pairs = [(g if n == 1 else g / n, v) for g, v in zip(grads, variables) if g is not None]
     optimizer.apply_gradients(pairs)
 
@@ -163,15 +176,27 @@ class Loop:
                 tf.summary.scalar(k, v)
 
 
-def _checkpoint(loop: Loop, gan: GAN) -> tf.train.Checkpoint:
+def _checkpoint(loop: Loop, gan: GAN, optimizers: bool = True) -> tf.train.Checkpoint:
     # Models, optimizers, the step counter (= data position: the order is a function of the seed) and
-    # the RNG state, all in one checkpoint.
-    return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **gan.trackables())
+    # the RNG state, all in one checkpoint. Without ``optimizers``: what sampling and export read.
+    objects = {k: v for k, v in gan.trackables().items()
+               if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
+    return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
 
 
-def check_run_config(gan: GAN, loop: Loop) -> None:
-    """Refuse to resume a checkpoint with another architecture, seed or data setup; write the config
-    beside a new one."""
+def _precision_flags(policy: Optional[str]) -> str:
+    """How main.py is told to train in ``policy`` (a TrainConfig.mixed_precision value)."""
+    if policy is None:
+        return "without --mixed_precision"
+    dtype = {v: k for k, v in config_lib.MIXED_PRECISION.items()}.get(policy, policy)
+    return f"with --mixed_precision --mixed_precision_dtype {dtype}"
+
+
+def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
+    """Refuse to resume a checkpoint with another architecture, seed or data setup, or (``training``)
+    another precision: a float16 run's optimizers carry a loss scale, and switching the arithmetic
+    midway would make the resumed run neither of the two. Evaluating a checkpoint in another
+    precision is fine: the weights are float32 either way."""
     path = os.path.join(loop.ckpt_dir, "config.json")
     saved = config_lib.load_run_config(path)
     if saved is None or tf.train.latest_checkpoint(loop.ckpt_dir) is None:
@@ -188,6 +213,12 @@ def check_run_config(gan: GAN, loop: Loop) -> None:
             raise UsageError(
                 f"{loop.ckpt_dir} holds a checkpoint made with {key}={saved[key]!r}, not {value!r}: "
                 f"pass the same flags to resume it, or a fresh --checkpoint_dir")
+    # Checkpoints from before --mixed_precision have no entry: they are float32.
+    theirs, ours = saved.get("mixed_precision"), getattr(gan.cfg, "mixed_precision", None)
+    if training and theirs != ours:
+        raise UsageError(
+            f"{loop.ckpt_dir} holds a checkpoint trained in {theirs or 'float32'}, not {ours or 'float32'}: "
+            f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
 
 
 def resolve_seed(train_cfg: config_lib.TrainConfig, model: str, ckpt_dir: str) -> config_lib.TrainConfig:
@@ -201,12 +232,21 @@ def resolve_seed(train_cfg: config_lib.TrainConfig, model: str, ckpt_dir: str) -
     return dataclasses.replace(train_cfg, seed=seed)
 
 
-def _prepare(gan: GAN, cfg: config_lib.TrainConfig, log=print):
+def build_gan(gan: GAN) -> None:
+    """``gan.build()`` under its strategy's scope and its precision's dtype policy (the previous global
+    policy is restored afterwards)."""
+    with gan.strategy.scope(), precision.policy_scope(getattr(gan.cfg, "mixed_precision", None)):
+        gan.build()
+
+
+def _prepare(gan: GAN, cfg: config_lib.TrainConfig, log=print, training: bool = True):
     keras.utils.set_random_seed(gan.seed)  # initial weights
     loop = Loop(gan, cfg, log)
-    check_run_config(gan, loop)
-    with gan.strategy.scope():
-        gan.build()
+    check_run_config(gan, loop, training=training)
+    build_gan(gan)
+    if getattr(cfg, "mixed_precision", None):
+        log(f" [*] mixed precision: {cfg.mixed_precision} (float32 variables"
+            + (", dynamic loss scaling)" if cfg.mixed_precision == "mixed_float16" else ")"))
     ckpt = _checkpoint(loop, gan)
     manager = tf.train.CheckpointManager(ckpt, loop.ckpt_dir, max_to_keep=5,
                                          checkpoint_name=gan.checkpoint_prefix)
@@ -278,11 +318,13 @@ def fit(gan: GAN, log=print) -> Loop:
 
 def restore(gan: GAN, log=print) -> Loop:
     """Build ``gan`` and restore its latest checkpoint; a clear error when there is none."""
-    loop, ckpt, manager = _prepare(gan, gan.cfg, log)
+    loop, ckpt, manager = _prepare(gan, gan.cfg, log, training=False)
     if not manager.latest_checkpoint:
         raise UsageError(f"no checkpoint in {loop.ckpt_dir}: train first with `python main.py --is_train True"
                          f" --model {gan.name}` (or point --checkpoint_dir at one)")
-    ckpt.restore(manager.latest_checkpoint).expect_partial()
+    # Not the optimizers: evaluation does not use them, and a float16 run's (LossScaleOptimizer around
+    # Adam) do not restore into another precision's plain Adam; the weights are float32 in every run.
+    _checkpoint(loop, gan, optimizers=False).restore(manager.latest_checkpoint).expect_partial()
     log(f" [*] Load SUCCESS: {manager.latest_checkpoint} (step {int(loop.step.numpy())})")
     return loop
 
