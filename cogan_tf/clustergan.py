@@ -46,6 +46,7 @@ import keras
 
 from cogan_tf import data, export as export_lib, fileio, images, losses, metrics
 from cogan_tf.config import ClusterGanConfig, TrainConfig
+from cogan_tf.precision import as_float32, gradients, loss_scale
 from cogan_tf.train import GAN, Loop, apply_gradients
 from cogan_tf.vanilla import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
                               epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init, torch_dense,
@@ -116,7 +117,7 @@ class ClusterGenerator(keras.Model):
         x = self.act1(self.bn1(self.h1(x), training=training))
         x = keras.ops.reshape(x, (-1, 7, 7, 128))  # PyTorch: (128, 7, 7), see the module docstring
         x = self.act2(self.bn2(self.h2(x), training=training))
-        return self.h3(x)
+        return as_float32(self.h3(x))  # float32 images also under a mixed dtype policy (--mixed_precision)
 
 
 class ConvTrunk(keras.layers.Layer):
@@ -158,7 +159,7 @@ class ClusterDiscriminator(keras.Model):
         self.built = True
 
     def logits(self, x, training=False):
-        return self.h3(self.trunk(x))
+        return as_float32(self.h3(self.trunk(x)))
 
     def call(self, x, training=False):
         return keras.ops.sigmoid(self.logits(x, training=training))
@@ -180,7 +181,7 @@ class ClusterEncoder(keras.Model):
         self.built = True
 
     def call(self, x, training=False) -> Tuple:
-        out = self.h3(self.trunk(x))
+        out = as_float32(self.h3(self.trunk(x)))
         return out[:, : self.cfg.z_dim], out[:, self.cfg.z_dim:]
 
 
@@ -205,12 +206,17 @@ def generator_encoder_loss(fake_logits, zn_hat, z_n, class_logits, classes, beta
     return {"ge_loss": v + betan * zn + betac * zc, "ge_adv_loss": v, "zn_loss": zn, "zc_loss": zc}
 
 
-def coupled_weight_decay(grads, variables, weight_decay: float):
+def coupled_weight_decay(grads, variables, weight_decay: float, scale=None):
     """PyTorch Adam's ``weight_decay``: ``grad + wd * w`` fed to Adam (an L2 penalty through the
-    adaptive moments), not AdamW's separate ``w -= lr * wd * w``."""
+    adaptive moments), not AdamW's separate ``w -= lr * wd * w``. ``scale``: the gradients are of a
+    loss multiplied by this loss scale (float16 mixed precision), so the penalty's gradient is too,
+    and the optimizer's unscaling gives ``grad + wd * w`` again."""
     if not weight_decay:
         return list(grads)
-    return [None if g is None else g + weight_decay * tf.cast(v, g.dtype) for g, v in zip(grads, variables)]
+    if scale is None:
+        return [None if g is None else g + weight_decay * tf.cast(v, g.dtype) for g, v in zip(grads, variables)]
+    return [None if g is None else g + tf.cast(scale, g.dtype) * (weight_decay * tf.cast(v, g.dtype))
+            for g, v in zip(grads, variables)]
 
 
 GE_KEYS = ("ge_loss", "ge_adv_loss", "zn_loss", "zc_loss")
@@ -277,8 +283,8 @@ class ClusterGAN(GAN):
             zn_hat, class_logits = self.encoder(fake, training=True)
             out = generator_encoder_loss(self.discriminator.logits(fake, training=True), zn_hat, z_n,
                                          class_logits, classes, m.betan, m.betac)
-        grads = tape.gradient(out["ge_loss"], self.ge_vars)
-        grads = coupled_weight_decay(grads, self.ge_vars, m.weight_decay)
+        grads = gradients(self.ge_opt, tape, out["ge_loss"], self.ge_vars)  # of scale * loss if loss-scaled
+        grads = coupled_weight_decay(grads, self.ge_vars, m.weight_decay, scale=loss_scale(self.ge_opt))
         self.ge_opt.apply_gradients([(g, v) for g, v in zip(grads, self.ge_vars) if g is not None])
         for k in GE_KEYS:
             self.last_ge[k].assign(out[k])

@@ -15,6 +15,7 @@ from cogan_tf import data, export as export_lib, images, losses
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.layers import BatchNorm
 from cogan_tf.networks import build_cogan, unique_variables
+from cogan_tf.precision import as_float32
 from cogan_tf.train import GAN, Loop, apply_gradients, replica_share
 
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
@@ -85,10 +86,18 @@ def generate_pair(generator, z, training=False):
     if not plain:
         return generator(z, training=training)
     h = generator.trunk(z, training=training)
+    # Outside the layers' calls nothing casts the float32 variables: under a mixed policy they are
+    # cast here to the trunk's compute type, as the heads' own calls would, and the images come out
+    # float32 as the generator's call returns them (no casts in float32).
     kernel = tf.concat([h1.kernel, h2.kernel], axis=2)  # (k, k, out, in): the out channels side by side
+    if kernel.dtype != h.dtype:
+        kernel = tf.cast(kernel, h.dtype)
     shape = tf.stack([tf.shape(h)[0], 2 * h.shape[1], 2 * h.shape[2], kernel.shape[2]])
     out = tf.nn.conv2d_transpose(h, kernel, shape, strides=2, padding="SAME")
-    out = tf.sigmoid(tf.nn.bias_add(out, tf.concat([h1.bias, h2.bias], axis=0)))
+    bias = tf.concat([h1.bias, h2.bias], axis=0)
+    if bias.dtype != out.dtype:
+        bias = tf.cast(bias, out.dtype)
+    out = as_float32(tf.sigmoid(tf.nn.bias_add(out, bias)))
     return out[..., :h1.filters], out[..., h1.filters:]
 
 

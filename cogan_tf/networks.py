@@ -3,6 +3,9 @@
 Weight sharing is by layer instance: each shared layer is built once, here, and called by both
 domains' branches, so a shared variable is one object, appears once in ``trainable_variables`` and
 receives the gradient of both domains' losses.
+
+Under a mixed dtype policy (``--mixed_precision``) the layers compute in float16 / bfloat16 and the
+networks return their images and logits as float32 (no op added in float32).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from keras import ops
 
 from cogan_tf.config import CoganConfig
 from cogan_tf.layers import BatchNorm, ScalarPReLU, conv, deconv, dense
+from cogan_tf.precision import as_float32
 
 
 class CoupledGenerator(keras.Model):
@@ -71,12 +75,12 @@ class CoupledGenerator(keras.Model):
 
     def call(self, z, training=False) -> Tuple:
         h = self.trunk(z, training=training)
-        return self.head1(h), self.head2(h)
+        return as_float32(self.head1(h)), as_float32(self.head2(h))
 
     def generate_one(self, z, domain: int, training=False):
         """One domain's G alone, trunk included: the 'straightforward' computation (benchmark baseline)."""
         head = self.head1 if domain == 1 else self.head2
-        return head(self.trunk(z, training=training))
+        return as_float32(head(self.trunk(z, training=training)))
 
 
 class DiscriminatorStem(keras.layers.Layer):
@@ -122,7 +126,7 @@ class CoupledDiscriminator(keras.Model):
         h = self.stem(domain)(x, training=training)
         h = ops.reshape(h, (-1, h.shape[1] * h.shape[2] * h.shape[3]))
         h = self.act2(self.bn2(self.h2(h), training=training))
-        return self.h3(h)
+        return as_float32(self.h3(h))
 
     def call(self, inputs, training=False):
         x1, x2 = inputs

@@ -33,6 +33,7 @@ import keras
 from cogan_tf import data, export as export_lib, fileio, images, losses
 from cogan_tf.cli import UsageError
 from cogan_tf.config import TrainConfig, VanillaConfig
+from cogan_tf.precision import as_float32
 from cogan_tf.train import GAN, Loop, apply_gradients
 
 SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
@@ -89,7 +90,8 @@ class VanillaGenerator(keras.Model):
         x = self.act1(self.h1(x))
         x = self.act2(self.h2(x))
         # PyTorch's view(-1, 1, 28, 28) and this reshape read the 784 outputs in the same order (C = 1).
-        return keras.ops.reshape(self.h3(x), (-1,) + IMAGE_SHAPE)
+        # float32 images also under a mixed dtype policy (--mixed_precision).
+        return keras.ops.reshape(as_float32(self.h3(x)), (-1,) + IMAGE_SHAPE)
 
 
 class VanillaDiscriminator(keras.Model):
@@ -127,7 +129,7 @@ class VanillaDiscriminator(keras.Model):
         x = self.drop0(self.act0(self.h0(x)), training=training)
         x = self.drop1(self.act1(self.h1(x)), training=training)
         x = self.drop2(self.act2(self.h2(x)), training=training)
-        return self.h3(x)
+        return as_float32(self.h3(x))
 
     def call(self, x, training=False):
         return keras.ops.sigmoid(self.logits(x, training=training))
