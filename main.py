@@ -54,6 +54,12 @@ flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: 
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
                   "tf.distribute: one device, all GPUs of this machine, or the machines in TF_CONFIG [default]")
 flags.DEFINE_boolean("sync_batchnorm", False, "CoGAN: BatchNorm statistics over the global batch across replicas [False]")
+flags.DEFINE_boolean("mixed_precision", False, "Mixed precision for GPUs: layers compute in --mixed_precision_dtype, "
+                     "variables, BatchNorm statistics, losses and outputs stay float32; results differ from float32 "
+                     "[False: float32, as the original]")
+flags.DEFINE_enum("mixed_precision_dtype", "float16", list(config_lib.MIXED_PRECISION),
+                  "With --mixed_precision: float16 with dynamic loss scaling (the GPU choice), or bfloat16 without "
+                  "loss scaling (TPUs, CPUs with bf16 units) [float16]")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
 flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
 # CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
@@ -92,6 +98,8 @@ def validate(f) -> None:
         bad("sample_every_epochs", "must be 0 or more")
     if f.d_h0_filters is not None and f.d_h0_filters < 1:
         bad("d_h0_filters", "must be at least 1")
+    if f["mixed_precision_dtype"].present and not f.mixed_precision:
+        bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
 
 
 def build_configs(f):
@@ -104,7 +112,8 @@ def build_configs(f):
         batch_size=pick(f.batch_size, batch), train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
         seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, disjoint_domains=f.disjoint_domains,
-        max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy)
+        max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
+        mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None)
     if f.model == "cogan":
         model_cfg = config_lib.CoganConfig(
             h0_feeds_h1=f.h0_feeds_h1 or f.corrected,
