@@ -19,7 +19,6 @@ table. Timings on a shared machine are noisy: the load average at start and end 
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import os
@@ -37,14 +36,17 @@ from cogan_tf import fileio
 
 DEFAULT_BATCH = {"cogan": 128, "vanilla": 512, "clustergan": 100}
 ALL_MODELS = ("cogan", "vanilla", "clustergan")
-COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "unfused_bn", "xla", "loop")
+COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn", "xla",
+                  "bfloat16", "float16", "loop")
+MIXED = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 flags.DEFINE_list("models", list(ALL_MODELS), "Models to time; a model whose code is not there is skipped "
                   "(and listed as skipped) [cogan,vanilla,clustergan]")
 flags.DEFINE_list("cogan_variants", ["straightforward"],
                   "Extra CoGAN rows beside the port's own step (port): straightforward (the original graph's "
                   "step, the baseline), recompute (the port's step before the speed levers), unfused_heads / "
-                  "no_reuse / unfused_bn (the port's step without one lever), xla (the port's step under XLA), loop (the "
+                  "no_reuse / deconv_heads / unfused_bn (the port's step without one lever), bfloat16 / float16 "
+                  "(the port's step under --mixed_precision), xla (the port's step under XLA), loop (the "
                   "port's step in the real training loop) [straightforward]")
 flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
@@ -78,17 +80,25 @@ class Layer:
     ``tf_backprop_macs``: what TensorFlow's statistics count for this layer's two backprop ops
     (Conv2DBackpropInput/Filter of a conv): ``h_in * w_in / stride^2`` output positions instead of
     ``h_out * w_out``. The same for SAME padding with sizes divisible by the stride, more for VALID
-    (ClusterGAN's 28 -> 13 -> 5 convs). Used only to compare with TensorFlow's count.
+    (ClusterGAN's 28 -> 13 -> 5 convs). ``tf_forward_macs``: what TensorFlow counts for the forward op
+    when it is computed another way (the CoGAN heads as a sub-pixel convolution, which multiplies
+    zeros too: 3 x 3 x 4 = 36 taps per input pixel for the 25 of the deconv). Used only to compare
+    with TensorFlow's count; the table's count is the layer's own (``macs``).
     """
 
     name: str
     macs: int
     params: int
     tf_backprop_macs: Optional[float] = None
+    tf_forward_macs: Optional[float] = None
 
     @property
     def tf_backprop(self) -> float:
         return self.macs if self.tf_backprop_macs is None else self.tf_backprop_macs
+
+    @property
+    def tf_forward(self) -> float:
+        return self.macs if self.tf_forward_macs is None else self.tf_forward_macs
 
 
 def dense(name: str, n_in: int, n_out: int) -> Layer:
@@ -150,7 +160,8 @@ class StepCount:
     def macs_per_example(self, tf_convention: bool = False) -> float:
         """MACs per example; ``tf_convention``: backprop ops as TensorFlow's statistics count them."""
         back = (lambda layer: layer.tf_backprop) if tf_convention else (lambda layer: layer.macs)
-        return (sum(self.layers[n].macs * c for n, c in self.fwd.items())
+        fwd = (lambda layer: layer.tf_forward) if tf_convention else (lambda layer: layer.macs)
+        return (sum(fwd(self.layers[n]) * c for n, c in self.fwd.items())
                 + sum(back(self.layers[n]) * c for t in (self.dx, self.dw) for n, c in t.items()))
 
     def flops(self, batch: int, tf_convention: bool = False) -> float:
@@ -160,8 +171,9 @@ class StepCount:
         return {n: {"fwd": self.fwd.get(n, 0), "dx": self.dx.get(n, 0), "dw": self.dw.get(n, 0)} for n in self.layers}
 
 
-def cogan_layers(m) -> Dict[str, Layer]:
-    """CoGAN's weight layers (REFERENCE.md §1) for a CoganConfig ``m``."""
+def cogan_layers(m, subpixel_heads: bool = False) -> Dict[str, Layer]:
+    """CoGAN's weight layers (REFERENCE.md §1) for a CoganConfig ``m``; ``subpixel_heads``: the heads'
+    forward pass computed as a 3x3 convolution to 4x the channels (``cogan.subpixel_deconv``)."""
     s = m.output_size
     s2, s4 = s // 2, s // 4
     dh0 = m.d_h0_channels
@@ -174,20 +186,26 @@ def cogan_layers(m) -> Dict[str, Layer]:
         "d_h2": dense("d_h2_lin", s4 * s4 * 64, 1024),
         "d_h3": dense("d_h3_lin", 1024, 1),
     }
+    if subpixel_heads:
+        for k in ("g1_h3", "g2_h3"):
+            out[k] = dataclasses.replace(out[k], tf_forward_macs=s2 * s2 * 3 * 3 * 128 * 4 * m.c_dim)
     for d in (1, 2):
         out[f"d{d}_h0"] = conv(f"d{d}_h0_conv", s, s, m.c_dim, dh0, 5)
         out[f"d{d}_h1"] = conv(f"d{d}_h1_conv", s2, s2, dh0, 64, 5)
     return out
 
 
-def cogan_step_count(m, trunk_per_domain: bool = False, reuse_g_forward: bool = False) -> StepCount:
+def cogan_step_count(m, trunk_per_domain: bool = False, reuse_g_forward: bool = False,
+                     subpixel_heads: bool = False) -> StepCount:
     """The CoGAN step: one D update, then ``g_updates_per_step`` G updates with the same z.
 
     ``trunk_per_domain``: G1 and G2 each run the shared trunk (the straightforward baseline); else the
     trunk runs once for both. ``reuse_g_forward``: the first G update reuses the D update's G forward
     pass (G's weights have not changed in between), so G runs forward once less per step.
+    ``subpixel_heads``: the heads' forward pass as a sub-pixel convolution (counted apart for the
+    comparison with TensorFlow only: the useful work is the same).
     """
-    L = cogan_layers(m)
+    L = cogan_layers(m, subpixel_heads)
     trunk = ([L["g_h0"]] if m.h0_feeds_h1 else []) + [L["g_h1"], L["g_h2"]]
     heads = {1: L["g1_h3"], 2: L["g2_h3"]}
     d_path = {d: [L[f"d{d}_h0"], L[f"d{d}_h1"], L["d_h2"], L["d_h3"]] for d in (1, 2)}
@@ -492,7 +510,8 @@ def reference_cogan_step(gan, trunk_per_domain: bool = False, reuse_g_forward: b
     * ``trunk_per_domain``: G1 and G2 each computed on their own (``generate_one``: the shared trunk
       runs once per domain, forward and backward), as the original graph does; else once for both;
     * ``reuse_g_forward``: the first G update reuses the D update's G forward pass (the port's step);
-    * ``fused_heads``: both output heads as one two-channel deconv (``cogan.generate_pair``).
+    * ``fused_heads``: both output heads as one two-channel deconv, computed as a sub-pixel convolution
+      (``cogan.generate_pair``).
 
     All settings give the same trainable weights to rounding (tests/test_speed.py). The G BatchNorm
     moving averages: updated once per domain with ``trunk_per_domain``; with ``reuse_g_forward`` the
@@ -577,6 +596,13 @@ def use_plain_layers(gan):
     return gan
 
 
+def deconv_heads_cogan_step(gan) -> Callable:
+    """The port's step with the two-channel head computed as a transposed convolution, not as the
+    sub-pixel convolution (``cogan.subpixel_deconv``)."""
+    gan.subpixel_heads = False
+    return gan.train_step
+
+
 def unfused_bn_cogan_step(gan) -> Callable:
     """The port's step with the layers as first written (:func:`use_plain_layers`)."""
     return use_plain_layers(gan).train_step
@@ -588,6 +614,7 @@ COGAN_STEPS = {
     "unfused_heads": lambda gan: reference_cogan_step(gan, reuse_g_forward=True),
     "no_reuse": lambda gan: reference_cogan_step(gan, fused_heads=True),
     "unfused_bn": unfused_bn_cogan_step,
+    "deconv_heads": deconv_heads_cogan_step,
 }
 
 
@@ -602,30 +629,29 @@ class Row:
     jit_compile: bool
     parts: Dict[str, tuple]
     cycle: int = 1
+    mixed_precision: Optional[str] = None  # a TrainConfig.mixed_precision value; None: float32
 
     @property
     def flops_analytic(self) -> float:
         return sum(count.flops(self.batch) * per_step for count, per_step in self.parts.values())
 
 
-def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0):
-    """A built GAN of ``name`` at ``batch`` and one batch of random uint8 inputs for its step."""
+def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_precision: Optional[str] = None):
+    """A built GAN of ``name`` at ``batch`` (and precision) and one batch of random uint8 inputs for its step."""
     import numpy as np
     import keras
     import tensorflow as tf
-    from cogan_tf import config as C, runner
+    from cogan_tf import config as C, runner, train
 
     ckpt = os.path.join(tempfile.gettempdir(), "cogan_bench_no_checkpoints")  # never written: nothing is saved
     cfg = C.TrainConfig(model=name, batch_size=batch, seed=seed, jit_compile=jit_compile, checkpoint_dir=ckpt,
-                        log_every=0, sample_every=0, save_every=0)
+                        log_every=0, sample_every=0, save_every=0, mixed_precision=mixed_precision)
     rng = np.random.default_rng(seed)
     n_arrays = 2 if name == "cogan" else 1
     arrays = [rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8) for _ in range(n_arrays)]
     gan = runner.make_gan(C.MODEL_CONFIGS[name](), cfg, arrays=arrays)
     keras.utils.set_random_seed(seed)
-    strategy = getattr(gan, "strategy", None)  # one device here, whatever the model supports
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
-        gan.build()
+    train.build_gan(gan)  # under its strategy's scope (one device here) and its precision's dtype policy
     inputs = tuple(tf.constant(a) for a in arrays)  # uint8, on the device, scaled inside the step
     return gan, inputs
 
@@ -646,13 +672,18 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
         c = clustergan_step_counts(m)
         return [Row(name, port, batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
                     cycle=m.g_every)]
-    rows = [Row(name, port, batch, jit_compile, {"step": (cogan_step_count(m, reuse_g_forward=True), 1)})]
+    rows = [Row(name, port, batch, jit_compile,
+                {"step": (cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True), 1)})]
     if "xla" in cogan_variants and not jit_compile:
         rows.append(Row(name, "port+xla", batch, True, rows[0].parts))
-    for variant in ("recompute", "no_reuse", "unfused_heads", "unfused_bn"):
+    for variant in ("bfloat16", "float16"):
         if variant in cogan_variants:
-            reuse = variant in ("unfused_heads", "unfused_bn")
-            rows.append(Row(name, variant, batch, False, {"step": (cogan_step_count(m, reuse_g_forward=reuse), 1)}))
+            rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, mixed_precision=MIXED[variant]))
+    for variant in ("recompute", "no_reuse", "unfused_heads", "deconv_heads", "unfused_bn"):
+        if variant in cogan_variants:
+            count = cogan_step_count(m, reuse_g_forward=variant in ("unfused_heads", "deconv_heads", "unfused_bn"),
+                                     subpixel_heads=variant in ("no_reuse", "unfused_bn"))
+            rows.append(Row(name, variant, batch, False, {"step": (count, 1)}))
     if "loop" in cogan_variants:
         rows.append(Row(name, "loop", batch, jit_compile, rows[0].parts))
     if "straightforward" in cogan_variants:
@@ -711,7 +742,7 @@ def build_row(row: Row) -> dict:
     model (``keras.utils.set_random_seed``, i.e. ``tf.random.set_seed``) clears TensorFlow's kernel
     cache, which would cost every step compiled before it ~1 s on its next call."""
     mem0 = tf_memory_info()
-    gan, inputs = make_model(row.model, row.batch, row.jit_compile)
+    gan, inputs = make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision)
     mem1 = tf_memory_info()
     built = (mem1["current"] - mem0["current"]) / 2 ** 20 if mem0 and mem1 else None
     return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,

@@ -72,16 +72,57 @@ def repeat_moving_average_update(snapshot):
         v.assign(v1 + k * (v1 - v0))
 
 
-def generate_pair(generator, z, training=False):
+# The heads' 5x5 stride-2 SAME transposed convolution as a 3x3 convolution to 4x the channels plus
+# depth_to_space: output pixel (2i + a, 2j + b) of the deconv sums input pixels i-1, i, i+1 (rows;
+# columns alike) through kernel taps that depend only on the phase a (b): SUBPIXEL_TAPS[a][o] is the
+# tap for the input row at offset o - 1 (None: that phase takes nothing from it). From TensorFlow's
+# SAME padding for stride 2 and an even output size (1 row before, 2 after): output row r = 2i + k - 1.
+SUBPIXEL_TAPS = ((3, 1, None), (4, 2, 0))
+
+
+def subpixel_kernel(kernel):
+    """A (5, 5, out, in) conv2d_transpose kernel as the (3, 3, in, 4 * out) kernel of the same
+    transposed convolution written as conv2d + depth_to_space(2): output channel (2a + b) * out + c
+    is phase (a, b) of channel c; the taps a phase does not use are zeros."""
+    k, _, c_out, c_in = kernel.shape
+    flat = tf.concat([tf.reshape(tf.transpose(kernel, [0, 1, 3, 2]), [k * k, c_in, c_out]),
+                      tf.zeros([1, c_in, c_out], kernel.dtype)], axis=0)  # row k*k: the zero tap
+    index = [[[k * k if SUBPIXEL_TAPS[a][oy] is None or SUBPIXEL_TAPS[b][ox] is None
+               else SUBPIXEL_TAPS[a][oy] * k + SUBPIXEL_TAPS[b][ox] for a in (0, 1) for b in (0, 1)]
+              for ox in range(3)] for oy in range(3)]
+    taps = tf.gather(flat, index)  # (3, 3, 4 phases, in, out)
+    return tf.reshape(tf.transpose(taps, [0, 1, 3, 2, 4]), [3, 3, c_in, 4 * c_out])
+
+
+@tf.custom_gradient
+def subpixel_deconv(h, kernel):
+    """``tf.nn.conv2d_transpose(h, kernel, [N, 2H, 2W, out], strides=2, padding="SAME")`` for a 5x5
+    kernel, computed as a 3x3 convolution + depth_to_space: the same sums (outputs equal to rounding),
+    and oneDNN runs a plain convolution with 4x the output channels much faster than a transposed one
+    with 1 or 2 (docs/PERFORMANCE.md). The gradient is the transposed convolution's own (the same two
+    ops TensorFlow's gradient of conv2d_transpose makes), so gradients are identical."""
+    out = tf.nn.depth_to_space(tf.nn.conv2d(h, subpixel_kernel(kernel), strides=1, padding="SAME"), 2)
+
+    def grad(dy):
+        dh = tf.nn.conv2d(dy, kernel, strides=2, padding="SAME")
+        dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel), out_backprop=h,
+                                             strides=[1, 2, 2, 1], padding="SAME")
+        return dh, dk
+
+    return out, grad
+
+
+def generate_pair(generator, z, training=False, subpixel=True):
     """G1(z) and G2(z) for the training step: the shared trunk once, and both output heads as ONE
     transposed convolution with two output channels (their kernels side by side) instead of two with
-    one each. Each output channel is still its own sum, so the result is the generator's own (to
-    rounding); oneDNN's kernel for one output channel is slow, so this halves that cost
-    (docs/PERFORMANCE.md). Falls back to ``generator(z)`` for heads other than the plain stride-2
+    one each, computed (``subpixel``) as a convolution + depth_to_space (:func:`subpixel_deconv`).
+    Each output channel is still its own sum, so the result is the generator's own (to rounding);
+    oneDNN's kernels for one output channel and for transposed convolutions are slow
+    (docs/PERFORMANCE.md). Falls back to ``generator(z)`` for heads other than the plain 5x5 stride-2
     SAME sigmoid deconvs of networks.py."""
     h1, h2 = generator.head1, generator.head2
     plain = all(h.strides == (2, 2) and h.padding == "same" and h.use_bias and h.data_format == "channels_last"
-                and h.output_padding is None and h.dilation_rate == (1, 1)
+                and h.output_padding is None and h.dilation_rate == (1, 1) and h.kernel_size == (5, 5)
                 and h.activation is keras.activations.sigmoid for h in (h1, h2))
     if not plain:
         return generator(z, training=training)
@@ -92,8 +133,11 @@ def generate_pair(generator, z, training=False):
     kernel = tf.concat([h1.kernel, h2.kernel], axis=2)  # (k, k, out, in): the out channels side by side
     if kernel.dtype != h.dtype:
         kernel = tf.cast(kernel, h.dtype)
-    shape = tf.stack([tf.shape(h)[0], 2 * h.shape[1], 2 * h.shape[2], kernel.shape[2]])
-    out = tf.nn.conv2d_transpose(h, kernel, shape, strides=2, padding="SAME")
+    if subpixel and h.shape[1] is not None and h.shape[2] is not None:
+        out = subpixel_deconv(h, kernel)
+    else:
+        shape = tf.stack([tf.shape(h)[0], 2 * h.shape[1], 2 * h.shape[2], kernel.shape[2]])
+        out = tf.nn.conv2d_transpose(h, kernel, shape, strides=2, padding="SAME")
     bias = tf.concat([h1.bias, h2.bias], axis=0)
     if bias.dtype != out.dtype:
         bias = tf.cast(bias, out.dtype)
@@ -105,6 +149,7 @@ class CoGAN(GAN):
     name = "cogan"
     checkpoint_prefix = "CoGAN.model"
     reshuffle_each_epoch = False  # the original shuffles each domain once, before training
+    subpixel_heads = True  # the training step's heads as conv + depth_to_space (generate_pair); False: as deconv
 
     def __init__(self, model_cfg: CoganConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
         super().__init__(model_cfg, train_cfg, strategy=strategy)
@@ -172,7 +217,7 @@ class CoGAN(GAN):
         moving = batchnorm_moving_averages(self.generator)
         with tf.GradientTape() as g_tape:
             with tf.GradientTape() as tape:
-                fake1, fake2 = generate_pair(self.generator, z, training=True)
+                fake1, fake2 = generate_pair(self.generator, z, training=True, subpixel=self.subpixel_heads)
                 d_out = self.d_losses(x1, x2, fake1, fake2, training=True)
             with g_tape.stop_recording():
                 apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
@@ -181,7 +226,7 @@ class CoGAN(GAN):
         apply_gradients(self.g_opt, g_tape, g_out["g_loss"], self.g_vars)
         for _ in range(self.model_cfg.g_updates_per_step - 1):
             with tf.GradientTape() as tape:
-                fake1, fake2 = generate_pair(self.generator, z, training=True)
+                fake1, fake2 = generate_pair(self.generator, z, training=True, subpixel=self.subpixel_heads)
                 g_out = self.g_losses(fake1, fake2, training=True)
             apply_gradients(self.g_opt, tape, g_out["g_loss"], self.g_vars)
         return {**d_out, **g_out}
