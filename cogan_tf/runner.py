@@ -26,7 +26,7 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
     probe = cls.__new__(cls)
     probe.name, probe.cfg, probe.model_cfg = cls.name, train_cfg, model_cfg
     ckpt_dir = os.path.join(train_cfg.checkpoint_dir, train.GAN.checkpoint_subdir(probe))
-    train_cfg = train.resolve_seed(train_cfg, train_cfg.model, ckpt_dir)
+    train_cfg = train.resolve_seed(train_cfg, ckpt_dir)
     if strategy is None and train_cfg.strategy != "default":
         strategy = train.make_strategy(train_cfg.strategy)
     return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)

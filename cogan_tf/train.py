@@ -9,6 +9,7 @@ by one per step; grids are written when ``counter % sample_every == 1`` and chec
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import time
@@ -221,10 +222,8 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
             f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
 
 
-def resolve_seed(train_cfg: config_lib.TrainConfig, model: str, ckpt_dir: str) -> config_lib.TrainConfig:
+def resolve_seed(train_cfg: config_lib.TrainConfig, ckpt_dir: str) -> config_lib.TrainConfig:
     """No --seed: reuse the checkpoint's seed when resuming (the data order depends on it), else 0."""
-    import dataclasses
-
     if train_cfg.seed is not None:
         return train_cfg
     saved = config_lib.load_run_config(os.path.join(ckpt_dir, "config.json"))

@@ -401,6 +401,10 @@ def test_saved_model_round_trip_in_fresh_process(tmp_path):
     (["--learning_rate", "0"], "error: --learning_rate=0.0: must be positive"),
     (["--beta1", "1.5"], "error: --beta1=1.5: must be in [0, 1)"),
     (["--is_train", "True", "extra"], "error: unexpected arguments 'extra' (see --help)"),
+    (["--mixed_precision_dtype", "bfloat16"],
+     "error: --mixed_precision_dtype=bfloat16: has no effect without --mixed_precision; add --mixed_precision or drop it"),
+    (["--mixed_precision", "False", "--mixed_precision_dtype", "float16"],
+     "error: --mixed_precision_dtype=float16: has no effect without --mixed_precision; add --mixed_precision or drop it"),
 ])
 def test_bad_flags_one_line_before_tensorflow(tmp_path, args, message):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + args, capture_output=True, text=True,
