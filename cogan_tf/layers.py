@@ -48,11 +48,15 @@ class ScalarPReLU(keras.layers.Layer):
         self.written_gradient = written_gradient  # False: autodiff of ops.maximum (benchmark reference)
 
     def build(self, input_shape):
-        self.t = self.add_weight(shape=(), initializer=normal_init(), name="t")
+        # Not autocast: under --mixed_precision the slope's gradient, a sum over a whole activation
+        # tensor, is taken in float32 (in float16 it would overflow at high loss scales).
+        self.t = self.add_weight(shape=(), initializer=normal_init(), name="t", autocast=False)
 
     def call(self, x):
+        if self.written_gradient:
+            return scalar_prelu(x, ops.cast(self.t, "float32"))
         t = ops.cast(self.t, x.dtype)
-        return scalar_prelu(x, t) if self.written_gradient else ops.maximum(x, t * x)
+        return ops.maximum(x, t * x)
 
     def get_config(self):
         return {**super().get_config(), "written_gradient": self.written_gradient}
@@ -62,14 +66,18 @@ class ScalarPReLU(keras.layers.Layer):
 def scalar_prelu(x, t):
     """``max(x, t * x)`` with its gradient written out: the same values as TensorFlow's gradient of
     ``maximum`` (ties, x = t x, go to x, as Maximum's gradient sends them), in fewer full-size passes
-    (one mask, one select, one product and one sum instead of two selects, two products and an add)."""
-    tx = t * x
+    (one mask, one select, one product and one sum instead of two selects, two products and an add).
+    ``t`` is the float32 slope; x may be float16/bfloat16 (mixed precision): the slope's gradient is
+    then summed in float32 (the casts are no-ops in float32)."""
+    tc = tf.cast(t, x.dtype)
+    tx = tc * x
     keep = x >= tx
 
     def grad(dy):
-        dx = tf.where(keep, dy, t * dy)
-        dt = tf.reduce_sum(tf.where(keep, tf.zeros_like(dy), x * dy))
-        return dx, tf.cast(dt, t.dtype)
+        dx = tf.where(keep, dy, tc * dy)
+        xdy = tf.cast(x, t.dtype) * tf.cast(dy, t.dtype)
+        dt = tf.reduce_sum(tf.where(keep, tf.zeros_like(xdy), xdy))
+        return dx, dt
 
     return tf.where(keep, x, tx), grad
 
