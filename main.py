@@ -61,6 +61,8 @@ flags.DEFINE_enum("mixed_precision_dtype", "float16", list(config_lib.MIXED_PREC
                   "With --mixed_precision: float16 with dynamic loss scaling (the GPU choice), or bfloat16 without "
                   "loss scaling (TPUs, CPUs with bf16 units) [float16]")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
+flags.DEFINE_float("zn_sigma", None, "ClusterGAN: standard deviation of z_n [1.0, the original; the ClusterGAN "
+                   "paper uses 0.1]")
 flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
 # CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
 flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the seed's table) instead of z (quirk) [False]")
@@ -98,6 +100,10 @@ def validate(f) -> None:
         bad("sample_every_epochs", "must be 0 or more")
     if f.d_h0_filters is not None and f.d_h0_filters < 1:
         bad("d_h0_filters", "must be at least 1")
+    if f.zn_sigma is not None and f.model != "clustergan":
+        bad("zn_sigma", "only for --model clustergan")
+    if f.zn_sigma is not None and not f.zn_sigma > 0:
+        bad("zn_sigma", "must be positive")
     if f["mixed_precision_dtype"].present and not f.mixed_precision:
         bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
 
@@ -120,6 +126,8 @@ def build_configs(f):
             d_h0_filters=64 if (f.corrected and f.d_h0_filters is None) else f.d_h0_filters,
             bn_batch_stats_at_inference=not (f.bn_moving_average or f.corrected),
             sync_batchnorm=f.sync_batchnorm)
+    elif f.model == "clustergan" and f.zn_sigma is not None:
+        model_cfg = config_lib.ClusterGanConfig(zn_sigma=f.zn_sigma)
     else:
         model_cfg = config_lib.MODEL_CONFIGS[f.model]()
     return model_cfg, train_cfg

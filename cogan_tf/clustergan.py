@@ -235,7 +235,7 @@ class ClusterGAN(GAN):
         m = model_cfg
         # Display noise, drawn once: 10 rows of 10, row = class (z_n different in every cell).
         rng = np.random.default_rng([self.seed, 1])
-        self.sample_zn = rng.standard_normal((m.n_classes * 10, m.z_dim)).astype(np.float32)
+        self.sample_zn = (m.zn_sigma * rng.standard_normal((m.n_classes * 10, m.z_dim))).astype(np.float32)
         self.sample_classes = np.repeat(np.arange(m.n_classes), 10)
         self._encode_fn = None
 
@@ -269,9 +269,11 @@ class ClusterGAN(GAN):
         return self._arrays
 
     def sample_latent(self, n):
-        """z_n ~ N(0, 1), classes uniform in 0..n_classes-1 and their one-hot z_c, from the run's RNG."""
+        """z_n ~ N(0, zn_sigma^2), classes uniform in 0..n_classes-1 and their one-hot z_c, from the run's RNG."""
         m = self.model_cfg
         z_n = self.rng.normal([n, m.z_dim])
+        if m.zn_sigma != 1.0:
+            z_n = z_n * m.zn_sigma
         classes = self.rng.uniform([n], 0, m.n_classes, dtype=tf.int32)
         return z_n, tf.one_hot(classes, m.n_classes), classes
 
@@ -349,7 +351,7 @@ class ClusterGAN(GAN):
         mode. Its noise comes from (seed, epoch), so a resumed run measures the same samples."""
         m = self.model_cfg
         rng = np.random.default_rng([self.seed, 3, epoch])
-        z_n = rng.standard_normal((EVAL_SAMPLES, m.z_dim)).astype(np.float32)
+        z_n = (m.zn_sigma * rng.standard_normal((EVAL_SAMPLES, m.z_dim))).astype(np.float32)
         classes = rng.integers(0, m.n_classes, EVAL_SAMPLES)
         zn_hat, logits = self.encoder(tf.constant(self.generate(z_n, classes)), training=False)
         out = generator_encoder_loss(tf.zeros([EVAL_SAMPLES, 1]), zn_hat, z_n, logits, classes)
@@ -435,8 +437,12 @@ def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str) -> s
       images [batch, 28, 28, 1] in [0, 1];
     - ``encode(images: [batch, 28, 28, 1] float in [0, 1]) -> {"z_n", "class_probs"}``; the cluster
       of an image is the argmax of ``class_probs``.
+
+    The module's ``zn_sigma`` (a scalar variable) is the standard deviation of the z_n the generator was
+    trained on (1.0, or the paper's 0.1 with ``--zn_sigma``): draw z_n ~ N(0, zn_sigma^2).
     """
     module = _ClusterServing(generator, encoder)
+    module.zn_sigma = tf.Variable(float(cfg.zn_sigma), trainable=False, name="zn_sigma")
 
     @tf.function(input_signature=[tf.TensorSpec([None, cfg.z_dim], tf.float32, name="z_n"),
                                   tf.TensorSpec([None, cfg.n_classes], tf.float32, name="z_c")])

@@ -67,6 +67,8 @@ class ClusterGanConfig:
     betac: float = 10.0
     weight_decay: float = 2.5e-5
     g_every: int = 5
+    # Standard deviation of z_n: the original's N(0, 1). The ClusterGAN paper draws z_n ~ N(0, 0.1^2).
+    zn_sigma: float = 1.0
 
 
 ModelConfig = Union[CoganConfig, VanillaConfig, ClusterGanConfig]

@@ -181,8 +181,9 @@ def _batches(n: int, batch_size: int) -> List[np.ndarray]:
 
 
 def generate(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BATCH, source: str = "") -> Samples:
-    """``n`` samples from a loaded SavedModel; z ~ N(0, 1) (and, for clustergan, z_c uniform one-hot)
-    drawn from a seeded numpy generator, so a seed reproduces a report."""
+    """``n`` samples from a loaded SavedModel; z ~ N(0, 1) (and, for clustergan, z_n ~ N(0, sigma^2) with
+    the export's ``zn_sigma``, and z_c uniform one-hot) drawn from a seeded numpy generator, so a seed
+    reproduces a report."""
     import tensorflow as tf
 
     kind = model_kind(loaded)
@@ -193,7 +194,8 @@ def generate(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BA
     z_c = None
     if kind == "clustergan":
         z_dim, n_classes = specs["z_n"].shape[-1], specs["z_c"].shape[-1]
-        z = rng.standard_normal((n, z_dim)).astype(np.float32)
+        sigma = float(loaded.zn_sigma.numpy()) if hasattr(loaded, "zn_sigma") else 1.0  # older exports: 1
+        z = (sigma * rng.standard_normal((n, z_dim))).astype(np.float32)
         z_c = rng.integers(0, n_classes, n)
         onehot = np.eye(n_classes, dtype=np.float32)[z_c]
         for idx in _batches(n, batch_size):

@@ -209,6 +209,10 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
         "disjoint_domains": gan.cfg.disjoint_domains,
         "train_size": None if math.isinf(gan.cfg.train_size) else gan.cfg.train_size,
     }
+    if isinstance(saved.get("model_config"), dict):
+        # Fields added to a model config since the checkpoint was made default to the original behaviour.
+        defaults = config_lib.model_config_to_dict(type(gan.model_cfg)())
+        saved = {**saved, "model_config": {**defaults, **saved["model_config"]}}
     for key, value in mine.items():
         if key in saved and saved[key] != value:
             raise UsageError(

@@ -2,6 +2,7 @@
 arithmetic, losses, coupled weight decay, the 1:5 update schedule, outputs, resume, clustering
 evaluation and the SavedModel's two signatures."""
 
+import dataclasses
 import json
 import math
 import os
@@ -15,6 +16,7 @@ import keras
 
 from cogan_tf import config as C
 from cogan_tf import runner, train
+from cogan_tf.cli import UsageError
 from cogan_tf.clustergan import (ClusterDiscriminator, ClusterEncoder, ClusterGAN, ClusterGenerator,
                                  coupled_weight_decay, discriminator_loss, generator_encoder_loss)
 from tests.conftest import count_params, train_config, write_fake_dataset
@@ -381,3 +383,51 @@ def test_multi_replica_strategy_is_refused(tmp_path):
     with pytest.raises(UsageError, match="one device"):
         gan.build()
     assert train.GAN.checkpoint_subdir(gan) == "clustergan_mnist_4_28"
+
+
+def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
+    """--zn_sigma (the ClusterGAN paper's 0.1): the training latent, the display noise and the
+    encoder check draw z_n ~ N(0, sigma^2); the SavedModel carries sigma and the evaluation samples
+    with it; a checkpoint made before the option existed (no zn_sigma in config.json) still resumes."""
+    from cogan_tf import evaluate
+    m = C.ClusterGanConfig(zn_sigma=0.1)
+    gan = ClusterGAN(m, train_cfg(tmp_path), arrays=fake_images())
+    keras.utils.set_random_seed(gan.seed)
+    gan.build()
+    z_n, _, _ = gan.sample_latent(20000)
+    assert float(np.std(z_n.numpy())) == pytest.approx(0.1, rel=0.02)
+    assert float(np.std(gan.sample_zn)) == pytest.approx(0.1, rel=0.1)
+    default = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    np.testing.assert_allclose(gan.sample_zn, 0.1 * default.sample_zn, rtol=1e-6)  # same draws, scaled
+
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=30)
+    cfg = train_cfg(tmp_path, data_dir=data_dir, max_steps=2)
+    runner.run(m, cfg, log=quiet)
+    loaded = tf.saved_model.load(str(tmp_path / "export" / "clustergan"))
+    assert float(loaded.zn_sigma.numpy()) == pytest.approx(0.1)
+    seen = []
+    serve = loaded.signatures["serving_default"]
+
+    class SpySignature:  # serving_default, recording the z_n the evaluation feeds it
+        structured_input_signature = serve.structured_input_signature
+        structured_outputs = serve.structured_outputs
+
+        def __call__(self, **kw):
+            seen.append(kw["z_n"].numpy())
+            return serve(**kw)
+
+    class Spy:  # the loaded model with that signature
+        zn_sigma = loaded.zn_sigma
+        signatures = {**loaded.signatures, "serving_default": SpySignature()}
+
+    evaluate.generate(Spy(), n=2000, seed=0, source="spy")
+    assert float(np.std(np.concatenate(seen))) == pytest.approx(0.1, rel=0.05)
+
+    # A config.json from before zn_sigma existed: the field is missing, and means the original's 1.0.
+    ckpt_dir = tmp_path / "checkpoint" / "clustergan_mnist_4_28"
+    saved = json.loads((ckpt_dir / "config.json").read_text())
+    del saved["model_config"]["zn_sigma"]
+    (ckpt_dir / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(UsageError, match="model_config"):
+        runner.run(m, dataclasses.replace(cfg, max_steps=3), log=quiet)  # 0.1 is not the 1.0 it was made with
+    runner.run(CFG, dataclasses.replace(cfg, max_steps=3), log=quiet)  # resumes as the original's sigma 1

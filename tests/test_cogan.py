@@ -401,6 +401,8 @@ def test_saved_model_round_trip_in_fresh_process(tmp_path):
     (["--learning_rate", "0"], "error: --learning_rate=0.0: must be positive"),
     (["--beta1", "1.5"], "error: --beta1=1.5: must be in [0, 1)"),
     (["--is_train", "True", "extra"], "error: unexpected arguments 'extra' (see --help)"),
+    (["--zn_sigma", "0.1"], "error: --zn_sigma=0.1: only for --model clustergan"),
+    (["--model", "clustergan", "--zn_sigma", "0"], "error: --zn_sigma=0.0: must be positive"),
     (["--mixed_precision_dtype", "bfloat16"],
      "error: --mixed_precision_dtype=bfloat16: has no effect without --mixed_precision; add --mixed_precision or drop it"),
     (["--mixed_precision", "False", "--mixed_precision_dtype", "float16"],
