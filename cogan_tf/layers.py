@@ -130,7 +130,8 @@ class BatchNorm(keras.layers.BatchNormalization):
         # epsilon given to the raw op as is: tf.nn.fused_batch_norm would raise 1e-5 to 1.001e-5.
         y, mean, var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
             x=x4, scale=ops.cast(self.gamma, "float32"), offset=ops.cast(self.beta, "float32"),
-            mean=empty, variance=empty, epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC", is_training=True)
+            mean=empty, variance=empty, epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
+            is_training=True)
         if update:
             # The op returns the variance with Bessel's correction; Keras (and the original's
             # tf.nn.moments) average the biased one into the moving variance.
