@@ -33,12 +33,12 @@ from typing import Callable, Dict, List, Optional, Sequence
 from absl import flags
 
 from cogan_tf import fileio
+from cogan_tf.config import MIXED_PRECISION  # --cogan_variants bfloat16/float16 -> the Keras dtype policy
 
 DEFAULT_BATCH = {"cogan": 128, "vanilla": 512, "clustergan": 100}
 ALL_MODELS = ("cogan", "vanilla", "clustergan")
 COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn", "xla",
                   "bfloat16", "float16", "loop")
-MIXED = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 flags.DEFINE_list("models", list(ALL_MODELS), "Models to time; a model whose code is not there is skipped "
                   "(and listed as skipped) [cogan,vanilla,clustergan]")
@@ -678,7 +678,7 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
         rows.append(Row(name, "port+xla", batch, True, rows[0].parts))
     for variant in ("bfloat16", "float16"):
         if variant in cogan_variants:
-            rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, mixed_precision=MIXED[variant]))
+            rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, mixed_precision=MIXED_PRECISION[variant]))
     for variant in ("recompute", "no_reuse", "unfused_heads", "deconv_heads", "unfused_bn"):
         if variant in cogan_variants:
             count = cogan_step_count(m, reuse_g_forward=variant in ("unfused_heads", "deconv_heads", "unfused_bn"),

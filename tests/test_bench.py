@@ -145,3 +145,23 @@ def test_quick_run_writes_json(tmp_path):
     assert res["rows"][-1]["cycle"] == 5  # ClusterGAN: timed over whole 1:5 cycles
     assert list(res["ratios"]) == ["cogan port / straightforward (steps/s)"]
     assert "straightforward" in r.stdout and "GFLOP/s" in r.stdout
+
+
+def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
+    """The rows that isolate a lever or time --mixed_precision run, and TensorFlow's FLOP count agrees
+    with the analytic one for each (the sub-pixel heads counted apart only where the row uses them)."""
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--quick", "--models", "cogan", "--out", str(out),
+                        "--cogan_variants", "deconv_heads,unfused_bn,no_reuse,bfloat16"],
+                       cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
+    assert set(rows) == {"port", "bfloat16", "no_reuse", "deconv_heads", "unfused_bn"}
+    for name, row in rows.items():
+        assert row["flops_check"]["match"], (name, row["flops_check"])
+        assert row["steps_per_s"] > 0
+    # Same useful work with or without the sub-pixel heads; TensorFlow sees the zero taps only with them.
+    assert rows["deconv_heads"]["flops_analytic"] == rows["port"]["flops_analytic"]
+    tf_port = rows["port"]["flops_check"]["tensorflow"]["step"]
+    assert tf_port > rows["deconv_heads"]["flops_check"]["tensorflow"]["step"]
+    assert rows["unfused_bn"]["flops_check"]["tensorflow"]["step"] == tf_port
