@@ -4,7 +4,6 @@ Flags keep the original's names and defaults; this script only parses and checks
 config objects and calls the library. Bad values are refused here, before TensorFlow starts.
 """
 
-import dataclasses
 import math
 
 from absl import flags

@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from cogan_tf import bench
 from cogan_tf.config import CoganConfig
