@@ -1,0 +1,79 @@
+"""The vanilla GAN as JasonFengGit's PyTorch code trains it (REFERENCE.md section 2), written out in PyTorch
+from that description, to tell the port's behaviour from the original's. Not part of the package: it needs
+PyTorch (`pip install torch`), which cogan_tf does not depend on.
+
+    python tools/vanilla_torch_reference.py --data_dir data --epochs 3 --seed 0 --out /tmp/torch_vanilla
+
+Prints the per-epoch mean G and D losses (the numbers the port's `losses.json` holds) and the mean per-pixel
+standard deviation of 64 fixed-noise samples (near 0: collapsed to one pattern), and writes an 8x8 grid per epoch.
+"""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from cogan_tf import data, images  # noqa: E402  (numpy-only parts: the IDX loader and the grid writer)
+
+
+def mlp(sizes, last, dropout=None):
+    layers = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.LeakyReLU(0.2))
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+    layers.append(last)
+    return nn.Sequential(*layers)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--data_dir", default="data")
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch_size", type=int, default=512)
+    p.add_argument("--out", default="torch_vanilla")
+    a = p.parse_args()
+    torch.manual_seed(a.seed)
+    x, _ = data.load_split(a.data_dir, "mnist", "train")  # uint8 (60000, 28, 28, 1)
+    x = torch.from_numpy(x.reshape(len(x), 784).astype(np.float32) / 255.0) * 2 - 1  # ToTensor + Normalize(0.5, 0.5)
+    g = mlp([128, 1024, 1024, 1024, 784], nn.Tanh())
+    d = mlp([784, 1024, 1024, 1024, 1], nn.Sigmoid(), dropout=0.3)
+    g_opt = torch.optim.Adam(g.parameters(), lr=2e-4)
+    d_opt = torch.optim.Adam(d.parameters(), lr=2e-4)
+    bce = nn.BCELoss()
+    fixed = torch.randn(64, 128)
+    os.makedirs(a.out, exist_ok=True)
+    for epoch in range(a.epochs):
+        perm = torch.randperm(len(x))
+        g_losses, d_losses = [], []
+        for start in range(0, len(x), a.batch_size):  # DataLoader(shuffle=True), last batch kept
+            real = x[perm[start:start + a.batch_size]]
+            n = len(real)
+            d_opt.zero_grad()
+            fake = g(torch.randn(n, 128))
+            d_loss = bce(d(real), torch.ones(n, 1)) + bce(d(fake.detach()), torch.zeros(n, 1))
+            d_loss.backward()
+            d_opt.step()
+            g_opt.zero_grad()
+            g_loss = bce(d(g(torch.randn(n, 128))), torch.ones(n, 1))
+            g_loss.backward()
+            g_opt.step()
+            g_losses.append(g_loss.item())
+            d_losses.append(d_loss.item())
+        with torch.no_grad():
+            samples = g(fixed).numpy().reshape(64, 28, 28, 1)
+        spread = float(samples.std(axis=0).mean())
+        images.save_grid(os.path.join(a.out, f"img_{epoch}.png"), (samples + 1) / 2)
+        print(f"epoch {epoch}: epoch_g_loss: {np.mean(g_losses):.5f}, epoch_d_loss: {np.mean(d_losses):.5f}, "
+              f"sample pixel std: {spread:.4f}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
