@@ -422,12 +422,6 @@ def matmul_fn(n: int):
     return tf.function(lambda: tf.reduce_sum(tf.matmul(a, b)))
 
 
-def matmul_rate(n: int, repeats: int) -> Dict[str, object]:
-    """float32 ``n x n`` matmul in TensorFlow: ``2 n^3`` FLOPs, median over ``repeats`` runs."""
-    t = time_calls(matmul_fn(n), (), warmup=2, steps=repeats)
-    return _matmul_record(n, t["times_s"])
-
-
 def _matmul_record(n: int, times: Sequence[float]) -> Dict[str, object]:
     flops = 2 * n ** 3
     med = statistics.median(times)
@@ -530,37 +524,21 @@ def reference_cogan_step(gan, trunk_per_domain: bool = False, reuse_g_forward: b
             return cogan.generate_pair(g, z, training=True)
         return g(z, training=True)
 
-    def g_update(z):
-        with tf.GradientTape() as tape:
-            fake1, fake2 = fakes(z)
-            out = gan.g_losses(fake1, fake2, training=True)
-        apply_gradients(gan.g_opt, tape, out["g_loss"], gan.g_vars)
-        return out
-
     def step(x1, x2):
         x1 = tf.cast(x1, tf.float32) / 255.0
         x2 = tf.cast(x2, tf.float32) / 255.0
         z = gan.rng.normal([tf.shape(x1)[0], m.z_dim])
         if reuse_g_forward:
-            moving = cogan.batchnorm_moving_averages(g)
-            with tf.GradientTape() as g_tape:
-                with tf.GradientTape() as tape:
-                    fake1, fake2 = fakes(z)
-                    d_out = gan.d_losses(x1, x2, fake1, fake2, training=True)
-                with g_tape.stop_recording():
-                    apply_gradients(gan.d_opt, tape, d_out["d_loss"], gan.d_vars)
-                    cogan.repeat_moving_average_update(moving)
-                g_out = gan.g_losses(fake1, fake2, training=True)
-            apply_gradients(gan.g_opt, g_tape, g_out["g_loss"], gan.g_vars)
-            n_more = m.g_updates_per_step - 1
-        else:
+            return gan.updates(x1, x2, z, fakes)  # the port's own updates, with these fakes
+        with tf.GradientTape() as tape:
+            fake1, fake2 = fakes(z)
+            d_out = gan.d_losses(x1, x2, fake1, fake2, training=True)
+        apply_gradients(gan.d_opt, tape, d_out["d_loss"], gan.d_vars)
+        for _ in range(m.g_updates_per_step):
             with tf.GradientTape() as tape:
                 fake1, fake2 = fakes(z)
-                d_out = gan.d_losses(x1, x2, fake1, fake2, training=True)
-            apply_gradients(gan.d_opt, tape, d_out["d_loss"], gan.d_vars)
-            n_more = m.g_updates_per_step
-        for _ in range(n_more):
-            g_out = g_update(z)
+                g_out = gan.g_losses(fake1, fake2, training=True)
+            apply_gradients(gan.g_opt, tape, g_out["g_loss"], gan.g_vars)
         return {**d_out, **g_out}
 
     return step

@@ -208,16 +208,21 @@ class CoGAN(GAN):
     def replica_step(self, x1, x2, z):
         x1 = tf.cast(x1, tf.float32) / 255.0
         x2 = tf.cast(x2, tf.float32) / 255.0
-        z = replica_share(z)
-        # G's weights do not change in the D update, so the first G update reuses its G forward pass
-        # (G(z) would come out the same) and only D, which the update changed, runs again: one G forward
-        # less per step (docs/PERFORMANCE.md). g_tape records that G forward for the first G update.
+        return self.updates(x1, x2, replica_share(z),
+                            lambda z: generate_pair(self.generator, z, training=True, subpixel=self.subpixel_heads))
+
+    def updates(self, x1, x2, z, fakes):
+        """The step's updates on scaled images and z, with ``fakes(z) -> (G1(z), G2(z))`` in training mode
+        (the benchmark passes other ways of computing them). G's weights do not change in the D update,
+        so the first G update reuses its G forward pass (G(z) would come out the same) and only D, which
+        the update changed, runs again: one G forward less per step (docs/PERFORMANCE.md). g_tape records
+        that G forward for the first G update."""
         if self.model_cfg.g_updates_per_step < 1:
             raise ValueError("CoGAN needs g_updates_per_step >= 1")
         moving = batchnorm_moving_averages(self.generator)
         with tf.GradientTape() as g_tape:
             with tf.GradientTape() as tape:
-                fake1, fake2 = generate_pair(self.generator, z, training=True, subpixel=self.subpixel_heads)
+                fake1, fake2 = fakes(z)
                 d_out = self.d_losses(x1, x2, fake1, fake2, training=True)
             with g_tape.stop_recording():
                 apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
@@ -226,7 +231,7 @@ class CoGAN(GAN):
         apply_gradients(self.g_opt, g_tape, g_out["g_loss"], self.g_vars)
         for _ in range(self.model_cfg.g_updates_per_step - 1):
             with tf.GradientTape() as tape:
-                fake1, fake2 = generate_pair(self.generator, z, training=True, subpixel=self.subpixel_heads)
+                fake1, fake2 = fakes(z)
                 g_out = self.g_losses(fake1, fake2, training=True)
             apply_gradients(self.g_opt, tape, g_out["g_loss"], self.g_vars)
         return {**d_out, **g_out}
