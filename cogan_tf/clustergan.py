@@ -213,10 +213,12 @@ def coupled_weight_decay(grads, variables, weight_decay: float, scale=None):
     and the optimizer's unscaling gives ``grad + wd * w`` again."""
     if not weight_decay:
         return list(grads)
-    if scale is None:
-        return [None if g is None else g + weight_decay * tf.cast(v, g.dtype) for g, v in zip(grads, variables)]
-    return [None if g is None else g + tf.cast(scale, g.dtype) * (weight_decay * tf.cast(v, g.dtype))
-            for g, v in zip(grads, variables)]
+
+    def penalty(g, v):
+        p = weight_decay * tf.cast(v, g.dtype)
+        return p if scale is None else tf.cast(scale, g.dtype) * p
+
+    return [None if g is None else g + penalty(g, v) for g, v in zip(grads, variables)]
 
 
 GE_KEYS = ("ge_loss", "ge_adv_loss", "zn_loss", "zc_loss")

@@ -124,7 +124,6 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     def _fused(self, inputs, update: bool):
         x = ops.cast(inputs, "float32")
-        shape = tf.shape(x)
         x4 = tf.reshape(x, [-1, 1, 1, x.shape[-1]]) if len(x.shape) == 2 else x
         empty = tf.constant([], tf.float32)
         # epsilon given to the raw op as is: tf.nn.fused_batch_norm would raise 1e-5 to 1.001e-5.
@@ -141,7 +140,7 @@ class BatchNorm(keras.layers.BatchNormalization):
             self.moving_mean.assign(self.moving_mean * k + tf.stop_gradient(mean) * (1.0 - k))
             self.moving_variance.assign(self.moving_variance * k + tf.stop_gradient(var) * (1.0 - k))
         if len(x.shape) == 2:
-            y = tf.reshape(y, shape)
+            y = tf.reshape(y, tf.shape(x))
         return ops.cast(y, self.compute_dtype)
 
     def get_config(self):
