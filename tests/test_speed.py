@@ -95,8 +95,8 @@ def assert_same_losses(steps_a, steps_b):
     compared element by element, nor later losses tightly: Adam's first updates are about
     lr * sign(gradient), so a gradient that is zero but for rounding (the biases before a BatchNorm)
     or merely tiny moves its weight by +-lr either way, and the runs drift apart: the very same step
-    run eagerly and as a graph (the same ops, rounded in another order) differs by 2e-3 (faithful) to
-    4e-3 (corrected) in its losses by the third step. Later steps: 1e-2."""
+    run eagerly and as a graph (the same ops, rounded in another order) differs by up to 1.8e-3 in its
+    losses within three steps (``python tools/step_drift.py``). Later steps: 1e-2."""
     for i, (a, b) in enumerate(zip(steps_a, steps_b)):
         assert a.keys() == b.keys()
         for k in a:
@@ -256,8 +256,9 @@ def test_fused_layers_step_equals_unfused(m):
     for variables, a, b in ((port.d_vars, dga, dgb), (port.g_vars, gga, ggb)):
         assert_same_gradients_but_pre_batchnorm_biases(variables, a, b)
     # Whole steps: loosely. The faithful D (one h0 filter) amplifies rounding: the same unfused step run
-    # eagerly and as a graph differs by up to 2e-3 in its losses within 3 steps; fused vs unfused by
-    # up to 1.1e-2 (corrected network: 4e-3 and 5e-3).
+    # eagerly and as a graph differs by up to 1.8e-3 in its losses within 3 steps; the whole port step
+    # against the one with unfused layers by up to 8e-3 (corrected network: 6e-5 and 2.5e-3;
+    # python tools/step_drift.py).
     steps_a, steps_b = run(port, port.train_step, x), run(ref, ref.train_step, x_ref)
     for a, b in zip(steps_a, steps_b):
         for k in a:
