@@ -68,7 +68,15 @@ flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the seed
 flags.DEFINE_integer("d_h0_filters", None, "CoGAN: filters of D's h0; the original has c_dim (1), corrected 64 [1]")
 flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper [False]")
 flags.DEFINE_boolean("bn_moving_average", False, "CoGAN: sample with BatchNorm moving averages instead of batch statistics (quirk) [False]")
-flags.DEFINE_boolean("corrected", False, "CoGAN: all three architecture quirks corrected (h0_feeds_h1, d_h0_filters 64, bn_moving_average) [False]")
+flags.DEFINE_boolean("loss_on_logits", False, "CoGAN: sigmoid cross-entropy on D's h3 instead of the original's "
+                     "sigmoid(h3) taken as logits, a double sigmoid (quirk Q1) [False]")
+flags.DEFINE_boolean("bn_per_feature", False, "CoGAN: per-feature BatchNorm statistics on the dense layers instead of "
+                     "the original's one scalar mean and variance over batch x features (quirk Q2) [False]")
+flags.DEFINE_enum("grid_scaling", "stretch", list(config_lib.GRID_SCALINGS),
+                  "CoGAN: sample grids min-max stretched to 0..255 per grid, as the original's scipy.misc.imsave "
+                  "(quirk Q3), or fixed: output x 255 [stretch]")
+flags.DEFINE_boolean("corrected", False, "CoGAN: every correction of the network and its training: loss_on_logits, "
+                     "bn_per_feature, h0_feeds_h1, d_h0_filters 64, bn_moving_average [False]")
 FLAGS = flags.FLAGS
 
 
@@ -103,6 +111,9 @@ def validate(f) -> None:
         bad("zn_sigma", "only for --model clustergan")
     if f.zn_sigma is not None and not f.zn_sigma > 0:
         bad("zn_sigma", "must be positive")
+    for name in ("loss_on_logits", "bn_per_feature", "grid_scaling"):
+        if f[name].present and f.model != "cogan":
+            bad(name, "only for --model cogan")
     if f["mixed_precision_dtype"].present and not f.mixed_precision:
         bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
 
@@ -118,12 +129,15 @@ def build_configs(f):
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
         seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
-        mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None)
+        mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
+        grid_scaling=f.grid_scaling)
     if f.model == "cogan":
         model_cfg = config_lib.CoganConfig(
             h0_feeds_h1=f.h0_feeds_h1 or f.corrected,
             d_h0_filters=64 if (f.corrected and f.d_h0_filters is None) else f.d_h0_filters,
             bn_batch_stats_at_inference=not (f.bn_moving_average or f.corrected),
+            loss_on_logits=f.loss_on_logits or f.corrected,
+            bn_per_feature=f.bn_per_feature or f.corrected,
             sync_batchnorm=f.sync_batchnorm)
     elif f.model == "clustergan" and f.zn_sigma is not None:
         model_cfg = config_lib.ClusterGanConfig(zn_sigma=f.zn_sigma)

@@ -179,18 +179,21 @@ class CoGAN(GAN):
             self._arrays = load_domains(self.cfg.data_dir, self.cfg.dataset, self.cfg.disjoint_domains, self.seed)
         return self._arrays
 
+    def loss_logits(self, x, domain: int, training):
+        """What the losses take as logits for D_domain on x: sigmoid(h3) as the original (Q1), or h3."""
+        return losses.cogan_loss_logits(self.discriminator.logits(x, domain, training), self.model_cfg.loss_on_logits)
+
     def d_losses(self, x1, x2, fake1, fake2, training):
-        d = self.discriminator
         m = self.model_cfg
+        lg = self.loss_logits
         # Real and fake batches go through D separately: each gets its own BatchNorm statistics.
-        return losses.cogan_d_losses(d.logits(x1, 1, training), d.logits(fake1, 1, training),
-                                     d.logits(x2, 2, training), d.logits(fake2, 2, training),
+        return losses.cogan_d_losses(lg(x1, 1, training), lg(fake1, 1, training),
+                                     lg(x2, 2, training), lg(fake2, 2, training),
                                      m.real_target, m.fake_target)
 
     def g_losses(self, fake1, fake2, training):
-        d = self.discriminator
-        return losses.cogan_g_losses(d.logits(fake1, 1, training), d.logits(fake2, 2, training),
-                                     self.model_cfg.gen_target)
+        lg = self.loss_logits
+        return losses.cogan_g_losses(lg(fake1, 1, training), lg(fake2, 2, training), self.model_cfg.gen_target)
 
     def train_step(self, x1, x2):
         """One D update, then ``g_updates_per_step`` (2) G updates with the same z, as the original
@@ -253,7 +256,9 @@ class CoGAN(GAN):
 
     def write_grids(self, out_dir: str, stem: str, z) -> Dict[str, str]:
         out = self.generate(z)
-        return {k: images.save_grid(os.path.join(out_dir, k, f"{stem}.png"), out[k]) for k in ("top", "bot")}
+        # Q3: the original's grids are min-max stretched per grid, RGB with three equal channels.
+        return {k: images.save_grid(os.path.join(out_dir, k, f"{stem}.png"), out[k], scaling=self.cfg.grid_scaling,
+                                    rgb=True) for k in ("top", "bot")}
 
     def sample(self, loop: Loop, epoch: int, idx: int):
         log = loop.log
@@ -269,9 +274,10 @@ class CoGAN(GAN):
             step = int(loop.step.numpy())
             with loop.writer.as_default(step=step):
                 tf.summary.histogram("z", z)
-                for name, logits in (("d1", self.discriminator.logits(x1, 1)), ("d1_", self.discriminator.logits(fake1, 1)),
-                                     ("d2", self.discriminator.logits(x2, 2)), ("d2_", self.discriminator.logits(fake2, 2))):
-                    tf.summary.histogram(name, tf.sigmoid(logits))
+                for name, x, domain in (("d1", x1, 1), ("d1_", fake1, 1), ("d2", x2, 2), ("d2_", fake2, 2)):
+                    h3 = self.discriminator.logits(x, domain)
+                    # The original's histograms show its "D", which Q1 makes h3 itself; corrected: sigmoid(h3).
+                    tf.summary.histogram(name, tf.sigmoid(h3) if self.model_cfg.loss_on_logits else h3)
                 tf.summary.image("G1", fake1, max_outputs=8)
                 tf.summary.image("G2", fake2, max_outputs=8)
         return paths

@@ -34,6 +34,11 @@ class CoganConfig:
     d_h0_filters: Optional[int] = None
     # Quirk: BatchNorm uses the batch's statistics also when sampling (the original's sampler).
     bn_batch_stats_at_inference: bool = True
+    # Quirk Q1: the original's losses take sigmoid(h3) as their logits (a double sigmoid). True: h3.
+    loss_on_logits: bool = False
+    # Quirk Q2: BatchNorm on the 2-D layers (g_h0, g_h1, d_h2) normalises with ONE scalar mean and
+    # variance over batch x features. True: per-feature statistics.
+    bn_per_feature: bool = False
     # BatchNorm statistics across tf.distribute replicas (the global batch), see README.
     sync_batchnorm: bool = False
     real_target: float = 0.9
@@ -73,6 +78,17 @@ class ClusterGanConfig:
 
 ModelConfig = Union[CoganConfig, VanillaConfig, ClusterGanConfig]
 MODEL_CONFIGS = {"cogan": CoganConfig, "vanilla": VanillaConfig, "clustergan": ClusterGanConfig}
+# What a model config field meant before it existed: a config.json written by older code has no entry
+# for it and was trained with this value, which is not always today's default. (The CoGAN port
+# trained with the usual single sigmoid and per-feature statistics until Q1/Q2 became the defaults.)
+# Fields not listed here were added with the old behaviour as their default.
+LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True}}
+# The main.py flag that gives each CoGAN field's non-default value (for one-line refusals).
+COGAN_FIELD_FLAGS = {"loss_on_logits": "--loss_on_logits", "bn_per_feature": "--bn_per_feature",
+                     "h0_feeds_h1": "--h0_feeds_h1", "d_h0_filters": "--d_h0_filters",
+                     "bn_batch_stats_at_inference": "--bn_moving_average"}
+# How the CoGAN's sample grids map the generator's [0, 1] output to bytes (images.py).
+GRID_SCALINGS = ("stretch", "fixed")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,6 +123,9 @@ class TrainConfig:
     max_steps: Optional[int] = None  # stop early after this many steps in total (tests, benchmarks)
     # Models that write their grids per epoch (vanilla, clustergan: the originals' every 10th epoch).
     sample_every_epochs: int = 10
+    # CoGAN grids, quirk Q3: "stretch" as the original's scipy.misc.imsave (each grid min-max stretched
+    # to 0..255); "fixed": output x 255.
+    grid_scaling: str = "stretch"
 
 
 def model_config_to_dict(cfg: ModelConfig) -> dict:
@@ -124,6 +143,7 @@ def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: Tr
         "disjoint_domains": train_cfg.disjoint_domains,
         "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
         "mixed_precision": train_cfg.mixed_precision,
+        "grid_scaling": train_cfg.grid_scaling,
     }
     fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
@@ -135,5 +155,12 @@ def load_run_config(path: str) -> Optional[dict]:
         return json.load(f)
 
 
+def complete_model_config_dict(model: str, d: dict) -> dict:
+    """A saved model config with the fields it lacks filled in as the code that wrote it used them:
+    :data:`LEGACY_FIELD_VALUES` where that differs from today's default, else the default."""
+    defaults = dataclasses.asdict(MODEL_CONFIGS[model]())
+    return {**defaults, **LEGACY_FIELD_VALUES.get(model, {}), **d}
+
+
 def model_config_from_dict(model: str, d: dict) -> ModelConfig:
-    return MODEL_CONFIGS[model](**d)
+    return MODEL_CONFIGS[model](**complete_model_config_dict(model, d))

@@ -1,5 +1,10 @@
-"""Sample grids as the original writes them (8x8 cells of 28x28, pixel = output x 255), read back,
-and animated GIFs of a run's grids."""
+"""Sample grids as the original writes them (8x8 cells of 28x28), read back, and animated GIFs of a
+run's grids.
+
+Two ways to map a generator's [0, 1] output to bytes: ``fixed`` (x 255) and ``stretch``, which is
+what andrewliao11's CoGAN did without saying so (quirk Q3): its grids went through
+``scipy.misc.imsave``, whose ``bytescale`` stretches each grid's own minimum..maximum to 0..255.
+"""
 
 from __future__ import annotations
 
@@ -23,8 +28,27 @@ def to_uint8(images: np.ndarray, value_range=(0.0, 1.0)) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
-def make_grid(images: np.ndarray, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0)) -> np.ndarray:
-    """Tile the first rows*cols images (N, H, W[, 1]) into one (rows*H, cols*W) uint8 array."""
+def stretch_to_uint8(x: np.ndarray) -> np.ndarray:
+    """scipy.misc.bytescale as ``scipy.misc.imsave`` applied it to a float array (scipy <= 1.1):
+    ``uint8(clip((x - min) * 255 / (max - min), 0, 255) + 0.5)`` with min and max over the whole
+    array (a constant array: max - min taken as 1), in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    lo, hi = float(x.min()), float(x.max())
+    span = hi - lo if hi != lo else 1.0
+    return (np.clip((x - lo) * (255.0 / span), 0.0, 255.0) + 0.5).astype(np.uint8)
+
+
+SCALINGS = ("stretch", "fixed")
+
+
+def make_grid(images: np.ndarray, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0),
+              scaling: str = "fixed") -> np.ndarray:
+    """Tile the first rows*cols images (N, H, W[, 1]) into one (rows*H, cols*W) uint8 array.
+
+    ``scaling="fixed"`` maps ``value_range`` to 0..255; ``"stretch"`` maps the grid's own minimum and
+    maximum to 0..255 (:func:`stretch_to_uint8`, the original CoGAN's grids)."""
+    if scaling not in SCALINGS:
+        raise GridError(f"grid scaling {scaling!r}: choose one of {', '.join(SCALINGS)}")
     images = np.asarray(images)
     if images.ndim == 4:
         if images.shape[-1] != 1:
@@ -33,19 +57,23 @@ def make_grid(images: np.ndarray, rows: int = 8, cols: int = 8, value_range=(0.0
     if images.ndim != 3 or len(images) < rows * cols:
         raise GridError(f"need at least {rows * cols} images of shape (H, W[, 1]), got {images.shape}")
     h, w = images.shape[1:]
-    cells = to_uint8(images[: rows * cols], value_range).reshape(rows, cols, h, w)
-    return cells.transpose(0, 2, 1, 3).reshape(rows * h, cols * w)
+    cells = np.asarray(images[: rows * cols]).reshape(rows, cols, h, w).transpose(0, 2, 1, 3)
+    grid = cells.reshape(rows * h, cols * w)
+    return stretch_to_uint8(grid) if scaling == "stretch" else to_uint8(grid, value_range)
 
 
-def save_png(path: str, array: np.ndarray) -> None:
-    """Write a uint8 grayscale array as PNG, atomically."""
+def save_png(path: str, array: np.ndarray, rgb: bool = False) -> None:
+    """Write a uint8 grayscale array as PNG (``rgb``: three equal channels, as the original CoGAN's
+    grids), atomically."""
     with fileio.atomic_path(path) as tmp:
-        Image.fromarray(array, mode="L").save(tmp, format="PNG")
+        im = Image.fromarray(array, mode="L")
+        (im.convert("RGB") if rgb else im).save(tmp, format="PNG")
 
 
-def save_grid(path: str, images: np.ndarray, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0)) -> str:
+def save_grid(path: str, images: np.ndarray, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0),
+              scaling: str = "fixed", rgb: bool = False) -> str:
     """Write an 8x8 grid PNG (224x224 for 28x28 images) of ``images`` to ``path``; returns ``path``."""
-    save_png(path, make_grid(images, rows, cols, value_range))
+    save_png(path, make_grid(images, rows, cols, value_range, scaling), rgb=rgb)
     return path
 
 

@@ -89,16 +89,36 @@ class BatchNorm(keras.layers.BatchNormalization):
     the statistics of the batch it is given also when ``training=False`` (sampling), without touching
     the moving averages, which are kept but, as in the original, unused. Off: Keras's usual moving
     averages at inference. ``synchronized`` computes batch statistics across tf.distribute replicas.
+
+    ``scalar_2d_stats`` (REFERENCE.md §1, quirk Q2): on a 2-D input (batch, features) the original's
+    ``tf.nn.moments(x, [0, 1, 2])`` fails and its bare ``except:`` falls back to ``tf.nn.moments(x,
+    [0, 1])``: ONE scalar mean and variance over the whole batch x features matrix, with the
+    per-feature gamma and beta applied after. The moving averages then hold that scalar in every
+    feature (the variables keep Keras's per-feature shape). 4-D inputs get per-channel statistics
+    either way. Off: Keras's per-feature statistics.
     """
 
     def __init__(self, batch_stats_at_inference: bool = True, name=None, synchronized: bool = False,
-                 fused: bool = True, **kwargs):
+                 fused: bool = True, scalar_2d_stats: bool = False, **kwargs):
         kwargs.setdefault("momentum", 0.9)
         kwargs.setdefault("epsilon", 1e-5)
         kwargs.setdefault("gamma_initializer", keras.initializers.RandomNormal(1.0, STDDEV))
         super().__init__(name=name, synchronized=synchronized, **kwargs)
         self.batch_stats_at_inference = batch_stats_at_inference
         self.fused = fused
+        self.scalar_2d_stats = scalar_2d_stats
+
+    def _scalar(self, inputs) -> bool:
+        return self.scalar_2d_stats and len(inputs.shape) == 2
+
+    def _moments(self, inputs, mask):
+        """Keras's per-feature moments, or (Q2) one scalar mean and variance over batch x features,
+        broadcast to the per-feature shape that Keras's call and moving averages expect."""
+        if not self._scalar(inputs) or mask is not None:
+            return super()._moments(inputs, mask)
+        mean, variance = ops.moments(inputs, axes=[0, 1], synchronized=self.synchronized)
+        features = (inputs.shape[-1],)
+        return ops.broadcast_to(mean, features), ops.broadcast_to(variance, features)
 
     def call(self, inputs, training=None, mask=None):
         update = bool(training and self.trainable)
@@ -124,25 +144,37 @@ class BatchNorm(keras.layers.BatchNormalization):
 
     def _fused(self, inputs, update: bool):
         x = ops.cast(inputs, "float32")
-        x4 = tf.reshape(x, [-1, 1, 1, x.shape[-1]]) if len(x.shape) == 2 else x
+        gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
+        scalar = self._scalar(inputs)
+        if scalar:
+            # Q2: every element of the matrix is one sample of a single channel; the op normalises
+            # with the scalar statistics and gamma/beta (per feature) are applied after it.
+            x4 = tf.reshape(x, [-1, 1, 1, 1])
+            scale, offset = tf.ones([1]), tf.zeros([1])
+        else:
+            x4 = tf.reshape(x, [-1, 1, 1, x.shape[-1]]) if len(x.shape) == 2 else x
+            scale, offset = gamma, beta
         empty = tf.constant([], tf.float32)
         # epsilon given to the raw op as is: tf.nn.fused_batch_norm would raise 1e-5 to 1.001e-5.
         y, mean, var, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-            x=x4, scale=ops.cast(self.gamma, "float32"), offset=ops.cast(self.beta, "float32"),
+            x=x4, scale=scale, offset=offset,
             mean=empty, variance=empty, epsilon=self.epsilon, exponential_avg_factor=1.0, data_format="NHWC",
             is_training=True)
+        if scalar:
+            y = tf.reshape(y, tf.shape(x)) * gamma + beta
+            mean, var = tf.broadcast_to(mean, gamma.shape), tf.broadcast_to(var, gamma.shape)
         if update:
             # The op returns the variance with Bessel's correction; Keras (and the original's
             # tf.nn.moments) average the biased one into the moving variance.
-            n = tf.cast(tf.size(x) // x.shape[-1], tf.float32)
+            n = tf.cast(tf.size(x) // (1 if scalar else x.shape[-1]), tf.float32)
             var = var * ((n - 1.0) / n)
             k = self.momentum
             self.moving_mean.assign(self.moving_mean * k + tf.stop_gradient(mean) * (1.0 - k))
             self.moving_variance.assign(self.moving_variance * k + tf.stop_gradient(var) * (1.0 - k))
-        if len(x.shape) == 2:
+        if len(x.shape) == 2 and not scalar:
             y = tf.reshape(y, tf.shape(x))
         return ops.cast(y, self.compute_dtype)
 
     def get_config(self):
         return {**super().get_config(), "batch_stats_at_inference": self.batch_stats_at_inference,
-                "fused": self.fused}
+                "fused": self.fused, "scalar_2d_stats": self.scalar_2d_stats}

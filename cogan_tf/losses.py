@@ -13,6 +13,18 @@ def sigmoid_ce(logits, target: float):
                                                                   logits=logits))
 
 
+def cogan_loss_logits(h3, loss_on_logits: bool = False):
+    """What the CoGAN's losses take as logits, from D's last layer h3.
+
+    Quirk Q1 of the original (``loss_on_logits=False``): its discriminator returns
+    ``(sigmoid(h3), h3)`` and the callers unpack it as ``D_logits, D``, so every loss is a sigmoid
+    cross-entropy of ``sigmoid(h3)`` taken as logits: a double sigmoid. The effective probability
+    sigmoid(sigmoid(h3)) stays in (0.5, 0.731), so d_loss >= 2.21 and D never becomes confident.
+    ``loss_on_logits=True``: the usual loss on h3."""
+    h3 = tf.cast(h3, tf.float32)
+    return h3 if loss_on_logits else tf.sigmoid(h3)
+
+
 def cogan_d_losses(real1, fake1, real2, fake2, real_target: float = 0.9, fake_target: float = 0.1):
     """The CoGAN discriminators' losses from D1/D2 logits on real and fake batches (label smoothing
     0.9 / 0.1 as the original). ``d_loss = d1_loss + d2_loss``."""

@@ -20,6 +20,13 @@ from cogan_tf.layers import BatchNorm, ScalarPReLU, conv, deconv, dense
 from cogan_tf.precision import as_float32
 
 
+def batchnorm_kwargs(cfg: CoganConfig) -> dict:
+    """The BatchNorm settings of a CoGAN config. ``scalar_2d_stats`` (quirk Q2) only changes the 2-D
+    layers (g_h0, g_h1, d_h2); the convolutional ones always get per-channel statistics."""
+    return dict(batch_stats_at_inference=cfg.bn_batch_stats_at_inference, synchronized=cfg.sync_batchnorm,
+                scalar_2d_stats=not cfg.bn_per_feature)
+
+
 class CoupledGenerator(keras.Model):
     """G1 and G2: a shared trunk h0..h2 and one h3 head (deconv + sigmoid) per domain."""
 
@@ -28,7 +35,7 @@ class CoupledGenerator(keras.Model):
         self.cfg = cfg
         s4 = cfg.output_size // 4
         self._s4 = s4
-        bn = dict(batch_stats_at_inference=cfg.bn_batch_stats_at_inference, synchronized=cfg.sync_batchnorm)
+        bn = batchnorm_kwargs(cfg)
         # Shared by G1 and G2 (one object each): h0, h1, h2 with their BatchNorms and PReLUs.
         self.h0 = dense(1024, "g_h0_lin")
         self.bn0 = BatchNorm(name="g_bn0", **bn)
@@ -90,7 +97,7 @@ class DiscriminatorStem(keras.layers.Layer):
 
     def __init__(self, cfg: CoganConfig, domain: int, **kwargs):
         super().__init__(name=f"d{domain}_stem", **kwargs)
-        bn = dict(batch_stats_at_inference=cfg.bn_batch_stats_at_inference, synchronized=cfg.sync_batchnorm)
+        bn = batchnorm_kwargs(cfg)
         self.h0 = conv(cfg.d_h0_channels, f"d{domain}_h0_conv")
         self.act0 = ScalarPReLU(name=f"d{domain}_h0_prelu")
         self.h1 = conv(64, f"d{domain}_h1_conv")
@@ -108,7 +115,7 @@ class CoupledDiscriminator(keras.Model):
     def __init__(self, cfg: CoganConfig = CoganConfig(), **kwargs):
         super().__init__(**kwargs)
         self.cfg = cfg
-        bn = dict(batch_stats_at_inference=cfg.bn_batch_stats_at_inference, synchronized=cfg.sync_batchnorm)
+        bn = batchnorm_kwargs(cfg)
         self.stem1 = DiscriminatorStem(cfg, 1)
         self.stem2 = DiscriminatorStem(cfg, 2)
         # Shared by D1 and D2 (one object each).

@@ -210,9 +210,17 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
         "train_size": None if math.isinf(gan.cfg.train_size) else gan.cfg.train_size,
     }
     if isinstance(saved.get("model_config"), dict):
-        # Fields added to a model config since the checkpoint was made default to the original behaviour.
-        defaults = config_lib.model_config_to_dict(type(gan.model_cfg)())
-        saved = {**saved, "model_config": {**defaults, **saved["model_config"]}}
+        # Fields added to a model config since the checkpoint was made take the value the code that
+        # wrote it trained with (config.LEGACY_FIELD_VALUES), never silently today's default.
+        saved = {**saved, "model_config": config_lib.complete_model_config_dict(gan.name, saved["model_config"])}
+        theirs = saved["model_config"]
+        diff = [k for k, v in mine["model_config"].items() if k in theirs and theirs[k] != v]
+        if diff:
+            said = ", ".join(f"{k}={theirs[k]!r} (here {mine['model_config'][k]!r}"
+                             + (f", flag {config_lib.COGAN_FIELD_FLAGS[k]}" if k in config_lib.COGAN_FIELD_FLAGS
+                                and gan.name == "cogan" else "") + ")" for k in diff)
+            raise UsageError(f"{loop.ckpt_dir} holds a checkpoint trained with {said}: pass the flags it was "
+                             f"trained with to resume it, or a fresh --checkpoint_dir")
     for key, value in mine.items():
         if key in saved and saved[key] != value:
             raise UsageError(
