@@ -38,7 +38,9 @@ from cogan_tf.config import MIXED_PRECISION  # --cogan_variants bfloat16/float16
 DEFAULT_BATCH = {"cogan": 128, "vanilla": 512, "clustergan": 100}
 ALL_MODELS = ("cogan", "vanilla", "clustergan")
 COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn", "xla",
-                  "bfloat16", "float16", "loop")
+                  "bfloat16", "float16", "loop", "bn_per_feature")
+# Rows that time the port's own step on another CoGAN config: what a faithful quirk costs.
+COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 
 flags.DEFINE_list("models", list(ALL_MODELS), "Models to time; a model whose code is not there is skipped "
                   "(and listed as skipped) [cogan,vanilla,clustergan]")
@@ -47,7 +49,8 @@ flags.DEFINE_list("cogan_variants", ["straightforward"],
                   "step, the baseline), recompute (the port's step before the speed levers), unfused_heads / "
                   "no_reuse / deconv_heads / unfused_bn (the port's step without one lever), bfloat16 / float16 "
                   "(the port's step under --mixed_precision), xla (the port's step under XLA), loop (the "
-                  "port's step in the real training loop) [straightforward]")
+                  "port's step in the real training loop), bn_per_feature (the port's step with per-feature "
+                  "BatchNorm statistics instead of the original's scalar ones, quirk Q2) [straightforward]")
 flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
 flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
 flags.DEFINE_integer("batch_size", 0, "Batch size for every model; 0: each model's default [0]")
@@ -608,14 +611,17 @@ class Row:
     parts: Dict[str, tuple]
     cycle: int = 1
     mixed_precision: Optional[str] = None  # a TrainConfig.mixed_precision value; None: float32
+    model_overrides: Optional[dict] = None  # CoganConfig fields that differ from the default (faithful) ones
 
     @property
     def flops_analytic(self) -> float:
         return sum(count.flops(self.batch) * per_step for count, per_step in self.parts.values())
 
 
-def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_precision: Optional[str] = None):
-    """A built GAN of ``name`` at ``batch`` (and precision) and one batch of random uint8 inputs for its step."""
+def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_precision: Optional[str] = None,
+               model_overrides: Optional[dict] = None):
+    """A built GAN of ``name`` at ``batch`` (and precision, and model config fields ``model_overrides``)
+    and one batch of random uint8 inputs for its step."""
     import numpy as np
     import keras
     import tensorflow as tf
@@ -627,7 +633,7 @@ def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_pr
     rng = np.random.default_rng(seed)
     n_arrays = 2 if name == "cogan" else 1
     arrays = [rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8) for _ in range(n_arrays)]
-    gan = runner.make_gan(C.MODEL_CONFIGS[name](), cfg, arrays=arrays)
+    gan = runner.make_gan(C.MODEL_CONFIGS[name](**(model_overrides or {})), cfg, arrays=arrays)
     keras.utils.set_random_seed(seed)
     train.build_gan(gan)  # under its strategy's scope (one device here) and its precision's dtype policy
     inputs = tuple(tf.constant(a) for a in arrays)  # uint8, on the device, scaled inside the step
@@ -662,6 +668,9 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
             count = cogan_step_count(m, reuse_g_forward=variant in ("unfused_heads", "deconv_heads", "unfused_bn"),
                                      subpixel_heads=variant in ("no_reuse", "unfused_bn"))
             rows.append(Row(name, variant, batch, False, {"step": (count, 1)}))
+    for variant, overrides in COGAN_CONFIG_VARIANTS.items():
+        if variant in cogan_variants:
+            rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, model_overrides=overrides))
     if "loop" in cogan_variants:
         rows.append(Row(name, "loop", batch, jit_compile, rows[0].parts))
     if "straightforward" in cogan_variants:
@@ -720,7 +729,8 @@ def build_row(row: Row) -> dict:
     model (``keras.utils.set_random_seed``, i.e. ``tf.random.set_seed``) clears TensorFlow's kernel
     cache, which would cost every step compiled before it ~1 s on its next call."""
     mem0 = tf_memory_info()
-    gan, inputs = make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision)
+    gan, inputs = make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
+                             model_overrides=row.model_overrides)
     mem1 = tf_memory_info()
     built = (mem1["current"] - mem0["current"]) / 2 ** 20 if mem0 and mem1 else None
     return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,

@@ -151,11 +151,11 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     with the analytic one for each (the sub-pixel heads counted apart only where the row uses them)."""
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--quick", "--models", "cogan", "--out", str(out),
-                        "--cogan_variants", "deconv_heads,unfused_bn,no_reuse,bfloat16"],
+                        "--cogan_variants", "deconv_heads,unfused_bn,no_reuse,bfloat16,bn_per_feature"],
                        cwd=ROOT, capture_output=True, text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
     assert r.returncode == 0, r.stderr[-3000:]
     rows = {row["variant"]: row for row in json.loads(out.read_text())["rows"]}
-    assert set(rows) == {"port", "bfloat16", "no_reuse", "deconv_heads", "unfused_bn"}
+    assert set(rows) == {"port", "bfloat16", "no_reuse", "deconv_heads", "unfused_bn", "bn_per_feature"}
     for name, row in rows.items():
         assert row["flops_check"]["match"], (name, row["flops_check"])
         assert row["steps_per_s"] > 0
@@ -164,3 +164,5 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     tf_port = rows["port"]["flops_check"]["tensorflow"]["step"]
     assert tf_port > rows["deconv_heads"]["flops_check"]["tensorflow"]["step"]
     assert rows["unfused_bn"]["flops_check"]["tensorflow"]["step"] == tf_port
+    # Q2's scalar statistics change no matmul or convolution.
+    assert rows["bn_per_feature"]["flops_check"]["tensorflow"]["step"] == tf_port

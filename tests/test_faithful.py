@@ -1,0 +1,256 @@
+"""The original CoGAN as it ran (REFERENCE.md §1, Q1-Q3): the double-sigmoid loss, scalar BatchNorm
+statistics on the dense layers, min-max stretched grids; and the flags that give the usual behaviour."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from cogan_tf import config as C
+from cogan_tf import images, losses, runner
+from cogan_tf.cli import UsageError
+from cogan_tf.layers import BatchNorm
+from cogan_tf.networks import build_cogan
+from tests.conftest import train_config
+
+RNG = np.random.default_rng(7)
+
+
+def np_bce(p, t):
+    return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
+# --- Q1: sigmoid(h3) taken as the logits ------------------------------------------------------------
+
+def test_loss_of_h3_is_bce_of_double_sigmoid():
+    h3 = RNG.normal(0, 3, (32, 1)).astype(np.float32)
+    for t in (0.9, 0.1):
+        got = float(losses.sigmoid_ce(losses.cogan_loss_logits(h3), t))
+        np.testing.assert_allclose(got, np_bce(np_sigmoid(np_sigmoid(h3)), t), rtol=1e-5)
+    # --loss_on_logits: the usual single sigmoid.
+    got = float(losses.sigmoid_ce(losses.cogan_loss_logits(h3, loss_on_logits=True), 0.9))
+    np.testing.assert_allclose(got, np_bce(np_sigmoid(h3), 0.9), rtol=1e-5)
+
+
+def test_d_loss_never_below_2_21_and_g_loss_bounded():
+    # The bound: p = sigmoid(sigmoid(h3)) lies in (0.5, 0.731), so BCE(p, 0.9) > BCE(0.731, 0.9) and
+    # BCE(q, 0.1) > BCE(0.5, 0.1): d_loss > 2 * 1.106.
+    bound = 2 * (np_bce(np_sigmoid(1.0), 0.9) + np_bce(0.5, 0.1))
+    assert 2.21 < bound < 2.22
+    for scale in (0.1, 3.0, 100.0):
+        h = [RNG.normal(0, scale, (64, 1)).astype(np.float32) for _ in range(4)]
+        for sign in (1.0, -1.0):  # the most confident D there is: real +big, fake -big, and the reverse
+            h[0], h[2] = sign * np.abs(h[0]), sign * np.abs(h[2])
+            h[1], h[3] = -sign * np.abs(h[1]), -sign * np.abs(h[3])
+            d = losses.cogan_d_losses(*[losses.cogan_loss_logits(x) for x in h])
+            assert float(d["d_loss"]) >= 2.21
+            g = losses.cogan_g_losses(losses.cogan_loss_logits(h[1]), losses.cogan_loss_logits(h[3]))
+            assert 2 * 0.413 < float(g["g_loss"]) < 2 * 0.6932
+    # With the usual loss, D at its optimum goes far below the bound (4 x H(0.9) = 1.30).
+    big = np.full((8, 1), np.log(9.0), np.float32)  # the optimum under label smoothing 0.9 / 0.1
+    d = losses.cogan_d_losses(big, -big, big, -big)
+    assert float(d["d_loss"]) < 1.5
+
+
+def test_gradient_reaching_h3_is_the_double_sigmoid_one():
+    h3 = tf.constant(RNG.normal(0, 2, (16, 1)).astype(np.float32))
+    with tf.GradientTape() as tape:
+        tape.watch(h3)
+        loss = losses.sigmoid_ce(losses.cogan_loss_logits(h3), 0.9)
+    p = np_sigmoid(h3.numpy())
+    expected = (np_sigmoid(p) - 0.9) * p * (1 - p) / h3.shape[0]
+    np.testing.assert_allclose(tape.gradient(loss, h3).numpy(), expected, rtol=1e-4, atol=1e-8)
+
+
+def test_cogan_losses_use_the_double_sigmoid_by_default(tmp_path):
+    x = RNG.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
+    for loss_on_logits in (False, True):
+        gan = runner.make_gan(C.CoganConfig(loss_on_logits=loss_on_logits), train_config(tmp_path, batch_size=8),
+                              arrays=[x, 255 - x])
+        gan.build()
+        imgs = tf.constant(x[:8], tf.float32) / 255.0
+        h3 = gan.discriminator.logits(imgs, 1, training=True).numpy()
+        got = float(gan.d_losses(imgs, imgs, imgs, imgs, training=True)["d1_loss_real"])
+        p = np_sigmoid(h3) if loss_on_logits else np_sigmoid(np_sigmoid(h3))
+        np.testing.assert_allclose(got, np_bce(p, 0.9), rtol=1e-4)
+
+
+# --- Q2: one scalar mean and variance on 2-D inputs -----------------------------------------------
+
+def scalar_bn_reference(x, gamma, beta, eps=1e-5):
+    mean = tf.reduce_mean(x)
+    var = tf.reduce_mean(tf.square(x - mean))
+    return (x - mean) / tf.sqrt(var + eps) * gamma + beta
+
+
+@pytest.mark.parametrize("fused", [True, False])
+@pytest.mark.parametrize("training", [True, False])
+def test_2d_batchnorm_uses_scalar_statistics_outputs_and_gradients(fused, training):
+    x = tf.constant(RNG.normal(2.0, 3.0, (16, 6)).astype(np.float32) * np.arange(1, 7, dtype=np.float32))
+    w = tf.constant(RNG.normal(size=(16, 6)).astype(np.float32))
+    bn = BatchNorm(scalar_2d_stats=True, fused=fused)
+    bn.build((None, 6))
+    bn.gamma.assign(RNG.normal(1.0, 0.5, 6).astype(np.float32))
+    bn.beta.assign(RNG.normal(0.0, 0.5, 6).astype(np.float32))
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        y = bn(x, training=training)
+        ref = scalar_bn_reference(x, bn.gamma, bn.beta)
+        loss, ref_loss = tf.reduce_sum(y * w), tf.reduce_sum(ref * w)
+    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
+    # Not the per-feature normalisation: the features have different scales here.
+    per_feature = (x - tf.reduce_mean(x, 0)) / tf.sqrt(tf.math.reduce_variance(x, 0) + 1e-5) * bn.gamma + bn.beta
+    assert np.abs(y.numpy() - per_feature.numpy()).max() > 0.1
+    for a, b in zip(tape.gradient(loss, [x, bn.gamma, bn.beta]), tape.gradient(ref_loss, [x, bn.gamma, bn.beta])):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4)
+    if training:  # the moving averages hold the scalar statistics in every feature
+        np.testing.assert_allclose(bn.moving_mean.numpy(), np.full(6, 0.1 * x.numpy().mean()), rtol=1e-4)
+        np.testing.assert_allclose(bn.moving_variance.numpy(), np.full(6, 0.9 + 0.1 * x.numpy().var()), rtol=1e-4)
+
+
+def test_4d_batchnorm_keeps_per_channel_statistics():
+    x = tf.constant(RNG.normal(0, 1, (4, 3, 3, 2)).astype(np.float32) * np.array([1.0, 10.0], np.float32))
+    for fused in (True, False):
+        bn = BatchNorm(scalar_2d_stats=True, fused=fused)
+        y = bn(x, training=True).numpy()
+        xn = x.numpy()
+        expected = ((xn - xn.mean((0, 1, 2))) / np.sqrt(xn.var((0, 1, 2)) + 1e-5)) * bn.gamma.numpy() + bn.beta.numpy()
+        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_dense_layers_get_scalar_statistics_by_default_and_per_feature_with_the_flag():
+    for per_feature in (False, True):
+        g, d = build_cogan(C.CoganConfig(bn_per_feature=per_feature))
+        for bn in (g.bn0, g.bn1, d.bn2, g.bn2, d.stem1.bn1, d.stem2.bn1):
+            assert bn.scalar_2d_stats is (not per_feature)
+
+
+def test_exported_generator_computes_what_training_computed(tmp_path):
+    from cogan_tf.cogan import export_cogan, generate_pair
+
+    g, _ = build_cogan(C.CoganConfig())
+    z = tf.constant(RNG.normal(size=(64, 100)).astype(np.float32))
+    path = export_cogan(g, 100, str(tmp_path / "cogan"))
+    served = tf.saved_model.load(path).signatures["serving_default"](z=z)
+    # The training step's generator (sub-pixel heads) in sampling mode, and a hand-computed h1 with
+    # scalar statistics: g_h1's output is normalised by ONE mean and variance.
+    top, bot = generate_pair(g, z, training=False)
+    np.testing.assert_allclose(served["top"].numpy(), top.numpy(), atol=2e-5)
+    np.testing.assert_allclose(served["bot"].numpy(), bot.numpy(), atol=2e-5)
+    h = g.h1(z)
+    np.testing.assert_allclose(g.bn1(h, training=False).numpy(),
+                               scalar_bn_reference(h, g.bn1.gamma, g.bn1.beta).numpy(), rtol=1e-4, atol=1e-4)
+
+
+# --- Q3: grids stretched to 0..255 per grid -------------------------------------------------------
+
+def test_dim_grid_is_stretched_to_0_255_with_the_originals_rounding():
+    x = RNG.uniform(0.2, 0.3, (64, 28, 28)).astype(np.float32)
+    x[0, 0, 0], x[5, 3, 4] = 0.2, 0.3
+    grid = images.make_grid(x, scaling="stretch")
+    assert grid.min() == 0 and grid.max() == 255
+    tiled = x.reshape(8, 8, 28, 28).transpose(0, 2, 1, 3).reshape(224, 224).astype(np.float64)
+    lo, hi = tiled.min(), tiled.max()
+    # scipy.misc.bytescale: truncation after adding 0.5, in float64
+    for (r, c) in [(0, 0), (1, 1), (100, 57), (223, 223)]:
+        assert grid[r, c] == int((tiled[r, c] - lo) * 255.0 / (hi - lo) + 0.5)
+    # fixed: output x 255, rounded; the dim grid stays dim
+    fixed = images.make_grid(x, scaling="fixed")
+    assert fixed.max() <= 77 and fixed[0, 0] == 51
+    # a constant grid: span taken as 1, everything 0 (as scipy's bytescale)
+    assert images.make_grid(np.full((64, 28, 28), 0.4), scaling="stretch").max() == 0
+    with pytest.raises(images.GridError, match="scaling"):
+        images.make_grid(x, scaling="log")
+
+
+def test_cogan_grids_are_stretched_rgb_by_default_and_fixed_with_the_flag(tmp_path):
+    x = RNG.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    for scaling in ("stretch", "fixed"):
+        cfg = train_config(tmp_path / scaling, batch_size=8, grid_scaling=scaling)
+        gan = runner.make_gan(C.CoganConfig(), cfg, arrays=[x, 255 - x])
+        gan.build()
+        paths = gan.write_grids(str(tmp_path / scaling / "g"), "train_00_0099", gan.sample_z)
+        with Image.open(paths["top"]) as im:
+            assert im.mode == "RGB" and im.size == (224, 224)
+            a = np.asarray(im)
+        assert (a[..., 0] == a[..., 1]).all() and (a[..., 1] == a[..., 2]).all()
+        out = gan.generate(gan.sample_z)["top"][:64]
+        if scaling == "stretch":
+            assert a.min() == 0 and a.max() == 255
+        else:
+            np.testing.assert_array_equal(a[..., 0], images.make_grid(out, scaling="fixed"))
+
+
+# --- flags, config.json and old checkpoints --------------------------------------------------------
+
+FLAGS_TO_CONFIG = r"""
+import main
+for argv in ([], ["--corrected"], ["--loss_on_logits"], ["--bn_per_feature"], ["--grid_scaling", "fixed"]):
+    main.FLAGS.unparse_flags()
+    main.FLAGS(["main.py"] + argv)
+    main.validate(main.FLAGS)
+    m, t = main.build_configs(main.FLAGS)
+    print(m.loss_on_logits, m.bn_per_feature, m.h0_feeds_h1, m.d_h0_filters, m.bn_batch_stats_at_inference,
+          t.grid_scaling)
+"""
+
+
+def test_corrected_switches_on_every_correction_and_each_flag_alone():
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    r = subprocess.run([sys.executable, "-c", FLAGS_TO_CONFIG], capture_output=True, text=True, cwd=ROOT,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().split("\n") == [
+        "False False False None True stretch",  # faithful: Q1, Q2, Q3 and the three older quirks
+        "True True True 64 False stretch",  # --corrected: every correction of the network and its training
+        "True False False None True stretch",
+        "False True False None True stretch",
+        "False False False None True fixed",
+    ]
+
+
+def test_config_json_records_the_settings_and_old_checkpoints_are_not_reinterpreted(tmp_path):
+    from cogan_tf import train
+
+    x = RNG.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
+    cfg = train_config(tmp_path, batch_size=8, max_steps=2)
+    train.fit(runner.make_gan(C.CoganConfig(), cfg, arrays=[x, 255 - x]), log=lambda s: None)
+    ckpt_dir = tmp_path / "checkpoint" / "mnist_8_28"
+    saved = json.loads((ckpt_dir / "config.json").read_text())
+    assert saved["model_config"]["loss_on_logits"] is False and saved["model_config"]["bn_per_feature"] is False
+    assert saved["grid_scaling"] == "stretch"
+    # A config.json from before Q1/Q2 existed: that code trained with the single sigmoid and
+    # per-feature statistics, so it resumes only with those flags, and the refusal names them.
+    for key in ("loss_on_logits", "bn_per_feature"):
+        del saved["model_config"][key]
+    (ckpt_dir / "config.json").write_text(json.dumps(saved))
+    cfg = train_config(tmp_path, batch_size=8, max_steps=3)
+    with pytest.raises(UsageError, match="--loss_on_logits.*--bn_per_feature|--bn_per_feature.*--loss_on_logits"):
+        train.fit(runner.make_gan(C.CoganConfig(), cfg, arrays=[x, 255 - x]), log=lambda s: None)
+    legacy = C.CoganConfig(loss_on_logits=True, bn_per_feature=True)
+    loop = train.fit(runner.make_gan(legacy, cfg, arrays=[x, 255 - x]), log=lambda s: None)
+    assert int(loop.step.numpy()) == 3
+    assert C.model_config_from_dict("cogan", {"d_h0_filters": None}) == legacy
+
+
+def test_cogan_only_flags_refused_for_other_models(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    for flag in ("--loss_on_logits", "--bn_per_feature", "--grid_scaling=fixed"):
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--model", "vanilla", flag],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
+        assert r.returncode == 2 and "only for --model cogan" in r.stderr and len(r.stderr.strip().splitlines()) == 1
