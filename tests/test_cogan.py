@@ -19,7 +19,8 @@ from cogan_tf.networks import build_cogan, unique_variables
 from tests.conftest import ROOT, count_params, train_config
 
 FAITHFUL = C.CoganConfig()
-CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False)
+CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
+                          loss_on_logits=True, bn_per_feature=True)  # --corrected
 
 
 def fake_domains(n=64, seed=0):
@@ -276,7 +277,7 @@ def test_first_grid_names_and_checkpoint_names(tmp_path):
     assert sorted(os.listdir(tmp_path / "samples" / "bot")) == ["train_00_0099.png"]
     from PIL import Image
     with Image.open(tmp_path / "samples" / "top" / "train_00_0099.png") as im:
-        assert im.size == (224, 224) and im.mode == "L"
+        assert im.size == (224, 224) and im.mode == "RGB"  # as the original's (Q3)
     ck = tmp_path / "checkpoint" / "mnist_4_28"
     names = sorted(f for f in os.listdir(ck) if f.endswith(".index"))
     assert names == ["CoGAN.model-102.index", "CoGAN.model-2.index"]

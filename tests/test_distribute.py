@@ -92,5 +92,7 @@ def test_mirrored_per_replica_batchnorm_differs_from_one_device(results):
     out = results["local"]
     assert out["replica_diff"] == 0.0
     # Per-replica statistics (the Keras default) normalise each half-batch on its own: another function.
-    assert out["single_diff"] > 0.5 * out["moved"], out
+    # (With the original's scalar statistics on the dense layers (Q2), a half-batch's statistics over
+    # 1024 or 6272 features are close to the whole batch's, so the gap is smaller than with per-feature ones.)
+    assert out["single_diff"] > 0.1 * out["moved"], out
     assert out["single_diff"] > 20 * results["sync"]["single_diff"], (out, results["sync"])

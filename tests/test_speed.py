@@ -20,7 +20,8 @@ from cogan_tf.cogan import generate_pair, subpixel_deconv
 from cogan_tf.layers import BatchNorm, ScalarPReLU
 
 FAITHFUL = C.CoganConfig()
-CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False)
+CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
+                          loss_on_logits=True, bn_per_feature=True)  # --corrected
 
 
 def make(m, batch=16, seed=3):
@@ -212,19 +213,25 @@ def test_prelu_written_gradient_equals_autodiff(t):
     assert abs(float(dta)) > 1.0
 
 
-# Biases right before a BatchNorm, which subtracts them out again: their gradient is zero but for
-# rounding, and the two BatchNorms round differently.
-PRE_BATCHNORM_BIASES = ("d1_h1_conv/bias", "d2_h1_conv/bias", "d_h2_lin/bias", "g_h0_lin/bias", "g_h1_lin/bias",
-                        "g_h2/bias")
+# Biases right before a BatchNorm with per-channel statistics, which subtracts them out again: their
+# gradient is zero but for rounding, and the two BatchNorms round differently. With the original's
+# scalar statistics on the dense layers (Q2) only the mean over features of a dense bias is subtracted,
+# so those biases get a real gradient and are compared like the other variables.
+CONV_PRE_BATCHNORM_BIASES = ("d1_h1_conv/bias", "d2_h1_conv/bias", "g_h2/bias")
+DENSE_PRE_BATCHNORM_BIASES = ("d_h2_lin/bias", "g_h0_lin/bias", "g_h1_lin/bias")
 
 
-def assert_same_gradients_but_pre_batchnorm_biases(variables, g1, g2):
+def pre_batchnorm_biases(m):
+    return CONV_PRE_BATCHNORM_BIASES + (DENSE_PRE_BATCHNORM_BIASES if m.bn_per_feature else ())
+
+
+def assert_same_gradients_but_pre_batchnorm_biases(variables, g1, g2, biases=CONV_PRE_BATCHNORM_BIASES):
     scale = max(float(tf.reduce_max(tf.abs(a))) for a in g1 if a is not None)
     checked = 0
     for v, a, b in zip(variables, g1, g2):
         if a is None:
             assert b is None, v.path  # the faithful network's dead h0
-        elif v.path.endswith(PRE_BATCHNORM_BIASES):
+        elif v.path.endswith(biases):
             assert max(float(tf.reduce_max(tf.abs(a))), float(tf.reduce_max(tf.abs(b)))) < 1e-4 * scale, v.path
         else:
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-4, atol=1e-5 * float(tf.reduce_max(tf.abs(b))),
@@ -254,7 +261,7 @@ def test_fused_layers_step_equals_unfused(m):
     assert float(da) == pytest.approx(float(db), rel=1e-6)
     assert float(ga) == pytest.approx(float(gb), rel=1e-6)
     for variables, a, b in ((port.d_vars, dga, dgb), (port.g_vars, gga, ggb)):
-        assert_same_gradients_but_pre_batchnorm_biases(variables, a, b)
+        assert_same_gradients_but_pre_batchnorm_biases(variables, a, b, pre_batchnorm_biases(m))
     # Whole steps: loosely. The faithful D (one h0 filter) amplifies rounding: the same unfused step run
     # eagerly and as a graph differs by up to 1.8e-3 in its losses within 3 steps; the whole port step
     # against the one with unfused layers by up to 8e-3 (corrected network: 6e-5 and 2.5e-3;
