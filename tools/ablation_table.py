@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 VARIANTS = ("faithful", "loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters_64", "corrected")
-FLAGS = {"faithful": "(none)", "d_h0_filters_64": "`--d_h0_filters 64`"}
+FLAGS = {"faithful": "faithful (no flag)", "d_h0_filters_64": "`--d_h0_filters 64`"}
 LOST_SCORE = 1.5  # a domain whose classifier score is below this draws one kind of image or none: lost
 
 
