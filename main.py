@@ -62,6 +62,8 @@ flags.DEFINE_enum("mixed_precision_dtype", "float16", list(config_lib.MIXED_PREC
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
 flags.DEFINE_float("zn_sigma", None, "ClusterGAN: standard deviation of z_n [1.0, the original; the ClusterGAN "
                    "paper uses 0.1]")
+flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, as the original runs "
+                     "(its 1024-on-GPU test never holds); 1024 is the seed's text; resuming: the checkpoint's]")
 flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
 # CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
 flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the seed's table) instead of z (quirk) [False]")
@@ -107,6 +109,10 @@ def validate(f) -> None:
         bad("sample_every_epochs", "must be 0 or more")
     if f.d_h0_filters is not None and f.d_h0_filters < 1:
         bad("d_h0_filters", "must be at least 1")
+    if f.hidden_size is not None and f.model != "vanilla":
+        bad("hidden_size", "only for --model vanilla")
+    if f.hidden_size is not None and f.hidden_size < 1:
+        bad("hidden_size", "must be at least 1")
     if f.zn_sigma is not None and f.model != "clustergan":
         bad("zn_sigma", "only for --model clustergan")
     if f.zn_sigma is not None and not f.zn_sigma > 0:
@@ -141,9 +147,17 @@ def build_configs(f):
             sync_batchnorm=f.sync_batchnorm)
     elif f.model == "clustergan" and f.zn_sigma is not None:
         model_cfg = config_lib.ClusterGanConfig(zn_sigma=f.zn_sigma)
+    elif f.model == "vanilla" and f.hidden_size is not None:
+        model_cfg = config_lib.VanillaConfig(hidden=f.hidden_size)
     else:
         model_cfg = config_lib.MODEL_CONFIGS[f.model]()
     return model_cfg, train_cfg
+
+
+def inherited(f):
+    """Model-config fields left unset that a resumed checkpoint supplies (as --seed): a vanilla run
+    without --hidden_size resumes at its checkpoint's width, e.g. 1024 from before 128 was the default."""
+    return ("hidden",) if f.model == "vanilla" and f.hidden_size is None else ()
 
 
 def main(argv):
@@ -151,7 +165,7 @@ def main(argv):
     model_cfg, train_cfg = build_configs(FLAGS)
     from cogan_tf import runner  # TensorFlow starts here, after the flags are known to be good
 
-    runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, report=FLAGS.report)
+    runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, report=FLAGS.report, inherit=inherited(FLAGS))
     return 0
 
 

@@ -56,7 +56,10 @@ class VanillaConfig:
     """The vanilla GAN of REFERENCE.md §2 (JasonFengGit)."""
 
     z_dim: int = 128
-    hidden: int = 1024
+    # 128 is what the original trains: its `1024 if self.device == 'cuda' else 128` compares a torch.device
+    # with a string, which is never equal, so it runs 128 units on a GPU too. 1024 is the seed's text
+    # (main.py --hidden_size 1024).
+    hidden: int = 128
     dropout: float = 0.3
     leak: float = 0.2
 

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Sequence
 
 from cogan_tf import config as config_lib
 from cogan_tf import train
 
 
-def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy=None) -> train.GAN:
+def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy=None,
+             inherit: Sequence[str] = ()) -> train.GAN:
     """The GAN object of ``train_cfg.model``; ``arrays`` replaces loading the data (tests);
-    ``strategy`` replaces the one ``train_cfg.strategy`` names."""
+    ``strategy`` replaces the one ``train_cfg.strategy`` names; the model-config fields in ``inherit``
+    come from the checkpoint being resumed, if any (``train.resolve_model_config``)."""
     if train_cfg.model == "cogan":
         from cogan_tf.cogan import CoGAN
         cls = CoGAN
@@ -27,18 +30,23 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
     probe.name, probe.cfg, probe.model_cfg = cls.name, train_cfg, model_cfg
     ckpt_dir = os.path.join(train_cfg.checkpoint_dir, train.GAN.checkpoint_subdir(probe))
     train_cfg = train.resolve_seed(train_cfg, ckpt_dir)
+    model_cfg = train.resolve_model_config(model_cfg, ckpt_dir, inherit)
     if strategy is None and train_cfg.strategy != "default":
         strategy = train.make_strategy(train_cfg.strategy)
     return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
 
 
 def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,
-        report: bool = False):
+        report: bool = False, inherit: Sequence[str] = ()):
     """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate;
     with ``report`` too, print and write (``<evaluate_dir>/<model>_report.json``) the sample-quality
-    report of ``python -m cogan_tf.evaluate`` for the restored model."""
-    gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
-    log(f" [*] {gan.name}: {dataclasses.asdict(model_cfg)}; seed {gan.seed}")
+    report of ``python -m cogan_tf.evaluate`` for the restored model. ``inherit``: see ``make_gan``."""
+    gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy, inherit=inherit)
+    for k in inherit:
+        if getattr(gan.model_cfg, k) != getattr(model_cfg, k):
+            log(f" [*] {k} = {getattr(gan.model_cfg, k)} from the checkpoint being resumed "
+                f"(the default is {getattr(model_cfg, k)})")
+    log(f" [*] {gan.name}: {dataclasses.asdict(gan.model_cfg)}; seed {gan.seed}")
     if is_train:
         train.fit(gan, log=log)
     else:

@@ -243,6 +243,18 @@ def resolve_seed(train_cfg: config_lib.TrainConfig, ckpt_dir: str) -> config_lib
     return dataclasses.replace(train_cfg, seed=seed)
 
 
+def resolve_model_config(model_cfg, ckpt_dir: str, inherit: Sequence[str] = ()):
+    """Fields named in ``inherit`` (left unset on the command line) take the value of the checkpoint's
+    config.json when there is one, as the seed does: a vanilla checkpoint trained at 1024 hidden units
+    before 128 became the default resumes at 1024."""
+    saved = config_lib.load_run_config(os.path.join(ckpt_dir, "config.json"))
+    theirs = saved.get("model_config") if saved else None
+    if not isinstance(theirs, dict) or tf.train.latest_checkpoint(ckpt_dir) is None:
+        return model_cfg
+    updates = {k: theirs[k] for k in inherit if k in theirs}
+    return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
+
+
 def build_gan(gan: GAN) -> None:
     """``gan.build()`` under its strategy's scope and its precision's dtype policy (the previous global
     policy is restored afterwards)."""

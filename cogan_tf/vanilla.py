@@ -65,12 +65,13 @@ def torch_dense(units: int, fan_in: int, name: str, activation=None) -> keras.la
 # --- networks -----------------------------------------------------------------------------------------
 
 class VanillaGenerator(keras.Model):
-    """MLP z (128) -> 1024 -> 1024 -> 1024 -> 784, LeakyReLU(0.2), tanh; images (N, 28, 28, 1) in [-1, 1]."""
+    """MLP z (128) -> h -> h -> h -> 784, LeakyReLU(0.2), tanh; images (N, 28, 28, 1) in [-1, 1].
+    h = ``cfg.hidden``: 128 as the original runs, 1024 as the seed's text describes."""
 
     def __init__(self, cfg: VanillaConfig = VanillaConfig(), **kwargs):
         super().__init__(name="vanilla_generator", **kwargs)
         self.cfg = cfg
-        h = cfg.hidden  # always 1024: the original's silent 128 without a GPU is not copied
+        h = cfg.hidden
         self.h0 = torch_dense(h, cfg.z_dim, "g_h0")
         self.act0 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="g_h0_lrelu")
         self.h1 = torch_dense(h, h, "g_h1")
@@ -95,7 +96,7 @@ class VanillaGenerator(keras.Model):
 
 
 class VanillaDiscriminator(keras.Model):
-    """MLP 784 -> 1024 -> 1024 -> 1024 -> 1, LeakyReLU(0.2) then Dropout(0.3) after each hidden layer,
+    """MLP 784 -> h -> h -> h -> 1 (h = ``cfg.hidden``), LeakyReLU(0.2) then Dropout(0.3) after each hidden layer,
     sigmoid. ``call`` returns the probability, ``logits`` the value before the sigmoid."""
 
     def __init__(self, cfg: VanillaConfig = VanillaConfig(), **kwargs):

@@ -83,12 +83,14 @@ def test_layer_tables_match_the_models():
 def test_vanilla_and_clustergan_counts_by_hand():
     from cogan_tf import config as C
 
-    g = 128 * 1024 + 2 * 1024 * 1024 + 1024 * 784
-    d = 784 * 1024 + 2 * 1024 * 1024 + 1024
-    # D update: G forward, D forward twice, D weight grads twice, D input grads but the first layer's;
-    # G update: G and D forward, input grads through all of D, G's weight grads and input grads but h0's.
-    expect = g + 2 * d + 2 * d + 2 * (d - 784 * 1024) + g + d + d + g + (g - 128 * 1024)
-    assert bench.vanilla_step_count(C.VanillaConfig()).macs_per_example() == expect
+    for h in (128, 1024):  # the default (the original's width) and --hidden_size 1024
+        g = 128 * h + 2 * h * h + h * 784
+        d = 784 * h + 2 * h * h + h
+        # D update: G forward, D forward twice, D weight grads twice, D input grads but the first layer's;
+        # G update: G and D forward, input grads through all of D, G's weight grads and input grads but h0's.
+        expect = g + 2 * d + 2 * d + 2 * (d - 784 * h) + g + d + d + g + (g - 128 * h)
+        assert bench.vanilla_step_count(C.VanillaConfig(hidden=h)).macs_per_example() == expect
+    assert C.VanillaConfig().hidden == 128
     c = bench.clustergan_step_counts(C.ClusterGanConfig())
     G = 40 * 1024 + 1024 * 6272 + 7 * 7 * 16 * 128 * 64 + 14 * 14 * 16 * 64
     trunk = 13 * 13 * 16 * 64 + 5 * 5 * 16 * 64 * 128 + 3200 * 1024

@@ -39,28 +39,29 @@ def quiet(_):
 # --- networks ---------------------------------------------------------------------------------------
 
 def test_layer_shapes():
+    assert CFG.hidden == 128  # the width the original trains (REFERENCE.md section 2)
     g, d = VanillaGenerator(CFG), VanillaDiscriminator(CFG)
     z = tf.random.normal([4, 128])
     h = g.act0(g.h0(z))
-    assert h.shape == (4, 1024)
-    assert g.h1(h).shape == g.h2(h).shape == (4, 1024)
+    assert h.shape == (4, 128)
+    assert g.h1(h).shape == g.h2(h).shape == (4, 128)
     x = g(z)
     assert x.shape == (4, 28, 28, 1)
     assert float(tf.reduce_min(x)) >= -1 and float(tf.reduce_max(x)) <= 1  # tanh
     assert d.logits(x).shape == (4, 1)
     p = d(x)
     assert float(tf.reduce_min(p)) >= 0 and float(tf.reduce_max(p)) <= 1  # sigmoid
-    assert g.h0.kernel.shape == (128, 1024) and g.h3.kernel.shape == (1024, 784)
-    assert d.h0.kernel.shape == (784, 1024) and d.h3.kernel.shape == (1024, 1)
+    assert g.h0.kernel.shape == (128, 128) and g.h3.kernel.shape == (128, 784)
+    assert d.h0.kernel.shape == (784, 128) and d.h3.kernel.shape == (128, 1)
     assert [dr.rate for dr in d.dropouts] == [0.3, 0.3, 0.3]
     assert g.act0.negative_slope == d.act2.negative_slope == 0.2
 
 
 def test_parameter_counts_by_hand():
-    # Linear(in, out) = in*out + out. Hidden size always 1024 (no 128-unit CPU fallback).
-    g_count = (128 * 1024 + 1024) + 2 * (1024 * 1024 + 1024) + (1024 * 784 + 784)
-    d_count = (784 * 1024 + 1024) + 2 * (1024 * 1024 + 1024) + (1024 * 1 + 1)
-    assert g_count == 3034896 and d_count == 2904065
+    # Linear(in, out) = in*out + out. G: 128 -> 128 -> 128 -> 128 -> 784; D: 784 -> 128 -> 128 -> 128 -> 1.
+    g_count = (128 * 128 + 128) + 2 * (128 * 128 + 128) + (128 * 784 + 784)
+    d_count = (784 * 128 + 128) + 2 * (128 * 128 + 128) + (128 * 1 + 1)
+    assert g_count == 150672 and d_count == 133633
     g, d = VanillaGenerator(CFG), VanillaDiscriminator(CFG)
     g.build((None, 128))
     d.build((None, 28, 28, 1))
@@ -69,12 +70,26 @@ def test_parameter_counts_by_hand():
     assert len(g.trainable_variables) == len(d.trainable_variables) == 8
 
 
+def test_parameter_counts_at_1024_hidden_units():
+    # --hidden_size 1024, the seed's text: G 128 -> 1024 -> 1024 -> 1024 -> 784, D 784 -> 1024 x 3 -> 1.
+    g_count = (128 * 1024 + 1024) + 2 * (1024 * 1024 + 1024) + (1024 * 784 + 784)
+    d_count = (784 * 1024 + 1024) + 2 * (1024 * 1024 + 1024) + (1024 * 1 + 1)
+    assert g_count == 3034896 and d_count == 2904065
+    wide = C.VanillaConfig(hidden=1024)
+    g, d = VanillaGenerator(wide), VanillaDiscriminator(wide)
+    g.build((None, 128))
+    d.build((None, 28, 28, 1))
+    assert g.h1.kernel.shape == (1024, 1024) and d.h3.kernel.shape == (1024, 1)
+    assert count(g.trainable_variables) == g_count
+    assert count(d.trainable_variables) == d_count
+
+
 def test_pytorch_default_initialisation():
     # nn.Linear: weight and bias ~ U(-1/sqrt(in), 1/sqrt(in)); the std of U(-b, b) is b/sqrt(3).
     keras.utils.set_random_seed(0)
     g = VanillaGenerator(CFG)
     g.build((None, 128))
-    for layer, fan_in in ((g.h0, 128), (g.h1, 1024), (g.h3, 1024)):
+    for layer, fan_in in ((g.h0, 128), (g.h1, CFG.hidden), (g.h3, CFG.hidden)):
         bound = 1 / math.sqrt(fan_in)
         w, b = layer.kernel.numpy(), layer.bias.numpy()
         assert np.abs(w).max() <= bound and np.abs(w).max() > 0.99 * bound
@@ -287,3 +302,65 @@ def test_main_per_model_defaults_and_help():
     h = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--help"], capture_output=True, text=True,
                        cwd=ROOT)
     assert "vanilla: 512" in h.stdout and "clustergan: 100" in h.stdout and "--sample_every_epochs" in h.stdout
+
+
+HIDDEN_FLAG = r"""
+import main
+for argv in (["main.py", "--model", "vanilla"], ["main.py", "--model", "vanilla", "--hidden_size", "1024"]):
+    main.FLAGS.unparse_flags()
+    main.FLAGS(argv)
+    main.validate(main.FLAGS)
+    m, _ = main.build_configs(main.FLAGS)
+    print(m.hidden, ",".join(main.inherited(main.FLAGS)) or "-")
+"""
+
+
+def test_main_hidden_size_flag():
+    # Unset: 128, and a resumed checkpoint's width wins (inherited); given: that width, nothing inherited.
+    r = subprocess.run([sys.executable, "-c", HIDDEN_FLAG], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split("\n")[:2] == ["128 hidden", "1024 -"]
+    assert "tensorflow" not in r.stderr.lower()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--hidden_size", "1024"], "error: --hidden_size=1024: only for --model vanilla"),
+    (["--model", "clustergan", "--hidden_size", "128"], "error: --hidden_size=128: only for --model vanilla"),
+    (["--model", "vanilla", "--hidden_size", "0"], "error: --hidden_size=0: must be at least 1"),
+])
+def test_main_refuses_bad_hidden_size(tmp_path, args, message):
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + args, capture_output=True, text=True,
+                       cwd=str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == message
+    assert "Traceback" not in r.stderr
+
+
+def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
+    """A checkpoint written while 1024 was the only width (its config.json says "hidden": 1024) resumes at
+    1024 when --hidden_size is not given, is refused with another explicit width, and is rebuilt at 1024
+    by ``python -m cogan_tf.evaluate --checkpoint_dir``."""
+    from cogan_tf import evaluate
+    from cogan_tf.cli import UsageError
+
+    x = fake_images(16)
+    runner.run(C.VanillaConfig(hidden=1024), train_cfg(tmp_path, max_steps=1), arrays=x, log=quiet)
+    ck = tmp_path / "checkpoint" / "vanilla_mnist_8_28"
+    saved = json.loads((ck / "config.json").read_text())
+    assert saved["model_config"] == {"z_dim": 128, "hidden": 1024, "dropout": 0.3, "leak": 0.2}
+
+    logs = []
+    gan = runner.run(CFG, train_cfg(tmp_path, max_steps=2), arrays=x, log=logs.append, inherit=("hidden",))
+    assert gan.model_cfg.hidden == 1024 and gan.generator.h1.kernel.shape == (1024, 1024)
+    assert " [*] hidden = 1024 from the checkpoint being resumed (the default is 128)" in logs
+    assert any("Load SUCCESS" in line and "step 1" in line for line in logs)
+    assert int(gan.g_opt.iterations) == 2  # one step restored, one more trained
+    assert json.loads((ck / "config.json").read_text())["model_config"]["hidden"] == 1024
+
+    with pytest.raises(UsageError, match="'hidden': 1024"):
+        runner.run(CFG, train_cfg(tmp_path, max_steps=3), arrays=x, log=quiet)  # 128 asked for explicitly
+    restored = evaluate.gan_from_checkpoint(str(tmp_path / "checkpoint"), str(tmp_path), log=quiet)
+    assert restored.model_cfg.hidden == 1024 and restored.discriminator.h0.kernel.shape == (784, 1024)
+    # Nothing to resume: the default width.
+    fresh = runner.make_gan(CFG, train_cfg(tmp_path / "fresh"), arrays=x, inherit=("hidden",))
+    assert fresh.model_cfg.hidden == 128

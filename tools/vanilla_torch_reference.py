@@ -4,6 +4,10 @@ PyTorch (`pip install torch`), which cogan_tf does not depend on.
 
     python tools/vanilla_torch_reference.py --data_dir data --epochs 3 --seed 0 --out /tmp/torch_vanilla
 
+`--hidden_size` (default 128) is the width of G's and D's hidden layers: the original runs 128 (its
+`1024 if self.device == 'cuda' else 128` compares a torch.device with a string, never equal), as does
+`main.py --model vanilla`; 1024 is the seed's text (`main.py --hidden_size 1024`).
+
 Prints the per-epoch mean G and D losses (the numbers the port's `losses.json` holds) and the mean per-pixel
 standard deviation of 64 fixed-noise samples (near 0: collapsed to one pattern), and writes an 8x8 grid per epoch.
 """
@@ -38,13 +42,17 @@ def main():
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch_size", type=int, default=512)
+    p.add_argument("--hidden_size", type=int, default=128, help="units per hidden layer [128, as the original]")
     p.add_argument("--out", default="torch_vanilla")
     a = p.parse_args()
+    if a.hidden_size < 1:
+        p.error(f"--hidden_size={a.hidden_size}: must be at least 1")
     torch.manual_seed(a.seed)
     x, _ = data.load_split(a.data_dir, "mnist", "train")  # uint8 (60000, 28, 28, 1)
     x = torch.from_numpy(x.reshape(len(x), 784).astype(np.float32) / 255.0) * 2 - 1  # ToTensor + Normalize(0.5, 0.5)
-    g = mlp([128, 1024, 1024, 1024, 784], nn.Tanh())
-    d = mlp([784, 1024, 1024, 1024, 1], nn.Sigmoid(), dropout=0.3)
+    h = a.hidden_size
+    g = mlp([128, h, h, h, 784], nn.Tanh())
+    d = mlp([784, h, h, h, 1], nn.Sigmoid(), dropout=0.3)
     g_opt = torch.optim.Adam(g.parameters(), lr=2e-4)
     d_opt = torch.optim.Adam(d.parameters(), lr=2e-4)
     bce = nn.BCELoss()
