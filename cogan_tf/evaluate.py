@@ -125,6 +125,34 @@ def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
     return max(fd, 0.0)
 
 
+def psd_sqrt(m) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix (negative rounding
+    noise in its eigenvalues clipped to 0)."""
+    w, v = np.linalg.eigh(np.asarray(m, np.float64))
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance_few(features, mu2, sigma2, sigma2_root=None) -> float:
+    """The Fréchet distance of a small feature set (N <= D) to a Gaussian (mu2, sigma2), the same number
+    as ``frechet_distance_from_stats(*feature_stats(features), mu2, sigma2)`` without a D x D matrix
+    root: with X the centred features, S1 = X'X / (N - 1), and Tr((S1 S2)^(1/2)) is the sum of the
+    square roots of the eigenvalues of Y Y' / (N - 1), Y = X S2^(1/2), an N x N matrix. For a 64-cell
+    grid against 256 features: 0.5 ms instead of 2.3 s (measured here under load). ``sigma2_root``:
+    S2^(1/2), if already known."""
+    f = np.asarray(features, np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"frechet_distance_few: need at least 2 feature vectors (N, D), got {f.shape}")
+    n = len(f)
+    mu1 = f.mean(axis=0)
+    x = f - mu1
+    root = psd_sqrt(sigma2) if sigma2_root is None else sigma2_root
+    y = x @ root
+    eig = np.linalg.eigvalsh(y @ y.T / (n - 1))
+    diff = mu1 - np.asarray(mu2, np.float64)
+    fd = float(diff @ diff + np.sum(x * x) / (n - 1) + np.trace(sigma2) - 2.0 * np.sum(np.sqrt(np.clip(eig, 0, None))))
+    return max(fd, 0.0)
+
+
 def frechet_distance(features1, features2) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets."""
     return frechet_distance_from_stats(*feature_stats(features1), *feature_stats(features2))
@@ -270,6 +298,18 @@ class Reference:
     train_images: np.ndarray
     test_stats: Tuple[np.ndarray, np.ndarray]
     test_probs: np.ndarray
+    test_root: Optional[np.ndarray] = None  # the test covariance's square root, made on first use
+
+    def frechet_distance(self, features) -> float:
+        """Fréchet distance of ``features`` to the test set's: through ``frechet_distance_few`` when
+        there are no more samples than feature dimensions (grids), else through the covariances."""
+        f = np.asarray(features, np.float64)
+        if len(f) > f.shape[1]:
+            return frechet_distance_from_stats(*feature_stats(f), *self.test_stats)
+        if self.test_root is None:
+            self.test_root = psd_sqrt(self.test_stats[1])
+        return frechet_distance_few(f, *self.test_stats, sigma2_root=self.test_root)
+
 
 
 def make_reference(clf, data_dir: str, dataset: str) -> Reference:
@@ -286,7 +326,7 @@ def domain_metrics(images: np.ndarray, clf, ref: Reference) -> Tuple[dict, np.nd
     hist = class_histogram(labels)
     return {
         "classifier_score": classifier_score(probs),
-        "frechet_distance": frechet_distance_from_stats(*feature_stats(feats), *ref.test_stats),
+        "frechet_distance": ref.frechet_distance(feats),
         "effective_classes": histogram_entropy_classes(hist),
         "histogram": [float(h) for h in hist],
     }, labels
@@ -301,7 +341,7 @@ def real_metrics(clf, ref: Reference, n: int, seed: int) -> dict:
     hist = class_histogram(ref.test_probs.argmax(axis=1))
     return {
         "classifier_score": classifier_score(ref.test_probs),
-        "frechet_distance": frechet_distance_from_stats(*feature_stats(feats), *ref.test_stats),
+        "frechet_distance": ref.frechet_distance(feats),
         "frechet_distance_n": int(len(idx)),
         "effective_classes": histogram_entropy_classes(hist),
         "histogram": [float(h) for h in hist],

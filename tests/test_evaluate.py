@@ -111,6 +111,24 @@ def test_frechet_distance_with_fewer_samples_than_dimensions_is_finite():
     assert np.isfinite(fd) and fd > 0
 
 
+def test_frechet_distance_few_equals_the_covariance_form():
+    # 64 samples of 96 ReLU features (a rank-deficient covariance, some features dead), as a grid's 64 cells
+    # give in the classifier's 256 features.
+    rng = np.random.default_rng(6)
+    w = rng.normal(size=(40, 96))
+    few = np.maximum(rng.normal(size=(64, 40)) @ w + 2 * rng.normal(size=96), 0)
+    many = np.maximum(rng.normal(size=(1000, 40)) @ w, 0)
+    few[:, :10] = many[:, :10] = 0
+    mu2, s2 = ev.feature_stats(many)
+    expected = ev.frechet_distance(few, many)
+    assert ev.frechet_distance_few(few, mu2, s2) == pytest.approx(expected, rel=1e-6)
+    assert ev.frechet_distance_few(few, mu2, s2, sigma2_root=ev.psd_sqrt(s2)) == pytest.approx(expected, rel=1e-6)
+    # One dimension, two points -1 and 5: sample mean 2, unbiased variance 18, against N(0, 1).
+    assert ev.frechet_distance_few([[-1.0], [5.0]], [0.0], [[1.0]]) == pytest.approx(
+        ev.frechet_distance_from_stats([2.0], [[18.0]], [0.0], [[1.0]]))
+    np.testing.assert_allclose(ev.psd_sqrt(s2) @ ev.psd_sqrt(s2), s2, atol=1e-8 * np.abs(s2).max())
+
+
 def test_batches_have_no_tiny_remainder():
     sizes = [len(b) for b in ev._batches(1001, 500)]
     assert sizes == [334, 334, 333] and sum(sizes) == 1001
