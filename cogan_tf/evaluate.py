@@ -20,7 +20,8 @@ exported to a temporary directory and scored through that same SavedModel path),
 grid PNGs (this port's ``samples/top|bot`` or andrewliao11's published ones).
 
 ``python -m cogan_tf.evaluate --saved_model export/cogan [--out report.json]``;
-``--compare A.json B.json`` prints two reports side by side.
+``--compare A.json B.json`` prints two reports side by side; ``--grid_dirs RUN_SAMPLES REFERENCE_SAMPLES``
+scores two runs' grids step by step (:mod:`cogan_tf.grid_compare`).
 """
 
 from __future__ import annotations
@@ -311,7 +312,6 @@ class Reference:
         return frechet_distance_few(f, *self.test_stats, sigma2_root=self.test_root)
 
 
-
 def make_reference(clf, data_dir: str, dataset: str) -> Reference:
     x_test, y_test = data.load_split(data_dir, dataset, "test")
     x_train, _ = data.load_split(data_dir, dataset, "train")
@@ -355,8 +355,9 @@ def clustering_metrics(y_true, y_pred) -> dict:
     return {k: float(v) for k, v in metrics.clustering_report(y_true, y_pred).items()}
 
 
-def evaluate_samples(samples: Samples, clf, ref: Reference) -> dict:
-    """The full report (a JSON-ready dict) for ``samples``."""
+def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -> dict:
+    """The full report (a JSON-ready dict) for ``samples``; ``real=False`` leaves out the real-data
+    column (a caller scoring many grids computes it once)."""
     n = samples.n
     report = {
         "model": samples.model,
@@ -387,7 +388,8 @@ def evaluate_samples(samples: Samples, clf, ref: Reference) -> dict:
             x = ref.test_images.astype(np.float32) / 255.0
             clusters = samples.encode(x).argmax(axis=1)
             report["clustering"] = {**clustering_metrics(ref.test_labels, clusters), "n": int(len(clusters))}
-    report["real"] = real_metrics(clf, ref, n, samples.seed or 0)
+    if real:
+        report["real"] = real_metrics(clf, ref, n, samples.seed or 0)
     return report
 
 
@@ -589,8 +591,8 @@ def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str]
     return gan
 
 
-def main_argv_fold(argv: Sequence[str], list_flags=("grids", "compare")) -> List[str]:
-    """``--grids A B C D`` -> ``--grids=A,B,C,D`` (and ``--compare``): several paths after one flag,
+def main_argv_fold(argv: Sequence[str], list_flags=("grids", "compare", "grid_dirs")) -> List[str]:
+    """``--grids A B C D`` -> ``--grids=A,B,C,D`` (and ``--compare``, ``--grid_dirs``): several paths after one flag,
     as the issue spells it, for absl's comma-separated list flags."""
     out: List[str] = []
     i = 0
@@ -622,6 +624,12 @@ if __name__ == "__main__":
                       "With --checkpoint_dir holding several runs: which one")
     flags.DEFINE_list("grids", None, "CoGAN grid PNG pairs: --grids TOP.png BOT.png [TOP2.png BOT2.png ...]")
     flags.DEFINE_list("compare", None, "Print two JSON reports side by side: --compare A.json B.json")
+    flags.DEFINE_list("grid_dirs", None, "Score two CoGAN runs' grids step by step: --grid_dirs RUN_SAMPLES "
+                      "REFERENCE_SAMPLES (each holding top/ and bot/; e.g. this port's samples/ and those of a "
+                      "clone of andrewliao11/CoGAN-tensorflow)")
+    flags.DEFINE_string("plot", None, "With --grid_dirs: also plot the scores against the training step to this PNG")
+    flags.DEFINE_integer("steps_per_epoch", None, "With --grid_dirs: the step of train_EE_IIII is "
+                         "EE * steps_per_epoch + IIII + 1 [546, the original's floor(70000 / 128)]")
     flags.DEFINE_string("out", None, "Also write the report as JSON here")
     flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
     flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist "
@@ -635,13 +643,18 @@ if __name__ == "__main__":
 
     def main(argv):
         f = FLAGS
-        sources = [s for s in ("saved_model", "checkpoint_dir", "grids", "compare") if getattr(f, s)]
+        sources = [s for s in ("saved_model", "checkpoint_dir", "grids", "compare", "grid_dirs") if getattr(f, s)]
         if len(sources) > 1:
-            raise UsageError(f"give one of --saved_model, --checkpoint_dir, --grids, --compare (got "
+            raise UsageError(f"give one of --saved_model, --checkpoint_dir, --grids, --compare, --grid_dirs (got "
                              f"{', '.join('--' + s for s in sources)})")
         if not sources and not f.retrain_classifier:
-            raise UsageError("nothing to evaluate: give --saved_model, --checkpoint_dir, --grids or --compare "
-                             "(or --retrain_classifier alone to train the classifier)")
+            raise UsageError("nothing to evaluate: give --saved_model, --checkpoint_dir, --grids, --compare or "
+                             "--grid_dirs (or --retrain_classifier alone to train the classifier)")
+        for only in ("plot", "steps_per_epoch"):
+            if getattr(f, only) is not None and not f.grid_dirs:
+                raise UsageError(f"--{only} goes with --grid_dirs RUN_SAMPLES REFERENCE_SAMPLES")
+        if f.steps_per_epoch is not None and f.steps_per_epoch < 1:
+            raise UsageError(f"--steps_per_epoch={f.steps_per_epoch}: must be at least 1")
         if f.num_samples < 2:
             raise UsageError(f"--num_samples={f.num_samples}: need at least 2")
         if f.dataset is not None and f.dataset not in data.DATASETS:
@@ -653,6 +666,16 @@ if __name__ == "__main__":
                 raise UsageError(f"--compare takes two JSON reports, got {len(f.compare)}")
             a, b = (load_report(p) for p in f.compare)
             print(format_compare(a, b, *f.compare))
+            return 0
+        if f.grid_dirs:
+            from cogan_tf import grid_compare
+
+            if len(f.grid_dirs) != 2:
+                raise UsageError(f"--grid_dirs takes two directories, RUN_SAMPLES REFERENCE_SAMPLES; got "
+                                 f"{len(f.grid_dirs)}")
+            grid_compare.run(*f.grid_dirs, f.data_dir, f.dataset or "mnist", out=f.out, plot=f.plot,
+                             steps_per_epoch=f.steps_per_epoch or grid_compare.STEPS_PER_EPOCH,
+                             retrain=f.retrain_classifier, epochs=f.classifier_epochs)
             return 0
         # The model or grids first: a missing or bad input is refused before the classifier trains.
         dataset = f.dataset or "mnist"
