@@ -76,10 +76,10 @@ def common_names(run_dir: str, reference_dir: str, steps_per_epoch: int = STEPS_
 
 
 def stretch(cells: np.ndarray) -> np.ndarray:
-    """A grid's cells mapped linearly so that its darkest pixel is 0 and its brightest 1, as
-    ``scipy.misc.imsave`` did when the original wrote its grids (a constant grid is left as it is)."""
-    lo, hi = float(cells.min()), float(cells.max())
-    return cells if hi <= lo else ((cells - lo) / (hi - lo)).astype(np.float32)
+    """A grid's cells (float in [0, 1]) as ``scipy.misc.imsave`` would have written them: its darkest pixel
+    0, its brightest 1 (``images.stretch_to_uint8`` over the whole grid, back in [0, 1]); a grid that
+    spans 0..255 already is unchanged."""
+    return (images.stretch_to_uint8(cells) / 255.0).astype(np.float32)
 
 
 def read_pair(directory: str, name: str) -> evaluate.Samples:

@@ -433,11 +433,11 @@ def test_stretch_maps_each_grid_to_full_range():
 
     x = np.linspace(0.2, 0.6, 64 * 28 * 28, dtype=np.float32).reshape(64, 28, 28, 1)
     y = gc.stretch(x)
-    assert y.min() == 0.0 and y.max() == pytest.approx(1.0)
-    np.testing.assert_allclose(y, (x - 0.2) / 0.4, atol=1e-5)  # linear
-    np.testing.assert_allclose(gc.stretch(y), y, atol=1e-6)  # a stretched grid stays as it is
-    flat = np.full((64, 28, 28, 1), 0.3, np.float32)
-    np.testing.assert_array_equal(gc.stretch(flat), flat)
+    assert y.min() == 0.0 and y.max() == 1.0
+    np.testing.assert_allclose(y, (x - 0.2) / 0.4, atol=0.5 / 255 + 1e-6)  # linear, then rounded to bytes
+    np.testing.assert_array_equal(gc.stretch(y), y)  # a stretched grid stays as it is
+    # A constant grid: bytescale takes max - min as 1, so it comes out black, as the original wrote it.
+    np.testing.assert_array_equal(gc.stretch(np.full((64, 28, 28, 1), 0.3, np.float32)), 0.0)
 
 
 @pytest.fixture
@@ -579,8 +579,9 @@ def test_grid_dirs_on_the_published_grids(tmp_path, env):
     assert dirs.names == ["train_00_0099", "train_24_0495"] and len(dirs.reference_names) == 136
     for name in dirs.names:
         for d in ("top", "bot"):
-            cells = dirs.pairs["reference"][name].images[d]
-            assert cells.shape == (64, 28, 28, 1) and cells.min() == 0.0 and cells.max() == 1.0
+            raw = images.read_grid(os.path.join(PUBLISHED, d, f"{name}.png"))  # RGB, read as L
+            assert raw.shape == (64, 28, 28, 1) and raw.min() == 0.0 and raw.max() == 1.0
+            np.testing.assert_array_equal(dirs.pairs["reference"][name].images[d], raw)  # stretching: no change
     report = gc.compare_grid_dirs(dirs, env["clf"], env["ref"])
     assert [g["step"] for g in report["grids"]] == [100, 13600]
     assert len(report["only_in_reference"]) == 134
