@@ -6,8 +6,8 @@ CoGAN-tensorflow (the project does not ship those images). Each directory holds 
 ``bot/X.png``; every name X that both directories hold as a pair is scored like ``--grids``
 (``evaluate.samples_from_grids`` and ``evaluate.evaluate_samples``: pixel and label agreement of the 64
 pairs, classifier score, effective classes and Fréchet distance per domain), and its training step is read
-off the name: ``train_EE_IIII`` is step EE * 546 + IIII + 1, the original's counter (546 = floor(70000 / 128)
-steps per epoch; ``steps_per_epoch`` for other runs).
+off the name: ``train_EE_IIII`` is step EE * 546 + IIII + 1, the steps trained when it was written (546 =
+floor(70000 / 128) steps per epoch; ``steps_per_epoch`` for other runs).
 
 The original wrote its grids with ``scipy.misc.imsave``, which stretches each grid to 0..255 by its own
 minimum and maximum (REFERENCE.md, Q3). Both directories' grids are stretched that way before scoring
@@ -35,8 +35,8 @@ SIDES = ("run", "reference")
 
 
 def grid_step(name: str, steps_per_epoch: int = STEPS_PER_EPOCH) -> Optional[int]:
-    """``train_EE_IIII`` -> EE * steps_per_epoch + IIII + 1 (the original's counter when it wrote that
-    grid); None for a name of another form."""
+    """``train_EE_IIII`` -> EE * steps_per_epoch + IIII + 1, the number of steps trained when that grid
+    was written (the original's counter, which starts at 1, is one more); None for a name of another form."""
     m = _STEP_NAME.match(name)
     return None if m is None else int(m.group(1)) * steps_per_epoch + int(m.group(2)) + 1
 
