@@ -27,16 +27,16 @@ def load_domains(data_dir: str, dataset: str, disjoint: bool, seed: int, log=pri
     Faithful: both hold the same 70,000 digits (train + test), each later shuffled with its own
     permutation. ``disjoint`` (the CoGAN paper): a seeded half of the digits for each domain.
     """
-    x, _ = data.load_images(data_dir, dataset)
-    try:
-        inv = data.load_inverted(data_dir, dataset)
-    except data.DataError:
-        log(f" [*] {data.inverted_path(data_dir, dataset, data.TRAIN_IMAGES)} missing: running invert.py for you")
+    splits = ("train", "test")
+    xs = [data.load_split(data_dir, dataset, s)[0] for s in splits]
+    x = np.concatenate(xs)
+    missing = [p for p in (data.inverted_path(data_dir, dataset, data.SPLIT_FILES[s][0]) for s in splits)
+               if not os.path.exists(p)]
+    if missing:
+        log(f" [*] {missing[0]} missing: running invert.py for you")
         data.write_inverted(data_dir, dataset, log=log)
-        inv = data.load_inverted(data_dir, dataset)
-    if len(inv) != len(x):
-        raise data.DataError(f"{data.inverted_path(data_dir, dataset, data.TRAIN_IMAGES)}: {len(inv)} inverted "
-                             f"images for {len(x)} digits; run `python invert.py --dataset {dataset}` again")
+    # Each file is checked to hold 255 - x of its digits (one comparison), or refused naming it.
+    inv = data.load_inverted(data_dir, dataset, splits, originals=xs)
     if disjoint:
         perm = data.epoch_permutation(len(x), (seed, 0))
         half = len(x) // 2

@@ -41,6 +41,7 @@ CHECKSUMS: Dict[str, Dict[str, Tuple[str, int]]] = {
     },
 }
 DATASETS = tuple(CHECKSUMS)
+IMAGE_SIZE = (28, 28)  # rows, cols of every image of both datasets
 INVERT_DIR = "invert"
 
 _IDX_TYPES = {
@@ -153,6 +154,10 @@ def load_split(data_dir: str, dataset: str, split: str) -> Tuple[np.ndarray, np.
     labels = read_idx(label_path)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(f"{image_path}: expected uint8 images of shape (N, rows, cols), got {images.dtype} {images.shape}")
+    if images.shape[1:] != IMAGE_SIZE:
+        # The byte count alone cannot tell 28x28 from 14x56: the header's rows and cols must say 28x28.
+        raise DataError(f"{image_path}: header says {images.shape[1]}x{images.shape[2]} images, not "
+                        f"{IMAGE_SIZE[0]}x{IMAGE_SIZE[1]}; delete it and run `python download.py {dataset}` again")
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{label_path}: expected {len(images)} labels, got shape {labels.shape}")
     return images[..., None], labels
@@ -218,14 +223,25 @@ def _read_npy_images(path: str) -> np.ndarray:
     return arr
 
 
-def load_inverted(data_dir: str, dataset: str = "mnist", splits: Sequence[str] = ("train", "test")) -> np.ndarray:
-    """The inverted images written by ``invert.py`` for the given splits, concatenated, uint8."""
+def load_inverted(data_dir: str, dataset: str = "mnist", splits: Sequence[str] = ("train", "test"),
+                  originals: Optional[Sequence[np.ndarray]] = None) -> np.ndarray:
+    """The inverted images written by ``invert.py`` for the given splits, concatenated, uint8.
+
+    With ``originals`` (each split's images, as :func:`load_split` returns them), each file must hold
+    exactly ``255 - x`` of its split: an all-zero file, or one rescaled to 0..1, would otherwise train
+    the second domain on black images without a word."""
     parts = []
-    for split in splits:
+    for i, split in enumerate(splits):
         path = inverted_path(data_dir, dataset, SPLIT_FILES[split][0])
         if not os.path.exists(path):
             raise DataError(f"{path}: not found; run `python invert.py --dataset {dataset}` first")
-        parts.append(_read_npy_images(path))
+        part = _read_npy_images(path)
+        if originals is not None and (part.shape != originals[i].shape or not np.array_equal(part, 255 - originals[i])):
+            src = os.path.join(dataset_dir(data_dir, dataset), SPLIT_FILES[split][0])
+            what = (f"{len(part)} images of {part.shape[1:3]} for {len(originals[i])} of {originals[i].shape[1:3]}"
+                    if part.shape != originals[i].shape else "not 255 - x of its digits")
+            raise DataError(f"{path}: {what} ({src}); run `python invert.py --dataset {dataset}` to write it again")
+        parts.append(part)
     return np.concatenate(parts)
 
 

@@ -77,6 +77,34 @@ def test_loader_label_count_mismatch(tmp_path):
         data.load_split(str(tmp_path), "mnist", "train")
 
 
+def test_loader_refuses_a_header_with_other_rows_and_cols(tmp_path):
+    # 14x56 holds as many bytes as 28x28: only the header's rows and cols tell them apart.
+    write_fake_dataset(tmp_path, n_train=10, n_test=5)
+    path = tmp_path / "mnist" / data.TRAIN_IMAGES
+    data.write_idx(str(path), data.read_idx(str(path)).reshape(10, 14, 56))
+    with pytest.raises(data.DataError) as e:
+        data.load_split(str(tmp_path), "mnist", "train")
+    assert str(e.value) == (f"{path}: header says 14x56 images, not 28x28; delete it and run "
+                            "`python download.py mnist` again")
+
+
+@pytest.mark.parametrize("bad", ["all zero", "float64 scaled to 0..1"])
+def test_cogan_refuses_inverted_files_that_are_not_255_minus_x(fake_data_dir, bad):
+    from cogan_tf.cogan import load_domains
+
+    data.write_inverted(fake_data_dir, "mnist", log=lambda s: None)
+    x, _ = data.load_split(fake_data_dir, "mnist", "test")
+    path = data.inverted_path(fake_data_dir, "mnist", data.TEST_IMAGES)
+    np.save(path, np.zeros_like(x) if bad == "all zero" else (255 - x) / 255.0)
+    with pytest.raises(data.DataError) as e:
+        load_domains(fake_data_dir, "mnist", disjoint=False, seed=0, log=lambda s: None)
+    assert str(e.value) == (f"{path}: not 255 - x of its digits ({fake_data_dir}/mnist/{data.TEST_IMAGES}); "
+                            "run `python invert.py --dataset mnist` to write it again")
+    data.write_inverted(fake_data_dir, "mnist", log=lambda s: None)  # what the message says to do
+    x1, x2 = load_domains(fake_data_dir, "mnist", disjoint=False, seed=0, log=lambda s: None)
+    np.testing.assert_array_equal(x2, 255 - x1)
+
+
 def test_invert_values_dtype_shapes_idempotent(fake_data_dir):
     logs = []
     out = data.write_inverted(fake_data_dir, "mnist", log=logs.append)
