@@ -908,8 +908,29 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
     return result
 
 
+def validate(f) -> None:
+    """One-line refusals, before TensorFlow starts (a negative thread count aborts it in C++)."""
+    from cogan_tf.cli import UsageError
+
+    def bad(flag, why):
+        raise UsageError(f"--{flag}={getattr(f, flag)}: {why}")
+
+    for flag, low in (("steps", 1), ("warmup", 0), ("batch_size", 0), ("matmul_n", 1), ("matmul_repeats", 1),
+                      ("intra_op_threads", 0), ("inter_op_threads", 0)):
+        if getattr(f, flag) < low:
+            bad(flag, f"must be {low} or more")
+    unknown = [m for m in f.models if m not in ALL_MODELS]
+    if unknown or not f.models:
+        raise UsageError(f"--models={','.join(f.models)}: choose from {', '.join(ALL_MODELS)}")
+    unknown = [v for v in f.cogan_variants if v not in COGAN_VARIANTS]
+    if unknown:
+        raise UsageError(f"--cogan_variants={','.join(f.cogan_variants)}: {', '.join(unknown)} unknown; choose from "
+                         f"{', '.join(COGAN_VARIANTS)}")
+
+
 def main(argv):
     del argv
+    validate(FLAGS)
     import tensorflow as tf
 
     if FLAGS.intra_op_threads:

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 
 from cogan_tf import bench
 from cogan_tf.config import CoganConfig
@@ -168,3 +169,21 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     assert rows["unfused_bn"]["flops_check"]["tensorflow"]["step"] == tf_port
     # Q2's scalar statistics change no matmul or convolution.
     assert rows["bn_per_feature"]["flops_check"]["tensorflow"]["step"] == tf_port
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--steps", "0"], "error: --steps=0: must be 1 or more"),
+    (["--batch_size=-4"], "error: --batch_size=-4: must be 0 or more"),
+    (["--models", "foo"], "error: --models=foo: choose from cogan, vanilla, clustergan"),
+    (["--matmul_n=-1"], "error: --matmul_n=-1: must be 1 or more"),
+    (["--intra_op_threads=-3"], "error: --intra_op_threads=-3: must be 0 or more"),
+    (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
+     "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
+     "bn_per_feature"),
+])
+def test_bad_flags_refused_in_one_line_before_tensorflow(tmp_path, args, message):
+    r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--out", str(tmp_path / "b.json")] + args,
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == [message]
+    assert not (tmp_path / "b.json").exists()
