@@ -283,6 +283,11 @@ def samples_from_grids(paths: Sequence[str]) -> Samples:
             raise images.GridError(f"{top} holds {len(t)} cells but {bot} holds {len(b)}")
         tops.append(t)
         bots.append(b)
+    n = sum(len(t) for t in tops)
+    if n < 2:
+        # The Frechet distance needs two samples' covariance; a grid of ours or the original's holds 64.
+        raise images.GridError(f"--grids {' '.join(paths)}: {n} pair of 28x28 cells; the report needs at least "
+                               "2 (an 8x8 grid holds 64)")
     source = paths[0] if len(paths) == 2 else f"{len(paths) // 2} grid pairs ({paths[0]} ...)"
     return Samples("cogan", {"top": np.concatenate(tops), "bot": np.concatenate(bots)}, source)
 

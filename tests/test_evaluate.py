@@ -383,6 +383,16 @@ def test_cli_refuses_bad_inputs_in_one_line(tmp_path):
     assert r.returncode == 2 and "nothing to evaluate" in r.stderr
 
 
+def test_cli_refuses_grids_of_single_cells(tmp_path):
+    top, bot = str(tmp_path / "top" / "one.png"), str(tmp_path / "bot" / "one.png")
+    images.save_png(top, np.zeros((28, 28), np.uint8))
+    images.save_png(bot, np.full((28, 28), 255, np.uint8))
+    r = run_cli("--grids", top, bot, "--data_dir", str(tmp_path))
+    assert r.returncode == 2 and error_lines(r) == [
+        f"error: --grids {top} {bot}: 1 pair of 28x28 cells; the report needs at least 2 (an 8x8 grid holds 64)"], r.stderr
+    assert "Traceback" not in r.stderr
+
+
 def test_cli_grids_report_and_compare(tmp_path, env):
     t = templates()[np.arange(64) % 10]
     top = images.save_grid(str(tmp_path / "top" / "g.png"), t)
