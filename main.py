@@ -82,6 +82,9 @@ flags.DEFINE_boolean("corrected", False, "CoGAN: every correction of the network
 FLAGS = flags.FLAGS
 
 
+COGAN_ONLY = ("h0_feeds_h1", "d_h0_filters", "bn_moving_average", "sync_batchnorm", "corrected", "disjoint_domains")
+
+
 def validate(f) -> None:
     """One-line refusals for values the original would have crashed on, or silently misused."""
     def bad(flag, why):
@@ -122,6 +125,12 @@ def validate(f) -> None:
             bad(name, "only for --model cogan")
     if f["mixed_precision_dtype"].present and not f.mixed_precision:
         bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
+    if f.seed is not None and f.seed < 0:
+        bad("seed", "must be 0 or more")
+    if f.model != "cogan":
+        for flag in COGAN_ONLY:
+            if f[flag].present and f[flag].value not in (None, False):
+                bad(flag, f"only for --model cogan, not {f.model}")
 
 
 def build_configs(f):

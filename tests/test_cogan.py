@@ -408,6 +408,10 @@ def test_saved_model_round_trip_in_fresh_process(tmp_path):
      "error: --mixed_precision_dtype=bfloat16: has no effect without --mixed_precision; add --mixed_precision or drop it"),
     (["--mixed_precision", "False", "--mixed_precision_dtype", "float16"],
      "error: --mixed_precision_dtype=float16: has no effect without --mixed_precision; add --mixed_precision or drop it"),
+    (["--seed=-1"], "error: --seed=-1: must be 0 or more"),
+    (["--model", "vanilla", "--corrected"], "error: --corrected=True: only for --model cogan, not vanilla"),
+    (["--model", "clustergan", "--d_h0_filters", "64"], "error: --d_h0_filters=64: only for --model cogan, not clustergan"),
+    (["--model", "vanilla", "--h0_feeds_h1", "True"], "error: --h0_feeds_h1=True: only for --model cogan, not vanilla"),
 ])
 def test_bad_flags_one_line_before_tensorflow(tmp_path, args, message):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + args, capture_output=True, text=True,
