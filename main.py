@@ -172,6 +172,9 @@ def inherited(f):
 def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
+    # Every output directory is created and written once before TensorFlow starts (and trains for
+    # hours before writing the export).
+    config_lib.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
     from cogan_tf import runner  # TensorFlow starts here, after the flags are known to be good
 
     runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, report=FLAGS.report, inherit=inherited(FLAGS))

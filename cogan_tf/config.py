@@ -135,6 +135,40 @@ def model_config_to_dict(cfg: ModelConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def checkpoint_subdir(model: str, dataset: str, batch_size: int, output_size: int = 28) -> str:
+    """The run's directory under --checkpoint_dir: the original's ``mnist_128_28`` for the CoGAN,
+    ``<model>_mnist_512_28`` for the others."""
+    if model == "cogan":
+        return f"{dataset}_{batch_size}_{output_size}"
+    return f"{model}_{dataset}_{batch_size}_{output_size}"
+
+
+def run_checkpoint_dir(model_cfg: ModelConfig, train_cfg: "TrainConfig") -> str:
+    return os.path.join(train_cfg.checkpoint_dir, checkpoint_subdir(
+        train_cfg.model, train_cfg.dataset, train_cfg.batch_size, getattr(model_cfg, "output_size", 28)))
+
+
+def output_dirs(model_cfg: ModelConfig, train_cfg: "TrainConfig", training: bool = True) -> dict:
+    """Flag -> directory this run writes into: training writes checkpoints, grids, TensorBoard logs and
+    the export; evaluation its grids and the export."""
+    if training:
+        return {"checkpoint_dir": run_checkpoint_dir(model_cfg, train_cfg), "sample_dir": train_cfg.sample_dir,
+                "log_dir": train_cfg.log_dir, "export_dir": train_cfg.export_dir}
+    return {"evaluate_dir": train_cfg.evaluate_dir, "export_dir": train_cfg.export_dir}
+
+
+def check_output_dirs(model_cfg: ModelConfig, train_cfg: "TrainConfig", training: bool = True) -> None:
+    """Create every directory the run writes into and write a probe file there, so that a path under a
+    regular file (or on a read-only disk) is refused in one line before training, not after it."""
+    from cogan_tf.cli import UsageError
+
+    for flag, path in output_dirs(model_cfg, train_cfg, training).items():
+        why = fileio.unwritable_dir(path)
+        if why:
+            raise UsageError(f"--{flag}={getattr(train_cfg, flag)}: cannot write into {path} ({why}); "
+                             "pick another directory")
+
+
 def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
     """Write the model config (and what the data order depends on) as JSON beside a checkpoint."""
     payload = {

@@ -11,7 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import Iterator
+from typing import Iterator, Optional
 
 
 @contextlib.contextmanager
@@ -51,6 +51,24 @@ def atomic_path(path: str, is_dir: bool = False) -> Iterator[str]:
         elif os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def unwritable_dir(path: str) -> Optional[str]:
+    """Why ``path`` cannot be used as an output directory, or None: it is created if missing and a
+    probe file is written into it and removed."""
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        existing = path
+        while existing and not os.path.exists(existing):
+            existing = os.path.dirname(existing)
+        if existing and not os.path.isdir(existing):
+            return f"{existing} is a file"
+        return e.strerror or str(e)
+    return None
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

@@ -26,9 +26,7 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
         cls = ClusterGAN
     else:
         raise ValueError(f"unknown model {train_cfg.model!r}")
-    probe = cls.__new__(cls)
-    probe.name, probe.cfg, probe.model_cfg = cls.name, train_cfg, model_cfg
-    ckpt_dir = os.path.join(train_cfg.checkpoint_dir, train.GAN.checkpoint_subdir(probe))
+    ckpt_dir = config_lib.run_checkpoint_dir(model_cfg, train_cfg)
     train_cfg = train.resolve_seed(train_cfg, ckpt_dir)
     model_cfg = train.resolve_model_config(model_cfg, ckpt_dir, inherit)
     if strategy is None and train_cfg.strategy != "default":
@@ -41,6 +39,7 @@ def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log
     """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate;
     with ``report`` too, print and write (``<evaluate_dir>/<model>_report.json``) the sample-quality
     report of ``python -m cogan_tf.evaluate`` for the restored model. ``inherit``: see ``make_gan``."""
+    config_lib.check_output_dirs(model_cfg, train_cfg, training=is_train)
     gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy, inherit=inherit)
     for k in inherit:
         if getattr(gan.model_cfg, k) != getattr(model_cfg, k):

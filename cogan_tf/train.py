@@ -87,10 +87,8 @@ class GAN:
     # --- shared helpers ----------------------------------------------------------------------------
     def checkpoint_subdir(self) -> str:
         cfg = self.cfg
-        size = getattr(self.model_cfg, "output_size", 28)
-        if self.name == "cogan":
-            return f"{cfg.dataset}_{cfg.batch_size}_{size}"  # the original's name: mnist_128_28
-        return f"{self.name}_{cfg.dataset}_{cfg.batch_size}_{size}"
+        return config_lib.checkpoint_subdir(self.name, cfg.dataset, cfg.batch_size,
+                                            getattr(self.model_cfg, "output_size", 28))
 
     def make_optimizer(self, learning_rate: float, beta1: float, beta2: float, **kwargs):
         """Adam with TF1's epsilon 1e-8 (Keras's default is 1e-7); under ``mixed_float16`` behind a
@@ -279,6 +277,7 @@ def _prepare(gan: GAN, cfg: config_lib.TrainConfig, log=print, training: bool = 
 def fit(gan: GAN, log=print) -> Loop:
     """Train ``gan`` as configured, resuming from the latest checkpoint in its directory."""
     cfg = gan.cfg
+    config_lib.check_output_dirs(gan.model_cfg, cfg, training=True)
     loop, ckpt, manager = _prepare(gan, cfg, log)
     loop.arrays = arrays = gan.training_arrays()
     n = min(len(a) for a in arrays)
@@ -299,7 +298,6 @@ def fit(gan: GAN, log=print) -> Loop:
         log(" [!] Load failed... (no checkpoint yet, training from scratch)")
     config_lib.save_run_config(os.path.join(loop.ckpt_dir, "config.json"), gan.name, gan.model_cfg, cfg)
 
-    os.makedirs(cfg.log_dir, exist_ok=True)
     loop.writer = tf.summary.create_file_writer(cfg.log_dir)
     step_fn = tf.function(gan.train_step, jit_compile=cfg.jit_compile)
     start = time.time()
@@ -354,6 +352,7 @@ def restore(gan: GAN, log=print) -> Loop:
 
 def evaluate(gan: GAN, log=print) -> Loop:
     """``--is_train False``: restore, write the model's evaluation outputs, export the SavedModel."""
+    config_lib.check_output_dirs(gan.model_cfg, gan.cfg, training=False)
     loop = restore(gan, log)
     gan.evaluate(loop)
     path = gan.export(gan.cfg.export_dir)
