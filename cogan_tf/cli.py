@@ -22,6 +22,15 @@ class UsageError(ValueError):
     """A flag value the program refuses; the message names the flag and what to do."""
 
 
+class RunStopped(RuntimeError):
+    """A run that stopped before its end (a signal, a non-finite loss, a failed checkpoint write); the
+    message says what was kept. ``status`` is the exit status (128 + the signal's number for a signal)."""
+
+    def __init__(self, message: str, status: int = 1):
+        super().__init__(message)
+        self.status = status
+
+
 def fold_bool_args(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
     """Turn ``--name True`` into ``--name=True`` for boolean flags (the original's spelling)."""
     out: List[str] = []
@@ -40,7 +49,9 @@ def fold_bool_args(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
 
 
 def run(main: Callable[[List[str]], int], known_errors=()) -> None:
-    """absl's app.run with original-style booleans; a known error becomes one line on stderr, exit 2."""
+    """absl's app.run with original-style booleans; a known error becomes one line on stderr, exit 2;
+    a stopped run (:class:`RunStopped`) one line with its own status; Ctrl-C outside a training loop
+    one line, exit 130."""
     from cogan_tf.data import DataError
     from cogan_tf.images import GridError
 
@@ -58,5 +69,11 @@ def run(main: Callable[[List[str]], int], known_errors=()) -> None:
         except errors as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
+        except RunStopped as e:
+            print(f"error: {e}", file=sys.stderr)
+            return e.status
+        except KeyboardInterrupt:
+            print("error: interrupted (Ctrl-C)", file=sys.stderr)
+            return 130
 
     app.run(wrapped, argv=fold_bool_args(sys.argv))

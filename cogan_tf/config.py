@@ -135,6 +135,11 @@ def model_config_to_dict(cfg: ModelConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+# The optimizer hyperparameters config.json records. A resumed run applies the values it is given
+# (train.apply_optimizer_hyperparameters), one log line for each that changed.
+OPTIMIZER_FIELDS = ("learning_rate", "beta1", "beta2")
+
+
 def checkpoint_subdir(model: str, dataset: str, batch_size: int, output_size: int = 28) -> str:
     """The run's directory under --checkpoint_dir: the original's ``mnist_128_28`` for the CoGAN,
     ``<model>_mnist_512_28`` for the others."""
@@ -146,6 +151,28 @@ def checkpoint_subdir(model: str, dataset: str, batch_size: int, output_size: in
 def run_checkpoint_dir(model_cfg: ModelConfig, train_cfg: "TrainConfig") -> str:
     return os.path.join(train_cfg.checkpoint_dir, checkpoint_subdir(
         train_cfg.model, train_cfg.dataset, train_cfg.batch_size, getattr(model_cfg, "output_size", 28)))
+
+
+def other_runs(model_cfg: ModelConfig, train_cfg: "TrainConfig") -> list:
+    """``(directory, batch_size)`` of the other runs of the same model and dataset under
+    --checkpoint_dir (another --batch_size gives another directory), for a one-line hint."""
+    mine = run_checkpoint_dir(model_cfg, train_cfg)
+    root = train_cfg.checkpoint_dir
+    out = []
+    if not os.path.isdir(root):
+        return out
+    for name in sorted(os.listdir(root)):
+        d = os.path.join(root, name)
+        try:
+            saved = load_run_config(os.path.join(d, "config.json"))
+        except (OSError, ValueError):
+            continue
+        if (os.path.abspath(d) != os.path.abspath(mine) and isinstance(saved, dict)
+                and saved.get("model") == train_cfg.model and saved.get("dataset") == train_cfg.dataset
+                and os.path.abspath(run_checkpoint_dir(model_cfg, dataclasses.replace(
+                    train_cfg, batch_size=saved.get("batch_size")))) == os.path.abspath(d)):
+            out.append((d, saved.get("batch_size")))
+    return out
 
 
 def output_dirs(model_cfg: ModelConfig, train_cfg: "TrainConfig", training: bool = True) -> dict:
@@ -170,7 +197,8 @@ def check_output_dirs(model_cfg: ModelConfig, train_cfg: "TrainConfig", training
 
 
 def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
-    """Write the model config (and what the data order depends on) as JSON beside a checkpoint."""
+    """Write the model config (and what the data order depends on, and the optimizer's
+    hyperparameters) as JSON beside a checkpoint."""
     payload = {
         "model": model,
         "model_config": dataclasses.asdict(model_cfg),
@@ -181,15 +209,25 @@ def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: Tr
         "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
         "mixed_precision": train_cfg.mixed_precision,
         "grid_scaling": train_cfg.grid_scaling,
+        **{k: getattr(train_cfg, k) for k in OPTIMIZER_FIELDS},
     }
     fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 
 
 def load_run_config(path: str) -> Optional[dict]:
+    """The config.json at ``path`` (None if there is none); a damaged one is a one-line DataError."""
     if not os.path.exists(path):
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            saved = json.load(f)
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        saved = e
+    if not isinstance(saved, dict):
+        from cogan_tf.data import DataError
+        raise DataError(f"{path}: not a run's config.json ({saved}); put the right one back, or delete it "
+                        "(the next training run writes it again)")
+    return saved
 
 
 def complete_model_config_dict(model: str, d: dict) -> dict:

@@ -12,16 +12,20 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
+import shutil
+import signal
+import threading
 import time
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
 import keras
 
 from cogan_tf import config as config_lib
-from cogan_tf import data, precision
-from cogan_tf.cli import UsageError
+from cogan_tf import data, fileio, precision
+from cogan_tf.cli import RunStopped, UsageError
 
 
 class GAN:
@@ -198,7 +202,7 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
     precision is fine: the weights are float32 either way."""
     path = os.path.join(loop.ckpt_dir, "config.json")
     saved = config_lib.load_run_config(path)
-    if saved is None or tf.train.latest_checkpoint(loop.ckpt_dir) is None:
+    if saved is None or not checkpoint_numbers(loop.ckpt_dir, gan.checkpoint_prefix):
         return
     mine = {
         "model": gan.name,
@@ -232,6 +236,219 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
             f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
 
 
+# --- checkpoints on disk: find, restore with fallback, save without debris -------------------------------
+
+def checkpoint_numbers(ckpt_dir: str, prefix: str) -> List[int]:
+    """The N of every ``<prefix>-N`` checkpoint with a file (index or data) in ``ckpt_dir``, newest
+    (largest) first. What is on disk, not what the ``checkpoint`` state file says."""
+    if not os.path.isdir(ckpt_dir):
+        return []
+    pattern = re.compile(re.escape(prefix) + r"-(\d+)\.(?:index|data-\d+-of-\d+)")
+    found = {int(m.group(1)) for m in map(pattern.fullmatch, os.listdir(ckpt_dir)) if m}
+    return sorted(found, reverse=True)
+
+
+# One line of the text-format CheckpointState proto TensorFlow writes: `key: "string"` or `key: number`.
+_STATE_LINE = re.compile(r'\s*\w+:\s*(?:"(?:[^"\\]|\\.)*"|[-+0-9.eE]+)\s*')
+
+
+def recorded_checkpoint(ckpt_dir: str) -> Tuple[Optional[str], str]:
+    """The checkpoint (file name) the ``checkpoint`` state file names, and if it names none, why.
+    Read here rather than by TensorFlow, which ignores an unreadable file with a multi-line warning."""
+    path = os.path.join(ckpt_dir, "checkpoint")
+    if not os.path.exists(path):
+        return None, "is missing"
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+    except (OSError, UnicodeDecodeError):
+        return None, "is unreadable"
+    m = re.fullmatch(r'\s*model_checkpoint_path:\s*"([^"]*)"\s*', lines[0]) if lines else None
+    if m is None or not all(_STATE_LINE.fullmatch(line) for line in lines):
+        return None, "is unreadable"
+    return os.path.basename(m.group(1)), ""
+
+
+def _write_checkpoint_state(ckpt_dir: str, name: str) -> None:
+    """A ``checkpoint`` state file naming ``name`` (what CheckpointManager reads), written atomically.
+    No timestamps: the manager then never deletes the checkpoints found on disk."""
+    fileio.atomic_write_text(os.path.join(ckpt_dir, "checkpoint"),
+                             f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
+
+
+def _why(e: BaseException) -> str:
+    """The first line of an exception, without TensorFlow's ``{{function_node ...}}`` prefix."""
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e)).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
+
+
+def remove_save_debris(ckpt_dir: str, prefix: str, keep: Optional[set] = None) -> None:
+    """Remove what an interrupted or failed checkpoint write leaves: ``<prefix>-N_temp`` directories,
+    ``*.tempstate*`` files and ``checkpoint.tmp*`` state files; with ``keep`` (the directory's entries
+    before a failed save) also every entry the save created."""
+    if not os.path.isdir(ckpt_dir):
+        return
+    temp = re.compile(re.escape(prefix) + r"-\d+_temp|.*\.tempstate\d*|checkpoint\.tmp[0-9a-f]*")
+    for name in os.listdir(ckpt_dir):
+        if temp.fullmatch(name) or (keep is not None and name not in keep):
+            path = os.path.join(ckpt_dir, name)
+            if os.path.isdir(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                try:
+                    os.remove(path)
+                except OSError:
+                    pass
+
+
+def restore_newest(loop: Loop, gan: GAN, log=print, training: bool = True) -> Optional[str]:
+    """Restore the newest ``<prefix>-N`` in the run's directory whose files restore; returns its path,
+    or None when there is no checkpoint file at all.
+
+    A damaged newest checkpoint (truncated data, missing index) or a lost or unreadable ``checkpoint``
+    state file falls back to the newest one that restores, with one line saying so; with ``training``
+    the state file is then rewritten to name it. Checkpoint files none of which restores are refused
+    in one line naming the directory: a run never trains over them. Evaluation (not ``training``)
+    restores the models without the optimizers and writes nothing."""
+    ckpt_dir, prefix = loop.ckpt_dir, gan.checkpoint_prefix
+    numbers = checkpoint_numbers(ckpt_dir, prefix)
+    if not numbers:
+        return None
+    recorded, problem = recorded_checkpoint(ckpt_dir)
+    failed = []
+    for n in numbers:
+        name = f"{prefix}-{n}"
+        try:
+            # Without the optimizers: evaluation does not use them, and a float16 run's (LossScaleOptimizer
+            # around Adam) do not restore into another precision's plain Adam; the weights are float32.
+            status = _checkpoint(loop, gan, optimizers=training).restore(os.path.join(ckpt_dir, name))
+            status.assert_existing_objects_matched()
+            if not training:
+                status.expect_partial()
+        except Exception as e:  # noqa: BLE001 - damaged files fail in TensorFlow's C++ and Python alike
+            # Every object is restored again from the older checkpoint, so values a failed attempt
+            # assigned before it failed do not survive.
+            failed.append((name, _why(e)))
+            continue
+        path = os.path.join(ckpt_dir, name)
+        if failed:
+            names = ", ".join(f for f, _ in failed)
+            log(f" [!] {names} {'does' if len(failed) == 1 else 'do'} not restore ({failed[0][1]}): "
+                f"falling back to {name}, the newest checkpoint that does")
+        elif recorded != name:
+            why = problem or (f"names {recorded}, which is not on disk" if recorded not in
+                              [f"{prefix}-{m}" for m in numbers] else f"names the older {recorded}")
+            log(f" [!] {os.path.join(ckpt_dir, 'checkpoint')} {why}: restored {name}, the newest checkpoint on disk")
+        if training and recorded != name:
+            _write_checkpoint_state(ckpt_dir, name)
+        log(f" [*] Load SUCCESS: {path} (step {int(loop.step.numpy())})")
+        return path
+    raise UsageError(
+        f"{ckpt_dir}: {len(numbers)} checkpoint{'s' if len(numbers) > 1 else ''} ({prefix}-{numbers[0]}"
+        f"{f' ... -{numbers[-1]}' if len(numbers) > 1 else ''}) but none restores ({failed[0][1]}): "
+        "move them away to start afresh, or pass another --checkpoint_dir")
+
+
+def nonfinite_variables(gan: GAN) -> List[str]:
+    """Names of the models' and optimizers' float variables holding a NaN or an infinity (checked
+    before every checkpoint write and export, not every step)."""
+    bad = []
+    for obj in gan.trackables().values():
+        if not isinstance(obj, (keras.layers.Layer, keras.optimizers.Optimizer)):
+            continue
+        for v in obj.variables:
+            if tf.as_dtype(v.dtype).is_floating and not bool(tf.reduce_all(tf.math.is_finite(v.value))):
+                bad.append(v.path if hasattr(v, "path") else v.name)
+    return bad
+
+
+class _Saver:
+    """Checkpoint writes of one run: never a non-finite checkpoint, never debris from a failed write."""
+
+    def __init__(self, loop: Loop, gan: GAN, restored: Optional[str]):
+        self.loop, self.gan = loop, gan
+        self.manager = tf.train.CheckpointManager(_checkpoint(loop, gan), loop.ckpt_dir, max_to_keep=5,
+                                                  checkpoint_name=gan.checkpoint_prefix)
+        self.last = restored  # the newest good checkpoint of this run
+
+    def counter_of_last(self) -> Optional[int]:
+        return None if self.last is None else int(self.last.rsplit("-", 1)[1])
+
+    def kept(self) -> str:
+        return (f"the newest checkpoint, {self.last}, is the last good one" if self.last
+                else f"no checkpoint was written to {self.loop.ckpt_dir}")
+
+    def save(self, counter: int, step: int) -> str:
+        bad = nonfinite_variables(self.gan)
+        if bad:
+            raise RunStopped(f"step {step}: non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
+                             f"stopped without saving: {self.kept()}; lower --learning_rate")
+        ckpt_dir = self.loop.ckpt_dir
+        before = set(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else set()
+        try:
+            self.last = self.manager.save(checkpoint_number=counter)
+        except (tf.errors.OpError, OSError) as e:
+            remove_save_debris(ckpt_dir, self.gan.checkpoint_prefix, keep=before)
+            raise RunStopped(f"could not write the checkpoint {os.path.join(ckpt_dir, self.gan.checkpoint_prefix)}-"
+                             f"{counter} ({_why(e)}); nothing half-written is left and {self.kept()}: free space "
+                             "(or fix the directory) and run the same command to resume") from None
+        return self.last
+
+
+class StopSignals:
+    """SIGINT (Ctrl-C) and SIGTERM while training: the first one is remembered, and the loop stops at
+    the end of the step with a checkpoint. The handlers go back to the system's default at once, so a
+    second signal ends the process immediately (without that checkpoint). Outside the main thread,
+    where Python cannot install handlers, nothing changes."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum: Optional[int] = None
+        self._previous: Dict[int, object] = {}
+
+    def __enter__(self) -> "StopSignals":
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.signum is None:
+            self.signum = signum
+        for s in self._previous:
+            signal.signal(s, signal.SIG_DFL)
+
+    def __exit__(self, *exc) -> None:
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+        self._previous = {}
+
+    def stopped(self, step: int, saved: str, what: str = "") -> RunStopped:
+        name = signal.Signals(self.signum).name
+        return RunStopped(f"stopped by {name} after step {step}: saved {saved}{what}; run the same command to "
+                          "resume", status=128 + self.signum)
+
+
+def apply_optimizer_hyperparameters(gan: GAN, saved: Optional[dict], log=print) -> None:
+    """A resumed run trains with the hyperparameters it is given: the learning rate, which the
+    checkpoint restored into the optimizers, is set back to the configured one (Adam's betas are not
+    checkpointed, so they were already the configured ones). One line for each value that changed
+    since the run that wrote the checkpoint (its config.json; the restored learning rate if that
+    predates the record)."""
+    opts = [o for o in gan.trackables().values() if isinstance(o, keras.optimizers.Optimizer)]
+    saved = saved or {}
+    for key in config_lib.OPTIMIZER_FIELDS:
+        new = getattr(gan.cfg, key)
+        if key == "learning_rate":
+            old = saved.get(key, float(opts[0].learning_rate.numpy()) if opts else new)
+            for opt in opts:
+                opt.learning_rate.assign(new)
+        else:
+            old = saved.get(key, new)
+        if not math.isclose(old, new, rel_tol=1e-6):
+            log(f" [*] {key} {old:.6g} -> {new:.6g} (resuming with the value given)")
+
+
 def resolve_seed(train_cfg: config_lib.TrainConfig, ckpt_dir: str) -> config_lib.TrainConfig:
     """No --seed: reuse the checkpoint's seed when resuming (the data order depends on it), else 0."""
     if train_cfg.seed is not None:
@@ -260,7 +477,14 @@ def build_gan(gan: GAN) -> None:
         gan.build()
 
 
+def _other_runs_hint(gan: GAN) -> str:
+    others = config_lib.other_runs(gan.model_cfg, gan.cfg)
+    return "; ".join(f"{d} holds a {gan.name} run with batch_size {b}: pass --batch_size {b} for it"
+                     for d, b in others)
+
+
 def _prepare(gan: GAN, cfg: config_lib.TrainConfig, log=print, training: bool = True):
+    """Build ``gan`` and restore its newest intact checkpoint: (loop, its path or None)."""
     keras.utils.set_random_seed(gan.seed)  # initial weights
     loop = Loop(gan, cfg, log)
     check_run_config(gan, loop, training=training)
@@ -268,17 +492,22 @@ def _prepare(gan: GAN, cfg: config_lib.TrainConfig, log=print, training: bool = 
     if getattr(cfg, "mixed_precision", None):
         log(f" [*] mixed precision: {cfg.mixed_precision} (float32 variables"
             + (", dynamic loss scaling)" if cfg.mixed_precision == "mixed_float16" else ")"))
-    ckpt = _checkpoint(loop, gan)
-    manager = tf.train.CheckpointManager(ckpt, loop.ckpt_dir, max_to_keep=5,
-                                         checkpoint_name=gan.checkpoint_prefix)
-    return loop, ckpt, manager
+    if training:
+        remove_save_debris(loop.ckpt_dir, gan.checkpoint_prefix)  # of a write killed midway
+    return loop, restore_newest(loop, gan, log, training=training)
 
 
 def fit(gan: GAN, log=print) -> Loop:
-    """Train ``gan`` as configured, resuming from the latest checkpoint in its directory."""
+    """Train ``gan`` as configured, resuming from the newest intact checkpoint in its directory.
+
+    Stops with a one-line :class:`RunStopped` error on a non-finite loss (nothing saved: the newest
+    checkpoint stays the last good one), on SIGINT/SIGTERM (after a checkpoint of the current step),
+    and when a checkpoint cannot be written (no half-written files left)."""
     cfg = gan.cfg
     config_lib.check_output_dirs(gan.model_cfg, cfg, training=True)
-    loop, ckpt, manager = _prepare(gan, cfg, log)
+    config_path = os.path.join(config_lib.run_checkpoint_dir(gan.model_cfg, cfg), "config.json")
+    saved_config = config_lib.load_run_config(config_path)
+    loop, restored = _prepare(gan, cfg, log)
     loop.arrays = arrays = gan.training_arrays()
     n = min(len(a) for a in arrays)
     if not math.isinf(cfg.train_size):
@@ -291,62 +520,78 @@ def fit(gan: GAN, log=print) -> Loop:
     if cfg.max_steps is not None:
         total = min(total, cfg.max_steps)
 
-    if manager.latest_checkpoint:
-        ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log(f" [*] Load SUCCESS: {manager.latest_checkpoint} (step {int(loop.step.numpy())})")
+    if restored:
+        apply_optimizer_hyperparameters(gan, saved_config, log)
     else:
         log(" [!] Load failed... (no checkpoint yet, training from scratch)")
-    config_lib.save_run_config(os.path.join(loop.ckpt_dir, "config.json"), gan.name, gan.model_cfg, cfg)
+        hint = _other_runs_hint(gan)
+        if hint:
+            log(f" [!] new run in {loop.ckpt_dir}, whose export will replace "
+                f"{os.path.join(cfg.export_dir, gan.name)}; {hint}")
+    config_lib.save_run_config(config_path, gan.name, gan.model_cfg, cfg)
+    saver = _Saver(loop, gan, restored)
 
     loop.writer = tf.summary.create_file_writer(cfg.log_dir)
     step_fn = tf.function(gan.train_step, jit_compile=cfg.jit_compile)
     start = time.time()
     step = int(loop.step.numpy())
     epoch_losses: Dict[str, List[float]] = {}
-    while step < total:
-        epoch, first_idx = divmod(step, spe)
-        ds = data.make_dataset(arrays, cfg.batch_size, seeds=gan.shuffle_seeds(),
-                               epoch=epoch if gan.reshuffle_each_epoch else None, start_batch=first_idx)
-        if gan.strategy.num_replicas_in_sync > 1:
-            ds = gan.strategy.experimental_distribute_dataset(ds)  # the global batch split across replicas
-        for idx, batch in enumerate(ds, start=first_idx):
-            losses = {k: float(v) for k, v in step_fn(*batch).items()}
-            step += 1
-            loop.step.assign(step)
-            counter = step + 1
-            for k, v in losses.items():
-                epoch_losses.setdefault(k, []).append(v)
-            if cfg.log_every and (step % cfg.log_every == 0 or step == total):
-                log(gan.log_line(epoch, idx, spe, time.time() - start, losses))
-            loop.scalar_summaries(losses, step)
-            if cfg.sample_every and counter % cfg.sample_every == 1:
-                gan.sample(loop, epoch, idx)
-            if cfg.save_every and counter % cfg.save_every == 2:
-                manager.save(checkpoint_number=counter)
-            if step >= total:
-                break
-        if idx == spe - 1:
-            gan.end_of_epoch(loop, epoch, {k: float(np.mean(v)) for k, v in epoch_losses.items()})
-            epoch_losses = {}
-    gan.end_of_training(loop)
-    if manager.latest_checkpoint != os.path.join(loop.ckpt_dir, f"{gan.checkpoint_prefix}-{step + 1}"):
-        manager.save(checkpoint_number=step + 1)
-    loop.writer.flush()
+    with StopSignals() as stop:
+        while step < total:
+            epoch, first_idx = divmod(step, spe)
+            ds = data.make_dataset(arrays, cfg.batch_size, seeds=gan.shuffle_seeds(),
+                                   epoch=epoch if gan.reshuffle_each_epoch else None, start_batch=first_idx)
+            if gan.strategy.num_replicas_in_sync > 1:
+                ds = gan.strategy.experimental_distribute_dataset(ds)  # the global batch split across replicas
+            for idx, batch in enumerate(ds, start=first_idx):
+                losses = {k: float(v) for k, v in step_fn(*batch).items()}
+                step += 1
+                # The losses are fetched every step anyway: checking them costs nothing. A NaN step is
+                # neither logged nor saved, so the newest checkpoint stays the last good one.
+                bad = [f"{k} {v}" for k, v in losses.items() if not math.isfinite(v)]
+                if bad:
+                    raise RunStopped(f"step {step}: non-finite loss ({', '.join(bad)}); stopped without saving: "
+                                     f"{saver.kept()}; lower --learning_rate")
+                loop.step.assign(step)
+                counter = step + 1
+                for k, v in losses.items():
+                    epoch_losses.setdefault(k, []).append(v)
+                if cfg.log_every and (step % cfg.log_every == 0 or step == total):
+                    log(gan.log_line(epoch, idx, spe, time.time() - start, losses))
+                loop.scalar_summaries(losses, step)
+                if cfg.sample_every and counter % cfg.sample_every == 1:
+                    gan.sample(loop, epoch, idx)
+                if cfg.save_every and counter % cfg.save_every == 2:
+                    saver.save(counter, step)
+                if stop.signum is not None:
+                    if saver.counter_of_last() != counter:
+                        saver.save(counter, step)
+                    loop.writer.flush()
+                    raise stop.stopped(step, saver.last)
+                if step >= total:
+                    break
+            if idx == spe - 1:
+                gan.end_of_epoch(loop, epoch, {k: float(np.mean(v)) for k, v in epoch_losses.items()})
+                epoch_losses = {}
+        gan.end_of_training(loop)
+        if saver.counter_of_last() != step + 1:
+            saver.save(step + 1, step)
+        loop.writer.flush()
+        if stop.signum is not None:  # during the last epoch's or the training's end work
+            raise stop.stopped(step, saver.last, " (not exported)")
     path = gan.export(cfg.export_dir)
     log(f" [*] Exported SavedModel to {path}")
     return loop
 
 
 def restore(gan: GAN, log=print) -> Loop:
-    """Build ``gan`` and restore its latest checkpoint; a clear error when there is none."""
-    loop, ckpt, manager = _prepare(gan, gan.cfg, log, training=False)
-    if not manager.latest_checkpoint:
-        raise UsageError(f"no checkpoint in {loop.ckpt_dir}: train first with `python main.py --is_train True"
-                         f" --model {gan.name}` (or point --checkpoint_dir at one)")
-    # Not the optimizers: evaluation does not use them, and a float16 run's (LossScaleOptimizer around
-    # Adam) do not restore into another precision's plain Adam; the weights are float32 in every run.
-    _checkpoint(loop, gan, optimizers=False).restore(manager.latest_checkpoint).expect_partial()
-    log(f" [*] Load SUCCESS: {manager.latest_checkpoint} (step {int(loop.step.numpy())})")
+    """Build ``gan`` and restore its newest intact checkpoint; a clear error when there is none."""
+    loop, path = _prepare(gan, gan.cfg, log, training=False)
+    if path is None:
+        hint = _other_runs_hint(gan)
+        raise UsageError(f"no checkpoint in {loop.ckpt_dir}: " + (hint or
+                         f"train first with `python main.py --is_train True --model {gan.name}` "
+                         "(or point --checkpoint_dir at one)"))
     return loop
 
 

@@ -1,12 +1,228 @@
-"""No run lost (issue 11): output directories checked up front."""
+"""No run lost (issue 11): checkpoint fallback, failed writes, non-finite losses, resumed hyperparameters,
+stops by signal, output directories checked up front."""
 
+import json
 import os
+import re
+import resource
+import shutil
+import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
-from tests.conftest import ROOT
+from cogan_tf import config as C
+from cogan_tf import runner, train
+from cogan_tf.cli import RunStopped, UsageError
+from tests.conftest import ROOT, train_config, write_fake_dataset
+
+FAITHFUL = C.CoganConfig()
+
+
+def fake_domains(n=32, seed=0):
+    x = np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    return [x, 255 - x]
+
+
+def cfg(tmp_path, **kw):
+    return train_config(tmp_path, **{**dict(batch_size=8, epoch=100, save_every=0), **kw})
+
+
+def run(tmp_path, max_steps=None, is_train=True, model_cfg=FAITHFUL, **kw):
+    """One in-process run; returns (gan, its log lines)."""
+    logs = []
+    gan = runner.run(model_cfg, cfg(tmp_path, max_steps=max_steps, **kw), is_train=is_train, arrays=fake_domains(),
+                     log=logs.append)
+    return gan, logs
+
+
+def ckpt_dir(tmp_path, batch=8):
+    return tmp_path / "checkpoint" / f"mnist_{batch}_28"
+
+
+def numbers(tmp_path, batch=8):
+    """The N of the CoGAN.model-N.index files on disk, newest first."""
+    names = os.listdir(ckpt_dir(tmp_path, batch))
+    return sorted((int(m.group(1)) for m in map(re.compile(r"CoGAN\.model-(\d+)\.index").fullmatch, names) if m),
+                  reverse=True)
+
+
+def recorded(tmp_path):
+    """The checkpoint the `checkpoint` state file names."""
+    first = (ckpt_dir(tmp_path) / "checkpoint").read_text().splitlines()[0]
+    return re.fullmatch(r'model_checkpoint_path: "(.*)"', first).group(1)
+
+
+def restore(tmp_path, **kw):
+    """Build the GAN and restore its newest intact checkpoint as evaluation does, without writing grids
+    or an export: the log lines."""
+    logs = []
+    train.restore(runner.make_gan(FAITHFUL, cfg(tmp_path, **kw), arrays=fake_domains()), logs.append)
+    return logs
+
+
+@pytest.fixture(scope="module")
+def made(tmp_path_factory):
+    """A run's outputs with CoGAN.model-3 (after step 2) and CoGAN.model-5 (after step 4), the state file
+    naming -5; each test works on its own copy (``two_checkpoints``)."""
+    root = tmp_path_factory.mktemp("made")
+    run(root, max_steps=2)
+    run(root, max_steps=4)
+    assert numbers(root) == [5, 3]
+    return root
+
+
+@pytest.fixture
+def two_checkpoints(made, tmp_path):
+    shutil.copytree(made, tmp_path, dirs_exist_ok=True)
+    return tmp_path
+
+
+# --- 1. a lost or unreadable `checkpoint` state file ----------------------------------------------------
+
+def test_lost_or_unreadable_state_file_falls_back_to_the_newest_checkpoint(two_checkpoints):
+    tmp_path = two_checkpoints
+    path = ckpt_dir(tmp_path) / "checkpoint"
+    path.unlink()
+    assert restore(tmp_path) == [f" [!] {path} is missing: restored CoGAN.model-5, the newest checkpoint on disk",
+                                 f" [*] Load SUCCESS: {ckpt_dir(tmp_path)}/CoGAN.model-5 (step 4)"]
+    assert not path.exists()  # evaluation writes nothing
+    path.write_text("garbage\n")
+    _, logs = run(tmp_path, max_steps=5)
+    assert f" [!] {path} is unreadable: restored CoGAN.model-5, the newest checkpoint on disk" in logs
+    assert any("Load SUCCESS" in line and "(step 4)" in line for line in logs)
+    assert numbers(tmp_path) == [6, 5, 3]  # nothing from scratch wrote over CoGAN.model-3
+    assert recorded(tmp_path) == "CoGAN.model-6"
+
+
+def test_checkpoint_files_none_of_which_restores_are_refused(two_checkpoints):
+    tmp_path = two_checkpoints
+    d = ckpt_dir(tmp_path)
+    for n in (3, 5):
+        with open(d / f"CoGAN.model-{n}.data-00000-of-00001", "r+b") as f:
+            f.truncate(1000)
+    before = sorted(os.listdir(d))
+    for is_train in (True, False):
+        with pytest.raises(UsageError, match=rf"^{d}: 2 checkpoints \(CoGAN.model-5 ... -3\) but none restores "
+                                             r"\(.*\): move them away to start afresh, or pass another "
+                                             r"--checkpoint_dir$"):
+            run(tmp_path, max_steps=6, is_train=is_train)
+    assert sorted(os.listdir(d)) == before  # never trained over them
+
+
+# --- 2. a damaged newest checkpoint ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("damage", ["truncate data", "delete index"])
+def test_damaged_newest_checkpoint_falls_back_in_training_and_evaluation(two_checkpoints, damage):
+    tmp_path = two_checkpoints
+    d = ckpt_dir(tmp_path)
+    if damage == "truncate data":
+        with open(d / "CoGAN.model-5.data-00000-of-00001", "r+b") as f:
+            f.truncate(os.path.getsize(f.name) // 2)
+    else:
+        (d / "CoGAN.model-5.index").unlink()
+    # Evaluation, then training (to step 2, where the older checkpoint is: no step, no new checkpoint).
+    for is_train in (False, True):
+        logs = restore(tmp_path) if not is_train else run(tmp_path, max_steps=2)[1]
+        warning = [line for line in logs if line.startswith(" [!] CoGAN.model-5 does not restore (")]
+        assert len(warning) == 1, logs
+        assert warning[0].endswith("): falling back to CoGAN.model-3, the newest checkpoint that does"), logs
+        assert f" [*] Load SUCCESS: {d}/CoGAN.model-3 (step 2)" in logs
+        # Training (only) rewrites the state file to name the checkpoint it restored.
+        assert recorded(tmp_path) == ("CoGAN.model-3" if is_train else "CoGAN.model-5")
+
+
+def test_failed_checkpoint_write_leaves_no_debris(two_checkpoints):
+    tmp_path = two_checkpoints
+    d = ckpt_dir(tmp_path)
+    (d / "CoGAN.model-9_temp").mkdir()  # what a save killed midway leaves
+    before = sorted(os.listdir(d))
+    # A real write error: files larger than 4 MB fail (EFBIG; Python ignores SIGXFSZ), as on a full disk.
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4 << 20, hard))
+    try:
+        with pytest.raises(RunStopped, match=rf"^could not write the checkpoint {d}/CoGAN.model-6 \(.*\); nothing "
+                                             rf"half-written is left and the newest checkpoint, {d}/CoGAN.model-5, "
+                                             "is the last good one: free space"):
+            run(tmp_path, max_steps=5)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    after = sorted(os.listdir(d))
+    assert not [f for f in after if "_temp" in f or "tempstate" in f or f.startswith("CoGAN.model-6")], after
+    assert set(after) <= set(before)
+    assert recorded(tmp_path) == "CoGAN.model-5"
+    # The next attempt is not blocked.
+    _, logs = run(tmp_path, max_steps=5)
+    assert any("Load SUCCESS" in line and "(step 4)" in line for line in logs)
+    assert numbers(tmp_path) == [6, 5, 3]
+
+
+# --- 3. non-finite training -----------------------------------------------------------------------------
+
+def test_non_finite_loss_stops_without_saving_or_exporting(two_checkpoints):
+    tmp_path = two_checkpoints
+    export = tmp_path / "export" / "cogan" / "saved_model.pb"
+    mtime = os.path.getmtime(export)
+    with pytest.raises(RunStopped, match=r"^step \d+: non-finite (loss|weights) \(.*\); stopped without saving: the "
+                                         rf"newest checkpoint, {ckpt_dir(tmp_path)}/CoGAN.model-5, is the last good "
+                                         r"one; lower --learning_rate$"):
+        run(tmp_path, max_steps=40, learning_rate=1e30)
+    assert numbers(tmp_path) == [5, 3]
+    assert recorded(tmp_path) == "CoGAN.model-5"
+    assert os.path.getmtime(export) == mtime  # no NaN export
+
+
+# --- 4. resumed hyperparameters, another batch size --------------------------------------------------------
+
+def test_resume_applies_new_optimizer_hyperparameters(two_checkpoints):
+    tmp_path = two_checkpoints
+    config_path = ckpt_dir(tmp_path) / "config.json"
+    saved = json.loads(config_path.read_text())
+    assert (saved["learning_rate"], saved["beta1"], saved["beta2"]) == (2e-4, 0.5, 0.999)
+    # Restored at step 4 with max_steps 4: the optimizers as the next step would use them.
+    gan, logs = run(tmp_path, max_steps=4, learning_rate=0.1, beta1=0.9)
+    assert [line for line in logs if "->" in line] == [
+        " [*] learning_rate 0.0002 -> 0.1 (resuming with the value given)",
+        " [*] beta1 0.5 -> 0.9 (resuming with the value given)"]
+    for opt in (gan.g_opt, gan.d_opt):
+        assert float(opt.learning_rate.numpy()) == pytest.approx(0.1)
+        assert opt.beta_1 == 0.9
+    saved = json.loads(config_path.read_text())
+    assert (saved["learning_rate"], saved["beta1"], saved["beta2"]) == (0.1, 0.9, 0.999)
+    # A config.json from before the record: the learning rate the checkpoint restores is the old value.
+    config_path.write_text(json.dumps({k: v for k, v in saved.items() if k not in C.OPTIMIZER_FIELDS}))
+    gan, logs = run(tmp_path, max_steps=4, learning_rate=0.05, beta1=0.9)
+    assert [line for line in logs if "->" in line] == [" [*] learning_rate 0.0002 -> 0.05 (resuming with the value given)"]
+    assert float(gan.g_opt.learning_rate.numpy()) == pytest.approx(0.05)
+
+
+def test_another_batch_size_says_it_starts_a_new_run(two_checkpoints):
+    tmp_path = two_checkpoints
+    _, logs = run(tmp_path, max_steps=0, batch_size=4)
+    hint = (f"{ckpt_dir(tmp_path)} holds a cogan run with batch_size 8: pass --batch_size 8 for it")
+    assert f" [!] new run in {ckpt_dir(tmp_path, 4)}, whose export will replace {tmp_path}/export/cogan; {hint}" in logs
+    with pytest.raises(UsageError) as e:
+        run(tmp_path, is_train=False, batch_size=16)
+    assert str(e.value) == (f"no checkpoint in {ckpt_dir(tmp_path, 16)}: {ckpt_dir(tmp_path, 4)} holds a cogan run "
+                            f"with batch_size 4: pass --batch_size 4 for it; {hint}")
+
+
+# --- 5. stops by signal, output directories ------------------------------------------------------------------
+
+def test_stop_signals_remember_the_first_and_default_the_second():
+    # A real signal to this process: the handler only records it, and puts the default back, so a second
+    # one would end the process at once (not sent here: it would end pytest).
+    previous = signal.getsignal(signal.SIGINT)
+    with train.StopSignals() as stop:
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signum == signal.SIGTERM
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+        err = stop.stopped(7, "ck/CoGAN.model-8")
+    assert signal.getsignal(signal.SIGINT) is previous
+    assert err.status == 128 + signal.SIGTERM
+    assert str(err) == "stopped by SIGTERM after step 7: saved ck/CoGAN.model-8; run the same command to resume"
 
 
 def main_py(tmp_path, *args, **popen):
@@ -14,6 +230,35 @@ def main_py(tmp_path, *args, **popen):
     env.pop("PYTHONPATH", None)  # main.py imports the cogan_tf beside it
     return subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), *args], cwd=str(tmp_path), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_saves_the_current_step_and_exits_in_one_line(tmp_path, signum):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=8)
+    p = main_py(tmp_path, "--batch_size", "16", "--train_size", "32", "--epoch", "1000", "--checkpoint_dir", "ck",
+                "--log_every", "1", "--data_dir", data_dir)
+    for line in p.stdout:
+        if line.startswith("Epoch:"):
+            p.send_signal(signum)
+            break
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 128 + signum, err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and len([x for x in lines if x.startswith("error:")]) == 1
+    m = re.fullmatch(rf"error: stopped by {signal.Signals(signum).name} after step (\d+): saved "
+                     r"ck/mnist_16_28/CoGAN.model-(\d+); run the same command to resume", lines[-1])
+    assert m and int(m.group(2)) == int(m.group(1)) + 1, lines[-1]
+    step = int(m.group(1))
+    state = (tmp_path / "ck" / "mnist_16_28" / "checkpoint").read_text().splitlines()[0]
+    assert state == f'model_checkpoint_path: "CoGAN.model-{step + 1}"'
+    # It resumes: the same command with one more step.
+    p = main_py(tmp_path, "--batch_size", "16", "--train_size", "32", "--epoch", "1000", "--checkpoint_dir", "ck",
+                "--log_every", "1", "--data_dir", data_dir, "--max_steps", str(step + 1))
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert f" [*] Load SUCCESS: ck/mnist_16_28/CoGAN.model-{step + 1} (step {step})" in out.splitlines()
+    assert os.path.isfile(tmp_path / "ck" / "mnist_16_28" / f"CoGAN.model-{step + 2}.index")
 
 
 @pytest.mark.parametrize("flag, is_train", [("checkpoint_dir", "True"), ("sample_dir", "True"), ("log_dir", "True"),
