@@ -82,6 +82,17 @@ flags.DEFINE_boolean("corrected", False, "CoGAN: every correction of the network
 FLAGS = flags.FLAGS
 
 
+# The model-config fields each architecture flag sets (--corrected last: a flag of its own wins), for
+# the line --is_train False gives a flag that disagrees with the checkpoint's config.json.
+FLAG_FIELDS = {
+    "h0_feeds_h1": ("h0_feeds_h1",),
+    "d_h0_filters": ("d_h0_filters",),
+    "bn_moving_average": ("bn_batch_stats_at_inference",),
+    "sync_batchnorm": ("sync_batchnorm",),
+    "corrected": ("h0_feeds_h1", "d_h0_filters", "bn_batch_stats_at_inference"),
+    "zn_sigma": ("zn_sigma",),
+}
+# Flags that mean something only to the CoGAN: refused with the other models.
 COGAN_ONLY = ("h0_feeds_h1", "d_h0_filters", "bn_moving_average", "sync_batchnorm", "corrected", "disjoint_domains")
 
 
@@ -169,6 +180,16 @@ def inherited(f):
     return ("hidden",) if f.model == "vanilla" and f.hidden_size is None else ()
 
 
+def explicit_fields(f) -> dict:
+    """Model-config field -> the flag that set it on the command line (``--d_h0_filters=4``)."""
+    out = {}
+    for flag, fields in FLAG_FIELDS.items():
+        if f[flag].present:
+            for field in fields:
+                out.setdefault(field, f"--{flag}={f[flag].value}")
+    return out
+
+
 def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
@@ -177,7 +198,8 @@ def main(argv):
     config_lib.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
     from cogan_tf import runner  # TensorFlow starts here, after the flags are known to be good
 
-    runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, report=FLAGS.report, inherit=inherited(FLAGS))
+    runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, report=FLAGS.report, inherit=inherited(FLAGS),
+               explicit=explicit_fields(FLAGS))
     return 0
 
 

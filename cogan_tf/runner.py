@@ -34,12 +34,33 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
     return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
 
 
+def stored_model_config(model_cfg, train_cfg: config_lib.TrainConfig, explicit=None, log=print):
+    """Evaluation's model config: the one config.json beside the checkpoint records (the given one if
+    there is none). ``explicit`` maps the fields a flag set (``{"d_h0_filters": "--d_h0_filters=4"}``);
+    each that conflicts with the record gets one line saying the recorded value is used."""
+    ckpt_dir = config_lib.run_checkpoint_dir(model_cfg, train_cfg)
+    saved = config_lib.load_run_config(os.path.join(ckpt_dir, "config.json"))
+    if not saved or saved.get("model") != train_cfg.model or not isinstance(saved.get("model_config"), dict):
+        return model_cfg
+    stored = config_lib.model_config_from_dict(train_cfg.model, saved["model_config"])
+    for field, flag in (explicit or {}).items():
+        theirs = getattr(stored, field, None)
+        if hasattr(stored, field) and getattr(model_cfg, field) != theirs:
+            log(f" [!] {flag} ignored: {ckpt_dir} was trained with {field}={theirs!r}, which evaluation uses")
+    return stored
+
+
 def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,
-        report: bool = False, inherit: Sequence[str] = ()):
+        report: bool = False, inherit: Sequence[str] = (), explicit=None):
     """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate;
     with ``report`` too, print and write (``<evaluate_dir>/<model>_report.json``) the sample-quality
-    report of ``python -m cogan_tf.evaluate`` for the restored model. ``inherit``: see ``make_gan``."""
+    report of ``python -m cogan_tf.evaluate`` for the restored model. ``inherit``: see ``make_gan``.
+
+    Evaluation rebuilds the architecture config.json records (see :func:`stored_model_config`;
+    ``explicit``: the model-config fields set by flags); training-only settings never block it."""
     config_lib.check_output_dirs(model_cfg, train_cfg, training=is_train)
+    if not is_train:
+        model_cfg = stored_model_config(model_cfg, train_cfg, explicit, log)
     gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy, inherit=inherit)
     for k in inherit:
         if getattr(gan.model_cfg, k) != getattr(model_cfg, k):

@@ -199,7 +199,9 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
     """Refuse to resume a checkpoint with another architecture, seed or data setup, or (``training``)
     another precision: a float16 run's optimizers carry a loss scale, and switching the arithmetic
     midway would make the resumed run neither of the two. Evaluating a checkpoint in another
-    precision is fine: the weights are float32 either way."""
+    precision is fine: the weights are float32 either way. Evaluation checks the architecture only:
+    seed, data setup and training settings never block it (runner.run evaluates with the
+    architecture config.json records)."""
     path = os.path.join(loop.ckpt_dir, "config.json")
     saved = config_lib.load_run_config(path)
     if saved is None or not checkpoint_numbers(loop.ckpt_dir, gan.checkpoint_prefix):
@@ -207,10 +209,13 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
     mine = {
         "model": gan.name,
         "model_config": config_lib.model_config_to_dict(gan.model_cfg),
-        "seed": gan.seed,
-        "disjoint_domains": gan.cfg.disjoint_domains,
-        "train_size": None if math.isinf(gan.cfg.train_size) else gan.cfg.train_size,
     }
+    if training:
+        mine.update({
+            "seed": gan.seed,
+            "disjoint_domains": gan.cfg.disjoint_domains,
+            "train_size": None if math.isinf(gan.cfg.train_size) else gan.cfg.train_size,
+        })
     if isinstance(saved.get("model_config"), dict):
         # Fields added to a model config since the checkpoint was made take the value the code that
         # wrote it trained with (config.LEGACY_FIELD_VALUES), never silently today's default.

@@ -1,5 +1,5 @@
 """No run lost (issue 11): checkpoint fallback, failed writes, non-finite losses, resumed hyperparameters,
-stops by signal, output directories checked up front."""
+stops by signal, output directories checked up front, evaluation from config.json."""
 
 import json
 import os
@@ -271,3 +271,37 @@ def test_unwritable_output_directory_refused_before_tensorflow(tmp_path, flag, i
     where = "afile/sub/mnist_128_28" if flag == "checkpoint_dir" else "afile/sub"
     assert err.strip().splitlines() == [
         f"error: --{flag}=afile/sub: cannot write into {where} (afile is a file); pick another directory"], err
+
+
+# --- 7. evaluation restores what config.json says ------------------------------------------------------------
+
+def test_evaluation_uses_the_recorded_config_not_training_flags(tmp_path):
+    trained = C.CoganConfig(d_h0_filters=8)
+    run(tmp_path, max_steps=0, model_cfg=trained, train_size=24, seed=5)
+    # Other training-only settings, no --seed, and a conflicting architecture flag given explicitly.
+    asked = C.CoganConfig(d_h0_filters=4)
+    logs = []
+    gan = runner.run(asked, cfg(tmp_path, learning_rate=0.1, epoch=3, seed=None), is_train=False,
+                     arrays=fake_domains(), log=logs.append, explicit={"d_h0_filters": "--d_h0_filters=4"})
+    assert gan.model_cfg == trained and gan.seed == 5
+    assert (f" [!] --d_h0_filters=4 ignored: {ckpt_dir(tmp_path)} was trained with d_h0_filters=8, which "
+            "evaluation uses") in logs
+    assert any("Load SUCCESS" in line and "(step 0)" in line for line in logs)
+    # Architecture flags left at their defaults are quietly replaced by the recorded ones; another --seed
+    # draws other evaluation z and blocks nothing.
+    gan, logs = run(tmp_path, is_train=False, seed=9)
+    assert gan.model_cfg == trained and gan.seed == 9 and not [line for line in logs if "ignored" in line]
+
+
+@pytest.mark.slow
+def test_main_evaluates_a_clustergan_trained_with_train_size(tmp_path):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=20)
+    common = ["--model", "clustergan", "--batch_size", "16", "--data_dir", data_dir, "--sample_every_epochs", "0"]
+    p = main_py(tmp_path, "--is_train", "True", "--epoch", "1", "--train_size", "32", *common)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    p = main_py(tmp_path, "--is_train", "False", "--zn_sigma", "0.5", "--noreport", *common)
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    assert (" [!] --zn_sigma=0.5 ignored: checkpoint/clustergan_mnist_16_28 was trained with zn_sigma=1.0, which "
+            "evaluation uses") in out.splitlines()
