@@ -88,12 +88,15 @@ FLAG_FIELDS = {
     "h0_feeds_h1": ("h0_feeds_h1",),
     "d_h0_filters": ("d_h0_filters",),
     "bn_moving_average": ("bn_batch_stats_at_inference",),
+    "loss_on_logits": ("loss_on_logits",),
+    "bn_per_feature": ("bn_per_feature",),
     "sync_batchnorm": ("sync_batchnorm",),
-    "corrected": ("h0_feeds_h1", "d_h0_filters", "bn_batch_stats_at_inference"),
+    "corrected": ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters", "bn_batch_stats_at_inference"),
     "zn_sigma": ("zn_sigma",),
 }
-# Flags that mean something only to the CoGAN: refused with the other models.
-COGAN_ONLY = ("h0_feeds_h1", "d_h0_filters", "bn_moving_average", "sync_batchnorm", "corrected", "disjoint_domains")
+# Flags that mean something only to the CoGAN: refused with the other models when given.
+COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1", "d_h0_filters", "bn_moving_average",
+              "sync_batchnorm", "corrected", "disjoint_domains")
 
 
 def validate(f) -> None:
@@ -131,17 +134,13 @@ def validate(f) -> None:
         bad("zn_sigma", "only for --model clustergan")
     if f.zn_sigma is not None and not f.zn_sigma > 0:
         bad("zn_sigma", "must be positive")
-    for name in ("loss_on_logits", "bn_per_feature", "grid_scaling"):
-        if f[name].present and f.model != "cogan":
-            bad(name, "only for --model cogan")
     if f["mixed_precision_dtype"].present and not f.mixed_precision:
         bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
     if f.seed is not None and f.seed < 0:
         bad("seed", "must be 0 or more")
-    if f.model != "cogan":
-        for flag in COGAN_ONLY:
-            if f[flag].present and f[flag].value not in (None, False):
-                bad(flag, f"only for --model cogan, not {f.model}")
+    for flag in COGAN_ONLY:
+        if f[flag].present and f.model != "cogan":
+            bad(flag, f"only for --model cogan, not {f.model}")
 
 
 def build_configs(f):

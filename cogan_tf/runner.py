@@ -37,16 +37,18 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
 def stored_model_config(model_cfg, train_cfg: config_lib.TrainConfig, explicit=None, log=print):
     """Evaluation's model config: the one config.json beside the checkpoint records (the given one if
     there is none). ``explicit`` maps the fields a flag set (``{"d_h0_filters": "--d_h0_filters=4"}``);
-    each that conflicts with the record gets one line saying the recorded value is used."""
+    a flag that conflicts with the record gets one line saying the recorded values are used."""
     ckpt_dir = config_lib.run_checkpoint_dir(model_cfg, train_cfg)
     saved = config_lib.load_run_config(os.path.join(ckpt_dir, "config.json"))
     if not saved or saved.get("model") != train_cfg.model or not isinstance(saved.get("model_config"), dict):
         return model_cfg
     stored = config_lib.model_config_from_dict(train_cfg.model, saved["model_config"])
+    conflicts = {}  # flag -> the recorded values it disagrees with (--corrected sets several fields)
     for field, flag in (explicit or {}).items():
-        theirs = getattr(stored, field, None)
-        if hasattr(stored, field) and getattr(model_cfg, field) != theirs:
-            log(f" [!] {flag} ignored: {ckpt_dir} was trained with {field}={theirs!r}, which evaluation uses")
+        if hasattr(stored, field) and getattr(model_cfg, field) != getattr(stored, field):
+            conflicts.setdefault(flag, []).append(f"{field}={getattr(stored, field)!r}")
+    for flag, recorded in conflicts.items():
+        log(f" [!] {flag} ignored: {ckpt_dir} was trained with {', '.join(recorded)}, which evaluation uses")
     return stored
 
 

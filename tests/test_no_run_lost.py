@@ -278,19 +278,25 @@ def test_unwritable_output_directory_refused_before_tensorflow(tmp_path, flag, i
 def test_evaluation_uses_the_recorded_config_not_training_flags(tmp_path):
     trained = C.CoganConfig(d_h0_filters=8)
     run(tmp_path, max_steps=0, model_cfg=trained, train_size=24, seed=5)
-    # Other training-only settings, no --seed, and a conflicting architecture flag given explicitly.
-    asked = C.CoganConfig(d_h0_filters=4)
-    logs = []
-    gan = runner.run(asked, cfg(tmp_path, learning_rate=0.1, epoch=3, seed=None), is_train=False,
-                     arrays=fake_domains(), log=logs.append, explicit={"d_h0_filters": "--d_h0_filters=4"})
+    # Other training-only settings (--train_size, --learning_rate, --epoch), no --seed, and the architecture
+    # flags at their defaults: evaluated with the recorded architecture and seed, without a word.
+    gan, logs = run(tmp_path, is_train=False, learning_rate=0.1, epoch=3, seed=None)
     assert gan.model_cfg == trained and gan.seed == 5
-    assert (f" [!] --d_h0_filters=4 ignored: {ckpt_dir(tmp_path)} was trained with d_h0_filters=8, which "
-            "evaluation uses") in logs
     assert any("Load SUCCESS" in line and "(step 0)" in line for line in logs)
-    # Architecture flags left at their defaults are quietly replaced by the recorded ones; another --seed
-    # draws other evaluation z and blocks nothing.
-    gan, logs = run(tmp_path, is_train=False, seed=9)
-    assert gan.model_cfg == trained and gan.seed == 9 and not [line for line in logs if "ignored" in line]
+    assert not [line for line in logs if "ignored" in line]
+    # Architecture flags given explicitly that disagree: one line per flag, the recorded values used;
+    # another --seed draws other evaluation z and blocks nothing.
+    asked = C.CoganConfig(d_h0_filters=4, loss_on_logits=True, bn_per_feature=True, h0_feeds_h1=True)
+    explicit = {"d_h0_filters": "--d_h0_filters=4", "loss_on_logits": "--corrected=True",
+                "bn_per_feature": "--corrected=True", "h0_feeds_h1": "--corrected=True"}
+    logs = []
+    gan = runner.run(asked, cfg(tmp_path, seed=9), is_train=False, arrays=fake_domains(), log=logs.append,
+                     explicit=explicit)
+    assert gan.model_cfg == trained and gan.seed == 9
+    assert [line for line in logs if "ignored" in line] == [
+        f" [!] --d_h0_filters=4 ignored: {ckpt_dir(tmp_path)} was trained with d_h0_filters=8, which evaluation uses",
+        f" [!] --corrected=True ignored: {ckpt_dir(tmp_path)} was trained with loss_on_logits=False, "
+        "bn_per_feature=False, h0_feeds_h1=False, which evaluation uses"]
 
 
 @pytest.mark.slow
