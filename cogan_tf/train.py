@@ -355,8 +355,8 @@ def restore_newest(loop: Loop, gan: GAN, log=print, training: bool = True) -> Op
 
 
 def nonfinite_variables(gan: GAN) -> List[str]:
-    """Names of the models' and optimizers' float variables holding a NaN or an infinity (checked
-    before every checkpoint write and export, not every step)."""
+    """Names of the models' and optimizers' float variables holding a NaN or an infinity: checked
+    before every checkpoint write (the export follows the last one), not every step."""
     bad = []
     for obj in gan.trackables().values():
         if not isinstance(obj, (keras.layers.Layer, keras.optimizers.Optimizer)):
@@ -386,8 +386,9 @@ class _Saver:
     def save(self, counter: int, step: int) -> str:
         bad = nonfinite_variables(self.gan)
         if bad:
-            raise RunStopped(f"step {step}: non-finite weights ({', '.join(bad[:3])}{', ...' if len(bad) > 3 else ''}); "
-                             f"stopped without saving: {self.kept()}; lower --learning_rate")
+            names = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
+            raise RunStopped(f"step {step}: non-finite weights ({names}); stopped without saving: {self.kept()}; "
+                             "lower --learning_rate")
         ckpt_dir = self.loop.ckpt_dir
         before = set(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else set()
         try:
