@@ -93,6 +93,7 @@ FLAG_FIELDS = {
     "sync_batchnorm": ("sync_batchnorm",),
     "corrected": ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters", "bn_batch_stats_at_inference"),
     "zn_sigma": ("zn_sigma",),
+    "hidden_size": ("hidden",),
 }
 # Flags that mean something only to the CoGAN: refused with the other models when given.
 COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1", "d_h0_filters", "bn_moving_average",

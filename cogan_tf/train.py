@@ -243,12 +243,12 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
 
 # --- checkpoints on disk: find, restore with fallback, save without debris -------------------------------
 
-def checkpoint_numbers(ckpt_dir: str, prefix: str) -> List[int]:
-    """The N of every ``<prefix>-N`` checkpoint with a file (index or data) in ``ckpt_dir``, newest
-    (largest) first. What is on disk, not what the ``checkpoint`` state file says."""
+def checkpoint_numbers(ckpt_dir: str, prefix: Optional[str] = None) -> List[int]:
+    """The N of every ``<prefix>-N`` checkpoint (any prefix if None) with a file (index or data) in
+    ``ckpt_dir``, newest (largest) first. What is on disk, not what the ``checkpoint`` state file says."""
     if not os.path.isdir(ckpt_dir):
         return []
-    pattern = re.compile(re.escape(prefix) + r"-(\d+)\.(?:index|data-\d+-of-\d+)")
+    pattern = re.compile((".+" if prefix is None else re.escape(prefix)) + r"-(\d+)\.(?:index|data-\d+-of-\d+)")
     found = {int(m.group(1)) for m in map(pattern.fullmatch, os.listdir(ckpt_dir)) if m}
     return sorted(found, reverse=True)
 
@@ -470,7 +470,8 @@ def resolve_model_config(model_cfg, ckpt_dir: str, inherit: Sequence[str] = ()):
     before 128 became the default resumes at 1024."""
     saved = config_lib.load_run_config(os.path.join(ckpt_dir, "config.json"))
     theirs = saved.get("model_config") if saved else None
-    if not isinstance(theirs, dict) or tf.train.latest_checkpoint(ckpt_dir) is None:
+    # The checkpoint files on disk, not the state file: a lost one still resumes (restore_newest).
+    if not isinstance(theirs, dict) or not checkpoint_numbers(ckpt_dir):
         return model_cfg
     updates = {k: theirs[k] for k in inherit if k in theirs}
     return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
