@@ -86,10 +86,14 @@ MODEL_CONFIGS = {"cogan": CoganConfig, "vanilla": VanillaConfig, "clustergan": C
 # trained with the usual single sigmoid and per-feature statistics until Q1/Q2 became the defaults.)
 # Fields not listed here were added with the old behaviour as their default.
 LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True}}
-# The main.py flag that gives each CoGAN field's non-default value (for one-line refusals).
-COGAN_FIELD_FLAGS = {"loss_on_logits": "--loss_on_logits", "bn_per_feature": "--bn_per_feature",
-                     "h0_feeds_h1": "--h0_feeds_h1", "d_h0_filters": "--d_h0_filters",
-                     "bn_batch_stats_at_inference": "--bn_moving_average"}
+# The main.py flag that sets each model config field (for one-line refusals), per model.
+FIELD_FLAGS = {
+    "cogan": {"loss_on_logits": "--loss_on_logits", "bn_per_feature": "--bn_per_feature",
+              "h0_feeds_h1": "--h0_feeds_h1", "d_h0_filters": "--d_h0_filters",
+              "bn_batch_stats_at_inference": "--bn_moving_average"},
+    "vanilla": {"hidden": "--hidden_size"},
+    "clustergan": {"zn_sigma": "--zn_sigma"},
+}
 # How the CoGAN's sample grids map the generator's [0, 1] output to bytes (images.py).
 GRID_SCALINGS = ("stretch", "fixed")
 

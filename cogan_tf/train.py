@@ -223,9 +223,9 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
         theirs = saved["model_config"]
         diff = [k for k, v in mine["model_config"].items() if k in theirs and theirs[k] != v]
         if diff:
+            flag_of = config_lib.FIELD_FLAGS.get(gan.name, {})
             said = ", ".join(f"{k}={theirs[k]!r} (here {mine['model_config'][k]!r}"
-                             + (f", flag {config_lib.COGAN_FIELD_FLAGS[k]}" if k in config_lib.COGAN_FIELD_FLAGS
-                                and gan.name == "cogan" else "") + ")" for k in diff)
+                             + (f", flag {flag_of[k]}" if k in flag_of else "") + ")" for k in diff)
             raise UsageError(f"{loop.ckpt_dir} holds a checkpoint trained with {said}: pass the flags it was "
                              f"trained with to resume it, or a fresh --checkpoint_dir")
     for key, value in mine.items():

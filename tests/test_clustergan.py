@@ -428,6 +428,6 @@ def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
     saved = json.loads((ckpt_dir / "config.json").read_text())
     del saved["model_config"]["zn_sigma"]
     (ckpt_dir / "config.json").write_text(json.dumps(saved))
-    with pytest.raises(UsageError, match=r"trained with zn_sigma=1.0 \(here 0.1\)"):
+    with pytest.raises(UsageError, match=r"trained with zn_sigma=1.0 \(here 0.1, flag --zn_sigma\)"):
         runner.run(m, dataclasses.replace(cfg, max_steps=3), log=quiet)  # 0.1 is not the 1.0 it was made with
     runner.run(CFG, dataclasses.replace(cfg, max_steps=3), log=quiet)  # resumes as the original's sigma 1

@@ -357,7 +357,7 @@ def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
     assert int(gan.g_opt.iterations) == 2  # one step restored, one more trained
     assert json.loads((ck / "config.json").read_text())["model_config"]["hidden"] == 1024
 
-    with pytest.raises(UsageError, match=r"trained with hidden=1024 \(here 128\)"):
+    with pytest.raises(UsageError, match=r"trained with hidden=1024 \(here 128, flag --hidden_size\)"):
         runner.run(CFG, train_cfg(tmp_path, max_steps=3), arrays=x, log=quiet)  # 128 asked for explicitly
     restored = evaluate.gan_from_checkpoint(str(tmp_path / "checkpoint"), str(tmp_path), log=quiet)
     assert restored.model_cfg.hidden == 1024 and restored.discriminator.h0.kernel.shape == (784, 1024)
