@@ -5,6 +5,7 @@ config objects and calls the library. Bad values are refused here, before Tensor
 """
 
 import math
+import os
 
 from absl import flags
 
@@ -198,8 +199,12 @@ def main(argv):
     config_lib.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
     from cogan_tf import runner  # TensorFlow starts here, after the flags are known to be good
 
-    runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, report=FLAGS.report, inherit=inherited(FLAGS),
-               explicit=explicit_fields(FLAGS))
+    gan = runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, inherit=inherited(FLAGS),
+                     explicit=explicit_fields(FLAGS))
+    if not FLAGS.is_train and FLAGS.report:
+        from cogan_tf import evaluate
+
+        evaluate.report_for_gan(gan, out=os.path.join(train_cfg.evaluate_dir, f"{gan.name}_report.json"))
     return 0
 
 

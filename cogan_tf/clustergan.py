@@ -31,7 +31,7 @@ Where it differs, and why:
 - Conv2DTranspose(4, strides 2, "same") is PyTorch's ConvTranspose2d(4, stride 2, padding 1) for
   these sizes (7 -> 14 -> 28, the same taps; tests check it against the PyTorch formula), and
   Conv2D(4, strides 2, "valid") is Conv2d(4, stride 2) (28 -> 13 -> 5).
-- Initial weights: PyTorch's defaults (see :mod:`cogan_tf.vanilla`); the original's "# init weights"
+- Initial weights: PyTorch's defaults (see :mod:`cogan_tf.torch_port`); the original's "# init weights"
   placeholders never change them.
 """
 
@@ -47,10 +47,10 @@ import keras
 from cogan_tf import data, export as export_lib, fileio, images, losses, metrics
 from cogan_tf.config import ClusterGanConfig, TrainConfig
 from cogan_tf.precision import as_float32, gradients, loss_scale
+from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
+                                 epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init,
+                                 torch_dense, training_images)
 from cogan_tf.train import GAN, Loop, apply_gradients
-from cogan_tf.vanilla import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
-                              epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init, torch_dense,
-                              training_images)
 
 CONV_FEATURES = 128 * 5 * 5  # D's and E's flattened conv output (the seed's prod)
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples

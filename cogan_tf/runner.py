@@ -1,4 +1,6 @@
-"""From config objects to a run: pick the model's GAN class, resolve the seed, train or evaluate."""
+"""From config objects to a run: pick the model's GAN class, resolve the seed, train or evaluate.
+
+Imported by :mod:`cogan_tf.evaluate` (to rebuild a GAN from a checkpoint), never the other way round."""
 
 from __future__ import annotations
 
@@ -53,10 +55,10 @@ def stored_model_config(model_cfg, train_cfg: config_lib.TrainConfig, explicit=N
 
 
 def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,
-        report: bool = False, inherit: Sequence[str] = (), explicit=None):
-    """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate;
-    with ``report`` too, print and write (``<evaluate_dir>/<model>_report.json``) the sample-quality
-    report of ``python -m cogan_tf.evaluate`` for the restored model. ``inherit``: see ``make_gan``.
+        inherit: Sequence[str] = (), explicit=None):
+    """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate.
+    Returns the GAN object (for ``python main.py``'s sample-quality report,
+    :func:`cogan_tf.evaluate.report_for_gan`). ``inherit``: see ``make_gan``.
 
     Evaluation rebuilds the architecture config.json records (see :func:`stored_model_config`;
     ``explicit``: the model-config fields set by flags); training-only settings never block it."""
@@ -73,8 +75,4 @@ def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log
         train.fit(gan, log=log)
     else:
         train.evaluate(gan, log=log)
-        if report:
-            from cogan_tf import evaluate
-
-            evaluate.report_for_gan(gan, out=os.path.join(train_cfg.evaluate_dir, f"{gan.name}_report.json"), log=log)
     return gan
