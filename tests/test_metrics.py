@@ -77,3 +77,36 @@ def test_bad_inputs_are_refused():
         metrics.cluster_acc([0.5, 1.0], [0, 1])
     # Integer-valued floats and uint8 labels (the IDX files' dtype) are fine.
     assert metrics.cluster_acc(np.array([0.0, 1.0]), np.array([1, 0], np.uint8)) == 1.0
+
+
+def test_purity_lets_clusters_share_a_label():
+    # Cluster 0 holds labels 0,0,0 and cluster 1 holds 0,0,1. Purity counts each cluster's majority:
+    # (3 + 2) / 6, both clusters taking label 0; one-to-one ACC must give cluster 1 label 1: (3 + 1) / 6.
+    y_true = [0, 0, 0, 0, 0, 1]
+    y_pred = [0, 0, 0, 1, 1, 1]
+    assert metrics.purity(y_true, y_pred) == pytest.approx(5 / 6)
+    assert metrics.cluster_acc(y_true, y_pred) == pytest.approx(4 / 6)
+    # Each point its own cluster: purity 1 (why purity needs the number of clusters fixed), ACC 2/6.
+    assert metrics.purity(y_true, np.arange(6)) == 1.0
+    assert metrics.cluster_acc(y_true, np.arange(6)) == pytest.approx(2 / 6)
+
+
+def test_kmeans_is_seeded_and_both_encoder_protocols_are_scored():
+    # Three labelled groups that z_n separates (blobs at 0, 5, 10) while the class probabilities are the
+    # same for every point (argmax always class 0): the argmax protocol puts everything in one cluster,
+    # K-means on [z_n, probs] recovers the groups.
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1, 2], 20)
+    z_n = 5.0 * y[:, None] + 0.1 * rng.standard_normal((60, 2))
+    probs = np.tile([0.5, 0.3, 0.2], (60, 1))
+    out = metrics.encoder_clustering(y, z_n, probs, seed=0)
+    assert out["acc"] == pytest.approx(1 / 3) and out["purity"] == pytest.approx(1 / 3)
+    assert out["nmi"] == pytest.approx(0.0) and out["ari"] == pytest.approx(0.0)
+    assert out["kmeans_purity"] == out["kmeans_acc"] == 1.0
+    assert out["kmeans_nmi"] == pytest.approx(1.0) and out["kmeans_ari"] == pytest.approx(1.0)
+    assert out["cluster_sizes"] == [60, 0, 0] and sorted(out["kmeans_cluster_sizes"]) == [20, 20, 20]
+    # Seeded: the same seed gives the same clusters (K-means' cluster numbers depend on its initialisation).
+    x = rng.standard_normal((200, 3))
+    a, b = metrics.kmeans_clusters(x, 10, seed=1), metrics.kmeans_clusters(x, 10, seed=1)
+    np.testing.assert_array_equal(a, b)
+    assert len(set(a.tolist())) == 10
