@@ -17,10 +17,21 @@ MODEL_DEFAULTS = {
     "vanilla": (512, 500, 2e-4, 0.9, 0.999),
     "clustergan": (100, 200, 1e-4, 0.5, 0.9),
 }
+# clustergan --recipe paper (the ClusterGAN paper authors' code): batch 64; 534 epochs of 937 critic
+# batches are ~10^5 G+E updates (one per 5 critic updates), the paper's training length.
+PAPER_RECIPE_DEFAULTS = (64, 534, 1e-4, 0.5, 0.9)
+# Each original's dataset: the ClusterGAN's trains on Fashion-MNIST.
+MODEL_DATASETS = {"cogan": "mnist", "vanilla": "mnist", "clustergan": "fashion_mnist"}
 
 
 def _per_model(i, fmt=str):
-    return "; ".join(f"{m}: {fmt(d[i])}" for m, d in MODEL_DEFAULTS.items())
+    return ("; ".join(f"{m}: {fmt(d[i])}" for m, d in MODEL_DEFAULTS.items())
+            + f"; clustergan --recipe paper: {fmt(PAPER_RECIPE_DEFAULTS[i])}")
+
+
+def run_defaults(model, recipe=None):
+    """(batch_size, epoch, learning_rate, beta1, beta2) of a model (and ClusterGAN recipe)."""
+    return PAPER_RECIPE_DEFAULTS if model == "clustergan" and recipe == "paper" else MODEL_DEFAULTS[model]
 
 
 flags.DEFINE_integer("epoch", None, f"Epochs to train [{_per_model(1)}]")
@@ -31,7 +42,8 @@ flags.DEFINE_float("train_size", math.inf, "Use at most this many images [inf]")
 flags.DEFINE_integer("batch_size", None, f"Batch size [{_per_model(0)}]")
 flags.DEFINE_integer("output_size", 64, "Image size [64]; MNIST always uses 28, as the original")
 flags.DEFINE_integer("c_dim", 3, "Image channels [3]; MNIST always uses 1, as the original")
-flags.DEFINE_string("dataset", "mnist", f"Dataset: {', '.join(data.DATASETS)} [mnist]")
+flags.DEFINE_string("dataset", None, f"Dataset: {', '.join(data.DATASETS)} "
+                    f"[{'; '.join(f'{m}: {d}' for m, d in MODEL_DATASETS.items())}, as the originals]")
 flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
 flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoints go to <checkpoint_dir>/<dataset>_<batch>_28 [checkpoint]")
 flags.DEFINE_string("sample_dir", "samples", "Sample grids [samples]")
@@ -61,8 +73,13 @@ flags.DEFINE_enum("mixed_precision_dtype", "float16", list(config_lib.MIXED_PREC
                   "With --mixed_precision: float16 with dynamic loss scaling (the GPU choice), or bfloat16 without "
                   "loss scaling (TPUs, CPUs with bf16 units) [float16]")
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
-flags.DEFINE_float("zn_sigma", None, "ClusterGAN: standard deviation of z_n [1.0, the original; the ClusterGAN "
-                   "paper uses 0.1]")
+flags.DEFINE_float("zn_sigma", None, "ClusterGAN: standard deviation of z_n [1.0, the original; 0.1 with "
+                   "--recipe paper]")
+flags.DEFINE_enum("recipe", None, list(config_lib.CLUSTERGAN_RECIPES),
+                  "ClusterGAN: how to train. original: JasonFengGit's code (BCE, sigma 1, 1 G+E per 5 D updates, "
+                  "batch 100, weight decay 2.5e-5); paper: the ClusterGAN paper authors' code (WGAN-GP critic, "
+                  "lambda 10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) weights, no weight decay, "
+                  "batch 64). Flags given explicitly override the recipe's values [original]")
 flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, as the original runs "
                      "(its 1024-on-GPU test never holds); 1024 is the seed's text; resuming: the checkpoint's]")
 flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
@@ -94,6 +111,7 @@ FLAG_FIELDS = {
     "sync_batchnorm": ("sync_batchnorm",),
     "corrected": ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters", "bn_batch_stats_at_inference"),
     "zn_sigma": ("zn_sigma",),
+    "recipe": ("recipe", "critic", "gp_lambda", "init_std", "weight_decay", "zn_sigma"),
     "hidden_size": ("hidden",),
 }
 # Flags that mean something only to the CoGAN: refused with the other models when given.
@@ -115,9 +133,11 @@ def validate(f) -> None:
     for b in ("beta1", "beta2"):
         if getattr(f, b) is not None and not 0 <= getattr(f, b) < 1:
             bad(b, "must be in [0, 1)")
-    if f.dataset not in data.DATASETS:
+    if f.dataset is not None and f.dataset not in data.DATASETS:
         bad("dataset", f"unknown dataset; choose one of {', '.join(data.DATASETS)}")
-    batch = f.batch_size if f.batch_size is not None else MODEL_DEFAULTS[f.model][0]
+    if f.recipe is not None and f.model != "clustergan":
+        bad("recipe", "only for --model clustergan")
+    batch = f.batch_size if f.batch_size is not None else run_defaults(f.model, f.recipe)[0]
     if not f.train_size >= batch:
         bad("train_size", f"smaller than one batch ({batch}); lower --batch_size or raise --train_size")
     if f.log_every < 0:
@@ -147,10 +167,11 @@ def validate(f) -> None:
 
 def build_configs(f):
     """Flags -> (model config, train config), with each model's original defaults where unset."""
-    batch, epoch, lr, beta1, beta2 = MODEL_DEFAULTS[f.model]
+    batch, epoch, lr, beta1, beta2 = run_defaults(f.model, f.recipe)
     pick = lambda v, d: d if v is None else v  # noqa: E731
     train_cfg = config_lib.TrainConfig(
-        model=f.model, dataset=f.dataset, data_dir=f.data_dir, epoch=pick(f.epoch, epoch),
+        model=f.model, dataset=pick(f.dataset, MODEL_DATASETS[f.model]), data_dir=f.data_dir,
+        epoch=pick(f.epoch, epoch),
         learning_rate=pick(f.learning_rate, lr), beta1=pick(f.beta1, beta1), beta2=pick(f.beta2, beta2),
         batch_size=pick(f.batch_size, batch), train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
@@ -166,8 +187,9 @@ def build_configs(f):
             loss_on_logits=f.loss_on_logits or f.corrected,
             bn_per_feature=f.bn_per_feature or f.corrected,
             sync_batchnorm=f.sync_batchnorm)
-    elif f.model == "clustergan" and f.zn_sigma is not None:
-        model_cfg = config_lib.ClusterGanConfig(zn_sigma=f.zn_sigma)
+    elif f.model == "clustergan":
+        overrides = {} if f.zn_sigma is None else {"zn_sigma": f.zn_sigma}
+        model_cfg = config_lib.clustergan_config(f.recipe or "original", **overrides)
     elif f.model == "vanilla" and f.hidden_size is not None:
         model_cfg = config_lib.VanillaConfig(hidden=f.hidden_size)
     else:

@@ -33,6 +33,24 @@ Where it differs, and why:
   Conv2D(4, strides 2, "valid") is Conv2d(4, stride 2) (28 -> 13 -> 5).
 - Initial weights: PyTorch's defaults (see :mod:`cogan_tf.torch_port`); the original's "# init weights"
   placeholders never change them.
+
+``--recipe paper`` (``config.CLUSTERGAN_RECIPES``) trains as the ClusterGAN paper's authors' code
+(sudiptodip15/ClusterGAN, REFERENCE.md §3) on these same networks:
+
+- a WGAN-GP critic: D's logit is the critic's score (no sigmoid); the critic minimises
+  E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = e x + (1 - e) G(z), lambda 10,
+  the penalty's gradient taken inside the compiled step (a nested tape); G+E minimise
+  -E[D(G(z))] + beta_n * MSE + beta_c * CE;
+- one loop step is one critic update on its own data batch and its own z; after every 5th critic
+  update (D's update count, checkpointed) one G+E update on a fresh z, so 5 critic updates on 5
+  different batches per G+E update, as the authors' ``d_iters = 5`` loop;
+- z_n ~ N(0, 0.1^2); weights N(0, 0.02), biases 0; Adam 1e-4 (0.5, 0.9) without weight decay (the
+  authors' ``l2_regularizer`` terms are never added to their loss); batch 64.
+
+Where it differs from the authors' code, and why: e is drawn per sample (Gulrajani et al.'s WGAN-GP;
+the authors draw one e per batch); their last Linear layers of D and E keep TF's Glorot default, here
+every layer is N(0, 0.02) as the recipe says; their G uses ReLU and TF's BatchNorm without gamma, here
+the original's LeakyReLU and BatchNorm stay (only the training recipe changes, not the networks).
 """
 
 from __future__ import annotations
@@ -49,12 +67,13 @@ from cogan_tf.config import ClusterGanConfig, TrainConfig
 from cogan_tf.precision import as_float32, gradients, loss_scale
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
                                  epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init,
-                                 torch_dense, training_images)
+                                 training_images)
 from cogan_tf.train import GAN, Loop, apply_gradients
 
 CONV_FEATURES = 128 * 5 * 5  # D's and E's flattened conv output (the seed's prod)
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
+CRITICS = ("bce", "wgan_gp")
 
 
 # --- networks -----------------------------------------------------------------------------------------
@@ -64,20 +83,33 @@ def batch_norm(name: str) -> keras.layers.BatchNormalization:
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
-def torch_conv(filters: int, in_channels: int, name: str) -> keras.layers.Conv2D:
+def initializers(cfg: ClusterGanConfig, fan_in: int):
+    """(kernel, bias) initializers: PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both (the
+    original), or with ``cfg.init_std`` weights N(0, init_std^2) and zero biases (the paper's recipe)."""
+    if cfg.init_std is None:
+        return torch_default_init(fan_in), torch_default_init(fan_in)
+    return keras.initializers.RandomNormal(0.0, cfg.init_std), keras.initializers.Zeros()
+
+
+def dense(cfg: ClusterGanConfig, units: int, fan_in: int, name: str) -> keras.layers.Dense:
+    """``nn.Linear(fan_in, units)``."""
+    kernel, bias = initializers(cfg, fan_in)
+    return keras.layers.Dense(units, kernel_initializer=kernel, bias_initializer=bias, name=name)
+
+
+def conv(cfg: ClusterGanConfig, filters: int, in_channels: int, name: str) -> keras.layers.Conv2D:
     """``nn.Conv2d(in_channels, filters, 4, stride=2)`` (no padding): Keras's 4x4 stride 2 "valid"."""
-    fan_in = in_channels * 4 * 4
-    return keras.layers.Conv2D(filters, 4, strides=2, padding="valid", kernel_initializer=torch_default_init(fan_in),
-                               bias_initializer=torch_default_init(fan_in), name=name)
+    kernel, bias = initializers(cfg, in_channels * 4 * 4)
+    return keras.layers.Conv2D(filters, 4, strides=2, padding="valid", kernel_initializer=kernel,
+                               bias_initializer=bias, name=name)
 
 
-def torch_deconv(filters: int, name: str, activation=None) -> keras.layers.Conv2DTranspose:
+def deconv(cfg: ClusterGanConfig, filters: int, name: str, activation=None) -> keras.layers.Conv2DTranspose:
     """``nn.ConvTranspose2d(_, filters, 4, stride=2, padding=1)``: Keras's 4x4 stride 2 "same" (doubles
     height and width). PyTorch's default init reads fan_in as filters * 4 * 4 for a transposed conv."""
-    fan_in = filters * 4 * 4
+    kernel, bias = initializers(cfg, filters * 4 * 4)
     return keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", activation=activation,
-                                        kernel_initializer=torch_default_init(fan_in),
-                                        bias_initializer=torch_default_init(fan_in), name=name)
+                                        kernel_initializer=kernel, bias_initializer=bias, name=name)
 
 
 def lrelu(cfg: ClusterGanConfig, name: str):
@@ -91,16 +123,16 @@ class ClusterGenerator(keras.Model):
     def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
         super().__init__(name="clustergan_generator", **kwargs)
         self.cfg = cfg
-        self.h0 = torch_dense(1024, cfg.z_dim + cfg.n_classes, "g_h0")
+        self.h0 = dense(cfg, 1024, cfg.z_dim + cfg.n_classes, "g_h0")
         self.bn0 = batch_norm("g_bn0")
         self.act0 = lrelu(cfg, "g_h0_lrelu")
-        self.h1 = torch_dense(128 * 7 * 7, 1024, "g_h1")
+        self.h1 = dense(cfg, 128 * 7 * 7, 1024, "g_h1")
         self.bn1 = batch_norm("g_bn1")
         self.act1 = lrelu(cfg, "g_h1_lrelu")
-        self.h2 = torch_deconv(64, "g_h2")
+        self.h2 = deconv(cfg, 64, "g_h2")
         self.bn2 = batch_norm("g_bn2")
         self.act2 = lrelu(cfg, "g_h2_lrelu")
-        self.h3 = torch_deconv(1, "g_h3", activation="sigmoid")
+        self.h3 = deconv(cfg, 1, "g_h3", activation="sigmoid")
 
     def build(self, input_shape):
         build_once(self.h0, (None, self.cfg.z_dim + self.cfg.n_classes))
@@ -126,11 +158,11 @@ class ConvTrunk(keras.layers.Layer):
 
     def __init__(self, cfg: ClusterGanConfig, prefix: str, **kwargs):
         super().__init__(name=f"{prefix}_trunk", **kwargs)
-        self.c0 = torch_conv(64, 1, f"{prefix}_c0")
+        self.c0 = conv(cfg, 64, 1, f"{prefix}_c0")
         self.act0 = lrelu(cfg, f"{prefix}_c0_lrelu")
-        self.c1 = torch_conv(128, 64, f"{prefix}_c1")
+        self.c1 = conv(cfg, 128, 64, f"{prefix}_c1")
         self.act1 = lrelu(cfg, f"{prefix}_c1_lrelu")
-        self.h2 = torch_dense(1024, CONV_FEATURES, f"{prefix}_h2")
+        self.h2 = dense(cfg, 1024, CONV_FEATURES, f"{prefix}_h2")
         self.act2 = lrelu(cfg, f"{prefix}_h2_lrelu")
 
     def build(self, input_shape):
@@ -146,12 +178,13 @@ class ConvTrunk(keras.layers.Layer):
 
 
 class ClusterDiscriminator(keras.Model):
-    """The conv trunk, then Linear 1024 -> 1 and a sigmoid (``call``; ``logits`` before it)."""
+    """The conv trunk, then Linear 1024 -> 1 and a sigmoid (``call``; ``logits`` before it, which is
+    the WGAN-GP critic's score under ``--recipe paper``)."""
 
     def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
         super().__init__(name="clustergan_discriminator", **kwargs)
         self.trunk = ConvTrunk(cfg, "d")
-        self.h3 = torch_dense(1, 1024, "d_h3")
+        self.h3 = dense(cfg, 1, 1024, "d_h3")
 
     def build(self, input_shape):
         build_once(self.trunk, (None,) + IMAGE_SHAPE)
@@ -173,7 +206,7 @@ class ClusterEncoder(keras.Model):
         super().__init__(name="clustergan_encoder", **kwargs)
         self.cfg = cfg
         self.trunk = ConvTrunk(cfg, "e")
-        self.h3 = torch_dense(cfg.z_dim + cfg.n_classes, 1024, "e_h3")
+        self.h3 = dense(cfg, cfg.z_dim + cfg.n_classes, 1024, "e_h3")
 
     def build(self, input_shape):
         build_once(self.trunk, (None,) + IMAGE_SHAPE)
@@ -194,12 +227,38 @@ def discriminator_loss(real_logits, fake_logits) -> Dict[str, tf.Tensor]:
     return {"d_loss": real + fake, "d_loss_real": real, "d_loss_fake": fake}
 
 
+def critic_loss(real_scores, fake_scores, penalty, gp_lambda: float = 10.0) -> Dict[str, tf.Tensor]:
+    """WGAN-GP critic: ``d_loss`` = E[D(G(z))] - E[D(x)] + gp_lambda * penalty. Also reported:
+    ``d_wasserstein`` = E[D(x)] - E[D(G(z))] (the critic's estimate of the distance) and ``d_gp``."""
+    w = tf.reduce_mean(tf.cast(real_scores, tf.float32)) - tf.reduce_mean(tf.cast(fake_scores, tf.float32))
+    return {"d_loss": -w + gp_lambda * penalty, "d_wasserstein": w, "d_gp": penalty}
+
+
+def gradient_penalty(critic, real, fake, eps) -> tf.Tensor:
+    """E[(||grad_x critic(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake, ``eps`` one number
+    per sample (shape [N, 1, 1, 1]). Call it under the critic update's tape: the gradient of the
+    penalty with respect to the critic's weights then goes through this inner gradient (a second
+    derivative). The critic has no BatchNorm, so the gradient of the summed scores with respect to
+    x_hat is each sample's own gradient."""
+    x_hat = eps * real + (1.0 - eps) * fake
+    with tf.GradientTape() as tape:
+        tape.watch(x_hat)
+        total = tf.reduce_sum(tf.cast(critic(x_hat), tf.float32))
+    grad = tape.gradient(total, x_hat)
+    # + 1e-12: the square root's derivative at 0 would be infinite (a zero gradient, e.g. a dead critic).
+    norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=tf.range(1, tf.rank(grad))) + 1e-12)
+    return tf.reduce_mean(tf.square(norm - 1.0))
+
+
 def generator_encoder_loss(fake_logits, zn_hat, z_n, class_logits, classes, betan: float = 10.0,
-                           betac: float = 10.0) -> Dict[str, tf.Tensor]:
-    """The G+E objective: BCE(D(G(z)), 1) + betan * MSE(E_n, z_n) + betac * CE(E_logits, class).
-    MSE is the mean over all entries (PyTorch's MSELoss), CE the mean over the batch of softmax
-    cross-entropy with integer classes (PyTorch's CrossEntropyLoss)."""
-    v = losses.sigmoid_ce(fake_logits, 1.0)
+                           betac: float = 10.0, critic: str = "bce") -> Dict[str, tf.Tensor]:
+    """The G+E objective: BCE(D(G(z)), 1) (``critic="wgan_gp"``: -E[D(G(z))]) + betan * MSE(E_n, z_n)
+    + betac * CE(E_logits, class). MSE is the mean over all entries (PyTorch's MSELoss), CE the mean
+    over the batch of softmax cross-entropy with integer classes (PyTorch's CrossEntropyLoss)."""
+    if critic == "wgan_gp":
+        v = -tf.reduce_mean(tf.cast(fake_logits, tf.float32))
+    else:
+        v = losses.sigmoid_ce(fake_logits, 1.0)
     zn = tf.reduce_mean(tf.square(tf.cast(zn_hat, tf.float32) - tf.cast(z_n, tf.float32)))
     zc = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(classes, tf.int32), logits=tf.cast(class_logits, tf.float32)))
@@ -233,6 +292,8 @@ class ClusterGAN(GAN):
 
     def __init__(self, model_cfg: ClusterGanConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
         super().__init__(model_cfg, train_cfg, strategy=strategy)
+        if model_cfg.critic not in CRITICS:
+            raise ValueError(f"ClusterGanConfig.critic={model_cfg.critic!r}: choose one of {', '.join(CRITICS)}")
         self._arrays = None if arrays is None else check_arrays(arrays, "ClusterGAN")
         m = model_cfg
         # Display noise, drawn once: 10 rows of 10, row = class (z_n different in every cell).
@@ -286,7 +347,7 @@ class ClusterGAN(GAN):
             fake = self.generator(z, training=True)
             zn_hat, class_logits = self.encoder(fake, training=True)
             out = generator_encoder_loss(self.discriminator.logits(fake, training=True), zn_hat, z_n,
-                                         class_logits, classes, m.betan, m.betac)
+                                         class_logits, classes, m.betan, m.betac, critic=m.critic)
         grads = gradients(self.ge_opt, tape, out["ge_loss"], self.ge_vars)  # of scale * loss if loss-scaled
         grads = coupled_weight_decay(grads, self.ge_vars, m.weight_decay, scale=loss_scale(self.ge_opt))
         self.ge_opt.apply_gradients([(g, v) for g, v in zip(grads, self.ge_vars) if g is not None])
@@ -299,8 +360,10 @@ class ClusterGAN(GAN):
 
     def train_step(self, x):
         """One batch: the G+E update when D's update count is a multiple of ``g_every`` (5), then the
-        D update, both on the batch's one draw of (z_n, z_c)."""
+        D update, both on the batch's one draw of (z_n, z_c). ``--recipe paper``: :meth:`critic_step`."""
         m = self.model_cfg
+        if m.critic == "wgan_gp":
+            return self.critic_step(x)
         x = tf.cast(x, tf.float32) / 255.0  # ToTensor: [0, 1]
         z_n, z_c, classes = self.sample_latent(tf.shape(x)[0])
         z = tf.concat([z_n, z_c], axis=1)
@@ -313,10 +376,42 @@ class ClusterGAN(GAN):
         apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
         return {**d_out, **ge}
 
+    def critic_step(self, x):
+        """``--recipe paper``: one WGAN-GP critic update on this batch with its own z; after every
+        ``g_every``-th critic update (D's update count) one G+E update on a fresh z. A loop step is
+        one critic update, so the 5 critic updates of each G+E update see 5 different batches and a
+        checkpoint's step and D's update count say exactly where in the 5 the run stands."""
+        m = self.model_cfg
+        x = tf.cast(x, tf.float32) / 255.0
+        n = tf.shape(x)[0]
+        z_n, z_c, _ = self.sample_latent(n)
+        fake = self.generator(tf.concat([z_n, z_c], axis=1), training=True)  # the authors' G is never in eval mode
+        eps = self.rng.uniform([n, 1, 1, 1])
+        with tf.GradientTape() as tape:
+            d_out = critic_loss(self.discriminator.logits(x, training=True),
+                                self.discriminator.logits(fake, training=True),
+                                gradient_penalty(lambda v: self.discriminator.logits(v, training=True), x, fake, eps),
+                                m.gp_lambda)
+        apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
+
+        def ge():
+            z_n2, z_c2, classes2 = self.sample_latent(n)  # G+E's own z, not the critic's
+            return self.ge_update(tf.concat([z_n2, z_c2], axis=1), z_n2, classes2)
+
+        ge_out = tf.cond(tf.equal(self.d_opt.iterations % m.g_every, 0), ge, self.held_ge)
+        return {**d_out, **ge_out}
+
     def log_line(self, epoch, idx, steps_per_epoch, elapsed, losses_):
-        return (f"Epoch: [{epoch:2d}] [{idx:4d}/{steps_per_epoch:4d}] time: {elapsed:4.4f}, "
+        line = (f"Epoch: [{epoch:2d}] [{idx:4d}/{steps_per_epoch:4d}] time: {elapsed:4.4f}, "
                 f"d_loss: {losses_['d_loss']:.8f}, ge_loss: {losses_['ge_loss']:.8f} "
                 f"(zn {losses_['zn_loss']:.6f}, zc {losses_['zc_loss']:.6f})")
+        if self.model_cfg.critic == "wgan_gp":
+            line += f", W: {losses_['d_wasserstein']:.4f}, gp: {losses_['d_gp']:.4f}, G iters: {self.g_iterations()}"
+        return line
+
+    def g_iterations(self) -> int:
+        """G+E updates so far (the paper counts its training in these)."""
+        return int(self.ge_opt.iterations.numpy())
 
     # --- outputs -----------------------------------------------------------------------------------
     def one_hot(self, classes) -> np.ndarray:

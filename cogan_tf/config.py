@@ -77,6 +77,33 @@ class ClusterGanConfig:
     g_every: int = 5
     # Standard deviation of z_n: the original's N(0, 1). The ClusterGAN paper draws z_n ~ N(0, 0.1^2).
     zn_sigma: float = 1.0
+    # The recipe these values started from (CLUSTERGAN_RECIPES), recorded with the checkpoint.
+    recipe: str = "original"
+    # "bce": the original's sigmoid discriminator and BCE losses; "wgan_gp": the paper authors' critic
+    # (no sigmoid, Wasserstein losses, gradient penalty gp_lambda on random interpolates).
+    critic: str = "bce"
+    gp_lambda: float = 10.0
+    # None: PyTorch's default initial weights (the original); a number: weights N(0, init_std^2) and
+    # zero biases (the paper authors' 0.02).
+    init_std: Optional[float] = None
+
+
+# --recipe: the ClusterGAN config fields each recipe sets (its batch, epochs and Adam are main.py's
+# flag defaults). "paper": the ClusterGAN paper authors' code (REFERENCE.md §3): sigma 0.1, a WGAN-GP
+# critic with 5 critic updates per G+E update (g_every), N(0, 0.02) weights, no weight decay (their
+# l2_regularizer terms are never added to a loss), beta_n = beta_c = 10.
+CLUSTERGAN_RECIPES = {
+    "original": {},
+    "paper": dict(recipe="paper", zn_sigma=0.1, critic="wgan_gp", gp_lambda=10.0, init_std=0.02,
+                  weight_decay=0.0, betan=10.0, betac=10.0, g_every=5),
+}
+
+
+def clustergan_config(recipe: str = "original", **overrides) -> "ClusterGanConfig":
+    """The ClusterGanConfig of a recipe, with ``overrides`` (explicit flags) on top."""
+    if recipe not in CLUSTERGAN_RECIPES:
+        raise ValueError(f"unknown ClusterGAN recipe {recipe!r}: choose one of {', '.join(CLUSTERGAN_RECIPES)}")
+    return ClusterGanConfig(**{**CLUSTERGAN_RECIPES[recipe], **overrides})
 
 
 ModelConfig = Union[CoganConfig, VanillaConfig, ClusterGanConfig]
@@ -92,7 +119,8 @@ FIELD_FLAGS = {
               "h0_feeds_h1": "--h0_feeds_h1", "d_h0_filters": "--d_h0_filters",
               "bn_batch_stats_at_inference": "--bn_moving_average"},
     "vanilla": {"hidden": "--hidden_size"},
-    "clustergan": {"zn_sigma": "--zn_sigma"},
+    "clustergan": {"zn_sigma": "--zn_sigma", "recipe": "--recipe", "critic": "--recipe", "gp_lambda": "--recipe",
+                   "init_std": "--recipe", "weight_decay": "--recipe"},
 }
 # How the CoGAN's sample grids map the generator's [0, 1] output to bytes (images.py).
 GRID_SCALINGS = ("stretch", "fixed")
