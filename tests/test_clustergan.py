@@ -314,10 +314,13 @@ def test_cluster_report_scores_the_encoder_argmax(tmp_path):
     gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
     labels = np.repeat(np.arange(10), 3)
     perm = np.random.default_rng(1).permutation(10)
-    gan.encode = lambda x: (None, np.eye(10)[perm[labels]])  # an encoder that clusters perfectly
+    gan.encode = lambda x: (np.zeros((30, 30)), np.eye(10)[perm[labels]])  # an encoder that clusters perfectly
     report = gan.cluster_report(np.zeros((30, 28, 28, 1), np.uint8), labels)
     assert report["acc"] == report["nmi"] == pytest.approx(1.0) and report["ari"] == pytest.approx(1.0)
-    assert report["cluster_sizes"] == [3] * 10
+    # K-means on [z_n, softmax] (the paper's protocol) finds the same ten groups.
+    assert report["kmeans_purity"] == report["kmeans_acc"] == pytest.approx(1.0)
+    assert report["kmeans_nmi"] == pytest.approx(1.0) and report["kmeans_ari"] == pytest.approx(1.0)
+    assert report["cluster_sizes"] == [3] * 10 and report["kmeans_cluster_sizes"] == [3] * 10
     assert report["cluster_to_label"] == {str(perm[k]): k for k in range(10)}
 
 
@@ -339,13 +342,17 @@ def test_evaluate_clusters_test_set_and_saved_model_round_trip(tmp_path):
     logs = []
     gan = runner.run(CFG, cfg, is_train=False, log=logs.append)
     report = json.loads((tmp_path / "evaluate" / "clustergan_clustering.json").read_text())
-    assert {"acc", "nmi", "ari", "n", "cluster_sizes", "cluster_to_label", "dataset", "step"} <= set(report)
+    assert {"acc", "nmi", "ari", "n", "cluster_sizes", "cluster_to_label", "dataset", "step", "purity",
+            "kmeans_purity", "kmeans_acc", "kmeans_nmi", "kmeans_ari"} <= set(report)
     assert report["n"] == 30 and report["step"] == 2 and sum(report["cluster_sizes"]) == 30
     from cogan_tf import data, metrics
     x, y = data.load_split(data_dir, "mnist", "test")
-    pred = np.argmax(gan.encode(x)[1], axis=1)
-    assert report["acc"] == pytest.approx(metrics.cluster_acc(y, pred))
-    assert any(line.startswith(" [*] clustering of the 30 mnist test images: ACC ") for line in logs)
+    z_n, probs = gan.encode(x)
+    assert report["acc"] == pytest.approx(metrics.cluster_acc(y, np.argmax(probs, axis=1)))
+    km = metrics.kmeans_clusters(np.concatenate([z_n, probs], 1), 10, seed=gan.seed)
+    assert report["kmeans_purity"] == pytest.approx(metrics.purity(y, km))
+    assert any(line.startswith(" [*] clustering of the 30 mnist test images (step 2): ACC ")
+               and "K-means purity" in line for line in logs)
     assert os.path.isfile(tmp_path / "evaluate" / "clustergan" / "test_00.png")
 
     rng = np.random.default_rng(0)

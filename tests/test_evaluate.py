@@ -312,6 +312,9 @@ def test_vanilla_and_clustergan_reports(tmp_path, env):
     c = report["clustering"]
     assert c["n"] == 300 and c["acc"] == pytest.approx(1.0) and c["nmi"] == pytest.approx(1.0)
     assert c["ari"] == pytest.approx(1.0)
+    # The paper's protocol, K-means on [z_n, class_probs], finds the same ten groups.
+    assert c["kmeans_purity"] == pytest.approx(1.0) and c["kmeans_nmi"] == pytest.approx(1.0)
+    assert c["kmeans_ari"] == pytest.approx(1.0) and c["purity"] == pytest.approx(1.0)
     # z_c picks the template, which the classifier reads back: codes match digits one to one.
     assert report["latent_code_vs_classifier"]["acc"] > 0.95
     assert "clustering of the test set by the encoder" in ev.format_report(report)
