@@ -82,6 +82,11 @@ flags.DEFINE_enum("recipe", None, list(config_lib.CLUSTERGAN_RECIPES),
                   "batch 64). Flags given explicitly override the recipe's values [original]")
 flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, as the original runs "
                      "(its 1024-on-GPU test never holds); 1024 is the seed's text; resuming: the checkpoint's]")
+flags.DEFINE_integer("val_size", 0, "ClusterGAN: hold out this many training images (seeded) and keep the "
+                     "checkpoint with the best validation clustering in <checkpoint dir>/best, which "
+                     "--is_train False then evaluates (the paper used 5000) [0: none]")
+flags.DEFINE_integer("save_every", 500, "Save a checkpoint every N steps, when the step counter % N == 2, and at the end (0: only at the end) [500]")
+flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept, the oldest deleted first (0: keep all) [5]")
 flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
 # CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
 flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the seed's table) instead of z (quirk) [False]")
@@ -137,6 +142,14 @@ def validate(f) -> None:
         bad("dataset", f"unknown dataset; choose one of {', '.join(data.DATASETS)}")
     if f.recipe is not None and f.model != "clustergan":
         bad("recipe", "only for --model clustergan")
+    if f.val_size and f.model != "clustergan":
+        bad("val_size", "only for --model clustergan")
+    if f.val_size < 0:
+        bad("val_size", "must be 0 or more")
+    if f.save_every < 0:
+        bad("save_every", "must be 0 or more")
+    if f.keep_checkpoints < 0:
+        bad("keep_checkpoints", "must be 0 (keep all) or more")
     batch = f.batch_size if f.batch_size is not None else run_defaults(f.model, f.recipe)[0]
     if not f.train_size >= batch:
         bad("train_size", f"smaller than one batch ({batch}); lower --batch_size or raise --train_size")
@@ -171,7 +184,8 @@ def build_configs(f):
     pick = lambda v, d: d if v is None else v  # noqa: E731
     train_cfg = config_lib.TrainConfig(
         model=f.model, dataset=pick(f.dataset, MODEL_DATASETS[f.model]), data_dir=f.data_dir,
-        epoch=pick(f.epoch, epoch),
+        epoch=pick(f.epoch, epoch), val_size=f.val_size, save_every=f.save_every,
+        keep_checkpoints=f.keep_checkpoints or None,
         learning_rate=pick(f.learning_rate, lr), beta1=pick(f.beta1, beta1), beta2=pick(f.beta2, beta2),
         batch_size=pick(f.batch_size, batch), train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,

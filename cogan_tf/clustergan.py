@@ -55,8 +55,10 @@ the original's LeakyReLU and BatchNorm stay (only the training recipe changes, n
 
 from __future__ import annotations
 
+import glob
+import json
 import os
-from typing import Dict, Tuple
+from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -65,15 +67,18 @@ import keras
 from cogan_tf import data, export as export_lib, fileio, images, losses, metrics
 from cogan_tf.config import ClusterGanConfig, TrainConfig
 from cogan_tf.precision import as_float32, gradients, loss_scale
+from cogan_tf.cli import UsageError
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
-                                 epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init,
-                                 training_images)
+                                 epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init)
+from cogan_tf import train as train_lib
 from cogan_tf.train import GAN, Loop, apply_gradients
 
 CONV_FEATURES = 128 * 5 * 5  # D's and E's flattened conv output (the seed's prod)
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
 CRITICS = ("bce", "wgan_gp")
+BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
+BEST_BY = "kmeans_purity"  # the paper's model selection: its "ACC" on the validation split
 
 
 # --- networks -----------------------------------------------------------------------------------------
@@ -295,6 +300,10 @@ class ClusterGAN(GAN):
         if model_cfg.critic not in CRITICS:
             raise ValueError(f"ClusterGanConfig.critic={model_cfg.critic!r}: choose one of {', '.join(CRITICS)}")
         self._arrays = None if arrays is None else check_arrays(arrays, "ClusterGAN")
+        if arrays is not None and train_cfg.val_size:
+            raise ValueError("ClusterGAN: val_size holds out labelled images of data_dir; give no arrays")
+        self._validation = None  # (images, labels) held out of the training images (--val_size)
+        self.restored_from = None  # the checkpoint restore_best last restored, for reports
         m = model_cfg
         # Display noise, drawn once: 10 rows of 10, row = class (z_n different in every cell).
         rng = np.random.default_rng([self.seed, 1])
@@ -327,9 +336,27 @@ class ClusterGAN(GAN):
                     ge_optimizer=self.ge_opt, d_optimizer=self.d_opt, last_ge_losses=self.last_ge)
 
     def training_arrays(self):
+        """The training split's images; with ``val_size`` without the held-out validation images."""
         if self._arrays is None:
-            self._arrays = [training_images(self.cfg.data_dir, self.cfg.dataset)]
+            self._arrays = [self._split()[0]]
         return self._arrays
+
+    def validation_set(self):
+        """(images, labels) of the ``val_size`` training images held out for model selection."""
+        if self._validation is None:
+            self._split()
+        return self._validation
+
+    def _split(self):
+        x, y = data.load_split(self.cfg.data_dir, self.cfg.dataset, "train")
+        if self.cfg.val_size:
+            if self.cfg.val_size > len(x) - self.cfg.batch_size:
+                raise UsageError(f"--val_size={self.cfg.val_size}: leaves fewer than one batch of the {len(x)} "
+                                 f"{self.cfg.dataset} training images to train on")
+            train_idx, val_idx = data.holdout_split(len(x), self.cfg.val_size, self.seed)
+            self._validation = (x[val_idx], y[val_idx])
+            x = x[train_idx]
+        return x, y
 
     def sample_latent(self, n):
         """z_n ~ N(0, zn_sigma^2), classes uniform in 0..n_classes-1 and their one-hot z_c, from the run's RNG."""
@@ -499,15 +526,85 @@ class ClusterGAN(GAN):
         })
         return report
 
-    def evaluate(self, loop: Loop):
-        """``--is_train False``: cluster the test set with the encoder; print both protocols' scores and
-        write them to ``<evaluate_dir>/clustergan_clustering.json``; a class-ordered grid in
-        ``<evaluate_dir>/clustergan/test_00.png``."""
-        import json
+    # --- model selection on the validation split (--val_size) ---------------------------------------
+    @staticmethod
+    def best_record(ckpt_dir: str) -> Optional[dict]:
+        """``<ckpt_dir>/best/best.json``, or None when the run keeps no best checkpoint."""
+        path = os.path.join(ckpt_dir, BEST_DIR, "best.json")
+        if not os.path.isfile(path):
+            return None
+        with open(path) as f:
+            return json.load(f)
 
+    def checkpoint_saved(self, loop: Loop, ckpt: tf.train.Checkpoint, path: str) -> None:
+        """With ``val_size``: score the validation split (both protocols) and, when its K-means purity
+        (the paper's ACC) beats the best so far, write this checkpoint also to ``<ckpt_dir>/best/``
+        (resumable: optimizers included) with ``best.json`` (its step, G iterations and scores, and
+        every validation score of the run so far)."""
+        if not self.cfg.val_size:
+            return
+        x, y = self.validation_set()
+        rep = self.cluster_report(x, y)
+        step = int(loop.step.numpy())
+        entry = {"step": step, "g_iterations": self.g_iterations(), "checkpoint": os.path.basename(path),
+                 **{k: rep[k] for k in ("acc", "purity", "nmi", "ari", "kmeans_acc", "kmeans_purity",
+                                        "kmeans_nmi", "kmeans_ari")}}
+        record = self.best_record(loop.ckpt_dir) or {"selected_by": BEST_BY, "val_size": self.cfg.val_size,
+                                                     "history": []}
+        # Keyed by step: a run resumed from an older checkpoint replaces what it re-measures.
+        record["history"] = sorted([h for h in record["history"] if h["step"] != step] + [entry],
+                                   key=lambda h: h["step"])
+        best = record.get("best")
+        is_best = best is None or entry[BEST_BY] > best[BEST_BY] or best["step"] == step
+        best_dir = os.path.join(loop.ckpt_dir, BEST_DIR)
+        if is_best:
+            os.makedirs(best_dir, exist_ok=True)
+            written = ckpt.write(os.path.join(best_dir, os.path.basename(path)))
+            record["best"] = {**entry, "checkpoint": os.path.relpath(written, loop.ckpt_dir)}
+        fileio.atomic_write_text(os.path.join(best_dir, "best.json"), json.dumps(record, indent=1) + "\n")
+        if is_best and best is not None and best["checkpoint"] != record["best"]["checkpoint"]:
+            for f in glob.glob(os.path.join(loop.ckpt_dir, best["checkpoint"]) + ".*"):
+                os.remove(f)  # the previous best, now that best.json points at the new one
+        b = record["best"]
+        loop.log(f" [*] validation ({len(y)} held-out images) at step {step}, G iters {entry['g_iterations']}: "
+                 f"ACC {entry['acc']:.4f}, K-means purity {entry['kmeans_purity']:.4f}; best: step {b['step']} "
+                 f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
+
+    def restore_weights(self, loop: Loop, path: str) -> None:
+        """Load the networks (and step) of checkpoint ``path``, not the optimizers."""
+        # The loop's own checkpoint layout, so any checkpoint of the run (or its best/ copy) loads.
+        train_lib._checkpoint(loop, self, optimizers=False).restore(path).expect_partial()
+
+    def restore_best(self, loop: Loop, log=print) -> dict:
+        """After the loop restored the latest checkpoint: load the best one by validation score instead,
+        if the run keeps one (the paper's model selection). Returns which checkpoint the model now holds."""
+        latest = tf.train.latest_checkpoint(loop.ckpt_dir)
+        latest_step = int(loop.step.numpy())
+        record = self.best_record(loop.ckpt_dir)
+        if record is None or "best" not in record:
+            self.restored_from = {"path": latest, "step": latest_step, "kept_by": "latest"}
+            return self.restored_from
+        b = record["best"]
+        path = os.path.join(loop.ckpt_dir, b["checkpoint"])
+        self.restore_weights(loop, path)
+        self.restored_from = {"path": path, "step": b["step"], "g_iterations": b["g_iterations"],
+                              "kept_by": f"best validation {record['selected_by']} ({record['val_size']} images)",
+                              "validation": {k: v for k, v in b.items() if k not in ("checkpoint", "step")},
+                              "latest_step": latest_step}
+        log(f" [*] evaluating the best checkpoint by validation K-means purity: {path} (step {b['step']}, "
+            f"G iters {b['g_iterations']}, validation K-means purity {b['kmeans_purity']:.4f}, ACC "
+            f"{b['acc']:.4f}); the latest is step {latest_step}")
+        return self.restored_from
+
+    def evaluate(self, loop: Loop):
+        """``--is_train False``: cluster the test set with the encoder of the best checkpoint by
+        validation score if the run kept one (``--val_size``), else of the latest; print both
+        protocols' scores and write them to ``<evaluate_dir>/clustergan_clustering.json`` (with the
+        checkpoint used); a class-ordered grid in ``<evaluate_dir>/clustergan/test_00.png``."""
         cfg = self.cfg
+        kept = self.restore_best(loop, log=loop.log)
         x, y = data.load_split(cfg.data_dir, cfg.dataset, "test")
-        report = {"dataset": cfg.dataset, "split": "test", "step": int(loop.step.numpy()),
+        report = {"dataset": cfg.dataset, "split": "test", "step": int(loop.step.numpy()), "checkpoint": kept,
                   **self.cluster_report(x, y)}
         loop.log(f" [*] clustering of the {report['n']} {cfg.dataset} test images (step {report['step']}): "
                  f"ACC {report['acc']:.4f}, NMI {report['nmi']:.4f}, ARI {report['ari']:.4f} (encoder argmax); "

@@ -161,6 +161,11 @@ class TrainConfig:
     # CoGAN grids, quirk Q3: "stretch" as the original's scipy.misc.imsave (each grid min-max stretched
     # to 0..255); "fixed": output x 255.
     grid_scaling: str = "stretch"
+    # ClusterGAN: hold out this many training images (seeded) to keep the checkpoint with the best
+    # validation clustering, as the ClusterGAN paper did (0: train on all, no selection).
+    val_size: int = 0
+    # Checkpoints kept in the checkpoint directory (the oldest are deleted); None keeps all of them.
+    keep_checkpoints: Optional[int] = 5
 
 
 def model_config_to_dict(cfg: ModelConfig) -> dict:
@@ -242,6 +247,7 @@ def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: Tr
         "mixed_precision": train_cfg.mixed_precision,
         "grid_scaling": train_cfg.grid_scaling,
         **{k: getattr(train_cfg, k) for k in OPTIMIZER_FIELDS},
+        "val_size": train_cfg.val_size,
     }
     fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
 

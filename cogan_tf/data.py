@@ -257,6 +257,17 @@ def epoch_permutation(n: int, seed, epoch: Optional[int] = None) -> np.ndarray:
     return np.random.default_rng(key).permutation(n)
 
 
+def holdout_split(n: int, val_size: int, seed) -> Tuple[np.ndarray, np.ndarray]:
+    """(train indices, validation indices) of ``range(n)``: ``val_size`` indices drawn without
+    replacement from (seed, "holdout"), both sorted, disjoint and together all of ``range(n)``."""
+    if not 0 <= val_size < n:
+        raise DataError(f"cannot hold out {val_size} of {n} images for validation")
+    # A stream of its own: no (seed, domain, epoch) shuffle key of the loop ends in this number.
+    key = (list(seed) if isinstance(seed, (tuple, list)) else [seed]) + [1_000_003]
+    perm = np.random.default_rng(key).permutation(n)
+    return np.sort(perm[val_size:]), np.sort(perm[:val_size])
+
+
 def make_dataset(arrays: Sequence[np.ndarray], batch_size: int, seeds: Optional[Sequence] = None,
                  epoch: Optional[int] = None, start_batch: int = 0, prefetch: bool = True):
     """The tf.data pipeline all three GANs use: seeded shuffle, batch with drop_remainder, prefetch.

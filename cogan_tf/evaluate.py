@@ -554,6 +554,9 @@ def report_for_gan(gan, data_dir: Optional[str] = None, n: int = DEFAULT_N, seed
     data_dir = data_dir or gan.cfg.data_dir
     dataset = dataset or gan.cfg.dataset
     source = os.path.join(gan.cfg.checkpoint_dir, gan.checkpoint_subdir())
+    restored = getattr(gan, "restored_from", None)  # ClusterGAN: which checkpoint (latest or best) it holds
+    if restored:
+        source = f"{restored['path']} ({restored['kept_by']})"
     with tempfile.TemporaryDirectory(prefix="cogan_tf-eval-") as tmp:
         path = gan.export(tmp)
         return report_for_saved_model(path, data_dir, dataset, n=n, seed=seed, out=out, source=source,
@@ -595,13 +598,15 @@ def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str]
         model=kind, dataset=saved.get("dataset", "mnist"), data_dir=data_dir,
         batch_size=saved.get("batch_size", 128), seed=saved.get("seed"),
         disjoint_domains=saved.get("disjoint_domains", False),
-        train_size=math.inf if train_size is None else train_size,
+        train_size=math.inf if train_size is None else train_size, val_size=saved.get("val_size", 0),
         checkpoint_dir=os.path.dirname(os.path.abspath(ckpt_dir)))
     gan = runner.make_gan(model_cfg, train_cfg)
     expected = os.path.join(train_cfg.checkpoint_dir, gan.checkpoint_subdir())
     if os.path.abspath(expected) != os.path.abspath(ckpt_dir):
         raise data.DataError(f"{ckpt_dir}: its config.json describes a run that lives in {expected}")
-    train.restore(gan, log=log)
+    loop = train.restore(gan, log=log)
+    if hasattr(gan, "restore_best"):
+        gan.restore_best(loop, log=log)  # ClusterGAN with --val_size: the checkpoint kept by validation
     return gan
 
 

@@ -80,6 +80,9 @@ class GAN:
     def end_of_training(self, loop: "Loop") -> None:
         """Work after the last step, before the final checkpoint and export."""
 
+    def checkpoint_saved(self, loop: "Loop", ckpt: tf.train.Checkpoint, path: str) -> None:
+        """Called after each checkpoint ``path`` is written (the ClusterGAN's validation keeps its best)."""
+
     def export(self, export_dir: str) -> str:
         """Write the generator(s) as a SavedModel under export_dir/<name>; returns the path."""
         raise NotImplementedError
@@ -215,6 +218,7 @@ def check_run_config(gan: GAN, loop: Loop, training: bool = True) -> None:
             "seed": gan.seed,
             "disjoint_domains": gan.cfg.disjoint_domains,
             "train_size": None if math.isinf(gan.cfg.train_size) else gan.cfg.train_size,
+            "val_size": gan.cfg.val_size,  # the held-out images are not trained on: another data order
         })
     if isinstance(saved.get("model_config"), dict):
         # Fields added to a model config since the checkpoint was made take the value the code that
@@ -372,7 +376,8 @@ class _Saver:
 
     def __init__(self, loop: Loop, gan: GAN, restored: Optional[str]):
         self.loop, self.gan = loop, gan
-        self.manager = tf.train.CheckpointManager(_checkpoint(loop, gan), loop.ckpt_dir, max_to_keep=5,
+        self.ckpt = _checkpoint(loop, gan)
+        self.manager = tf.train.CheckpointManager(self.ckpt, loop.ckpt_dir, max_to_keep=loop.cfg.keep_checkpoints,
                                                   checkpoint_name=gan.checkpoint_prefix)
         self.last = restored  # the newest good checkpoint of this run
 
@@ -398,6 +403,7 @@ class _Saver:
             raise RunStopped(f"could not write the checkpoint {os.path.join(ckpt_dir, self.gan.checkpoint_prefix)}-"
                              f"{counter} ({_why(e)}); nothing half-written is left and {self.kept()}: free space "
                              "(or fix the directory) and run the same command to resume") from None
+        self.gan.checkpoint_saved(self.loop, self.ckpt, self.last)
         return self.last
 
 

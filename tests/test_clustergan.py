@@ -1,7 +1,8 @@
 """ClusterGAN port: layer shapes and parameter counts against the seed's tables, the PyTorch conv
 arithmetic, losses, coupled weight decay, the 1:5 update schedule, outputs, resume, clustering
 evaluation and the SavedModel's two signatures; --recipe paper (gradient penalty, the 5:1 critic
-schedule on distinct batches, initialisers, no weight decay), and main.py's ClusterGAN flags."""
+schedule on distinct batches, initialisers, no weight decay), the validation split and the best
+checkpoint, and main.py's ClusterGAN flags."""
 
 import dataclasses
 import json
@@ -343,8 +344,9 @@ def test_evaluate_clusters_test_set_and_saved_model_round_trip(tmp_path):
     gan = runner.run(CFG, cfg, is_train=False, log=logs.append)
     report = json.loads((tmp_path / "evaluate" / "clustergan_clustering.json").read_text())
     assert {"acc", "nmi", "ari", "n", "cluster_sizes", "cluster_to_label", "dataset", "step", "purity",
-            "kmeans_purity", "kmeans_acc", "kmeans_nmi", "kmeans_ari"} <= set(report)
+            "kmeans_purity", "kmeans_acc", "kmeans_nmi", "kmeans_ari", "checkpoint"} <= set(report)
     assert report["n"] == 30 and report["step"] == 2 and sum(report["cluster_sizes"]) == 30
+    assert report["checkpoint"]["kept_by"] == "latest" and report["checkpoint"]["path"].endswith("ClusterGAN.model-3")
     from cogan_tf import data, metrics
     x, y = data.load_split(data_dir, "mnist", "test")
     z_n, probs = gan.encode(x)
@@ -646,6 +648,87 @@ def test_paper_loop_gives_each_critic_update_its_own_batch_and_resumes_exactly(t
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
+# --- the validation split and the best checkpoint (--val_size) ------------------------------------------
+
+def scripted_reports(purities, calls):
+    """cluster_report stand-in: the validation scores come from a script, so which checkpoint is best
+    is known in advance; records the images it was given."""
+    it = iter(purities)
+
+    def report(x, y):
+        calls.append((np.asarray(x).copy(), np.asarray(y).copy()))
+        p = next(it)
+        return {"acc": p / 2, "purity": p / 2, "nmi": 0.1, "ari": 0.1, "kmeans_acc": p, "kmeans_purity": p,
+                "kmeans_nmi": 0.2, "kmeans_ari": 0.2}
+    return report
+
+
+def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
+    from cogan_tf import data
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=60, n_test=30)
+    # 48 training images, 12 steps of 4; checkpoints at counters 2, 5, 8, 11 (steps 1, 4, 7, 10) and at
+    # the end (step 12, counter 13); all kept, to compare the best copy with the original.
+    cfg = train_cfg(tmp_path, data_dir=data_dir, val_size=12, save_every=3, keep_checkpoints=None,
+                    sample_every_epochs=0)
+    gan = ClusterGAN(CFG, cfg)
+    calls = []
+    gan.cluster_report = scripted_reports([0.2, 0.7, 0.5, 0.7, 0.1], calls)  # best: step 4 (a tie keeps the first)
+    logs = []
+    train.fit(gan, log=logs.append)
+
+    # Held out: the 12 validation images are not trained on, and with the 48 make up the training split.
+    x_all, y_all = data.load_split(data_dir, "mnist", "train")
+    train_x = gan.training_arrays()[0]
+    val_x, val_y = gan.validation_set()
+    assert len(train_x) == 48 and len(val_x) == 12 and len(calls) == 5
+    for x, y in calls:
+        np.testing.assert_array_equal(x, val_x)
+        np.testing.assert_array_equal(y, val_y)
+    as_set = lambda a: {r.tobytes() for r in a}  # noqa: E731
+    assert len(as_set(x_all)) == 60  # random images: all different
+    assert not as_set(train_x) & as_set(val_x) and as_set(train_x) | as_set(val_x) == as_set(x_all)
+    tr_idx, va_idx = data.holdout_split(60, 12, gan.seed)
+    np.testing.assert_array_equal(val_y, y_all[va_idx])
+    assert not np.array_equal(va_idx, data.holdout_split(60, 12, gan.seed + 1)[1])  # seeded
+
+    ckpt_dir = tmp_path / "checkpoint" / "clustergan_mnist_4_28"
+    best = json.loads((ckpt_dir / "best" / "best.json").read_text())
+    assert best["selected_by"] == "kmeans_purity" and best["val_size"] == 12
+    assert [h["step"] for h in best["history"]] == [1, 4, 7, 10, 12]
+    assert [h["kmeans_purity"] for h in best["history"]] == [0.2, 0.7, 0.5, 0.7, 0.1]
+    assert best["best"]["step"] == 4 and best["best"]["checkpoint"] == os.path.join("best", "ClusterGAN.model-5")
+    assert best["best"]["g_iterations"] == 1  # G+E moved at step 0 only, of steps 0..3
+    # Only the best one is left in best/ (the step-1 copy was removed when step 4 beat it).
+    assert sorted(os.listdir(ckpt_dir / "best")) == ["ClusterGAN.model-5.data-00000-of-00001",
+                                                     "ClusterGAN.model-5.index", "best.json"]
+    kept = tf.train.load_checkpoint(str(ckpt_dir / "best" / "ClusterGAN.model-5"))
+    same = tf.train.load_checkpoint(str(ckpt_dir / "ClusterGAN.model-5"))
+    names = [n for n, _ in tf.train.list_variables(str(ckpt_dir / "ClusterGAN.model-5"))]
+    assert len(names) > 50
+    for n in names:
+        np.testing.assert_array_equal(kept.get_tensor(n), same.get_tensor(n), err_msg=n)
+    assert any("best: step 4 (K-means purity 0.7000) [kept]" in line for line in logs)
+
+    saved = json.loads((ckpt_dir / "config.json").read_text())
+    assert saved["val_size"] == 12 and saved["model_config"]["recipe"] == "original"
+    with pytest.raises(UsageError, match="val_size=12, not 8"):
+        runner.run(CFG, dataclasses.replace(cfg, val_size=8), log=quiet)
+
+    # --is_train False evaluates the kept checkpoint on the test set, and says so.
+    logs = []
+    runner.run(CFG, cfg, is_train=False, log=logs.append)
+    report = json.loads((tmp_path / "evaluate" / "clustergan_clustering.json").read_text())
+    assert report["step"] == 4 and report["checkpoint"]["step"] == 4 and report["checkpoint"]["latest_step"] == 12
+    assert report["checkpoint"]["kept_by"] == "best validation kmeans_purity (12 images)"
+    assert report["checkpoint"]["validation"]["kmeans_purity"] == 0.7 and report["n"] == 30
+    assert any(line.startswith(" [*] evaluating the best checkpoint by validation K-means purity: ") for line in logs)
+    # So does python -m cogan_tf.evaluate --checkpoint_dir (the run rebuilt from its config.json).
+    from cogan_tf import evaluate
+    gan = evaluate.gan_from_checkpoint(str(tmp_path / "checkpoint"), data_dir, log=quiet)
+    assert gan.cfg.val_size == 12 and gan.restored_from["step"] == 4 and int(gan.ge_opt.iterations) == 0
+    assert gan.restored_from["path"] == str(ckpt_dir / "best" / "ClusterGAN.model-5")
+
+
 # --- main.py ------------------------------------------------------------------------------------------
 
 CLUSTERGAN_FLAGS = r"""
@@ -654,13 +737,13 @@ from cogan_tf import cli
 for argv in (["--model", "clustergan"], ["--model", "clustergan", "--dataset", "mnist"],
              ["--model", "clustergan", "--recipe", "paper"],
              ["--model", "clustergan", "--recipe", "paper", "--batch_size", "100", "--zn_sigma", "0.5",
-              "--learning_rate", "2e-4"],
+              "--learning_rate", "2e-4", "--val_size", "5000", "--keep_checkpoints", "0"],
              ["--model", "cogan"], ["--model", "vanilla"]):
     main.FLAGS.unparse_flags()
     main.FLAGS(cli.fold_bool_args(["main.py"] + argv, main.FLAGS))
     main.validate(main.FLAGS)
     m, t = main.build_configs(main.FLAGS)
-    print(t.dataset, t.batch_size, t.epoch, t.learning_rate, t.beta1, t.beta2,
+    print(t.dataset, t.batch_size, t.epoch, t.learning_rate, t.beta1, t.beta2, t.val_size, t.keep_checkpoints,
           getattr(m, "recipe", "-"), getattr(m, "zn_sigma", "-"), getattr(m, "critic", "-"),
           getattr(m, "init_std", "-"), getattr(m, "weight_decay", "-"))
 """
@@ -670,22 +753,26 @@ def test_main_clustergan_dataset_recipe_and_overrides():
     r = subprocess.run([sys.executable, "-c", CLUSTERGAN_FLAGS], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines() == [
-        "fashion_mnist 100 200 0.0001 0.5 0.9 original 1.0 bce None 2.5e-05",  # the original, on its dataset
-        "mnist 100 200 0.0001 0.5 0.9 original 1.0 bce None 2.5e-05",
-        "fashion_mnist 64 534 0.0001 0.5 0.9 paper 0.1 wgan_gp 0.02 0.0",
-        "fashion_mnist 100 534 0.0002 0.5 0.9 paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
-        "mnist 128 25 0.0002 0.5 0.999 - - - - -",
-        "mnist 512 500 0.0002 0.9 0.999 - - - - -",
+        "fashion_mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",  # the original, on its dataset
+        "mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",
+        "fashion_mnist 64 534 0.0001 0.5 0.9 0 5 paper 0.1 wgan_gp 0.02 0.0",
+        "fashion_mnist 100 534 0.0002 0.5 0.9 5000 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
+        "mnist 128 25 0.0002 0.5 0.999 0 5 - - - - -",
+        "mnist 512 500 0.0002 0.9 0.999 0 5 - - - - -",
     ]
     assert "tensorflow" not in r.stderr.lower()
     h = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--help"], capture_output=True, text=True,
                        cwd=ROOT)
-    assert "clustergan: fashion_mnist" in h.stdout and "--recipe" in h.stdout
+    assert "clustergan: fashion_mnist" in h.stdout and "--recipe" in h.stdout and "--val_size" in h.stdout
 
 
 @pytest.mark.parametrize("args, message", [
     (["--recipe", "paper"], "error: --recipe=paper: only for --model clustergan"),
     (["--model", "vanilla", "--recipe", "original"], "error: --recipe=original: only for --model clustergan"),
+    (["--val_size", "5000"], "error: --val_size=5000: only for --model clustergan"),
+    (["--model", "clustergan", "--val_size=-1"], "error: --val_size=-1: must be 0 or more"),
+    (["--save_every=-2"], "error: --save_every=-2: must be 0 or more"),
+    (["--keep_checkpoints=-1"], "error: --keep_checkpoints=-1: must be 0 (keep all) or more"),
 ])
 def test_bad_clustergan_flags_one_line(tmp_path, args, message):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + args, capture_output=True, text=True,
@@ -694,3 +781,8 @@ def test_bad_clustergan_flags_one_line(tmp_path, args, message):
     assert r.stderr.strip().splitlines()[-1] == message
     assert "Traceback" not in r.stderr
 
+
+def test_val_size_larger_than_the_data_is_refused(tmp_path):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
+    with pytest.raises(UsageError, match="--val_size=18: leaves fewer than one batch of the 20 mnist training"):
+        runner.run(CFG, train_cfg(tmp_path, data_dir=data_dir, val_size=18), log=quiet)
