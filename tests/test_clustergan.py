@@ -728,6 +728,26 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     assert gan.cfg.val_size == 12 and gan.restored_from["step"] == 4 and int(gan.ge_opt.iterations) == 0
     assert gan.restored_from["path"] == str(ckpt_dir / "best" / "ClusterGAN.model-5")
 
+    # tools/clustergan_curve.py: every checkpoint and the best copy, against G+E's update count (the
+    # original updates G+E at steps 0, 5, 10: 1 after step 1 and 4, 2 after 7 and 10, 3 after 12).
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("clustergan_curve", os.path.join(ROOT, "tools", "clustergan_curve.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    lines = []
+    out = str(tmp_path / "curve")
+    result = tool.curve(str(tmp_path / "checkpoint"), data_dir, out, log=lines.append)
+    rows = result["rows"]
+    assert [(r["kind"], r["step"], r["g_iterations"]) for r in rows] == [
+        ("checkpoint", 1, 1), ("checkpoint", 4, 1), ("checkpoint", 7, 2), ("checkpoint", 10, 2),
+        ("checkpoint", 12, 3), ("best", 4, 1)]
+    assert rows[5]["kmeans_purity"] == rows[1]["kmeans_purity"]  # the best copy is the step-4 checkpoint
+    assert result["run"]["val_size"] == 12 and result["validation"]["best"]["step"] == 4
+    assert len(lines) == 7 and os.path.getsize(out + ".png") > 10_000
+    lines = []
+    assert tool.curve(str(tmp_path / "checkpoint"), data_dir, out, log=lines.append)["rows"] == rows
+    assert len(lines) == 1  # a rerun reuses the scored rows
+
 
 # --- main.py ------------------------------------------------------------------------------------------
 

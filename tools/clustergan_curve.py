@@ -1,0 +1,139 @@
+"""The learning curve of a ClusterGAN run: every checkpoint of its checkpoint directory (and the best/
+copy kept by --val_size) clusters the test set with its encoder, both protocols (the encoder's argmax:
+Hungarian ACC, NMI, ARI; the paper's K-means on [z_n, softmax]: purity, NMI, ARI), against the G+E
+updates ("G iterations") it had made. Writes OUT.json (one row per checkpoint, and the run's validation
+history if it kept one) and OUT.png (the two protocols side by side, the paper's figures dotted).
+
+    python tools/clustergan_curve.py --checkpoint_dir /work/runs/paper_mnist/checkpoint --data_dir data \
+        --out docs/clustergan_paper_mnist_curve
+
+Rows already in OUT.json are reused (a checkpoint does not change); --recompute scores them again. Keep the
+checkpoints with `python main.py ... --keep_checkpoints 0` (the loop keeps only five by default).
+"""
+
+import json
+import os
+import sys
+
+import tensorflow as tf
+from absl import app, flags
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+from cogan_tf import data, evaluate, fileio, train  # noqa: E402
+
+# The ClusterGAN paper's test figures (ACC = K-means purity, NMI, ARI), drawn for comparison.
+PAPER = {"mnist": (0.95, 0.89, 0.89), "fashion_mnist": (0.63, 0.64, 0.50)}
+KEYS = ("acc", "purity", "nmi", "ari", "kmeans_acc", "kmeans_purity", "kmeans_nmi", "kmeans_ari")
+
+def g_iterations(path: str) -> int:
+    """The G+E optimizer's update count stored in a checkpoint (read without building a model)."""
+    names = [n for n, _ in tf.train.list_variables(path)
+             if n.startswith("ge_optimizer/") and n.endswith("_iterations/.ATTRIBUTES/VARIABLE_VALUE")]
+    if not names:
+        raise ValueError(f"{path}: no G+E optimizer update count in this checkpoint")
+    return int(tf.train.load_checkpoint(path).get_tensor(min(names, key=len)))  # a loss-scale wrapper's inner one
+
+
+def checkpoints(ckpt_dir: str):
+    """(path, kind) of every checkpoint of the run, oldest first, then the best/ copy."""
+    state = tf.train.get_checkpoint_state(ckpt_dir)
+    paths = [(p, "checkpoint") for p in (state.all_model_checkpoint_paths if state else [])]
+    best = os.path.join(ckpt_dir, "best", "best.json")
+    if os.path.isfile(best):
+        with open(best) as f:
+            rel = json.load(f).get("best", {}).get("checkpoint")
+        if rel:
+            paths.append((os.path.join(ckpt_dir, rel), "best"))
+    return paths
+
+
+def plot(path: str, rows, dataset: str, title: str) -> str:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = sorted((r for r in rows if r["kind"] == "checkpoint"), key=lambda r: r["g_iterations"])
+    x = [r["g_iterations"] for r in rows]
+    fig = Figure(figsize=(11, 4.2))
+    FigureCanvasAgg(fig)
+    panels = (("encoder argmax (ours)", ("acc", "nmi", "ari"), ("ACC (Hungarian)", "NMI", "ARI")),
+              ("K-means on [z_n, softmax] (the paper's)", ("kmeans_purity", "kmeans_nmi", "kmeans_ari"),
+               ("purity (the paper's ACC)", "NMI", "ARI")))
+    colors = ("tab:blue", "tab:orange", "tab:green")
+    for i, (name, keys, labels) in enumerate(panels):
+        ax = fig.add_subplot(1, 2, i + 1)
+        for key, label, c in zip(keys, labels, colors):
+            ax.plot(x, [r[key] for r in rows], marker="o", ms=3, color=c, label=label)
+        if i == 1 and dataset in PAPER:
+            for value, label, c in zip(PAPER[dataset], ("paper ACC", "paper NMI", "paper ARI"), colors):
+                ax.axhline(value, color=c, ls=":", lw=1)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("G+E updates (G iterations)")
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8, loc="upper left")
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    with fileio.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    return path
+
+
+def curve(checkpoint_dir: str, data_dir: str, out=None, recompute: bool = False, title=None, log=print) -> dict:
+    """Score every checkpoint of the run in ``checkpoint_dir``; write and return the curve."""
+    ckpt_dir, saved = evaluate.find_run_config(checkpoint_dir, "clustergan")
+    out = out or os.path.join(ckpt_dir, "curve")
+    old = {}
+    if os.path.isfile(out + ".json") and not recompute:
+        with open(out + ".json") as fh:
+            old = {(r["checkpoint"], r["kind"]): r for r in json.load(fh)["rows"]}
+    gan = evaluate.gan_from_checkpoint(ckpt_dir, data_dir, "clustergan", log=lambda s: None)
+    loop = train.Loop(gan, gan.cfg)
+    x, y = data.load_split(data_dir, gan.cfg.dataset, "test")
+    rows = []
+    for path, kind in checkpoints(ckpt_dir):
+        key = (os.path.relpath(path, ckpt_dir), kind)
+        if key in old:
+            rows.append(old[key])
+            continue
+        gan.restore_weights(loop, path)
+        report = gan.cluster_report(x, y)
+        row = {"checkpoint": key[0], "kind": kind, "step": int(loop.step.numpy()), "g_iterations": g_iterations(path),
+               **{k: report[k] for k in KEYS}}
+        rows.append(row)
+        log(f"{row['checkpoint']:34s} step {row['step']:7d}  G iters {row['g_iterations']:6d}  "
+            f"argmax ACC {row['acc']:.4f} NMI {row['nmi']:.4f} ARI {row['ari']:.4f}  "
+            f"K-means purity {row['kmeans_purity']:.4f} NMI {row['kmeans_nmi']:.4f} ARI {row['kmeans_ari']:.4f}")
+    m = saved["model_config"]
+    result = {
+        "run": {"checkpoint_dir": ckpt_dir, "dataset": gan.cfg.dataset, "recipe": m.get("recipe", "original"),
+                "seed": saved.get("seed"), "batch_size": saved.get("batch_size"), "val_size": saved.get("val_size", 0)},
+        "test_images": int(len(y)),
+        "protocols": {"acc/nmi/ari": "encoder argmax, Hungarian ACC",
+                      "kmeans_*": "K-means (10 clusters, random_state = seed, n_init 10) on [z_n, softmax]; "
+                                  "the paper's ACC is kmeans_purity"},
+        "paper": dict(zip(("acc", "nmi", "ari"), PAPER.get(gan.cfg.dataset, (None,) * 3))),
+        "rows": sorted(rows, key=lambda r: (r["kind"] != "checkpoint", r["step"])),
+        "validation": gan.best_record(ckpt_dir),
+    }
+    fileio.atomic_write_text(out + ".json", json.dumps(result, indent=1) + "\n")
+    title = title or (f"ClusterGAN --recipe {result['run']['recipe']} on {gan.cfg.dataset}, seed {saved.get('seed')}: "
+                      f"{len(y)} test images")
+    plot(out + ".png", result["rows"], gan.cfg.dataset, title)
+    log(f"wrote {out}.json and {out}.png")
+    return result
+
+
+if __name__ == "__main__":
+    flags.DEFINE_string("checkpoint_dir", None, "The run's --checkpoint_dir (or the directory holding config.json)")
+    flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
+    flags.DEFINE_string("out", None, "Write OUT.json and OUT.png [<checkpoint dir>/curve]")
+    flags.DEFINE_boolean("recompute", False, "Score every checkpoint again, also those already in OUT.json [False]")
+    flags.DEFINE_string("title", None, "Plot title [the run's recipe and dataset]")
+    flags.mark_flag_as_required("checkpoint_dir")
+
+    def main(argv):
+        f = flags.FLAGS
+        curve(f.checkpoint_dir, f.data_dir, f.out, f.recompute, f.title, log=lambda s: print(s, flush=True))
+        return 0
+
+    app.run(main)
