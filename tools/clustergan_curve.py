@@ -64,13 +64,13 @@ def plot(path: str, rows, dataset: str, title: str) -> str:
         for key, label, c in zip(keys, labels, colors):
             ax.plot(x, [r[key] for r in rows], marker="o", ms=3, color=c, label=label)
         if i == 1 and dataset in PAPER:
-            for value, label, c in zip(PAPER[dataset], ("paper ACC", "paper NMI", "paper ARI"), colors):
-                ax.axhline(value, color=c, ls=":", lw=1)
+            for value, label, c in zip(PAPER[dataset], ("paper: ACC", "NMI", "ARI"), colors):
+                ax.axhline(value, color=c, ls=":", lw=1, label=f"{label} {value:.2f}")
         ax.set_title(name, fontsize=10)
         ax.set_xlabel("G+E updates (G iterations)")
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(fontsize=7, loc="best", ncol=2 if i == 1 else 1)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     with fileio.atomic_path(path) as tmp:
