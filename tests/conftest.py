@@ -50,3 +50,16 @@ def train_config(tmp_path, **kw):
 def count_params(variables):
     """Number of scalars in ``variables``."""
     return sum(int(np.prod(v.shape)) for v in variables)
+
+
+def run_main_refusal(tmp_path, args, message):
+    """Run main.py with ``args`` in tmp_path; assert it refuses in one line ending with ``message``
+    (exit 2, no traceback), and return the completed process for further checks."""
+    import subprocess
+
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + list(args), capture_output=True, text=True,
+                       cwd=str(tmp_path))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines()[-1] == message
+    assert "Traceback" not in r.stderr
+    return r

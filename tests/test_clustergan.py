@@ -22,7 +22,7 @@ from cogan_tf.cli import UsageError
 from cogan_tf.clustergan import (ClusterDiscriminator, ClusterEncoder, ClusterGAN, ClusterGenerator,
                                  coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
                                  gradient_penalty)
-from tests.conftest import ROOT, count_params, train_config, write_fake_dataset
+from tests.conftest import ROOT, count_params, train_config, write_fake_dataset, run_main_refusal
 
 CFG = C.ClusterGanConfig()
 PAPER = C.clustergan_config("paper")
@@ -795,11 +795,7 @@ def test_main_clustergan_dataset_recipe_and_overrides():
     (["--keep_checkpoints=-1"], "error: --keep_checkpoints=-1: must be 0 (keep all) or more"),
 ])
 def test_bad_clustergan_flags_one_line(tmp_path, args, message):
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + args, capture_output=True, text=True,
-                       cwd=str(tmp_path))
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1] == message
-    assert "Traceback" not in r.stderr
+    run_main_refusal(tmp_path, args, message)
 
 
 def test_val_size_larger_than_the_data_is_refused(tmp_path):

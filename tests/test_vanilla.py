@@ -16,7 +16,7 @@ from cogan_tf import config as C
 from cogan_tf import losses, runner
 from cogan_tf.vanilla import (VanillaDiscriminator, VanillaGAN, VanillaGenerator, discriminator_loss,
                               dropout_seed_states, generator_loss)
-from tests.conftest import count_params, train_config, ROOT
+from tests.conftest import count_params, train_config, ROOT, run_main_refusal
 
 CFG = C.VanillaConfig()
 
@@ -329,11 +329,7 @@ def test_main_hidden_size_flag():
     (["--model", "vanilla", "--hidden_size", "0"], "error: --hidden_size=0: must be at least 1"),
 ])
 def test_main_refuses_bad_hidden_size(tmp_path, args, message):
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + args, capture_output=True, text=True,
-                       cwd=str(tmp_path))
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1] == message
-    assert "Traceback" not in r.stderr
+    run_main_refusal(tmp_path, args, message)
 
 
 def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
