@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image
 
 from cogan_tf import fileio
+from cogan_tf.config import GRID_SCALINGS
 
 
 class GridError(ValueError):
@@ -38,7 +39,7 @@ def stretch_to_uint8(x: np.ndarray) -> np.ndarray:
     return (np.clip((x - lo) * (255.0 / span), 0.0, 255.0) + 0.5).astype(np.uint8)
 
 
-SCALINGS = ("stretch", "fixed")
+SCALINGS = GRID_SCALINGS  # "stretch" (the original CoGAN's grids) or "fixed"
 
 
 def make_grid(images: np.ndarray, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0),
