@@ -15,7 +15,6 @@ import numpy as np
 from PIL import Image
 
 from cogan_tf import fileio
-from cogan_tf.config import GRID_SCALINGS
 
 
 class GridError(ValueError):
@@ -39,7 +38,7 @@ def stretch_to_uint8(x: np.ndarray) -> np.ndarray:
     return (np.clip((x - lo) * (255.0 / span), 0.0, 255.0) + 0.5).astype(np.uint8)
 
 
-SCALINGS = GRID_SCALINGS  # "stretch" (the original CoGAN's grids) or "fixed"
+SCALINGS = ("stretch", "fixed")
 
 
 def make_grid(images: np.ndarray, rows: int = 8, cols: int = 8, value_range=(0.0, 1.0),
