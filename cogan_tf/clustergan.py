@@ -50,7 +50,10 @@ Where it differs, and why:
 Where it differs from the authors' code, and why: e is drawn per sample (Gulrajani et al.'s WGAN-GP;
 the authors draw one e per batch); their last Linear layers of D and E keep TF's Glorot default, here
 every layer is N(0, 0.02) as the recipe says; their G uses ReLU and TF's BatchNorm without gamma, here
-the original's LeakyReLU and BatchNorm stay (only the training recipe changes, not the networks).
+the original's LeakyReLU and BatchNorm stay (only the training recipe changes, not the networks); for the
+same reason D's and E's two convolutions stay "valid" (28 -> 13 -> 5, 3,200 features) where the authors' are
+"same" (28 -> 14 -> 7, 6,272 features); their default run is 500,000 G iterations (``num_batches``), the
+paper's text about 10^5.
 """
 
 from __future__ import annotations
