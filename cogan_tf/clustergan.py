@@ -52,8 +52,8 @@ the authors draw one e per batch); their last Linear layers of D and E keep TF's
 every layer is N(0, 0.02) as the recipe says; their G uses ReLU and TF's BatchNorm without gamma, here
 the original's LeakyReLU and BatchNorm stay (only the training recipe changes, not the networks); for the
 same reason D's and E's two convolutions stay "valid" (28 -> 13 -> 5, 3,200 features) where the authors' are
-"same" (28 -> 14 -> 7, 6,272 features); their default run is 500,000 G iterations (``num_batches``), the
-paper's text about 10^5.
+"same" (28 -> 14 -> 7, 6,272 features). Their code's default run is 500,000 G iterations
+(``train(num_batches=500000)``), not the ~10^5 of REFERENCE.md §3; the recipe's 534 epochs are ~10^5.
 """
 
 from __future__ import annotations
