@@ -747,6 +747,9 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     lines = []
     assert tool.curve(str(tmp_path / "checkpoint"), data_dir, out, log=lines.append)["rows"] == rows
     assert len(lines) == 1  # a rerun reuses the scored rows
+    lines = []
+    assert tool.curve(str(tmp_path / "checkpoint"), data_dir, out, recompute=True, log=lines.append)["rows"] == rows
+    assert len(lines) == 7  # --recompute scores every row again, to the same figures
 
 
 # --- main.py ------------------------------------------------------------------------------------------
