@@ -1,9 +1,12 @@
 """How far two runs of the CoGAN step drift apart when they differ only in float rounding: the port's
 step run eagerly against the same step as a graph, and the fused layers (BatchNorm, PReLU) against the
 unfused ones. Prints, per step, the largest relative difference of any loss. The figures behind the
-whole-step tolerances of tests/test_speed.py and docs/PERFORMANCE.md.
+whole-step tolerances of tests/test_speed.py and docs/PERFORMANCE.md. Run it once more under another
+instruction set to see that they hold there too (on an AVX-512 machine, oneDNN's kernels as on an
+AVX2-only one):
 
     python tools/step_drift.py
+    ONEDNN_MAX_CPU_ISA=AVX2 python tools/step_drift.py
 """
 
 import os
@@ -37,7 +40,8 @@ def losses(m, plain: bool, eager: bool, steps: int = 3):
 
 def main():
     for name, m in (("faithful", C.CoganConfig()),
-                    ("corrected", C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False))):
+                    ("corrected", C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
+                                                loss_on_logits=True, bn_per_feature=True))):  # --corrected
         ref = losses(m, plain=True, eager=False)
         for label, plain, eager in (("unfused, eager vs graph", True, True), ("fused vs unfused, graph", False, False)):
             run = losses(m, plain, eager)
