@@ -87,18 +87,24 @@ def g_gradients(gan, fakes, z):
     return (fake1, fake2), loss, tape.gradient(loss, gan.g_vars)
 
 
+# Whole steps drift apart from rounding alone (tools/step_drift.py says why). Largest relative
+# difference of any loss within three steps, over AVX-512 and AVX2 (ONEDNN_MAX_CPU_ISA=AVX2) kernels,
+# docs/PERFORMANCE.md: the port's step against the two-deconv heads or the trunk per domain 3.1e-3,
+# against the plain layers 1.4e-2; the very same step eagerly and as a graph 5.2e-3. The tolerances are
+# about three times the largest.
+LATER_STEPS_LEVERS = 1e-2
+LATER_STEPS_PLAIN_LAYERS = 5e-2
+
+
 def assert_same_losses(steps_a, steps_b):
     """Whole steps: the first step's losses agree to rounding (the networks' rule, tests/tolerance.py);
-    later ones loosely. Weights are not compared element by element, nor later losses tightly: Adam's
-    first updates are about lr * sign(gradient), so a gradient that is zero but for rounding (the biases
-    before a BatchNorm) or merely tiny moves its weight by +-lr either way, and the runs drift apart: the
-    very same step run eagerly and as a graph (the same ops, rounded in another order) differs by up to
-    1.8e-3 in its losses within three steps (``python tools/step_drift.py``, docs/PERFORMANCE.md). Later
-    steps: 1e-2."""
+    later ones loosely (LATER_STEPS_LEVERS). Weights are not compared element by element after Adam's
+    updates: its first updates are about lr * sign(gradient), so a gradient that is zero but for rounding
+    (the biases before a BatchNorm) moves its weight by +-lr either way."""
     for i, (a, b) in enumerate(zip(steps_a, steps_b)):
         assert a.keys() == b.keys()
         for k in a:
-            assert a[k] == pytest.approx(b[k], rel=COGAN_RTOL if i == 0 else 1e-2), (i, k)
+            assert a[k] == pytest.approx(b[k], rel=COGAN_RTOL if i == 0 else LATER_STEPS_LEVERS), (i, k)
 
 
 def head_terms(g, z):
@@ -327,14 +333,12 @@ def test_fused_layers_step_equals_unfused(m):
     for gan in (port, ref):
         for layer, t in zip([la for la in layers_by_name(gan).values() if isinstance(la, ScalarPReLU)], slopes):
             layer.t.assign(t)
-    # Whole steps at the real slopes: loosely. The faithful D (one h0 filter) amplifies rounding: the
-    # same unfused step run eagerly and as a graph differs by up to 1.8e-3 in its losses within 3 steps;
-    # the whole port step against the one with unfused layers by up to 8e-3 (corrected network: 6e-5
-    # and 2.5e-3; python tools/step_drift.py, docs/PERFORMANCE.md).
+    # Whole steps at the real slopes: loosely (LATER_STEPS_PLAIN_LAYERS: the faithful D, with one h0
+    # filter, amplifies rounding most).
     steps_a, steps_b = run(port, port.train_step, x), run(ref, ref.train_step, x_ref)
     for a, b in zip(steps_a, steps_b):
         for k in a:
-            assert a[k] == pytest.approx(b[k], rel=3e-2), k
+            assert a[k] == pytest.approx(b[k], rel=LATER_STEPS_PLAIN_LAYERS), k
     for k in ("d_loss", "d1_loss", "d2_loss"):  # the first D update's losses: before any update
         assert steps_a[0][k] == pytest.approx(steps_b[0][k], rel=COGAN_RTOL), k
 

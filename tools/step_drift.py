@@ -1,23 +1,26 @@
-"""How far two runs of the CoGAN step drift apart when they differ only in float rounding: the port's
-step run eagerly against the same step as a graph, and the fused layers (BatchNorm, PReLU) against the
-unfused ones. Prints, per step, the largest relative difference of any loss. The figures behind the
-whole-step tolerances of tests/test_speed.py and docs/PERFORMANCE.md. Run it once more under another
-instruction set to see that they hold there too (on an AVX-512 machine, oneDNN's kernels as on an
-AVX2-only one):
+"""How far two runs of the CoGAN step drift apart over a few steps when they differ only in float
+rounding: the very same step run eagerly and as a graph, and the port's step against each reference
+step that tests/test_speed.py compares it with (the heads as two deconvolutions, the trunk once per
+domain, the layers as first written). Prints, per step, the largest relative difference of any loss.
+The whole-step tolerances of tests/test_speed.py are set from these figures, taken under two
+instruction sets (on an AVX-512 machine, oneDNN's kernels as on an AVX2-only one), docs/PERFORMANCE.md:
 
     python tools/step_drift.py
     ONEDNN_MAX_CPU_ISA=AVX2 python tools/step_drift.py
-"""
 
-import os
-import sys
+Why runs drift at all: Adam's first updates are about lr * sign(gradient), so a gradient that is zero
+but for rounding (a bias in front of a BatchNorm) moves its weight by +-lr either way, and an input
+within rounding of a PReLU's kink changes a gradient element by a whole term; from the second step on
+the two runs train slightly different networks.
+"""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from cogan_tf import bench, config as C, runner  # noqa: E402
+from cogan_tf import bench, config as C, runner
+
+STEPS = 3
 
 
 def make(m, batch=16, seed=3):
@@ -30,23 +33,31 @@ def make(m, batch=16, seed=3):
     return gan, tuple(tf.constant(a) for a in x)
 
 
-def losses(m, plain: bool, eager: bool, steps: int = 3):
+def losses(m, variant: str, eager: bool = False):
     gan, x = make(m)
-    if plain:
-        bench.use_plain_layers(gan)
-    step = gan.train_step if eager else tf.function(gan.train_step)
-    return [{k: float(v) for k, v in step(*x).items()} for _ in range(steps)]
+    step = {"port": lambda: gan.train_step,
+            "plain layers": lambda: bench.use_plain_layers(gan).train_step,
+            "two-deconv heads": lambda: bench.reference_cogan_step(gan, reuse_g_forward=True),
+            "trunk per domain": lambda: bench.reference_cogan_step(gan, trunk_per_domain=True)}[variant]()
+    step = step if eager else tf.function(step)
+    return [{k: float(v) for k, v in step(*x).items()} for _ in range(STEPS)]
+
+
+def drift(a, b):
+    return [max(abs(u[k] - v[k]) / abs(v[k]) for k in u) for u, v in zip(a, b)]
 
 
 def main():
     for name, m in (("faithful", C.CoganConfig()),
                     ("corrected", C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
                                                 loss_on_logits=True, bn_per_feature=True))):  # --corrected
-        ref = losses(m, plain=True, eager=False)
-        for label, plain, eager in (("unfused, eager vs graph", True, True), ("fused vs unfused, graph", False, False)):
-            run = losses(m, plain, eager)
-            drift = [max(abs(a[k] - b[k]) / abs(b[k]) for k in a) for a, b in zip(run, ref)]
-            print(f"{name:9s} {label:24s} " + "  ".join(f"step {i}: {d:.1e}" for i, d in enumerate(drift)))
+        port = losses(m, "port")
+        rows = [("plain layers, eager vs graph", drift(losses(m, "plain layers", eager=True),
+                                                       losses(m, "plain layers")))]
+        rows += [(f"port vs {v}", drift(port, losses(m, v)))
+                 for v in ("plain layers", "two-deconv heads", "trunk per domain")]
+        for label, d in rows:
+            print(f"{name:9s} {label:30s} " + "  ".join(f"step {i}: {x:.1e}" for i, x in enumerate(d)))
 
 
 if __name__ == "__main__":
