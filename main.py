@@ -10,6 +10,7 @@ import os
 from absl import flags
 
 from cogan_tf import cli, config as config_lib, data
+from cogan_tf.errors import UsageError
 
 # model -> (batch_size, epoch, learning_rate, beta1, beta2): each original's defaults.
 MODEL_DEFAULTS = {
@@ -128,7 +129,7 @@ COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1",
 def validate(f) -> None:
     """One-line refusals for values the original would have crashed on, or silently misused."""
     def bad(flag, why):
-        raise cli.UsageError(f"--{flag}={getattr(f, flag)}: {why}")
+        raise UsageError(f"--{flag}={getattr(f, flag)}: {why}")
 
     if f.batch_size is not None and f.batch_size < 1:
         bad("batch_size", "must be at least 1")

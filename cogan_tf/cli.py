@@ -12,23 +12,12 @@ from typing import Callable, List, Sequence
 
 from absl import app, flags, logging
 
+from cogan_tf.errors import DataError, GridError, RunStopped, UsageError
+
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the program's own lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _BOOL_WORDS = {"true", "false", "1", "0", "yes", "no", "t", "f"}
-
-
-class UsageError(ValueError):
-    """A flag value the program refuses; the message names the flag and what to do."""
-
-
-class RunStopped(RuntimeError):
-    """A run that stopped before its end (a signal, a non-finite loss, a failed checkpoint write); the
-    message says what was kept. ``status`` is the exit status (128 + the signal's number for a signal)."""
-
-    def __init__(self, message: str, status: int = 1):
-        super().__init__(message)
-        self.status = status
 
 
 def fold_bool_args(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
@@ -52,9 +41,6 @@ def run(main: Callable[[List[str]], int], known_errors=()) -> None:
     """absl's app.run with original-style booleans; a known error becomes one line on stderr, exit 2;
     a stopped run (:class:`RunStopped`) one line with its own status; Ctrl-C outside a training loop
     one line, exit 130."""
-    from cogan_tf.data import DataError
-    from cogan_tf.images import GridError
-
     errors = (UsageError, DataError, GridError) + tuple(known_errors)
 
     def wrapped(argv):

@@ -70,7 +70,7 @@ import keras
 from cogan_tf import data, export as export_lib, fileio, images, losses, metrics
 from cogan_tf.config import ClusterGanConfig, TrainConfig
 from cogan_tf.precision import as_float32, gradients, loss_scale
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
                                  epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init)
 from cogan_tf import train as train_lib

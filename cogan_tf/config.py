@@ -14,6 +14,7 @@ import os
 from typing import Optional, Union
 
 from cogan_tf import fileio
+from cogan_tf.errors import DataError, UsageError
 
 MODELS = ("cogan", "vanilla", "clustergan")
 # --mixed_precision_dtype -> the Keras dtype policy of --mixed_precision (cogan_tf/precision.py).
@@ -224,8 +225,6 @@ def output_dirs(model_cfg: ModelConfig, train_cfg: "TrainConfig", training: bool
 def check_output_dirs(model_cfg: ModelConfig, train_cfg: "TrainConfig", training: bool = True) -> None:
     """Create every directory the run writes into and write a probe file there, so that a path under a
     regular file (or on a read-only disk) is refused in one line before training, not after it."""
-    from cogan_tf.cli import UsageError
-
     for flag, path in output_dirs(model_cfg, train_cfg, training).items():
         why = fileio.unwritable_dir(path)
         if why:
@@ -262,7 +261,6 @@ def load_run_config(path: str) -> Optional[dict]:
     except (OSError, UnicodeDecodeError, ValueError) as e:
         saved = e
     if not isinstance(saved, dict):
-        from cogan_tf.data import DataError
         raise DataError(f"{path}: not a run's config.json ({saved}); put the right one back, or delete it "
                         "(the next training run writes it again)")
     return saved

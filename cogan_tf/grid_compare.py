@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from cogan_tf import evaluate, fileio, images
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 
 STEPS_PER_EPOCH = 546  # the original's floor(70000 / 128): both domains' 70,000 digits in batches of 128
 _STEP_NAME = re.compile(r"^train_(\d+)_(\d+)$")
@@ -114,7 +114,7 @@ class GridDirs:
 
 def read_grid_dirs(run_dir: str, reference_dir: str, steps_per_epoch: int = STEPS_PER_EPOCH) -> GridDirs:
     """Read every grid pair both directories hold; an unreadable PNG is refused by name
-    (``images.GridError``) before anything is scored."""
+    (``errors.GridError``) before anything is scored."""
     names, run_names, ref_names = common_names(run_dir, reference_dir, steps_per_epoch)
     pairs = {side: {n: read_pair(d, n) for n in names} for side, d in zip(SIDES, (run_dir, reference_dir))}
     return GridDirs(run_dir, reference_dir, names, run_names, ref_names, pairs, steps_per_epoch)

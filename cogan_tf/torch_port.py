@@ -28,7 +28,7 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import data, fileio, images
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 from cogan_tf.config import TrainConfig
 from cogan_tf.train import GAN, Loop
 

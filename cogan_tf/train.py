@@ -25,7 +25,7 @@ import keras
 
 from cogan_tf import config as config_lib
 from cogan_tf import data, fileio, precision
-from cogan_tf.cli import RunStopped, UsageError
+from cogan_tf.errors import RunStopped, UsageError
 
 
 class GAN:

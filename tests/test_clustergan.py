@@ -18,7 +18,7 @@ import keras
 
 from cogan_tf import config as C
 from cogan_tf import runner, train
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 from cogan_tf.clustergan import (ClusterDiscriminator, ClusterEncoder, ClusterGAN, ClusterGenerator,
                                  coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
                                  gradient_penalty)
@@ -380,7 +380,7 @@ def test_evaluate_clusters_test_set_and_saved_model_round_trip(tmp_path):
 
 
 def test_evaluate_without_checkpoint_is_refused(tmp_path):
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="no checkpoint in .*clustergan_mnist_4_28: train first"):
         runner.run(CFG, train_cfg(tmp_path), is_train=False, arrays=fake_images(), log=quiet)
 
@@ -391,7 +391,7 @@ def test_multi_replica_strategy_is_refused(tmp_path):
 
     gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
     gan.strategy = TwoReplicas()
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="one device"):
         gan.build()
     assert train.GAN.checkpoint_subdir(gan) == "clustergan_mnist_4_28"

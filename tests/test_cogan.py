@@ -328,7 +328,7 @@ def test_checkpoint_holds_every_variable(tmp_path):
 def test_resume_refuses_other_architecture(tmp_path):
     x = fake_domains(64)
     runner.run(FAITHFUL, train_cfg(tmp_path, max_steps=1), arrays=x, log=lambda s: None)
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="h0_feeds_h1"):
         runner.run(dataclasses.replace(FAITHFUL, h0_feeds_h1=True), train_cfg(tmp_path, max_steps=2),
                    arrays=x, log=lambda s: None)
@@ -345,7 +345,7 @@ def test_seed_reproduces_a_run(tmp_path):
 
 
 def test_evaluate_without_checkpoint_is_refused(tmp_path):
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="no checkpoint in .*mnist_8_28: train first"):
         runner.run(FAITHFUL, train_cfg(tmp_path), is_train=False, arrays=fake_domains(), log=lambda s: None)
 

@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 
 from cogan_tf import classifier, evaluate as ev, images
-from cogan_tf.cli import UsageError
-from cogan_tf.data import DataError
+from cogan_tf.errors import UsageError
+from cogan_tf.errors import DataError
 from tests.conftest import ROOT
 from tests.test_classifier import SMALL, learnable_digits, write_learnable_dataset
 

@@ -11,7 +11,7 @@ from PIL import Image
 
 from cogan_tf import config as C
 from cogan_tf import images, losses, runner
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 from cogan_tf.layers import BatchNorm
 from cogan_tf.networks import build_cogan
 from tests.conftest import train_config

@@ -16,7 +16,7 @@ import keras
 
 from cogan_tf import config as C
 from cogan_tf import precision, runner, train
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 from cogan_tf.cogan import generate_pair
 from tests.conftest import ROOT, train_config
 

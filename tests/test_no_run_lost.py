@@ -15,7 +15,7 @@ import pytest
 
 from cogan_tf import config as C
 from cogan_tf import runner, train
-from cogan_tf.cli import RunStopped, UsageError
+from cogan_tf.errors import RunStopped, UsageError
 from tests.conftest import ROOT, train_config, write_fake_dataset
 
 FAITHFUL = C.CoganConfig()

@@ -337,7 +337,7 @@ def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
     1024 when --hidden_size is not given, is refused with another explicit width, and is rebuilt at 1024
     by ``python -m cogan_tf.evaluate --checkpoint_dir``."""
     from cogan_tf import evaluate
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
 
     x = fake_images(16)
     runner.run(C.VanillaConfig(hidden=1024), train_cfg(tmp_path, max_steps=1), arrays=x, log=quiet)
