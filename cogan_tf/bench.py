@@ -516,7 +516,7 @@ def reference_cogan_step(gan, trunk_per_domain: bool = False, reuse_g_forward: b
     """
     import tensorflow as tf
     from cogan_tf import cogan
-    from cogan_tf.train import apply_gradients
+    from cogan_tf.gan import apply_gradients
 
     g, m = gan.generator, gan.model_cfg
 
@@ -625,7 +625,7 @@ def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_pr
     import numpy as np
     import keras
     import tensorflow as tf
-    from cogan_tf import config as C, runner, train
+    from cogan_tf import config as C, gan as gan_lib, runner
 
     ckpt = os.path.join(tempfile.gettempdir(), "cogan_bench_no_checkpoints")  # never written: nothing is saved
     cfg = C.TrainConfig(model=name, batch_size=batch, seed=seed, jit_compile=jit_compile, checkpoint_dir=ckpt,
@@ -635,7 +635,7 @@ def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_pr
     arrays = [rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8) for _ in range(n_arrays)]
     gan = runner.make_gan(C.MODEL_CONFIGS[name](**(model_overrides or {})), cfg, arrays=arrays)
     keras.utils.set_random_seed(seed)
-    train.build_gan(gan)  # under its strategy's scope (one device here) and its precision's dtype policy
+    gan_lib.build_gan(gan)  # under its strategy's scope (one device here) and its precision's dtype policy
     inputs = tuple(tf.constant(a) for a in arrays)  # uint8, on the device, scaled inside the step
     return gan, inputs
 

@@ -37,6 +37,26 @@ def fold_bool_args(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
     return out
 
 
+def fold_list_args(argv: Sequence[str], list_flags: Sequence[str]) -> List[str]:
+    """``--grids A B C D`` -> ``--grids=A,B,C,D`` for each flag in ``list_flags``: several paths after one
+    flag, for absl's comma-separated list flags."""
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg[2:] if arg.startswith("--") and "=" not in arg else None
+        if name in list_flags:
+            j = i + 1
+            while j < len(argv) and not argv[j].startswith("--"):
+                j += 1
+            out.append(f"--{name}={','.join(argv[i + 1:j])}")
+            i = j
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def run(main: Callable[[List[str]], int], known_errors=()) -> None:
     """absl's app.run with original-style booleans; a known error becomes one line on stderr, exit 2;
     a stopped run (:class:`RunStopped`) one line with its own status; Ctrl-C outside a training loop

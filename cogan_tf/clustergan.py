@@ -67,14 +67,15 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import data, export as export_lib, fileio, images, losses, metrics
+from cogan_tf import data, export as export_lib, fileio, images, losses
+from cogan_tf import clustering
 from cogan_tf.config import ClusterGanConfig, TrainConfig
 from cogan_tf.precision import as_float32, gradients, loss_scale
 from cogan_tf.errors import UsageError
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
                                  epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init)
-from cogan_tf import train as train_lib
-from cogan_tf.train import GAN, Loop, apply_gradients
+from cogan_tf.checkpoints import checkpoint
+from cogan_tf.gan import GAN, RunState, apply_gradients
 
 CONV_FEATURES = 128 * 5 * 5  # D's and E's flattened conv output (the seed's prod)
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
@@ -484,7 +485,7 @@ class ClusterGAN(GAN):
         out = generator_encoder_loss(tf.zeros([EVAL_SAMPLES, 1]), zn_hat, z_n, logits, classes)
         return {"enc_mse_loss": float(out["zn_loss"]), "enc_ce_loss": float(out["zc_loss"])}
 
-    def end_of_epoch(self, loop: Loop, epoch: int, mean_losses: Dict[str, float]):
+    def end_of_epoch(self, loop: RunState, epoch: int, mean_losses: Dict[str, float]):
         """Mean G+E and D losses, the encoder check, and every 10th epoch (0, 10, ...) a 10x10 grid of
         the class-ordered display noise, ``img_<epoch>.png``."""
         out = self.out_dir(self.cfg.sample_dir)
@@ -501,7 +502,7 @@ class ClusterGAN(GAN):
                  f"enc_mse_loss: {values['enc_mse_loss']:.5f}, enc_ce_loss: {values['enc_ce_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
 
-    def end_of_training(self, loop: Loop):
+    def end_of_training(self, loop: RunState):
         """The GIF of the epoch grids and the original's three plots: loss.png (G+E and D),
         enc_mse_loss.png and enc_cross_entropy_loss.png."""
         n_epochs = int(loop.step.numpy()) // max(loop.steps_per_epoch, 1)
@@ -515,17 +516,17 @@ class ClusterGAN(GAN):
             loop.log(f" [*] wrote {p}")
 
     def cluster_report(self, x, labels) -> dict:
-        """Both protocols on ``x`` against ``labels`` (:func:`metrics.encoder_clustering`): ACC / purity /
+        """Both protocols on ``x`` against ``labels`` (:func:`clustering.encoder_clustering`): ACC / purity /
         NMI / ARI of the encoder's argmax, and of K-means (seeded) on the encoded [z_n, softmax]
         (``kmeans_*``; the paper's ACC is ``kmeans_purity``); cluster sizes, the argmax's best
         cluster -> label map."""
         z_n, probs = self.encode(x)
         labels = np.asarray(labels).astype(np.int64)
-        report = metrics.encoder_clustering(labels, z_n, probs, seed=self.seed)
+        report = clustering.encoder_clustering(labels, z_n, probs, seed=self.seed)
         report.update({
             "n": int(len(labels)),
             "cluster_to_label": {str(k): v for k, v in
-                                 metrics.cluster_mapping(labels, np.argmax(probs, axis=1)).items()},
+                                 clustering.cluster_mapping(labels, np.argmax(probs, axis=1)).items()},
         })
         return report
 
@@ -539,7 +540,7 @@ class ClusterGAN(GAN):
         with open(path) as f:
             return json.load(f)
 
-    def checkpoint_saved(self, loop: Loop, ckpt: tf.train.Checkpoint, path: str) -> None:
+    def checkpoint_saved(self, loop: RunState, ckpt: tf.train.Checkpoint, path: str) -> None:
         """With ``val_size``: score the validation split (both protocols) and, when its K-means purity
         (the paper's ACC) beats the best so far, write this checkpoint also to ``<ckpt_dir>/best/``
         (resumable: optimizers included) with ``best.json`` (its step, G iterations and scores, and
@@ -573,12 +574,12 @@ class ClusterGAN(GAN):
                  f"ACC {entry['acc']:.4f}, K-means purity {entry['kmeans_purity']:.4f}; best: step {b['step']} "
                  f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
 
-    def restore_weights(self, loop: Loop, path: str) -> None:
+    def restore_weights(self, loop: RunState, path: str) -> None:
         """Load the networks (and step) of checkpoint ``path``, not the optimizers."""
         # The loop's own checkpoint layout, so any checkpoint of the run (or its best/ copy) loads.
-        train_lib._checkpoint(loop, self, optimizers=False).restore(path).expect_partial()
+        checkpoint(loop, self, optimizers=False).restore(path).expect_partial()
 
-    def restore_best(self, loop: Loop, log=print) -> dict:
+    def restore_best(self, loop: RunState, log=print) -> dict:
         """After the loop restored the latest checkpoint: load the best one by validation score instead,
         if the run keeps one (the paper's model selection). Returns which checkpoint the model now holds."""
         latest = tf.train.latest_checkpoint(loop.ckpt_dir)
@@ -599,7 +600,7 @@ class ClusterGAN(GAN):
             f"{b['acc']:.4f}); the latest is step {latest_step}")
         return self.restored_from
 
-    def evaluate(self, loop: Loop):
+    def evaluate(self, loop: RunState):
         """``--is_train False``: cluster the test set with the encoder of the best checkpoint by
         validation score if the run kept one (``--val_size``), else of the latest; print both
         protocols' scores and write them to ``<evaluate_dir>/clustergan_clustering.json`` (with the

@@ -16,7 +16,7 @@ from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.layers import BatchNorm
 from cogan_tf.networks import build_cogan, unique_variables
 from cogan_tf.precision import as_float32
-from cogan_tf.train import GAN, Loop, apply_gradients, replica_share
+from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
 
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
 
@@ -260,7 +260,7 @@ class CoGAN(GAN):
         return {k: images.save_grid(os.path.join(out_dir, k, f"{stem}.png"), out[k], scaling=self.cfg.grid_scaling,
                                     rgb=True) for k in ("top", "bot")}
 
-    def sample(self, loop: Loop, epoch: int, idx: int):
+    def sample(self, loop: RunState, epoch: int, idx: int):
         log = loop.log
         paths = self.write_grids(self.cfg.sample_dir, f"train_{epoch:02d}_{idx:04d}", self.sample_z)
         x1, x2 = self.sample_images()
@@ -282,7 +282,7 @@ class CoGAN(GAN):
                 tf.summary.image("G2", fake2, max_outputs=8)
         return paths
 
-    def evaluate(self, loop: Loop, n_grids: int = 4):
+    def evaluate(self, loop: RunState, n_grids: int = 4):
         """Grids of the fixed sample z (test_00) and of further seeded z batches, in evaluate/top|bot."""
         log = loop.log
         rng = np.random.default_rng([self.seed, 2])

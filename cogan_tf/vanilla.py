@@ -22,7 +22,7 @@ from cogan_tf.precision import as_float32
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
                                  epoch_summaries, finish_outputs, sample_every_epochs, torch_dense,
                                  training_images)
-from cogan_tf.train import GAN, Loop, apply_gradients
+from cogan_tf.gan import GAN, RunState, apply_gradients
 
 SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
 
@@ -185,7 +185,7 @@ class VanillaGAN(GAN):
     def out_dir(self, root: str) -> str:
         return os.path.join(root, self.name)
 
-    def end_of_epoch(self, loop: Loop, epoch: int, mean_losses: Dict[str, float]):
+    def end_of_epoch(self, loop: RunState, epoch: int, mean_losses: Dict[str, float]):
         """As the original after each epoch: record the mean G and D losses; every 10th epoch
         (0, 10, 20, ...) an 8x8 grid of the fixed display noise, ``img_<epoch>.png``."""
         out = self.out_dir(self.cfg.sample_dir)
@@ -200,7 +200,7 @@ class VanillaGAN(GAN):
         loop.log(f"epoch {epoch}: epoch_g_loss: {values['g_loss']:.5f}, epoch_d_loss: {values['d_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
 
-    def end_of_training(self, loop: Loop):
+    def end_of_training(self, loop: RunState):
         """The GIF of the epoch grids and the plot of the per-epoch mean G and D losses (loss.png)."""
         n_epochs = int(loop.step.numpy()) // max(loop.steps_per_epoch, 1)
         paths = finish_outputs(EpochHistory(self.out_dir(self.cfg.sample_dir)), n_epochs,
@@ -209,7 +209,7 @@ class VanillaGAN(GAN):
         for p in paths.values():
             loop.log(f" [*] wrote {p}")
 
-    def evaluate(self, loop: Loop, n_grids: int = 4):
+    def evaluate(self, loop: RunState, n_grids: int = 4):
         """Grids of the fixed display noise (test_00) and of further seeded z, in <evaluate_dir>/vanilla."""
         rng = np.random.default_rng([self.seed, 2])
         for i in range(n_grids):

@@ -225,8 +225,8 @@ def test_second_g_update_uses_same_z(tmp_path, monkeypatch):
     # norms against the control, not to the bit: BatchNorm over near-constant features amplifies the
     # rounding differences of multithreaded sums, which vary with load.
     import keras
-    from cogan_tf import train as train_lib
-    monkeypatch.setattr(train_lib.GAN, "make_optimizer",
+    from cogan_tf import gan as gan_lib
+    monkeypatch.setattr(gan_lib.GAN, "make_optimizer",
                         lambda self, lr, b1, b2, **kw: keras.optimizers.SGD(learning_rate=0.1))
     gan = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
     gan.build()

@@ -336,7 +336,6 @@ def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
     """A checkpoint written while 1024 was the only width (its config.json says "hidden": 1024) resumes at
     1024 when --hidden_size is not given, is refused with another explicit width, and is rebuilt at 1024
     by ``python -m cogan_tf.evaluate --checkpoint_dir``."""
-    from cogan_tf import evaluate
     from cogan_tf.errors import UsageError
 
     x = fake_images(16)
@@ -355,7 +354,7 @@ def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
 
     with pytest.raises(UsageError, match=r"trained with hidden=1024 \(here 128, flag --hidden_size\)"):
         runner.run(CFG, train_cfg(tmp_path, max_steps=3), arrays=x, log=quiet)  # 128 asked for explicitly
-    restored = evaluate.gan_from_checkpoint(str(tmp_path / "checkpoint"), str(tmp_path), log=quiet)
+    restored = runner.gan_from_checkpoint(str(tmp_path / "checkpoint"), str(tmp_path), log=quiet)
     assert restored.model_cfg.hidden == 1024 and restored.discriminator.h0.kernel.shape == (784, 1024)
     # Nothing to resume: the default width.
     fresh = runner.make_gan(CFG, train_cfg(tmp_path / "fresh"), arrays=x, inherit=("hidden",))

@@ -179,7 +179,7 @@ def format_table(report: dict) -> str:
              f"REFERENCE {report['reference']['dir']} ({report['reference']['pairs']} grid pairs)",
              f"{len(report['grids'])} grid names in common, {report['cells_per_grid']} pairs each, every grid "
              f"stretched to 0..1; {report['dataset']} classifier (test accuracy "
-             f"{evaluate._fmt(report['classifier_test_accuracy'], '{:.4f}')}); bot scored as 1 - G2(z)",
+             f"{evaluate.format_value(report['classifier_test_accuracy'], '{:.4f}')}); bot scored as 1 - G2(z)",
              ""]
     head1 = f"{'step':>6} {'grid':<16}" + "".join(f" {t:^{2 * w + 1}}" for t, _ in COLUMNS)
     head2 = f"{'':>6} {'':<16}" + "".join(f" {'run':>{w}} {'ref':>{w}}" for _ in COLUMNS)
