@@ -17,7 +17,7 @@ import keras
 from cogan_tf import config as C
 from cogan_tf import gan as gan_lib, precision, runner
 from cogan_tf.errors import UsageError
-from cogan_tf.cogan import generate_pair
+from cogan_tf.cogan_fast import generate_pair
 from tests.conftest import ROOT, train_config
 
 POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}

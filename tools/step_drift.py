@@ -9,15 +9,11 @@ AVX2-only one):
     ONEDNN_MAX_CPU_ISA=AVX2 python tools/step_drift.py
 """
 
-import os
-import sys
-
 import keras
 import numpy as np
 import tensorflow as tf
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from cogan_tf import bench, config as C, runner  # noqa: E402
+from cogan_tf import cogan_fast, config as C, runner
 
 
 def make(m, batch=16, seed=3):
@@ -33,7 +29,7 @@ def make(m, batch=16, seed=3):
 def losses(m, plain: bool, eager: bool, steps: int = 3):
     gan, x = make(m)
     if plain:
-        bench.use_plain_layers(gan)
+        cogan_fast.use_plain_layers(gan)
     step = gan.train_step if eager else tf.function(gan.train_step)
     return [{k: float(v) for k, v in step(*x).items()} for _ in range(steps)]
 
