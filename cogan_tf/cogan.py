@@ -13,7 +13,7 @@ import tensorflow as tf
 from cogan_tf import cogan_fast, data, export as export_lib, images, losses
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.layers import BatchNorm
-from cogan_tf.networks import build_cogan, unique_variables
+from cogan_tf.cogan_networks import build_cogan, unique_variables
 from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
 
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64

@@ -32,3 +32,12 @@ class GridError(ValueError):
 
 class ClassifierError(ValueError):
     """The classifier cannot be trained to its target, or its cache is unusable; one-line message."""
+
+
+class SourceFailed(Exception):
+    """A download source cannot supply anything (unreachable, absent, broken): the download moves on to
+    the next source. Never shown to the user: :class:`DownloadError` sums them up."""
+
+
+class FileFailed(Exception):
+    """One file could not be had from one download source; the source may still have the others."""

@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import export as export_lib, images, losses
+from cogan_tf import export as export_lib, images
+from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.config import TrainConfig, VanillaConfig
 from cogan_tf.precision import as_float32
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
@@ -106,21 +107,6 @@ def dropout_seed_states(dropouts) -> Dict[str, tf.Variable]:
     tf.train.Checkpoint finds through the model, so the GAN checkpoints it explicitly: a resumed run
     then draws the dropout masks the uninterrupted run would have drawn."""
     return {f"{layer.name}_seed": layer.seed_generator.state for layer in dropouts}
-
-
-# --- losses -----------------------------------------------------------------------------------------
-
-def discriminator_loss(real_logits, fake_logits) -> Dict[str, tf.Tensor]:
-    """BCE with real target 1 and fake target 0; ``d_loss`` is their sum (the original adds the two
-    BCELoss values, it does not average them)."""
-    real = losses.sigmoid_ce(real_logits, 1.0)
-    fake = losses.sigmoid_ce(fake_logits, 0.0)
-    return {"d_loss": real + fake, "d_loss_real": real, "d_loss_fake": fake}
-
-
-def generator_loss(fake_logits) -> tf.Tensor:
-    """BCE of D's verdict on the fakes against target 1 (the non-saturating generator loss)."""
-    return losses.sigmoid_ce(fake_logits, 1.0)
 
 
 # --- the model on the loop ---------------------------------------------------------------------------

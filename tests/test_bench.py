@@ -14,10 +14,10 @@ from cogan_tf.config import CoganConfig
 from tests.conftest import ROOT
 
 
-
 def param_count(layers):
     """Weights of a layer table (what the model's variables must hold)."""
     return sum(layer.params for layer in layers)
+
 
 def test_layer_macs_and_params():
     d = flops.dense("d", 3, 4)
@@ -71,7 +71,7 @@ def weight_count(variables):
 
 def test_layer_tables_match_the_models():
     from cogan_tf import config as C
-    from cogan_tf.networks import build_cogan, unique_variables
+    from cogan_tf.cogan_networks import build_cogan, unique_variables
 
     for m in (CoganConfig(), CoganConfig(h0_feeds_h1=True, d_h0_filters=64)):
         g, d = build_cogan(m)

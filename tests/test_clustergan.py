@@ -19,9 +19,9 @@ import keras
 from cogan_tf import config as C
 from cogan_tf import gan as gan_lib, runner, train
 from cogan_tf.errors import UsageError
-from cogan_tf.clustergan import (ClusterDiscriminator, ClusterEncoder, ClusterGAN, ClusterGenerator,
-                                 coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
-                                 gradient_penalty)
+from cogan_tf.clustergan import ClusterGAN, coupled_weight_decay
+from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
+from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
 from tests.conftest import ROOT, count_params, train_config, write_fake_dataset, run_main_refusal
 
 CFG = C.ClusterGanConfig()

@@ -15,7 +15,7 @@ from cogan_tf import config as C
 from cogan_tf import losses, runner
 from cogan_tf.cogan import CoGAN, export_cogan
 from cogan_tf.layers import BatchNorm, ScalarPReLU
-from cogan_tf.networks import build_cogan, unique_variables
+from cogan_tf.cogan_networks import build_cogan, unique_variables
 from tests.conftest import ROOT, count_params, train_config, run_main_refusal
 
 FAITHFUL = C.CoganConfig()

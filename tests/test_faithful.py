@@ -13,7 +13,7 @@ from cogan_tf import config as C
 from cogan_tf import images, losses, runner
 from cogan_tf.errors import UsageError
 from cogan_tf.layers import BatchNorm
-from cogan_tf.networks import build_cogan
+from cogan_tf.cogan_networks import build_cogan
 from tests.conftest import train_config
 
 RNG = np.random.default_rng(7)
