@@ -69,15 +69,15 @@ flags.DEFINE_enum("recipe", None, list(config_lib.CLUSTERGAN_RECIPES),
                   "lambda 10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) weights, no weight decay, "
                   "batch 64). Flags given explicitly override the recipe's values [original]")
 flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, as the original runs "
-                     "(its 1024-on-GPU test never holds); 1024 is the seed's text; resuming: the checkpoint's]")
+                     "(its 1024-on-GPU test never holds); 1024 is the width its README describes; resuming: the checkpoint's]")
 flags.DEFINE_integer("val_size", 0, "ClusterGAN: hold out this many training images (seeded) and keep the "
                      "checkpoint with the best validation clustering in <checkpoint dir>/best, which "
                      "--is_train False then evaluates (the paper used 5000) [0: none]")
 flags.DEFINE_integer("save_every", 500, "Save a checkpoint every N steps, when the step counter % N == 2, and at the end (0: only at the end) [500]")
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept, the oldest deleted first (0: keep all) [5]")
 flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
-# CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
-flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the seed's table) instead of z (quirk) [False]")
+# CoGAN: one flag per quirk of the original (docs/ORIGINAL.md §1); the defaults are faithful.
+flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the intended chain) instead of z (quirk) [False]")
 flags.DEFINE_integer("d_h0_filters", None, "CoGAN: filters of D's h0; the original has c_dim (1), corrected 64 [1]")
 flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper [False]")
 flags.DEFINE_boolean("bn_moving_average", False, "CoGAN: sample with BatchNorm moving averages instead of batch statistics (quirk) [False]")

@@ -25,7 +25,7 @@ from cogan_tf.rundir import RunRecord, checkpoint_numbers
 
 
 def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True) -> tf.train.Checkpoint:
-    # Models, optimizers, the step counter (= data position: the order is a function of the seed) and
+    # Models, optimizers, the step counter (= data position: the order is a function of the random seed) and
     # the RNG state, all in one checkpoint. Without ``optimizers``: what sampling and export read.
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
@@ -267,7 +267,7 @@ def resolve_seed(train_cfg: config_lib.TrainConfig, record: RunRecord) -> config
 
 def resolve_model_config(model_cfg, record: RunRecord, inherit: Sequence[str] = ()):
     """Fields named in ``inherit`` (left unset on the command line) take the value of the checkpoint's
-    config.json when there is one, as the seed does: a vanilla checkpoint trained at 1024 hidden units
+    config.json when there is one, as the random seed does: a vanilla checkpoint trained at 1024 hidden units
     before 128 became the default resumes at 1024."""
     theirs = record.model_config
     # The checkpoint files on disk, not the state file: a lost one still resumes (restore_newest).

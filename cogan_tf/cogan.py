@@ -1,5 +1,5 @@
 """CoGAN (andrewliao11's CoGAN-tensorflow): MNIST digits (domain 1, "top") and inverted digits
-(domain 2, "bot"), generated from the same z by coupled generators (REFERENCE.md §1)."""
+(domain 2, "bot"), generated from the same z by coupled generators (docs/ORIGINAL.md §1)."""
 
 from __future__ import annotations
 

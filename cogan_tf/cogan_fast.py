@@ -83,7 +83,7 @@ def generate_pair(generator, z, training=False, subpixel=True):
     Each output channel is still its own sum, so the result is the generator's own (to rounding);
     oneDNN's kernels for one output channel and for transposed convolutions are slow
     (docs/PERFORMANCE.md). Falls back to ``generator(z)`` for heads other than the plain 5x5 stride-2
-    SAME sigmoid deconvs of networks.py."""
+    SAME sigmoid deconvs of cogan_networks.py."""
     h1, h2 = generator.head1, generator.head2
     plain = all(h.strides == (2, 2) and h.padding == "same" and h.use_bias and h.data_format == "channels_last"
                 and h.output_padding is None and h.dilation_rate == (1, 1) and h.kernel_size == (5, 5)

@@ -20,12 +20,12 @@ MIXED_PRECISION_POLICIES = tuple(MIXED_PRECISION.values())
 
 @dataclasses.dataclass(frozen=True)
 class CoganConfig:
-    """The CoGAN of REFERENCE.md §1. Defaults are the original's code, quirks included."""
+    """The CoGAN of docs/ORIGINAL.md §1. Defaults are the original's code, quirks included."""
 
     z_dim: int = 100
     c_dim: int = 1
     output_size: int = 28
-    # Quirk: the original computes G's h0 but feeds z to h1, so h0 is dead. True: z -> h0 -> h1 (the seed's table).
+    # Quirk: the original computes G's h0 but feeds z to h1, so h0 is dead. True: z -> h0 -> h1 (the intended chain, §1.2).
     h0_feeds_h1: bool = False
     # Quirk: D's h0 has c_dim (1) filters. The corrected network has 64.
     d_h0_filters: Optional[int] = None
@@ -50,11 +50,11 @@ class CoganConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VanillaConfig:
-    """The vanilla GAN of REFERENCE.md §2 (JasonFengGit)."""
+    """The vanilla GAN of docs/ORIGINAL.md §2 (JasonFengGit)."""
 
     z_dim: int = 128
     # 128 is what the original trains: its `1024 if self.device == 'cuda' else 128` compares a torch.device
-    # with a string, which is never equal, so it runs 128 units on a GPU too. 1024 is the seed's text
+    # with a string, which is never equal, so it runs 128 units on a GPU too. 1024 is the width its README describes
     # (main.py --hidden_size 1024).
     hidden: int = 128
     dropout: float = 0.3
@@ -63,7 +63,7 @@ class VanillaConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ClusterGanConfig:
-    """The ClusterGAN of REFERENCE.md §3 (JasonFengGit)."""
+    """The ClusterGAN of docs/ORIGINAL.md §3 (JasonFengGit)."""
 
     z_dim: int = 30
     n_classes: int = 10
@@ -86,7 +86,7 @@ class ClusterGanConfig:
 
 
 # --recipe: the ClusterGAN config fields each recipe sets (its batch, epochs and Adam are main.py's
-# flag defaults). "paper": the ClusterGAN paper authors' code (REFERENCE.md §3): sigma 0.1, a WGAN-GP
+# flag defaults). "paper": the ClusterGAN paper authors' code (docs/ORIGINAL.md §4): sigma 0.1, a WGAN-GP
 # critic with 5 critic updates per G+E update (g_every), N(0, 0.02) weights, no weight decay (their
 # l2_regularizer terms are never added to a loss), beta_n = beta_c = 10.
 CLUSTERGAN_RECIPES = {

@@ -18,13 +18,9 @@ def sigmoid_ce(logits, target: float):
 
 
 def cogan_loss_logits(h3, loss_on_logits: bool = False):
-    """What the CoGAN's losses take as logits, from D's last layer h3.
-
-    Quirk Q1 of the original (``loss_on_logits=False``): its discriminator returns
-    ``(sigmoid(h3), h3)`` and the callers unpack it as ``D_logits, D``, so every loss is a sigmoid
-    cross-entropy of ``sigmoid(h3)`` taken as logits: a double sigmoid. The effective probability
-    sigmoid(sigmoid(h3)) stays in (0.5, 0.731), so d_loss >= 2.21 and D never becomes confident.
-    ``loss_on_logits=True``: the usual loss on h3."""
+    """What the CoGAN's losses take as logits, from D's last layer h3: ``sigmoid(h3)`` as the original
+    (``loss_on_logits=False``, quirk Q1, the double sigmoid: D never becomes confident, d_loss >= 2.21;
+    docs/ORIGINAL.md §1.5), or the usual h3."""
     h3 = tf.cast(h3, tf.float32)
     return h3 if loss_on_logits else tf.sigmoid(h3)
 

@@ -1,4 +1,4 @@
-"""From config objects to a run: pick the model's GAN class, resolve the seed, train or evaluate.
+"""From config objects to a run: pick the model's GAN class, resolve what a resumed run inherits, train or evaluate.
 
 Imported by :mod:`cogan_tf.evaluate` (to rebuild a GAN from a checkpoint), never the other way round."""
 

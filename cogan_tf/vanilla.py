@@ -1,4 +1,4 @@
-"""Vanilla GAN (JasonFengGit's Generative-Adversarial-Networks, REFERENCE.md §2): MLP generator and
+"""Vanilla GAN (JasonFengGit's Generative-Adversarial-Networks, docs/ORIGINAL.md §2): MLP generator and
 discriminator on MNIST scaled to [-1, 1], on the shared training loop.
 
 PyTorch's default initial weights, the per-epoch bookkeeping and the other choices this port shares
@@ -32,7 +32,7 @@ SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
 
 class VanillaGenerator(keras.Model):
     """MLP z (128) -> h -> h -> h -> 784, LeakyReLU(0.2), tanh; images (N, 28, 28, 1) in [-1, 1].
-    h = ``cfg.hidden``: 128 as the original runs, 1024 as the seed's text describes."""
+    h = ``cfg.hidden``: 128 as the original runs, 1024 as its README describes."""
 
     def __init__(self, cfg: VanillaConfig = VanillaConfig(), **kwargs):
         super().__init__(name="vanilla_generator", **kwargs)

@@ -1,4 +1,4 @@
-"""ClusterGAN port: layer shapes and parameter counts against the seed's tables, the PyTorch conv
+"""ClusterGAN port: layer shapes and parameter counts against docs/ORIGINAL.md's tables, the PyTorch conv
 arithmetic, losses, coupled weight decay, the 1:5 update schedule, outputs, resume, clustering
 evaluation and the SavedModel's two signatures; --recipe paper (gradient penalty, the 5:1 critic
 schedule on distinct batches, initialisers, no weight decay), the validation split and the best

@@ -93,7 +93,7 @@ count = count_params
 
 
 def test_parameter_counts_by_hand():
-    # Generator (REFERENCE.md §1 table): Linear = in*out + out; Deconv 5x5 = 25*in*out + out;
+    # Generator (docs/ORIGINAL.md §1.2 table): Linear = in*out + out; Deconv 5x5 = 25*in*out + out;
     # BatchNorm = 2*C trainable (gamma, beta) + 2*C moving averages; scalar PReLU = 1.
     h0 = 100 * 1024 + 1024 + 2 * 1024 + 1
     h1_faithful = 100 * 6272 + 6272 + 2 * 6272 + 1

@@ -1,4 +1,4 @@
-"""The original CoGAN as it ran (REFERENCE.md §1, Q1-Q3): the double-sigmoid loss, scalar BatchNorm
+"""The original CoGAN as it ran (docs/ORIGINAL.md §1, Q1-Q3): the double-sigmoid loss, scalar BatchNorm
 statistics on the dense layers, min-max stretched grids; and the flags that give the usual behaviour."""
 
 import json

@@ -211,3 +211,21 @@ def test_evaluation_rebuilds_a_gan_through_the_runner():
 
 def test_errors_is_a_leaf():
     assert import_graph()["errors"] == set()
+
+
+def test_the_readme_layout_names_every_module():
+    with open(os.path.join(ROOT, "README.md")) as f:
+        text = f.read()
+    section = text[text.index("## Layout"):].split("\n")[1:]
+    table = "\n".join(line for line in section[:next((i for i, x in enumerate(section) if x.startswith("#")),
+                                                     len(section))] if line.startswith("|"))
+    missing = []
+    for m in module_files():
+        top = m.split(".")[0]
+        if m == "__init__" or "." in m or os.path.isdir(os.path.join(PACKAGE, top)):
+            # A subpackage is named by its folder.
+            if f"cogan_tf/{top}/" not in table and m != "__init__":
+                missing.append(f"cogan_tf/{top}/")
+        elif f"`cogan_tf/{m}.py`" not in table and f"`{m}.py`" not in table:
+            missing.append(f"{m}.py")
+    assert sorted(set(missing)) == []

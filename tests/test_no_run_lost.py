@@ -1,4 +1,4 @@
-"""No run lost (issue 11): checkpoint fallback, failed writes, non-finite losses, resumed hyperparameters,
+"""No run lost: checkpoint fallback, failed writes, non-finite losses, resumed hyperparameters,
 stops by signal, output directories checked up front, evaluation from config.json."""
 
 import json

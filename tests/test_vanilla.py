@@ -1,4 +1,4 @@
-"""Vanilla GAN port: layers and parameter counts against the seed's tables, PyTorch's initial weights,
+"""Vanilla GAN port: layers and parameter counts against docs/ORIGINAL.md's tables, PyTorch's initial weights,
 losses, one step, per-epoch outputs, resume, seed, export, and the per-model flag defaults."""
 
 import json
@@ -48,7 +48,7 @@ def bce_probs(probs, target: float, eps: float = 1e-7):
 # --- networks ---------------------------------------------------------------------------------------
 
 def test_layer_shapes():
-    assert CFG.hidden == 128  # the width the original trains (REFERENCE.md section 2)
+    assert CFG.hidden == 128  # the width the original trains (docs/ORIGINAL.md §2.1)
     g, d = VanillaGenerator(CFG), VanillaDiscriminator(CFG)
     z = tf.random.normal([4, 128])
     h = g.act0(g.h0(z))
@@ -80,7 +80,7 @@ def test_parameter_counts_by_hand():
 
 
 def test_parameter_counts_at_1024_hidden_units():
-    # --hidden_size 1024, the seed's text: G 128 -> 1024 -> 1024 -> 1024 -> 784, D 784 -> 1024 x 3 -> 1.
+    # --hidden_size 1024, the width the original's README describes: G 128 -> 1024 -> 1024 -> 1024 -> 784, D 784 -> 1024 x 3 -> 1.
     g_count = (128 * 1024 + 1024) + 2 * (1024 * 1024 + 1024) + (1024 * 784 + 784)
     d_count = (784 * 1024 + 1024) + 2 * (1024 * 1024 + 1024) + (1024 * 1 + 1)
     assert g_count == 3034896 and d_count == 2904065

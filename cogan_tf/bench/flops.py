@@ -115,7 +115,7 @@ class StepCount:
 
 
 def cogan_layers(m, subpixel_heads: bool = False) -> Dict[str, Layer]:
-    """CoGAN's weight layers (REFERENCE.md §1) for a CoganConfig ``m``; ``subpixel_heads``: the heads'
+    """CoGAN's weight layers (docs/ORIGINAL.md §1) for a CoganConfig ``m``; ``subpixel_heads``: the heads'
     forward pass computed as a 3x3 convolution to 4x the channels (``cogan_fast.subpixel_deconv``)."""
     s = m.output_size
     s2, s4 = s // 2, s // 4
@@ -186,7 +186,7 @@ def cogan_step_count(m, trunk_per_domain: bool = False, reuse_g_forward: bool = 
 
 
 def vanilla_layers(m) -> Dict[str, List[Layer]]:
-    """The vanilla GAN's MLPs (REFERENCE.md §2) for a VanillaConfig ``m``."""
+    """The vanilla GAN's MLPs (docs/ORIGINAL.md §2) for a VanillaConfig ``m``."""
     h = m.hidden
     return {"g": [dense("g_h0", m.z_dim, h), dense("g_h1", h, h), dense("g_h2", h, h), dense("g_h3", h, 784)],
             "d": [dense("d_h0", 784, h), dense("d_h1", h, h), dense("d_h2", h, h), dense("d_h3", h, 1)]}
@@ -208,7 +208,7 @@ def vanilla_step_count(m) -> StepCount:
 
 
 def clustergan_layers(m) -> Dict[str, List[Layer]]:
-    """ClusterGAN's G, D and E (REFERENCE.md §3) for a ClusterGanConfig ``m``; D and E share the shape
+    """ClusterGAN's G, D and E (docs/ORIGINAL.md §3) for a ClusterGanConfig ``m``; D and E share the shape
     of their conv trunk (not its weights)."""
     def trunk(p):
         return [conv(f"{p}_c0", 28, 28, 1, 64, 4, padding="valid"), conv(f"{p}_c1", 13, 13, 64, 128, 4, padding="valid"),

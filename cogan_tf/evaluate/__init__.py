@@ -1,27 +1,11 @@
 """Numbers, not only pictures: classifier-based evaluation of the three GANs, and of sample grids.
 
-Modelled on TF-GAN's MNIST eval (``mnist_score``, ``mnist_frechet_distance``), with the classifier
-trained by this project (:mod:`cogan_tf.evaluate.classifier`). For a CoGAN, N pairs (G1(z), G2(z)) are scored:
-
-- pixel agreement: the fraction of pixels where G1(z) and 1 - G2(z) agree after binarising at 0.5
-  (the CoGAN paper's measure), and their mean absolute difference;
-- label agreement: the classifier's digit for G1(z) equals its digit for 1 - G2(z);
-- per domain, the classifier score (Inception-score style, exp E[KL(p(y|x) || p(y))], 1..10), the
-  Fréchet distance in the classifier's penultimate features to the real test images, and the digit
-  histogram (mode collapse shows here). The bottom domain is scored as 1 - G2(z) against the real
-  (not inverted) test digits: the classifier only knows white-on-black digits.
-
-The ``real`` column gives the same numbers for real images as the floor to read them against: the
-score of the test set, and the Fréchet distance of N random training images to the test set (the
-distance shrinks with N, so 64 grid cells are never near 0 even for real digits).
-
-Sources: an exported SavedModel (the model kind is read off its signatures), a checkpoint (restored,
-exported to a temporary directory and scored through that same SavedModel path), or pairs of 8x8
-grid PNGs (this port's ``samples/top|bot`` or andrewliao11's published ones).
-
-``python -m cogan_tf.evaluate --saved_model export/cogan [--out report.json]``;
-``--compare A.json B.json`` prints two reports side by side; ``--grid_dirs RUN_SAMPLES REFERENCE_SAMPLES``
-scores two runs' grids step by step (:mod:`cogan_tf.evaluate.grid_compare`).
+Samples (from an exported SavedModel, a checkpoint exported the same way, or 8x8 grid PNGs) are scored
+with the project's classifier (:mod:`cogan_tf.evaluate.classifier`) by the pure functions of
+:mod:`cogan_tf.evaluate.image_metrics`: for a CoGAN, the agreement of G1(z) with 1 - G2(z); per domain,
+the classifier score, the Fréchet distance to the test images and the digit histogram; a ``real``
+column as the floor to read them against. What each number means: docs/RESULTS.md, "How the numbers
+are made". The command line is ``python -m cogan_tf.evaluate`` (:mod:`cogan_tf.evaluate.__main__`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ off the name: ``train_EE_IIII`` is step EE * 546 + IIII + 1, the steps trained w
 floor(70000 / 128) steps per epoch; ``steps_per_epoch`` for other runs).
 
 The original wrote its grids with ``scipy.misc.imsave``, which stretches each grid to 0..255 by its own
-minimum and maximum (REFERENCE.md, Q3). Both directories' grids are stretched that way before scoring
+minimum and maximum (quirk Q3, docs/ORIGINAL.md §1.8). Both directories' grids are stretched that way before scoring
 (``stretch``), so a grid written as output x 255 is scored on the same footing as a published one; an
 already stretched grid is unchanged. The Fréchet distance of 64 cells is noisy (even 64 real digits score
 ~50): it is in the JSON and the plot, the table leaves it out.
