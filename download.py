@@ -11,6 +11,7 @@ import sys
 from absl import flags
 
 from cogan_tf import cli, data
+from cogan_tf.errors import UsageError
 from cogan_tf.download import DownloadConfig, MIRRORS, download
 
 flags.DEFINE_string("data_dir", "data", "Directory to write <dataset>/<IDX files> into.")
@@ -60,12 +61,12 @@ def positional_to_flag(argv):
 
 def main(argv):
     if not FLAGS.datasets:
-        raise cli.UsageError(f"name the datasets to fetch, e.g. python download.py mnist "
+        raise UsageError(f"name the datasets to fetch, e.g. python download.py mnist "
                              f"(choose from {', '.join(data.DATASETS)})")
     if FLAGS.source is not None and not os.path.exists(FLAGS.source):
-        raise cli.UsageError(f"--source {FLAGS.source}: no such file or directory")
+        raise UsageError(f"--source {FLAGS.source}: no such file or directory")
     if FLAGS.timeout <= 0:
-        raise cli.UsageError(f"--timeout must be positive, got {FLAGS.timeout}")
+        raise UsageError(f"--timeout must be positive, got {FLAGS.timeout}")
     mirrors = MIRRORS if FLAGS.mirrors is None else {d: tuple(FLAGS.mirrors) for d in data.DATASETS}
     config = DownloadConfig(
         data_dir=FLAGS.data_dir,

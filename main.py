@@ -9,41 +9,28 @@ import os
 
 from absl import flags
 
-from cogan_tf import cli, config as config_lib, data
+from cogan_tf import cli, config as config_lib, data, rundir
+from cogan_tf.errors import UsageError
 
-# model -> (batch_size, epoch, learning_rate, beta1, beta2): each original's defaults.
-MODEL_DEFAULTS = {
-    "cogan": (128, 25, 2e-4, 0.5, 0.999),
-    "vanilla": (512, 500, 2e-4, 0.9, 0.999),
-    "clustergan": (100, 200, 1e-4, 0.5, 0.9),
-}
-# clustergan --recipe paper (the ClusterGAN paper authors' code): batch 64; 534 epochs of 937 critic
-# batches are ~10^5 G+E updates (one per 5 critic updates), the paper's training length.
-PAPER_RECIPE_DEFAULTS = (64, 534, 1e-4, 0.5, 0.9)
-# Each original's dataset: the ClusterGAN's trains on Fashion-MNIST.
-MODEL_DATASETS = {"cogan": "mnist", "vanilla": "mnist", "clustergan": "fashion_mnist"}
+DATASET = "dataset"
 
 
-def _per_model(i, fmt=str):
-    return ("; ".join(f"{m}: {fmt(d[i])}" for m, d in MODEL_DEFAULTS.items())
-            + f"; clustergan --recipe paper: {fmt(PAPER_RECIPE_DEFAULTS[i])}")
+def _per_model(field, fmt=str):
+    """``cogan: 128; vanilla: 512; ...`` for a flag's help: each original's default of a TrainConfig field."""
+    return ("; ".join(f"{m}: {fmt(config_lib.defaults_for(m)[field])}" for m in config_lib.MODELS)
+            + f"; clustergan --recipe paper: {fmt(config_lib.defaults_for('clustergan', 'paper')[field])}")
 
 
-def run_defaults(model, recipe=None):
-    """(batch_size, epoch, learning_rate, beta1, beta2) of a model (and ClusterGAN recipe)."""
-    return PAPER_RECIPE_DEFAULTS if model == "clustergan" and recipe == "paper" else MODEL_DEFAULTS[model]
-
-
-flags.DEFINE_integer("epoch", None, f"Epochs to train [{_per_model(1)}]")
-flags.DEFINE_float("learning_rate", None, f"Adam learning rate [{_per_model(2)}]")
-flags.DEFINE_float("beta1", None, f"Adam beta1 [{_per_model(3)}]")
-flags.DEFINE_float("beta2", None, f"Adam beta2 [{_per_model(4)}]")
+flags.DEFINE_integer("epoch", None, f"Epochs to train [{_per_model('epoch')}]")
+flags.DEFINE_float("learning_rate", None, f"Adam learning rate [{_per_model('learning_rate')}]")
+flags.DEFINE_float("beta1", None, f"Adam beta1 [{_per_model('beta1')}]")
+flags.DEFINE_float("beta2", None, f"Adam beta2 [{_per_model('beta2')}]")
 flags.DEFINE_float("train_size", math.inf, "Use at most this many images [inf]")
-flags.DEFINE_integer("batch_size", None, f"Batch size [{_per_model(0)}]")
+flags.DEFINE_integer("batch_size", None, f"Batch size [{_per_model('batch_size')}]")
 flags.DEFINE_integer("output_size", 64, "Image size [64]; MNIST always uses 28, as the original")
 flags.DEFINE_integer("c_dim", 3, "Image channels [3]; MNIST always uses 1, as the original")
 flags.DEFINE_string("dataset", None, f"Dataset: {', '.join(data.DATASETS)} "
-                    f"[{'; '.join(f'{m}: {d}' for m, d in MODEL_DATASETS.items())}, as the originals]")
+                    f"[{'; '.join(f'{m}: {config_lib.defaults_for(m)[DATASET]}' for m in config_lib.MODELS)}, as the originals]")
 flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
 flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoints go to <checkpoint_dir>/<dataset>_<batch>_28 [checkpoint]")
 flags.DEFINE_string("sample_dir", "samples", "Sample grids [samples]")
@@ -82,15 +69,15 @@ flags.DEFINE_enum("recipe", None, list(config_lib.CLUSTERGAN_RECIPES),
                   "lambda 10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) weights, no weight decay, "
                   "batch 64). Flags given explicitly override the recipe's values [original]")
 flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, as the original runs "
-                     "(its 1024-on-GPU test never holds); 1024 is the seed's text; resuming: the checkpoint's]")
+                     "(its 1024-on-GPU test never holds); 1024 is the width its README describes; resuming: the checkpoint's]")
 flags.DEFINE_integer("val_size", 0, "ClusterGAN: hold out this many training images (seeded) and keep the "
                      "checkpoint with the best validation clustering in <checkpoint dir>/best, which "
                      "--is_train False then evaluates (the paper used 5000) [0: none]")
 flags.DEFINE_integer("save_every", 500, "Save a checkpoint every N steps, when the step counter % N == 2, and at the end (0: only at the end) [500]")
 flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept, the oldest deleted first (0: keep all) [5]")
 flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
-# CoGAN: one flag per quirk of the original (REFERENCE.md §1); the defaults are faithful.
-flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the seed's table) instead of z (quirk) [False]")
+# CoGAN: one flag per quirk of the original (docs/ORIGINAL.md §1); the defaults are faithful.
+flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the intended chain) instead of z (quirk) [False]")
 flags.DEFINE_integer("d_h0_filters", None, "CoGAN: filters of D's h0; the original has c_dim (1), corrected 64 [1]")
 flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper [False]")
 flags.DEFINE_boolean("bn_moving_average", False, "CoGAN: sample with BatchNorm moving averages instead of batch statistics (quirk) [False]")
@@ -106,20 +93,9 @@ flags.DEFINE_boolean("corrected", False, "CoGAN: every correction of the network
 FLAGS = flags.FLAGS
 
 
-# The model-config fields each architecture flag sets (--corrected last: a flag of its own wins), for
-# the line --is_train False gives a flag that disagrees with the checkpoint's config.json.
-FLAG_FIELDS = {
-    "h0_feeds_h1": ("h0_feeds_h1",),
-    "d_h0_filters": ("d_h0_filters",),
-    "bn_moving_average": ("bn_batch_stats_at_inference",),
-    "loss_on_logits": ("loss_on_logits",),
-    "bn_per_feature": ("bn_per_feature",),
-    "sync_batchnorm": ("sync_batchnorm",),
-    "corrected": ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters", "bn_batch_stats_at_inference"),
-    "zn_sigma": ("zn_sigma",),
-    "recipe": ("recipe", "critic", "gp_lambda", "init_std", "weight_decay", "zn_sigma"),
-    "hidden_size": ("hidden",),
-}
+# The model-config fields each architecture flag sets, for the line --is_train False gives a flag that
+# disagrees with the checkpoint's config.json: config.py's one flag <-> field table.
+FLAG_FIELDS = {flag: fields for table in config_lib.FLAG_FIELDS.values() for flag, fields in table.items()}
 # Flags that mean something only to the CoGAN: refused with the other models when given.
 COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1", "d_h0_filters", "bn_moving_average",
               "sync_batchnorm", "corrected", "disjoint_domains")
@@ -128,7 +104,7 @@ COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1",
 def validate(f) -> None:
     """One-line refusals for values the original would have crashed on, or silently misused."""
     def bad(flag, why):
-        raise cli.UsageError(f"--{flag}={getattr(f, flag)}: {why}")
+        raise UsageError(f"--{flag}={getattr(f, flag)}: {why}")
 
     if f.batch_size is not None and f.batch_size < 1:
         bad("batch_size", "must be at least 1")
@@ -151,7 +127,7 @@ def validate(f) -> None:
         bad("save_every", "must be 0 or more")
     if f.keep_checkpoints < 0:
         bad("keep_checkpoints", "must be 0 (keep all) or more")
-    batch = f.batch_size if f.batch_size is not None else run_defaults(f.model, f.recipe)[0]
+    batch = f.batch_size if f.batch_size is not None else config_lib.defaults_for(f.model, f.recipe)["batch_size"]
     if not f.train_size >= batch:
         bad("train_size", f"smaller than one batch ({batch}); lower --batch_size or raise --train_size")
     if f.log_every < 0:
@@ -181,14 +157,12 @@ def validate(f) -> None:
 
 def build_configs(f):
     """Flags -> (model config, train config), with each model's original defaults where unset."""
-    batch, epoch, lr, beta1, beta2 = run_defaults(f.model, f.recipe)
-    pick = lambda v, d: d if v is None else v  # noqa: E731
-    train_cfg = config_lib.TrainConfig(
-        model=f.model, dataset=pick(f.dataset, MODEL_DATASETS[f.model]), data_dir=f.data_dir,
-        epoch=pick(f.epoch, epoch), val_size=f.val_size, save_every=f.save_every,
-        keep_checkpoints=f.keep_checkpoints or None,
-        learning_rate=pick(f.learning_rate, lr), beta1=pick(f.beta1, beta1), beta2=pick(f.beta2, beta2),
-        batch_size=pick(f.batch_size, batch), train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
+    # Flags left unset take the model's (and recipe's) defaults from config.train_config.
+    given = {k: f[k].value for k in ("dataset", "epoch", "learning_rate", "beta1", "beta2", "batch_size")
+             if f[k].value is not None}
+    train_cfg = config_lib.train_config(
+        f.model, f.recipe, **given, data_dir=f.data_dir, val_size=f.val_size, save_every=f.save_every,
+        keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
         seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
@@ -203,12 +177,10 @@ def build_configs(f):
             bn_per_feature=f.bn_per_feature or f.corrected,
             sync_batchnorm=f.sync_batchnorm)
     elif f.model == "clustergan":
-        overrides = {} if f.zn_sigma is None else {"zn_sigma": f.zn_sigma}
-        model_cfg = config_lib.clustergan_config(f.recipe or "original", **overrides)
-    elif f.model == "vanilla" and f.hidden_size is not None:
-        model_cfg = config_lib.VanillaConfig(hidden=f.hidden_size)
+        model_cfg = config_lib.model_config("clustergan", f.recipe, **({} if f.zn_sigma is None else
+                                                                     {"zn_sigma": f.zn_sigma}))
     else:
-        model_cfg = config_lib.MODEL_CONFIGS[f.model]()
+        model_cfg = config_lib.model_config("vanilla", **({} if f.hidden_size is None else {"hidden": f.hidden_size}))
     return model_cfg, train_cfg
 
 
@@ -233,7 +205,7 @@ def main(argv):
     model_cfg, train_cfg = build_configs(FLAGS)
     # Every output directory is created and written once before TensorFlow starts (and trains for
     # hours before writing the export).
-    config_lib.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
+    rundir.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
     from cogan_tf import runner  # TensorFlow starts here, after the flags are known to be good
 
     gan = runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, inherit=inherited(FLAGS),

@@ -12,23 +12,12 @@ from typing import Callable, List, Sequence
 
 from absl import app, flags, logging
 
+from cogan_tf.errors import DataError, GridError, RunStopped, UsageError
+
 # TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the program's own lines.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 _BOOL_WORDS = {"true", "false", "1", "0", "yes", "no", "t", "f"}
-
-
-class UsageError(ValueError):
-    """A flag value the program refuses; the message names the flag and what to do."""
-
-
-class RunStopped(RuntimeError):
-    """A run that stopped before its end (a signal, a non-finite loss, a failed checkpoint write); the
-    message says what was kept. ``status`` is the exit status (128 + the signal's number for a signal)."""
-
-    def __init__(self, message: str, status: int = 1):
-        super().__init__(message)
-        self.status = status
 
 
 def fold_bool_args(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
@@ -48,13 +37,30 @@ def fold_bool_args(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
     return out
 
 
+def fold_list_args(argv: Sequence[str], list_flags: Sequence[str]) -> List[str]:
+    """``--grids A B C D`` -> ``--grids=A,B,C,D`` for each flag in ``list_flags``: several paths after one
+    flag, for absl's comma-separated list flags."""
+    out: List[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg[2:] if arg.startswith("--") and "=" not in arg else None
+        if name in list_flags:
+            j = i + 1
+            while j < len(argv) and not argv[j].startswith("--"):
+                j += 1
+            out.append(f"--{name}={','.join(argv[i + 1:j])}")
+            i = j
+            continue
+        out.append(arg)
+        i += 1
+    return out
+
+
 def run(main: Callable[[List[str]], int], known_errors=()) -> None:
     """absl's app.run with original-style booleans; a known error becomes one line on stderr, exit 2;
     a stopped run (:class:`RunStopped`) one line with its own status; Ctrl-C outside a training loop
     one line, exit 130."""
-    from cogan_tf.data import DataError
-    from cogan_tf.images import GridError
-
     errors = (UsageError, DataError, GridError) + tuple(known_errors)
 
     def wrapped(argv):

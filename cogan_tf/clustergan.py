@@ -1,59 +1,12 @@
-"""ClusterGAN (JasonFengGit's Generative-Adversarial-Networks, REFERENCE.md §3): a GAN whose latent is
-z_n ~ N(0, 1) (30 dims) plus a one-hot class code z_c (10 classes), with an encoder trained to recover
-both from the generated image; its class logits then cluster real images.
+"""ClusterGAN (JasonFengGit's Generative-Adversarial-Networks, docs/ORIGINAL.md §3) on the shared loop: a
+GAN whose latent is z_n ~ N(0, sigma^2) (30 dims) plus a one-hot class code z_c (10 classes), with an
+encoder trained to recover both from the generated image; its class logits then cluster real images.
 
-Faithful to the original's training code:
-
-- each batch draws one (z_n, z_c); on every 5th batch (batch index % 5 == 0) G and E are updated first
-  on BCE(D(G(z)), 1) + 10 * MSE(E_n(G(z)), z_n) + 10 * CE(E_logits(G(z)), class), then on every
-  batch D is updated on BCE(D(x), 1) + BCE(D(G(z)), 0) with G(z) recomputed from the same z after
-  the G+E update (G in training mode both times, so its BatchNorm statistics move twice on those
-  batches, as in the original);
-- G+E share one Adam(1e-4, betas (0.5, 0.9)) with PyTorch's ``weight_decay`` 2.5e-5: an L2 term
-  ``wd * w`` added to the gradient before Adam's moments (coupled), not AdamW's decoupled decay;
-  D has its own Adam without decay;
-- the encoder MSE / CE curves are measured after each epoch on 100 fresh samples with G in
-  inference mode (the original's ``generator.eval()``), not averaged over training batches.
-
-Where it differs, and why:
-
-- "Every 5th batch" counts batches over the whole run (D's update count), not within the epoch: the
-  same batches whenever the steps per epoch are a multiple of 5 (600 at the defaults: 60,000 / 100).
-- The per-epoch G+E loss is the mean over the G+E updates. The original divides the sum over its
-  updates by all batches, so its curve is 1/5 of the loss it trained on.
-- The display noise is ordered by class (row = class, 10 per row) as the original's README says; its
-  code never passes ``display=True`` and draws random classes.
-- BatchNorm: PyTorch's momentum 0.1 (Keras 0.9), epsilon 1e-5, gamma 1, beta 0; PyTorch's running
-  variance uses the unbiased batch variance, Keras's the biased one (a factor 100/99 at batch 100).
-- PyTorch flattens / reshapes NCHW, Keras NHWC: G's 6272 features are read as (7, 7, 128) here
-  instead of (128, 7, 7), and D's and E's 3200 conv features are flattened in (5, 5, 128) order.
-  Equivalent networks; it only matters when loading PyTorch weights (permute those rows / columns).
-- Conv2DTranspose(4, strides 2, "same") is PyTorch's ConvTranspose2d(4, stride 2, padding 1) for
-  these sizes (7 -> 14 -> 28, the same taps; tests check it against the PyTorch formula), and
-  Conv2D(4, strides 2, "valid") is Conv2d(4, stride 2) (28 -> 13 -> 5).
-- Initial weights: PyTorch's defaults (see :mod:`cogan_tf.torch_port`); the original's "# init weights"
-  placeholders never change them.
-
-``--recipe paper`` (``config.CLUSTERGAN_RECIPES``) trains as the ClusterGAN paper's authors' code
-(sudiptodip15/ClusterGAN, REFERENCE.md §3) on these same networks:
-
-- a WGAN-GP critic: D's logit is the critic's score (no sigmoid); the critic minimises
-  E[D(G(z))] - E[D(x)] + lambda * E[(||grad D(x_hat)||_2 - 1)^2] at x_hat = e x + (1 - e) G(z), lambda 10,
-  the penalty's gradient taken inside the compiled step (a nested tape); G+E minimise
-  -E[D(G(z))] + beta_n * MSE + beta_c * CE;
-- one loop step is one critic update on its own data batch and its own z; after every 5th critic
-  update (D's update count, checkpointed) one G+E update on a fresh z, so 5 critic updates on 5
-  different batches per G+E update, as the authors' ``d_iters = 5`` loop;
-- z_n ~ N(0, 0.1^2); weights N(0, 0.02), biases 0; Adam 1e-4 (0.5, 0.9) without weight decay (the
-  authors' ``l2_regularizer`` terms are never added to their loss); batch 64.
-
-Where it differs from the authors' code, and why: e is drawn per sample (Gulrajani et al.'s WGAN-GP;
-the authors draw one e per batch); their last Linear layers of D and E keep TF's Glorot default, here
-every layer is N(0, 0.02) as the recipe says; their G uses ReLU and TF's BatchNorm without gamma, here
-the original's LeakyReLU and BatchNorm stay (only the training recipe changes, not the networks); for the
-same reason D's and E's two convolutions stay "valid" (28 -> 13 -> 5, 3,200 features) where the authors' are
-"same" (28 -> 14 -> 7, 6,272 features). Their code's default run is 500,000 G iterations
-(``train(num_batches=500000)``), not the ~10^5 of REFERENCE.md §3; the recipe's 534 epochs are ~10^5.
+Two training recipes on the same networks (config.CLUSTERGAN_RECIPES): the original's BCE GAN with one
+G+E update per 5 D updates, and ``--recipe paper``, the ClusterGAN paper authors' WGAN-GP critic
+(docs/ORIGINAL.md §4). Where the port follows their code and where it differs, and why:
+docs/PORTS.md, "Faithful to the originals' code, and where it differs". The networks are in
+:mod:`cogan_tf.clustergan_networks`, the losses in :mod:`cogan_tf.losses`.
 """
 
 from __future__ import annotations
@@ -65,212 +18,24 @@ from typing import Dict, Optional, Tuple
 
 import numpy as np
 import tensorflow as tf
-import keras
 
-from cogan_tf import data, export as export_lib, fileio, images, losses, metrics
+from cogan_tf import data, export as export_lib, fileio, images
+from cogan_tf import clustering
 from cogan_tf.config import ClusterGanConfig, TrainConfig
-from cogan_tf.precision import as_float32, gradients, loss_scale
-from cogan_tf.cli import UsageError
-from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
-                                 epoch_summaries, finish_outputs, sample_every_epochs, torch_default_init)
-from cogan_tf import train as train_lib
-from cogan_tf.train import GAN, Loop, apply_gradients
+from cogan_tf.precision import gradients, loss_scale
+from cogan_tf.errors import UsageError
+from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
+from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
+from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, check_arrays, check_one_replica, epoch_summaries,
+                                 finish_outputs, sample_every_epochs)
+from cogan_tf.checkpoints import checkpoint
+from cogan_tf.gan import GAN, RunState, apply_gradients
 
-CONV_FEATURES = 128 * 5 * 5  # D's and E's flattened conv output (the seed's prod)
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
 CRITICS = ("bce", "wgan_gp")
 BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
 BEST_BY = "kmeans_purity"  # the paper's model selection: its "ACC" on the validation split
-
-
-# --- networks -----------------------------------------------------------------------------------------
-
-def batch_norm(name: str) -> keras.layers.BatchNormalization:
-    """PyTorch's BatchNorm defaults in Keras terms: momentum 0.1 -> 0.9, epsilon 1e-5, gamma 1, beta 0."""
-    return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
-
-
-def initializers(cfg: ClusterGanConfig, fan_in: int):
-    """(kernel, bias) initializers: PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both (the
-    original), or with ``cfg.init_std`` weights N(0, init_std^2) and zero biases (the paper's recipe)."""
-    if cfg.init_std is None:
-        return torch_default_init(fan_in), torch_default_init(fan_in)
-    return keras.initializers.RandomNormal(0.0, cfg.init_std), keras.initializers.Zeros()
-
-
-def dense(cfg: ClusterGanConfig, units: int, fan_in: int, name: str) -> keras.layers.Dense:
-    """``nn.Linear(fan_in, units)``."""
-    kernel, bias = initializers(cfg, fan_in)
-    return keras.layers.Dense(units, kernel_initializer=kernel, bias_initializer=bias, name=name)
-
-
-def conv(cfg: ClusterGanConfig, filters: int, in_channels: int, name: str) -> keras.layers.Conv2D:
-    """``nn.Conv2d(in_channels, filters, 4, stride=2)`` (no padding): Keras's 4x4 stride 2 "valid"."""
-    kernel, bias = initializers(cfg, in_channels * 4 * 4)
-    return keras.layers.Conv2D(filters, 4, strides=2, padding="valid", kernel_initializer=kernel,
-                               bias_initializer=bias, name=name)
-
-
-def deconv(cfg: ClusterGanConfig, filters: int, name: str, activation=None) -> keras.layers.Conv2DTranspose:
-    """``nn.ConvTranspose2d(_, filters, 4, stride=2, padding=1)``: Keras's 4x4 stride 2 "same" (doubles
-    height and width). PyTorch's default init reads fan_in as filters * 4 * 4 for a transposed conv."""
-    kernel, bias = initializers(cfg, filters * 4 * 4)
-    return keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", activation=activation,
-                                        kernel_initializer=kernel, bias_initializer=bias, name=name)
-
-
-def lrelu(cfg: ClusterGanConfig, name: str):
-    return keras.layers.LeakyReLU(negative_slope=cfg.leak, name=name)
-
-
-class ClusterGenerator(keras.Model):
-    """z = [z_n, z_c] (40) -> Linear 1024, BN, LReLU -> Linear 128*7*7, BN, LReLU -> (7, 7, 128) ->
-    Deconv 4x4 s2 -> 14x14x64, BN, LReLU -> Deconv 4x4 s2 -> 28x28x1, sigmoid."""
-
-    def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
-        super().__init__(name="clustergan_generator", **kwargs)
-        self.cfg = cfg
-        self.h0 = dense(cfg, 1024, cfg.z_dim + cfg.n_classes, "g_h0")
-        self.bn0 = batch_norm("g_bn0")
-        self.act0 = lrelu(cfg, "g_h0_lrelu")
-        self.h1 = dense(cfg, 128 * 7 * 7, 1024, "g_h1")
-        self.bn1 = batch_norm("g_bn1")
-        self.act1 = lrelu(cfg, "g_h1_lrelu")
-        self.h2 = deconv(cfg, 64, "g_h2")
-        self.bn2 = batch_norm("g_bn2")
-        self.act2 = lrelu(cfg, "g_h2_lrelu")
-        self.h3 = deconv(cfg, 1, "g_h3", activation="sigmoid")
-
-    def build(self, input_shape):
-        build_once(self.h0, (None, self.cfg.z_dim + self.cfg.n_classes))
-        build_once(self.bn0, (None, 1024))
-        build_once(self.h1, (None, 1024))
-        build_once(self.bn1, (None, 128 * 7 * 7))
-        build_once(self.h2, (None, 7, 7, 128))
-        build_once(self.bn2, (None, 14, 14, 64))
-        build_once(self.h3, (None, 14, 14, 64))
-        self.built = True
-
-    def call(self, z, training=False):
-        x = self.act0(self.bn0(self.h0(z), training=training))
-        x = self.act1(self.bn1(self.h1(x), training=training))
-        x = keras.ops.reshape(x, (-1, 7, 7, 128))  # PyTorch: (128, 7, 7), see the module docstring
-        x = self.act2(self.bn2(self.h2(x), training=training))
-        return as_float32(self.h3(x))  # float32 images also under a mixed dtype policy (--mixed_precision)
-
-
-class ConvTrunk(keras.layers.Layer):
-    """The part D and E have in common (not shared: each has its own): Conv 4x4 s2 -> 64, LReLU,
-    Conv 4x4 s2 -> 128, LReLU, flatten (3200), Linear 1024, LReLU."""
-
-    def __init__(self, cfg: ClusterGanConfig, prefix: str, **kwargs):
-        super().__init__(name=f"{prefix}_trunk", **kwargs)
-        self.c0 = conv(cfg, 64, 1, f"{prefix}_c0")
-        self.act0 = lrelu(cfg, f"{prefix}_c0_lrelu")
-        self.c1 = conv(cfg, 128, 64, f"{prefix}_c1")
-        self.act1 = lrelu(cfg, f"{prefix}_c1_lrelu")
-        self.h2 = dense(cfg, 1024, CONV_FEATURES, f"{prefix}_h2")
-        self.act2 = lrelu(cfg, f"{prefix}_h2_lrelu")
-
-    def build(self, input_shape):
-        build_once(self.c0, (None,) + IMAGE_SHAPE)
-        build_once(self.c1, (None, 13, 13, 64))
-        build_once(self.h2, (None, CONV_FEATURES))
-        self.built = True
-
-    def call(self, x):
-        x = self.act1(self.c1(self.act0(self.c0(x))))
-        x = keras.ops.reshape(x, (-1, CONV_FEATURES))  # PyTorch flattens (128, 5, 5); here (5, 5, 128)
-        return self.act2(self.h2(x))
-
-
-class ClusterDiscriminator(keras.Model):
-    """The conv trunk, then Linear 1024 -> 1 and a sigmoid (``call``; ``logits`` before it, which is
-    the WGAN-GP critic's score under ``--recipe paper``)."""
-
-    def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
-        super().__init__(name="clustergan_discriminator", **kwargs)
-        self.trunk = ConvTrunk(cfg, "d")
-        self.h3 = dense(cfg, 1, 1024, "d_h3")
-
-    def build(self, input_shape):
-        build_once(self.trunk, (None,) + IMAGE_SHAPE)
-        build_once(self.h3, (None, 1024))
-        self.built = True
-
-    def logits(self, x, training=False):
-        return as_float32(self.h3(self.trunk(x)))
-
-    def call(self, x, training=False):
-        return keras.ops.sigmoid(self.logits(x, training=training))
-
-
-class ClusterEncoder(keras.Model):
-    """The conv trunk, then Linear 1024 -> z_dim + n_classes: the first z_dim outputs are z_n, the
-    last n_classes the class logits (softmax: class probabilities; argmax: the cluster)."""
-
-    def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
-        super().__init__(name="clustergan_encoder", **kwargs)
-        self.cfg = cfg
-        self.trunk = ConvTrunk(cfg, "e")
-        self.h3 = dense(cfg, cfg.z_dim + cfg.n_classes, 1024, "e_h3")
-
-    def build(self, input_shape):
-        build_once(self.trunk, (None,) + IMAGE_SHAPE)
-        build_once(self.h3, (None, 1024))
-        self.built = True
-
-    def call(self, x, training=False) -> Tuple:
-        out = as_float32(self.h3(self.trunk(x)))
-        return out[:, : self.cfg.z_dim], out[:, self.cfg.z_dim:]
-
-
-# --- losses -------------------------------------------------------------------------------------------
-
-def discriminator_loss(real_logits, fake_logits) -> Dict[str, tf.Tensor]:
-    """BCE real 1 / fake 0; ``d_loss`` is their sum (the original backpropagates both, unaveraged)."""
-    real = losses.sigmoid_ce(real_logits, 1.0)
-    fake = losses.sigmoid_ce(fake_logits, 0.0)
-    return {"d_loss": real + fake, "d_loss_real": real, "d_loss_fake": fake}
-
-
-def critic_loss(real_scores, fake_scores, penalty, gp_lambda: float = 10.0) -> Dict[str, tf.Tensor]:
-    """WGAN-GP critic: ``d_loss`` = E[D(G(z))] - E[D(x)] + gp_lambda * penalty. Also reported:
-    ``d_wasserstein`` = E[D(x)] - E[D(G(z))] (the critic's estimate of the distance) and ``d_gp``."""
-    w = tf.reduce_mean(tf.cast(real_scores, tf.float32)) - tf.reduce_mean(tf.cast(fake_scores, tf.float32))
-    return {"d_loss": -w + gp_lambda * penalty, "d_wasserstein": w, "d_gp": penalty}
-
-
-def gradient_penalty(critic, real, fake, eps) -> tf.Tensor:
-    """E[(||grad_x critic(x_hat)||_2 - 1)^2] at x_hat = eps * real + (1 - eps) * fake, ``eps`` one number
-    per sample (shape [N, 1, 1, 1]). Call it under the critic update's tape: the gradient of the
-    penalty with respect to the critic's weights then goes through this inner gradient (a second
-    derivative). The critic has no BatchNorm, so the gradient of the summed scores with respect to
-    x_hat is each sample's own gradient."""
-    x_hat = eps * real + (1.0 - eps) * fake
-    with tf.GradientTape() as tape:
-        tape.watch(x_hat)
-        total = tf.reduce_sum(tf.cast(critic(x_hat), tf.float32))
-    grad = tape.gradient(total, x_hat)
-    # + 1e-12: the square root's derivative at 0 would be infinite (a zero gradient, e.g. a dead critic).
-    norm = tf.sqrt(tf.reduce_sum(tf.square(grad), axis=tf.range(1, tf.rank(grad))) + 1e-12)
-    return tf.reduce_mean(tf.square(norm - 1.0))
-
-
-def generator_encoder_loss(fake_logits, zn_hat, z_n, class_logits, classes, betan: float = 10.0,
-                           betac: float = 10.0, critic: str = "bce") -> Dict[str, tf.Tensor]:
-    """The G+E objective: BCE(D(G(z)), 1) (``critic="wgan_gp"``: -E[D(G(z))]) + betan * MSE(E_n, z_n)
-    + betac * CE(E_logits, class). MSE is the mean over all entries (PyTorch's MSELoss), CE the mean
-    over the batch of softmax cross-entropy with integer classes (PyTorch's CrossEntropyLoss)."""
-    if critic == "wgan_gp":
-        v = -tf.reduce_mean(tf.cast(fake_logits, tf.float32))
-    else:
-        v = losses.sigmoid_ce(fake_logits, 1.0)
-    zn = tf.reduce_mean(tf.square(tf.cast(zn_hat, tf.float32) - tf.cast(z_n, tf.float32)))
-    zc = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-        labels=tf.cast(classes, tf.int32), logits=tf.cast(class_logits, tf.float32)))
-    return {"ge_loss": v + betan * zn + betac * zc, "ge_adv_loss": v, "zn_loss": zn, "zc_loss": zc}
 
 
 def coupled_weight_decay(grads, variables, weight_decay: float, scale=None):
@@ -484,7 +249,7 @@ class ClusterGAN(GAN):
         out = generator_encoder_loss(tf.zeros([EVAL_SAMPLES, 1]), zn_hat, z_n, logits, classes)
         return {"enc_mse_loss": float(out["zn_loss"]), "enc_ce_loss": float(out["zc_loss"])}
 
-    def end_of_epoch(self, loop: Loop, epoch: int, mean_losses: Dict[str, float]):
+    def end_of_epoch(self, loop: RunState, epoch: int, mean_losses: Dict[str, float]):
         """Mean G+E and D losses, the encoder check, and every 10th epoch (0, 10, ...) a 10x10 grid of
         the class-ordered display noise, ``img_<epoch>.png``."""
         out = self.out_dir(self.cfg.sample_dir)
@@ -501,7 +266,7 @@ class ClusterGAN(GAN):
                  f"enc_mse_loss: {values['enc_mse_loss']:.5f}, enc_ce_loss: {values['enc_ce_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
 
-    def end_of_training(self, loop: Loop):
+    def end_of_training(self, loop: RunState):
         """The GIF of the epoch grids and the original's three plots: loss.png (G+E and D),
         enc_mse_loss.png and enc_cross_entropy_loss.png."""
         n_epochs = int(loop.step.numpy()) // max(loop.steps_per_epoch, 1)
@@ -515,17 +280,17 @@ class ClusterGAN(GAN):
             loop.log(f" [*] wrote {p}")
 
     def cluster_report(self, x, labels) -> dict:
-        """Both protocols on ``x`` against ``labels`` (:func:`metrics.encoder_clustering`): ACC / purity /
+        """Both protocols on ``x`` against ``labels`` (:func:`clustering.encoder_clustering`): ACC / purity /
         NMI / ARI of the encoder's argmax, and of K-means (seeded) on the encoded [z_n, softmax]
         (``kmeans_*``; the paper's ACC is ``kmeans_purity``); cluster sizes, the argmax's best
         cluster -> label map."""
         z_n, probs = self.encode(x)
         labels = np.asarray(labels).astype(np.int64)
-        report = metrics.encoder_clustering(labels, z_n, probs, seed=self.seed)
+        report = clustering.encoder_clustering(labels, z_n, probs, seed=self.seed)
         report.update({
             "n": int(len(labels)),
             "cluster_to_label": {str(k): v for k, v in
-                                 metrics.cluster_mapping(labels, np.argmax(probs, axis=1)).items()},
+                                 clustering.cluster_mapping(labels, np.argmax(probs, axis=1)).items()},
         })
         return report
 
@@ -539,7 +304,7 @@ class ClusterGAN(GAN):
         with open(path) as f:
             return json.load(f)
 
-    def checkpoint_saved(self, loop: Loop, ckpt: tf.train.Checkpoint, path: str) -> None:
+    def checkpoint_saved(self, loop: RunState, ckpt: tf.train.Checkpoint, path: str) -> None:
         """With ``val_size``: score the validation split (both protocols) and, when its K-means purity
         (the paper's ACC) beats the best so far, write this checkpoint also to ``<ckpt_dir>/best/``
         (resumable: optimizers included) with ``best.json`` (its step, G iterations and scores, and
@@ -573,12 +338,12 @@ class ClusterGAN(GAN):
                  f"ACC {entry['acc']:.4f}, K-means purity {entry['kmeans_purity']:.4f}; best: step {b['step']} "
                  f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
 
-    def restore_weights(self, loop: Loop, path: str) -> None:
+    def restore_weights(self, loop: RunState, path: str) -> None:
         """Load the networks (and step) of checkpoint ``path``, not the optimizers."""
         # The loop's own checkpoint layout, so any checkpoint of the run (or its best/ copy) loads.
-        train_lib._checkpoint(loop, self, optimizers=False).restore(path).expect_partial()
+        checkpoint(loop, self, optimizers=False).restore(path).expect_partial()
 
-    def restore_best(self, loop: Loop, log=print) -> dict:
+    def restore_best(self, loop: RunState, log=print) -> dict:
         """After the loop restored the latest checkpoint: load the best one by validation score instead,
         if the run keeps one (the paper's model selection). Returns which checkpoint the model now holds."""
         latest = tf.train.latest_checkpoint(loop.ckpt_dir)
@@ -599,7 +364,7 @@ class ClusterGAN(GAN):
             f"{b['acc']:.4f}); the latest is step {latest_step}")
         return self.restored_from
 
-    def evaluate(self, loop: Loop):
+    def evaluate(self, loop: RunState):
         """``--is_train False``: cluster the test set with the encoder of the best checkpoint by
         validation score if the run kept one (``--val_size``), else of the latest; print both
         protocols' scores and write them to ``<evaluate_dir>/clustergan_clustering.json`` (with the

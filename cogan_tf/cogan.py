@@ -1,5 +1,5 @@
 """CoGAN (andrewliao11's CoGAN-tensorflow): MNIST digits (domain 1, "top") and inverted digits
-(domain 2, "bot"), generated from the same z by coupled generators (REFERENCE.md §1)."""
+(domain 2, "bot"), generated from the same z by coupled generators (docs/ORIGINAL.md §1)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,12 @@ from typing import Dict
 
 import numpy as np
 import tensorflow as tf
-import keras
 
-from cogan_tf import data, export as export_lib, images, losses
+from cogan_tf import cogan_fast, data, export as export_lib, images, losses
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.layers import BatchNorm
-from cogan_tf.networks import build_cogan, unique_variables
-from cogan_tf.precision import as_float32
-from cogan_tf.train import GAN, Loop, apply_gradients, replica_share
+from cogan_tf.cogan_networks import build_cogan, unique_variables
+from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
 
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
 
@@ -58,98 +56,13 @@ def moving_average_batchnorm(model):
             b.batch_stats_at_inference = o
 
 
-def batchnorm_moving_averages(model):
-    """(momentum, variable, its value now) for each BatchNorm moving average in ``model``."""
-    bns = [layer for layer in model._flatten_layers() if isinstance(layer, BatchNorm)]
-    return [(bn.momentum, v, tf.identity(v.value)) for bn in bns for v in (bn.moving_mean, bn.moving_variance)]
-
-
-def repeat_moving_average_update(snapshot):
-    """Make once more, with the same batch statistics s, the moving-average update each variable got
-    since ``snapshot``: after m1 = k m0 + (1 - k) s, the next one is k m1 + (1 - k) s = m1 + k (m1 - m0)."""
-    for k, v, v0 in snapshot:
-        v1 = v.value
-        v.assign(v1 + k * (v1 - v0))
-
-
-# The heads' 5x5 stride-2 SAME transposed convolution as a 3x3 convolution to 4x the channels plus
-# depth_to_space: output pixel (2i + a, 2j + b) of the deconv sums input pixels i-1, i, i+1 (rows;
-# columns alike) through kernel taps that depend only on the phase a (b): SUBPIXEL_TAPS[a][o] is the
-# tap for the input row at offset o - 1 (None: that phase takes nothing from it). From TensorFlow's
-# SAME padding for stride 2 and an even output size (1 row before, 2 after): output row r = 2i + k - 1.
-SUBPIXEL_TAPS = ((3, 1, None), (4, 2, 0))
-
-
-def subpixel_kernel(kernel):
-    """A (5, 5, out, in) conv2d_transpose kernel as the (3, 3, in, 4 * out) kernel of the same
-    transposed convolution written as conv2d + depth_to_space(2): output channel (2a + b) * out + c
-    is phase (a, b) of channel c; the taps a phase does not use are zeros."""
-    k, _, c_out, c_in = kernel.shape
-    flat = tf.concat([tf.reshape(tf.transpose(kernel, [0, 1, 3, 2]), [k * k, c_in, c_out]),
-                      tf.zeros([1, c_in, c_out], kernel.dtype)], axis=0)  # row k*k: the zero tap
-    index = [[[k * k if SUBPIXEL_TAPS[a][oy] is None or SUBPIXEL_TAPS[b][ox] is None
-               else SUBPIXEL_TAPS[a][oy] * k + SUBPIXEL_TAPS[b][ox] for a in (0, 1) for b in (0, 1)]
-              for ox in range(3)] for oy in range(3)]
-    taps = tf.gather(flat, index)  # (3, 3, 4 phases, in, out)
-    return tf.reshape(tf.transpose(taps, [0, 1, 3, 2, 4]), [3, 3, c_in, 4 * c_out])
-
-
-@tf.custom_gradient
-def subpixel_deconv(h, kernel):
-    """``tf.nn.conv2d_transpose(h, kernel, [N, 2H, 2W, out], strides=2, padding="SAME")`` for a 5x5
-    kernel, computed as a 3x3 convolution + depth_to_space: the same sums (outputs equal to rounding),
-    and oneDNN runs a plain convolution with 4x the output channels much faster than a transposed one
-    with 1 or 2 (docs/PERFORMANCE.md). The gradient is the transposed convolution's own (the same two
-    ops TensorFlow's gradient of conv2d_transpose makes), so gradients are identical."""
-    out = tf.nn.depth_to_space(tf.nn.conv2d(h, subpixel_kernel(kernel), strides=1, padding="SAME"), 2)
-
-    def grad(dy):
-        dh = tf.nn.conv2d(dy, kernel, strides=2, padding="SAME")
-        dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel), out_backprop=h,
-                                             strides=[1, 2, 2, 1], padding="SAME")
-        return dh, dk
-
-    return out, grad
-
-
-def generate_pair(generator, z, training=False, subpixel=True):
-    """G1(z) and G2(z) for the training step: the shared trunk once, and both output heads as ONE
-    transposed convolution with two output channels (their kernels side by side) instead of two with
-    one each, computed (``subpixel``) as a convolution + depth_to_space (:func:`subpixel_deconv`).
-    Each output channel is still its own sum, so the result is the generator's own (to rounding);
-    oneDNN's kernels for one output channel and for transposed convolutions are slow
-    (docs/PERFORMANCE.md). Falls back to ``generator(z)`` for heads other than the plain 5x5 stride-2
-    SAME sigmoid deconvs of networks.py."""
-    h1, h2 = generator.head1, generator.head2
-    plain = all(h.strides == (2, 2) and h.padding == "same" and h.use_bias and h.data_format == "channels_last"
-                and h.output_padding is None and h.dilation_rate == (1, 1) and h.kernel_size == (5, 5)
-                and h.activation is keras.activations.sigmoid for h in (h1, h2))
-    if not plain:
-        return generator(z, training=training)
-    h = generator.trunk(z, training=training)
-    # Outside the layers' calls nothing casts the float32 variables: under a mixed policy they are
-    # cast here to the trunk's compute type, as the heads' own calls would, and the images come out
-    # float32 as the generator's call returns them (no casts in float32).
-    kernel = tf.concat([h1.kernel, h2.kernel], axis=2)  # (k, k, out, in): the out channels side by side
-    if kernel.dtype != h.dtype:
-        kernel = tf.cast(kernel, h.dtype)
-    if subpixel and h.shape[1] is not None and h.shape[2] is not None:
-        out = subpixel_deconv(h, kernel)
-    else:
-        shape = tf.stack([tf.shape(h)[0], 2 * h.shape[1], 2 * h.shape[2], kernel.shape[2]])
-        out = tf.nn.conv2d_transpose(h, kernel, shape, strides=2, padding="SAME")
-    bias = tf.concat([h1.bias, h2.bias], axis=0)
-    if bias.dtype != out.dtype:
-        bias = tf.cast(bias, out.dtype)
-    out = as_float32(tf.sigmoid(tf.nn.bias_add(out, bias)))
-    return out[..., :h1.filters], out[..., h1.filters:]
-
-
 class CoGAN(GAN):
     name = "cogan"
     checkpoint_prefix = "CoGAN.model"
     reshuffle_each_epoch = False  # the original shuffles each domain once, before training
-    subpixel_heads = True  # the training step's heads as conv + depth_to_space (generate_pair); False: as deconv
+    # The speed levers of the training step (cogan_fast.py), on; off, the step is plain_updates.
+    reuse_g_forward = True  # the first G update reuses the D update's G forward pass
+    subpixel_heads = True  # the heads as conv + depth_to_space (cogan_fast.generate_pair); False: as deconv
 
     def __init__(self, model_cfg: CoganConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
         super().__init__(model_cfg, train_cfg, strategy=strategy)
@@ -211,32 +124,26 @@ class CoGAN(GAN):
     def replica_step(self, x1, x2, z):
         x1 = tf.cast(x1, tf.float32) / 255.0
         x2 = tf.cast(x2, tf.float32) / 255.0
-        return self.updates(x1, x2, replica_share(z),
-                            lambda z: generate_pair(self.generator, z, training=True, subpixel=self.subpixel_heads))
+        updates = cogan_fast.reused_forward_updates if self.reuse_g_forward else CoGAN.plain_updates
+        return updates(self, x1, x2, replica_share(z), lambda z: cogan_fast.generate_pair(
+            self.generator, z, training=True, subpixel=self.subpixel_heads))
 
-    def updates(self, x1, x2, z, fakes):
-        """The step's updates on scaled images and z, with ``fakes(z) -> (G1(z), G2(z))`` in training mode
-        (the benchmark passes other ways of computing them). G's weights do not change in the D update,
-        so the first G update reuses its G forward pass (G(z) would come out the same) and only D, which
-        the update changed, runs again: one G forward less per step (docs/PERFORMANCE.md). g_tape records
-        that G forward for the first G update."""
-        if self.model_cfg.g_updates_per_step < 1:
-            raise ValueError("CoGAN needs g_updates_per_step >= 1")
-        moving = batchnorm_moving_averages(self.generator)
-        with tf.GradientTape() as g_tape:
-            with tf.GradientTape() as tape:
-                fake1, fake2 = fakes(z)
-                d_out = self.d_losses(x1, x2, fake1, fake2, training=True)
-            with g_tape.stop_recording():
-                apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
-                repeat_moving_average_update(moving)  # what the skipped G forward would have done
-            g_out = self.g_losses(fake1, fake2, training=True)
-        apply_gradients(self.g_opt, g_tape, g_out["g_loss"], self.g_vars)
-        for _ in range(self.model_cfg.g_updates_per_step - 1):
+    def plain_updates(self, x1, x2, z, fakes=None):
+        """The step as the original computes it (docs/ORIGINAL.md §1.7), on images scaled to [0, 1]:
+        one D update on the sum of both domains' losses, then ``g_updates_per_step`` G updates with
+        the same z, G run again for each. ``fakes(z) -> (G1(z), G2(z))`` is how G runs (default: the
+        generator's own call). The port trains with :func:`cogan_fast.reused_forward_updates`, which
+        computes the same with one G forward less (tests/test_speed.py)."""
+        fakes = fakes or (lambda z: self.generator(z, training=True))
+        with tf.GradientTape() as tape:
+            fake1, fake2 = fakes(z)
+            d_out = self.d_losses(x1, x2, fake1, fake2, training=True)
+        apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)  # G is not updated here
+        for _ in range(self.model_cfg.g_updates_per_step):
             with tf.GradientTape() as tape:
                 fake1, fake2 = fakes(z)
                 g_out = self.g_losses(fake1, fake2, training=True)
-            apply_gradients(self.g_opt, tape, g_out["g_loss"], self.g_vars)
+            apply_gradients(self.g_opt, tape, g_out["g_loss"], self.g_vars)  # D is not updated here
         return {**d_out, **g_out}
 
     # --- outputs -----------------------------------------------------------------------------------
@@ -260,7 +167,7 @@ class CoGAN(GAN):
         return {k: images.save_grid(os.path.join(out_dir, k, f"{stem}.png"), out[k], scaling=self.cfg.grid_scaling,
                                     rgb=True) for k in ("top", "bot")}
 
-    def sample(self, loop: Loop, epoch: int, idx: int):
+    def sample(self, loop: RunState, epoch: int, idx: int):
         log = loop.log
         paths = self.write_grids(self.cfg.sample_dir, f"train_{epoch:02d}_{idx:04d}", self.sample_z)
         x1, x2 = self.sample_images()
@@ -282,7 +189,7 @@ class CoGAN(GAN):
                 tf.summary.image("G2", fake2, max_outputs=8)
         return paths
 
-    def evaluate(self, loop: Loop, n_grids: int = 4):
+    def evaluate(self, loop: RunState, n_grids: int = 4):
         """Grids of the fixed sample z (test_00) and of further seeded z batches, in evaluate/top|bot."""
         log = loop.log
         rng = np.random.default_rng([self.seed, 2])

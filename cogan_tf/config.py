@@ -8,12 +8,9 @@ can be rebuilt without flags (``load_model_config``).
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import os
 from typing import Optional, Union
 
-from cogan_tf import fileio
 
 MODELS = ("cogan", "vanilla", "clustergan")
 # --mixed_precision_dtype -> the Keras dtype policy of --mixed_precision (cogan_tf/precision.py).
@@ -23,12 +20,12 @@ MIXED_PRECISION_POLICIES = tuple(MIXED_PRECISION.values())
 
 @dataclasses.dataclass(frozen=True)
 class CoganConfig:
-    """The CoGAN of REFERENCE.md §1. Defaults are the original's code, quirks included."""
+    """The CoGAN of docs/ORIGINAL.md §1. Defaults are the original's code, quirks included."""
 
     z_dim: int = 100
     c_dim: int = 1
     output_size: int = 28
-    # Quirk: the original computes G's h0 but feeds z to h1, so h0 is dead. True: z -> h0 -> h1 (the seed's table).
+    # Quirk: the original computes G's h0 but feeds z to h1, so h0 is dead. True: z -> h0 -> h1 (the intended chain, §1.2).
     h0_feeds_h1: bool = False
     # Quirk: D's h0 has c_dim (1) filters. The corrected network has 64.
     d_h0_filters: Optional[int] = None
@@ -53,11 +50,11 @@ class CoganConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VanillaConfig:
-    """The vanilla GAN of REFERENCE.md §2 (JasonFengGit)."""
+    """The vanilla GAN of docs/ORIGINAL.md §2 (JasonFengGit)."""
 
     z_dim: int = 128
     # 128 is what the original trains: its `1024 if self.device == 'cuda' else 128` compares a torch.device
-    # with a string, which is never equal, so it runs 128 units on a GPU too. 1024 is the seed's text
+    # with a string, which is never equal, so it runs 128 units on a GPU too. 1024 is the width its README describes
     # (main.py --hidden_size 1024).
     hidden: int = 128
     dropout: float = 0.3
@@ -66,7 +63,7 @@ class VanillaConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ClusterGanConfig:
-    """The ClusterGAN of REFERENCE.md §3 (JasonFengGit)."""
+    """The ClusterGAN of docs/ORIGINAL.md §3 (JasonFengGit)."""
 
     z_dim: int = 30
     n_classes: int = 10
@@ -89,7 +86,7 @@ class ClusterGanConfig:
 
 
 # --recipe: the ClusterGAN config fields each recipe sets (its batch, epochs and Adam are main.py's
-# flag defaults). "paper": the ClusterGAN paper authors' code (REFERENCE.md §3): sigma 0.1, a WGAN-GP
+# flag defaults). "paper": the ClusterGAN paper authors' code (docs/ORIGINAL.md §4): sigma 0.1, a WGAN-GP
 # critic with 5 critic updates per G+E update (g_every), N(0, 0.02) weights, no weight decay (their
 # l2_regularizer terms are never added to a loss), beta_n = beta_c = 10.
 CLUSTERGAN_RECIPES = {
@@ -113,15 +110,23 @@ MODEL_CONFIGS = {"cogan": CoganConfig, "vanilla": VanillaConfig, "clustergan": C
 # trained with the usual single sigmoid and per-feature statistics until Q1/Q2 became the defaults.)
 # Fields not listed here were added with the old behaviour as their default.
 LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True}}
-# The main.py flag that sets each model config field (for one-line refusals), per model.
-FIELD_FLAGS = {
-    "cogan": {"loss_on_logits": "--loss_on_logits", "bn_per_feature": "--bn_per_feature",
-              "h0_feeds_h1": "--h0_feeds_h1", "d_h0_filters": "--d_h0_filters",
-              "bn_batch_stats_at_inference": "--bn_moving_average"},
-    "vanilla": {"hidden": "--hidden_size"},
-    "clustergan": {"zn_sigma": "--zn_sigma", "recipe": "--recipe", "critic": "--recipe", "gp_lambda": "--recipe",
-                   "init_std": "--recipe", "weight_decay": "--recipe"},
+# The one flag <-> field table: per model, each main.py flag and the model-config fields it sets, in
+# the order a field's own flag comes first (--corrected and --recipe set several fields: a flag of
+# their own wins). main.py reads it for the flags a command line set; FIELD_FLAGS (derived) names
+# the flag in one-line refusals.
+FLAG_FIELDS = {
+    "cogan": {"h0_feeds_h1": ("h0_feeds_h1",), "d_h0_filters": ("d_h0_filters",),
+              "bn_moving_average": ("bn_batch_stats_at_inference",), "loss_on_logits": ("loss_on_logits",),
+              "bn_per_feature": ("bn_per_feature",), "sync_batchnorm": ("sync_batchnorm",),
+              "corrected": ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters",
+                            "bn_batch_stats_at_inference")},
+    "vanilla": {"hidden_size": ("hidden",)},
+    "clustergan": {"zn_sigma": ("zn_sigma",),
+                   "recipe": ("recipe", "critic", "gp_lambda", "init_std", "weight_decay", "zn_sigma")},
 }
+# Per model: model-config field -> the flag that sets it ("--loss_on_logits").
+FIELD_FLAGS = {model: {field: f"--{flag}" for flag, fields in reversed(table.items()) for field in fields}
+               for model, table in FLAG_FIELDS.items()}
 # How the CoGAN's sample grids map the generator's [0, 1] output to bytes (images.py).
 GRID_SCALINGS = ("stretch", "fixed")
 
@@ -168,104 +173,49 @@ class TrainConfig:
     keep_checkpoints: Optional[int] = 5
 
 
+# Each original's run defaults: TrainConfig's own defaults are the CoGAN's, so build a run of another
+# model with train_config(model), which starts from these.
+MODEL_DEFAULTS = {
+    "cogan": dict(dataset="mnist", batch_size=128, epoch=25, learning_rate=2e-4, beta1=0.5, beta2=0.999),
+    "vanilla": dict(dataset="mnist", batch_size=512, epoch=500, learning_rate=2e-4, beta1=0.9, beta2=0.999),
+    # The ClusterGAN's original trains on Fashion-MNIST.
+    "clustergan": dict(dataset="fashion_mnist", batch_size=100, epoch=200, learning_rate=1e-4, beta1=0.5,
+                       beta2=0.9),
+}
+# clustergan --recipe paper (the ClusterGAN paper authors' code, docs/ORIGINAL.md §4): batch 64; 534
+# epochs of 937 critic batches are ~10^5 G+E updates (one per 5 critic updates), the paper's length.
+RECIPE_DEFAULTS = {("clustergan", "paper"): dict(batch_size=64, epoch=534)}
+
+
+def defaults_for(model: str, recipe: Optional[str] = None) -> dict:
+    """The TrainConfig fields whose defaults differ per model (and ClusterGAN recipe): dataset,
+    batch_size, epoch, learning_rate, beta1, beta2."""
+    if model not in MODEL_DEFAULTS:
+        raise ValueError(f"unknown model {model!r}: choose one of {', '.join(MODELS)}")
+    return {**MODEL_DEFAULTS[model], **RECIPE_DEFAULTS.get((model, recipe), {})}
+
+
+def train_config(model: str = "cogan", recipe: Optional[str] = None, **fields) -> "TrainConfig":
+    """A TrainConfig with ``model``'s original defaults (:func:`defaults_for`), ``fields`` on top."""
+    return TrainConfig(model=model, **{**defaults_for(model, recipe), **fields})
+
+
+def model_config(model: str, recipe: Optional[str] = None, **fields) -> "ModelConfig":
+    """The model config of ``model`` (the ClusterGAN's of ``recipe``), ``fields`` on top."""
+    if model == "clustergan":
+        return clustergan_config(recipe or "original", **fields)
+    if recipe is not None:
+        raise ValueError(f"recipe {recipe!r}: only the ClusterGAN has recipes")
+    return MODEL_CONFIGS[model](**fields)
+
+
 def model_config_to_dict(cfg: ModelConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
 # The optimizer hyperparameters config.json records. A resumed run applies the values it is given
-# (train.apply_optimizer_hyperparameters), one log line for each that changed.
+# (checkpoints.apply_optimizer_hyperparameters), one log line for each that changed.
 OPTIMIZER_FIELDS = ("learning_rate", "beta1", "beta2")
-
-
-def checkpoint_subdir(model: str, dataset: str, batch_size: int, output_size: int = 28) -> str:
-    """The run's directory under --checkpoint_dir: the original's ``mnist_128_28`` for the CoGAN,
-    ``<model>_mnist_512_28`` for the others."""
-    if model == "cogan":
-        return f"{dataset}_{batch_size}_{output_size}"
-    return f"{model}_{dataset}_{batch_size}_{output_size}"
-
-
-def run_checkpoint_dir(model_cfg: ModelConfig, train_cfg: "TrainConfig") -> str:
-    return os.path.join(train_cfg.checkpoint_dir, checkpoint_subdir(
-        train_cfg.model, train_cfg.dataset, train_cfg.batch_size, getattr(model_cfg, "output_size", 28)))
-
-
-def other_runs(model_cfg: ModelConfig, train_cfg: "TrainConfig") -> list:
-    """``(directory, batch_size)`` of the other runs of the same model and dataset under
-    --checkpoint_dir (another --batch_size gives another directory), for a one-line hint."""
-    mine = run_checkpoint_dir(model_cfg, train_cfg)
-    root = train_cfg.checkpoint_dir
-    out = []
-    if not os.path.isdir(root):
-        return out
-    for name in sorted(os.listdir(root)):
-        d = os.path.join(root, name)
-        try:
-            saved = load_run_config(os.path.join(d, "config.json"))
-        except (OSError, ValueError):
-            continue
-        if (os.path.abspath(d) != os.path.abspath(mine) and isinstance(saved, dict)
-                and saved.get("model") == train_cfg.model and saved.get("dataset") == train_cfg.dataset
-                and os.path.abspath(run_checkpoint_dir(model_cfg, dataclasses.replace(
-                    train_cfg, batch_size=saved.get("batch_size")))) == os.path.abspath(d)):
-            out.append((d, saved.get("batch_size")))
-    return out
-
-
-def output_dirs(model_cfg: ModelConfig, train_cfg: "TrainConfig", training: bool = True) -> dict:
-    """Flag -> directory this run writes into: training writes checkpoints, grids, TensorBoard logs and
-    the export; evaluation its grids and the export."""
-    if training:
-        return {"checkpoint_dir": run_checkpoint_dir(model_cfg, train_cfg), "sample_dir": train_cfg.sample_dir,
-                "log_dir": train_cfg.log_dir, "export_dir": train_cfg.export_dir}
-    return {"evaluate_dir": train_cfg.evaluate_dir, "export_dir": train_cfg.export_dir}
-
-
-def check_output_dirs(model_cfg: ModelConfig, train_cfg: "TrainConfig", training: bool = True) -> None:
-    """Create every directory the run writes into and write a probe file there, so that a path under a
-    regular file (or on a read-only disk) is refused in one line before training, not after it."""
-    from cogan_tf.cli import UsageError
-
-    for flag, path in output_dirs(model_cfg, train_cfg, training).items():
-        why = fileio.unwritable_dir(path)
-        if why:
-            raise UsageError(f"--{flag}={getattr(train_cfg, flag)}: cannot write into {path} ({why}); "
-                             "pick another directory")
-
-
-def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
-    """Write the model config (and what the data order depends on, and the optimizer's
-    hyperparameters) as JSON beside a checkpoint."""
-    payload = {
-        "model": model,
-        "model_config": dataclasses.asdict(model_cfg),
-        "seed": train_cfg.seed,
-        "dataset": train_cfg.dataset,
-        "batch_size": train_cfg.batch_size,
-        "disjoint_domains": train_cfg.disjoint_domains,
-        "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
-        "mixed_precision": train_cfg.mixed_precision,
-        "grid_scaling": train_cfg.grid_scaling,
-        **{k: getattr(train_cfg, k) for k in OPTIMIZER_FIELDS},
-        "val_size": train_cfg.val_size,
-    }
-    fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
-
-
-def load_run_config(path: str) -> Optional[dict]:
-    """The config.json at ``path`` (None if there is none); a damaged one is a one-line DataError."""
-    if not os.path.exists(path):
-        return None
-    try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        saved = e
-    if not isinstance(saved, dict):
-        from cogan_tf.data import DataError
-        raise DataError(f"{path}: not a run's config.json ({saved}); put the right one back, or delete it "
-                        "(the next training run writes it again)")
-    return saved
 
 
 def complete_model_config_dict(model: str, d: dict) -> dict:

@@ -14,6 +14,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 
 from cogan_tf import fileio
+from cogan_tf.errors import DataError
 
 # The four files every dataset has, by the name the original code and the mirrors use.
 TRAIN_IMAGES = "train-images-idx3-ubyte"
@@ -53,10 +54,6 @@ _IDX_TYPES = {
     0x0E: np.dtype(">f8"),
 }
 _IDX_CODES = {dt.newbyteorder(">") if dt.itemsize > 1 else dt: code for code, dt in _IDX_TYPES.items()}
-
-
-class DataError(ValueError):
-    """A data file is missing, truncated or not what it claims to be. The message names the file."""
 
 
 def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
@@ -110,22 +107,12 @@ def write_idx(path: str, array: np.ndarray) -> None:
     fileio.atomic_write_bytes(path, encode_idx(array))
 
 
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
 def sha256_file(path: str) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def file_is_verified(path: str, dataset: str, name: str) -> bool:
-    """True when ``path`` exists with the recorded size and sha256 of ``dataset``'s file ``name``."""
-    digest, size = CHECKSUMS[dataset][name]
-    return os.path.isfile(path) and os.path.getsize(path) == size and sha256_file(path) == digest
 
 
 def check_dataset_name(dataset: str) -> None:
@@ -161,12 +148,6 @@ def load_split(data_dir: str, dataset: str, split: str) -> Tuple[np.ndarray, np.
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{label_path}: expected {len(images)} labels, got shape {labels.shape}")
     return images[..., None], labels
-
-
-def load_images(data_dir: str, dataset: str, splits: Sequence[str] = ("train", "test")) -> Tuple[np.ndarray, np.ndarray]:
-    """The given splits concatenated (the original CoGAN trains on train + test: 70,000 digits)."""
-    parts = [load_split(data_dir, dataset, s) for s in splits]
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def inverted_path(data_dir: str, dataset: str, image_name: str) -> str:

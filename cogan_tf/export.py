@@ -12,6 +12,7 @@ from typing import Callable, Dict
 import tensorflow as tf
 
 from cogan_tf import fileio
+from cogan_tf.errors import DataError
 
 
 def save_module(module: tf.Module, signatures: Dict[str, Callable], export_dir: str) -> str:
@@ -25,7 +26,6 @@ def save_module(module: tf.Module, signatures: Dict[str, Callable], export_dir: 
 def load(export_dir: str):
     """Load an exported SavedModel with a clear error when it is missing."""
     if not os.path.isfile(os.path.join(export_dir, "saved_model.pb")):
-        from cogan_tf.data import DataError
         raise DataError(f"{export_dir}: no SavedModel here (no saved_model.pb); export one with "
                         "`python main.py --is_train False` or train first")
     return tf.saved_model.load(export_dir)

@@ -15,10 +15,7 @@ import numpy as np
 from PIL import Image
 
 from cogan_tf import fileio
-
-
-class GridError(ValueError):
-    """A grid image cannot be made or read; the message names the file."""
+from cogan_tf.errors import GridError
 
 
 def to_uint8(images: np.ndarray, value_range=(0.0, 1.0)) -> np.ndarray:

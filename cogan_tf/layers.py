@@ -1,4 +1,4 @@
-"""Building blocks with the original's exact settings (REFERENCE.md §1 "Building blocks")."""
+"""Building blocks with the original's exact settings (docs/ORIGINAL.md §1.4)."""
 
 from __future__ import annotations
 
@@ -90,12 +90,10 @@ class BatchNorm(keras.layers.BatchNormalization):
     the moving averages, which are kept but, as in the original, unused. Off: Keras's usual moving
     averages at inference. ``synchronized`` computes batch statistics across tf.distribute replicas.
 
-    ``scalar_2d_stats`` (REFERENCE.md §1, quirk Q2): on a 2-D input (batch, features) the original's
-    ``tf.nn.moments(x, [0, 1, 2])`` fails and its bare ``except:`` falls back to ``tf.nn.moments(x,
-    [0, 1])``: ONE scalar mean and variance over the whole batch x features matrix, with the
-    per-feature gamma and beta applied after. The moving averages then hold that scalar in every
-    feature (the variables keep Keras's per-feature shape). 4-D inputs get per-channel statistics
-    either way. Off: Keras's per-feature statistics.
+    ``scalar_2d_stats`` (quirk Q2, docs/ORIGINAL.md §1.6): on a 2-D input (batch, features), ONE scalar
+    mean and variance over the whole batch x features matrix, as the original's fallback computes them,
+    with the per-feature gamma and beta after; the moving averages hold that scalar in every feature.
+    Off: Keras's per-feature statistics.
     """
 
     def __init__(self, batch_stats_at_inference: bool = True, name=None, synchronized: bool = False,

@@ -21,7 +21,7 @@ from typing import Optional
 import keras
 import tensorflow as tf
 
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 from cogan_tf.config import MIXED_PRECISION_POLICIES
 
 

@@ -1,4 +1,4 @@
-"""From config objects to a run: pick the model's GAN class, resolve the seed, train or evaluate.
+"""From config objects to a run: pick the model's GAN class, resolve what a resumed run inherits, train or evaluate.
 
 Imported by :mod:`cogan_tf.evaluate` (to rebuild a GAN from a checkpoint), never the other way round."""
 
@@ -6,42 +6,55 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from typing import Optional, Sequence
 
-from cogan_tf import config as config_lib
-from cogan_tf import train
+from cogan_tf import checkpoints, config as config_lib, gan as gan_lib, rundir, train
+from cogan_tf.errors import DataError
+
+
+def gan_class(model: str):
+    """The GAN subclass of ``model``, imported on demand (the ClusterGAN's brings in scikit-learn)."""
+    if model == "cogan":
+        from cogan_tf.cogan import CoGAN
+        return CoGAN
+    if model == "vanilla":
+        from cogan_tf.vanilla import VanillaGAN
+        return VanillaGAN
+    if model == "clustergan":
+        from cogan_tf.clustergan import ClusterGAN
+        return ClusterGAN
+    raise ValueError(f"unknown model {model!r}")
 
 
 def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy=None,
-             inherit: Sequence[str] = ()) -> train.GAN:
+             inherit: Sequence[str] = (), record: Optional[rundir.RunRecord] = None) -> gan_lib.GAN:
     """The GAN object of ``train_cfg.model``; ``arrays`` replaces loading the data (tests);
     ``strategy`` replaces the one ``train_cfg.strategy`` names; the model-config fields in ``inherit``
-    come from the checkpoint being resumed, if any (``train.resolve_model_config``)."""
-    if train_cfg.model == "cogan":
-        from cogan_tf.cogan import CoGAN
-        cls = CoGAN
-    elif train_cfg.model == "vanilla":
-        from cogan_tf.vanilla import VanillaGAN
-        cls = VanillaGAN
-    elif train_cfg.model == "clustergan":
-        from cogan_tf.clustergan import ClusterGAN
-        cls = ClusterGAN
-    else:
-        raise ValueError(f"unknown model {train_cfg.model!r}")
-    ckpt_dir = config_lib.run_checkpoint_dir(model_cfg, train_cfg)
-    train_cfg = train.resolve_seed(train_cfg, ckpt_dir)
-    model_cfg = train.resolve_model_config(model_cfg, ckpt_dir, inherit)
+    come from the checkpoint being resumed, if any (``checkpoints.resolve_model_config``).
+    ``record``: the run directory's record, if the caller has read it."""
+    cls = gan_class(train_cfg.model)
+    record = _record(model_cfg, train_cfg, record)
+    train_cfg = checkpoints.resolve_seed(train_cfg, record)
+    model_cfg = checkpoints.resolve_model_config(model_cfg, record, inherit)
     if strategy is None and train_cfg.strategy != "default":
-        strategy = train.make_strategy(train_cfg.strategy)
+        strategy = gan_lib.make_strategy(train_cfg.strategy)
     return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
 
 
-def stored_model_config(model_cfg, train_cfg: config_lib.TrainConfig, explicit=None, log=print):
+def _record(model_cfg, train_cfg: config_lib.TrainConfig, record: Optional[rundir.RunRecord]) -> rundir.RunRecord:
+    """``record`` if it is the record of this run's directory, else that directory read now."""
+    ckpt_dir = rundir.run_checkpoint_dir(model_cfg, train_cfg)
+    if record is not None and os.path.abspath(record.directory) == os.path.abspath(ckpt_dir):
+        return record
+    return rundir.RunRecord.read(ckpt_dir)
+
+
+def stored_model_config(model_cfg, train_cfg: config_lib.TrainConfig, record: rundir.RunRecord, explicit=None,
+                        log=print):
     """Evaluation's model config: the one config.json beside the checkpoint records (the given one if
     there is none). ``explicit`` maps the fields a flag set (``{"d_h0_filters": "--d_h0_filters=4"}``);
     a flag that conflicts with the record gets one line saying the recorded values are used."""
-    ckpt_dir = config_lib.run_checkpoint_dir(model_cfg, train_cfg)
-    saved = config_lib.load_run_config(os.path.join(ckpt_dir, "config.json"))
+    ckpt_dir, saved = record.directory, record.config
     if not saved or saved.get("model") != train_cfg.model or not isinstance(saved.get("model_config"), dict):
         return model_cfg
     stored = config_lib.model_config_from_dict(train_cfg.model, saved["model_config"])
@@ -62,17 +75,36 @@ def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log
 
     Evaluation rebuilds the architecture config.json records (see :func:`stored_model_config`;
     ``explicit``: the model-config fields set by flags); training-only settings never block it."""
-    config_lib.check_output_dirs(model_cfg, train_cfg, training=is_train)
+    rundir.check_output_dirs(model_cfg, train_cfg, training=is_train)
+    # What the checkpoint directory holds, read once for the whole run.
+    record = rundir.RunRecord.read(rundir.run_checkpoint_dir(model_cfg, train_cfg))
     if not is_train:
-        model_cfg = stored_model_config(model_cfg, train_cfg, explicit, log)
-    gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy, inherit=inherit)
+        model_cfg = stored_model_config(model_cfg, train_cfg, record, explicit, log)
+    gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy, inherit=inherit, record=record)
+    record = _record(gan.model_cfg, gan.cfg, record)
     for k in inherit:
         if getattr(gan.model_cfg, k) != getattr(model_cfg, k):
             log(f" [*] {k} = {getattr(gan.model_cfg, k)} from the checkpoint being resumed "
                 f"(the default is {getattr(model_cfg, k)})")
     log(f" [*] {gan.name}: {dataclasses.asdict(gan.model_cfg)}; seed {gan.seed}")
     if is_train:
-        train.fit(gan, log=log)
+        train.fit(gan, log=log, record=record)
     else:
-        train.evaluate(gan, log=log)
+        train.evaluate(gan, log=log, record=record)
+    return gan
+
+
+def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str] = None, log=print):
+    """Rebuild the GAN from the config.json beside its checkpoint and restore the latest checkpoint."""
+    record = rundir.find_run(checkpoint_dir, model)
+    kind = record.config["model"]
+    model_cfg = config_lib.model_config_from_dict(kind, record.config["model_config"])
+    train_cfg = record.train_config(data_dir)
+    gan = make_gan(model_cfg, train_cfg, record=record)
+    expected = os.path.join(train_cfg.checkpoint_dir, gan.checkpoint_subdir())
+    if os.path.abspath(expected) != os.path.abspath(record.directory):
+        raise DataError(f"{record.directory}: its config.json describes a run that lives in {expected}")
+    loop = train.restore(gan, log=log, record=record)
+    if hasattr(gan, "restore_best"):
+        gan.restore_best(loop, log=log)  # ClusterGAN with --val_size: the checkpoint kept by validation
     return gan

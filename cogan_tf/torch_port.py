@@ -28,9 +28,9 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import data, fileio, images
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 from cogan_tf.config import TrainConfig
-from cogan_tf.train import GAN, Loop
+from cogan_tf.gan import GAN, RunState
 
 IMAGE_SHAPE = (28, 28, 1)
 DEFAULT_SAMPLE_EVERY_EPOCHS = 10
@@ -131,7 +131,7 @@ def finish_outputs(history: EpochHistory, n_epochs: int, plots: Mapping[str, Map
     return out
 
 
-def epoch_summaries(loop: Loop, values: Mapping[str, float]) -> None:
+def epoch_summaries(loop: RunState, values: Mapping[str, float]) -> None:
     """Per-epoch means as TensorBoard scalars ``epoch/<name>``, at the global step."""
     if loop.writer is None:
         return

@@ -1,4 +1,4 @@
-"""Vanilla GAN (JasonFengGit's Generative-Adversarial-Networks, REFERENCE.md §2): MLP generator and
+"""Vanilla GAN (JasonFengGit's Generative-Adversarial-Networks, docs/ORIGINAL.md §2): MLP generator and
 discriminator on MNIST scaled to [-1, 1], on the shared training loop.
 
 PyTorch's default initial weights, the per-epoch bookkeeping and the other choices this port shares
@@ -16,13 +16,14 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import export as export_lib, images, losses
+from cogan_tf import export as export_lib, images
+from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.config import TrainConfig, VanillaConfig
 from cogan_tf.precision import as_float32
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
                                  epoch_summaries, finish_outputs, sample_every_epochs, torch_dense,
                                  training_images)
-from cogan_tf.train import GAN, Loop, apply_gradients
+from cogan_tf.gan import GAN, RunState, apply_gradients
 
 SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
 
@@ -31,7 +32,7 @@ SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
 
 class VanillaGenerator(keras.Model):
     """MLP z (128) -> h -> h -> h -> 784, LeakyReLU(0.2), tanh; images (N, 28, 28, 1) in [-1, 1].
-    h = ``cfg.hidden``: 128 as the original runs, 1024 as the seed's text describes."""
+    h = ``cfg.hidden``: 128 as the original runs, 1024 as its README describes."""
 
     def __init__(self, cfg: VanillaConfig = VanillaConfig(), **kwargs):
         super().__init__(name="vanilla_generator", **kwargs)
@@ -108,21 +109,6 @@ def dropout_seed_states(dropouts) -> Dict[str, tf.Variable]:
     return {f"{layer.name}_seed": layer.seed_generator.state for layer in dropouts}
 
 
-# --- losses -----------------------------------------------------------------------------------------
-
-def discriminator_loss(real_logits, fake_logits) -> Dict[str, tf.Tensor]:
-    """BCE with real target 1 and fake target 0; ``d_loss`` is their sum (the original adds the two
-    BCELoss values, it does not average them)."""
-    real = losses.sigmoid_ce(real_logits, 1.0)
-    fake = losses.sigmoid_ce(fake_logits, 0.0)
-    return {"d_loss": real + fake, "d_loss_real": real, "d_loss_fake": fake}
-
-
-def generator_loss(fake_logits) -> tf.Tensor:
-    """BCE of D's verdict on the fakes against target 1 (the non-saturating generator loss)."""
-    return losses.sigmoid_ce(fake_logits, 1.0)
-
-
 # --- the model on the loop ---------------------------------------------------------------------------
 
 class VanillaGAN(GAN):
@@ -185,7 +171,7 @@ class VanillaGAN(GAN):
     def out_dir(self, root: str) -> str:
         return os.path.join(root, self.name)
 
-    def end_of_epoch(self, loop: Loop, epoch: int, mean_losses: Dict[str, float]):
+    def end_of_epoch(self, loop: RunState, epoch: int, mean_losses: Dict[str, float]):
         """As the original after each epoch: record the mean G and D losses; every 10th epoch
         (0, 10, 20, ...) an 8x8 grid of the fixed display noise, ``img_<epoch>.png``."""
         out = self.out_dir(self.cfg.sample_dir)
@@ -200,7 +186,7 @@ class VanillaGAN(GAN):
         loop.log(f"epoch {epoch}: epoch_g_loss: {values['g_loss']:.5f}, epoch_d_loss: {values['d_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
 
-    def end_of_training(self, loop: Loop):
+    def end_of_training(self, loop: RunState):
         """The GIF of the epoch grids and the plot of the per-epoch mean G and D losses (loss.png)."""
         n_epochs = int(loop.step.numpy()) // max(loop.steps_per_epoch, 1)
         paths = finish_outputs(EpochHistory(self.out_dir(self.cfg.sample_dir)), n_epochs,
@@ -209,7 +195,7 @@ class VanillaGAN(GAN):
         for p in paths.values():
             loop.log(f" [*] wrote {p}")
 
-    def evaluate(self, loop: Loop, n_grids: int = 4):
+    def evaluate(self, loop: RunState, n_grids: int = 4):
         """Grids of the fixed display noise (test_00) and of further seeded z, in <evaluate_dir>/vanilla."""
         rng = np.random.default_rng([self.seed, 2])
         for i in range(n_grids):

@@ -9,33 +9,39 @@ import sys
 import pytest
 
 from cogan_tf import bench
+from cogan_tf.bench import flops
 from cogan_tf.config import CoganConfig
 from tests.conftest import ROOT
 
 
+def param_count(layers):
+    """Weights of a layer table (what the model's variables must hold)."""
+    return sum(layer.params for layer in layers)
+
+
 def test_layer_macs_and_params():
-    d = bench.dense("d", 3, 4)
+    d = flops.dense("d", 3, 4)
     assert (d.macs, d.params) == (12, 16)
-    c = bench.conv("c", 4, 4, 3, 5, 3)  # 4x4 -> 2x2 (stride 2, SAME), 3x3 kernel, 3 -> 5 channels
+    c = flops.conv("c", 4, 4, 3, 5, 3)  # 4x4 -> 2x2 (stride 2, SAME), 3x3 kernel, 3 -> 5 channels
     assert (c.macs, c.params) == (2 * 2 * 9 * 3 * 5, 9 * 3 * 5 + 5)
     assert c.tf_backprop == c.macs
-    v = bench.conv("v", 7, 7, 3, 5, 3, padding="valid")  # 7x7 -> 3x3
+    v = flops.conv("v", 7, 7, 3, 5, 3, padding="valid")  # 7x7 -> 3x3
     assert v.macs == 3 * 3 * 9 * 3 * 5
     assert v.tf_backprop == 7 * 7 / 4 * 9 * 3 * 5  # TensorFlow counts its backprop ops by the input size
-    t = bench.deconv("t", 2, 2, 3, 5, 3)  # 2x2 input scattered into a larger output
+    t = flops.deconv("t", 2, 2, 3, 5, 3)  # 2x2 input scattered into a larger output
     assert (t.macs, t.params) == (2 * 2 * 9 * 3 * 5, 9 * 3 * 5 + 5)
 
 
 def test_step_count_of_a_tiny_network():
-    a, b = bench.dense("a", 2, 3), bench.dense("b", 3, 4)  # 6 and 12 MACs
-    c = bench.StepCount().forward([a, b])
+    a, b = flops.dense("a", 2, 3), flops.dense("b", 3, 4)  # 6 and 12 MACs
+    c = flops.StepCount().forward([a, b])
     assert c.flops(batch=5) == 2 * 18 * 5
     # Trained: weight gradients of both, input gradient of b only (a's input is not differentiated).
     c.backward([a, b], weights=True, input_of_first=False)
     assert c.macs_per_example() == 18 + 18 + 12
     assert c.flops(batch=5) == 2 * 48 * 5
     # Passing through (gradients into the input, not of the weights), twice.
-    c2 = bench.StepCount().backward([a, b], weights=False, input_of_first=True, times=2)
+    c2 = flops.StepCount().backward([a, b], weights=False, input_of_first=True, times=2)
     assert c2.macs_per_example() == 2 * 18
     assert c2.passes() == {"a": {"fwd": 0, "dx": 2, "dw": 0}, "b": {"fwd": 0, "dx": 2, "dw": 0}}
 
@@ -50,13 +56,13 @@ def test_cogan_step_count_by_hand():
     g_update_d_part = 2 * D + 2 * D  # D forward on both fakes, input gradients through it
     g_backward = G + (G - h1)  # weight grads, input grads but h1's (its input is z)
     recompute = 3 * G + d_update + 2 * (g_update_d_part + g_backward)
-    assert bench.cogan_step_count(m).macs_per_example() == recompute
-    assert bench.cogan_step_count(m, reuse_g_forward=True).macs_per_example() == recompute - G
+    assert flops.cogan_step_count(m).macs_per_example() == recompute
+    assert flops.cogan_step_count(m, reuse_g_forward=True).macs_per_example() == recompute - G
     G2 = 2 * (h1 + h2 + head)  # the trunk once per domain
     g_backward2 = 2 * (h1 + h2 + head) + 2 * (h2 + head)
     straight = 3 * G2 + d_update + 2 * (g_update_d_part + g_backward2)
-    assert bench.cogan_step_count(m, trunk_per_domain=True).macs_per_example() == straight
-    assert bench.cogan_step_count(m).flops(128) == 2 * 128 * recompute
+    assert flops.cogan_step_count(m, trunk_per_domain=True).macs_per_example() == straight
+    assert flops.cogan_step_count(m).flops(128) == 2 * 128 * recompute
 
 
 def weight_count(variables):
@@ -65,20 +71,20 @@ def weight_count(variables):
 
 def test_layer_tables_match_the_models():
     from cogan_tf import config as C
-    from cogan_tf.networks import build_cogan, unique_variables
+    from cogan_tf.cogan_networks import build_cogan, unique_variables
 
     for m in (CoganConfig(), CoganConfig(h0_feeds_h1=True, d_h0_filters=64)):
         g, d = build_cogan(m)
-        layers = bench.cogan_layers(m)
-        assert weight_count(unique_variables(g.trainable_variables)) == bench.param_count(
+        layers = flops.cogan_layers(m)
+        assert weight_count(unique_variables(g.trainable_variables)) == param_count(
             [v for k, v in layers.items() if k.startswith("g")])
-        assert weight_count(unique_variables(d.trainable_variables)) == bench.param_count(
+        assert weight_count(unique_variables(d.trainable_variables)) == param_count(
             [v for k, v in layers.items() if k.startswith("d")])
-    for name, tables in (("vanilla", bench.vanilla_layers), ("clustergan", bench.clustergan_layers)):
+    for name, tables in (("vanilla", flops.vanilla_layers), ("clustergan", flops.clustergan_layers)):
         gan, _ = bench.make_model(name, 4, False)
         nets = {"g": gan.generator, "d": gan.discriminator, "e": getattr(gan, "encoder", None)}
         for k, layers in tables(C.MODEL_CONFIGS[name]()).items():
-            assert weight_count(nets[k].trainable_variables) == bench.param_count(layers), (name, k)
+            assert weight_count(nets[k].trainable_variables) == param_count(layers), (name, k)
 
 
 def test_vanilla_and_clustergan_counts_by_hand():
@@ -90,9 +96,9 @@ def test_vanilla_and_clustergan_counts_by_hand():
         # D update: G forward, D forward twice, D weight grads twice, D input grads but the first layer's;
         # G update: G and D forward, input grads through all of D, G's weight grads and input grads but h0's.
         expect = g + 2 * d + 2 * d + 2 * (d - 784 * h) + g + d + d + g + (g - 128 * h)
-        assert bench.vanilla_step_count(C.VanillaConfig(hidden=h)).macs_per_example() == expect
+        assert flops.vanilla_step_count(C.VanillaConfig(hidden=h)).macs_per_example() == expect
     assert C.VanillaConfig().hidden == 128
-    c = bench.clustergan_step_counts(C.ClusterGanConfig())
+    c = flops.clustergan_step_counts(C.ClusterGanConfig())
     G = 40 * 1024 + 1024 * 6272 + 7 * 7 * 16 * 128 * 64 + 14 * 14 * 16 * 64
     trunk = 13 * 13 * 16 * 64 + 5 * 5 * 16 * 64 * 128 + 3200 * 1024
     D, E = trunk + 1024, trunk + 1024 * 40
@@ -112,12 +118,12 @@ def test_analytic_count_equals_tensorflows_for_the_corrected_network():
     gan = runner.make_gan(m, C.TrainConfig(batch_size=4, seed=0, checkpoint_dir="/nonexistent"), arrays=[x, x])
     gan.build()
     fn = tf.function(gan.train_step)
-    prof = bench.profiler_flops(fn.get_concrete_function(tf.constant(x), tf.constant(x)))
-    port = bench.cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True)
+    prof = flops.profiler_flops(fn.get_concrete_function(tf.constant(x), tf.constant(x)))
+    port = flops.cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True)
     # TensorFlow counts the heads' forward pass as the sub-pixel convolution it runs (zero taps
     # included: 36 per input pixel for the deconv's 25); the table counts the deconv's own work.
     assert prof["matmul_conv"] == port.flops(4, tf_convention=True)
-    assert port.flops(4) == bench.cogan_step_count(m, reuse_g_forward=True).flops(4)
+    assert port.flops(4) == flops.cogan_step_count(m, reuse_g_forward=True).flops(4)
     heads = 2 * 2 * 2 * 4 * 14 * 14 * 128 * (36 - 25)  # FLOPs = 2 x MACs; 2 forward passes; 2 heads; batch 4
     assert port.flops(4, tf_convention=True) - port.flops(4) == heads
     assert prof["profiler_graph_total"] == prof["graph_total"]  # tf.compat.v1.profiler's own sum

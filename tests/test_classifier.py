@@ -7,7 +7,8 @@ import time
 import numpy as np
 import pytest
 
-from cogan_tf import classifier, data
+from cogan_tf import data
+from cogan_tf.evaluate import classifier
 
 SMALL = classifier.Recipe(epochs=2, min_accuracy=0.95, batch_size=64)
 

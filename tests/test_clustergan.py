@@ -1,4 +1,4 @@
-"""ClusterGAN port: layer shapes and parameter counts against the seed's tables, the PyTorch conv
+"""ClusterGAN port: layer shapes and parameter counts against docs/ORIGINAL.md's tables, the PyTorch conv
 arithmetic, losses, coupled weight decay, the 1:5 update schedule, outputs, resume, clustering
 evaluation and the SavedModel's two signatures; --recipe paper (gradient penalty, the 5:1 critic
 schedule on distinct batches, initialisers, no weight decay), the validation split and the best
@@ -17,11 +17,11 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import runner, train
-from cogan_tf.cli import UsageError
-from cogan_tf.clustergan import (ClusterDiscriminator, ClusterEncoder, ClusterGAN, ClusterGenerator,
-                                 coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
-                                 gradient_penalty)
+from cogan_tf import gan as gan_lib, runner, train
+from cogan_tf.errors import UsageError
+from cogan_tf.clustergan import ClusterGAN, coupled_weight_decay
+from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
+from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
 from tests.conftest import ROOT, count_params, train_config, write_fake_dataset, run_main_refusal
 
 CFG = C.ClusterGanConfig()
@@ -347,12 +347,13 @@ def test_evaluate_clusters_test_set_and_saved_model_round_trip(tmp_path):
             "kmeans_purity", "kmeans_acc", "kmeans_nmi", "kmeans_ari", "checkpoint"} <= set(report)
     assert report["n"] == 30 and report["step"] == 2 and sum(report["cluster_sizes"]) == 30
     assert report["checkpoint"]["kept_by"] == "latest" and report["checkpoint"]["path"].endswith("ClusterGAN.model-3")
-    from cogan_tf import data, metrics
+    from cogan_tf import data
+    from cogan_tf import clustering
     x, y = data.load_split(data_dir, "mnist", "test")
     z_n, probs = gan.encode(x)
-    assert report["acc"] == pytest.approx(metrics.cluster_acc(y, np.argmax(probs, axis=1)))
-    km = metrics.kmeans_clusters(np.concatenate([z_n, probs], 1), 10, seed=gan.seed)
-    assert report["kmeans_purity"] == pytest.approx(metrics.purity(y, km))
+    assert report["acc"] == pytest.approx(clustering.cluster_acc(y, np.argmax(probs, axis=1)))
+    km = clustering.kmeans_clusters(np.concatenate([z_n, probs], 1), 10, seed=gan.seed)
+    assert report["kmeans_purity"] == pytest.approx(clustering.purity(y, km))
     assert any(line.startswith(" [*] clustering of the 30 mnist test images (step 2): ACC ")
                and "K-means purity" in line for line in logs)
     assert os.path.isfile(tmp_path / "evaluate" / "clustergan" / "test_00.png")
@@ -380,7 +381,7 @@ def test_evaluate_clusters_test_set_and_saved_model_round_trip(tmp_path):
 
 
 def test_evaluate_without_checkpoint_is_refused(tmp_path):
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="no checkpoint in .*clustergan_mnist_4_28: train first"):
         runner.run(CFG, train_cfg(tmp_path), is_train=False, arrays=fake_images(), log=quiet)
 
@@ -391,10 +392,10 @@ def test_multi_replica_strategy_is_refused(tmp_path):
 
     gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
     gan.strategy = TwoReplicas()
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="one device"):
         gan.build()
-    assert train.GAN.checkpoint_subdir(gan) == "clustergan_mnist_4_28"
+    assert gan_lib.GAN.checkpoint_subdir(gan) == "clustergan_mnist_4_28"
 
 
 def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
@@ -723,8 +724,7 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     assert report["checkpoint"]["validation"]["kmeans_purity"] == 0.7 and report["n"] == 30
     assert any(line.startswith(" [*] evaluating the best checkpoint by validation K-means purity: ") for line in logs)
     # So does python -m cogan_tf.evaluate --checkpoint_dir (the run rebuilt from its config.json).
-    from cogan_tf import evaluate
-    gan = evaluate.gan_from_checkpoint(str(tmp_path / "checkpoint"), data_dir, log=quiet)
+    gan = runner.gan_from_checkpoint(str(tmp_path / "checkpoint"), data_dir, log=quiet)
     assert gan.cfg.val_size == 12 and gan.restored_from["step"] == 4 and int(gan.ge_opt.iterations) == 0
     assert gan.restored_from["path"] == str(ckpt_dir / "best" / "ClusterGAN.model-5")
 

@@ -15,7 +15,7 @@ from cogan_tf import config as C
 from cogan_tf import losses, runner
 from cogan_tf.cogan import CoGAN, export_cogan
 from cogan_tf.layers import BatchNorm, ScalarPReLU
-from cogan_tf.networks import build_cogan, unique_variables
+from cogan_tf.cogan_networks import build_cogan, unique_variables
 from tests.conftest import ROOT, count_params, train_config, run_main_refusal
 
 FAITHFUL = C.CoganConfig()
@@ -93,7 +93,7 @@ count = count_params
 
 
 def test_parameter_counts_by_hand():
-    # Generator (REFERENCE.md §1 table): Linear = in*out + out; Deconv 5x5 = 25*in*out + out;
+    # Generator (docs/ORIGINAL.md §1.2 table): Linear = in*out + out; Deconv 5x5 = 25*in*out + out;
     # BatchNorm = 2*C trainable (gamma, beta) + 2*C moving averages; scalar PReLU = 1.
     h0 = 100 * 1024 + 1024 + 2 * 1024 + 1
     h1_faithful = 100 * 6272 + 6272 + 2 * 6272 + 1
@@ -225,8 +225,8 @@ def test_second_g_update_uses_same_z(tmp_path, monkeypatch):
     # norms against the control, not to the bit: BatchNorm over near-constant features amplifies the
     # rounding differences of multithreaded sums, which vary with load.
     import keras
-    from cogan_tf import train as train_lib
-    monkeypatch.setattr(train_lib.GAN, "make_optimizer",
+    from cogan_tf import gan as gan_lib
+    monkeypatch.setattr(gan_lib.GAN, "make_optimizer",
                         lambda self, lr, b1, b2, **kw: keras.optimizers.SGD(learning_rate=0.1))
     gan = CoGAN(FAITHFUL, train_cfg(tmp_path), arrays=fake_domains())
     gan.build()
@@ -328,7 +328,7 @@ def test_checkpoint_holds_every_variable(tmp_path):
 def test_resume_refuses_other_architecture(tmp_path):
     x = fake_domains(64)
     runner.run(FAITHFUL, train_cfg(tmp_path, max_steps=1), arrays=x, log=lambda s: None)
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="h0_feeds_h1"):
         runner.run(dataclasses.replace(FAITHFUL, h0_feeds_h1=True), train_cfg(tmp_path, max_steps=2),
                    arrays=x, log=lambda s: None)
@@ -345,7 +345,7 @@ def test_seed_reproduces_a_run(tmp_path):
 
 
 def test_evaluate_without_checkpoint_is_refused(tmp_path):
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="no checkpoint in .*mnist_8_28: train first"):
         runner.run(FAITHFUL, train_cfg(tmp_path), is_train=False, arrays=fake_domains(), log=lambda s: None)
 

@@ -9,6 +9,12 @@ from cogan_tf import data
 from tests.conftest import ROOT, write_fake_dataset
 
 
+def load_images(data_dir, dataset, splits=("train", "test")):
+    """The given splits concatenated (the original CoGAN trains on train + test: 70,000 digits)."""
+    parts = [data.load_split(data_dir, dataset, s) for s in splits]
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
 @pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
 def test_idx_round_trip(tmp_path, dtype):
     a = (np.arange(2 * 3 * 5) - 7).astype(dtype).reshape(2, 3, 5)
@@ -58,7 +64,7 @@ def test_idx_not_a_file(tmp_path):
 def test_loaders_shapes_and_concatenation(fake_data_dir):
     x, y = data.load_split(fake_data_dir, "mnist", "train")
     assert x.shape == (300, 28, 28, 1) and x.dtype == np.uint8 and y.shape == (300,)
-    xa, ya = data.load_images(fake_data_dir, "mnist")
+    xa, ya = load_images(fake_data_dir, "mnist")
     assert xa.shape == (360, 28, 28, 1) and ya.shape == (360,)
     np.testing.assert_array_equal(xa[:300], x)
 
@@ -109,7 +115,7 @@ def test_invert_values_dtype_shapes_idempotent(fake_data_dir):
     logs = []
     out = data.write_inverted(fake_data_dir, "mnist", log=logs.append)
     assert set(out) == {data.TRAIN_IMAGES, data.TEST_IMAGES}
-    x, _ = data.load_images(fake_data_dir, "mnist")
+    x, _ = load_images(fake_data_dir, "mnist")
     inv = data.load_inverted(fake_data_dir, "mnist")
     assert inv.dtype == np.uint8 and inv.shape == (360, 28, 28, 1)
     np.testing.assert_array_equal(inv.astype(int), 255 - x.astype(int))

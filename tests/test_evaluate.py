@@ -1,9 +1,8 @@
-"""Evaluation: each metric against hand-made inputs with known answers, grid slicing, the three kinds of
+"""Evaluation: grid slicing, the three kinds of
 SavedModel (CoGAN from the port, vanilla and ClusterGAN from hand-built modules), checkpoints, reports,
 and the command line's refusals."""
 
 import json
-import math
 import os
 import subprocess
 import sys
@@ -12,9 +11,11 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cogan_tf import classifier, evaluate as ev, images
-from cogan_tf.cli import UsageError
-from cogan_tf.data import DataError
+from cogan_tf import cli, evaluate as ev, images, rundir, runner
+from cogan_tf.evaluate import classifier, grid_compare as gc
+from cogan_tf.evaluate.__main__ import LIST_FLAGS
+from cogan_tf.errors import UsageError
+from cogan_tf.errors import DataError
 from tests.conftest import ROOT
 from tests.test_classifier import SMALL, learnable_digits, write_learnable_dataset
 
@@ -26,107 +27,6 @@ def templates():
         r, c = divmod(k, 4)
         t[k, r * 9 + 1:r * 9 + 8, c * 7:c * 7 + 7] = 1.0
     return t
-
-
-# --- metrics against known answers -----------------------------------------------------------------
-
-def test_pixel_agreement_known_answers():
-    rng = np.random.default_rng(0)
-    # Values away from the 0.5 threshold, so "the opposite" flips every binarised pixel.
-    top = np.where(rng.random((50, 28, 28, 1)) < 0.5, rng.uniform(0, 0.4, (50, 28, 28, 1)),
-                   rng.uniform(0.6, 1, (50, 28, 28, 1)))
-    bot = 1.0 - top  # a perfect pair: G2(z) is the inverse of G1(z)
-    assert ev.pixel_agreement(top, 1.0 - bot) == 1.0
-    assert ev.mean_abs_difference(top, 1.0 - bot) == pytest.approx(0.0, abs=1e-12)
-    # A pair and its non-inverse: bot == top, so 1 - bot disagrees with top on every pixel.
-    assert ev.pixel_agreement(top, 1.0 - top) == 0.0
-    # By hand: 3 of 4 pixels agree; |differences| 0.1, 0.1, 0.2, 0.8.
-    a = np.array([0.9, 0.1, 0.7, 0.1])
-    b = np.array([0.8, 0.0, 0.9, 0.9])
-    assert ev.pixel_agreement(a, b) == 0.75
-    assert ev.mean_abs_difference(a, b) == pytest.approx(0.3)
-    with pytest.raises(ValueError, match="differ"):
-        ev.pixel_agreement(a, b[:3])
-
-
-def test_label_agreement_and_histogram():
-    assert ev.label_agreement([1, 2, 3, 4], [1, 2, 0, 4]) == 0.75
-    hist = ev.class_histogram(np.arange(1000) % 10)
-    np.testing.assert_allclose(hist, 0.1)
-    assert ev.histogram_entropy_classes(hist) == pytest.approx(10.0)
-    collapsed = ev.class_histogram([7] * 30)
-    assert collapsed[7] == 1.0 and collapsed.sum() == 1.0
-    assert ev.histogram_entropy_classes(collapsed) == pytest.approx(1.0)
-    assert ev.histogram_entropy_classes([0.5, 0.5] + [0] * 8) == pytest.approx(2.0)
-
-
-def test_classifier_score_known_answers():
-    onehot = np.eye(10)[np.arange(100) % 10]
-    assert ev.classifier_score(onehot) == pytest.approx(10.0, rel=1e-6)  # confident and balanced
-    assert ev.classifier_score(np.eye(10)[[3] * 100]) == pytest.approx(1.0)  # all the same digit
-    assert ev.classifier_score(np.full((100, 10), 0.1)) == pytest.approx(1.0)  # all ambiguous
-    # By hand: p(y|x) = [1, 0], [0.5, 0.5]; p(y) = [0.75, 0.25].
-    kl1 = math.log(1 / 0.75)
-    kl2 = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
-    assert ev.classifier_score([[1.0, 0.0], [0.5, 0.5]]) == pytest.approx(math.exp((kl1 + kl2) / 2), rel=1e-9)
-
-
-def test_frechet_distance_zero_for_identical_sets():
-    f = np.random.default_rng(1).normal(size=(500, 8))
-    assert ev.frechet_distance(f, f) == pytest.approx(0.0, abs=1e-8)
-
-
-def test_frechet_distance_closed_form_diagonal_gaussians():
-    mu1, mu2 = np.array([0.0, 1.0, -2.0]), np.array([1.0, 1.0, 0.0])
-    v1, v2 = np.array([1.0, 4.0, 0.25]), np.array([4.0, 1.0, 0.25])
-    # Diagonal covariances: |mu1 - mu2|^2 + sum (sqrt v1 - sqrt v2)^2 = 5 + (1 + 1 + 0) = 7.
-    assert ev.frechet_distance_from_stats(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(7.0)
-    # One dimension: (m1 - m2)^2 + (s1 - s2)^2.
-    assert ev.frechet_distance_from_stats([2.0], [[9.0]], [0.0], [[1.0]]) == pytest.approx(4 + 4)
-    # Sampled: the estimate from 20,000 draws is close to the closed form.
-    rng = np.random.default_rng(2)
-    f1 = mu1 + np.sqrt(v1) * rng.standard_normal((20000, 3))
-    f2 = mu2 + np.sqrt(v2) * rng.standard_normal((20000, 3))
-    assert ev.frechet_distance(f1, f2) == pytest.approx(7.0, abs=0.15)
-
-
-def test_frechet_distance_full_covariance_matches_symmetric_form():
-    rng = np.random.default_rng(3)
-    a, b = rng.normal(size=(4, 4)), rng.normal(size=(4, 4))
-    s1, s2 = a @ a.T + np.eye(4), b @ b.T + np.eye(4)
-    mu1, mu2 = rng.normal(size=4), rng.normal(size=4)
-
-    def psd_sqrt(m):
-        w, v = np.linalg.eigh(m)
-        return v @ np.diag(np.sqrt(np.clip(w, 0, None))) @ v.T
-
-    r1 = psd_sqrt(s1)
-    expected = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * psd_sqrt(r1 @ s2 @ r1))
-    assert ev.frechet_distance_from_stats(mu1, s1, mu2, s2) == pytest.approx(expected, rel=1e-8)
-
-
-def test_frechet_distance_with_fewer_samples_than_dimensions_is_finite():
-    rng = np.random.default_rng(4)
-    fd = ev.frechet_distance(rng.normal(size=(20, 64)), rng.normal(size=(20, 64)))
-    assert np.isfinite(fd) and fd > 0
-
-
-def test_frechet_distance_few_equals_the_covariance_form():
-    # 64 samples of 96 ReLU features (a rank-deficient covariance, some features dead), as a grid's 64 cells
-    # give in the classifier's 256 features.
-    rng = np.random.default_rng(6)
-    w = rng.normal(size=(40, 96))
-    few = np.maximum(rng.normal(size=(64, 40)) @ w + 2 * rng.normal(size=96), 0)
-    many = np.maximum(rng.normal(size=(1000, 40)) @ w, 0)
-    few[:, :10] = many[:, :10] = 0
-    mu2, s2 = ev.feature_stats(many)
-    expected = ev.frechet_distance(few, many)
-    assert ev.frechet_distance_few(few, mu2, s2) == pytest.approx(expected, rel=1e-6)
-    assert ev.frechet_distance_few(few, mu2, s2, sigma2_root=ev.psd_sqrt(s2)) == pytest.approx(expected, rel=1e-6)
-    # One dimension, two points -1 and 5: sample mean 2, unbiased variance 18, against N(0, 1).
-    assert ev.frechet_distance_few([[-1.0], [5.0]], [0.0], [[1.0]]) == pytest.approx(
-        ev.frechet_distance_from_stats([2.0], [[18.0]], [0.0], [[1.0]]))
-    np.testing.assert_allclose(ev.psd_sqrt(s2) @ ev.psd_sqrt(s2), s2, atol=1e-8 * np.abs(s2).max())
 
 
 def test_batches_have_no_tiny_remainder():
@@ -322,7 +222,7 @@ def test_vanilla_and_clustergan_reports(tmp_path, env):
 
 def test_checkpoint_report_uses_the_stored_config(env):
     lines = []
-    gan = ev.gan_from_checkpoint(env["checkpoint"], env["data_dir"], log=lines.append)
+    gan = runner.gan_from_checkpoint(env["checkpoint"], env["data_dir"], log=lines.append)
     assert gan.name == "cogan" and gan.cfg.batch_size == 8 and gan.seed == 3
     assert any("Load SUCCESS" in line for line in lines)
     report = ev.report_for_gan(gan, env["data_dir"], n=64, clf=env["clf"], log=quiet)
@@ -336,10 +236,10 @@ def test_missing_model_and_checkpoint_errors(tmp_path):
     with pytest.raises(DataError, match="no SavedModel here"):
         ev.load_saved_model(str(tmp_path / "nothing"))
     with pytest.raises(DataError, match="no such checkpoint directory"):
-        ev.find_run_config(str(tmp_path / "nothing"))
+        rundir.find_run(str(tmp_path / "nothing"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no config.json"):
-        ev.find_run_config(str(tmp_path / "empty"))
+        rundir.find_run(str(tmp_path / "empty"))
 
 
 # --- reports side by side, and the command line --------------------------------------------------------
@@ -358,7 +258,7 @@ def test_compare_shows_differences():
 
 def test_argv_folding_of_path_lists():
     argv = ["prog", "--grids", "t1.png", "b1.png", "t2.png", "b2.png", "--out", "r.json", "--compare", "a", "b"]
-    assert ev.main_argv_fold(argv) == ["prog", "--grids=t1.png,b1.png,t2.png,b2.png", "--out", "r.json",
+    assert cli.fold_list_args(argv, LIST_FLAGS) == ["prog", "--grids=t1.png,b1.png,t2.png,b2.png", "--out", "r.json",
                                        "--compare=a,b"]
 
 
@@ -431,7 +331,6 @@ def digit_grid(shift=0):
 
 
 def test_grid_step_from_name():
-    from cogan_tf import grid_compare as gc
 
     assert gc.STEPS_PER_EPOCH == 70000 // 128 == 546
     assert gc.grid_step("train_00_0099") == 100
@@ -442,7 +341,6 @@ def test_grid_step_from_name():
 
 
 def test_stretch_maps_each_grid_to_full_range():
-    from cogan_tf import grid_compare as gc
 
     x = np.linspace(0.2, 0.6, 64 * 28 * 28, dtype=np.float32).reshape(64, 28, 28, 1)
     y = gc.stretch(x)
@@ -471,7 +369,6 @@ def grid_dirs(tmp_path):
 
 def test_grid_dirs_scores_common_names_by_step(tmp_path, env, grid_dirs):
     from PIL import Image
-    from cogan_tf import grid_compare as gc
 
     run, ref = grid_dirs
     out, plot = str(tmp_path / "o" / "report.json"), str(tmp_path / "o" / "curves.png")
@@ -509,7 +406,6 @@ def test_grid_dirs_scores_common_names_by_step(tmp_path, env, grid_dirs):
 
 
 def test_grid_dirs_stretch_scores_a_dim_run_like_a_stretched_one(tmp_path, env):
-    from cogan_tf import grid_compare as gc
 
     t = digit_grid()
     write_pair(tmp_path / "dim", "train_00_0099", 0.1 + 0.3 * t, 0.1 + 0.3 * (1 - t))  # written x 255: 26..102
@@ -523,7 +419,6 @@ def test_grid_dirs_stretch_scores_a_dim_run_like_a_stretched_one(tmp_path, env):
 
 
 def test_grid_dirs_refusals(tmp_path):
-    from cogan_tf import grid_compare as gc
 
     a, b = tmp_path / "a", tmp_path / "b"
     write_pair(a, "train_00_0099", digit_grid(), 1 - digit_grid())
@@ -583,7 +478,6 @@ def test_grid_dirs_on_the_published_grids(tmp_path, env):
     REFERENCE: they are RGB with equal channels and each spans 0..255; read and scored by name and step."""
     if not os.path.isdir(PUBLISHED):
         pytest.skip(f"{PUBLISHED}: andrewliao11's published grids are not beside this repository")
-    from cogan_tf import grid_compare as gc
 
     t = digit_grid()
     for name in ("train_00_0099", "train_24_0495"):

@@ -1,4 +1,4 @@
-"""The original CoGAN as it ran (REFERENCE.md §1, Q1-Q3): the double-sigmoid loss, scalar BatchNorm
+"""The original CoGAN as it ran (docs/ORIGINAL.md §1, Q1-Q3): the double-sigmoid loss, scalar BatchNorm
 statistics on the dense layers, min-max stretched grids; and the flags that give the usual behaviour."""
 
 import json
@@ -11,9 +11,9 @@ from PIL import Image
 
 from cogan_tf import config as C
 from cogan_tf import images, losses, runner
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 from cogan_tf.layers import BatchNorm
-from cogan_tf.networks import build_cogan
+from cogan_tf.cogan_networks import build_cogan
 from tests.conftest import train_config
 
 RNG = np.random.default_rng(7)
@@ -133,7 +133,8 @@ def test_dense_layers_get_scalar_statistics_by_default_and_per_feature_with_the_
 
 
 def test_exported_generator_computes_what_training_computed(tmp_path):
-    from cogan_tf.cogan import export_cogan, generate_pair
+    from cogan_tf.cogan import export_cogan
+    from cogan_tf.cogan_fast import generate_pair
 
     g, _ = build_cogan(C.CoganConfig())
     z = tf.constant(RNG.normal(size=(64, 100)).astype(np.float32))

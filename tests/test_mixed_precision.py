@@ -15,9 +15,9 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import precision, runner, train
-from cogan_tf.cli import UsageError
-from cogan_tf.cogan import generate_pair
+from cogan_tf import gan as gan_lib, precision, runner
+from cogan_tf.errors import UsageError
+from cogan_tf.cogan_fast import generate_pair
 from tests.conftest import ROOT, train_config
 
 POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
@@ -43,7 +43,7 @@ def built(tmp_path, model, policy, **kw):
     cfg = train_config(tmp_path, model=model, mixed_precision=policy, **{**MODELS[model], **kw})
     gan = runner.make_gan(C.MODEL_CONFIGS[model](), cfg, arrays=arrays_for(model))
     keras.utils.set_random_seed(gan.seed)
-    train.build_gan(gan)
+    gan_lib.build_gan(gan)
     return gan
 
 
@@ -160,7 +160,7 @@ def test_loss_scale_reaches_the_gradient_and_is_taken_out(tmp_path):
     np.testing.assert_array_equal(precision.gradients(opt, tape, loss, [v])[0].numpy(), [192.0, 192.0])
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(3.0 * v)
-    train.apply_gradients(opt, tape, loss, [v])
+    gan_lib.apply_gradients(opt, tape, loss, [v])
     np.testing.assert_allclose(v.numpy(), [1.0 - 1.5, -2.0 - 1.5])
 
 
@@ -203,7 +203,7 @@ def test_policy_scope_restores_any_previous_policy(tmp_path):
 def test_mixed_gan_built_outside_its_policy_is_refused(tmp_path):
     cfg = train_config(tmp_path, model="vanilla", mixed_precision="mixed_float16", **MODELS["vanilla"])
     gan = runner.make_gan(C.VanillaConfig(), cfg, arrays=arrays_for("vanilla"))
-    with pytest.raises(RuntimeError, match="build it with cogan_tf.train.build_gan"):
+    with pytest.raises(RuntimeError, match="build it with cogan_tf.gan.build_gan"):
         gan.build()
 
 
@@ -291,7 +291,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 sys.path.insert(0, sys.argv[1])
 import keras
-from cogan_tf import train
+from cogan_tf import gan as gan_lib
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
 with strategy.scope():
@@ -306,7 +306,7 @@ def step(bad_replica):
         weight = tf.where(tf.equal(rid, bad_replica), tf.constant([np.inf, 1.0, 1.0]), tf.ones(3))
         with tf.GradientTape() as tape:
             loss = tf.reduce_sum(v * weight)
-        train.apply_gradients(opt, tape, loss, [v])
+        gan_lib.apply_gradients(opt, tape, loss, [v])
     strategy.run(replica)
 
 out = {}
@@ -319,7 +319,7 @@ print(json.dumps(out))
 
 
 def test_mirrored_replicas_skip_together():
-    # Keras's LossScaleOptimizer decides on the first replica's gradients alone; train.apply_gradients
+    # Keras's LossScaleOptimizer decides on the first replica's gradients alone; gan.apply_gradients
     # makes an overflow on any replica skip the update on all (without it, replica 1's inf is applied).
     r = subprocess.run([sys.executable, "-c", DISTRIBUTED, ROOT], capture_output=True, text=True,
                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))

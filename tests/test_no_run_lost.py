@@ -1,4 +1,4 @@
-"""No run lost (issue 11): checkpoint fallback, failed writes, non-finite losses, resumed hyperparameters,
+"""No run lost: checkpoint fallback, failed writes, non-finite losses, resumed hyperparameters,
 stops by signal, output directories checked up front, evaluation from config.json."""
 
 import json
@@ -15,7 +15,7 @@ import pytest
 
 from cogan_tf import config as C
 from cogan_tf import runner, train
-from cogan_tf.cli import RunStopped, UsageError
+from cogan_tf.errors import RunStopped, UsageError
 from tests.conftest import ROOT, train_config, write_fake_dataset
 
 FAITHFUL = C.CoganConfig()

@@ -2,11 +2,12 @@
 
 * the shared trunk computed once for both domains, against the straightforward step (trunk per domain);
 * the first G update reusing the D update's G forward pass, against the step that recomputes it;
-* both output heads as one two-channel deconv (``cogan.generate_pair``), against the two heads, and
-  that deconv as a sub-pixel convolution (``cogan.subpixel_deconv``) against ``conv2d_transpose``;
+* both output heads as one two-channel deconv (``cogan_fast.generate_pair``), against the two heads, and
+  that deconv as a sub-pixel convolution (``cogan_fast.subpixel_deconv``) against ``conv2d_transpose``;
 * BatchNorm as TensorFlow's fused op and the PReLU with a written gradient, against Keras's
   BatchNormalization and autodiff of ``maximum`` (the layers as first written).
-The references are the benchmark's own steps (cogan_tf/bench.py), run from the same initial weights,
+The references are the plain step with each lever off (cogan_fast.reference_cogan_step, also the
+benchmark's reference rows), run from the same initial weights,
 data and z as the port's step.
 """
 
@@ -17,8 +18,8 @@ import pytest
 import tensorflow as tf
 import keras
 
-from cogan_tf import bench, config as C, runner
-from cogan_tf.cogan import generate_pair, subpixel_deconv
+from cogan_tf import cogan_fast, config as C, runner
+from cogan_tf.cogan_fast import generate_pair, subpixel_deconv
 from cogan_tf.layers import BatchNorm, ScalarPReLU
 from tests.tolerance import COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close, sum_rounding
 
@@ -63,7 +64,7 @@ def assert_close(a, b, rtol, atol):
 def test_reusing_g_forward_equals_recomputing_it(m):
     port, x = make(m)
     ref, x_ref = make(m)
-    recompute = bench.reference_cogan_step(ref, fused_heads=True)  # the port's step, G run for every update
+    recompute = cogan_fast.reference_cogan_step(ref, fused_heads=True)  # the port's step, G run for every update
     for a, b in zip(run(port, port.train_step, x), run(ref, recompute, x_ref)):
         assert a.keys() == b.keys()
         for k in a:
@@ -143,7 +144,7 @@ def test_fused_heads_equal_the_two_heads(m):
         assert_same_images(a2, b2, g, z)
         assert float(la) == pytest.approx(float(lb), rel=COGAN_RTOL)
         assert assert_gradients_close(port.g_vars, ga, gb) >= 10
-    unfused = bench.reference_cogan_step(ref, reuse_g_forward=True)
+    unfused = cogan_fast.reference_cogan_step(ref, reuse_g_forward=True)
     assert_same_losses(run(port, port.train_step, x), run(ref, unfused, x_ref))
 
 
@@ -160,7 +161,7 @@ def test_trunk_once_equals_trunk_per_domain():
     assert float(l1) == pytest.approx(float(l2), rel=COGAN_RTOL)
     assert assert_gradients_close(port.g_vars, g1, g2) >= 10
     # The same layers on both sides (the straightforward step also unfuses them: the lever below).
-    trunk_per_domain = bench.reference_cogan_step(ref, trunk_per_domain=True)
+    trunk_per_domain = cogan_fast.reference_cogan_step(ref, trunk_per_domain=True)
     assert_same_losses(run(port, port.train_step, x), run(ref, trunk_per_domain, x_ref))
 
 
@@ -329,7 +330,7 @@ def test_fused_layers_step_equals_unfused(m):
     is compared with autodiff at real slopes in test_prelu_written_gradient_equals_autodiff."""
     port, x = make(m)
     ref, x_ref = make(m)
-    bench.use_plain_layers(ref)
+    cogan_fast.use_plain_layers(ref)
     z = tf.random.stateless_normal([16, 100], seed=[1, 2])
     slopes = [layer.t.numpy() for layer in layers_by_name(port).values() if isinstance(layer, ScalarPReLU)]
     for gan in (port, ref):
@@ -365,7 +366,7 @@ def test_the_tolerances_catch_a_one_term_change():
         assert_same_images(a1, b1, g, z)
 
     ref, _ = make(CORRECTED)
-    bench.use_plain_layers(ref)
+    cogan_fast.use_plain_layers(ref)
     for layer in layers_by_name(ref).values():
         if isinstance(layer, BatchNorm):
             layer.epsilon = 1e-3

@@ -1,4 +1,4 @@
-"""Vanilla GAN port: layers and parameter counts against the seed's tables, PyTorch's initial weights,
+"""Vanilla GAN port: layers and parameter counts against docs/ORIGINAL.md's tables, PyTorch's initial weights,
 losses, one step, per-epoch outputs, resume, seed, export, and the per-model flag defaults."""
 
 import json
@@ -14,8 +14,8 @@ import keras
 
 from cogan_tf import config as C
 from cogan_tf import losses, runner
-from cogan_tf.vanilla import (VanillaDiscriminator, VanillaGAN, VanillaGenerator, discriminator_loss,
-                              dropout_seed_states, generator_loss)
+from cogan_tf.losses import discriminator_loss, generator_loss
+from cogan_tf.vanilla import VanillaDiscriminator, VanillaGAN, VanillaGenerator, dropout_seed_states
 from tests.conftest import count_params, train_config, ROOT, run_main_refusal
 
 CFG = C.VanillaConfig()
@@ -36,10 +36,19 @@ def quiet(_):
     pass
 
 
+def bce_probs(probs, target: float, eps: float = 1e-7):
+    """Mean binary cross-entropy of probabilities: PyTorch's ``nn.BCELoss`` on a sigmoid output, as the
+    vanilla GAN and ClusterGAN originals use (PyTorch clamps the log at -100; here probabilities are
+    clipped to [eps, 1 - eps])."""
+    p = tf.clip_by_value(tf.cast(probs, tf.float32), eps, 1.0 - eps)
+    t = tf.cast(target, tf.float32)
+    return tf.reduce_mean(-(t * tf.math.log(p) + (1.0 - t) * tf.math.log(1.0 - p)))
+
+
 # --- networks ---------------------------------------------------------------------------------------
 
 def test_layer_shapes():
-    assert CFG.hidden == 128  # the width the original trains (REFERENCE.md section 2)
+    assert CFG.hidden == 128  # the width the original trains (docs/ORIGINAL.md §2.1)
     g, d = VanillaGenerator(CFG), VanillaDiscriminator(CFG)
     z = tf.random.normal([4, 128])
     h = g.act0(g.h0(z))
@@ -71,7 +80,7 @@ def test_parameter_counts_by_hand():
 
 
 def test_parameter_counts_at_1024_hidden_units():
-    # --hidden_size 1024, the seed's text: G 128 -> 1024 -> 1024 -> 1024 -> 784, D 784 -> 1024 x 3 -> 1.
+    # --hidden_size 1024, the width the original's README describes: G 128 -> 1024 -> 1024 -> 1024 -> 784, D 784 -> 1024 x 3 -> 1.
     g_count = (128 * 1024 + 1024) + 2 * (1024 * 1024 + 1024) + (1024 * 784 + 784)
     d_count = (784 * 1024 + 1024) + 2 * (1024 * 1024 + 1024) + (1024 * 1 + 1)
     assert g_count == 3034896 and d_count == 2904065
@@ -127,9 +136,9 @@ def test_losses_against_hand_computed_values():
     assert float(generator_loss(tf.zeros([5, 1]))) == pytest.approx(math.log(2), rel=1e-6)
     assert float(generator_loss(tf.constant(fake)[:, None])) == pytest.approx(
         np.mean([-math.log(sig(v)) for v in fake]), rel=1e-6)
-    # The same value as PyTorch's BCELoss on the sigmoid output (cogan_tf.losses.bce_probs).
+    # The same value as PyTorch's BCELoss on the sigmoid output (bce_probs).
     p = tf.sigmoid(tf.constant(fake)[:, None])
-    assert float(losses.bce_probs(p, 0.0)) == pytest.approx(f, rel=1e-5)
+    assert float(bce_probs(p, 0.0)) == pytest.approx(f, rel=1e-5)
 
 
 def test_saturated_discriminator_still_teaches_the_generator():
@@ -138,7 +147,7 @@ def test_saturated_discriminator_still_teaches_the_generator():
     l = tf.Variable([[-20.0]])
     with tf.GradientTape(persistent=True) as tape:
         g = generator_loss(l)
-        clipped = losses.bce_probs(tf.sigmoid(l), 1.0)
+        clipped = bce_probs(tf.sigmoid(l), 1.0)
     assert float(tape.gradient(g, l)[0, 0]) == pytest.approx(-1.0, abs=1e-6)
     assert float(tape.gradient(clipped, l)[0, 0]) == 0.0
 
@@ -336,8 +345,7 @@ def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
     """A checkpoint written while 1024 was the only width (its config.json says "hidden": 1024) resumes at
     1024 when --hidden_size is not given, is refused with another explicit width, and is rebuilt at 1024
     by ``python -m cogan_tf.evaluate --checkpoint_dir``."""
-    from cogan_tf import evaluate
-    from cogan_tf.cli import UsageError
+    from cogan_tf.errors import UsageError
 
     x = fake_images(16)
     runner.run(C.VanillaConfig(hidden=1024), train_cfg(tmp_path, max_steps=1), arrays=x, log=quiet)
@@ -355,7 +363,7 @@ def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
 
     with pytest.raises(UsageError, match=r"trained with hidden=1024 \(here 128, flag --hidden_size\)"):
         runner.run(CFG, train_cfg(tmp_path, max_steps=3), arrays=x, log=quiet)  # 128 asked for explicitly
-    restored = evaluate.gan_from_checkpoint(str(tmp_path / "checkpoint"), str(tmp_path), log=quiet)
+    restored = runner.gan_from_checkpoint(str(tmp_path / "checkpoint"), str(tmp_path), log=quiet)
     assert restored.model_cfg.hidden == 1024 and restored.discriminator.h0.kernel.shape == (784, 1024)
     # Nothing to resume: the default width.
     fresh = runner.make_gan(CFG, train_cfg(tmp_path / "fresh"), arrays=x, inherit=("hidden",))

@@ -13,13 +13,12 @@ checkpoints with `python main.py ... --keep_checkpoints 0` (the loop keeps only 
 
 import json
 import os
-import sys
 
 import tensorflow as tf
 from absl import app, flags
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from cogan_tf import data, evaluate, fileio, train  # noqa: E402
+from cogan_tf import data, fileio, rundir, runner
+from cogan_tf.gan import RunState
 
 # The ClusterGAN paper's test figures (ACC = K-means purity, NMI, ARI), drawn for comparison.
 PAPER = {"mnist": (0.95, 0.89, 0.89), "fashion_mnist": (0.63, 0.64, 0.50)}
@@ -80,14 +79,15 @@ def plot(path: str, rows, dataset: str, title: str) -> str:
 
 def curve(checkpoint_dir: str, data_dir: str, out=None, recompute: bool = False, title=None, log=print) -> dict:
     """Score every checkpoint of the run in ``checkpoint_dir``; write and return the curve."""
-    ckpt_dir, saved = evaluate.find_run_config(checkpoint_dir, "clustergan")
+    record = rundir.find_run(checkpoint_dir, "clustergan")
+    ckpt_dir, saved = record.directory, record.config
     out = out or os.path.join(ckpt_dir, "curve")
     old = {}
     if os.path.isfile(out + ".json") and not recompute:
         with open(out + ".json") as fh:
             old = {(r["checkpoint"], r["kind"]): r for r in json.load(fh)["rows"]}
-    gan = evaluate.gan_from_checkpoint(ckpt_dir, data_dir, "clustergan", log=lambda s: None)
-    loop = train.Loop(gan, gan.cfg)
+    gan = runner.gan_from_checkpoint(ckpt_dir, data_dir, "clustergan", log=lambda s: None)
+    loop = RunState(gan, gan.cfg)
     x, y = data.load_split(data_dir, gan.cfg.dataset, "test")
     rows = []
     for path, kind in checkpoints(ckpt_dir):

@@ -18,7 +18,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import bench, config as C, runner
+from cogan_tf import cogan_fast, config as C, runner
 
 STEPS = 3
 
@@ -36,9 +36,9 @@ def make(m, batch=16, seed=3):
 def losses(m, variant: str, eager: bool = False):
     gan, x = make(m)
     step = {"port": lambda: gan.train_step,
-            "plain layers": lambda: bench.use_plain_layers(gan).train_step,
-            "two-deconv heads": lambda: bench.reference_cogan_step(gan, reuse_g_forward=True),
-            "trunk per domain": lambda: bench.reference_cogan_step(gan, trunk_per_domain=True)}[variant]()
+            "plain layers": lambda: cogan_fast.use_plain_layers(gan).train_step,
+            "two-deconv heads": lambda: cogan_fast.reference_cogan_step(gan, reuse_g_forward=True),
+            "trunk per domain": lambda: cogan_fast.reference_cogan_step(gan, trunk_per_domain=True)}[variant]()
     step = step if eager else tf.function(step)
     return [{k: float(v) for k, v in step(*x).items()} for _ in range(STEPS)]
 

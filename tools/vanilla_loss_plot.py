@@ -5,12 +5,10 @@ print), to compare the port with the PyTorch reference:
     python tools/vanilla_loss_plot.py docs/vanilla_h128_loss.png port=RUN/train.log PyTorch=RUN/torch.log
 """
 
-import os
 import re
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from cogan_tf import fileio  # noqa: E402  (not cogan_tf.vanilla, whose plot helper would start TensorFlow)
+from cogan_tf import fileio  # (not cogan_tf.vanilla, whose plot helper would start TensorFlow)
 
 LINE = re.compile(r"^epoch (\d+): epoch_g_loss: ([-+.\deE]+), epoch_d_loss: ([-+.\deE]+)")
 

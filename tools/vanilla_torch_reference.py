@@ -1,4 +1,4 @@
-"""The vanilla GAN as JasonFengGit's PyTorch code trains it (REFERENCE.md section 2), written out in PyTorch
+"""The vanilla GAN as JasonFengGit's PyTorch code trains it (docs/ORIGINAL.md §2), written out in PyTorch
 from that description, to tell the port's behaviour from the original's. Not part of the package: it needs
 PyTorch (`pip install torch`), which cogan_tf does not depend on.
 
@@ -6,7 +6,7 @@ PyTorch (`pip install torch`), which cogan_tf does not depend on.
 
 `--hidden_size` (default 128) is the width of G's and D's hidden layers: the original runs 128 (its
 `1024 if self.device == 'cuda' else 128` compares a torch.device with a string, never equal), as does
-`main.py --model vanilla`; 1024 is the seed's text (`main.py --hidden_size 1024`).
+`main.py --model vanilla`; 1024 is the width its README describes (`main.py --hidden_size 1024`).
 
 Prints the per-epoch mean G and D losses (the numbers the port's `losses.json` holds) and the mean per-pixel
 standard deviation of 64 fixed-noise samples (near 0: collapsed to one pattern), and writes an 8x8 grid per epoch.
@@ -14,14 +14,12 @@ standard deviation of 64 fixed-noise samples (near 0: collapsed to one pattern),
 
 import argparse
 import os
-import sys
 
 import numpy as np
 import torch
 from torch import nn
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
-from cogan_tf import data, images  # noqa: E402  (numpy-only parts: the IDX loader and the grid writer)
+from cogan_tf import data, images  # (numpy-only parts: the IDX loader and the grid writer)
 
 
 def mlp(sizes, last, dropout=None):

@@ -10,7 +10,7 @@ off the name: ``train_EE_IIII`` is step EE * 546 + IIII + 1, the steps trained w
 floor(70000 / 128) steps per epoch; ``steps_per_epoch`` for other runs).
 
 The original wrote its grids with ``scipy.misc.imsave``, which stretches each grid to 0..255 by its own
-minimum and maximum (REFERENCE.md, Q3). Both directories' grids are stretched that way before scoring
+minimum and maximum (quirk Q3, docs/ORIGINAL.md §1.8). Both directories' grids are stretched that way before scoring
 (``stretch``), so a grid written as output x 255 is scored on the same footing as a published one; an
 already stretched grid is unchanged. The Fréchet distance of 64 cells is noisy (even 64 real digits score
 ~50): it is in the JSON and the plot, the table leaves it out.
@@ -26,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from cogan_tf import evaluate, fileio, images
-from cogan_tf.cli import UsageError
+from cogan_tf.errors import UsageError
 
 STEPS_PER_EPOCH = 546  # the original's floor(70000 / 128): both domains' 70,000 digits in batches of 128
 _STEP_NAME = re.compile(r"^train_(\d+)_(\d+)$")
@@ -114,7 +114,7 @@ class GridDirs:
 
 def read_grid_dirs(run_dir: str, reference_dir: str, steps_per_epoch: int = STEPS_PER_EPOCH) -> GridDirs:
     """Read every grid pair both directories hold; an unreadable PNG is refused by name
-    (``images.GridError``) before anything is scored."""
+    (``errors.GridError``) before anything is scored."""
     names, run_names, ref_names = common_names(run_dir, reference_dir, steps_per_epoch)
     pairs = {side: {n: read_pair(d, n) for n in names} for side, d in zip(SIDES, (run_dir, reference_dir))}
     return GridDirs(run_dir, reference_dir, names, run_names, ref_names, pairs, steps_per_epoch)
@@ -179,7 +179,7 @@ def format_table(report: dict) -> str:
              f"REFERENCE {report['reference']['dir']} ({report['reference']['pairs']} grid pairs)",
              f"{len(report['grids'])} grid names in common, {report['cells_per_grid']} pairs each, every grid "
              f"stretched to 0..1; {report['dataset']} classifier (test accuracy "
-             f"{evaluate._fmt(report['classifier_test_accuracy'], '{:.4f}')}); bot scored as 1 - G2(z)",
+             f"{evaluate.format_value(report['classifier_test_accuracy'], '{:.4f}')}); bot scored as 1 - G2(z)",
              ""]
     head1 = f"{'step':>6} {'grid':<16}" + "".join(f" {t:^{2 * w + 1}}" for t, _ in COLUMNS)
     head2 = f"{'':>6} {'':<16}" + "".join(f" {'run':>{w}} {'ref':>{w}}" for _ in COLUMNS)

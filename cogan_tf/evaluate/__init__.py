@@ -1,27 +1,11 @@
 """Numbers, not only pictures: classifier-based evaluation of the three GANs, and of sample grids.
 
-Modelled on TF-GAN's MNIST eval (``mnist_score``, ``mnist_frechet_distance``), with the classifier
-trained by this project (:mod:`cogan_tf.classifier`). For a CoGAN, N pairs (G1(z), G2(z)) are scored:
-
-- pixel agreement: the fraction of pixels where G1(z) and 1 - G2(z) agree after binarising at 0.5
-  (the CoGAN paper's measure), and their mean absolute difference;
-- label agreement: the classifier's digit for G1(z) equals its digit for 1 - G2(z);
-- per domain, the classifier score (Inception-score style, exp E[KL(p(y|x) || p(y))], 1..10), the
-  Fréchet distance in the classifier's penultimate features to the real test images, and the digit
-  histogram (mode collapse shows here). The bottom domain is scored as 1 - G2(z) against the real
-  (not inverted) test digits: the classifier only knows white-on-black digits.
-
-The ``real`` column gives the same numbers for real images as the floor to read them against: the
-score of the test set, and the Fréchet distance of N random training images to the test set (the
-distance shrinks with N, so 64 grid cells are never near 0 even for real digits).
-
-Sources: an exported SavedModel (the model kind is read off its signatures), a checkpoint (restored,
-exported to a temporary directory and scored through that same SavedModel path), or pairs of 8x8
-grid PNGs (this port's ``samples/top|bot`` or andrewliao11's published ones).
-
-``python -m cogan_tf.evaluate --saved_model export/cogan [--out report.json]``;
-``--compare A.json B.json`` prints two reports side by side; ``--grid_dirs RUN_SAMPLES REFERENCE_SAMPLES``
-scores two runs' grids step by step (:mod:`cogan_tf.grid_compare`).
+Samples (from an exported SavedModel, a checkpoint exported the same way, or 8x8 grid PNGs) are scored
+with the project's classifier (:mod:`cogan_tf.evaluate.classifier`) by the pure functions of
+:mod:`cogan_tf.evaluate.image_metrics`: for a CoGAN, the agreement of G1(z) with 1 - G2(z); per domain,
+the classifier score, the Fréchet distance to the test images and the digit histogram; a ``real``
+column as the floor to read them against. What each number means: docs/RESULTS.md, "How the numbers
+are made". The command line is ``python -m cogan_tf.evaluate`` (:mod:`cogan_tf.evaluate.__main__`).
 """
 
 from __future__ import annotations
@@ -31,132 +15,19 @@ import json
 import math
 import os
 import tempfile
-import warnings
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from cogan_tf import data, fileio
-from cogan_tf.cli import UsageError
+from cogan_tf.evaluate.image_metrics import (class_histogram, classifier_score, feature_stats,
+                                             frechet_distance_few, frechet_distance_from_stats,
+                                             histogram_entropy_classes, label_agreement, mean_abs_difference,
+                                             pixel_agreement, psd_sqrt)
+from cogan_tf.errors import GridError, UsageError
 
 DEFAULT_N = 10_000
 GEN_BATCH = 500  # the faithful CoGAN's BatchNorm uses each batch's statistics: never call it on tiny batches
-BINARY_THRESHOLD = 0.5
-
-
-# --- metrics: pure functions on numpy arrays ---------------------------------------------------------
-
-def binarize(images, threshold: float = BINARY_THRESHOLD) -> np.ndarray:
-    return np.asarray(images) > threshold
-
-
-def pixel_agreement(top, bot_inverse, threshold: float = BINARY_THRESHOLD) -> float:
-    """Fraction of pixels on which ``top`` and ``bot_inverse`` (= 1 - G2(z)) agree once binarised."""
-    a, b = np.asarray(top), np.asarray(bot_inverse)
-    if a.shape != b.shape:
-        raise ValueError(f"pixel_agreement: shapes {a.shape} and {b.shape} differ")
-    return float(np.mean(binarize(a, threshold) == binarize(b, threshold)))
-
-
-def mean_abs_difference(top, bot_inverse) -> float:
-    a, b = np.asarray(top, np.float64), np.asarray(bot_inverse, np.float64)
-    if a.shape != b.shape:
-        raise ValueError(f"mean_abs_difference: shapes {a.shape} and {b.shape} differ")
-    return float(np.mean(np.abs(a - b)))
-
-
-def label_agreement(labels_a, labels_b) -> float:
-    """Fraction of pairs whose two images get the same class."""
-    a, b = np.asarray(labels_a), np.asarray(labels_b)
-    if a.shape != b.shape:
-        raise ValueError(f"label_agreement: shapes {a.shape} and {b.shape} differ")
-    return float(np.mean(a == b))
-
-
-def class_histogram(labels, n_classes: int = 10) -> np.ndarray:
-    """Fraction of samples per class (sums to 1)."""
-    labels = np.asarray(labels, np.int64)
-    counts = np.bincount(labels, minlength=n_classes)[:n_classes].astype(np.float64)
-    return counts / max(len(labels), 1)
-
-
-def histogram_entropy_classes(hist) -> float:
-    """exp(entropy) of a class histogram: the effective number of classes (10 when uniform, 1 when
-    every sample is the same digit)."""
-    p = np.asarray(hist, np.float64)
-    p = p[p > 0]
-    return float(np.exp(-np.sum(p * np.log(p))))
-
-
-def classifier_score(probs, eps: float = 1e-12) -> float:
-    """exp(E_x[KL(p(y|x) || p(y))]) on the classifier's softmax (TF-GAN's ``mnist_score``): from 1
-    (all samples alike or all ambiguous) to the number of classes (confident and balanced)."""
-    p = np.asarray(probs, np.float64)
-    py = p.mean(axis=0, keepdims=True)
-    kl = np.sum(p * (np.log(p + eps) - np.log(py + eps)), axis=1)
-    return float(np.exp(np.mean(kl)))
-
-
-def feature_stats(features) -> Tuple[np.ndarray, np.ndarray]:
-    """Mean and covariance (unbiased) of a set of feature vectors (N, D)."""
-    f = np.asarray(features, np.float64)
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"feature_stats: need at least 2 feature vectors (N, D), got {f.shape}")
-    return f.mean(axis=0), np.cov(f, rowvar=False)
-
-
-def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
-    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)): the Fréchet distance of two Gaussians."""
-    import scipy.linalg
-
-    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
-    s1, s2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
-    with warnings.catch_warnings():
-        # Classifier features that never fire make the covariances singular; sqrtm still returns a
-        # usable root (checked below), so its warning about that is not shown.
-        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
-        covmean = scipy.linalg.sqrtm(s1 @ s2)
-        if not np.all(np.isfinite(covmean)):
-            # As pytorch-fid: when the root fails, regularise the diagonal and take it again.
-            offset = np.eye(len(s1)) * 1e-6
-            covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
-    covmean = np.real(covmean)  # numerical noise gives tiny imaginary parts
-    diff = mu1 - mu2
-    fd = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
-    return max(fd, 0.0)
-
-
-def psd_sqrt(m) -> np.ndarray:
-    """The symmetric square root of a symmetric positive semi-definite matrix (negative rounding
-    noise in its eigenvalues clipped to 0)."""
-    w, v = np.linalg.eigh(np.asarray(m, np.float64))
-    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
-
-
-def frechet_distance_few(features, mu2, sigma2, sigma2_root=None) -> float:
-    """The Fréchet distance of a small feature set (N <= D) to a Gaussian (mu2, sigma2), the same number
-    as ``frechet_distance_from_stats(*feature_stats(features), mu2, sigma2)`` without a D x D matrix
-    root: with X the centred features, S1 = X'X / (N - 1), and Tr((S1 S2)^(1/2)) is the sum of the
-    square roots of the eigenvalues of Y Y' / (N - 1), Y = X S2^(1/2), an N x N matrix. For a 64-cell
-    grid against 256 features: 0.5 ms instead of 2.3 s (measured here under load). ``sigma2_root``:
-    S2^(1/2), if already known."""
-    f = np.asarray(features, np.float64)
-    if f.ndim != 2 or len(f) < 2:
-        raise ValueError(f"frechet_distance_few: need at least 2 feature vectors (N, D), got {f.shape}")
-    n = len(f)
-    mu1 = f.mean(axis=0)
-    x = f - mu1
-    root = psd_sqrt(sigma2) if sigma2_root is None else sigma2_root
-    y = x @ root
-    eig = np.linalg.eigvalsh(y @ y.T / (n - 1))
-    diff = mu1 - np.asarray(mu2, np.float64)
-    fd = float(diff @ diff + np.sum(x * x) / (n - 1) + np.trace(sigma2) - 2.0 * np.sum(np.sqrt(np.clip(eig, 0, None))))
-    return max(fd, 0.0)
-
-
-def frechet_distance(features1, features2) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets."""
-    return frechet_distance_from_stats(*feature_stats(features1), *feature_stats(features2))
 
 
 # --- samples: what is scored ---------------------------------------------------------------------------
@@ -283,13 +154,13 @@ def samples_from_grids(paths: Sequence[str]) -> Samples:
     for top, bot in grid_pairs(paths):
         t, b = images.read_grid(top), images.read_grid(bot)
         if t.shape != b.shape:
-            raise images.GridError(f"{top} holds {len(t)} cells but {bot} holds {len(b)}")
+            raise GridError(f"{top} holds {len(t)} cells but {bot} holds {len(b)}")
         tops.append(t)
         bots.append(b)
     n = sum(len(t) for t in tops)
     if n < 2:
         # The Frechet distance needs two samples' covariance; a grid of ours or the original's holds 64.
-        raise images.GridError(f"--grids {' '.join(paths)}: {n} pair of 28x28 cells; the report needs at least "
+        raise GridError(f"--grids {' '.join(paths)}: {n} pair of 28x28 cells; the report needs at least "
                                "2 (an 8x8 grid holds 64)")
     source = paths[0] if len(paths) == 2 else f"{len(paths) // 2} grid pairs ({paths[0]} ...)"
     return Samples("cogan", {"top": np.concatenate(tops), "bot": np.concatenate(bots)}, source)
@@ -357,10 +228,10 @@ def real_metrics(clf, ref: Reference, n: int, seed: int) -> dict:
 
 
 def clustering_metrics(y_true, y_pred) -> dict:
-    """ACC / NMI / ARI from :mod:`cogan_tf.metrics` (the ports issue's clustering report)."""
-    from cogan_tf import metrics  # imported late: scikit-learn is slow to import and only ClusterGAN needs it
+    """ACC / NMI / ARI from :mod:`cogan_tf.clustering`."""
+    from cogan_tf import clustering  # imported late: scikit-learn is slow to import and only ClusterGAN needs it
 
-    return {k: float(v) for k, v in metrics.clustering_report(y_true, y_pred).items()}
+    return {k: float(v) for k, v in clustering.clustering_report(y_true, y_pred).items()}
 
 
 def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -> dict:
@@ -393,12 +264,12 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
             # How well the class code z_c picks the digit: best one-to-one matching of codes to digits.
             report["latent_code_vs_classifier"] = clustering_metrics(labels, samples.z_c)
         if samples.encode is not None:
-            from cogan_tf import metrics
+            from cogan_tf import clustering
 
             # Both protocols: the encoder's argmax (acc, purity, nmi, ari) and the paper's K-means on
             # [z_n, softmax] (kmeans_*; the paper's ACC is kmeans_purity), K-means seeded by the report's seed.
             z_n, probs = samples.encode(ref.test_images.astype(np.float32) / 255.0)
-            scores = metrics.encoder_clustering(ref.test_labels, z_n, probs, seed=samples.seed or 0)
+            scores = clustering.encoder_clustering(ref.test_labels, z_n, probs, seed=samples.seed or 0)
             report["clustering"] = {**{k: v for k, v in scores.items() if not k.endswith("cluster_sizes")},
                                     "n": int(len(probs))}
     if real:
@@ -419,14 +290,14 @@ def format_report(report: dict) -> str:
     drawn = "from grids" if report["seed"] is None else f"seed {report['seed']}"
     lines = [f"{report['model']} report: {report['source']}",
              f"  {report['n']} samples ({drawn}); {report['dataset']} classifier, test accuracy "
-             f"{_fmt(report['classifier_test_accuracy'], '{:.4f}')}"]
+             f"{format_value(report['classifier_test_accuracy'], '{:.4f}')}"]
     cols = list(report["domains"]) + ["real"]
     blocks = {**report["domains"], "real": report["real"]}
     w = 26
     lines.append("")
     lines.append(f"  {'':{w}}" + "".join(f"{_DOMAIN_TITLES.get(c, c):>14}" for c in cols))
     for key, title, fmt in _DOMAIN_ROWS:
-        lines.append(f"  {title:{w}}" + "".join(f"{_fmt(blocks[c].get(key), fmt):>14}" for c in cols))
+        lines.append(f"  {title:{w}}" + "".join(f"{format_value(blocks[c].get(key), fmt):>14}" for c in cols))
     for d in range(10):
         lines.append(f"  {f'class {d} (%)':{w}}" + "".join(f"{100 * blocks[c]['histogram'][d]:>14.1f}" for c in cols))
     if "pairs" in report:
@@ -440,13 +311,13 @@ def format_report(report: dict) -> str:
                            ("latent_code_vs_classifier", "class code z_c vs classifier digit")):
         if section in report:
             lines += ["", f"  {title}"]
-            lines += [f"  {k:{w}}{_fmt(v, '{:.4f}'):>14}" for k, v in report[section].items()]
+            lines += [f"  {k:{w}}{format_value(v, '{:.4f}'):>14}" for k, v in report[section].items()]
     lines += ["", f"  real: test-set score; Frechet distance of {report['n']} training images to the test set "
               "(the floor at this sample size)"]
     return "\n".join(lines)
 
 
-def _fmt(v, fmt: str) -> str:
+def format_value(v, fmt: str) -> str:
     if v is None:
         return "-"
     if isinstance(v, (bool, int)) or not isinstance(v, float):
@@ -487,7 +358,7 @@ def format_compare(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> st
     def cell(v):
         if isinstance(v, int) and not isinstance(v, bool):
             return f"{v:>14d}"
-        return f"{_fmt(v, '{:.4f}'):>14}"
+        return f"{format_value(v, '{:.4f}'):>14}"
 
     for k in numeric:
         va, vb = fa.get(k), fb.get(k)
@@ -520,7 +391,7 @@ def write_report(path: str, report: dict) -> str:
 # --- entry points used by the CLI and main.py --------------------------------------------------------
 
 def load_classifier(data_dir: str, dataset: str, retrain: bool = False, epochs: Optional[int] = None, log=print):
-    from cogan_tf import classifier
+    from cogan_tf.evaluate import classifier
 
     recipe = classifier.RECIPES[dataset]
     if epochs is not None:
@@ -561,161 +432,3 @@ def report_for_gan(gan, data_dir: Optional[str] = None, n: int = DEFAULT_N, seed
         path = gan.export(tmp)
         return report_for_saved_model(path, data_dir, dataset, n=n, seed=seed, out=out, source=source,
                                       log=log, **kwargs)
-
-
-def find_run_config(checkpoint_dir: str, model: Optional[str] = None) -> Tuple[str, dict]:
-    """``(directory holding the checkpoint, its config.json)``: ``checkpoint_dir`` itself or one
-    subdirectory of it (``checkpoint/mnist_128_28``), narrowed by ``model`` when several exist."""
-    from cogan_tf import config as config_lib
-
-    if not os.path.isdir(checkpoint_dir):
-        raise data.DataError(f"{checkpoint_dir}: no such checkpoint directory")
-    candidates = [checkpoint_dir] + [os.path.join(checkpoint_dir, d) for d in sorted(os.listdir(checkpoint_dir))]
-    found = []
-    for d in candidates:
-        cfg = config_lib.load_run_config(os.path.join(d, "config.json")) if os.path.isdir(d) else None
-        if cfg is not None and (model is None or cfg.get("model") == model):
-            found.append((d, cfg))
-    if not found:
-        what = f" for --model {model}" if model else ""
-        raise data.DataError(f"{checkpoint_dir}: no config.json{what} here or in a subdirectory; every checkpoint "
-                             "written by main.py has one (or evaluate its --saved_model export instead)")
-    if len(found) > 1:
-        raise UsageError(f"{checkpoint_dir} holds several checkpoints ({', '.join(d for d, _ in found)}): "
-                         "point --checkpoint_dir at one, or pass --model")
-    return found[0]
-
-
-def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str] = None, log=print):
-    """Rebuild the GAN from the config.json beside its checkpoint and restore the latest checkpoint."""
-    from cogan_tf import config as config_lib, runner, train
-
-    ckpt_dir, saved = find_run_config(checkpoint_dir, model)
-    kind = saved["model"]
-    model_cfg = config_lib.model_config_from_dict(kind, saved["model_config"])
-    train_size = saved.get("train_size")
-    train_cfg = config_lib.TrainConfig(
-        model=kind, dataset=saved.get("dataset", "mnist"), data_dir=data_dir,
-        batch_size=saved.get("batch_size", 128), seed=saved.get("seed"),
-        disjoint_domains=saved.get("disjoint_domains", False),
-        train_size=math.inf if train_size is None else train_size, val_size=saved.get("val_size", 0),
-        checkpoint_dir=os.path.dirname(os.path.abspath(ckpt_dir)))
-    gan = runner.make_gan(model_cfg, train_cfg)
-    expected = os.path.join(train_cfg.checkpoint_dir, gan.checkpoint_subdir())
-    if os.path.abspath(expected) != os.path.abspath(ckpt_dir):
-        raise data.DataError(f"{ckpt_dir}: its config.json describes a run that lives in {expected}")
-    loop = train.restore(gan, log=log)
-    if hasattr(gan, "restore_best"):
-        gan.restore_best(loop, log=log)  # ClusterGAN with --val_size: the checkpoint kept by validation
-    return gan
-
-
-def main_argv_fold(argv: Sequence[str], list_flags=("grids", "compare", "grid_dirs")) -> List[str]:
-    """``--grids A B C D`` -> ``--grids=A,B,C,D`` (and ``--compare``, ``--grid_dirs``): several paths after one flag,
-    as the issue spells it, for absl's comma-separated list flags."""
-    out: List[str] = []
-    i = 0
-    while i < len(argv):
-        arg = argv[i]
-        name = arg[2:] if arg.startswith("--") and "=" not in arg else None
-        if name in list_flags:
-            j = i + 1
-            while j < len(argv) and not argv[j].startswith("--"):
-                j += 1
-            out.append(f"--{name}={','.join(argv[i + 1:j])}")
-            i = j
-            continue
-        out.append(arg)
-        i += 1
-    return out
-
-
-if __name__ == "__main__":
-    import sys
-
-    from absl import flags
-
-    from cogan_tf import cli
-
-    flags.DEFINE_string("saved_model", None, "Exported generator SavedModel to score (e.g. export/cogan)")
-    flags.DEFINE_string("checkpoint_dir", None, "Checkpoint to restore and score (its config.json rebuilds the model)")
-    flags.DEFINE_enum("model", None, ["cogan", "vanilla", "clustergan"],
-                      "With --checkpoint_dir holding several runs: which one")
-    flags.DEFINE_list("grids", None, "CoGAN grid PNG pairs: --grids TOP.png BOT.png [TOP2.png BOT2.png ...]")
-    flags.DEFINE_list("compare", None, "Print two JSON reports side by side: --compare A.json B.json")
-    flags.DEFINE_list("grid_dirs", None, "Score two CoGAN runs' grids step by step: --grid_dirs RUN_SAMPLES "
-                      "REFERENCE_SAMPLES (each holding top/ and bot/; e.g. this port's samples/ and those of a "
-                      "clone of andrewliao11/CoGAN-tensorflow)")
-    flags.DEFINE_string("plot", None, "With --grid_dirs: also plot the scores against the training step to this PNG")
-    flags.DEFINE_integer("steps_per_epoch", None, "With --grid_dirs: the step of train_EE_IIII is "
-                         "EE * steps_per_epoch + IIII + 1 [546, the original's floor(70000 / 128)]")
-    flags.DEFINE_string("out", None, "Also write the report as JSON here")
-    flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
-    flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist "
-                                         "[the checkpoint's dataset, else mnist]")
-    flags.DEFINE_integer("num_samples", DEFAULT_N, f"Samples (CoGAN: pairs) drawn from a model [{DEFAULT_N}]")
-    flags.DEFINE_integer("seed", 0, "Seed of the z drawn from a model [0]")
-    flags.DEFINE_boolean("retrain_classifier", False, "Train the classifier again even if one is cached [False]")
-    flags.DEFINE_integer("classifier_epochs", None, "Epochs when (re)training the classifier "
-                                                    "[mnist 3, fashion_mnist 8]")
-    FLAGS = flags.FLAGS
-
-    def main(argv):
-        f = FLAGS
-        sources = [s for s in ("saved_model", "checkpoint_dir", "grids", "compare", "grid_dirs") if getattr(f, s)]
-        if len(sources) > 1:
-            raise UsageError(f"give one of --saved_model, --checkpoint_dir, --grids, --compare, --grid_dirs (got "
-                             f"{', '.join('--' + s for s in sources)})")
-        if not sources and not f.retrain_classifier:
-            raise UsageError("nothing to evaluate: give --saved_model, --checkpoint_dir, --grids, --compare or "
-                             "--grid_dirs (or --retrain_classifier alone to train the classifier)")
-        for only in ("plot", "steps_per_epoch"):
-            if getattr(f, only) is not None and not f.grid_dirs:
-                raise UsageError(f"--{only} goes with --grid_dirs RUN_SAMPLES REFERENCE_SAMPLES")
-        if f.steps_per_epoch is not None and f.steps_per_epoch < 1:
-            raise UsageError(f"--steps_per_epoch={f.steps_per_epoch}: must be at least 1")
-        if f.num_samples < 2:
-            raise UsageError(f"--num_samples={f.num_samples}: need at least 2")
-        if f.dataset is not None and f.dataset not in data.DATASETS:
-            raise UsageError(f"--dataset={f.dataset}: choose one of {', '.join(data.DATASETS)}")
-        if f.classifier_epochs is not None and f.classifier_epochs < 1:
-            raise UsageError(f"--classifier_epochs={f.classifier_epochs}: must be at least 1")
-        if f.compare:
-            if len(f.compare) != 2:
-                raise UsageError(f"--compare takes two JSON reports, got {len(f.compare)}")
-            a, b = (load_report(p) for p in f.compare)
-            print(format_compare(a, b, *f.compare))
-            return 0
-        if f.grid_dirs:
-            from cogan_tf import grid_compare
-
-            if len(f.grid_dirs) != 2:
-                raise UsageError(f"--grid_dirs takes two directories, RUN_SAMPLES REFERENCE_SAMPLES; got "
-                                 f"{len(f.grid_dirs)}")
-            grid_compare.run(*f.grid_dirs, f.data_dir, f.dataset or "mnist", out=f.out, plot=f.plot,
-                             steps_per_epoch=f.steps_per_epoch or grid_compare.STEPS_PER_EPOCH,
-                             retrain=f.retrain_classifier, epochs=f.classifier_epochs)
-            return 0
-        # The model or grids first: a missing or bad input is refused before the classifier trains.
-        dataset = f.dataset or "mnist"
-        gan = samples = None
-        if f.checkpoint_dir:
-            gan = gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model)
-            dataset = f.dataset or gan.cfg.dataset
-        elif f.saved_model:
-            samples = generate(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
-        elif f.grids:
-            samples = samples_from_grids(f.grids)
-        clf = load_classifier(f.data_dir, dataset, f.retrain_classifier, f.classifier_epochs)
-        if gan is not None:
-            report_for_gan(gan, f.data_dir, n=f.num_samples, seed=f.seed, out=f.out, dataset=dataset, clf=clf)
-        elif samples is not None:
-            run_report(samples, f.data_dir, dataset, out=f.out, clf=clf)
-        else:
-            print(f"{dataset} classifier: test accuracy {clf.test_accuracy:.4f}")
-        return 0
-
-    from cogan_tf.classifier import ClassifierError
-
-    sys.argv = main_argv_fold(sys.argv)
-    cli.run(main, known_errors=(ClassifierError,))

@@ -18,6 +18,7 @@ from typing import Callable, Dict, Optional, Tuple
 import numpy as np
 
 from cogan_tf import data, fileio
+from cogan_tf.errors import ClassifierError
 
 CACHE_SUBDIR = "classifier"
 WEIGHTS_FILE = "classifier.weights.h5"
@@ -45,10 +46,6 @@ RECIPES: Dict[str, Recipe] = {
     "mnist": Recipe(epochs=3, min_accuracy=0.99),
     "fashion_mnist": Recipe(epochs=8, min_accuracy=0.90),
 }
-
-
-class ClassifierError(ValueError):
-    """The classifier cannot be trained to its target, or its cache is unusable; one-line message."""
 
 
 def build_model(seed: int = 0):

@@ -1,4 +1,4 @@
-"""The networks: CoGAN's coupled generator and discriminator (REFERENCE.md §1).
+"""The networks: CoGAN's coupled generator and discriminator (docs/ORIGINAL.md §1.2, §1.3).
 
 Weight sharing is by layer instance: each shared layer is built once, here, and called by both
 domains' branches, so a shared variable is one object, appears once in ``trainable_variables`` and

@@ -1,0 +1,397 @@
+"""The benchmark behind ``python -m cogan_tf.bench``: how fast the training steps run on this machine, and how close to its limit.
+
+One run measures:
+
+* the machine's float32 matmul rate (GFLOP/s): a large square matmul in TensorFlow, median of several;
+* for each model at its default batch size (cogan 128, vanilla 512, clustergan 100), on random uint8 data
+  kept on the device (no dataset, no input pipeline): training steps/s and images/s after warm-up (tracing
+  and compilation excluded, reported apart), the FLOPs of one training step counted analytically from the
+  layer shapes (:func:`step_flops`), the same count read off TensorFlow's own per-op FLOP statistics of the
+  step's graph (:func:`profiler_flops`, the cross-check), the achieved GFLOP/s and its ratio to the matmul
+  rate, and the peak resident memory;
+* the "straightforward" CoGAN step as the baseline (:func:`straightforward_cogan_step`: G1 and G2 each
+  computed on their own, the shared trunk twice, in a tf.function without XLA, as the original graph
+  did), and the ratio of the port's step to it.
+
+It prints a table and writes the numbers as JSON (atomically). ``docs/PERFORMANCE.md`` holds the latest
+table. Timings on a shared machine are noisy: the load average at start and end is recorded with them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from typing import Callable, Dict, List, Optional, Sequence
+
+from cogan_tf import config as C
+from cogan_tf.bench.flops import clustergan_step_counts, cogan_step_count, profiler_flops, vanilla_step_count
+from cogan_tf.bench.machine import (matmul_fn, matmul_record, machine, peak_rss_mb, reset_peak_rss, rss_mb, sync,
+                                    time_calls, tf_memory_info)
+
+ALL_MODELS = C.MODELS
+DEFAULT_BATCH = {m: C.defaults_for(m)["batch_size"] for m in ALL_MODELS}
+COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn", "xla",
+                  "bfloat16", "float16", "loop", "bn_per_feature")
+# Rows that time the port's own step on another CoGAN config: what a faithful quirk costs.
+COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
+
+# --- the steps --------------------------------------------------------------------------------------
+
+def straightforward_cogan_step(gan) -> Callable:
+    """The baseline: the CoGAN step as the original graph computes it: G1 and G2 each on their own
+    (the shared trunk twice, forward and backward), D1 and D2 separately on real and fake, G run
+    again for every update, BatchNorm and PReLU unfused (``cogan_fast.use_plain_layers``); in a tf.function,
+    without XLA."""
+    from cogan_tf import cogan_fast
+
+    return cogan_fast.reference_cogan_step(cogan_fast.use_plain_layers(gan), trunk_per_domain=True)
+
+
+def recompute_cogan_step(gan) -> Callable:
+    """The port's step before the speed levers (as first committed): the trunk once for both
+    domains, but G run forward for every update, the heads as two deconvs, the layers unfused."""
+    from cogan_tf import cogan_fast
+
+    return cogan_fast.reference_cogan_step(cogan_fast.use_plain_layers(gan))
+
+
+def deconv_heads_cogan_step(gan) -> Callable:
+    """The port's step with the two-channel head computed as a transposed convolution, not as the
+    sub-pixel convolution (``cogan_fast.subpixel_deconv``)."""
+    gan.subpixel_heads = False
+    return gan.train_step
+
+
+def _reference(gan, **levers) -> Callable:
+    from cogan_tf import cogan_fast
+
+    return cogan_fast.reference_cogan_step(gan, **levers)
+
+
+def unfused_bn_cogan_step(gan) -> Callable:
+    """The port's step with the layers as first written (``cogan_fast.use_plain_layers``)."""
+    from cogan_tf import cogan_fast
+
+    return cogan_fast.use_plain_layers(gan).train_step
+
+
+COGAN_STEPS = {
+    "straightforward": straightforward_cogan_step,
+    "recompute": recompute_cogan_step,
+    "unfused_heads": lambda gan: _reference(gan, reuse_g_forward=True),
+    "no_reuse": lambda gan: _reference(gan, fused_heads=True),
+    "unfused_bn": unfused_bn_cogan_step,
+    "deconv_heads": deconv_heads_cogan_step,
+}
+
+
+@dataclasses.dataclass
+class Row:
+    """One timed step. ``parts``: name -> (its analytic count, how many times per step it runs on
+    average); ``cycle``: calls per timed block (ClusterGAN's G+E update comes every g_every-th step)."""
+
+    model: str
+    variant: str
+    batch: int
+    jit_compile: bool
+    parts: Dict[str, tuple]
+    cycle: int = 1
+    mixed_precision: Optional[str] = None  # a TrainConfig.mixed_precision value; None: float32
+    model_overrides: Optional[dict] = None  # CoganConfig fields that differ from the default (faithful) ones
+
+    @property
+    def flops_analytic(self) -> float:
+        return sum(count.flops(self.batch) * per_step for count, per_step in self.parts.values())
+
+
+def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_precision: Optional[str] = None,
+               model_overrides: Optional[dict] = None):
+    """A built GAN of ``name`` at ``batch`` (and precision, and model config fields ``model_overrides``)
+    and one batch of random uint8 inputs for its step."""
+    import numpy as np
+    import keras
+    import tensorflow as tf
+    from cogan_tf import gan as gan_lib, runner
+
+    ckpt = os.path.join(tempfile.gettempdir(), "cogan_bench_no_checkpoints")  # never written: nothing is saved
+    cfg = C.TrainConfig(model=name, batch_size=batch, seed=seed, jit_compile=jit_compile, checkpoint_dir=ckpt,
+                        log_every=0, sample_every=0, save_every=0, mixed_precision=mixed_precision)
+    rng = np.random.default_rng(seed)
+    n_arrays = 2 if name == "cogan" else 1
+    arrays = [rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8) for _ in range(n_arrays)]
+    gan = runner.make_gan(C.MODEL_CONFIGS[name](**(model_overrides or {})), cfg, arrays=arrays)
+    keras.utils.set_random_seed(seed)
+    gan_lib.build_gan(gan)  # under its strategy's scope (one device here) and its precision's dtype policy
+    inputs = tuple(tf.constant(a) for a in arrays)  # uint8, on the device, scaled inside the step
+    return gan, inputs
+
+
+def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequence[str]) -> List[Row]:
+    """The rows of one model: its own step (``port``), and for the CoGAN the reference steps asked for."""
+    m = C.MODEL_CONFIGS[name]()
+    port = "port+xla" if jit_compile else "port"
+    if name == "vanilla":
+        import cogan_tf.vanilla  # noqa: F401 - skipped, with the reason, if the model is not there
+
+        return [Row(name, port, batch, jit_compile, {"step": (vanilla_step_count(m), 1)})]
+    if name == "clustergan":
+        import cogan_tf.clustergan  # noqa: F401
+
+        c = clustergan_step_counts(m)
+        return [Row(name, port, batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
+                    cycle=m.g_every)]
+    rows = [Row(name, port, batch, jit_compile,
+                {"step": (cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True), 1)})]
+    if "xla" in cogan_variants and not jit_compile:
+        rows.append(Row(name, "port+xla", batch, True, rows[0].parts))
+    for variant in ("bfloat16", "float16"):
+        if variant in cogan_variants:
+            rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, mixed_precision=C.MIXED_PRECISION[variant]))
+    for variant in ("recompute", "no_reuse", "unfused_heads", "deconv_heads", "unfused_bn"):
+        if variant in cogan_variants:
+            count = cogan_step_count(m, reuse_g_forward=variant in ("unfused_heads", "deconv_heads", "unfused_bn"),
+                                     subpixel_heads=variant in ("no_reuse", "unfused_bn"))
+            rows.append(Row(name, variant, batch, False, {"step": (count, 1)}))
+    for variant, overrides in COGAN_CONFIG_VARIANTS.items():
+        if variant in cogan_variants:
+            rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, model_overrides=overrides))
+    if "loop" in cogan_variants:
+        rows.append(Row(name, "loop", batch, jit_compile, rows[0].parts))
+    if "straightforward" in cogan_variants:
+        rows.append(Row(name, "straightforward", batch, False,
+                        {"step": (cogan_step_count(m, trunk_per_domain=True), 1)}))
+    return rows
+
+
+def time_loop(name: str, batch: int, jit_compile: bool, warmup: int, steps: int, seed: int = 0) -> Dict[str, object]:
+    """The port's step inside the real training loop (``train.fit``: tf.data with prefetch, the
+    per-step loss read-back, log line and TensorBoard scalars; no grids, no checkpoints until the end):
+    the time between consecutive log lines after ``warmup`` steps."""
+    import numpy as np
+    from cogan_tf import runner
+
+    root = tempfile.mkdtemp(prefix="cogan_bench_loop_")
+    n = batch * (warmup + steps)
+    cfg = C.TrainConfig(model=name, batch_size=batch, seed=seed, jit_compile=jit_compile, epoch=1,
+                        max_steps=warmup + steps, log_every=1, sample_every=0, save_every=0,
+                        **{k: os.path.join(root, k) for k in ("checkpoint_dir", "sample_dir", "log_dir",
+                                                             "export_dir", "evaluate_dir")})
+    rng = np.random.default_rng(seed)
+    arrays = [rng.integers(0, 256, (n, 28, 28, 1), dtype=np.uint8) for _ in range(2 if name == "cogan" else 1)]
+    stamps = []
+    t0 = time.perf_counter()
+    try:
+        runner.run(C.MODEL_CONFIGS[name](), cfg, arrays=arrays,
+                   log=lambda line: stamps.append(time.perf_counter()) if line.startswith("Epoch:") else None)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)  # its checkpoint, logs and SavedModel
+    times = [b - a for a, b in zip(stamps[warmup - 1:], stamps[warmup:])] if warmup >= 1 else []
+    return {"first_call_s": stamps[0] - t0, "times_s": times, "median_s": statistics.median(times),
+            "mean_s": statistics.fmean(times), "min_s": min(times)}
+
+
+def flops_check(row: Row, prof: dict) -> dict:
+    """Analytic matmul/conv FLOPs of each part against TensorFlow's count: ``step`` / ``d`` is the
+    step's graph, ``ge`` the true branch of its conditional (ClusterGAN's G+E update). The analytic
+    side counts backprop ops by TensorFlow's convention here (:class:`Layer`), so that the two agree
+    to the FLOP when the passes are counted right; the table's GFLOP/step is the true count."""
+    analytic = {k: count.flops(row.batch, tf_convention=True) for k, (count, _) in row.parts.items()}
+    tf_count = {}
+    for k in analytic:
+        if k == "ge":
+            then = [v["matmul_conv"] for b, v in prof.get("branches", {}).items() if b.endswith("then_branch")]
+            tf_count[k] = then[0] if len(then) == 1 else None
+        else:
+            tf_count[k] = prof.get("matmul_conv")
+    match = all(tf_count[k] is not None and abs(tf_count[k] - v) <= max(8, 1e-9 * v) for k, v in analytic.items())
+    return {"analytic_tf_convention": analytic, "tensorflow": tf_count, "match": match}
+
+
+def build_row(row: Row) -> dict:
+    """Build the row's model (weights, optimizer slots) and its inputs; TensorFlow's allocator growth
+    meanwhile is the row's resident share. All rows are built before any is warmed up: building a
+    model (``keras.utils.set_random_seed``, i.e. ``tf.random.set_seed``) clears TensorFlow's kernel
+    cache, which would cost every step compiled before it ~1 s on its next call."""
+    mem0 = tf_memory_info()
+    gan, inputs = make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
+                             model_overrides=row.model_overrides)
+    mem1 = tf_memory_info()
+    built = (mem1["current"] - mem0["current"]) / 2 ** 20 if mem0 and mem1 else None
+    return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
+            "cycle": row.cycle, "flops_analytic": row.flops_analytic, "tf_built_mb": built,
+            "analytic_passes": {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()},
+            "_gan": gan, "_inputs": inputs}
+
+
+def prepare_row(row: Row, rec: dict, warmup: int, profile: bool) -> dict:
+    """Compile the row's step and run the warm-up (the first call, tracing and compiling, timed
+    apart), count its FLOPs both ways, and record its memory: the process's peak resident memory
+    during the warm-up (the high-water mark is reset first) and TensorFlow's allocator peak for the
+    row alone (what its build kept plus the warm-up's peak above what was allocated before it)."""
+    import tensorflow as tf
+
+    gan, inputs = rec.pop("_gan"), rec.pop("_inputs")
+    reset_peak_rss()
+    tf_memory_info(reset=True)
+    rss0 = rss_mb("VmRSS")
+    mem0 = tf_memory_info()
+    py_step = COGAN_STEPS[row.variant](gan) if row.variant in COGAN_STEPS else gan.train_step
+    fn = tf.function(py_step, jit_compile=row.jit_compile)
+    t0 = time.perf_counter()
+    sync(fn(*inputs))
+    rec["first_call_s"] = time.perf_counter() - t0
+    for _ in range(max(warmup - 1, 0) * row.cycle):
+        sync(fn(*inputs))
+    rec["warmup"] = warmup * row.cycle
+    if profile:
+        try:
+            rec["profiler"] = profiler_flops(fn.get_concrete_function(*inputs))
+            rec["flops_check"] = flops_check(row, rec["profiler"])
+        except Exception as e:  # noqa: BLE001 - report why the cross-check could not run
+            rec["profiler"] = {"note": f"could not count: {type(e).__name__}: {e}"}
+            rec["flops_check"] = {"match": None, "note": rec["profiler"]["note"]}
+    rec["peak_rss_mb"] = peak_rss_mb()
+    rec["rss_before_mb"] = rss0
+    rec["tf_memory"] = tf_memory_info()
+    peak = _tf_row_peak_mb(mem0, rec["tf_memory"])
+    rec["tf_peak_mb"] = None if peak is None or rec["tf_built_mb"] is None else peak + rec["tf_built_mb"]
+    rec["_call"] = lambda: fn(*inputs)
+    return rec
+
+
+def _tf_row_peak_mb(before: Optional[dict], after: Optional[dict]) -> Optional[float]:
+    """TensorFlow's allocator peak during a row above what was allocated before it (earlier rows'
+    models stay alive for the round-robin): the row's weights, optimizer slots and activations."""
+    if not before or not after:
+        return None
+    return (after["peak"] - before["current"]) / 2 ** 20
+
+
+def finish_row(rec: dict, times: Sequence[float]) -> dict:
+    med = statistics.median(times)
+    rec.update(step_ms=med * 1e3, step_ms_mean=statistics.fmean(times) * 1e3, step_ms_min=min(times) * 1e3,
+               steps_per_s=1.0 / med, images_per_s=rec["batch"] / med, timed_steps=len(times) * rec["cycle"],
+               gflops_per_s=rec["flops_analytic"] / med / 1e9)
+    rec.pop("_call", None)
+    return rec
+
+
+def time_round_robin(recs: Sequence[dict], steps: int, matmul=None) -> List[List[float]]:
+    """``steps`` rounds; in each, every row runs one block of ``cycle`` steps (waited for), then the
+    matmul once. Interleaving gives every row the same share of whatever else the machine is doing,
+    so their ratios hold up on a noisy machine better than rows timed one after another."""
+    times: List[List[float]] = [[] for _ in recs]
+    mm: List[float] = []
+    for rec in recs:  # one untimed round: nothing in the first round pays for what ran before it
+        sync(rec["_call"]())
+    for _ in range(steps):
+        for i, rec in enumerate(recs):
+            t0 = time.perf_counter()
+            for _ in range(rec["cycle"]):
+                out = rec["_call"]()
+            sync(out)
+            times[i].append((time.perf_counter() - t0) / rec["cycle"])
+        if matmul is not None:
+            t0 = time.perf_counter()
+            sync(matmul())
+            mm.append(time.perf_counter() - t0)
+    return times + [mm]
+
+
+def run_loop_row(row: Row, warmup: int, steps: int) -> dict:
+    reset_peak_rss()
+    tf_memory_info(reset=True)
+    rss0 = rss_mb("VmRSS")
+    mem0 = tf_memory_info()
+    t = time_loop(row.model, row.batch, row.jit_compile, max(warmup, 1), steps)
+    mem = tf_memory_info()
+    rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
+           "cycle": 1, "flops_analytic": row.flops_analytic, "first_call_s": t["first_call_s"], "warmup": warmup,
+           "peak_rss_mb": peak_rss_mb(), "rss_before_mb": rss0, "tf_memory": mem, "tf_peak_mb": _tf_row_peak_mb(mem0, mem),
+           "note": "timed on its own, after the others"}
+    return finish_row(rec, t["times_s"])
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+def format_table(result: dict) -> str:
+    mm = result["matmul"]
+    lines = [f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, TF "
+             f"{result['machine']['tensorflow']}; load average {result['loadavg_start']} -> {result['loadavg_end']}",
+             f"float32 matmul {mm['n']}x{mm['n']}: {mm['gflops']:.1f} GFLOP/s (median of {mm['repeats']}, "
+             f"interleaved with the rows' steps)",
+             ""]
+    head = (f"{'model':<11}{'variant':<17}{'batch':>6}{'step ms':>9}{'steps/s':>9}{'img/s':>9}"
+            f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'RSS MB':>8}{'TF MB':>7}")
+    lines += [head, "-" * len(head)]
+    for r in result["rows"]:
+        match = r.get("flops_check", {}).get("match")
+        check = {True: "same", False: "DIFF", None: "n/a"}[match]
+        lines.append(f"{r['model']:<11}{r['variant']:<17}{r['batch']:>6}{r['step_ms']:>9.1f}{r['steps_per_s']:>9.2f}"
+                     f"{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}{check:>9}{r['gflops_per_s']:>9.1f}"
+                     f"{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>8.0f}"
+                     f"{(r.get('tf_peak_mb') or float('nan')):>7.0f}")
+    lines.append("")
+    lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN: averaged over its 1:5 cycle); "
+                 "TF count: TensorFlow's own count of the same ops on the step's graph agrees (same) or not (DIFF)")
+    lines.append("step ms: median over the timed steps (rows timed round-robin; loop: on its own); RSS MB: the "
+                 "process's peak resident memory during the row's warm-up (all models built by then); TF MB: "
+                 "TensorFlow's allocator peak for the row alone (weights, optimizer slots, activations)")
+    for k, v in result["ratios"].items():
+        lines.append(f"{k}: {v:.2f}x")
+    for m, why in result["skipped"].items():
+        lines.append(f"skipped {m}: {why}")
+    return "\n".join(lines)
+
+
+def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup: int, batch_size: int,
+        jit_compile: bool, matmul_n: int, matmul_repeats: int, profile: bool = True, log=print) -> dict:
+    import tensorflow as tf  # noqa: F401
+
+    result = {"command": " ".join([os.path.basename(sys.executable), "-m", "cogan_tf.bench"] + sys.argv[1:]),
+              "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
+              "loadavg_start": [round(x, 2) for x in os.getloadavg()], "matmul_repeats": matmul_repeats,
+              "rows": [], "ratios": {}, "skipped": {}}
+    mm_fn = matmul_fn(matmul_n)
+    t = time_calls(mm_fn, (), warmup=2, steps=matmul_repeats)
+    mm_times = list(t["times_s"])
+    log(f"float32 matmul {matmul_n}x{matmul_n}: {matmul_record(matmul_n, mm_times)['gflops']:.1f} GFLOP/s")
+    rows: List[Row] = []
+    for name in models:
+        if name not in DEFAULT_BATCH:
+            raise ValueError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
+        try:
+            rows += model_rows(name, batch_size or DEFAULT_BATCH[name], jit_compile, cogan_variants)
+        except (ImportError, NotImplementedError) as e:
+            result["skipped"][name] = f"{type(e).__name__}: {e}"
+            log(f"skipped {name}: {result['skipped'][name]}")
+    steps_rows = [r for r in rows if r.variant != "loop"]
+    recs = [build_row(row) for row in steps_rows]
+    for row, rec in zip(steps_rows, recs):
+        prepare_row(row, rec, warmup, profile)
+        log(f"{row.model} {row.variant}: first call {rec['first_call_s']:.1f} s")
+    log(f"timing {len(recs)} rows round-robin, {steps} rounds")
+    times = time_round_robin(recs, steps, matmul=mm_fn)
+    mm_times += times[-1]
+    result["matmul"] = matmul_record(matmul_n, mm_times)
+    done = {id(row): finish_row(rec, ts) for row, rec, ts in zip(steps_rows, recs, times)}
+    for row in rows:
+        if row.variant == "loop":
+            done[id(row)] = run_loop_row(row, warmup, steps)
+        rec = done[id(row)]
+        rec["fraction_of_matmul"] = rec["gflops_per_s"] / result["matmul"]["gflops"]
+        result["rows"].append(rec)
+        log(f"{rec['model']} {rec['variant']}: {rec['step_ms']:.1f} ms/step, {rec['gflops_per_s']:.1f} GFLOP/s")
+    by = {(r["model"], r["variant"]): r for r in result["rows"]}
+    base = by.get(("cogan", "straightforward"))
+    if base is not None:
+        for (model, variant), r in by.items():
+            if model == "cogan" and variant != "straightforward":
+                result["ratios"][f"cogan {variant} / straightforward (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
+    result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    return result

@@ -1,0 +1,86 @@
+"""python -m cogan_tf.bench: how fast the training steps run on this machine, and how close to its limit
+(see :mod:`cogan_tf.bench` for what one run measures; docs/PERFORMANCE.md holds the latest table).
+
+The flags are defined only when this runs as a program (:func:`define_flags`), and refused before
+TensorFlow starts.
+"""
+
+import json
+
+from absl import flags
+
+from cogan_tf import cli, fileio
+from cogan_tf.bench import ALL_MODELS, COGAN_VARIANTS, format_table, run
+from cogan_tf.errors import UsageError
+
+
+def define_flags() -> None:
+    flags.DEFINE_list("models", list(ALL_MODELS), "Models to time; a model whose code is not there is skipped "
+                      "(and listed as skipped) [cogan,vanilla,clustergan]")
+    flags.DEFINE_list("cogan_variants", ["straightforward"],
+                      "Extra CoGAN rows beside the port's own step (port): straightforward (the original graph's "
+                      "step, the baseline), recompute (the port's step before the speed levers), unfused_heads / "
+                      "no_reuse / deconv_heads / unfused_bn (the port's step without one lever), bfloat16 / float16 "
+                      "(the port's step under --mixed_precision), xla (the port's step under XLA), loop (the "
+                      "port's step in the real training loop), bn_per_feature (the port's step with per-feature "
+                      "BatchNorm statistics instead of the original's scalar ones, quirk Q2) [straightforward]")
+    flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
+    flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
+    flags.DEFINE_integer("batch_size", 0, "Batch size for every model; 0: each model's default [0]")
+    flags.DEFINE_string("out", "bench.json", "Where to write the JSON results [bench.json]")
+    flags.DEFINE_boolean("jit_compile", False, "Compile the models' own steps with XLA, as training's --jit_compile "
+                         "(the straightforward baseline never is) [False]")
+    flags.DEFINE_integer("matmul_n", 2048, "Size of the square float32 matmul measuring the machine [2048]")
+    flags.DEFINE_integer("matmul_repeats", 10, "Timed matmuls (median) [10]")
+    flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads; 0: TensorFlow's default [0]")
+    flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow inter-op threads; 0: TensorFlow's default [0]")
+    flags.DEFINE_boolean("profile", True, "Cross-check the analytic FLOPs with TensorFlow's per-op statistics [True]")
+    flags.DEFINE_boolean("quick", False, "A seconds-long smoke run: batch 4, 1 warm-up and 2 timed steps, "
+                         "a 256 matmul (numbers meaningless; for tests) [False]")
+
+
+def validate(f) -> None:
+    """One-line refusals, before TensorFlow starts (a negative thread count aborts it in C++)."""
+    def bad(flag, why):
+        raise UsageError(f"--{flag}={getattr(f, flag)}: {why}")
+
+    for flag, low in (("steps", 1), ("warmup", 0), ("batch_size", 0), ("matmul_n", 1), ("matmul_repeats", 1),
+                      ("intra_op_threads", 0), ("inter_op_threads", 0)):
+        if getattr(f, flag) < low:
+            bad(flag, f"must be {low} or more")
+    unknown = [m for m in f.models if m not in ALL_MODELS]
+    if unknown or not f.models:
+        raise UsageError(f"--models={','.join(f.models)}: choose from {', '.join(ALL_MODELS)}")
+    unknown = [v for v in f.cogan_variants if v not in COGAN_VARIANTS]
+    if unknown:
+        raise UsageError(f"--cogan_variants={','.join(f.cogan_variants)}: {', '.join(unknown)} unknown; choose from "
+                         f"{', '.join(COGAN_VARIANTS)}")
+
+
+def main(argv):
+    del argv
+    FLAGS = flags.FLAGS
+    validate(FLAGS)
+    import tensorflow as tf
+
+    if FLAGS.intra_op_threads:
+        tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
+    if FLAGS.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
+    quick = FLAGS.quick
+    result = run(FLAGS.models, FLAGS.cogan_variants,
+                 steps=2 if quick else FLAGS.steps, warmup=2 if quick else FLAGS.warmup,
+                 batch_size=4 if quick else FLAGS.batch_size, jit_compile=FLAGS.jit_compile,
+                 matmul_n=256 if quick else FLAGS.matmul_n, matmul_repeats=2 if quick else FLAGS.matmul_repeats,
+                 profile=FLAGS.profile)
+    result["quick"] = quick
+    print()
+    print(format_table(result))
+    fileio.atomic_write_text(FLAGS.out, json.dumps(result, indent=2, sort_keys=True) + "\n")
+    print(f"\nwrote {FLAGS.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)

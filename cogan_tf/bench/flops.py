@@ -1,0 +1,325 @@
+"""The benchmark's FLOP model: the matmul/conv work of one training step of each model, counted
+analytically from the layer shapes (:class:`StepCount`), and the same read off TensorFlow's own per-op
+statistics of the step's graph (:func:`profiler_flops`), the cross-check that the passes are counted right.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Dict, List, Optional, Sequence
+
+
+@dataclasses.dataclass(frozen=True)
+class Layer:
+    """A layer with weights, by its multiply-accumulates per example (``macs``) and weight count.
+
+    * dense ``n_in -> n_out``: ``n_in * n_out`` MACs;
+    * conv (k x k, ``c_in -> c_out``) with an ``h_out x w_out`` output: ``h_out * w_out * k * k * c_in * c_out``;
+    * transposed conv (deconv) with an ``h_in x w_in`` input: ``h_in * w_in * k * k * c_in * c_out`` (each
+      input pixel scatters one k x k x c_out patch). Padding is ignored, as TensorFlow's own count does.
+    Biases, BatchNorm, activations and the optimizer are elementwise and left out of the analytic count
+    (the profiler's total includes them).
+
+    ``tf_backprop_macs``: what TensorFlow's statistics count for this layer's two backprop ops
+    (Conv2DBackpropInput/Filter of a conv): ``h_in * w_in / stride^2`` output positions instead of
+    ``h_out * w_out``. The same for SAME padding with sizes divisible by the stride, more for VALID
+    (ClusterGAN's 28 -> 13 -> 5 convs). ``tf_forward_macs``: what TensorFlow counts for the forward op
+    when it is computed another way (the CoGAN heads as a sub-pixel convolution, which multiplies
+    zeros too: 3 x 3 x 4 = 36 taps per input pixel for the 25 of the deconv). Used only to compare
+    with TensorFlow's count; the table's count is the layer's own (``macs``).
+    """
+
+    name: str
+    macs: int
+    params: int
+    tf_backprop_macs: Optional[float] = None
+    tf_forward_macs: Optional[float] = None
+
+    @property
+    def tf_backprop(self) -> float:
+        return self.macs if self.tf_backprop_macs is None else self.tf_backprop_macs
+
+    @property
+    def tf_forward(self) -> float:
+        return self.macs if self.tf_forward_macs is None else self.tf_forward_macs
+
+
+def dense(name: str, n_in: int, n_out: int) -> Layer:
+    return Layer(name, n_in * n_out, n_in * n_out + n_out)
+
+
+def conv(name: str, h_in: int, w_in: int, c_in: int, c_out: int, k: int, stride: int = 2,
+         padding: str = "same") -> Layer:
+    if padding == "same":
+        h_out, w_out = -(-h_in // stride), -(-w_in // stride)
+    else:
+        h_out, w_out = (h_in - k) // stride + 1, (w_in - k) // stride + 1
+    per_position = k * k * c_in * c_out
+    return Layer(name, h_out * w_out * per_position, per_position + c_out,
+                 tf_backprop_macs=h_in * w_in * per_position / (stride * stride))
+
+
+def deconv(name: str, h_in: int, w_in: int, c_in: int, c_out: int, k: int) -> Layer:
+    """Stride 2, SAME: the output is 2 h_in x 2 w_in."""
+    return Layer(name, h_in * w_in * k * k * c_in * c_out, k * k * c_in * c_out + c_out)
+
+
+class StepCount:
+    """The matmul/conv work of one training step, built pass by pass as the step really runs.
+
+    Formula: a forward pass through a layer costs ``2 * macs`` FLOPs per example (a multiply and an add
+    per MAC). Its backward pass costs up to twice that: ``2 * macs`` for the gradient with respect to
+    its input (needed unless nothing upstream is differentiated, e.g. the first layer of D in D's own
+    update, or G's first layer, whose input is z) plus ``2 * macs`` for the gradient with respect to its
+    weights (needed only when the update trains that layer: not D's layers in a G update). Everything is
+    times the batch size. A layer run twice (say the shared trunk once per domain) counts twice.
+    """
+
+    def __init__(self):
+        self.fwd: Dict[str, int] = {}
+        self.dx: Dict[str, int] = {}
+        self.dw: Dict[str, int] = {}
+        self.layers: Dict[str, Layer] = {}
+
+    def _add(self, table, layer: Layer, times: int):
+        self.layers[layer.name] = layer
+        table[layer.name] = table.get(layer.name, 0) + times
+
+    def forward(self, layers: Sequence[Layer], times: int = 1) -> "StepCount":
+        for layer in layers:
+            self._add(self.fwd, layer, times)
+        return self
+
+    def backward(self, layers: Sequence[Layer], weights: bool, input_of_first: bool, times: int = 1) -> "StepCount":
+        """Backprop through ``layers`` (in forward order): weight gradients if ``weights``; input
+        gradients for every layer but the first, and for the first too if ``input_of_first``."""
+        for i, layer in enumerate(layers):
+            if weights:
+                self._add(self.dw, layer, times)
+            if i > 0 or input_of_first:
+                self._add(self.dx, layer, times)
+        return self
+
+    def macs_per_example(self, tf_convention: bool = False) -> float:
+        """MACs per example; ``tf_convention``: backprop ops as TensorFlow's statistics count them."""
+        back = (lambda layer: layer.tf_backprop) if tf_convention else (lambda layer: layer.macs)
+        fwd = (lambda layer: layer.tf_forward) if tf_convention else (lambda layer: layer.macs)
+        return (sum(fwd(self.layers[n]) * c for n, c in self.fwd.items())
+                + sum(back(self.layers[n]) * c for t in (self.dx, self.dw) for n, c in t.items()))
+
+    def flops(self, batch: int, tf_convention: bool = False) -> float:
+        return 2 * self.macs_per_example(tf_convention) * batch
+
+    def passes(self) -> Dict[str, Dict[str, int]]:
+        return {n: {"fwd": self.fwd.get(n, 0), "dx": self.dx.get(n, 0), "dw": self.dw.get(n, 0)} for n in self.layers}
+
+
+def cogan_layers(m, subpixel_heads: bool = False) -> Dict[str, Layer]:
+    """CoGAN's weight layers (docs/ORIGINAL.md §1) for a CoganConfig ``m``; ``subpixel_heads``: the heads'
+    forward pass computed as a 3x3 convolution to 4x the channels (``cogan_fast.subpixel_deconv``)."""
+    s = m.output_size
+    s2, s4 = s // 2, s // 4
+    dh0 = m.d_h0_channels
+    out = {
+        "g_h0": dense("g_h0_lin", m.z_dim, 1024),
+        "g_h1": dense("g_h1_lin", 1024 if m.h0_feeds_h1 else m.z_dim, s4 * s4 * 128),
+        "g_h2": deconv("g_h2", s4, s4, 128, 128, 5),
+        "g1_h3": deconv("g1_h3", s2, s2, 128, m.c_dim, 5),
+        "g2_h3": deconv("g2_h3", s2, s2, 128, m.c_dim, 5),
+        "d_h2": dense("d_h2_lin", s4 * s4 * 64, 1024),
+        "d_h3": dense("d_h3_lin", 1024, 1),
+    }
+    if subpixel_heads:
+        for k in ("g1_h3", "g2_h3"):
+            out[k] = dataclasses.replace(out[k], tf_forward_macs=s2 * s2 * 3 * 3 * 128 * 4 * m.c_dim)
+    for d in (1, 2):
+        out[f"d{d}_h0"] = conv(f"d{d}_h0_conv", s, s, m.c_dim, dh0, 5)
+        out[f"d{d}_h1"] = conv(f"d{d}_h1_conv", s2, s2, dh0, 64, 5)
+    return out
+
+
+def cogan_step_count(m, trunk_per_domain: bool = False, reuse_g_forward: bool = False,
+                     subpixel_heads: bool = False) -> StepCount:
+    """The CoGAN step: one D update, then ``g_updates_per_step`` G updates with the same z.
+
+    ``trunk_per_domain``: G1 and G2 each run the shared trunk (the straightforward baseline); else the
+    trunk runs once for both. ``reuse_g_forward``: the first G update reuses the D update's G forward
+    pass (G's weights have not changed in between), so G runs forward once less per step.
+    ``subpixel_heads``: the heads' forward pass as a sub-pixel convolution (counted apart for the
+    comparison with TensorFlow only: the useful work is the same).
+    """
+    L = cogan_layers(m, subpixel_heads)
+    trunk = ([L["g_h0"]] if m.h0_feeds_h1 else []) + [L["g_h1"], L["g_h2"]]
+    heads = {1: L["g1_h3"], 2: L["g2_h3"]}
+    d_path = {d: [L[f"d{d}_h0"], L[f"d{d}_h1"], L["d_h2"], L["d_h3"]] for d in (1, 2)}
+    c = StepCount()
+
+    def g_forward():
+        if trunk_per_domain:
+            for d in (1, 2):
+                c.forward(trunk + [heads[d]])
+        else:
+            c.forward(trunk + [heads[1], heads[2]])
+
+    def g_backward():
+        if trunk_per_domain:
+            for d in (1, 2):
+                c.backward(trunk + [heads[d]], weights=True, input_of_first=False)
+        else:
+            c.backward([heads[1], heads[2]], weights=True, input_of_first=True)
+            c.backward(trunk, weights=True, input_of_first=False)
+
+    # D update: G forward (no G gradient), D on real and fake of each domain, D's weight gradients.
+    g_forward()
+    for d in (1, 2):
+        c.forward(d_path[d], times=2)
+        c.backward(d_path[d], weights=True, input_of_first=False, times=2)
+    # G updates: G forward, D forward on the fakes, gradients through D (not of D) into G's weights.
+    for i in range(m.g_updates_per_step):
+        if not (reuse_g_forward and i == 0):
+            g_forward()
+        for d in (1, 2):
+            c.forward(d_path[d])
+            c.backward(d_path[d], weights=False, input_of_first=True)
+        g_backward()
+    return c
+
+
+def vanilla_layers(m) -> Dict[str, List[Layer]]:
+    """The vanilla GAN's MLPs (docs/ORIGINAL.md §2) for a VanillaConfig ``m``."""
+    h = m.hidden
+    return {"g": [dense("g_h0", m.z_dim, h), dense("g_h1", h, h), dense("g_h2", h, h), dense("g_h3", h, 784)],
+            "d": [dense("d_h0", 784, h), dense("d_h1", h, h), dense("d_h2", h, h), dense("d_h3", h, 1)]}
+
+
+def vanilla_step_count(m) -> StepCount:
+    """One D update (G forward without gradient for the fake batch; D on real and on fake), then one
+    G update on a fresh z (G forward, D forward, gradients through D into G)."""
+    L = vanilla_layers(m)
+    g, d = L["g"], L["d"]
+    c = StepCount()
+    c.forward(g)
+    c.forward(d, times=2)
+    c.backward(d, weights=True, input_of_first=False, times=2)
+    c.forward(g).forward(d)
+    c.backward(d, weights=False, input_of_first=True)
+    c.backward(g, weights=True, input_of_first=False)
+    return c
+
+
+def clustergan_layers(m) -> Dict[str, List[Layer]]:
+    """ClusterGAN's G, D and E (docs/ORIGINAL.md §3) for a ClusterGanConfig ``m``; D and E share the shape
+    of their conv trunk (not its weights)."""
+    def trunk(p):
+        return [conv(f"{p}_c0", 28, 28, 1, 64, 4, padding="valid"), conv(f"{p}_c1", 13, 13, 64, 128, 4, padding="valid"),
+                dense(f"{p}_h2", 5 * 5 * 128, 1024)]
+
+    zc = m.z_dim + m.n_classes
+    return {"g": [dense("g_h0", zc, 1024), dense("g_h1", 1024, 7 * 7 * 128), deconv("g_h2", 7, 7, 128, 64, 4),
+                  deconv("g_h3", 14, 14, 64, 1, 4)],
+            "d": trunk("d") + [dense("d_h3", 1024, 1)],
+            "e": trunk("e") + [dense("e_h3", 1024, zc)]}
+
+
+def clustergan_step_counts(m) -> Dict[str, StepCount]:
+    """``d``: what every step does (G forward without gradient, D on real and fake, D's gradients);
+    ``ge``: what the G+E update adds on every ``g_every``-th step (G forward, E and D on the fake,
+    E's weight gradients, gradients through E and D into G)."""
+    L = clustergan_layers(m)
+    g, d, e = L["g"], L["d"], L["e"]
+    dc = StepCount().forward(g).forward(d, times=2).backward(d, weights=True, input_of_first=False, times=2)
+    ge = StepCount().forward(g).forward(e).forward(d)
+    ge.backward(e, weights=True, input_of_first=True)
+    ge.backward(d, weights=False, input_of_first=True)
+    ge.backward(g, weights=True, input_of_first=False)
+    return {"d": dc, "ge": ge}
+
+
+# --- TensorFlow's count -----------------------------------------------------------------------------
+
+MATMUL_OPS = ("MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D", "Conv2DBackpropInput",
+              "Conv2DBackpropFilter")
+_NOT_SINKS = ("ReadVariableOp", "VarHandleOp", "VarIsInitializedOp", "Placeholder", "Const")
+_CALL_OPS = ("PartitionedCall", "StatefulPartitionedCall")
+_COND_OPS = ("If", "StatelessIf")
+
+
+def _graph_flops(graph, prefix: str = "") -> Dict[str, object]:
+    """Per-op FLOPs of ``graph`` over its live ops; function calls added in, each branch of a
+    conditional reported apart (only one of them runs)."""
+    from tensorflow.python.framework import ops as ops_lib
+
+    all_ops = graph.get_operations()
+    sinks = [t.op for t in graph.outputs] + [op for op in all_ops if op._is_stateful and op.type not in _NOT_SINKS]
+    live, stack = set(), list(sinks)
+    while stack:
+        op = stack.pop()
+        if op.name in live:
+            continue
+        live.add(op.name)
+        stack.extend(t.op for t in op.inputs)
+        stack.extend(op.control_inputs)
+    out = {"graph_total": 0, "total": 0, "matmul_conv": 0, "by_type": {}, "branches": {}, "uncounted": []}
+
+    def sub(name):
+        f = getattr(graph, "_functions", {}).get(name)
+        return getattr(f, "graph", None)
+
+    for op in all_ops:
+        try:
+            v = int(ops_lib.get_stats_for_node_def(graph, op.node_def, "flops").value or 0)
+        except ValueError:  # no statistics registered for this op, or a shape unknown
+            v = 0
+        out["graph_total"] += v
+        if op.name not in live:
+            continue
+        out["total"] += v
+        if op.type in MATMUL_OPS:
+            out["matmul_conv"] += v
+            out["by_type"][op.type] = out["by_type"].get(op.type, 0) + v
+        if op.type in _CALL_OPS or op.type in _COND_OPS:
+            attrs = ("f",) if op.type in _CALL_OPS else ("then_branch", "else_branch")
+            for attr in attrs:
+                fg = sub(op.get_attr(attr).name)
+                if fg is None:
+                    out["uncounted"].append(f"{prefix}{op.name}/{attr}")
+                    continue
+                inner = _graph_flops(fg, f"{prefix}{op.name}/{attr}/")
+                out["uncounted"] += inner["uncounted"]
+                if op.type in _CALL_OPS:
+                    for k in ("graph_total", "total", "matmul_conv"):
+                        out[k] += inner[k]
+                    out["branches"].update(inner["branches"])
+                else:
+                    out["branches"][f"{prefix}{op.name}/{attr}"] = {k: inner[k] for k in ("total", "matmul_conv")}
+                    out["branches"].update(inner["branches"])
+    return out
+
+
+def profiler_flops(concrete_fn) -> Dict[str, object]:
+    """FLOPs of a concrete function's graph by TensorFlow's own per-op statistics (the ones
+    ``tf.compat.v1.profiler``'s ``float_operation()`` view sums), over the ops that actually run.
+
+    The traced graph also holds ops whose results nothing uses (e.g. gradients of D's weights in a
+    G update: the tape's MatMul gradient emits both halves), which Grappler prunes before running.
+    So besides the total over the whole graph (``graph_total``), the ops are restricted to those the
+    outputs and the stateful ops (variable updates) depend on (``total``; ``matmul_conv`` the
+    matmuls and convolutions among them, what the analytic count counts). A conditional's branches
+    (ClusterGAN's G+E update) are counted apart under ``branches``; anything that could not be read
+    is listed under ``uncounted``.
+    """
+    import tensorflow as tf
+
+    graph = concrete_fn.graph
+    out = _graph_flops(graph)
+    out["note"] = ""
+    # The profiler proper, as a check that the per-op sum above is what it reports for the whole graph.
+    opts = tf.compat.v1.profiler.ProfileOptionBuilder.float_operation()
+    opts["output"] = "none"
+    try:
+        prof = tf.compat.v1.profiler.profile(graph=graph, options=opts)
+        out["profiler_graph_total"] = int(prof.total_float_ops)
+    except Exception as e:  # noqa: BLE001 - the cross-check is optional; say why it is missing
+        out["profiler_graph_total"] = None
+        out["note"] = f"tf.compat.v1.profiler failed: {type(e).__name__}: {e}"
+    return out

@@ -1,0 +1,102 @@
+"""python -m cogan_tf.evaluate: the sample-quality report of a SavedModel, a checkpoint or grid PNGs;
+two reports side by side (--compare); two runs' grids step by step (--grid_dirs).
+
+The flags are defined only when this runs as a program (:func:`define_flags`), never on import.
+"""
+
+import sys
+
+from absl import flags
+
+from cogan_tf import cli, data
+from cogan_tf.errors import ClassifierError, UsageError
+from cogan_tf.evaluate import (DEFAULT_N, format_compare, generate, grid_compare, load_classifier, load_report,
+                               load_saved_model, report_for_gan, run_report, samples_from_grids)
+
+LIST_FLAGS = ("grids", "compare", "grid_dirs")
+
+
+def define_flags() -> None:
+    flags.DEFINE_string("saved_model", None, "Exported generator SavedModel to score (e.g. export/cogan)")
+    flags.DEFINE_string("checkpoint_dir", None, "Checkpoint to restore and score (its config.json rebuilds the model)")
+    flags.DEFINE_enum("model", None, ["cogan", "vanilla", "clustergan"],
+                      "With --checkpoint_dir holding several runs: which one")
+    flags.DEFINE_list("grids", None, "CoGAN grid PNG pairs: --grids TOP.png BOT.png [TOP2.png BOT2.png ...]")
+    flags.DEFINE_list("compare", None, "Print two JSON reports side by side: --compare A.json B.json")
+    flags.DEFINE_list("grid_dirs", None, "Score two CoGAN runs' grids step by step: --grid_dirs RUN_SAMPLES "
+                      "REFERENCE_SAMPLES (each holding top/ and bot/; e.g. this port's samples/ and those of a "
+                      "clone of andrewliao11/CoGAN-tensorflow)")
+    flags.DEFINE_string("plot", None, "With --grid_dirs: also plot the scores against the training step to this PNG")
+    flags.DEFINE_integer("steps_per_epoch", None, "With --grid_dirs: the step of train_EE_IIII is "
+                         "EE * steps_per_epoch + IIII + 1 [546, the original's floor(70000 / 128)]")
+    flags.DEFINE_string("out", None, "Also write the report as JSON here")
+    flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
+    flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist "
+                                         "[the checkpoint's dataset, else mnist]")
+    flags.DEFINE_integer("num_samples", DEFAULT_N, f"Samples (CoGAN: pairs) drawn from a model [{DEFAULT_N}]")
+    flags.DEFINE_integer("seed", 0, "Seed of the z drawn from a model [0]")
+    flags.DEFINE_boolean("retrain_classifier", False, "Train the classifier again even if one is cached [False]")
+    flags.DEFINE_integer("classifier_epochs", None, "Epochs when (re)training the classifier "
+                                                    "[mnist 3, fashion_mnist 8]")
+
+
+def main(argv):
+    f = flags.FLAGS
+    sources = [s for s in ("saved_model", "checkpoint_dir", "grids", "compare", "grid_dirs") if getattr(f, s)]
+    if len(sources) > 1:
+        raise UsageError(f"give one of --saved_model, --checkpoint_dir, --grids, --compare, --grid_dirs (got "
+                         f"{', '.join('--' + s for s in sources)})")
+    if not sources and not f.retrain_classifier:
+        raise UsageError("nothing to evaluate: give --saved_model, --checkpoint_dir, --grids, --compare or "
+                         "--grid_dirs (or --retrain_classifier alone to train the classifier)")
+    for only in ("plot", "steps_per_epoch"):
+        if getattr(f, only) is not None and not f.grid_dirs:
+            raise UsageError(f"--{only} goes with --grid_dirs RUN_SAMPLES REFERENCE_SAMPLES")
+    if f.steps_per_epoch is not None and f.steps_per_epoch < 1:
+        raise UsageError(f"--steps_per_epoch={f.steps_per_epoch}: must be at least 1")
+    if f.num_samples < 2:
+        raise UsageError(f"--num_samples={f.num_samples}: need at least 2")
+    if f.dataset is not None and f.dataset not in data.DATASETS:
+        raise UsageError(f"--dataset={f.dataset}: choose one of {', '.join(data.DATASETS)}")
+    if f.classifier_epochs is not None and f.classifier_epochs < 1:
+        raise UsageError(f"--classifier_epochs={f.classifier_epochs}: must be at least 1")
+    if f.compare:
+        if len(f.compare) != 2:
+            raise UsageError(f"--compare takes two JSON reports, got {len(f.compare)}")
+        a, b = (load_report(p) for p in f.compare)
+        print(format_compare(a, b, *f.compare))
+        return 0
+    if f.grid_dirs:
+        if len(f.grid_dirs) != 2:
+            raise UsageError(f"--grid_dirs takes two directories, RUN_SAMPLES REFERENCE_SAMPLES; got "
+                             f"{len(f.grid_dirs)}")
+        grid_compare.run(*f.grid_dirs, f.data_dir, f.dataset or "mnist", out=f.out, plot=f.plot,
+                         steps_per_epoch=f.steps_per_epoch or grid_compare.STEPS_PER_EPOCH,
+                         retrain=f.retrain_classifier, epochs=f.classifier_epochs)
+        return 0
+    # The model or grids first: a missing or bad input is refused before the classifier trains.
+    dataset = f.dataset or "mnist"
+    gan = samples = None
+    if f.checkpoint_dir:
+        from cogan_tf import runner  # TensorFlow starts here
+
+        gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model)
+        dataset = f.dataset or gan.cfg.dataset
+    elif f.saved_model:
+        samples = generate(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
+    elif f.grids:
+        samples = samples_from_grids(f.grids)
+    clf = load_classifier(f.data_dir, dataset, f.retrain_classifier, f.classifier_epochs)
+    if gan is not None:
+        report_for_gan(gan, f.data_dir, n=f.num_samples, seed=f.seed, out=f.out, dataset=dataset, clf=clf)
+    elif samples is not None:
+        run_report(samples, f.data_dir, dataset, out=f.out, clf=clf)
+    else:
+        print(f"{dataset} classifier: test accuracy {clf.test_accuracy:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    sys.argv = cli.fold_list_args(sys.argv, LIST_FLAGS)
+    cli.run(main, known_errors=(ClassifierError,))

@@ -1,0 +1,129 @@
+"""Image metrics: pure functions on numpy arrays, with no model or classifier in them.
+
+Pixel and label agreement of CoGAN pairs (the CoGAN paper's measure: G1(z) against 1 - G2(z)), the
+digit histogram and its effective number of classes, the classifier score (Inception-score style)
+and the Fréchet distance in a classifier's feature space (also for few samples, against fixed
+reference statistics).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Tuple
+
+import numpy as np
+
+BINARY_THRESHOLD = 0.5
+
+
+def binarize(images, threshold: float = BINARY_THRESHOLD) -> np.ndarray:
+    return np.asarray(images) > threshold
+
+
+def pixel_agreement(top, bot_inverse, threshold: float = BINARY_THRESHOLD) -> float:
+    """Fraction of pixels on which ``top`` and ``bot_inverse`` (= 1 - G2(z)) agree once binarised."""
+    a, b = np.asarray(top), np.asarray(bot_inverse)
+    if a.shape != b.shape:
+        raise ValueError(f"pixel_agreement: shapes {a.shape} and {b.shape} differ")
+    return float(np.mean(binarize(a, threshold) == binarize(b, threshold)))
+
+
+def mean_abs_difference(top, bot_inverse) -> float:
+    a, b = np.asarray(top, np.float64), np.asarray(bot_inverse, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"mean_abs_difference: shapes {a.shape} and {b.shape} differ")
+    return float(np.mean(np.abs(a - b)))
+
+
+def label_agreement(labels_a, labels_b) -> float:
+    """Fraction of pairs whose two images get the same class."""
+    a, b = np.asarray(labels_a), np.asarray(labels_b)
+    if a.shape != b.shape:
+        raise ValueError(f"label_agreement: shapes {a.shape} and {b.shape} differ")
+    return float(np.mean(a == b))
+
+
+def class_histogram(labels, n_classes: int = 10) -> np.ndarray:
+    """Fraction of samples per class (sums to 1)."""
+    labels = np.asarray(labels, np.int64)
+    counts = np.bincount(labels, minlength=n_classes)[:n_classes].astype(np.float64)
+    return counts / max(len(labels), 1)
+
+
+def histogram_entropy_classes(hist) -> float:
+    """exp(entropy) of a class histogram: the effective number of classes (10 when uniform, 1 when
+    every sample is the same digit)."""
+    p = np.asarray(hist, np.float64)
+    p = p[p > 0]
+    return float(np.exp(-np.sum(p * np.log(p))))
+
+
+def classifier_score(probs, eps: float = 1e-12) -> float:
+    """exp(E_x[KL(p(y|x) || p(y))]) on the classifier's softmax (TF-GAN's ``mnist_score``): from 1
+    (all samples alike or all ambiguous) to the number of classes (confident and balanced)."""
+    p = np.asarray(probs, np.float64)
+    py = p.mean(axis=0, keepdims=True)
+    kl = np.sum(p * (np.log(p + eps) - np.log(py + eps)), axis=1)
+    return float(np.exp(np.mean(kl)))
+
+
+def feature_stats(features) -> Tuple[np.ndarray, np.ndarray]:
+    """Mean and covariance (unbiased) of a set of feature vectors (N, D)."""
+    f = np.asarray(features, np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"feature_stats: need at least 2 feature vectors (N, D), got {f.shape}")
+    return f.mean(axis=0), np.cov(f, rowvar=False)
+
+
+def frechet_distance_from_stats(mu1, sigma1, mu2, sigma2) -> float:
+    """||mu1 - mu2||^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)): the Fréchet distance of two Gaussians."""
+    import scipy.linalg
+
+    mu1, mu2 = np.atleast_1d(mu1), np.atleast_1d(mu2)
+    s1, s2 = np.atleast_2d(sigma1), np.atleast_2d(sigma2)
+    with warnings.catch_warnings():
+        # Classifier features that never fire make the covariances singular; sqrtm still returns a
+        # usable root (checked below), so its warning about that is not shown.
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        covmean = scipy.linalg.sqrtm(s1 @ s2)
+        if not np.all(np.isfinite(covmean)):
+            # As pytorch-fid: when the root fails, regularise the diagonal and take it again.
+            offset = np.eye(len(s1)) * 1e-6
+            covmean = scipy.linalg.sqrtm((s1 + offset) @ (s2 + offset))
+    covmean = np.real(covmean)  # numerical noise gives tiny imaginary parts
+    diff = mu1 - mu2
+    fd = float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(covmean))
+    return max(fd, 0.0)
+
+
+def psd_sqrt(m) -> np.ndarray:
+    """The symmetric square root of a symmetric positive semi-definite matrix (negative rounding
+    noise in its eigenvalues clipped to 0)."""
+    w, v = np.linalg.eigh(np.asarray(m, np.float64))
+    return (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+
+
+def frechet_distance_few(features, mu2, sigma2, sigma2_root=None) -> float:
+    """The Fréchet distance of a small feature set (N <= D) to a Gaussian (mu2, sigma2), the same number
+    as ``frechet_distance_from_stats(*feature_stats(features), mu2, sigma2)`` without a D x D matrix
+    root: with X the centred features, S1 = X'X / (N - 1), and Tr((S1 S2)^(1/2)) is the sum of the
+    square roots of the eigenvalues of Y Y' / (N - 1), Y = X S2^(1/2), an N x N matrix. For a 64-cell
+    grid against 256 features: 0.5 ms instead of 2.3 s (measured here under load). ``sigma2_root``:
+    S2^(1/2), if already known."""
+    f = np.asarray(features, np.float64)
+    if f.ndim != 2 or len(f) < 2:
+        raise ValueError(f"frechet_distance_few: need at least 2 feature vectors (N, D), got {f.shape}")
+    n = len(f)
+    mu1 = f.mean(axis=0)
+    x = f - mu1
+    root = psd_sqrt(sigma2) if sigma2_root is None else sigma2_root
+    y = x @ root
+    eig = np.linalg.eigvalsh(y @ y.T / (n - 1))
+    diff = mu1 - np.asarray(mu2, np.float64)
+    fd = float(diff @ diff + np.sum(x * x) / (n - 1) + np.trace(sigma2) - 2.0 * np.sum(np.sqrt(np.clip(eig, 0, None))))
+    return max(fd, 0.0)
+
+
+def frechet_distance(features1, features2) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets."""
+    return frechet_distance_from_stats(*feature_stats(features1), *feature_stats(features2))

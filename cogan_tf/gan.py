@@ -1,0 +1,182 @@
+"""The GAN base class every model subclasses, the run state its hooks see, and the tf.distribute
+and optimizer helpers the models' steps share.
+
+What differs between the models lives in a :class:`GAN` subclass (its networks, its step, its grids);
+the loop that drives them is :mod:`cogan_tf.train`. Step counting follows the original CoGAN: a
+counter starts at 1 and grows by one per step; grids are written when ``counter % sample_every == 1``
+and checkpoints saved when ``counter % save_every == 2`` (and at the end), named ``<prefix>-<counter>``.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, List, Sequence
+
+import numpy as np
+import tensorflow as tf
+import keras
+
+from cogan_tf import config as config_lib, precision, rundir
+from cogan_tf.errors import UsageError
+
+
+class GAN:
+    """What a model brings to the loop. Subclasses set the class attributes and implement the hooks."""
+
+    name = "gan"
+    checkpoint_prefix = "GAN.model"
+    reshuffle_each_epoch = True  # the PyTorch DataLoader's shuffle=True; the original CoGAN: False
+
+    def __init__(self, model_cfg, train_cfg: config_lib.TrainConfig, strategy=None):
+        self.model_cfg = model_cfg
+        self.cfg = train_cfg
+        self.seed = train_cfg.seed if train_cfg.seed is not None else 0
+        # Networks and optimizers are built under this strategy's scope (default: one device).
+        self.strategy = strategy or tf.distribute.get_strategy()
+        # z and any other randomness inside the compiled step: a seeded, checkpointed generator. It is
+        # created outside the strategy's scope and drawn from in cross-replica context, for the global
+        # batch, so a distributed step sees exactly the z of a one-device step on the same batch.
+        self.rng = tf.random.Generator.from_seed(self.seed)
+
+    # --- hooks -------------------------------------------------------------------------------------
+    def build(self) -> None:
+        """Create networks and optimizers (variables included)."""
+        raise NotImplementedError
+
+    def trackables(self) -> Dict[str, object]:
+        """Models and optimizers to checkpoint."""
+        raise NotImplementedError
+
+    def training_arrays(self) -> List[np.ndarray]:
+        """The uint8 arrays batched together each step, in their unshuffled order."""
+        raise NotImplementedError
+
+    def shuffle_seeds(self) -> Sequence:
+        """One shuffle seed per training array."""
+        return [(self.seed, i) for i in range(len(self.training_arrays()))]
+
+    def train_step(self, *batch) -> Dict[str, tf.Tensor]:
+        """One training step on a batch of uint8 arrays; returns scalar losses. Compiled by the loop."""
+        raise NotImplementedError
+
+    def log_line(self, epoch: int, idx: int, steps_per_epoch: int, elapsed: float, losses: Dict[str, float]) -> str:
+        return (f"Epoch: [{epoch:2d}] [{idx:4d}/{steps_per_epoch:4d}] time: {elapsed:4.4f}, "
+                f"d_loss: {losses['d_loss']:.8f}, g_loss: {losses['g_loss']:.8f}")
+
+    def sample(self, loop: "RunState", epoch: int, idx: int) -> None:
+        """Write sample grids (called when counter % sample_every == 1)."""
+
+    def end_of_epoch(self, loop: "RunState", epoch: int, mean_losses: Dict[str, float]) -> None:
+        """Per-epoch work (the PyTorch originals' grids, GIFs and loss plots)."""
+
+    def end_of_training(self, loop: "RunState") -> None:
+        """Work after the last step, before the final checkpoint and export."""
+
+    def checkpoint_saved(self, loop: "RunState", ckpt: tf.train.Checkpoint, path: str) -> None:
+        """Called after each checkpoint ``path`` is written (the ClusterGAN's validation keeps its best)."""
+
+    def export(self, export_dir: str) -> str:
+        """Write the generator(s) as a SavedModel under export_dir/<name>; returns the path."""
+        raise NotImplementedError
+
+    def evaluate(self, loop: "RunState") -> None:
+        """``--is_train False``: write evaluation grids (and reports) from the restored model."""
+        raise NotImplementedError
+
+    # --- shared helpers ----------------------------------------------------------------------------
+    def checkpoint_subdir(self) -> str:
+        cfg = self.cfg
+        return rundir.checkpoint_subdir(self.name, cfg.dataset, cfg.batch_size,
+                                            getattr(self.model_cfg, "output_size", 28))
+
+    def make_optimizer(self, learning_rate: float, beta1: float, beta2: float, **kwargs):
+        """Adam with TF1's epsilon 1e-8 (Keras's default is 1e-7); under ``mixed_float16`` behind a
+        dynamic LossScaleOptimizer. Called from ``build``, which :func:`build_gan` runs under the
+        run's dtype policy: a GAN asking for mixed precision built outside it is refused here, rather
+        than trained as float32 layers behind a loss scale."""
+        want = precision.policy_name(getattr(self.cfg, "mixed_precision", None))
+        if want != "float32" and keras.config.dtype_policy().name != want:
+            raise RuntimeError(f"{self.name} with mixed_precision={want!r} must be built under that dtype "
+                               f"policy: build it with cogan_tf.gan.build_gan(gan)")
+        adam = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1, beta_2=beta2, epsilon=1e-8, **kwargs)
+        return precision.wrap_optimizer(adam)
+
+
+def make_strategy(name: str, devices=None):
+    """``default`` (one device), ``mirrored`` (the GPUs of one machine, or ``devices``) or
+    ``multiworker`` (machines described by TF_CONFIG): TensorFlow's own distribution engine."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy(devices=devices)
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    raise UsageError(f"--strategy={name}: choose default, mirrored or multiworker")
+
+
+def replica_share(global_tensor):
+    """This replica's contiguous slice of a tensor drawn for the global batch (all of it on one device)."""
+    ctx = tf.distribute.get_replica_context()
+    n = ctx.num_replicas_in_sync
+    if n == 1:
+        return global_tensor
+    per = tf.shape(global_tensor)[0] // n
+    start = tf.cast(ctx.replica_id_in_sync_group, tf.int32) * per
+    return global_tensor[start:start + per]
+
+
+def replicas_in_sync() -> int:
+    ctx = tf.distribute.get_replica_context()
+    return ctx.num_replicas_in_sync if ctx is not None else tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables) -> None:
+    """One optimizer update of ``variables`` on ``loss``. Variables the loss does not reach (CoGAN's
+    dead h0) get no gradient and are left out, as TF1's ``minimize`` left them untouched.
+
+    Under tf.distribute the optimizer sums the replicas' gradients, so each replica's gradient (of a
+    mean over its share of the batch) is divided by the number of replicas: the sum is then the
+    gradient of the mean over the global batch, as on one device.
+
+    A LossScaleOptimizer (``--mixed_precision``, float16) gets the gradient of its scaled loss; its
+    ``apply_gradients`` unscales it, or skips the update and halves the scale if it is not finite."""
+    n = replicas_in_sync()
+    grads = precision.gradients(optimizer, tape, loss, variables)  # of scale * loss under loss scaling
+    if n > 1 and precision.loss_scaled(optimizer):
+        grads = precision.agree_on_finite(grads)  # one replica's overflow skips the step on all
+    pairs = [(g if n == 1 else g / n, v) for g, v in zip(grads, variables) if g is not None]
+    optimizer.apply_gradients(pairs)
+
+
+class RunState:
+    """The run's state, shared by the loop and a model's hooks: its checkpoint directory, TensorBoard
+    writer, step counter (checkpointed), epoch geometry and training arrays."""
+
+    def __init__(self, gan: GAN, cfg: config_lib.TrainConfig, log=print):
+        self.gan = gan
+        self.cfg = cfg
+        self.log = log  # where hooks print their lines (the original's stdout)
+        self.ckpt_dir = os.path.join(cfg.checkpoint_dir, gan.checkpoint_subdir())
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        self.writer = None
+        self.steps_per_epoch = 0
+        self.arrays: List[np.ndarray] = []
+
+    @property
+    def counter(self) -> int:
+        """The original's counter: 1 before the first step, +1 per step."""
+        return int(self.step.numpy()) + 1
+
+    def scalar_summaries(self, values: Dict[str, float], step: int) -> None:
+        if self.writer is None:
+            return
+        with self.writer.as_default(step=step):
+            for k, v in values.items():
+                tf.summary.scalar(k, v)
+
+
+def build_gan(gan: GAN) -> None:
+    """``gan.build()`` under its strategy's scope and its precision's dtype policy (the previous global
+    policy is restored afterwards)."""
+    with gan.strategy.scope(), precision.policy_scope(getattr(gan.cfg, "mixed_precision", None)):
+        gan.build()
