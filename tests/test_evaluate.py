@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cogan_tf import cli, evaluate as ev, images, rundir, runner
+from cogan_tf import cli, evaluate as ev, images, published, rundir, runner
 from cogan_tf.evaluate import classifier, grid_compare as gc
 from cogan_tf.evaluate.__main__ import LIST_FLAGS
 from cogan_tf.errors import UsageError
@@ -423,7 +423,8 @@ def test_grid_dirs_refusals(tmp_path):
     a, b = tmp_path / "a", tmp_path / "b"
     write_pair(a, "train_00_0099", digit_grid(), 1 - digit_grid())
     nodata = str(tmp_path / "nodata")  # every refusal comes before the classifier is looked for
-    with pytest.raises(UsageError, match=r"^REFERENCE .*/nope: no such directory$"):
+    with pytest.raises(UsageError, match=r"^REFERENCE .*/nope: no such directory; andrewliao11's published grids: "
+                                         r"`python download.py andrewliao11` puts them in data/andrewliao11/samples"):
         gc.run(str(a), str(tmp_path / "nope"), nodata)
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match=r"^RUN .*/empty: no top/\*\.png or bot/\*\.png grids here"):
@@ -463,9 +464,14 @@ def test_cli_grid_dirs(tmp_path, env):
     assert [g["step"] for g in report["grids"]] == [208] and report["steps_per_epoch"] == 100
     assert report["only_in_run"] == ["train_00_0099"] and report["only_in_reference"] == ["train_03_0061"]
     assert os.path.getsize(plot) > 0
+    hint = ("; andrewliao11's published grids: `python download.py andrewliao11` puts them in "
+            f"data/andrewliao11/samples (or clone them: {published.CLONE})")
     for args, message in (
-            (["--grid_dirs", run], "error: --grid_dirs takes two directories, RUN_SAMPLES REFERENCE_SAMPLES; got 1"),
-            (["--grid_dirs", run, str(tmp_path / "nope")], f"error: REFERENCE {tmp_path}/nope: no such directory"),
+            (["--grid_dirs", run, ref, ref], "error: --grid_dirs takes one or two directories, RUN_SAMPLES "
+                                            "[REFERENCE_SAMPLES]; got 3"),
+            (["--grid_dirs", run, "--data_dir", str(tmp_path / "d")],  # the reference defaults to the published grids
+             f"error: REFERENCE {tmp_path}/d/andrewliao11/samples: no such directory{hint}"),
+            (["--grid_dirs", run, str(tmp_path / "nope")], f"error: REFERENCE {tmp_path}/nope: no such directory{hint}"),
             (["--grids", "a.png", "b.png", "--plot", plot], "error: --plot goes with --grid_dirs RUN_SAMPLES "
                                                              "REFERENCE_SAMPLES"),
             (["--grid_dirs", run, ref, "--steps_per_epoch", "0"], "error: --steps_per_epoch=0: must be at least 1")):

@@ -8,7 +8,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, data
+from cogan_tf import cli, data, published
 from cogan_tf.errors import ClassifierError, UsageError
 from cogan_tf.evaluate import (DEFAULT_N, format_compare, generate, grid_compare, load_classifier, load_report,
                                load_saved_model, report_for_gan, run_report, samples_from_grids)
@@ -24,8 +24,9 @@ def define_flags() -> None:
     flags.DEFINE_list("grids", None, "CoGAN grid PNG pairs: --grids TOP.png BOT.png [TOP2.png BOT2.png ...]")
     flags.DEFINE_list("compare", None, "Print two JSON reports side by side: --compare A.json B.json")
     flags.DEFINE_list("grid_dirs", None, "Score two CoGAN runs' grids step by step: --grid_dirs RUN_SAMPLES "
-                      "REFERENCE_SAMPLES (each holding top/ and bot/; e.g. this port's samples/ and those of a "
-                      "clone of andrewliao11/CoGAN-tensorflow)")
+                      "[REFERENCE_SAMPLES] (each holding top/ and bot/; the reference defaults to andrewliao11's "
+                      "published grids in <data_dir>/andrewliao11/samples, which `python download.py "
+                      "andrewliao11` fetches)")
     flags.DEFINE_string("plot", None, "With --grid_dirs: also plot the scores against the training step to this PNG")
     flags.DEFINE_integer("steps_per_epoch", None, "With --grid_dirs: the step of train_EE_IIII is "
                          "EE * steps_per_epoch + IIII + 1 [546, the original's floor(70000 / 128)]")
@@ -67,10 +68,11 @@ def main(argv):
         print(format_compare(a, b, *f.compare))
         return 0
     if f.grid_dirs:
-        if len(f.grid_dirs) != 2:
-            raise UsageError(f"--grid_dirs takes two directories, RUN_SAMPLES REFERENCE_SAMPLES; got "
+        if len(f.grid_dirs) not in (1, 2):
+            raise UsageError(f"--grid_dirs takes one or two directories, RUN_SAMPLES [REFERENCE_SAMPLES]; got "
                              f"{len(f.grid_dirs)}")
-        grid_compare.run(*f.grid_dirs, f.data_dir, f.dataset or "mnist", out=f.out, plot=f.plot,
+        run_dir, reference_dir = (f.grid_dirs + [published.samples_dir(f.data_dir)])[:2]
+        grid_compare.run(run_dir, reference_dir, f.data_dir, f.dataset or "mnist", out=f.out, plot=f.plot,
                          steps_per_epoch=f.steps_per_epoch or grid_compare.STEPS_PER_EPOCH,
                          retrain=f.retrain_classifier, epochs=f.classifier_epochs)
         return 0

@@ -25,7 +25,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cogan_tf import evaluate, fileio, images
+from cogan_tf import evaluate, fileio, images, published
 from cogan_tf.errors import UsageError
 
 STEPS_PER_EPOCH = 546  # the original's floor(70000 / 128): both domains' 70,000 digits in batches of 128
@@ -44,7 +44,11 @@ def grid_step(name: str, steps_per_epoch: int = STEPS_PER_EPOCH) -> Optional[int
 def grid_names(directory: str, label: str) -> List[str]:
     """The names X with both ``top/X.png`` and ``bot/X.png`` in ``directory``, sorted."""
     if not os.path.isdir(directory):
-        raise UsageError(f"{label} {directory}: no such directory")
+        hint = ""
+        if label == "REFERENCE":
+            hint = (f"; andrewliao11's published grids: `python download.py {published.NAME}` puts them in "
+                    f"data/{published.NAME}/samples (or clone them: {published.CLONE})")
+        raise UsageError(f"{label} {directory}: no such directory{hint}")
     found = {}
     for d in DOMAINS:
         sub = os.path.join(directory, d)

@@ -1,0 +1,396 @@
+"""andrewliao11's published sample grids: the 136 top/bot pairs (every 100 steps of 25 epochs) that
+his CoGAN-tensorflow repository ships in ``samples/``, the outputs a faithful run is compared with
+(docs/ORIGINAL.md §1.9). ``python download.py andrewliao11`` fetches them at a pinned commit into
+``data/andrewliao11/samples/{top,bot}/``, each file checked against its size and sha256 below.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import urllib.error
+import urllib.request
+from typing import Callable, Dict, Optional, Tuple
+
+from cogan_tf import fileio
+from cogan_tf.errors import DownloadError
+
+REPOSITORY = "andrewliao11/CoGAN-tensorflow"
+COMMIT = "370c490f58a553313d360888ccacf66bd34a2ffa"  # the repository's head; the grids date from 2016-12-10
+BASE_URL = f"https://raw.githubusercontent.com/{REPOSITORY}/{COMMIT}/samples/"
+NAME = "andrewliao11"
+CLONE = (f"git clone https://github.com/{REPOSITORY} && git -C CoGAN-tensorflow checkout {COMMIT[:7]} && "
+         f"python download.py {NAME} --source CoGAN-tensorflow")
+
+
+def samples_dir(data_dir: str) -> str:
+    """Where the grids go: <data_dir>/andrewliao11/samples, holding top/ and bot/."""
+    return os.path.join(data_dir, NAME, "samples")
+
+
+def parse_manifest(text: str) -> Dict[str, Tuple[str, int]]:
+    """'<sha256> <size> <top|bot>/<name>.png' lines -> {relative path: (sha256, size)}."""
+    out = {}
+    for line in text.strip().splitlines():
+        digest, size, path = line.split()
+        out[path] = (digest, int(size))
+    return out
+
+
+def verified(path: str, expected: Tuple[str, int]) -> bool:
+    digest, size = expected
+    if not os.path.isfile(path) or os.path.getsize(path) != size:
+        return False
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest() == digest
+
+
+def _local_copy(source: str, rel: str) -> Optional[str]:
+    """The file ``rel`` in a clone of the repository (``source``/samples/rel) or in a copy of its
+    samples folder (``source``/rel), if there."""
+    for path in (os.path.join(source, "samples", rel), os.path.join(source, rel)):
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+class _Unreachable(Exception):
+    """The server cannot be reached at all: every other file would fail the same way."""
+
+
+def _get(url: str, timeout: float, size: int) -> Optional[bytes]:
+    """The file's bytes (at most size + 1: a longer answer fails the size check and cannot fill the
+    disk), or None when the server answers with an HTTP error."""
+    request = urllib.request.Request(url, headers={"User-Agent": "cogan_tf-download"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.read(size + 1)
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as e:
+        reason = e.reason if isinstance(e, urllib.error.URLError) else e
+        raise _Unreachable(str(reason)) from None
+
+
+def fetch(data_dir: str, source: Optional[str] = None, base_url: str = BASE_URL, timeout: float = 5.0,
+          manifest: Optional[Dict[str, Tuple[str, int]]] = None, log: Callable[[str], None] = print) -> str:
+    """Every grid of ``manifest`` (default: andrewliao11's 272) verified in :func:`samples_dir`: files
+    already there and intact are kept, the others copied from ``source`` (a clone of the repository or
+    a copy of its samples/ folder) or fetched from ``base_url`` (https:// or file://), each written
+    under a temporary name and kept only if its size and sha256 match. Raises :class:`DownloadError`
+    in one line, naming what is missing and how to get it, when any file cannot be had."""
+    manifest = MANIFEST if manifest is None else manifest
+    dest = samples_dir(data_dir)
+    todo = [rel for rel, exp in sorted(manifest.items()) if not verified(os.path.join(dest, rel), exp)]
+    if not todo:
+        log(f"{NAME}: all {len(manifest)} grids verified in {dest}")
+        return dest
+    log(f"{NAME}: {len(todo)} of {len(manifest)} grids to get into {dest}")
+    unreachable, failed = None, []
+    for rel in todo:
+        expected = manifest[rel]
+        local = _local_copy(source, rel) if source else None
+        if local is not None:
+            with open(local, "rb") as f:
+                blob = f.read(expected[1] + 1)
+            origin = local
+        elif unreachable is None:
+            origin = base_url + rel
+            try:
+                blob = _get(origin, timeout, expected[1])
+            except _Unreachable as e:
+                unreachable = f"{base_url} unreachable ({e})"
+                failed.append(rel)
+                continue
+        else:
+            failed.append(rel)
+            continue
+        if blob is None or len(blob) != expected[1] or hashlib.sha256(blob).hexdigest() != expected[0]:
+            log(f"{NAME}: {origin}: not the published file (size or sha256 differs)")
+            failed.append(rel)
+            continue
+        fileio.atomic_write_bytes(os.path.join(dest, rel), blob)
+    if failed:
+        why = unreachable or f"{len(failed)} files did not verify"
+        raise DownloadError(f"{NAME}: {len(failed)} of {len(manifest)} grids missing ({failed[0]}, ...): {why}; "
+                            f"to get them without this download: {CLONE}")
+    log(f"{NAME}: all {len(manifest)} grids verified in {dest} ({len(todo)} fetched)")
+    return dest
+
+
+# andrewliao11's samples/ at COMMIT: sha256, size in bytes, path.
+MANIFEST = parse_manifest("""
+24b7127b460c4556b13d3372b36ccef4f070ae6740412f3ed1ed3cc49fd35e8e 107664 bot/train_00_0099.png
+1d3f99933020cd79d5bff7161b590a50f368b6cae988b8797cf1b1ea5fe97354 96002 bot/train_00_0199.png
+1f9d0fc9385fc12d96a047843121cebaac15e679dc1d0baacbcaffe39a6966b1 86208 bot/train_00_0299.png
+5ac6e21be2269bcb7e13523b3da12f72a9cc7da9361ff07eb14132527ec4e82e 77935 bot/train_00_0399.png
+bae4b572171ab088fe963f14bcaabae9532161abd895e240ed49d02ff84bfa25 72765 bot/train_00_0499.png
+f8b0a2736251cc2feaecc6926687459b7faf70fde9c4b88b0879d402decc5ffa 69956 bot/train_01_0053.png
+9531976e97b132914b697d979b838ad13b6ed0fce3d41a12eaae2ff34dc9274c 67154 bot/train_01_0153.png
+9fb9220dea61cbf535199c05c7ecea855f58bbf30fd590098e7e9b751d2d6827 66479 bot/train_01_0253.png
+ec4f3d0b503a13308d6c4e333e8b910e5e48a2050ca7aa520d7a176940b1c063 66489 bot/train_01_0353.png
+d1a994ef3c3b0fd191b1da9a8fd582da8956406470084e22c2840c700b159ed1 66355 bot/train_01_0453.png
+69dabee2d9128a8c7e78c59150f8a38a2fa96aa030644e572d54327f35b33861 66338 bot/train_02_0007.png
+d33212dde8014ef6172940d28d32b6c4ee50fe05f3aabe67338f3ad889ec89f1 64858 bot/train_02_0107.png
+84ec3da38e9748d5eff0e0dff50c9a50ba5ac06adddc9375976534126ab0da0c 64657 bot/train_02_0207.png
+6c91f820eeb2c976a37dbe2735505c63d3839ab32917f70b2c866856c23820fe 54803 bot/train_02_0307.png
+cdf2440cf4ad211187de84f49f246b60e6a5113efd897c32aa12bcd24f11b750 55986 bot/train_02_0407.png
+491dde3622a480febc16d26ed5d4a9db4b1e4120d202c3a9ef935161ad766b1b 58953 bot/train_02_0507.png
+259c1d3907500c05328ebe8ac52df3a042963a33e198cfdd4c747b8690caf6ec 57645 bot/train_03_0061.png
+82f76f5e5b019ff3314060be9d9204f5fc4be50688a9d5ce94ae9c51099e0499 54443 bot/train_03_0161.png
+53250154dbc09e5508d73d2f4e2cde3887dcd26fd439aed6936d51859fb3b734 51701 bot/train_03_0261.png
+d34791937cd7e245852d3d07e24f2dcc4d51cae8893fbf6bbf94f1b1e32db2c0 49476 bot/train_03_0361.png
+e3b754fface77a6375c93c5b6f75fdbfeb96593ebb9aac5baf0fc18564744d87 48727 bot/train_03_0461.png
+905f4d9fdaa5439474009b108bfe9987b1f7661de6cffe64f09205865899d4c7 46349 bot/train_04_0015.png
+b7bf9895b1f61e88eab25eca8caf7935cf935995d1066f382bb28820634b36e8 45448 bot/train_04_0115.png
+98453c4cfa101872e7fe81538026878a6a93fd125a66664534a538e8a185583c 43715 bot/train_04_0215.png
+3a712dfd000abd9264cacf5c8ecf38e4c95885c98931d6798ee0436ae71fd024 42683 bot/train_04_0315.png
+bdef6f96d65f7b09747903333b4112710952fe1d6d9dfdf6c9718599faeacd90 42346 bot/train_04_0415.png
+8cdb0206a5a228a35787d78c9b719efca71b51a2a572223934fd914d5971df1d 40375 bot/train_04_0515.png
+f4e3072b00041af10083d0cc8317106514f8070fb56a9bd018f0d44bcafc4666 40054 bot/train_05_0069.png
+a8cfe4d287cd6bd8b8671e528c74139cacba823cc4b03714bb0282ca5416a070 38920 bot/train_05_0169.png
+faf8bedc544a1ec2db14e0518292ff1fd45cf81e849a6053c6ded76a2430a1c6 38758 bot/train_05_0269.png
+df4ae46fa8e2552688e3ad901d98c5dc044b245f906c2bdac5e4942c5f1b3a4e 38292 bot/train_05_0369.png
+1111fe8b1b916661385d536b9d1fc15db9f89061c6947e8ffd5385dd6f8aa780 36708 bot/train_05_0469.png
+450d4d22b1db47f6026f0d0d2f9a8cc742c6079f6cc6952d6570c3e670b93b26 36617 bot/train_06_0023.png
+fa3a3e60edf2388635782c1aab6ef970dd7ecbd8b2e4336466fe2913d75c0f94 36865 bot/train_06_0123.png
+559370ae538c8436122dbe0d6373773e28f1cd6ecb91bf1cb6203fe16b9784f6 37155 bot/train_06_0223.png
+e11f07edf2e8a966c9d86b75bdb2fc4ef0a1c5691dba444adcb77996de1dbd50 37941 bot/train_06_0323.png
+752ba0a9488901b594b899f61899b005591b29d48afcd41a019e1165f195b520 36584 bot/train_06_0423.png
+f284a6605bd82d697a5c45ee99be8c71b3d715e8c010fbe57d71e75e61c8931f 36396 bot/train_06_0523.png
+98f470e809e84bb5467eac2900f37886bdf635dcd043a0dc39e90aab96266bbf 35368 bot/train_07_0077.png
+95889bf057650e15dc93eeb7389986648a3ae3915807b00c3e4fe8baf7bc44d9 35175 bot/train_07_0177.png
+88890f439824c79a6f00a257558c4fcfd6b098b15d2c1bfde787e2d5a8f9e29f 35640 bot/train_07_0277.png
+e359c691894f0ac50df98739a827558f0d9b00b5c84a19cf0592240d2366f9ba 35304 bot/train_07_0377.png
+8bd0f6266eddf797ef030409ae1307e8607aecd3e42f17692a8a8314009f309f 35469 bot/train_07_0477.png
+47b467877710a4c9b394e6d1ac2cd833e068add07feadc221aab3b90b5ee9023 35605 bot/train_08_0031.png
+21e8080054e2290bdcf7d6263a543d4a5f4ee5cceaa443f86940b2606b0c6804 35131 bot/train_08_0131.png
+dab446580a84e581899ef964f75f436f1d844a2677b2ed1b184fd043dcb668d3 35672 bot/train_08_0231.png
+ebcb16017b7c367e8e371d3dd019d008fd5b57e75a3c69a77debbd1dce9774ce 35128 bot/train_08_0331.png
+0edcad62de2ec9ecc5d59c8e635445d2f11896994ecfc17d3c1ccc56a48c5055 35049 bot/train_08_0431.png
+bf59f2c0c87b48ca559ace57b01832bddaaa3555feda4bf529533b1295d4fa7f 33648 bot/train_08_0531.png
+b42a74a4f22d58dc7a4298686dc8e22adc0c462cd38b0a9437e4bd14af71e768 33726 bot/train_09_0085.png
+102d57875a4cadc8052032381415df3e07a02d38607b94e8670cfa0cafcb9b8c 33348 bot/train_09_0185.png
+d74be01d2a38ba65b65592de5de30774ed5741cf2f7a40fff896950e047f9a8c 33536 bot/train_09_0285.png
+1f6e28898fc278cf2b0164cd23e66839bf4f749d7c8d2814aa7695c808218e35 33728 bot/train_09_0385.png
+4848916769bd731d03ca623c3486df0b836c6f940895cf12f26f5a0a9d7b73a2 33171 bot/train_09_0485.png
+bd47bbb921e88e72f3ad361686ce438268f7815fd3fbf5411c7992c1486ae54f 33414 bot/train_10_0039.png
+f487885eadab7bc337ce19e5d7e660ba782ec25843f086ff008493c5e148063a 34706 bot/train_10_0139.png
+5562f9f768108bf719b90ddc9cb53fe5cc244df8e95b251d710a5140ebeb9338 34415 bot/train_10_0239.png
+f79a12ba769470127c0dcfe0926ddb85479491971f6cefc600b3f876308bcd67 33739 bot/train_10_0339.png
+a99a8097e6ee9a4c193fe5068d2c1228d8180fb6ed5cdae110b83e16d67fbf32 34585 bot/train_10_0439.png
+4da72f7e1b18f6030050644ff587fc8555ca3b7210f65c328ca489040caad63f 34989 bot/train_10_0539.png
+707308cdfc5e77b68715b41a5bc2bec8602fcc8f3ec36e115709f246ee380f57 33697 bot/train_11_0093.png
+a92330113c77fa26e20b3d77ad01c3b7adb5520aa0fdff9770eea3e798b326fa 32081 bot/train_11_0193.png
+3b21d67c070cb759a28cf155c0770ab8a252601a42474ff2cf99e280f2360f67 34328 bot/train_11_0293.png
+472b88a7adc66ada0ff18acad5778cbb55aa0bc021fc45199f65bb038ffec8f5 35119 bot/train_11_0393.png
+166509f33e519f15deb56df3195e70334ffdf323ca5e117eade2519d64c7c3cb 34431 bot/train_11_0493.png
+c87ea6ce542769d307db81e61739c0caa7f2c216e744aa55873efe8c3f4e7c12 34214 bot/train_12_0047.png
+67e746dadb47adda5234cc0e0fe8f50758c1b355544dd59d15f83a4519329bbf 33333 bot/train_12_0147.png
+e450e5d908477f2189e37057c2daee26372663bfcb07e19905a67961e30c238f 33713 bot/train_12_0247.png
+601d8cbfb72bce8debfc3f90de30f929e6abf1d56e6ab488f767e9953aedcde1 33592 bot/train_12_0347.png
+1b8cf2c1fa737bc12b24da081d7391455291d0ad15acfc846a351cd58ab36dd9 34234 bot/train_12_0447.png
+049c74a4a3f6542fd2e61208484e4636b4986825de0a7e6b03f2b01b5643e797 34318 bot/train_13_0001.png
+1ab25abbd97cc9d14658c90cb8673e291c5372df1c6c4d4fefd296c0844c60f6 33165 bot/train_13_0101.png
+1c32539c2654983ea69718ae135ce819ddf86985ed5fdd59e9636d008d4f6f13 34661 bot/train_13_0201.png
+3d73ee5bbfb7cf979c533340c27ddee804c94292392d5e0171a924fb36f7ca4d 33980 bot/train_13_0301.png
+05c1f91e6841acbdc84ae1c7160c939eec62e37fd24bb0c911eb8fbcc5045053 34191 bot/train_13_0401.png
+bc3fe80068caa9484b8e13c8d3cfc7a13a299d7395cc0a28a13765f0b98a88c8 32825 bot/train_13_0501.png
+573358a41c24f6e45aa01a8a3118c252fced6c182462f6f11341547da07fa05d 32376 bot/train_14_0055.png
+ebd225d2268d3e9d7160d614bee75790797ab40979c39ccb839f132b6e94a00f 34916 bot/train_14_0155.png
+ae873f0ea7768c9bccea83901f46819096e994ae91dac26ca7592ea1a1a63515 33096 bot/train_14_0255.png
+542d0f72bff21f2d1e3cb136bee8eed766189308fabfddbe1f59589259e2c507 34249 bot/train_14_0355.png
+8a3e33f5e80c67a320d78b43ca8c9c193e1dd4f1e24d85130099a1116d33307e 33998 bot/train_14_0455.png
+719c05b7113f499b6cb556b1d2c32f7b4360c2dcdb1c2f2a69a6efa5eda598ba 34316 bot/train_15_0009.png
+caa4e4d2a5e012a60598e2d2b18e1c366749fafbfb00cb738c6501a79c83eaa9 33921 bot/train_15_0109.png
+4022df4b79fc9049f90c096d1497d132e4d47423a7069530470d3d20f9336ca3 34299 bot/train_15_0209.png
+ae0238b105d4a95464464638749c2715d2ed97f22ebf605363823477d16e587b 34787 bot/train_15_0309.png
+d221e445b440e4863c48d652c9b55b699f4dd0f12b62f04b17cb48e8bba5782a 33267 bot/train_15_0409.png
+16fdb7a1d8ebec92920f11a5eaa35162624adf6ef17ceec4ab1b93c130433268 34449 bot/train_15_0509.png
+7bbb8a3aebe1e0b63b98bb0fc95c24f999455511242c0ceaaca5be7504a61b0a 34384 bot/train_16_0063.png
+a23c30b091401cae954644fb1554e91a23c5c4e69d8974d184e2460e6b74ae1a 33467 bot/train_16_0163.png
+2ac6f7b809cf8cfb84503525b1f89a14b33ea7e0caa4433f793de7a090b1150e 33448 bot/train_16_0263.png
+bce7fe5c7cbff09cadef1f59dbaadc3d3fcb10f31f60b241547e0af44d95b8e7 33075 bot/train_16_0363.png
+4cfd82f5112b1923247ff61614054844e9a2a1d62f959a8226e42efbda866d80 32768 bot/train_16_0463.png
+550d37e84822315e386e8e821d8dcf9cabcadf076517cbfcfb185f1da2b556e6 32717 bot/train_17_0017.png
+247f1373249b9667f4dcc054e4654689d330e6993317f0c34cdc4f1a59c78ae4 33165 bot/train_17_0117.png
+31b7332983cb9579d890eeef5a9066bfd1d4ff51ba36346d445208f8eef9b7b5 32547 bot/train_17_0217.png
+ae3b30798c07b5b6c0c75b343733cc94e461f22ae96cedb2e9eea822898aa0d4 32260 bot/train_17_0317.png
+be7ac675cecb07f7605eef074fe1f3997917972fbe763abcb9f3b65615319a84 32943 bot/train_17_0417.png
+95a1f73e0184475e6b0f8026cce1d18813f9bfcb56b56cf50b770a015e688b54 32008 bot/train_17_0517.png
+28f302d1ffedbca2ad00640b605e6eaed2a27bc51a7158e660dab91065b107e9 32178 bot/train_18_0071.png
+94d02940e009f3695aa70c51b35becb630eefdd354e2c8f186d7c382037eb64b 31790 bot/train_18_0171.png
+ff32a18d50ae2b32c423dc7313799844c3427eecee60d02dd56eca87230fd4c6 31968 bot/train_18_0271.png
+a5763e40183af773557fb15571718cfcfd48823d5d0b3a56fb081bf3fb4d2c40 32383 bot/train_18_0371.png
+ae13e4aa694d29ee51cc830aada2562330f9ced343ae3c726d6ec584c9850ba8 33853 bot/train_18_0471.png
+f1e424b891de8182f065b67859c5e8a5ade49b6b46e9e6eed049985e4f7981f7 29624 bot/train_19_0025.png
+a54e6e1443377af0127c8527e37fc9a5153022583a1d5f2b348558ad23f8dd4b 31956 bot/train_19_0125.png
+c86c53b7c89fbe3f3f5191aa396d29cd7ae9bbf0043aa49bf4b3e42cf68e2d14 32173 bot/train_19_0225.png
+96140863395e01997309efc21560dda77cec43b2a8273ad40c83ad979930a82e 31858 bot/train_19_0325.png
+da5655e70b733a885dcf009fde4a7a1048b3e764f683c28702d9f355a86dc971 31973 bot/train_19_0425.png
+bef09cc0a4a6c5b15dff011a6959a501c902ba8e4ac575cefd0cdb6b980093ab 32453 bot/train_19_0525.png
+b446bb80e72785d0751b89f231ae37442f97ba2a5af28c2dbf2b0e02190a03e6 30957 bot/train_20_0079.png
+98fd13e71a66d58453f5fe657b8a3bc5020c27a4e62608b02963168082ad9f90 31764 bot/train_20_0179.png
+c95663845287c0f07231a2073c0a97df4f12ece4b42d60a6eb258858ccc39bf4 32099 bot/train_20_0279.png
+5b8daf2fcbc7b5b0255d5cea1b6520f72d3df37ca45c5d85f8c0e2a9195b4d86 31648 bot/train_20_0379.png
+7834f78d0bb3d7e5c35b79a7110b2730a16289e097cbc07378ff07581d3ed823 30224 bot/train_20_0479.png
+0e0f19b39347b9d9c92b6fa0624130f4f3bacad7e74a955195c9804ed76f225a 32357 bot/train_21_0033.png
+24996e0fa10178f6def411e24a18bc5e5534a4eacbf2ae4b12f06c63a39a241d 32819 bot/train_21_0133.png
+1d2c4cf95c77f3948a2dbb073474d1c09211cfe91487568141d72a65886b0f9b 32344 bot/train_21_0233.png
+39c4e070e4118a594ef65fe73788ca041525bc1718e1d81ddc2b257b5bccccdd 32255 bot/train_21_0333.png
+60cb0d10ffc6953fbea5873d26cb379eb78d84675c57e055b85b31e0be7e94ca 31823 bot/train_21_0433.png
+b4a341240e9332bc319ffbdddc8b7501433e1496d5372299e05f82d8dc4f0545 32236 bot/train_21_0533.png
+d71da1b46c30e58f3a8f492738bcd3a0b9449d8350a8029d4797ed753911dc38 31531 bot/train_22_0087.png
+1edad47a36a28ea95d08d0749ce51d062cf411dabca8bac3f1c80c7014deb0ed 32127 bot/train_22_0187.png
+b82cf39e4fc159ec4460fda74930fb83d05851ec135e0e635cd2eada307b9eed 31576 bot/train_22_0287.png
+0113af63ec49ef8a6670373b7877cf8b08e572cefcd26e9aeac92226667d3d57 32055 bot/train_22_0387.png
+31760aa41e47f654253bc41b59a0ceb88c75231f0b43466eaae65fafa331979a 31242 bot/train_22_0487.png
+b700cf07ec1195f238e1125c29a6f528f5694a4dafff247e37ec993eac9bc3c0 31668 bot/train_23_0041.png
+04b18fa7319e2efd841b77328f9a0c0c2525590c195d56720513aa0323394d8e 31837 bot/train_23_0141.png
+2ea9a918ee4ec81a87aeba4967f4cdd4734a6c530874b275d3194565998cfc79 31209 bot/train_23_0241.png
+54948fd6d7b22ef1ab56a6b107af91b84959a671f10c0b5af8f8bb64b3477f08 31834 bot/train_23_0341.png
+4d0870e1b266f657f753f65a1ba1fbf2c896e58571360e552dddce6728a3d1cc 32298 bot/train_23_0441.png
+ec2edd9cd95589cdfbce70f17912be7bdced3341d7b34a7c959ba015f0ade51c 32751 bot/train_23_0541.png
+f7250ba793b94136fae3dc64ae8f1bbe4d98d523d6d7bd16625ffd721277acdc 31952 bot/train_24_0095.png
+1cb96725473ae6539263a22cb4ded5ab95b380b7b4079a77efd19cf5acc02110 32562 bot/train_24_0195.png
+46fd2d4ce589dd217847698d9a52565580fa9c07712698234ade7dfe031f954f 30416 bot/train_24_0295.png
+615bda4ef39aab318917760931c593538076866213784725b1761e6db06d09a4 31914 bot/train_24_0395.png
+c86f44390d5c5ed1c158f477f81869d7abceeadc7499c7c1bbce8ed662c1f1e8 32255 bot/train_24_0495.png
+7ca8f9df93076af47f9887570f7b4ed2c38f2b57ae1c9db1b6da58ea0b5c90f2 112325 top/train_00_0099.png
+dd485e065eaaed4a1ceb0a5313beddd8ea585cadc846a5fd4db6d5c878cc73a4 120841 top/train_00_0199.png
+f83ee28824388dd989b5b11e9384f2b47f3b539896ba60b018c769d5b1a2b57a 119028 top/train_00_0299.png
+c52387b148fd6acfdfc6885b52804bd13bc204ee34987423efa9a4d40352e54a 116258 top/train_00_0399.png
+c66b9762298c74b6a787f3b723acd2f0408bdb9f2f04619e42d0cee46dabede7 106233 top/train_00_0499.png
+5a40b3621747a9e0b7810456cdab2842f3a5c18c5d25673513997abceca6398b 89667 top/train_01_0053.png
+f850dfd04023cad415f2a3b0b13db2e013fc77561402e83c759e7de2d952c534 63484 top/train_01_0153.png
+8f74ea4c5c32c41b3269ede92b4c07497d7bfa56fe4b4d52d7d2521f01bd830b 52287 top/train_01_0253.png
+ad21f8250ad20fcb910e4c505a91cfe9a89e869efdabc13a9619298d0f39173d 52334 top/train_01_0353.png
+b1e95c8ec2db672ee0ba7768cf62fe7540aea95f9dec36451c145b4a7731cc19 52178 top/train_01_0453.png
+8a40b558dedacc68fe09b560040fdb0ef268d6c7ae6e9d0a49c144d4f9779e35 52157 top/train_02_0007.png
+2374876e8a40f1f6b2b91b2af63bb0063120991c8ef5c73c90b4fd799533a0eb 52047 top/train_02_0107.png
+99de04bfe7d04112092f6ce11107d57b6241abec3caf1eaf544db492f064a837 58586 top/train_02_0207.png
+2737c25979a174f28199fe45d7208257020b5c9d64f0930c4254677103e0cc72 44674 top/train_02_0307.png
+5220e1b04ad967decedce989e58f5323f173a13e8c39abd1a04a801e96ce5e8b 40555 top/train_02_0407.png
+3713a72bb8aaea8b4bc7e61fb8666340436dc6da08ea9b5dd3d46ec363b4965a 40087 top/train_02_0507.png
+4df82c3e489026d9b2c288eb19c23a57e23ba02a96488cd0bf3ff96fdad47cab 38784 top/train_03_0061.png
+e8817bf286450a41ae24196bbb6a2592acc56626558b5bff1d7534c2e5cb3dcf 36870 top/train_03_0161.png
+778764c9530e253e9edbc89e361dc6f13389e9d542c76ee180d94c6015d7b09d 35084 top/train_03_0261.png
+7c42499b59aa20e208caae0c817692d1a43799278beb5044b60f5ae2d167e9f9 33907 top/train_03_0361.png
+ac6a062bc6997c4b489673174a4e688d0211193f8a61460307924de00fc0ce54 33490 top/train_03_0461.png
+1b0f4fab1367330b60a267207852b068a05620ab1efac6eabbfa3ce543ab06e9 32811 top/train_04_0015.png
+126426dc576c5be49cd63a4503c509a35eac27e86d28d8de94723cda5e63a9ff 32735 top/train_04_0115.png
+2bf1fce75c5bf18f0a653ddc0516d8358bc272ff61ae9ec029626481737ce7ce 31739 top/train_04_0215.png
+580864be1308039b00ff3923b2fb75ee20470ecbe482315e05c8ef18107c70ee 31576 top/train_04_0315.png
+599edc26f4d750e8861f0cc9981921363f40b5a8f955803e43c2d0d677e4e4b5 31685 top/train_04_0415.png
+25203f9fb11a07400deb6152ff1ddf21833b26be4423ba255eb70f11295a8fd5 30692 top/train_04_0515.png
+0222c0c8536ef4bc6318d9aac991194f3b841a7bbb9e9f481f3089938bbac430 30798 top/train_05_0069.png
+b0f0e2b6d1d181b752988d6e8b7abcb99825183caae421924ee467042afb2bf2 30137 top/train_05_0169.png
+cda90753e49501a36680480097959a4d240b280d6120024372191b6e1aed115f 30595 top/train_05_0269.png
+6bd0c26c411a90d11627321e9ce4ce6603737b47892ec3ab9bf1b8ff9221e5d7 30383 top/train_05_0369.png
+9b4906d2a1bea1d3924309364b93d69dfe92db047dbdc80e5efa7789273000af 29683 top/train_05_0469.png
+58788242ce46ce91916f7cc34c273e9484c95f1b3ea6fdcb907d679c0042a5cd 29566 top/train_06_0023.png
+b0c195f0d37a8c806f065c5cc301ce3a2a7f2749f77c85c0ddd2b53e92cf6fa1 28783 top/train_06_0123.png
+db9cb76d7089f82b9137cb4356b7ea95ac5483da339695f98365520b40805585 28777 top/train_06_0223.png
+c496296cb0f89283185e7c4e6c859f93547769ca2ff2f768b22431d14f16433f 29351 top/train_06_0323.png
+411d07a52f03f4ff7e0937aa8989d0b40ce184affa61e0398f129ff8e8d3d4c6 29150 top/train_06_0423.png
+31250e9c20bae9b2ae6fb510fb6de5c2f747216f7dae939aef77b10e72579b27 28941 top/train_06_0523.png
+6ce14244d3ba37e801ad0ed51389aef57caed3d2c460ef9087598cbe9041f437 28997 top/train_07_0077.png
+faea60591f2fa033d457418574d72fcce917d0cf74e68908f817cfa9c377874a 28517 top/train_07_0177.png
+a68fa348534d92d4886a5b2d388e38fc5f155a084d3562795bdf268deba28d17 28504 top/train_07_0277.png
+50fbcae0801a1ca063665d0d99c8e2bba73cbbee6d037acc1a1bd3f26d5586f6 28673 top/train_07_0377.png
+2d2491cce17b0ae2a3443b23b90901476ba642b5d944424c62709e3011043e25 28537 top/train_07_0477.png
+bf4695ed5786dfb6b5efabd96c510b32dddc7dee1cf28dfd4947a8b79c57e677 28618 top/train_08_0031.png
+90d4f5f23d179f4c505064214408b5e609b00460414cff8492b806697cc47816 28283 top/train_08_0131.png
+eb741a83ca41fdbed2bea93580dafa1f28a13caac984ad48fcaeb98cb324da6c 28429 top/train_08_0231.png
+4d8965a018e08b873895e7d1e057c05bcf2ff82ade8609c01eb803897be550c2 28460 top/train_08_0331.png
+c479bf662a41f014480c39866997063c73f6e9d8da7d05388ee0b200256d7fca 28645 top/train_08_0431.png
+d09d92906bea45e7cbb98e65611088db6937976ab9f4a76bb001bfdf55356560 27932 top/train_08_0531.png
+110845df4b33b5df5458a987a1f96f269d1dc6b96258c47ba61d1e826f0be01b 28118 top/train_09_0085.png
+4a8337404d5e449f543afce6dd81c4dbdfebe1215b38ea805db185f7d4e8f53b 28121 top/train_09_0185.png
+e20785c754798b086da1da7a815a26cd5f7440562517679ac1fdc9b3bd8dcbe8 28088 top/train_09_0285.png
+7fbb0004f3da17dad0045da7eb59c7282a783712d12d5974e242a3a0d8a2bcc8 29040 top/train_09_0385.png
+e7268d7ca492574018cfa05fc907b58e6dff3464958e471e51ca2e586c20aa76 28941 top/train_09_0485.png
+2d71b3d207f4caba19718c97a90a5831daf0c2909ea80bcbc2977666b7e15bb0 29220 top/train_10_0039.png
+88f98d34f57e5e3d98517839567268c2534235a4ca252b5f2f4214a13bde499c 28695 top/train_10_0139.png
+158280c987fe58b3756344a388a2c6349960dbbb23ef1ec4b9b89430da7e0379 29439 top/train_10_0239.png
+ae6211572504a5502304c6b7af2c720922b3d56ccd2653d46053ddfd3426ff13 28470 top/train_10_0339.png
+4577204ce6fd9d6e06d0202bb979987903ecfd6e8271b8a9d86d0c06327fff77 28911 top/train_10_0439.png
+77e404ae28a3d25c04e7bb4ccabb67bb4f508a539367047e1df10570882cadce 28857 top/train_10_0539.png
+01ca79b9538b2dafc3291c94e2f5cea978f2f1eecead161f4e1599e5f4790232 28008 top/train_11_0093.png
+7b26a85b0679a47252d52ac5bac4d18881a60d31fff97f94da0fc43846a95b08 28485 top/train_11_0193.png
+6f46cd24fe48c42617d2d3c3728b372ce423446b7a769044e37769692031767c 28222 top/train_11_0293.png
+a594c962ebfd837419b629b679fde88ad421b4b9dffb9f0c77b8a1467f3bb20a 28325 top/train_11_0393.png
+eb8da960619b284596bb6ab17a21fd9935e0e2b1c7fa7f229efb0416bff4d73a 28755 top/train_11_0493.png
+a1ee52f65cf3394e7d63fc77e382a8734fdf97b6d12dd4ecdb69e74e23e5efdf 28644 top/train_12_0047.png
+5227fd060c96d1e94cbab81e16670bf680bb00dff912b25b0847897e8543f782 28481 top/train_12_0147.png
+3e4b4f9c65706573a300123db921e2e33860ba93cd59415bcd910f7b1caf9e63 28479 top/train_12_0247.png
+6ae70ef6d71a646c52c9953da8812917657ba0110f675d5032c7ed69af693c41 27900 top/train_12_0347.png
+4e0ef7c0ad174734edf305afb6f62cc59ff2f078293f2134b3d043c946c085c2 27883 top/train_12_0447.png
+1226109f12d709fc46572a34211f3068b447f6e65f58fbe2d094d9c27209ca7c 27774 top/train_13_0001.png
+ee1793f148437f5bcd558396d8ee6011dc1f88e657c2fe2cd62c5281edfbc967 27551 top/train_13_0101.png
+5b38b9610099717ff8c6cab6e173be688491c7fe7f6f420560fc6715426b7b9f 27070 top/train_13_0201.png
+5b5453e0755d5827319dc635d93c4c86bbd0473cce04c4986d0277a864d6c010 26936 top/train_13_0301.png
+d9973a1253be5e90f61767280006e23dff0d731c9d2c7e33e296893e1f040cad 27767 top/train_13_0401.png
+0c12728dad1fc737235c0d0ecd205683e48a624d894f5b8a052fc7c760813bbf 27668 top/train_13_0501.png
+f52e93af2996811f24aa5d69fc68bf7f86af1b117f636ec4e89eb50518d75a32 27013 top/train_14_0055.png
+58cf1231785252cf62413d790443f95a8291bfaba4a64b6ca77cc635df3ad2cf 26904 top/train_14_0155.png
+7d26ecc4435c94191ed89512bda2808b1490a5563cc1221fe509183a9c6ac312 26819 top/train_14_0255.png
+fdeb033c5c5910d8421871980a677396884b9808bb3134e9069a24817c796297 27445 top/train_14_0355.png
+fa28f110d480cebd7c7aea33caa0395c8bf658383d884c9bff1f142e7d15e9aa 27381 top/train_14_0455.png
+7ef91e8fdc45e137ae1574b2b2eef32c1571bcc4ffd9672ba94354938b970b1b 27244 top/train_15_0009.png
+6b3192ada70cb9a85cffa6e2c4a2c71b0a451340efe4395d6f1e29d28e343456 26851 top/train_15_0109.png
+6a8382dc67e95084139df98ab8d644123d97fbf815ad3a4c2bdaeeb06dd81c19 26806 top/train_15_0209.png
+ce4c15db91ef87e3982e9db4deedcdc40c6a4cd951006440dfef766f476577a0 26815 top/train_15_0309.png
+9d7af58a7927fa60deaf374a480caa6f400eeae09062648304af1558de420e2b 26861 top/train_15_0409.png
+2ac54a664d38fe24dccd0691c451fddcc4fcd17e3decf5eb298a4e3bec108f16 27473 top/train_15_0509.png
+ecd87322975a0e551750579f87c984d1278b788668b12e4f4b427741781e82d2 27348 top/train_16_0063.png
+c595fa24bfee7fb5faeed11da03cab7b0b12c4fbc7759b1819b794f0eda6192e 27155 top/train_16_0163.png
+57bac52bb728caf53eb68bc0e00ad553c0cd36c8446ac30c4c05e90510e051b7 26893 top/train_16_0263.png
+f8901bd0a7b971da297e333db28cdf52f1f623a779b961477870e9ccd74a53ac 27214 top/train_16_0363.png
+c147a07f23b5ca65070af24f31dcd1322b78911a789f2d569695cad01f0d7881 26498 top/train_16_0463.png
+f97068f4b21f5ecb786d1fd6243fc667caf8324cd835b76fbfd2bf2d5a4ae63d 26896 top/train_17_0017.png
+ac4693ce9a42130b063138b4b955f8f04dd055477b129f0ca2153f376af83966 26465 top/train_17_0117.png
+3c3b09ed5a05974d1f5d9ff080a554ba144b09ae96d46076d3609176bebac3a4 26452 top/train_17_0217.png
+f2bb9c441a13e7c75ace8a1cc7485f516499641eb111f973cb8bcd3452448b88 26283 top/train_17_0317.png
+f5c860f17c9c85d2a5d8c63d120340de054e0ed298a8750a66f1e6f2903f5668 26973 top/train_17_0417.png
+93efd2ed7fe95b9c41d2c70e4aa07bebf585297087adc37dbbcbe343665e8067 26093 top/train_17_0517.png
+c8c4bc84a61115a1d410a96ebaa7b0e840e40ee95567b74c49faa9b6d652299f 26093 top/train_18_0071.png
+e8151d8f46540402ed61ec67fc58fe22b3188ea5799cdb7f5b36b8a9556bf31b 25413 top/train_18_0171.png
+d4844b1df7d0d88226a141fa5a331602cd8b7f5defdd0f87d3f5502221b5a595 25853 top/train_18_0271.png
+2cd0300dc12e534edccce65dc1b25e33026d690632a27bc755948f838cb06914 26165 top/train_18_0371.png
+bb0a13e7b8112bcaa57a555a63850b281d34e8f4493c409656361447c54b9271 26154 top/train_18_0471.png
+1424e34e4781432ef271f2e4154479b4b38b85aadb61bcd9c158c6e6f87fffd5 25872 top/train_19_0025.png
+f5efbd81c28496543be5c5f954b6485530b9436e58da7bab0ee2730b960127b2 25535 top/train_19_0125.png
+3b71eaa67f6cb289107626e84b022e259a41dd36fa6c934b974274a1c3597502 25254 top/train_19_0225.png
+beab625bf06bb9b0f6f2b196930b54447f8f5808eccf460826d6a52ad2ee70ef 25394 top/train_19_0325.png
+33665ceaa3921f067561e3714d2d2e4d4c833de408e020116de29e81209d8396 25222 top/train_19_0425.png
+f472127e14a9b854555ca5c9fbba32b5825f5655a458011adb876950213aa562 25878 top/train_19_0525.png
+b50f831af98461a2382b1be4d8fab0ad8925b2d190e3afa88ae3b2d4051871ca 25163 top/train_20_0079.png
+5401ecb0ebcc54e400d23566eff6edf430ec02e01f32c9e4bcee0df4031c328f 25537 top/train_20_0179.png
+c9b3deda4709eaef14f366595d899ede7e71ee50f30e57a614eb5fb81de0e6aa 25173 top/train_20_0279.png
+b8cc5b53e25117729dd0317a97ac6b8eefe736d97f09567ab2e26945364e4411 25053 top/train_20_0379.png
+28257c456f14bdf2ba1371e87a54db14dc04918cea25751630cfd2b3060cea75 25279 top/train_20_0479.png
+ae5324a4d3ceca50566e81e53bedb33374683a366648a82741bf4c2070c5753f 25253 top/train_21_0033.png
+649bdbdecf1b253373ffcbe0706d8bcb166a1338d7f16cb13a85ec79f5b699ca 25291 top/train_21_0133.png
+1e764e0f6d66d5e80627a3054727de484fdc88be3130c17a0170de16cc86f4a9 25330 top/train_21_0233.png
+3b73080bfb7c3e2ca66c299325156b8eaee4a482b9035c0a42d639714316c0f3 25414 top/train_21_0333.png
+374244d522463236084094f6c219264357442765533dd62a1a058b6ae97a474c 24954 top/train_21_0433.png
+18e80769567ea4328a2397f7d53cb9916cb706040e3c3f44655779475c4d54a8 25014 top/train_21_0533.png
+36a5857bbc9e288329c3e22d97b4dd90c9366d21c22b3a59d2093780e3cb97f3 25221 top/train_22_0087.png
+d9a13ee46fd01453f57802ccaafbf53a92e40d3d3c789e8d460d7bf6fc281bc8 25223 top/train_22_0187.png
+1f768657b0dfca849261142eb54711bd16ed239de068135b156a74e4f1460f05 25097 top/train_22_0287.png
+90b1756731500d66dda96272d4e935a1a662bba0254a93749a8af6369332c3f8 25540 top/train_22_0387.png
+52d3cf01725315e97ee7ea2baed001d511a18e4e29bf7014828f3e82329d5270 24746 top/train_22_0487.png
+a4c3654dcc1d9bf069abe1eee37d421d6ab1fd6b9a3c17064096d33282ec4a77 24754 top/train_23_0041.png
+fd6dcd4c107c67a7aebaa026f5b2b65158309aef47259e8f30f25293691442bd 25042 top/train_23_0141.png
+5f25b0988c8e60eca3043dc9e632c9787ce0c3211daeb7e0c3096e5d70272faf 25063 top/train_23_0241.png
+bfd3c8d6d777e7d81a5494504a8b560064c6c9650c4bbf23b5137dd489f07697 25183 top/train_23_0341.png
+3d2b00df6370cc59beba50f507e7b120a15859256f3943928c71240bed869cb7 25639 top/train_23_0441.png
+de5585f3057f4b068e2fb6c735cf4cf7ca7f8370eb6f60c58779ea8dbba2605b 25282 top/train_23_0541.png
+729dac9a04102e4f3a8c4c427ee902e6fc3919ac221de6b865e6637891394264 24991 top/train_24_0095.png
+2c15a82a17475e5c9f74b857644b243fc73af4517d302ee6b82e5e6aad9d3fc9 24870 top/train_24_0195.png
+71502e326e33bde25f4409e859d2ef707df1a1ff7b82d7baf5dd181111f42c91 25392 top/train_24_0295.png
+4d473a64cfd42f203957424fa70c50bb4e6619e7583e8363493ba8e80c573808 25157 top/train_24_0395.png
+ba809824b5090d75e1f65a13d78f3879fc037ba8b8d61f1991cf80f9723e0eae 26206 top/train_24_0495.png
+""")
