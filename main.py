@@ -43,8 +43,7 @@ flags.DEFINE_string("export_dir", "export", "SavedModel export: <export_dir>/<mo
 flags.DEFINE_string("evaluate_dir", "evaluate", "Grids written by --is_train False [evaluate]")
 flags.DEFINE_boolean("is_train", True, "True to train, False to restore the checkpoint and write grids [True]")
 flags.DEFINE_boolean("report", True, "With --is_train False: print and write the sample-quality report of "
-                     "python -m cogan_tf.evaluate (trains its classifier of the dataset on first use: a minute for MNIST, "
-                     "longer for Fashion-MNIST, the ClusterGAN's default) [True]")
+                     "python -m cogan_tf.evaluate, with the classifier the package ships for the dataset [True]")
 flags.DEFINE_boolean("is_crop", False, "Accepted for compatibility; MNIST is never cropped [False]")
 flags.DEFINE_boolean("visualize", False, "Accepted for compatibility; no effect, as in the original [False]")
 flags.DEFINE_enum("model", "cogan", list(config_lib.MODELS), "Which GAN [cogan]")

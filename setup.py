@@ -7,6 +7,8 @@ setup(
     version="0.1.0",
     description="A faithful TF2/Keras 3 port of andrewliao11's CoGAN-tensorflow, with vanilla GAN and ClusterGAN",
     packages=find_packages(include=["cogan_tf", "cogan_tf.*"]),
+    # The evaluation classifiers' weights (sha256 pinned in cogan_tf/evaluate/classifier.py).
+    package_data={"cogan_tf": ["classifiers/*.npz"]},
     py_modules=["main", "download", "invert"],
     python_requires=">=3.10",
     install_requires=[

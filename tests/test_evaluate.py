@@ -128,12 +128,12 @@ def save_module(module, path, encode=False):
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
-    """A learnable fake MNIST with its classifier cached, and a CoGAN run's checkpoint and export."""
+    """A learnable fake MNIST with a classifier trained on it, and a CoGAN run's checkpoint and export."""
     from cogan_tf import config as C, runner
 
     root = tmp_path_factory.mktemp("eval")
     data_dir = write_learnable_dataset(root / "data")
-    clf = classifier.load_or_train(data_dir, "mnist", recipe=SMALL, log=lambda s: None)
+    clf = classifier.load_or_train(data_dir, "mnist", retrain=True, recipe=SMALL, log=lambda s: None)
     x, _ = learnable_digits(16, seed=9)
     x = x[..., None]
     # max_steps=0: a checkpoint and an export of the initial weights, without compiling a training step.

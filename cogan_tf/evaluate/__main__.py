@@ -36,7 +36,8 @@ def define_flags() -> None:
                                          "[the checkpoint's dataset, else mnist]")
     flags.DEFINE_integer("num_samples", DEFAULT_N, f"Samples (CoGAN: pairs) drawn from a model [{DEFAULT_N}]")
     flags.DEFINE_integer("seed", 0, "Seed of the z drawn from a model [0]")
-    flags.DEFINE_boolean("retrain_classifier", False, "Train the classifier again even if one is cached [False]")
+    flags.DEFINE_boolean("retrain_classifier", False, "Train a classifier with the shipped one's recipe on --data_dir and score with it instead "
+                         "of the shipped one (says how far the two agree) [False]")
     flags.DEFINE_integer("classifier_epochs", None, "Epochs when (re)training the classifier "
                                                     "[mnist 3, fashion_mnist 8]")
 

@@ -1,15 +1,19 @@
 """The project's own digit classifier, for classifier-based evaluation (TF-GAN's ``mnist_score`` and
 ``mnist_frechet_distance`` use a frozen MNIST classifier the same way).
 
-A small LeNet-like convnet, trained on the dataset's training images on first use, checked on its test
-images and cached in ``<data_dir>/<dataset>/classifier/`` (weights + ``classifier.json`` with its test
-accuracy). It is refused, not cached, when the test accuracy is below the dataset's target
-(MNIST 99%, Fashion-MNIST 90%): a weak classifier would make every score meaningless.
+A small LeNet-like convnet. The package ships one trained per dataset (``cogan_tf/classifiers/``, the
+weights' sha256 pinned in :data:`SHIPPED`), so every user scores with the very same classifier and the
+first evaluation trains nothing. ``--retrain_classifier`` trains one with the same recipe, caches it in
+``<data_dir>/<dataset>/classifier/``, uses it and says how far it differs from the shipped one. A
+retrained classifier below the dataset's target (MNIST 99%, Fashion-MNIST 90%) is refused: a weak
+classifier would make every score meaningless.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import io
 import json
 import os
 import time
@@ -45,6 +49,24 @@ class Recipe:
 RECIPES: Dict[str, Recipe] = {
     "mnist": Recipe(epochs=3, min_accuracy=0.99),
     "fashion_mnist": Recipe(epochs=8, min_accuracy=0.90),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Shipped:
+    """A classifier the package ships: its weights file's sha256, and its accuracy on the dataset's 10,000
+    test images measured with exactly these (float16-rounded) weights by tools/ship_classifier.py."""
+
+    sha256: str
+    test_accuracy: float
+
+
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "classifiers")
+# Trained with RECIPES (seed 0) by `python tools/ship_classifier.py --data_dir data mnist fashion_mnist`.
+SHIPPED: Dict[str, Shipped] = {
+    "mnist": Shipped(sha256="02088c87d8ac43fd7a978fe3f34e78e71e7bb3dec57aa68b368ca605b08ccf05", test_accuracy=0.9913),
+    "fashion_mnist": Shipped(sha256="3e8a3e5b3079ea22d2f08121352ee06e74873761fc4d569611b049e28fcea589",
+                             test_accuracy=0.919),
 }
 
 
@@ -182,25 +204,56 @@ def load(directory: str) -> Classifier:
     return Classifier(model, info)
 
 
+def shipped_path(dataset: str) -> str:
+    return os.path.join(SHIPPED_DIR, f"{dataset}.npz")
+
+
+def write_shipped(clf: Classifier, path: str) -> None:
+    """The classifier's weights rounded to float16 (half the size) as a compressed .npz, w0, w1, ... in
+    Keras's order; the float16 weights are the shipped classifier, measured as such."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **{f"w{i}": w.astype(np.float16) for i, w in enumerate(clf.model.get_weights())})
+    fileio.atomic_write_bytes(path, buf.getvalue())
+
+
+def load_shipped(dataset: str, check: bool = True) -> Classifier:
+    """The classifier the package ships for ``dataset``; its file is checked against the pinned sha256
+    (``check``) and refused in one line when it differs."""
+    path = shipped_path(dataset)
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise ClassifierError(f"{path}: {e.strerror}; reinstall cogan_tf, or pass --retrain_classifier") from None
+    pinned = SHIPPED.get(dataset)
+    if check and (pinned is None or hashlib.sha256(raw).hexdigest() != pinned.sha256):
+        raise ClassifierError(f"{path}: not the shipped classifier (its sha256 differs from the pinned one); "
+                              "reinstall cogan_tf, or pass --retrain_classifier")
+    try:
+        with np.load(io.BytesIO(raw)) as z:
+            weights = [z[f"w{i}"].astype(np.float32) for i in range(len(z.files))]
+        model = build_model(RECIPES[dataset].seed)
+        model.set_weights(weights)
+    except (OSError, ValueError, KeyError) as e:
+        raise ClassifierError(f"{path}: unreadable ({e})") from None
+    info = {**dataclasses.asdict(RECIPES[dataset]), "version": VERSION, "dataset": dataset, "shipped": path,
+            "test_accuracy": pinned.test_accuracy if pinned else None}
+    return Classifier(model, info)
+
+
 def load_or_train(data_dir: str, dataset: str = "mnist", retrain: bool = False, recipe: Optional[Recipe] = None,
                   log: Callable[[str], None] = print) -> Classifier:
-    """The cached classifier of ``dataset``, trained (and cached) first when there is none, when the
-    cache is damaged or outdated, or when ``retrain``. Refuses one below ``recipe.min_accuracy``."""
+    """The shipped classifier of ``dataset``; with ``retrain``, a new one trained with ``recipe`` (the
+    dataset's by default) on ``data_dir``, cached, compared with the shipped one in a line, and refused
+    below ``recipe.min_accuracy``."""
     data.check_dataset_name(dataset)
+    if not retrain:
+        clf = load_shipped(dataset)
+        log(f" [classifier] the shipped {dataset} classifier ({clf.info['shipped']}), test accuracy "
+            f"{clf.test_accuracy:.4f}")
+        return clf
     recipe = recipe or RECIPES[dataset]
     directory = cache_dir(data_dir, dataset)
-    if not retrain:
-        try:
-            clf = load(directory)
-        except ClassifierError as e:
-            if os.path.exists(directory):
-                log(f" [classifier] {e}: training a new one")
-        else:
-            if clf.test_accuracy is not None and clf.test_accuracy >= recipe.min_accuracy:
-                log(f" [classifier] {directory}: test accuracy {clf.test_accuracy:.4f}")
-                return clf
-            log(f" [classifier] {directory}: cached accuracy {clf.test_accuracy} below "
-                f"{recipe.min_accuracy}: training a new one")
     x_train, y_train = data.load_split(data_dir, dataset, "train")
     x_test, y_test = data.load_split(data_dir, dataset, "test")
     log(f" [classifier] training on {len(x_train)} {dataset} images ({recipe.epochs} epochs)")
@@ -212,4 +265,13 @@ def load_or_train(data_dir: str, dataset: str = "mnist", retrain: bool = False, 
             f"{recipe.min_accuracy}; not cached (retry with more --classifier_epochs)")
     save(clf, directory)
     log(f" [classifier] cached in {directory}")
+    try:
+        shipped = load_shipped(dataset)
+    except ClassifierError as e:
+        log(f" [classifier] not compared with the shipped one: {e}")
+        return clf
+    same = float(np.mean(clf.labels(x_test) == shipped.labels(x_test)))
+    log(f" [classifier] retrained: test accuracy {clf.test_accuracy:.4f}, the shipped one "
+        f"{shipped.test_accuracy:.4f}; they give the same label to {same:.2%} of the {len(x_test)} test images"
+        + ("" if same == 1.0 else ": scores differ from those made with the shipped classifier (docs/RESULTS.md)"))
     return clf
