@@ -50,6 +50,8 @@ flags.DEFINE_enum("model", "cogan", list(config_lib.MODELS), "Which GAN [cogan]"
 flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; reproduces a run [0, or the checkpoint's]")
 flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA [False]")
 flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
+flags.DEFINE_enum("progress", "log", ["log", "bar"], "log: the original's per-step line, and every 100 steps a line "
+                  "with the rate and the time left; bar: a progress bar (losses, rate, time left) instead [log]")
 flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
                   "tf.distribute: one device, all GPUs of this machine, or the machines in TF_CONFIG [default]")
 flags.DEFINE_boolean("sync_batchnorm", False, "CoGAN: BatchNorm statistics over the global batch across replicas [False]")
@@ -163,7 +165,8 @@ def build_configs(f):
         f.model, f.recipe, **given, data_dir=f.data_dir, val_size=f.val_size, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
-        seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, disjoint_domains=f.disjoint_domains,
+        seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, progress=f.progress,
+        disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
         grid_scaling=f.grid_scaling)
@@ -205,7 +208,8 @@ def main(argv):
     # Every output directory is created and written once before TensorFlow starts (and trains for
     # hours before writing the export).
     rundir.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
-    from cogan_tf import runner  # TensorFlow starts here, after the flags are known to be good
+    cli.start_tensorflow()  # after the flags are known to be good
+    from cogan_tf import runner
 
     gan = runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, inherit=inherited(FLAGS),
                      explicit=explicit_fields(FLAGS))

@@ -6,16 +6,54 @@ The original was driven as ``python main.py --is_train True``; absl's boolean fl
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+import tempfile
 from typing import Callable, List, Sequence
 
 from absl import app, flags, logging
 
 from cogan_tf.errors import DataError, GridError, RunStopped, UsageError
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU features) hides the program's own lines.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter (CUDA probing on a machine without a GPU, oneDNN notices) hides the
+# program's own lines: quiet unless the user sets TF_CPP_MIN_LOG_LEVEL.
+QUIET_TENSORFLOW = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@contextlib.contextmanager
+def _native_stderr_held():
+    """Hold what C and C++ code writes to file descriptor 2 (TensorFlow logs its first lines there before
+    its log level is read); replay it if the block fails, so a real error is never hidden."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            held.seek(0)
+            os.write(2, held.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def start_tensorflow():
+    """Import TensorFlow and probe its devices, without its C++ start-up lines unless the user set
+    TF_CPP_MIN_LOG_LEVEL; returns the module."""
+    if not QUIET_TENSORFLOW or "tensorflow" in sys.modules:
+        import tensorflow as tf
+
+        return tf
+    with _native_stderr_held():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()  # the CUDA probe, which logs on a machine without a GPU
+    return tf
 
 _BOOL_WORDS = {"true", "false", "1", "0", "yes", "no", "t", "f"}
 
@@ -59,8 +97,8 @@ def fold_list_args(argv: Sequence[str], list_flags: Sequence[str]) -> List[str]:
 
 def run(main: Callable[[List[str]], int], known_errors=()) -> None:
     """absl's app.run with original-style booleans; a known error becomes one line on stderr, exit 2;
-    a stopped run (:class:`RunStopped`) one line with its own status; Ctrl-C outside a training loop
-    one line, exit 130."""
+    a stopped run (:class:`RunStopped`) one line with its own status (a stop the user asked for is not
+    an ``error:``); Ctrl-C outside a training loop one line, exit 130."""
     errors = (UsageError, DataError, GridError) + tuple(known_errors)
 
     def wrapped(argv):
@@ -76,7 +114,13 @@ def run(main: Callable[[List[str]], int], known_errors=()) -> None:
             print(f"error: {e}", file=sys.stderr)
             return 2
         except RunStopped as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"{'' if e.requested else 'error: '}{e}", file=sys.stderr)
+            if e.requested:
+                # Everything is saved and flushed: skip the interpreter's teardown of TensorFlow's objects,
+                # which took up to a minute on a loaded machine after the line above.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(e.status)
             return e.status
         except KeyboardInterrupt:
             print("error: interrupted (Ctrl-C)", file=sys.stderr)

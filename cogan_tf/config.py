@@ -152,6 +152,8 @@ class TrainConfig:
     seed: Optional[int] = None
     jit_compile: bool = False
     log_every: int = 1
+    # "log": the original's per-step line (every log_every steps); "bar": a progress bar instead.
+    progress: str = "log"
     sample_every: int = 100
     save_every: int = 500
     # The CoGAN paper's split: the two domains get disjoint halves of the digits (the original: the same digits).

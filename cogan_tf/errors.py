@@ -11,11 +11,13 @@ class UsageError(ValueError):
 
 class RunStopped(RuntimeError):
     """A run that stopped before its end (a signal, a non-finite loss, a failed checkpoint write); the
-    message says what was kept. ``status`` is the exit status (128 + the signal's number for a signal)."""
+    message says what was kept. ``status`` is the exit status (128 + the signal's number for a signal);
+    ``requested``: the user asked for the stop (a signal), so it is reported as such, not as an error."""
 
-    def __init__(self, message: str, status: int = 1):
+    def __init__(self, message: str, status: int = 1, requested: bool = False):
         super().__init__(message)
         self.status = status
+        self.requested = requested
 
 
 class DataError(ValueError):

@@ -7,6 +7,7 @@ The models' hooks are in :mod:`cogan_tf.gan`, the checkpoint policy in :mod:`cog
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -54,7 +55,55 @@ class StopSignals:
     def stopped(self, step: int, saved: str, what: str = "") -> RunStopped:
         name = signal.Signals(self.signum).name
         return RunStopped(f"stopped by {name} after step {step}: saved {saved}{what}; run the same command to "
-                          "resume", status=128 + self.signum)
+                          "resume", status=128 + self.signum, requested=True)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    minutes = int(round(seconds / 60))
+    return f"{minutes // 60} h {minutes % 60:02d} min" if minutes >= 60 else f"{minutes} min"
+
+
+class Progress:
+    """What a user plans with: at the start, one block naming the run, its length and where each output
+    goes; every ``every`` steps a line with the rate and the time left; with ``bar``, a progress bar
+    (losses in its postfix) instead of the per-step lines. The rate counts from the end of the first
+    step of this process, which also traces and compiles the step."""
+
+    def __init__(self, gan: GAN, loop: RunState, step: int, total: int, log_dir: str, log=print):
+        cfg = gan.cfg
+        self.total, self.log, self.every = total, log, cfg.sample_every or loop.steps_per_epoch
+        self.t0 = self.s0 = None
+        spe = loop.steps_per_epoch
+        epochs = f"{cfg.epoch} epochs x {spe} steps" if total == cfg.epoch * spe else f"--max_steps {total}"
+        log(f" [*] {gan.name} on {cfg.dataset}, batch {cfg.batch_size}: {epochs} = {total:,} steps"
+            + (f", resuming at step {step:,}" if step else ""))
+        log(f" [*] outputs: checkpoints {loop.ckpt_dir}; grids {cfg.sample_dir}; SavedModel "
+            f"{os.path.join(cfg.export_dir, gan.name)}; TensorBoard {log_dir} (tensorboard --logdir {cfg.log_dir})")
+        self.bar = None
+        if cfg.progress == "bar":
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
+            loop.log = self.bar.write  # hooks' lines above the bar, not through it
+
+    def step_done(self, step: int, losses: Dict[str, float]) -> None:
+        now = time.time()
+        if self.t0 is None:
+            self.t0, self.s0 = now, step
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix({k: f"{v:.4f}" for k, v in losses.items() if k in ("d_loss", "g_loss", "ge_loss")},
+                                 refresh=False)
+        elif step % self.every == 0 and step > self.s0:
+            rate = (now - self.t0) / (step - self.s0)
+            self.log(f" [*] step {step:,}/{self.total:,}: {rate:.3f} s/step, "
+                     f"{_duration(rate * (self.total - step))} left")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
 
 
 def _other_runs_hint(gan: GAN) -> str:
@@ -109,7 +158,7 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
     if restored:
         checkpoints.apply_optimizer_hyperparameters(gan, record.config, log)
     else:
-        log(" [!] Load failed... (no checkpoint yet, training from scratch)")
+        log(f" [*] no checkpoint in {loop.ckpt_dir}: starting a new run")
         hint = _other_runs_hint(gan)
         if hint:
             log(f" [!] new run in {loop.ckpt_dir}, whose export will replace "
@@ -117,12 +166,15 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
     rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
     saver = checkpoints.Saver(loop, gan, restored)
 
-    loop.writer = tf.summary.create_file_writer(cfg.log_dir)
+    # One TensorBoard folder per run (model, dataset, batch size), as its checkpoint folder.
+    log_dir = os.path.join(cfg.log_dir, f"{gan.name}_{os.path.basename(loop.ckpt_dir)}")
+    loop.writer = tf.summary.create_file_writer(log_dir)
     step_fn = tf.function(gan.train_step, jit_compile=cfg.jit_compile)
     start = time.time()
     step = int(loop.step.numpy())
+    progress = Progress(gan, loop, step, total, log_dir, log)
     epoch_losses: Dict[str, List[float]] = {}
-    with StopSignals() as stop:
+    with StopSignals() as stop, contextlib.closing(progress):
         while step < total:
             epoch, first_idx = divmod(step, spe)
             ds = data.make_dataset(arrays, cfg.batch_size, seeds=gan.shuffle_seeds(),
@@ -142,13 +194,14 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
                 counter = step + 1
                 for k, v in losses.items():
                     epoch_losses.setdefault(k, []).append(v)
-                if cfg.log_every and (step % cfg.log_every == 0 or step == total):
+                if cfg.log_every and progress.bar is None and (step % cfg.log_every == 0 or step == total):
                     log(gan.log_line(epoch, idx, spe, time.time() - start, losses))
                 loop.scalar_summaries(losses, step)
                 if cfg.sample_every and counter % cfg.sample_every == 1:
                     gan.sample(loop, epoch, idx)
                 if cfg.save_every and counter % cfg.save_every == 2:
                     saver.save(counter, step)
+                progress.step_done(step, losses)
                 if stop.signum is not None:
                     if saver.counter_of_last() != counter:
                         saver.save(counter, step)

@@ -81,7 +81,8 @@ def main(argv):
     dataset = f.dataset or "mnist"
     gan = samples = None
     if f.checkpoint_dir:
-        from cogan_tf import runner  # TensorFlow starts here
+        cli.start_tensorflow()
+        from cogan_tf import runner
 
         gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model)
         dataset = f.dataset or gan.cfg.dataset

@@ -1,0 +1,77 @@
+"""What a user plans with: the start block (run, length, outputs, the TensorBoard command), the rate and
+time-left lines, the progress bar instead of the per-step lines, TensorBoard events in one folder per
+run, and quiet, neutral start-up and stop lines."""
+
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from cogan_tf import config as C, runner, train
+from tests.conftest import ROOT, train_config, write_fake_dataset
+
+
+def fake_domains(n=64):
+    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    return [x, 255 - x]
+
+
+def test_start_block_rate_lines_and_one_tensorboard_folder_per_run(tmp_path):
+    logs = []
+    # 64 images of batch 8: 8 steps an epoch; no grids (sample_every 0), so a rate line every epoch.
+    cfg = train_config(tmp_path, batch_size=8, epoch=2, log_every=1)
+    runner.run(C.CoganConfig(), cfg, arrays=fake_domains(), log=logs.append)
+    ck = os.path.join(str(tmp_path / "checkpoint"), "mnist_8_28")
+    board = os.path.join(str(tmp_path / "logs"), "cogan_mnist_8_28")
+    assert f" [*] no checkpoint in {ck}: starting a new run" in logs
+    assert " [*] cogan on mnist, batch 8: 2 epochs x 8 steps = 16 steps" in logs
+    assert (f" [*] outputs: checkpoints {ck}; grids {tmp_path / 'samples'}; SavedModel {tmp_path / 'export' / 'cogan'}; "
+            f"TensorBoard {board} (tensorboard --logdir {tmp_path / 'logs'})") in logs
+    rates = [line for line in logs if line.startswith(" [*] step ")]
+    assert [line.split(":")[0] for line in rates] == [" [*] step 8/16", " [*] step 16/16"]
+    assert re.fullmatch(r" \[\*\] step 8/16: \d+\.\d{3} s/step, \d+ s left", rates[0]), rates[0]
+    assert len([line for line in logs if line.startswith("Epoch:")]) == 16  # the original's lines, unchanged
+    assert os.listdir(tmp_path / "logs") == ["cogan_mnist_8_28"] and os.listdir(board)
+
+    # Resumed: the block says where it resumes; another batch size writes to its own TensorBoard folder.
+    logs.clear()
+    runner.run(C.CoganConfig(), train_config(tmp_path, batch_size=8, epoch=3, log_every=0), arrays=fake_domains(),
+               log=logs.append)
+    assert " [*] cogan on mnist, batch 8: 3 epochs x 8 steps = 24 steps, resuming at step 16" in logs
+    runner.run(C.CoganConfig(), train_config(tmp_path, batch_size=16, max_steps=1), arrays=fake_domains(),
+               log=lambda s: None)
+    assert sorted(os.listdir(tmp_path / "logs")) == ["cogan_mnist_16_28", "cogan_mnist_8_28"]
+
+
+def test_progress_bar_replaces_the_per_step_lines(tmp_path, capsys):
+    logs = []
+    cfg = train_config(tmp_path, batch_size=8, max_steps=3, log_every=1, progress="bar")
+    runner.run(C.CoganConfig(), cfg, arrays=fake_domains(), log=logs.append)
+    assert not [line for line in logs if line.startswith("Epoch:") or line.startswith(" [*] step ")]
+    bar = capsys.readouterr().err.replace("\r", "\n")
+    assert re.search(r"100%\|.*\| 3/3 \[.*step.*d_loss=\d+\.\d{4}, g_loss=\d+\.\d{4}\]", bar), bar[-500:]
+
+
+def test_durations_for_humans():
+    assert train._duration(42.4) == "42 s"
+    assert train._duration(600) == "10 min"
+    assert train._duration(3 * 3600 + 7 * 60 + 20) == "3 h 07 min"
+
+
+@pytest.mark.parametrize("env_level, quiet", [(None, True), ("0", False)], ids=["default", "TF_CPP_MIN_LOG_LEVEL=0"])
+def test_tensorflow_start_up_lines_hidden_unless_asked_for(tmp_path, env_level, quiet):
+    """A 2-step run prints only the program's own lines on stderr, unless the user sets TF_CPP_MIN_LOG_LEVEL
+    (then TensorFlow's own start-up lines, e.g. its oneDNN notice, come through)."""
+    data_dir = write_fake_dataset(tmp_path / "data")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    if env_level is not None:
+        env["TF_CPP_MIN_LOG_LEVEL"] = env_level
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--is_train", "True", "--batch_size", "8",
+                        "--max_steps", "2", "--data_dir", data_dir], cwd=str(tmp_path), env=env,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    native = [line for line in r.stderr.splitlines() if re.match(r"[IWE]\d{4} ", line) or "absl::InitializeLog" in line]
+    assert (native == []) == quiet, r.stderr[-2000:]
