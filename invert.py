@@ -1,22 +1,16 @@
-"""python invert.py: write the inverted digits (255 - x) that the CoGAN's second domain trains on.
+"""python invert.py [flags]: write the inverted digits (255 - x) of the CoGAN's second domain.
 
-Writes ./data/mnist/invert/train-images-idx3-ubyte.npy and t10k-images-idx3-ubyte.npy, uint8,
-shape (N, 28, 28, 1). Safe to run again: files already right are left alone.
+The program is cogan_tf/scripts/invert.py (`python -m cogan_tf invert` runs it from any directory); this file keeps
+the original's layout.
 """
 
 from absl import flags
 
-from cogan_tf import cli, data
-
-flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ with the IDX files.")
-flags.DEFINE_enum("dataset", "mnist", list(data.DATASETS), "Which dataset's images to invert.")
-FLAGS = flags.FLAGS
-
-
-def main(argv):
-    data.write_inverted(FLAGS.data_dir, FLAGS.dataset)
-    return 0
-
+from cogan_tf import cli
+from cogan_tf.scripts import invert as program
 
 if __name__ == "__main__":
-    cli.run(main)
+    __doc__ = program.__doc__  # --help describes the program
+    program.define_flags()
+    flags.adopt_module_key_flags(program)  # and lists its flags
+    cli.run(program.main)

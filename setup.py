@@ -9,7 +9,6 @@ setup(
     packages=find_packages(include=["cogan_tf", "cogan_tf.*"]),
     # The evaluation classifiers' weights (sha256 pinned in cogan_tf/evaluate/classifier.py).
     package_data={"cogan_tf": ["classifiers/*.npz"]},
-    py_modules=["main", "download", "invert"],
     python_requires=">=3.10",
     install_requires=[
         # The design's set: TF 2.16+ is the first release whose tf.keras is Keras 3.

@@ -755,7 +755,8 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
 # --- main.py ------------------------------------------------------------------------------------------
 
 CLUSTERGAN_FLAGS = r"""
-import main
+from cogan_tf.scripts import main
+main.define_flags()
 from cogan_tf import cli
 for argv in (["--model", "clustergan"], ["--model", "clustergan", "--dataset", "mnist"],
              ["--model", "clustergan", "--recipe", "paper"],

@@ -192,7 +192,8 @@ def test_cogan_grids_are_stretched_rgb_by_default_and_fixed_with_the_flag(tmp_pa
 # --- flags, config.json and old checkpoints --------------------------------------------------------
 
 FLAGS_TO_CONFIG = r"""
-import main
+from cogan_tf.scripts import main
+main.define_flags()
 for argv in ([], ["--corrected"], ["--loss_on_logits"], ["--bn_per_feature"], ["--grid_scaling", "fixed"]):
     main.FLAGS.unparse_flags()
     main.FLAGS(["main.py"] + argv)

@@ -374,7 +374,8 @@ def test_mirrored_mixed_cogan_trains():
 # --- main.py ----------------------------------------------------------------------------------------------
 
 FLAGS_TO_CONFIG = r"""
-import main
+from cogan_tf.scripts import main
+main.define_flags()
 from cogan_tf import cli
 for argv in ([], ["--mixed_precision"], ["--mixed_precision", "True"], ["--mixed_precision", "False"],
              ["--mixed_precision", "--mixed_precision_dtype", "bfloat16"], ["--mixed_precision=true", "--mixed_precision_dtype=float16"]):

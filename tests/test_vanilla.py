@@ -293,7 +293,8 @@ def test_saved_model_round_trip_in_fresh_process_and_evaluate(tmp_path):
 # --- main.py ------------------------------------------------------------------------------------------
 
 FLAG_DEFAULTS = r"""
-import main
+from cogan_tf.scripts import main
+main.define_flags()
 for argv in (["main.py", "--model", "vanilla"], ["main.py", "--model", "clustergan"],
              ["main.py", "--model", "vanilla", "--batch_size", "64", "--beta1", "0.5"]):
     main.FLAGS.unparse_flags()
@@ -314,7 +315,8 @@ def test_main_per_model_defaults_and_help():
 
 
 HIDDEN_FLAG = r"""
-import main
+from cogan_tf.scripts import main
+main.define_flags()
 for argv in (["main.py", "--model", "vanilla"], ["main.py", "--model", "vanilla", "--hidden_size", "1024"]):
     main.FLAGS.unparse_flags()
     main.FLAGS(argv)

@@ -1,0 +1,229 @@
+"""python main.py --is_train True: train the CoGAN (or --model vanilla / clustergan).
+
+Flags keep the original's names and defaults; this script only parses and checks them, builds the
+config objects and calls the library. Bad values are refused here, before TensorFlow starts.
+"""
+
+import math
+import os
+
+from absl import flags
+
+from cogan_tf import cli, config as config_lib, data, rundir
+from cogan_tf.errors import UsageError
+
+DATASET = "dataset"
+
+
+def _per_model(field, fmt=str):
+    """``cogan: 128; vanilla: 512; ...`` for a flag's help: each original's default of a TrainConfig field."""
+    return ("; ".join(f"{m}: {fmt(config_lib.defaults_for(m)[field])}" for m in config_lib.MODELS)
+            + f"; clustergan --recipe paper: {fmt(config_lib.defaults_for('clustergan', 'paper')[field])}")
+
+
+def define_flags():
+    """Define main's flags; only its program calls this (no flag is defined when the module is imported)."""
+    flags.DEFINE_integer("epoch", None, f"Epochs to train [{_per_model('epoch')}]")
+    flags.DEFINE_float("learning_rate", None, f"Adam learning rate [{_per_model('learning_rate')}]")
+    flags.DEFINE_float("beta1", None, f"Adam beta1 [{_per_model('beta1')}]")
+    flags.DEFINE_float("beta2", None, f"Adam beta2 [{_per_model('beta2')}]")
+    flags.DEFINE_float("train_size", math.inf, "Use at most this many images [inf]")
+    flags.DEFINE_integer("batch_size", None, f"Batch size [{_per_model('batch_size')}]")
+    flags.DEFINE_integer("output_size", 64, "Image size [64]; MNIST always uses 28, as the original")
+    flags.DEFINE_integer("c_dim", 3, "Image channels [3]; MNIST always uses 1, as the original")
+    flags.DEFINE_string("dataset", None, f"Dataset: {', '.join(data.DATASETS)} "
+                        f"[{'; '.join(f'{m}: {config_lib.defaults_for(m)[DATASET]}' for m in config_lib.MODELS)}, as the originals]")
+    flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
+    flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoints go to <checkpoint_dir>/<dataset>_<batch>_28 [checkpoint]")
+    flags.DEFINE_string("sample_dir", "samples", "Sample grids [samples]")
+    # absl.logging defines its own --log_dir (for log files this program never writes); the original's
+    # --log_dir is the TensorBoard directory, so it takes the name over.
+    if "log_dir" in flags.FLAGS:
+        delattr(flags.FLAGS, "log_dir")
+    flags.DEFINE_string("log_dir", "logs", "TensorBoard event files [logs]")
+    flags.DEFINE_string("export_dir", "export", "SavedModel export: <export_dir>/<model> [export]")
+    flags.DEFINE_string("evaluate_dir", "evaluate", "Grids written by --is_train False [evaluate]")
+    flags.DEFINE_boolean("is_train", True, "True to train, False to restore the checkpoint and write grids [True]")
+    flags.DEFINE_boolean("report", True, "With --is_train False: print and write the sample-quality report of "
+                         "python -m cogan_tf.evaluate, with the classifier the package ships for the dataset [True]")
+    flags.DEFINE_boolean("is_crop", False, "Accepted for compatibility; MNIST is never cropped [False]")
+    flags.DEFINE_boolean("visualize", False, "Accepted for compatibility; no effect, as in the original [False]")
+    flags.DEFINE_enum("model", "cogan", list(config_lib.MODELS), "Which GAN [cogan]")
+    flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; reproduces a run [0, or the checkpoint's]")
+    flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA [False]")
+    flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
+    flags.DEFINE_enum("progress", "log", ["log", "bar"], "log: the original's per-step line, and every 100 steps a line "
+                      "with the rate and the time left; bar: a progress bar (losses, rate, time left) instead [log]")
+    flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
+                      "tf.distribute: one device, all GPUs of this machine, or the machines in TF_CONFIG [default]")
+    flags.DEFINE_boolean("sync_batchnorm", False, "CoGAN: BatchNorm statistics over the global batch across replicas [False]")
+    flags.DEFINE_boolean("mixed_precision", False, "Mixed precision for GPUs: layers compute in --mixed_precision_dtype, "
+                         "variables, BatchNorm statistics, losses and outputs stay float32; results differ from float32 "
+                         "[False: float32, as the original]")
+    flags.DEFINE_enum("mixed_precision_dtype", "float16", list(config_lib.MIXED_PRECISION),
+                      "With --mixed_precision: float16 with dynamic loss scaling (the GPU choice), or bfloat16 without "
+                      "loss scaling (TPUs, CPUs with bf16 units) [float16]")
+    flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
+    flags.DEFINE_float("zn_sigma", None, "ClusterGAN: standard deviation of z_n [1.0, the original; 0.1 with "
+                       "--recipe paper]")
+    flags.DEFINE_enum("recipe", None, list(config_lib.CLUSTERGAN_RECIPES),
+                      "ClusterGAN: how to train. original: JasonFengGit's code (BCE, sigma 1, 1 G+E per 5 D updates, "
+                      "batch 100, weight decay 2.5e-5); paper: the ClusterGAN paper authors' code (WGAN-GP critic, "
+                      "lambda 10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) weights, no weight decay, "
+                      "batch 64). Flags given explicitly override the recipe's values [original]")
+    flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, as the original runs "
+                         "(its 1024-on-GPU test never holds); 1024 is the width its README describes; resuming: the checkpoint's]")
+    flags.DEFINE_integer("val_size", 0, "ClusterGAN: hold out this many training images (seeded) and keep the "
+                         "checkpoint with the best validation clustering in <checkpoint dir>/best, which "
+                         "--is_train False then evaluates (the paper used 5000) [0: none]")
+    flags.DEFINE_integer("save_every", 500, "Save a checkpoint every N steps, when the step counter % N == 2, and at the end (0: only at the end) [500]")
+    flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept, the oldest deleted first (0: keep all) [5]")
+    flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
+    # CoGAN: one flag per quirk of the original (docs/ORIGINAL.md §1); the defaults are faithful.
+    flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the intended chain) instead of z (quirk) [False]")
+    flags.DEFINE_integer("d_h0_filters", None, "CoGAN: filters of D's h0; the original has c_dim (1), corrected 64 [1]")
+    flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper [False]")
+    flags.DEFINE_boolean("bn_moving_average", False, "CoGAN: sample with BatchNorm moving averages instead of batch statistics (quirk) [False]")
+    flags.DEFINE_boolean("loss_on_logits", False, "CoGAN: sigmoid cross-entropy on D's h3 instead of the original's "
+                         "sigmoid(h3) taken as logits, a double sigmoid (quirk Q1) [False]")
+    flags.DEFINE_boolean("bn_per_feature", False, "CoGAN: per-feature BatchNorm statistics on the dense layers instead of "
+                         "the original's one scalar mean and variance over batch x features (quirk Q2) [False]")
+    flags.DEFINE_enum("grid_scaling", "stretch", list(config_lib.GRID_SCALINGS),
+                      "CoGAN: sample grids min-max stretched to 0..255 per grid, as the original's scipy.misc.imsave "
+                      "(quirk Q3), or fixed: output x 255 [stretch]")
+    flags.DEFINE_boolean("corrected", False, "CoGAN: every correction of the network and its training: loss_on_logits, "
+                         "bn_per_feature, h0_feeds_h1, d_h0_filters 64, bn_moving_average [False]")
+
+
+FLAGS = flags.FLAGS
+
+
+# The model-config fields each architecture flag sets, for the line --is_train False gives a flag that
+# disagrees with the checkpoint's config.json: config.py's one flag <-> field table.
+FLAG_FIELDS = {flag: fields for table in config_lib.FLAG_FIELDS.values() for flag, fields in table.items()}
+# Flags that mean something only to the CoGAN: refused with the other models when given.
+COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1", "d_h0_filters", "bn_moving_average",
+              "sync_batchnorm", "corrected", "disjoint_domains")
+
+
+def validate(f) -> None:
+    """One-line refusals for values the original would have crashed on, or silently misused."""
+    def bad(flag, why):
+        raise UsageError(f"--{flag}={getattr(f, flag)}: {why}")
+
+    if f.batch_size is not None and f.batch_size < 1:
+        bad("batch_size", "must be at least 1")
+    if f.epoch is not None and f.epoch < 0:
+        bad("epoch", "must be 0 or more")
+    if f.learning_rate is not None and not f.learning_rate > 0:
+        bad("learning_rate", "must be positive")
+    for b in ("beta1", "beta2"):
+        if getattr(f, b) is not None and not 0 <= getattr(f, b) < 1:
+            bad(b, "must be in [0, 1)")
+    if f.dataset is not None and f.dataset not in data.DATASETS:
+        bad("dataset", f"unknown dataset; choose one of {', '.join(data.DATASETS)}")
+    if f.recipe is not None and f.model != "clustergan":
+        bad("recipe", "only for --model clustergan")
+    if f.val_size and f.model != "clustergan":
+        bad("val_size", "only for --model clustergan")
+    if f.val_size < 0:
+        bad("val_size", "must be 0 or more")
+    if f.save_every < 0:
+        bad("save_every", "must be 0 or more")
+    if f.keep_checkpoints < 0:
+        bad("keep_checkpoints", "must be 0 (keep all) or more")
+    batch = f.batch_size if f.batch_size is not None else config_lib.defaults_for(f.model, f.recipe)["batch_size"]
+    if not f.train_size >= batch:
+        bad("train_size", f"smaller than one batch ({batch}); lower --batch_size or raise --train_size")
+    if f.log_every < 0:
+        bad("log_every", "must be 0 or more")
+    if f.max_steps is not None and f.max_steps < 0:
+        bad("max_steps", "must be 0 or more")
+    if f.sample_every_epochs < 0:
+        bad("sample_every_epochs", "must be 0 or more")
+    if f.d_h0_filters is not None and f.d_h0_filters < 1:
+        bad("d_h0_filters", "must be at least 1")
+    if f.hidden_size is not None and f.model != "vanilla":
+        bad("hidden_size", "only for --model vanilla")
+    if f.hidden_size is not None and f.hidden_size < 1:
+        bad("hidden_size", "must be at least 1")
+    if f.zn_sigma is not None and f.model != "clustergan":
+        bad("zn_sigma", "only for --model clustergan")
+    if f.zn_sigma is not None and not f.zn_sigma > 0:
+        bad("zn_sigma", "must be positive")
+    if f["mixed_precision_dtype"].present and not f.mixed_precision:
+        bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
+    if f.seed is not None and f.seed < 0:
+        bad("seed", "must be 0 or more")
+    for flag in COGAN_ONLY:
+        if f[flag].present and f.model != "cogan":
+            bad(flag, f"only for --model cogan, not {f.model}")
+
+
+def build_configs(f):
+    """Flags -> (model config, train config), with each model's original defaults where unset."""
+    # Flags left unset take the model's (and recipe's) defaults from config.train_config.
+    given = {k: f[k].value for k in ("dataset", "epoch", "learning_rate", "beta1", "beta2", "batch_size")
+             if f[k].value is not None}
+    train_cfg = config_lib.train_config(
+        f.model, f.recipe, **given, data_dir=f.data_dir, val_size=f.val_size, save_every=f.save_every,
+        keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
+        sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
+        seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, progress=f.progress,
+        disjoint_domains=f.disjoint_domains,
+        max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
+        mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
+        grid_scaling=f.grid_scaling)
+    if f.model == "cogan":
+        model_cfg = config_lib.CoganConfig(
+            h0_feeds_h1=f.h0_feeds_h1 or f.corrected,
+            d_h0_filters=64 if (f.corrected and f.d_h0_filters is None) else f.d_h0_filters,
+            bn_batch_stats_at_inference=not (f.bn_moving_average or f.corrected),
+            loss_on_logits=f.loss_on_logits or f.corrected,
+            bn_per_feature=f.bn_per_feature or f.corrected,
+            sync_batchnorm=f.sync_batchnorm)
+    elif f.model == "clustergan":
+        model_cfg = config_lib.model_config("clustergan", f.recipe, **({} if f.zn_sigma is None else
+                                                                     {"zn_sigma": f.zn_sigma}))
+    else:
+        model_cfg = config_lib.model_config("vanilla", **({} if f.hidden_size is None else {"hidden": f.hidden_size}))
+    return model_cfg, train_cfg
+
+
+def inherited(f):
+    """Model-config fields left unset that a resumed checkpoint supplies (as --seed): a vanilla run
+    without --hidden_size resumes at its checkpoint's width, e.g. 1024 from before 128 was the default."""
+    return ("hidden",) if f.model == "vanilla" and f.hidden_size is None else ()
+
+
+def explicit_fields(f) -> dict:
+    """Model-config field -> the flag that set it on the command line (``--d_h0_filters=4``)."""
+    out = {}
+    for flag, fields in FLAG_FIELDS.items():
+        if f[flag].present:
+            for field in fields:
+                out.setdefault(field, f"--{flag}={f[flag].value}")
+    return out
+
+
+def main(argv):
+    validate(FLAGS)
+    model_cfg, train_cfg = build_configs(FLAGS)
+    # Every output directory is created and written once before TensorFlow starts (and trains for
+    # hours before writing the export).
+    rundir.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
+    cli.start_tensorflow()  # after the flags are known to be good
+    from cogan_tf import runner
+
+    gan = runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, inherit=inherited(FLAGS),
+                     explicit=explicit_fields(FLAGS))
+    if not FLAGS.is_train and FLAGS.report:
+        from cogan_tf import evaluate
+
+        evaluate.report_for_gan(gan, out=os.path.join(train_cfg.evaluate_dir, f"{gan.name}_report.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    define_flags()
+    cli.run(main)
