@@ -61,6 +61,28 @@ def train_config(tmp_path, **kw):
     return C.TrainConfig(**base)
 
 
+def quiet(*_):
+    """A ``log`` that prints nothing."""
+
+
+def fake_images(n, seed=0):
+    """One uint8 array of ``n`` random 28x28x1 images (the vanilla GAN's and the ClusterGAN's data)."""
+    return [np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)]
+
+
+def run_without_cogan_tf(script, *args, cwd):
+    """Run a Python ``script`` with ``args`` in a fresh process that cannot import cogan_tf from this
+    tree (no PYTHONPATH, cwd elsewhere): what a user of an exported SavedModel has. Asserts it succeeds;
+    returns its last line of output."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
+                       cwd=str(cwd), env=env)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip().splitlines()[-1]
+
+
 def count_params(variables):
     """Number of scalars in ``variables``."""
     return sum(int(np.prod(v.shape)) for v in variables)

@@ -22,14 +22,11 @@ from cogan_tf.errors import UsageError
 from cogan_tf.clustergan import ClusterGAN, coupled_weight_decay
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
 from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
-from tests.conftest import ROOT, count_params, train_config, write_fake_dataset, run_main_refusal
+from tests.conftest import (ROOT, count_params, fake_images, quiet, run_main_refusal, run_without_cogan_tf, train_config,
+                            write_fake_dataset)
 
 CFG = C.ClusterGanConfig()
 PAPER = C.clustergan_config("paper")
-
-
-def fake_images(n=40, seed=0):
-    return [np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)]
 
 
 def train_cfg(tmp_path, **kw):
@@ -39,12 +36,8 @@ def train_cfg(tmp_path, **kw):
 count = count_params
 
 
-def quiet(_):
-    pass
-
-
 def built_gan(tmp_path, model_cfg=CFG, **kw):
-    gan = ClusterGAN(model_cfg, train_cfg(tmp_path, **kw), arrays=fake_images())
+    gan = ClusterGAN(model_cfg, train_cfg(tmp_path, **kw), arrays=fake_images(40))
     keras.utils.set_random_seed(gan.seed)
     gan.build()
     return gan
@@ -300,9 +293,9 @@ def test_epoch_outputs_and_exact_resume(tmp_path):
 
 
 def test_class_ordered_display_noise_and_seed(tmp_path):
-    a = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
-    b = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
-    c = ClusterGAN(CFG, train_cfg(tmp_path, seed=4), arrays=fake_images())
+    a = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images(40))
+    b = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images(40))
+    c = ClusterGAN(CFG, train_cfg(tmp_path, seed=4), arrays=fake_images(40))
     assert a.sample_zn.shape == (100, 30)
     np.testing.assert_array_equal(a.sample_zn, b.sample_zn)
     assert not np.allclose(a.sample_zn, c.sample_zn)
@@ -312,7 +305,7 @@ def test_class_ordered_display_noise_and_seed(tmp_path):
 # --- evaluation and export ----------------------------------------------------------------------------
 
 def test_cluster_report_scores_the_encoder_argmax(tmp_path):
-    gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images(40))
     labels = np.repeat(np.arange(10), 3)
     perm = np.random.default_rng(1).permutation(10)
     gan.encode = lambda x: (np.zeros((30, 30)), np.eye(10)[perm[labels]])  # an encoder that clusters perfectly
@@ -363,12 +356,9 @@ def test_evaluate_clusters_test_set_and_saved_model_round_trip(tmp_path):
     z_c = np.eye(10, dtype=np.float32)[rng.integers(0, 10, 6)]
     xf = x[:6].astype(np.float32) / 255
     np.savez(tmp_path / "in.npz", z_n=z_n, z_c=z_c, x=xf)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", SAVED_MODEL_CHECK, str(tmp_path / "export" / "clustergan"),
-                        str(tmp_path / "in.npz"), str(tmp_path / "out.npz")],
-                       capture_output=True, text=True, cwd=str(tmp_path), env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().splitlines()[-1] == "['images'] ['class_probs', 'z_n'] False"
+    last = run_without_cogan_tf(SAVED_MODEL_CHECK, tmp_path / "export" / "clustergan", tmp_path / "in.npz",
+                                tmp_path / "out.npz", cwd=tmp_path)
+    assert last == "['images'] ['class_probs', 'z_n'] False"
     got = np.load(tmp_path / "out.npz")
     images = gan.generator(tf.constant(np.concatenate([z_n, z_c], 1)), training=False).numpy()
     assert got["images"].shape == (6, 28, 28, 1)
@@ -383,14 +373,14 @@ def test_evaluate_clusters_test_set_and_saved_model_round_trip(tmp_path):
 def test_evaluate_without_checkpoint_is_refused(tmp_path):
     from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="no checkpoint in .*clustergan_mnist_4_28: train first"):
-        runner.run(CFG, train_cfg(tmp_path), is_train=False, arrays=fake_images(), log=quiet)
+        runner.run(CFG, train_cfg(tmp_path), is_train=False, arrays=fake_images(40), log=quiet)
 
 
 def test_multi_replica_strategy_is_refused(tmp_path):
     class TwoReplicas:
         num_replicas_in_sync = 2
 
-    gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images(40))
     gan.strategy = TwoReplicas()
     from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="one device"):
@@ -404,13 +394,13 @@ def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
     with it; a checkpoint made before the option existed (no zn_sigma in config.json) still resumes."""
     from cogan_tf import evaluate
     m = C.ClusterGanConfig(zn_sigma=0.1)
-    gan = ClusterGAN(m, train_cfg(tmp_path), arrays=fake_images())
+    gan = ClusterGAN(m, train_cfg(tmp_path), arrays=fake_images(40))
     keras.utils.set_random_seed(gan.seed)
     gan.build()
     z_n, _, _ = gan.sample_latent(20000)
     assert float(np.std(z_n.numpy())) == pytest.approx(0.1, rel=0.02)
     assert float(np.std(gan.sample_zn)) == pytest.approx(0.1, rel=0.1)
-    default = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    default = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images(40))
     np.testing.assert_allclose(gan.sample_zn, 0.1 * default.sample_zn, rtol=1e-6)  # same draws, scaled
 
     data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=30)

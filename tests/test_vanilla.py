@@ -13,16 +13,12 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import losses, runner
+from cogan_tf import runner
 from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.vanilla import VanillaDiscriminator, VanillaGAN, VanillaGenerator, dropout_seed_states
-from tests.conftest import count_params, train_config, ROOT, run_main_refusal
+from tests.conftest import ROOT, count_params, fake_images, quiet, run_main_refusal, run_without_cogan_tf, train_config
 
 CFG = C.VanillaConfig()
-
-
-def fake_images(n=64, seed=0):
-    return [np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)]
 
 
 def train_cfg(tmp_path, **kw):
@@ -30,10 +26,6 @@ def train_cfg(tmp_path, **kw):
 
 
 count = count_params
-
-
-def quiet(_):
-    pass
 
 
 def bce_probs(probs, target: float, eps: float = 1e-7):
@@ -155,7 +147,7 @@ def test_saturated_discriminator_still_teaches_the_generator():
 # --- training step ----------------------------------------------------------------------------------
 
 def test_one_step_updates_both_players_and_uses_two_z(tmp_path):
-    gan = VanillaGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    gan = VanillaGAN(CFG, train_cfg(tmp_path), arrays=fake_images(64))
     keras.utils.set_random_seed(0)
     gan.build()
     before = {id(v): v.numpy().copy() for v in gan.g_vars + gan.d_vars}
@@ -179,7 +171,7 @@ def test_one_step_updates_both_players_and_uses_two_z(tmp_path):
 
 def test_images_scaled_to_minus_one_one(tmp_path):
     # D on real images sees x / 127.5 - 1: black -> -1, white -> +1 (ToTensor + Normalize(0.5, 0.5)).
-    gan = VanillaGAN(CFG, train_cfg(tmp_path), arrays=fake_images())
+    gan = VanillaGAN(CFG, train_cfg(tmp_path), arrays=fake_images(64))
     gan.build()
     seen = []
     orig = gan.discriminator.logits
@@ -276,11 +268,8 @@ def test_saved_model_round_trip_in_fresh_process_and_evaluate(tmp_path):
     path = str(tmp_path / "export" / "vanilla")
     z = np.random.default_rng(0).standard_normal((5, 128)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([sys.executable, "-c", SAVED_MODEL_CHECK, path, str(tmp_path / "z.npy"),
-                        str(tmp_path / "out.npy")], capture_output=True, text=True, cwd=str(tmp_path), env=env)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().splitlines()[-1] == "['z'] ['images'] False"
+    last = run_without_cogan_tf(SAVED_MODEL_CHECK, path, tmp_path / "z.npy", tmp_path / "out.npy", cwd=tmp_path)
+    assert last == "['z'] ['images'] False"
     got = np.load(tmp_path / "out.npy")
     assert got.shape == (5, 28, 28, 1) and got.min() >= 0 and got.max() <= 1
     # (tanh + 1) / 2 of the in-memory generator.

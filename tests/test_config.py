@@ -1,0 +1,46 @@
+"""Configs: each model's defaults, the recipes, and the one flag <-> field table."""
+
+import dataclasses
+
+import pytest
+
+from cogan_tf import config as C
+
+
+def test_train_config_starts_from_each_originals_defaults():
+    assert C.TrainConfig() == C.train_config("cogan")  # TrainConfig's own defaults are the CoGAN's
+    v = C.train_config("vanilla")
+    assert (v.model, v.dataset, v.batch_size, v.epoch, v.learning_rate, v.beta1, v.beta2) == (
+        "vanilla", "mnist", 512, 500, 2e-4, 0.9, 0.999)
+    c = C.train_config("clustergan")
+    assert (c.dataset, c.batch_size, c.epoch, c.learning_rate, c.beta1, c.beta2) == (
+        "fashion_mnist", 100, 200, 1e-4, 0.5, 0.9)
+    p = C.train_config("clustergan", "paper")
+    assert (p.batch_size, p.epoch, p.learning_rate) == (64, 534, 1e-4)
+    assert C.train_config("vanilla", batch_size=8, seed=3).batch_size == 8  # fields given win
+    with pytest.raises(ValueError, match="unknown model"):
+        C.defaults_for("gan")
+
+
+def test_model_config_of_each_model_and_recipe():
+    assert C.model_config("cogan") == C.CoganConfig()
+    assert C.model_config("vanilla", hidden=1024).hidden == 1024
+    paper = C.model_config("clustergan", "paper", zn_sigma=0.2)
+    assert (paper.recipe, paper.critic, paper.zn_sigma, paper.init_std) == ("paper", "wgan_gp", 0.2, 0.02)
+    assert C.model_config("clustergan") == C.ClusterGanConfig()
+    with pytest.raises(ValueError, match="only the ClusterGAN"):
+        C.model_config("vanilla", "paper")
+
+
+def test_one_flag_field_table():
+    for model, table in C.FLAG_FIELDS.items():
+        fields = {f.name for f in dataclasses.fields(C.MODEL_CONFIGS[model])}
+        for flag, set_fields in table.items():
+            assert set(set_fields) <= fields, (model, flag)
+    # Derived: a field's own flag wins over the flags that set several fields.
+    assert C.FIELD_FLAGS["cogan"]["loss_on_logits"] == "--loss_on_logits"
+    assert C.FIELD_FLAGS["cogan"]["bn_batch_stats_at_inference"] == "--bn_moving_average"
+    assert C.FIELD_FLAGS["cogan"]["sync_batchnorm"] == "--sync_batchnorm"
+    assert C.FIELD_FLAGS["clustergan"]["zn_sigma"] == "--zn_sigma"
+    assert C.FIELD_FLAGS["clustergan"]["critic"] == "--recipe"
+    assert C.FIELD_FLAGS["vanilla"] == {"hidden": "--hidden_size"}
