@@ -325,7 +325,8 @@ def test_script_total_failure_is_one_line(tmp_path, server):
 
 @pytest.mark.parametrize("args, message", [
     (["cifar"], "error: unknown dataset 'cifar': choose from mnist, fashion_mnist"),
-    ([], "error: name the datasets to fetch, e.g. python download.py mnist (choose from mnist, fashion_mnist)"),
+    ([], "error: name the datasets to fetch, e.g. python download.py mnist (choose from mnist, fashion_mnist, "
+         "andrewliao11)"),
     (["mnist", "--source", "/no/such/dir"], "error: --source /no/such/dir: no such file or directory"),
 ])
 def test_script_usage_errors(tmp_path, args, message):
