@@ -36,14 +36,12 @@ def test_start_block_rate_lines_and_one_tensorboard_folder_per_run(tmp_path):
     assert len([line for line in logs if line.startswith("Epoch:")]) == 16  # the original's lines, unchanged
     assert os.listdir(tmp_path / "logs") == ["cogan_mnist_8_28"] and os.listdir(board)
 
-    # Resumed: the block says where it resumes; another batch size writes to its own TensorBoard folder.
+    # Resumed: the block says where it resumes, and the events stay in the run's folder.
     logs.clear()
     runner.run(C.CoganConfig(), train_config(tmp_path, batch_size=8, epoch=3, log_every=0), arrays=fake_domains(),
                log=logs.append)
     assert " [*] cogan on mnist, batch 8: 3 epochs x 8 steps = 24 steps, resuming at step 16" in logs
-    runner.run(C.CoganConfig(), train_config(tmp_path, batch_size=16, max_steps=1), arrays=fake_domains(),
-               log=lambda s: None)
-    assert sorted(os.listdir(tmp_path / "logs")) == ["cogan_mnist_16_28", "cogan_mnist_8_28"]
+    assert os.listdir(tmp_path / "logs") == ["cogan_mnist_8_28"]
 
 
 def test_progress_bar_replaces_the_per_step_lines(tmp_path, capsys):
@@ -61,7 +59,9 @@ def test_durations_for_humans():
     assert train._duration(3 * 3600 + 7 * 60 + 20) == "3 h 07 min"
 
 
-@pytest.mark.parametrize("env_level, quiet", [(None, True), ("0", False)], ids=["default", "TF_CPP_MIN_LOG_LEVEL=0"])
+# The second case only shows TensorFlow's own lines coming through when asked for: slow, to keep the default run short.
+@pytest.mark.parametrize("env_level, quiet", [(None, True), pytest.param("0", False, marks=pytest.mark.slow)],
+                         ids=["default", "TF_CPP_MIN_LOG_LEVEL=0"])
 def test_tensorflow_start_up_lines_hidden_unless_asked_for(tmp_path, env_level, quiet):
     """A 2-step run prints only the program's own lines on stderr, unless the user sets TF_CPP_MIN_LOG_LEVEL
     (then TensorFlow's own start-up lines, e.g. its oneDNN notice, come through)."""
