@@ -139,6 +139,8 @@ def quick_run(tmp_path, *args):
     return r, json.loads(out.read_text())
 
 
+@pytest.mark.slow  # a TensorFlow start and four traced, timed and profiled steps (~17 s); the FLOP model and
+# TensorFlow's count are checked above, the flags below
 def test_quick_run_writes_json(tmp_path):
     r, res = quick_run(tmp_path)
     for key in ("command", "machine", "matmul", "rows", "ratios", "skipped", "loadavg_start", "loadavg_end"):
