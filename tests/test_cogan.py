@@ -300,15 +300,35 @@ def weights(gan):
     return [v.numpy() for v in gan.generator.variables + gan.discriminator.variables]
 
 
+def assert_progress_lines(logs, root):
+    """What a user plans with (cogan_tf/train.py's Progress): the start block naming the run, its length and
+    its outputs, a rate and time-left line every epoch here (no grids), TensorBoard events in the run's folder."""
+    import re
+
+    ck = os.path.join(str(root / "checkpoint"), "mnist_8_28")
+    board = os.path.join(str(root / "logs"), "cogan_mnist_8_28")
+    assert f" [*] no checkpoint in {ck}: starting a new run" in logs
+    assert " [*] cogan on mnist, batch 8: 2 epochs x 8 steps = 16 steps" in logs
+    assert (f" [*] outputs: checkpoints {ck}; grids {root / 'samples'}; SavedModel {root / 'export' / 'cogan'}; "
+            f"TensorBoard {board} (tensorboard --logdir {root / 'logs'})") in logs
+    rates = [line for line in logs if line.startswith(" [*] step ")]
+    assert [line.split(":")[0] for line in rates] == [" [*] step 8/16", " [*] step 16/16"]
+    assert re.fullmatch(r" \[\*\] step 8/16: \d+\.\d{3} s/step, \d+ s left", rates[0]), rates[0]
+    assert os.listdir(root / "logs") == ["cogan_mnist_8_28"] and os.listdir(board)
+
+
 def test_resume_continues_exactly(tmp_path):
     x = fake_domains(64)
     # Uninterrupted: 2 epochs of 8 steps.
-    full = runner.run(FAITHFUL, train_cfg(tmp_path / "a", epoch=2), arrays=x, log=lambda s: None)
+    full_logs = []
+    full = runner.run(FAITHFUL, train_cfg(tmp_path / "a", epoch=2), arrays=x, log=full_logs.append)
+    assert_progress_lines(full_logs, tmp_path / "a")
     # Interrupted after 5 steps (checkpoint at the end), then resumed in a fresh GAN object.
     runner.run(FAITHFUL, train_cfg(tmp_path / "b", epoch=2, max_steps=5), arrays=x, log=lambda s: None)
     logs = []
     resumed = runner.run(FAITHFUL, train_cfg(tmp_path / "b", epoch=2), arrays=x, log=logs.append)
     assert any("Load SUCCESS" in line and "step 5" in line for line in logs)
+    assert " [*] cogan on mnist, batch 8: 2 epochs x 8 steps = 16 steps, resuming at step 5" in logs
     assert int(resumed.g_opt.iterations) == int(full.g_opt.iterations) == 32
     for a, b in zip(weights(full), weights(resumed)):
         np.testing.assert_allclose(a, b, atol=1e-5)

@@ -1,6 +1,5 @@
-"""What a user plans with: the start block (run, length, outputs, the TensorBoard command), the rate and
-time-left lines, the progress bar instead of the per-step lines, TensorBoard events in one folder per
-run, and quiet, neutral start-up and stop lines."""
+"""What a user plans with: the progress bar instead of the per-step lines, durations for humans, and a quiet
+start-up (the start block, rate lines and per-run TensorBoard folder: tests/test_cogan.py's resume test)."""
 
 import os
 import re
@@ -19,29 +18,8 @@ def fake_domains(n=64):
     return [x, 255 - x]
 
 
-def test_start_block_rate_lines_and_one_tensorboard_folder_per_run(tmp_path):
-    logs = []
-    # 64 images of batch 8: 8 steps an epoch; no grids (sample_every 0), so a rate line every epoch.
-    cfg = train_config(tmp_path, batch_size=8, epoch=2, log_every=1)
-    runner.run(C.CoganConfig(), cfg, arrays=fake_domains(), log=logs.append)
-    ck = os.path.join(str(tmp_path / "checkpoint"), "mnist_8_28")
-    board = os.path.join(str(tmp_path / "logs"), "cogan_mnist_8_28")
-    assert f" [*] no checkpoint in {ck}: starting a new run" in logs
-    assert " [*] cogan on mnist, batch 8: 2 epochs x 8 steps = 16 steps" in logs
-    assert (f" [*] outputs: checkpoints {ck}; grids {tmp_path / 'samples'}; SavedModel {tmp_path / 'export' / 'cogan'}; "
-            f"TensorBoard {board} (tensorboard --logdir {tmp_path / 'logs'})") in logs
-    rates = [line for line in logs if line.startswith(" [*] step ")]
-    assert [line.split(":")[0] for line in rates] == [" [*] step 8/16", " [*] step 16/16"]
-    assert re.fullmatch(r" \[\*\] step 8/16: \d+\.\d{3} s/step, \d+ s left", rates[0]), rates[0]
-    assert len([line for line in logs if line.startswith("Epoch:")]) == 16  # the original's lines, unchanged
-    assert os.listdir(tmp_path / "logs") == ["cogan_mnist_8_28"] and os.listdir(board)
-
-    # Resumed: the block says where it resumes, and the events stay in the run's folder.
-    logs.clear()
-    runner.run(C.CoganConfig(), train_config(tmp_path, batch_size=8, epoch=3, log_every=0), arrays=fake_domains(),
-               log=logs.append)
-    assert " [*] cogan on mnist, batch 8: 3 epochs x 8 steps = 24 steps, resuming at step 16" in logs
-    assert os.listdir(tmp_path / "logs") == ["cogan_mnist_8_28"]
+# The start block, the rate lines and the per-run TensorBoard folder are checked on test_cogan's resume runs
+# (assert_progress_lines), which train and resume anyway.
 
 
 def test_progress_bar_replaces_the_per_step_lines(tmp_path, capsys):
