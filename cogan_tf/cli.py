@@ -19,7 +19,7 @@ from cogan_tf.errors import DataError, GridError, RunStopped, UsageError
 # TensorFlow's C++ start-up chatter (CUDA probing on a machine without a GPU, oneDNN notices) hides the
 # program's own lines: quiet unless the user sets TF_CPP_MIN_LOG_LEVEL.
 QUIET_TENSORFLOW = "TF_CPP_MIN_LOG_LEVEL" not in os.environ
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # C++ errors during a run still show
 
 
 @contextlib.contextmanager
