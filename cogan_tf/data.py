@@ -2,6 +2,10 @@
 
 The IDX format (LeCun's): a 4-byte magic number ``0x00 0x00 <type> <ndim>``, ``ndim`` big-endian
 uint32 sizes, then the values in C order. MNIST and Fashion-MNIST ship four such files each.
+
+Every load verifies what it reads (:func:`read_dataset_file`): a file that claims to be one of the
+canonical files, by its size or by its header's shape, must have that file's sha256; any other IDX file
+(a small test set, a dataset of one's own) is read as it is.
 """
 
 from __future__ import annotations
@@ -42,6 +46,9 @@ CHECKSUMS: Dict[str, Dict[str, Tuple[str, int]]] = {
     },
 }
 DATASETS = tuple(CHECKSUMS)
+# The shape each canonical file's header declares (the same for both datasets).
+CANONICAL_SHAPES = {TRAIN_IMAGES: (60000, 28, 28), TRAIN_LABELS: (60000,),
+                    TEST_IMAGES: (10000, 28, 28), TEST_LABELS: (10000,)}
 IMAGE_SIZE = (28, 28)  # rows, cols of every image of both datasets
 INVERT_DIR = "invert"
 
@@ -80,14 +87,21 @@ def parse_idx(data: bytes, name: str = "<bytes>") -> np.ndarray:
     return arr.astype(dtype.newbyteorder("="), copy=False)
 
 
-def read_idx(path: str) -> np.ndarray:
-    """Read an IDX file (see :func:`parse_idx`); a clear :class:`DataError` for anything else."""
+def _read_bytes(path: str) -> bytes:
     if not os.path.exists(path):
         raise DataError(f"{path}: no such file")
     if not os.path.isfile(path):
         raise DataError(f"{path}: not a file")
-    with open(path, "rb") as f:
-        return parse_idx(f.read(), path)
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise DataError(f"{path}: cannot read ({e.strerror or e})") from None
+
+
+def read_idx(path: str) -> np.ndarray:
+    """Read an IDX file (see :func:`parse_idx`); a clear :class:`DataError` for anything else."""
+    return parse_idx(_read_bytes(path), path)
 
 
 def encode_idx(array: np.ndarray) -> bytes:
@@ -128,8 +142,48 @@ def _missing(path: str, dataset: str) -> DataError:
     return DataError(f"{path}: not found; run `python download.py {dataset}` first")
 
 
+def _header_shape(content: bytes) -> Optional[Tuple[int, ...]]:
+    """The shape an IDX header declares, or None when there is no readable header."""
+    if len(content) < 4 or content[:2] != b"\x00\x00":
+        return None
+    end = 4 + 4 * content[3]
+    return struct.unpack(f">{content[3]}I", content[4:end]) if len(content) >= end else None
+
+
+def verify_canonical(content: bytes, path: str, dataset: str, name: str) -> None:
+    """Refuse ``content`` (the file ``name`` of ``dataset``, read from ``path``) when it claims to be the
+    canonical file and is not. It claims to be when it has the canonical file's size, or when its header
+    declares the canonical shape (60,000 or 10,000 images of 28x28, or as many labels); it then must have
+    the canonical sha256. Any other file (a small test set, a dataset of one's own) passes as it is."""
+    digest, size = CHECKSUMS[dataset][name]
+    if len(content) != size and _header_shape(content) != CANONICAL_SHAPES[name]:
+        return  # not meant to be the canonical file: read as it is
+    if len(content) != size:
+        why = f"{len(content)} bytes, the canonical file has {size}"
+    elif hashlib.sha256(content).hexdigest() != digest:
+        why = "its sha256 is not the canonical file's"
+    else:
+        return
+    raise DataError(f"{path}: damaged ({why}); run `python download.py {dataset}` to fetch it again")
+
+
+def read_dataset_file(data_dir: str, dataset: str, name: str) -> np.ndarray:
+    """One of the four IDX files of ``dataset``, verified (:func:`verify_canonical`) and decoded.
+
+    Hashing costs little next to reading: the 47 MB of training images hash in 0.03 to 0.05 s (and read in
+    0.03 to 0.07 s) on a busy 2-core machine, so every load hashes and no stamp of past checks is kept.
+    """
+    path = os.path.join(dataset_dir(data_dir, dataset), name)
+    if not os.path.exists(path):
+        raise _missing(path, dataset)
+    content = _read_bytes(path)
+    verify_canonical(content, path, dataset, name)
+    return parse_idx(content, path)
+
+
 def load_split(data_dir: str, dataset: str, split: str) -> Tuple[np.ndarray, np.ndarray]:
-    """Images (N, 28, 28, 1) uint8 and labels (N,) uint8 of one split ("train" or "test")."""
+    """Images (N, 28, 28, 1) uint8 and labels (N,) uint8 of one split ("train" or "test"), both files
+    verified (:func:`read_dataset_file`)."""
     check_dataset_name(dataset)
     image_name, label_name = SPLIT_FILES[split]
     image_path = os.path.join(dataset_dir(data_dir, dataset), image_name)
@@ -137,8 +191,8 @@ def load_split(data_dir: str, dataset: str, split: str) -> Tuple[np.ndarray, np.
     for p in (image_path, label_path):
         if not os.path.exists(p):
             raise _missing(p, dataset)
-    images = read_idx(image_path)
-    labels = read_idx(label_path)
+    images = read_dataset_file(data_dir, dataset, image_name)
+    labels = read_dataset_file(data_dir, dataset, label_name)
     if images.ndim != 3 or images.dtype != np.uint8:
         raise DataError(f"{image_path}: expected uint8 images of shape (N, rows, cols), got {images.dtype} {images.shape}")
     if images.shape[1:] != IMAGE_SIZE:
@@ -155,7 +209,8 @@ def inverted_path(data_dir: str, dataset: str, image_name: str) -> str:
 
 
 def write_inverted(data_dir: str, dataset: str = "mnist", log=print) -> Dict[str, str]:
-    """Write ``255 - x`` of both image files as uint8 .npy (N, 28, 28, 1) under ``<dataset>/invert/``.
+    """Write ``255 - x`` of both image files (verified, see :func:`read_dataset_file`) as uint8 .npy
+    (N, 28, 28, 1) under ``<dataset>/invert/``.
 
     Idempotent: a file that already holds the right content is left alone; each file is written
     atomically. Returns {image file name: .npy path}.
@@ -164,10 +219,7 @@ def write_inverted(data_dir: str, dataset: str = "mnist", log=print) -> Dict[str
     out = {}
     for split in ("train", "test"):
         image_name = SPLIT_FILES[split][0]
-        src = os.path.join(dataset_dir(data_dir, dataset), image_name)
-        if not os.path.exists(src):
-            raise _missing(src, dataset)
-        inverted = (255 - read_idx(src))[..., None].astype(np.uint8)
+        inverted = (255 - read_dataset_file(data_dir, dataset, image_name))[..., None].astype(np.uint8)
         dst = inverted_path(data_dir, dataset, image_name)
         if os.path.exists(dst):
             try:

@@ -1,4 +1,5 @@
 import os
+import shutil
 import subprocess
 import sys
 
@@ -179,3 +180,101 @@ def test_make_dataset_seeded_shuffle_drop_remainder_and_resume():
     assert sorted(e0) == sorted(e1) == list(range(10)) and not np.array_equal(e0, e1)
     with pytest.raises(ValueError, match="batch_size 11"):
         data.make_dataset([a], 11)
+
+
+# --- The canonical files are verified on every load -------------------------------------------------
+
+CANONICAL_COUNT = {"train": 60000, "test": 10000}
+
+
+def write_canonical_shaped(data_dir, dataset, split, seed=0):
+    """A split whose two files have the canonical shape (60,000 or 10,000 28x28 images and labels) but
+    random content: what a file damaged in the middle looks like to the loader. Returns the image path."""
+    rng = np.random.default_rng(seed)
+    n = CANONICAL_COUNT[split]
+    d = os.path.join(str(data_dir), dataset)
+    os.makedirs(d, exist_ok=True)
+    image_name, label_name = data.SPLIT_FILES[split]
+    data.write_idx(os.path.join(d, image_name), rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+    data.write_idx(os.path.join(d, label_name), rng.integers(0, 10, n, dtype=np.uint8))
+    return os.path.join(d, image_name)
+
+
+def damaged(path, dataset, why="its sha256 is not the canonical file's"):
+    return f"{path}: damaged ({why}); run `python download.py {dataset}` to fetch it again"
+
+
+@pytest.mark.parametrize("dataset", data.DATASETS)
+def test_a_canonical_shaped_file_must_be_the_canonical_one(tmp_path, dataset):
+    path = write_canonical_shaped(tmp_path, dataset, "test")
+    with pytest.raises(data.DataError) as e:
+        data.load_split(str(tmp_path), dataset, "test")
+    assert str(e.value) == damaged(path, dataset)
+
+
+def test_canonical_labels_are_verified_too(tmp_path):
+    write_fake_dataset(tmp_path, n_train=10, n_test=5)
+    path = str(tmp_path / "mnist" / data.TRAIN_LABELS)
+    data.write_idx(path, np.zeros(60000, np.uint8))
+    with pytest.raises(data.DataError) as e:
+        data.load_split(str(tmp_path), "mnist", "train")
+    assert str(e.value) == damaged(path, "mnist")
+
+
+def test_a_damaged_header_of_the_canonical_size_is_refused(tmp_path):
+    # 0x08 -> 0x09 (uint8 -> int8): same size, the header no longer claims the canonical shape and type.
+    path = write_canonical_shaped(tmp_path, "mnist", "test")
+    with open(path, "r+b") as f:
+        f.seek(2)
+        f.write(b"\x09")
+    with pytest.raises(data.DataError) as e:
+        data.load_split(str(tmp_path), "mnist", "test")
+    assert str(e.value) == damaged(path, "mnist")
+
+
+def test_a_truncated_canonical_file_names_the_download(tmp_path):
+    path = write_canonical_shaped(tmp_path, "fashion_mnist", "test")
+    with open(path, "r+b") as f:
+        f.truncate(7840016 - 784)
+    with pytest.raises(data.DataError) as e:
+        data.load_split(str(tmp_path), "fashion_mnist", "test")
+    assert str(e.value) == damaged(path, "fashion_mnist", "7839232 bytes, the canonical file has 7840016")
+
+
+def test_invert_script_refuses_a_damaged_canonical_file(tmp_path):
+    write_fake_dataset(tmp_path, n_train=20, n_test=10)
+    path = write_canonical_shaped(tmp_path, "mnist", "test")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "invert.py"), "--data_dir", str(tmp_path)],
+                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ["error: " + damaged(path, "mnist")]
+    assert not os.path.exists(data.inverted_path(str(tmp_path), "mnist", data.TEST_IMAGES))
+
+
+@pytest.mark.slow  # starts TensorFlow: 8 to 11 s
+def test_main_refuses_a_damaged_canonical_file(tmp_path):
+    write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
+    path = write_canonical_shaped(tmp_path / "data", "mnist", "test")
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--is_train", "True", "--batch_size", "8",
+                        "--max_steps", "0", "--data_dir", str(tmp_path / "data")], capture_output=True, text=True,
+                       cwd=str(tmp_path), timeout=300)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == "error: " + damaged(path, "mnist")
+    assert "Traceback" not in r.stderr
+    assert not os.path.exists(data.inverted_path(str(tmp_path / "data"), "mnist", data.TEST_IMAGES))
+
+
+@pytest.mark.network
+def test_real_mnist_loads_and_one_flipped_byte_is_refused(mnist_from_pypi, tmp_path):
+    real_dir, _ = mnist_from_pypi
+    for split in ("train", "test"):
+        assert len(data.load_split(real_dir, "mnist", split)[1]) == CANONICAL_COUNT[split]
+    copy = tmp_path / "mnist"
+    shutil.copytree(os.path.join(real_dir, "mnist"), copy, ignore=shutil.ignore_patterns("invert", "classifier"))
+    path = copy / data.TRAIN_IMAGES
+    content = bytearray(path.read_bytes())
+    content[len(content) // 2] ^= 0xFF
+    path.write_bytes(bytes(content))
+    with pytest.raises(data.DataError) as e:
+        data.load_split(str(tmp_path), "mnist", "train")
+    assert str(e.value) == damaged(str(path), "mnist")
