@@ -10,6 +10,7 @@ canonical files, by its size or by its header's shape, must have that file's sha
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import struct
@@ -212,8 +213,8 @@ def write_inverted(data_dir: str, dataset: str = "mnist", log=print) -> Dict[str
     """Write ``255 - x`` of both image files (verified, see :func:`read_dataset_file`) as uint8 .npy
     (N, 28, 28, 1) under ``<dataset>/invert/``.
 
-    Idempotent: a file that already holds the right content is left alone; each file is written
-    atomically. Returns {image file name: .npy path}.
+    Idempotent: a file that already holds the right content is left alone, so a read-only folder whose
+    files are right is fine; each file is written atomically. Returns {image file name: .npy path}.
     """
     check_dataset_name(dataset)
     out = {}
@@ -230,12 +231,29 @@ def write_inverted(data_dir: str, dataset: str = "mnist", log=print) -> Dict[str
             except DataError:
                 pass
             log(f"{dst}: stale or damaged, rewriting")
-        with fileio.atomic_path(dst) as tmp:
-            with open(tmp, "wb") as f:
-                np.save(f, inverted)
+        try:
+            with fileio.atomic_path(dst) as tmp:
+                with open(tmp, "wb") as f:
+                    np.save(f, inverted)
+        except OSError as e:
+            raise _unwritable(e, dst, data_dir, dataset) from None
         log(f"{dst}: wrote {inverted.shape} uint8")
         out[image_name] = dst
     return out
+
+
+def _unwritable(e: OSError, dst: str, data_dir: str, dataset: str) -> DataError:
+    """The one line for an inverted file that cannot be written: the folder that refused, and what to do."""
+    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DataError(f"{dst}: cannot write ({e.strerror or e})")
+    # The invert folder when it exists, else the dataset folder it could not be made in.
+    folder = os.path.dirname(dst)
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    return DataError(
+        f"{folder}: not writable ({e.strerror}), so the inverted images cannot be written there; make it writable, "
+        f"run `python invert.py --data_dir {data_dir} --dataset {dataset}` as a user who can write it, or point "
+        f"--data_dir at a writable copy of {dataset_dir(data_dir, dataset)}")
 
 
 def _read_npy_images(path: str) -> np.ndarray:

@@ -1,3 +1,5 @@
+import ctypes
+import errno
 import os
 import shutil
 import subprocess
@@ -278,3 +280,97 @@ def test_real_mnist_loads_and_one_flipped_byte_is_refused(mnist_from_pypi, tmp_p
     with pytest.raises(data.DataError) as e:
         data.load_split(str(tmp_path), "mnist", "train")
     assert str(e.value) == damaged(str(path), "mnist")
+
+
+# --- A read-only data folder --------------------------------------------------------------------------
+
+
+def drop_root_override():
+    """preexec_fn: root ignores permission bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). Dropped from the
+    child's bounding set before it execs, they are gone from the new program, so a chmod 555 folder is
+    read-only to it as to any other user; the child keeps uid 0, so it still reads root's files."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_unprivileged(script, *args, cwd=None):
+    """Run one of the root scripts as a process that obeys file permissions, even when the tests run as root."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300,
+                          preexec_fn=drop_root_override if os.geteuid() == 0 else None)
+
+
+@pytest.fixture
+def read_only():
+    """chmod 555 the folders given to it; their modes come back after the test (tmp_path is cleaned up)."""
+    done = []
+
+    def make(*paths):
+        for p in paths:
+            done.append((p, os.stat(p).st_mode))
+            os.chmod(p, 0o555)
+
+    yield make
+    for p, mode in reversed(done):
+        os.chmod(p, mode)
+
+
+def not_writable(folder, data_dir):
+    return (f"{folder}: not writable (Permission denied), so the inverted images cannot be written there; make it "
+            f"writable, run `python invert.py --data_dir {data_dir} --dataset mnist` as a user who can write it, "
+            f"or point --data_dir at a writable copy of {data_dir}/mnist")
+
+
+@pytest.mark.parametrize("which", ["dataset folder", "invert folder"])
+def test_invert_script_read_only_folder_is_one_line(tmp_path, read_only, which):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
+    folder = os.path.join(data_dir, "mnist")
+    if which == "invert folder":
+        folder = os.path.join(folder, data.INVERT_DIR)
+        os.makedirs(folder)
+    read_only(folder)
+    r = run_unprivileged("invert.py", "--data_dir", data_dir)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == ["error: " + not_writable(folder, data_dir)]
+    assert not os.path.exists(data.inverted_path(data_dir, "mnist", data.TRAIN_IMAGES))
+
+
+def test_invert_script_read_only_folder_already_inverted_just_works(tmp_path, read_only):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
+    data.write_inverted(data_dir, "mnist", log=lambda s: None)
+    read_only(os.path.join(data_dir, "mnist"), os.path.join(data_dir, "mnist", data.INVERT_DIR))
+    r = run_unprivileged("invert.py", "--data_dir", data_dir)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.count("up to date") == 2
+
+
+@pytest.mark.slow  # two runs of main.py, each starting TensorFlow
+def test_main_read_only_folder_one_line_then_works_once_inverted(tmp_path, read_only):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
+    folder = os.path.join(data_dir, "mnist")
+    read_only(folder)
+    args = ("--is_train", "True", "--batch_size", "8", "--max_steps", "0", "--data_dir", data_dir)
+    r = run_unprivileged("main.py", *args, cwd=tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines()[-1] == "error: " + not_writable(folder, data_dir)
+    assert "Traceback" not in r.stderr
+    # What the message says: invert.py as a user who can write the folder; then the read-only folder is enough.
+    os.chmod(folder, 0o755)
+    data.write_inverted(data_dir, "mnist", log=lambda s: None)
+    read_only(folder, os.path.join(folder, data.INVERT_DIR))
+    r = run_unprivileged("main.py", *args, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_invert_other_write_failures_are_one_line(fake_data_dir, monkeypatch):
+    def full(*_):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(data.np, "save", full)
+    dst = data.inverted_path(fake_data_dir, "mnist", data.TRAIN_IMAGES)
+    with pytest.raises(data.DataError) as e:
+        data.write_inverted(fake_data_dir, "mnist", log=lambda s: None)
+    assert str(e.value) == f"{dst}: cannot write (No space left on device)"
+    assert os.listdir(os.path.dirname(dst)) == []

@@ -1,9 +1,9 @@
 """python invert.py: write the inverted digits (255 - x) that the CoGAN's second domain trains on.
 
 Writes ./data/mnist/invert/train-images-idx3-ubyte.npy and t10k-images-idx3-ubyte.npy, uint8,
-shape (N, 28, 28, 1). Safe to run again: files already right are left alone. The image files are
-checked against their known sha256 first: a damaged one is refused, naming the download that fetches it
-again.
+shape (N, 28, 28, 1). Safe to run again: files already right are left alone, so a read-only folder that
+already holds them is fine. The image files are checked against their known sha256 first: a damaged one
+is refused, naming the download that fetches it again.
 """
 
 from absl import flags
