@@ -145,7 +145,7 @@ def test_failed_checkpoint_write_leaves_no_debris(two_checkpoints):
     try:
         with pytest.raises(RunStopped, match=rf"^could not write the checkpoint {d}/CoGAN.model-6 \(.*\); nothing "
                                              rf"half-written is left and the newest checkpoint, {d}/CoGAN.model-5, "
-                                             "is the last good one: free space"):
+                                             "is the last good one: free disk space"):
             run(tmp_path, max_steps=5)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
@@ -269,7 +269,7 @@ def test_unwritable_output_directory_refused_before_tensorflow(tmp_path, flag, i
     p = main_py(tmp_path, "--is_train", is_train, f"--{flag}", "afile/sub", "--data_dir", str(tmp_path / "nodata"))
     out, err = p.communicate(timeout=120)
     assert p.returncode == 2
-    where = "afile/sub/mnist_128_28" if flag == "checkpoint_dir" else "afile/sub"
+    where = {"checkpoint_dir": "afile/sub/mnist_128_28", "log_dir": "afile/sub/cogan_mnist_128_28"}.get(flag, "afile/sub")
     assert err.strip().splitlines() == [
         f"error: --{flag}=afile/sub: cannot write into {where} (afile is a file); pick another directory"], err
 
