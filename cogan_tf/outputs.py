@@ -82,10 +82,11 @@ def unwritable_dir(path: str) -> Optional[str]:
         return e.strerror or str(e)
     finally:
         for d in reversed(created):
-            try:
-                os.rmdir(d)
-            except OSError:
-                break
+            if os.path.isdir(d):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
     return None
 
 
