@@ -9,6 +9,7 @@ every function here that needs config.json takes that record.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import math
 import os
 import re
@@ -19,16 +20,19 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as config_lib, fileio
-from cogan_tf.errors import RunStopped, UsageError
+from cogan_tf.errors import RunStopped, UsageError, first_line
 from cogan_tf.gan import GAN, RunState
 from cogan_tf.rundir import RunRecord, checkpoint_numbers
 
 
-def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True) -> tf.train.Checkpoint:
-    # Models, optimizers, the step counter (= data position: the order is a function of the random seed) and
-    # the RNG state, all in one checkpoint. Without ``optimizers``: what sampling and export read.
+def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, path: Optional[str] = None) -> tf.train.Checkpoint:
+    # Models, optimizers, the step counter (= data position: the order is a function of the random seed),
+    # the RNG state and the epoch's losses so far, all in one checkpoint. Without ``optimizers``: what
+    # sampling and export read. ``path``: the checkpoint to be restored, which may predate the epoch's losses.
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
+    if path is None or any(name.startswith("epoch_losses/") for name, _ in tf.train.list_variables(path)):
+        objects["epoch_losses"] = loop.epoch_losses
     return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
 
 
@@ -114,10 +118,7 @@ def _write_checkpoint_state(ckpt_dir: str, name: str) -> None:
                              f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
 
 
-def _why(e: BaseException) -> str:
-    """The first line of an exception, without TensorFlow's ``{{function_node ...}}`` prefix."""
-    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e)).strip().splitlines()
-    return f"{type(e).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
+_why = first_line
 
 
 def remove_save_debris(ckpt_dir: str, prefix: str, keep: Optional[set] = None) -> None:
@@ -159,7 +160,8 @@ def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True) -
         try:
             # Without the optimizers: evaluation does not use them, and a float16 run's (LossScaleOptimizer
             # around Adam) do not restore into another precision's plain Adam; the weights are float32.
-            status = checkpoint(loop, gan, optimizers=training).restore(os.path.join(ckpt_dir, name))
+            path = os.path.join(ckpt_dir, name)
+            status = checkpoint(loop, gan, optimizers=training, path=path).restore(path)
             status.assert_existing_objects_matched()
             if not training:
                 status.expect_partial()
@@ -200,6 +202,13 @@ def nonfinite_variables(gan: GAN) -> List[str]:
     return bad
 
 
+def is_disk_full(e: BaseException) -> bool:
+    """A write that failed for want of space (a full disk, a quota, a file-size limit), not a bad folder.
+    TensorFlow's errors carry no errno, only its text."""
+    codes = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+    return getattr(e, "errno", None) in codes or any(os.strerror(c) in str(e) for c in codes)
+
+
 class Saver:
     """Checkpoint writes of one run: never a non-finite checkpoint, never debris from a failed write."""
 
@@ -229,9 +238,11 @@ class Saver:
             self.last = self.manager.save(checkpoint_number=counter)
         except (tf.errors.OpError, OSError) as e:
             remove_save_debris(ckpt_dir, self.gan.checkpoint_prefix, keep=before)
+            full = is_disk_full(e)
             raise RunStopped(f"could not write the checkpoint {os.path.join(ckpt_dir, self.gan.checkpoint_prefix)}-"
-                             f"{counter} ({_why(e)}); nothing half-written is left and {self.kept()}: free space "
-                             "(or fix the directory) and run the same command to resume") from None
+                             f"{counter} ({_why(e)}); nothing half-written is left and {self.kept()}: "
+                             f"{'free disk space' if full else 'fix the folder'} and run the same command to resume"
+                             ) from None
         self.gan.checkpoint_saved(self.loop, self.ckpt, self.last)
         return self.last
 

@@ -58,6 +58,17 @@ def start_tensorflow():
 _BOOL_WORDS = {"true", "false", "1", "0", "yes", "no", "t", "f"}
 
 
+def bad_bool_value(argv: Sequence[str], flag_values=flags.FLAGS):
+    """``--is_train maybe``: the one-line refusal of a word after a boolean flag that is not a truth
+    value (absl would call it an unexpected argument), else None."""
+    for arg, nxt in zip(argv, argv[1:]):
+        name = arg[2:] if arg.startswith("--") and "=" not in arg else None
+        fl = flag_values[name] if name and name in flag_values else None
+        if fl is not None and fl.boolean and not nxt.startswith("-") and nxt.lower() not in _BOOL_WORDS:
+            return f"{arg} {nxt}: expected True or False"
+    return None
+
+
 def fold_bool_args(argv: Sequence[str], flag_values=flags.FLAGS) -> List[str]:
     """Turn ``--name True`` into ``--name=True`` for boolean flags (the original's spelling)."""
     out: List[str] = []
@@ -126,4 +137,8 @@ def run(main: Callable[[List[str]], int], known_errors=()) -> None:
             print("error: interrupted (Ctrl-C)", file=sys.stderr)
             return 130
 
+    bad = bad_bool_value(sys.argv[1:])
+    if bad:
+        print(f"error: {bad}", file=sys.stderr)
+        sys.exit(2)
     app.run(wrapped, argv=fold_bool_args(sys.argv))

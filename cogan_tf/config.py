@@ -173,6 +173,8 @@ class TrainConfig:
     val_size: int = 0
     # Checkpoints kept in the checkpoint directory (the oldest are deleted); None keeps all of them.
     keep_checkpoints: Optional[int] = 5
+    # A second run on a checkpoint folder another run holds: False refuses it, True waits for the other to end.
+    wait_for_lock: bool = False
 
 
 # Each original's run defaults: TrainConfig's own defaults are the CoGAN's, so build a run of another

@@ -43,3 +43,12 @@ class SourceFailed(Exception):
 
 class FileFailed(Exception):
     """One file could not be had from one download source; the source may still have the others."""
+
+
+def first_line(e: BaseException) -> str:
+    """``<ExceptionType>: <first line of its message>``, without TensorFlow's ``{{function_node ...}}``
+    prefix: a failure from deep inside a library, told in one line."""
+    import re
+
+    text = re.sub(r"\{\{[^}]*\}\}\s*", "", str(e)).strip().splitlines()
+    return f"{type(e).__name__}: {text[0][:200] if text else ''}".rstrip(": ")

@@ -11,7 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from typing import Iterator, Optional
+from typing import Iterator
 
 
 @contextlib.contextmanager
@@ -39,6 +39,7 @@ def atomic_path(path: str, is_dir: bool = False) -> Iterator[str]:
                 old = tempfile.mkdtemp(prefix=f".old-{base}-", dir=parent)
                 os.rmdir(old)
                 os.rename(path, old)
+            os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp made it 0700: the user's umask instead
             os.rename(tmp, path)
             if old is not None:
                 shutil.rmtree(old, ignore_errors=True)
@@ -53,22 +54,10 @@ def atomic_path(path: str, is_dir: bool = False) -> Iterator[str]:
         raise
 
 
-def unwritable_dir(path: str) -> Optional[str]:
-    """Why ``path`` cannot be used as an output directory, or None: it is created if missing and a
-    probe file is written into it and removed."""
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as e:
-        existing = path
-        while existing and not os.path.exists(existing):
-            existing = os.path.dirname(existing)
-        if existing and not os.path.isdir(existing):
-            return f"{existing} is a file"
-        return e.strerror or str(e)
-    return None
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: str, data: bytes) -> None:

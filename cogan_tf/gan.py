@@ -9,8 +9,9 @@ and checkpoints saved when ``counter % save_every == 2`` (and at the end), named
 
 from __future__ import annotations
 
+import json
 import os
-from typing import Dict, List, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -158,6 +159,9 @@ class RunState:
         self.log = log  # where hooks print their lines (the original's stdout)
         self.ckpt_dir = os.path.join(cfg.checkpoint_dir, gan.checkpoint_subdir())
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # JSON {"epoch": e, "losses": {name: [value per step]}}: the current epoch's losses at the last
+        # checkpoint, so a resumed epoch's mean covers all its steps.
+        self.epoch_losses = tf.Variable("", dtype=tf.string, trainable=False, name="epoch_losses")
         self.writer = None
         self.steps_per_epoch = 0
         self.arrays: List[np.ndarray] = []
@@ -166,6 +170,24 @@ class RunState:
     def counter(self) -> int:
         """The original's counter: 1 before the first step, +1 per step."""
         return int(self.step.numpy()) + 1
+
+    def record_epoch_losses(self, epoch_losses: Dict[str, List[float]]) -> None:
+        """Store the losses of the epoch the latest step belongs to, for the next checkpoint."""
+        epoch = (int(self.step.numpy()) - 1) // max(self.steps_per_epoch, 1)
+        self.epoch_losses.assign(json.dumps({"epoch": epoch, "losses": epoch_losses}))
+
+    def restored_epoch_losses(self, step: int) -> Tuple[Dict[str, List[float]], Optional[int]]:
+        """(the current epoch's losses before ``step``, from the checkpoint; the epoch whose end-of-epoch
+        work is still to do, or None). The latter when a run stopped in an epoch's last step before that work."""
+        raw = self.epoch_losses.numpy().decode()
+        if not raw or not step:
+            return {}, None
+        saved = json.loads(raw)
+        epoch, losses = saved["epoch"], saved["losses"]
+        spe = self.steps_per_epoch
+        if step % spe:
+            return (losses if epoch == step // spe else {}), None
+        return ({}, None) if not losses or epoch != step // spe - 1 else (losses, epoch)
 
     def scalar_summaries(self, values: Dict[str, float], step: int) -> None:
         if self.writer is None:

@@ -162,22 +162,3 @@ def other_runs(model_cfg: ModelConfig, train_cfg: TrainConfig) -> list:
                     train_cfg, batch_size=saved.get("batch_size")))) == os.path.abspath(d)):
             out.append((d, saved.get("batch_size")))
     return out
-
-
-def output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True) -> dict:
-    """Flag -> directory this run writes into: training writes checkpoints, grids, TensorBoard logs and
-    the export; evaluation its grids and the export."""
-    if training:
-        return {"checkpoint_dir": run_checkpoint_dir(model_cfg, train_cfg), "sample_dir": train_cfg.sample_dir,
-                "log_dir": train_cfg.log_dir, "export_dir": train_cfg.export_dir}
-    return {"evaluate_dir": train_cfg.evaluate_dir, "export_dir": train_cfg.export_dir}
-
-
-def check_output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True) -> None:
-    """Create every directory the run writes into and write a probe file there, so that a path under a
-    regular file (or on a read-only disk) is refused in one line before training, not after it."""
-    for flag, path in output_dirs(model_cfg, train_cfg, training).items():
-        why = fileio.unwritable_dir(path)
-        if why:
-            raise UsageError(f"--{flag}={getattr(train_cfg, flag)}: cannot write into {path} ({why}); "
-                             "pick another directory")

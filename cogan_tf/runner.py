@@ -8,7 +8,7 @@ import dataclasses
 import os
 from typing import Optional, Sequence
 
-from cogan_tf import checkpoints, config as config_lib, gan as gan_lib, rundir, train
+from cogan_tf import checkpoints, config as config_lib, gan as gan_lib, outputs, rundir, train
 from cogan_tf.errors import DataError
 
 
@@ -75,7 +75,7 @@ def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log
 
     Evaluation rebuilds the architecture config.json records (see :func:`stored_model_config`;
     ``explicit``: the model-config fields set by flags); training-only settings never block it."""
-    rundir.check_output_dirs(model_cfg, train_cfg, training=is_train)
+    outputs.check_output_dirs(model_cfg, train_cfg, training=is_train)
     # What the checkpoint directory holds, read once for the whole run.
     record = rundir.RunRecord.read(rundir.run_checkpoint_dir(model_cfg, train_cfg))
     if not is_train:

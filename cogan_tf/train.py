@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import checkpoints, data, rundir
-from cogan_tf.errors import RunStopped, UsageError
+from cogan_tf import checkpoints, data, outputs, rundir
+from cogan_tf.errors import RunStopped, UsageError, first_line
 from cogan_tf.gan import GAN, RunState, build_gan
 
 
@@ -56,6 +56,11 @@ class StopSignals:
         name = signal.Signals(self.signum).name
         return RunStopped(f"stopped by {name} after step {step}: saved {saved}{what}; run the same command to "
                           "resume", status=128 + self.signum, requested=True)
+
+    def during_export(self, saved: str, exported: str) -> RunStopped:
+        name = signal.Signals(self.signum).name
+        return RunStopped(f"stopped by {name} during the export, which was let finish: the training is complete, "
+                          f"saved {saved}, exported {exported}", status=128 + self.signum, requested=True)
 
 
 def _duration(seconds: float) -> str:
@@ -128,8 +133,25 @@ def _prepare(gan: GAN, record: rundir.RunRecord, log=print, training: bool = Tru
         log(f" [*] mixed precision: {cfg.mixed_precision} (float32 variables"
             + (", dynamic loss scaling)" if cfg.mixed_precision == "mixed_float16" else ")"))
     if training:
+        # Only under the run's lock: another run's save in progress is not debris.
+        outputs.RunLock.acquire(loop.ckpt_dir, wait=cfg.wait_for_lock, log=log)
         checkpoints.remove_save_debris(loop.ckpt_dir, gan.checkpoint_prefix)  # of a write killed midway
+        outputs.clean_export_leftovers(outputs.export_target(cfg), log)
     return loop, checkpoints.restore_newest(loop, gan, log, training=training)
+
+
+def due(counter: int, every: int, phase: int) -> bool:
+    """The original's schedule, ``counter % every == phase`` (grids at 1, checkpoints at 2 with every
+    100 / 500), kept for every ``every`` >= 1: the phase is taken modulo ``every``, else ``--save_every 1``
+    or ``2`` would never fire."""
+    return bool(every) and counter % every == phase % every
+
+
+def _output_failure(e: OSError) -> str:
+    """``<file> (<reason>)`` of a failed write, and what to do about it."""
+    what = f"{e.filename} ({e.strerror})" if getattr(e, "filename", None) else str(e)
+    fix = "free disk space" if checkpoints.is_disk_full(e) else "fix the folder"
+    return f"could not write {what}; {fix}"
 
 
 def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunState:
@@ -137,10 +159,11 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
 
     Stops with a one-line :class:`RunStopped` error on a non-finite loss (nothing saved: the newest
     checkpoint stays the last good one), on SIGINT/SIGTERM (after a checkpoint of the current step),
-    and when a checkpoint cannot be written (no half-written files left). ``record``: the run
-    directory's record if the caller has read it (:func:`cogan_tf.runner.run`)."""
+    when a checkpoint cannot be written (no half-written files left), and when a grid or the export
+    cannot be written (after a checkpoint of the current step). ``record``: the run directory's record
+    if the caller has read it (:func:`cogan_tf.runner.run`)."""
     cfg = gan.cfg
-    rundir.check_output_dirs(gan.model_cfg, cfg, training=True)
+    outputs.check_output_dirs(gan.model_cfg, cfg, training=True)
     record = _record(gan, record)
     loop, restored = _prepare(gan, record, log)
     loop.arrays = arrays = gan.training_arrays()
@@ -162,19 +185,36 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
         hint = _other_runs_hint(gan)
         if hint:
             log(f" [!] new run in {loop.ckpt_dir}, whose export will replace "
-                f"{os.path.join(cfg.export_dir, gan.name)}; {hint}")
+                f"{outputs.export_target(cfg)}; {hint}")
     rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
     saver = checkpoints.Saver(loop, gan, restored)
 
-    # One TensorBoard folder per run (model, dataset, batch size), as its checkpoint folder.
-    log_dir = os.path.join(cfg.log_dir, f"{gan.name}_{os.path.basename(loop.ckpt_dir)}")
+    log_dir = outputs.tensorboard_dir(gan.model_cfg, cfg)
     loop.writer = tf.summary.create_file_writer(log_dir)
     step_fn = tf.function(gan.train_step, jit_compile=cfg.jit_compile)
     start = time.time()
     step = int(loop.step.numpy())
     progress = Progress(gan, loop, step, total, log_dir, log)
-    epoch_losses: Dict[str, List[float]] = {}
+    # Each loss of every step of the epoch so far, checkpointed: the epoch's means survive a resume.
+    epoch_losses, unfinished_epoch = loop.restored_epoch_losses(step)
     with StopSignals() as stop, contextlib.closing(progress):
+
+        def save(counter: int) -> str:
+            loop.record_epoch_losses(epoch_losses)
+            return saver.save(counter, step)
+
+        def write_outputs(work, *args) -> None:
+            """A grid or plot that cannot be written stops the run after a checkpoint of this step."""
+            try:
+                work(*args)
+            except OSError as e:
+                kept = save(step + 1) if saver.counter_of_last() != step + 1 else saver.last
+                raise RunStopped(f"step {step}: {_output_failure(e)}, then run the same command to resume "
+                                 f"(saved {kept})") from None
+
+        if unfinished_epoch is not None:  # a stop came between an epoch's last step and its records
+            write_outputs(gan.end_of_epoch, loop, unfinished_epoch, _means(epoch_losses))
+            epoch_losses = {}
         while step < total:
             epoch, first_idx = divmod(step, spe)
             ds = data.make_dataset(arrays, cfg.batch_size, seeds=gan.shuffle_seeds(),
@@ -197,30 +237,49 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
                 if cfg.log_every and progress.bar is None and (step % cfg.log_every == 0 or step == total):
                     log(gan.log_line(epoch, idx, spe, time.time() - start, losses))
                 loop.scalar_summaries(losses, step)
-                if cfg.sample_every and counter % cfg.sample_every == 1:
-                    gan.sample(loop, epoch, idx)
-                if cfg.save_every and counter % cfg.save_every == 2:
-                    saver.save(counter, step)
+                if due(counter, cfg.sample_every, 1):
+                    write_outputs(gan.sample, loop, epoch, idx)
+                if idx == spe - 1:  # before this step's checkpoint and any stop: a completed epoch's records
+                    write_outputs(gan.end_of_epoch, loop, epoch, _means(epoch_losses))
+                    epoch_losses = {}
+                if due(counter, cfg.save_every, 2):
+                    save(counter)
                 progress.step_done(step, losses)
                 if stop.signum is not None:
                     if saver.counter_of_last() != counter:
-                        saver.save(counter, step)
+                        save(counter)
                     loop.writer.flush()
                     raise stop.stopped(step, saver.last)
                 if step >= total:
                     break
-            if idx == spe - 1:
-                gan.end_of_epoch(loop, epoch, {k: float(np.mean(v)) for k, v in epoch_losses.items()})
-                epoch_losses = {}
-        gan.end_of_training(loop)
+        write_outputs(gan.end_of_training, loop)
         if saver.counter_of_last() != step + 1:
-            saver.save(step + 1, step)
+            save(step + 1)
         loop.writer.flush()
-        if stop.signum is not None:  # during the last epoch's or the training's end work
-            raise stop.stopped(step, saver.last, " (not exported)")
-    path = gan.export(cfg.export_dir)
+        if stop.signum is not None:  # during the training's end work
+            raise stop.stopped(step, saver.last, " (not exported: export it with --is_train False)")
+        path = _export(gan, f"the checkpoint {saver.last} is safe: export it with `python main.py --is_train False` "
+                            "and this run's flags")
+        if stop.signum is not None:  # during the export, which was let finish
+            raise stop.during_export(saver.last, path)
     log(f" [*] Exported SavedModel to {path}")
     return loop
+
+
+def _means(epoch_losses: Dict[str, List[float]]) -> Dict[str, float]:
+    return {k: float(np.mean(v)) for k, v in epoch_losses.items()}
+
+
+def _export(gan: GAN, safe: str) -> str:
+    """``gan.export`` with a failure in one line: ``safe`` says what survives and how to export again."""
+    target = outputs.export_target(gan.cfg)
+    try:
+        return gan.export(gan.cfg.export_dir)
+    except UsageError as e:
+        raise RunStopped(f"{e}; {safe}") from None
+    except (OSError, tf.errors.OpError) as e:
+        why = f"{e.strerror}" if isinstance(e, OSError) and e.strerror else first_line(e)
+        raise RunStopped(f"could not write the SavedModel {target} ({why}); {safe}") from None
 
 
 def restore(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunState:
@@ -236,9 +295,12 @@ def restore(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> R
 
 def evaluate(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunState:
     """``--is_train False``: restore, write the model's evaluation outputs, export the SavedModel."""
-    rundir.check_output_dirs(gan.model_cfg, gan.cfg, training=False)
+    outputs.check_output_dirs(gan.model_cfg, gan.cfg, training=False)
     loop = restore(gan, log, record)
-    gan.evaluate(loop)
-    path = gan.export(gan.cfg.export_dir)
+    try:
+        gan.evaluate(loop)
+    except OSError as e:
+        raise RunStopped(_output_failure(e)) from None
+    path = _export(gan, "fix it and run the same command again")
     log(f" [*] Exported SavedModel to {path}")
     return loop

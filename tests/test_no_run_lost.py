@@ -145,7 +145,7 @@ def test_failed_checkpoint_write_leaves_no_debris(two_checkpoints):
     try:
         with pytest.raises(RunStopped, match=rf"^could not write the checkpoint {d}/CoGAN.model-6 \(.*\); nothing "
                                              rf"half-written is left and the newest checkpoint, {d}/CoGAN.model-5, "
-                                             "is the last good one: free space"):
+                                             "is the last good one: free disk space"):
             run(tmp_path, max_steps=5)
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
@@ -269,7 +269,7 @@ def test_unwritable_output_directory_refused_before_tensorflow(tmp_path, flag, i
     p = main_py(tmp_path, "--is_train", is_train, f"--{flag}", "afile/sub", "--data_dir", str(tmp_path / "nodata"))
     out, err = p.communicate(timeout=120)
     assert p.returncode == 2
-    where = "afile/sub/mnist_128_28" if flag == "checkpoint_dir" else "afile/sub"
+    where = {"checkpoint_dir": "afile/sub/mnist_128_28", "log_dir": "afile/sub/cogan_mnist_128_28"}.get(flag, "afile/sub")
     assert err.strip().splitlines() == [
         f"error: --{flag}=afile/sub: cannot write into {where} (afile is a file); pick another directory"], err
 
@@ -313,3 +313,144 @@ def test_main_evaluates_a_clustergan_trained_with_train_size(tmp_path):
     assert p.returncode == 0, err
     assert (" [!] --zn_sigma=0.5 ignored: checkpoint/clustergan_mnist_16_28 was trained with zn_sigma=1.0, which "
             "evaluation uses") in out.splitlines()
+
+
+# --- 8. a grid that cannot be written: a checkpoint first, then one line ---------------------------------------
+
+def test_grid_write_failure_saves_the_step_then_stops_in_one_line(tmp_path):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=8)
+    args = ("--batch_size", "16", "--train_size", "32", "--epoch", "1000", "--checkpoint_dir", "ck", "--log_every",
+            "1", "--data_dir", data_dir, "--save_every", "0")
+    p = main_py(tmp_path, *args)
+    for line in p.stdout:
+        if line.startswith("Epoch:"):
+            (tmp_path / "samples").write_text("not a folder")  # the grid at step 100 cannot be written
+            break
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert re.fullmatch(r"error: step 100: could not write \S*/samples/top \(Not a directory\); fix the folder, then run the "
+                        r"same command to resume \(saved ck/mnist_16_28/CoGAN.model-101\)", lines[-1]), lines[-1]
+    assert (tmp_path / "ck" / "mnist_16_28" / "CoGAN.model-101.index").is_file()
+
+
+# --- 9. --save_every N saves every N steps for every N ------------------------------------------------------
+
+@pytest.mark.parametrize("every, saved", [(1, [7, 6, 5, 4, 3, 2]), (2, [7, 6, 4, 2]), (3, [7, 5, 2]), (500, [7, 2])])
+def test_save_every_n_for_every_n(tmp_path, every, saved):
+    # Counters 2..7 for steps 1..6 (counter = step + 1, the original's); the original's phase (% 500 == 2)
+    # kept; the last step (counter 7) is always saved.
+    run(tmp_path, max_steps=6, save_every=every, keep_checkpoints=None)
+    assert numbers(tmp_path) == saved
+
+
+@pytest.mark.slow
+def test_save_every_two_in_a_real_run(tmp_path):
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=8)
+    p = main_py(tmp_path, "--batch_size", "16", "--train_size", "32", "--checkpoint_dir", "ck", "--log_every", "0",
+                "--data_dir", data_dir, "--save_every", "2", "--keep_checkpoints", "0", "--max_steps", "5")
+    out, err = p.communicate(timeout=300)
+    assert p.returncode == 0, err
+    names = os.listdir(tmp_path / "ck" / "mnist_16_28")
+    assert sorted(int(n.split("-")[1].split(".")[0]) for n in names if n.endswith(".index")) == [2, 4, 6]
+
+
+# --- 10. an epoch's records survive a stop in its last step and a mid-epoch resume --------------------------
+
+def _stop_at(step_line):
+    """A ``log`` that sends this process a real SIGINT when the per-step line of ``step_line`` is printed."""
+    def log(line):
+        if line.startswith(step_line):
+            os.kill(os.getpid(), signal.SIGINT)
+    return log
+
+
+@pytest.mark.parametrize("model", ["vanilla", pytest.param("clustergan", marks=pytest.mark.slow)])
+def test_epoch_records_survive_a_stop_in_the_last_step_and_a_mid_epoch_resume(tmp_path, model):
+    from tests.conftest import fake_images
+
+    model_cfg = C.model_config(model)
+    kw = dict(model=model, batch_size=8, epoch=3, log_every=1, sample_every_epochs=1, train_size=24)
+    x = fake_images(24)  # 3 steps per epoch
+
+    def go(root, log):
+        return runner.run(model_cfg, train_config(root, **kw), arrays=x, log=log)
+
+    go(tmp_path / "full", lambda *_: None)
+    full = json.loads((tmp_path / "full" / "samples" / model / "losses.json").read_text())["epochs"]
+    # Stopped by SIGINT in epoch 0's last step: the epoch's grid and record are there.
+    with pytest.raises(RunStopped, match="stopped by SIGINT after step 3"):
+        go(tmp_path / "b", _stop_at("Epoch: [ 0] [   2/   3]"))
+    out = tmp_path / "b" / "samples" / model
+    assert sorted(json.loads((out / "losses.json").read_text())["epochs"]) == ["0"]
+    assert (out / "img_0.png").is_file()
+    # Stopped mid-epoch 1 (after its first step), then resumed to the end: epoch 1's mean covers its 3 steps.
+    with pytest.raises(RunStopped, match="stopped by SIGINT after step 4"):
+        go(tmp_path / "b", _stop_at("Epoch: [ 1] [   0/   3]"))
+    go(tmp_path / "b", lambda *_: None)
+    resumed = json.loads((out / "losses.json").read_text())["epochs"]
+    assert sorted(resumed) == ["0", "1", "2"]
+    key = "g_loss" if model == "vanilla" else "ge_loss"
+    for epoch in ("1", "2"):
+        assert resumed[epoch][key] == pytest.approx(full[epoch][key], rel=1e-4), epoch
+    assert sorted(os.listdir(out)) == sorted(os.listdir(tmp_path / "full" / "samples" / model))
+
+
+def test_a_checkpoint_from_before_the_epoch_record_still_resumes(tmp_path, monkeypatch):
+    from cogan_tf import checkpoints
+
+    import tensorflow as tf
+
+    plain = checkpoints.checkpoint
+
+    def older(loop, gan, optimizers=True, path=None):
+        mine = {k: v for k, v in gan.trackables().items()}
+        return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **mine)
+
+    monkeypatch.setattr(checkpoints, "checkpoint", older)
+    run(tmp_path, max_steps=2)
+    names = [n for n, _ in tf.train.list_variables(str(ckpt_dir(tmp_path) / "CoGAN.model-3"))]
+    assert not any(n.startswith("epoch_losses/") for n in names)
+    monkeypatch.setattr(checkpoints, "checkpoint", plain)
+    _, logs = run(tmp_path, max_steps=3)
+    assert any(line.startswith(" [*] Load SUCCESS:") and line.endswith("(step 2)") for line in logs), logs
+    assert numbers(tmp_path) == [4, 3]
+
+
+# --- 11. the export cannot be written: the checkpoint is safe, one line ---------------------------------------
+
+def test_unwritable_export_at_the_end_says_the_checkpoint_is_safe(tmp_path):
+    def log(line):
+        if line.startswith("Epoch: [ 0] [   2/   4]"):  # the last step: the export comes next
+            (tmp_path / "export").write_text("not a folder")
+
+    with pytest.raises(RunStopped) as e:
+        runner.run(FAITHFUL, cfg(tmp_path, log_every=1, max_steps=3), arrays=fake_domains(), log=log)
+    d = ckpt_dir(tmp_path)
+    assert str(e.value) == (f"could not write the SavedModel {tmp_path}/export/cogan (File exists); the checkpoint "
+                            f"{d}/CoGAN.model-4 is safe: export it with `python main.py --is_train False` and this "
+                            "run's flags")
+    assert not e.value.requested and numbers(tmp_path) == [4]
+
+
+# --- 14. a signal during the export ---------------------------------------------------------------------------
+
+def test_a_signal_during_the_export_lets_it_finish_then_says_so(tmp_path, monkeypatch):
+    from cogan_tf.cogan import CoGAN
+
+    exporting = CoGAN.export
+
+    def export(self, export_dir):
+        os.kill(os.getpid(), signal.SIGTERM)  # arrives while the SavedModel is written
+        return exporting(self, export_dir)
+
+    monkeypatch.setattr(CoGAN, "export", export)
+    with pytest.raises(RunStopped) as e:
+        run(tmp_path, max_steps=2)
+    assert e.value.requested and e.value.status == 128 + signal.SIGTERM
+    target = tmp_path / "export" / "cogan"
+    assert str(e.value) == (f"stopped by SIGTERM during the export, which was let finish: the training is complete, "
+                            f"saved {ckpt_dir(tmp_path)}/CoGAN.model-3, exported {target}")
+    assert (target / "saved_model.pb").is_file()
+    assert [n for n in os.listdir(tmp_path / "export") if n.startswith(".tmp-") or n.startswith(".old-")] == []

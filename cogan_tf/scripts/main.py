@@ -9,7 +9,7 @@ import os
 
 from absl import flags
 
-from cogan_tf import cli, config as config_lib, data, rundir
+from cogan_tf import cli, config as config_lib, data, outputs, rundir
 from cogan_tf.errors import UsageError
 
 DATASET = "dataset"
@@ -77,6 +77,8 @@ def define_flags():
                          "checkpoint with the best validation clustering in <checkpoint dir>/best, which "
                          "--is_train False then evaluates (the paper used 5000) [0: none]")
     flags.DEFINE_integer("save_every", 500, "Save a checkpoint every N steps, when the step counter % N == 2, and at the end (0: only at the end) [500]")
+    flags.DEFINE_boolean("wait_for_lock", False, "When another run is training in the same checkpoint folder, wait for "
+                         "it to end instead of refusing to start [False]")
     flags.DEFINE_integer("keep_checkpoints", 5, "Checkpoints kept, the oldest deleted first (0: keep all) [5]")
     flags.DEFINE_integer("sample_every_epochs", 10, "vanilla, clustergan: a sample grid every N epochs (0: none), as the originals [10]")
     # CoGAN: one flag per quirk of the original (docs/ORIGINAL.md §1); the defaults are faithful.
@@ -115,8 +117,8 @@ def validate(f) -> None:
         bad("batch_size", "must be at least 1")
     if f.epoch is not None and f.epoch < 0:
         bad("epoch", "must be 0 or more")
-    if f.learning_rate is not None and not f.learning_rate > 0:
-        bad("learning_rate", "must be positive")
+    if f.learning_rate is not None and not 0 < f.learning_rate < math.inf:
+        bad("learning_rate", "must be a positive number")
     for b in ("beta1", "beta2"):
         if getattr(f, b) is not None and not 0 <= getattr(f, b) < 1:
             bad(b, "must be in [0, 1)")
@@ -133,6 +135,8 @@ def validate(f) -> None:
     if f.keep_checkpoints < 0:
         bad("keep_checkpoints", "must be 0 (keep all) or more")
     batch = f.batch_size if f.batch_size is not None else config_lib.defaults_for(f.model, f.recipe)["batch_size"]
+    if math.isnan(f.train_size):
+        bad("train_size", "must be a number of images (or inf: all of them)")
     if not f.train_size >= batch:
         bad("train_size", f"smaller than one batch ({batch}); lower --batch_size or raise --train_size")
     if f.log_every < 0:
@@ -149,8 +153,8 @@ def validate(f) -> None:
         bad("hidden_size", "must be at least 1")
     if f.zn_sigma is not None and f.model != "clustergan":
         bad("zn_sigma", "only for --model clustergan")
-    if f.zn_sigma is not None and not f.zn_sigma > 0:
-        bad("zn_sigma", "must be positive")
+    if f.zn_sigma is not None and not 0 < f.zn_sigma < math.inf:
+        bad("zn_sigma", "must be a positive number")
     if f["mixed_precision_dtype"].present and not f.mixed_precision:
         bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
     if f.seed is not None and f.seed < 0:
@@ -169,7 +173,7 @@ def build_configs(f):
         f.model, f.recipe, **given, data_dir=f.data_dir, val_size=f.val_size, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
-        seed=f.seed, jit_compile=f.jit_compile, log_every=f.log_every, progress=f.progress,
+        seed=f.seed, jit_compile=f.jit_compile, wait_for_lock=f.wait_for_lock, log_every=f.log_every, progress=f.progress,
         disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
@@ -209,9 +213,11 @@ def explicit_fields(f) -> dict:
 def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
-    # Every output directory is created and written once before TensorFlow starts (and trains for
-    # hours before writing the export).
-    rundir.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
+    # Every output folder is probed before TensorFlow starts (which trains for hours before writing the
+    # export), and a training run takes its checkpoint folder's lock.
+    outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
+    if FLAGS.is_train:
+        outputs.RunLock.acquire(rundir.run_checkpoint_dir(model_cfg, train_cfg), wait=FLAGS.wait_for_lock)
     cli.start_tensorflow()  # after the flags are known to be good
     from cogan_tf import runner
 

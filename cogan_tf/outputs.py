@@ -1,0 +1,293 @@
+"""The folders a run writes into, and the rules that keep one run from destroying another's files.
+
+- **Checked before TensorFlow starts** (:func:`check_output_dirs`): every output folder can be written
+  (probed, and any folder the probe had to create removed again, so a refused run leaves nothing
+  behind); no output folder lies inside another where one of them is replaced or cleaned wholesale
+  (the export, the checkpoint folder); and the export's target is absent, empty, or an earlier export
+  of this project (:func:`export_target_problem`): the export replaces that folder, so anything else
+  there is refused rather than deleted.
+- **One run per checkpoint folder** (:class:`RunLock`): an OS file lock (``fcntl.flock``) on
+  ``<checkpoint folder>/.lock``, which the kernel releases when the process ends however it ends,
+  so a killed run never leaves a stale lock. A second run refuses in one line naming the holder's
+  pid, or waits for it when asked to.
+- **Leftovers of an interrupted export** (:func:`clean_export_leftovers`) are removed at the next
+  start, under the export's own lock, so an export still being written by another run is never touched.
+
+No TensorFlow here: main.py runs these checks before TensorFlow starts.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from typing import Callable, Dict, Iterator, List, Optional
+
+from cogan_tf import rundir
+from cogan_tf.config import ModelConfig, TrainConfig
+from cogan_tf.errors import UsageError
+
+LOCK_FILE = ".lock"
+# Written into every export: what tells an earlier export of this project from a user's own folder.
+EXPORT_MARKER = "cogan_tf_export.json"
+# What tf.saved_model.save writes: a folder of only these (saved_model.pb among them) is an export made
+# before the marker existed.
+SAVEDMODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets"}
+
+
+# --- probing and nesting -------------------------------------------------------------------------
+
+def _missing_ancestors(path: str) -> List[str]:
+    """The folders ``os.makedirs(path)`` would create, outermost first."""
+    out = []
+    path = os.path.normpath(path)
+    while path and not os.path.lexists(path):
+        out.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return out[::-1]
+
+
+def unwritable_dir(path: str) -> Optional[str]:
+    """Why ``path`` cannot be used as an output folder, or None. A probe file is written into it (the
+    folder created if needed) and removed, and so is every folder the probe created: checking leaves
+    nothing on disk."""
+    if os.path.islink(path) and not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return "a symbolic link that loops"
+        return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    created = _missing_ancestors(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        existing = os.path.dirname(created[0]) if created else path
+        if os.path.exists(existing) and not os.path.isdir(existing):
+            return f"{existing} is a file"
+        if e.errno == errno.ENAMETOOLONG:
+            return "a name in the path is too long"
+        if e.errno == errno.ELOOP:
+            return "a symbolic link in the path loops"
+        return e.strerror or str(e)
+    finally:
+        for d in reversed(created):
+            if os.path.isdir(d):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
+    return None
+
+
+def _inside(inner: str, outer: str) -> bool:
+    inner, outer = os.path.realpath(inner), os.path.realpath(outer)
+    return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
+
+
+def nesting_problem(dirs: Dict[str, str], exclusive: Dict[str, str]) -> Optional[str]:
+    """One line if a folder of ``exclusive`` (flag -> path: the export target, replaced whole; the
+    checkpoint folder, cleaned of debris) is, contains or lies inside any other folder of ``dirs``."""
+    for flag, own in exclusive.items():
+        for other_flag, other in dirs.items():
+            if other_flag == flag:
+                continue
+            if _inside(other, own) or _inside(own, other):
+                how = "is" if os.path.realpath(own) == os.path.realpath(other) else (
+                    "contains" if _inside(other, own) else "lies inside")
+                return (f"--{flag}: {own} {how} {other} (--{other_flag}); the two must be separate folders, "
+                        "neither inside the other")
+    return None
+
+
+def export_target(train_cfg: TrainConfig) -> str:
+    """``<export_dir>/<model>``: the folder the export replaces."""
+    return os.path.join(train_cfg.export_dir, train_cfg.model)
+
+
+def tensorboard_dir(model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
+    """One TensorBoard folder per run (model, dataset, batch size), as its checkpoint folder."""
+    run = os.path.basename(rundir.run_checkpoint_dir(model_cfg, train_cfg))
+    return os.path.join(train_cfg.log_dir, f"{train_cfg.model}_{run}")
+
+
+def output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True) -> Dict[str, str]:
+    """Flag -> folder this run writes into: training writes checkpoints, grids, TensorBoard logs and the
+    export; evaluation its grids and the export."""
+    if training:
+        return {"checkpoint_dir": rundir.run_checkpoint_dir(model_cfg, train_cfg), "sample_dir": train_cfg.sample_dir,
+                "log_dir": tensorboard_dir(model_cfg, train_cfg), "export_dir": export_target(train_cfg)}
+    return {"evaluate_dir": train_cfg.evaluate_dir, "export_dir": export_target(train_cfg)}
+
+
+def check_output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True) -> None:
+    """Refuse, in one line and before any work, a run whose outputs cannot be written (a path under a
+    regular file, a read-only disk, a dangling link), whose export would replace a folder that is not an
+    earlier export, or whose output folders lie inside one another where one is replaced or cleaned
+    wholesale. Nothing is left on disk by the check."""
+    dirs = output_dirs(model_cfg, train_cfg, training)
+    for flag, path in dirs.items():
+        if flag == "export_dir":
+            path = train_cfg.export_dir  # the target itself is made by the export's rename
+        why = unwritable_dir(path)
+        if why:
+            raise UsageError(f"--{flag}={getattr(train_cfg, flag)}: cannot write into {path} ({why}); "
+                             "pick another directory")
+    run_dir = rundir.run_checkpoint_dir(model_cfg, train_cfg)
+    exclusive = {"export_dir": dirs["export_dir"]}
+    if training:
+        exclusive["checkpoint_dir"] = run_dir
+    else:
+        dirs = {**dirs, "checkpoint_dir": run_dir}  # read, and must survive the export
+    why = nesting_problem(dirs, exclusive)
+    if why:
+        raise UsageError(why)
+    why = export_target_problem(dirs["export_dir"])
+    if why:
+        raise UsageError(f"--export_dir={train_cfg.export_dir}: {why}; pick another --export_dir")
+
+
+# --- the export's target -------------------------------------------------------------------------
+
+def export_target_problem(path: str) -> Optional[str]:
+    """Why the export may not replace ``path``, or None: it may when ``path`` is absent, an empty folder,
+    or an earlier export of this project (its marker file, or only what ``tf.saved_model.save`` writes)."""
+    if not os.path.lexists(path):
+        return None
+    if not os.path.isdir(path) or os.path.islink(path):
+        return f"{path} exists and is not a folder"
+    names = set(os.listdir(path))
+    if not names or EXPORT_MARKER in names:
+        return None
+    if "saved_model.pb" in names and names <= SAVEDMODEL_ENTRIES:
+        return None
+    shown = ", ".join(sorted(names)[:4]) + (", ..." if len(names) > 4 else "")
+    return (f"{path} holds files that are not an earlier export of this project ({shown}), which the export "
+            "would delete")
+
+
+def export_marker(model: str) -> str:
+    return json.dumps({"exported_by": "cogan_tf", "model": model}) + "\n"
+
+
+# --- one run per checkpoint folder ----------------------------------------------------------------
+
+_HELD: Dict[str, "RunLock"] = {}  # realpath of the folder -> the lock this process holds on it
+
+
+class RunLock:
+    """An exclusive ``flock`` on ``<folder>/.lock`` holding the holder's pid, kept until
+    :meth:`release` or the process's end. Taking a lock this process already holds returns it again
+    (flock locks belong to open files, so a second open would wait on ourselves)."""
+
+    def __init__(self, folder: str, fd: int):
+        self.folder, self.fd = folder, fd
+
+    @classmethod
+    def acquire(cls, folder: str, flag: str = "checkpoint_dir", wait: bool = False,
+                log: Callable[[str], None] = print) -> "RunLock":
+        key = os.path.realpath(folder)
+        if key in _HELD:
+            return _HELD[key]
+        os.makedirs(folder, exist_ok=True)
+        path = os.path.join(folder, LOCK_FILE)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = _read_pid(fd)
+                if not wait:
+                    raise UsageError(f"{folder} is in use by another run (pid {holder}): wait for it to end, pass "
+                                     f"--wait_for_lock to wait, or give this run another --{flag}") from None
+                log(f" [*] waiting for pid {holder}, which is training in {folder}")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except BaseException:
+            os.close(fd)
+            raise
+        lock = cls(folder, fd)
+        _HELD[key] = lock
+        return lock
+
+    def release(self) -> None:
+        if _HELD.get(os.path.realpath(self.folder)) is self:
+            del _HELD[os.path.realpath(self.folder)]
+            os.close(self.fd)  # closing the file releases the flock
+
+
+def _read_pid(fd: int) -> str:
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        text = ""
+    return text if text.isdigit() else "unknown"
+
+
+def try_lock(path: str) -> Optional[int]:
+    """A non-blocking exclusive flock on ``path`` (created if needed): its fd, or None if another
+    process holds it. Close the fd to release."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def export_lock_path(target: str) -> str:
+    """The lock file of an export target ``<export_dir>/<model>``: beside it, not inside (the folder is
+    replaced)."""
+    target = os.path.abspath(target)
+    return os.path.join(os.path.dirname(target), f".{os.path.basename(target)}.lock")
+
+
+@contextlib.contextmanager
+def export_lock(target: str) -> Iterator[None]:
+    """Hold the export target's lock (waiting for another export to it to finish)."""
+    os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+    fd = os.open(export_lock_path(target), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def clean_export_leftovers(target: str, log: Callable[[str], None] = print) -> None:
+    """Remove what an export killed midway leaves beside ``target``: ``.tmp-<name>-*`` folders (an
+    unfinished export) and ``.old-<name>-*`` (the previous export, moved aside for the swap; put back
+    when the swap never happened). Skipped while another process exports to ``target``."""
+    parent, base = os.path.split(os.path.abspath(target))
+    if not os.path.isdir(parent):
+        return
+    names = [n for n in os.listdir(parent) if n.startswith((f".tmp-{base}-", f".old-{base}-"))]
+    if not names:
+        return
+    fd = try_lock(export_lock_path(target))
+    if fd is None:
+        return
+    try:
+        for name in sorted(names):
+            path = os.path.join(parent, name)
+            if name.startswith(".old-") and not os.path.lexists(target) and os.path.isdir(path):
+                os.rename(path, target)
+                log(f" [*] {target}: put back the previous export, which an interrupted export had moved aside")
+            elif os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                os.remove(path)
+    finally:
+        os.close(fd)
