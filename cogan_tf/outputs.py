@@ -2,8 +2,8 @@
 
 - **Checked before TensorFlow starts** (:func:`check_output_dirs`): every output folder can be written
   (probed, and any folder the probe had to create removed again, so a refused run leaves nothing
-  behind); no output folder lies inside another where one of them is replaced or cleaned wholesale
-  (the export, the checkpoint folder); and the export's target is absent, empty, or an earlier export
+  behind); no output folder lies inside the export's target or contains it (the export replaces that
+  folder whole); and the export's target is absent, empty, or an earlier export
   of this project (:func:`export_target_problem`): the export replaces that folder, so anything else
   there is refused rather than deleted.
 - **One run per checkpoint folder** (:class:`RunLock`): an OS file lock (``fcntl.flock``) on
@@ -96,8 +96,8 @@ def _inside(inner: str, outer: str) -> bool:
 
 
 def nesting_problem(dirs: Dict[str, str], exclusive: Dict[str, str]) -> Optional[str]:
-    """One line if a folder of ``exclusive`` (flag -> path: the export target, replaced whole; the
-    checkpoint folder, cleaned of debris) is, contains or lies inside any other folder of ``dirs``."""
+    """One line if a folder of ``exclusive`` (flag -> path: the export target, replaced whole) is,
+    contains or lies inside any other folder of ``dirs``."""
     for flag, own in exclusive.items():
         for other_flag, other in dirs.items():
             if other_flag == flag:
@@ -143,13 +143,11 @@ def check_output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: 
         if why:
             raise UsageError(f"--{flag}={getattr(train_cfg, flag)}: cannot write into {path} ({why}); "
                              "pick another directory")
-    run_dir = rundir.run_checkpoint_dir(model_cfg, train_cfg)
-    exclusive = {"export_dir": dirs["export_dir"]}
-    if training:
-        exclusive["checkpoint_dir"] = run_dir
-    else:
-        dirs = {**dirs, "checkpoint_dir": run_dir}  # read, and must survive the export
-    why = nesting_problem(dirs, exclusive)
+    if not training:
+        dirs = {**dirs, "checkpoint_dir": rundir.run_checkpoint_dir(model_cfg, train_cfg)}  # must survive the export
+    # Only the export replaces a folder whole; the others take files beside what is there (the quick
+    # start keeps its checkpoints inside its grid folder).
+    why = nesting_problem(dirs, {"export_dir": dirs["export_dir"]})
     if why:
         raise UsageError(why)
     why = export_target_problem(dirs["export_dir"])

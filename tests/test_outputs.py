@@ -68,13 +68,21 @@ def test_a_user_s_own_folder_at_the_export_target_is_refused_not_deleted(tmp_pat
     (("--sample_dir", "export/cogan/grids"), "--export_dir: export/cogan contains export/cogan/grids (--sample_dir)"),
     (("--export_dir", "checkpoint/mnist_128_28"),
      "--export_dir: checkpoint/mnist_128_28/cogan lies inside checkpoint/mnist_128_28 (--checkpoint_dir)"),
-    (("--log_dir", "checkpoint/mnist_128_28"), "--checkpoint_dir: checkpoint/mnist_128_28 contains "
-                                              "checkpoint/mnist_128_28/cogan_mnist_128_28 (--log_dir)"),
-], ids=["samples inside export", "export inside checkpoint", "logs inside checkpoint"])
+    (("--log_dir", "export/cogan"), "--export_dir: export/cogan contains export/cogan/cogan_mnist_128_28 (--log_dir)"),
+], ids=["samples inside export", "export inside checkpoint", "logs inside export"])
 def test_nested_output_folders_are_refused(tmp_path, args, message):
     line = refused_before_tensorflow(tmp_path, *args, "--data_dir", "nodata")
     assert line.startswith(f"error: {message}"), line
     assert tree(tmp_path) == []
+
+
+def test_the_quick_start_s_checkpoints_inside_its_grid_folder_are_allowed(tmp_path):
+    from cogan_tf import config as C
+
+    cfg = C.train_config("cogan", checkpoint_dir=str(tmp_path / "quick"), sample_dir=str(tmp_path / "quick"),
+                         log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"))
+    outputs.check_output_dirs(C.CoganConfig(), cfg)
+    assert os.listdir(tmp_path) == []
 
 
 def test_which_folders_the_export_may_replace(tmp_path):
