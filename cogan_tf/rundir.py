@@ -2,8 +2,9 @@
 the directories it writes into. No TensorFlow: main.py checks directories before TensorFlow starts.
 
 "What is in this checkpoint directory" is answered here once: :class:`RunRecord` reads its
-config.json and lists its checkpoint files, once per run, and the resolving, refusing and rebuilding
-(:mod:`cogan_tf.checkpoints`, :mod:`cogan_tf.runner`, :mod:`cogan_tf.evaluate`) read the record.
+config.json (checked entry by entry against the config dataclasses) and lists its checkpoint files,
+once per run, and the resolving, refusing and rebuilding (:mod:`cogan_tf.checkpoints`,
+:mod:`cogan_tf.runner`, :mod:`cogan_tf.evaluate`) read the record.
 """
 
 from __future__ import annotations
@@ -46,38 +47,92 @@ def _numbers(names, prefix: Optional[str]) -> List[int]:
     return sorted({int(m.group(1)) for m in map(pattern.fullmatch, names) if m}, reverse=True)
 
 
+# What config.json holds beside "model_config": TrainConfig
+# fields, under their own names. "train_size" is null for all images (inf).
+RECORDED_FIELDS = ("model", "seed", "dataset", "batch_size", "disjoint_domains", "train_size", "mixed_precision",
+                   "grid_scaling", *config_lib.OPTIMIZER_FIELDS, "val_size")
+# Entries every config.json has had: one without them is damaged. The others were added later, and
+# a config.json without them means what the code before them trained with.
+REQUIRED_FIELDS = ("model", "model_config", "seed", "dataset", "batch_size", "disjoint_domains", "train_size")
+_TRAIN_TYPES = {**config_lib.field_types(TrainConfig), "train_size": Optional[float]}
+
+
+def run_config_payload(model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict:
+    """The run's record: the model config, what the data order depends on, the precision and the
+    optimizer's hyperparameters."""
+    payload = {k: getattr(train_cfg, k) for k in RECORDED_FIELDS}
+    payload.update(model=model, model_config=dataclasses.asdict(model_cfg),
+                   train_size=None if math.isinf(train_cfg.train_size) else train_cfg.train_size)
+    return payload
+
+
+def run_config_text(model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
+    """The run's record as config.json's text."""
+    return json.dumps(run_config_payload(model, model_cfg, train_cfg), indent=2, sort_keys=True) + "\n"
+
+
 def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
-    """Write the model config (and what the data order depends on, and the optimizer's
-    hyperparameters) as JSON beside a checkpoint."""
-    payload = {
-        "model": model,
-        "model_config": dataclasses.asdict(model_cfg),
-        "seed": train_cfg.seed,
-        "dataset": train_cfg.dataset,
-        "batch_size": train_cfg.batch_size,
-        "disjoint_domains": train_cfg.disjoint_domains,
-        "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
-        "mixed_precision": train_cfg.mixed_precision,
-        "grid_scaling": train_cfg.grid_scaling,
-        **{k: getattr(train_cfg, k) for k in config_lib.OPTIMIZER_FIELDS},
-        "val_size": train_cfg.val_size,
-    }
-    fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    """Write the run's record as JSON beside its checkpoints."""
+    fileio.atomic_write_text(path, run_config_text(model, model_cfg, train_cfg))
+
+
+# What to do about a damaged config.json. Not "delete it": the seed a resume needs is recorded nowhere else.
+_FIX_CONFIG = "correct it, or put the run's own config.json back"
+
+
+def _shown(value) -> str:
+    """A recorded value as JSON, cut short: the line that names it stays one line."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_run_config(text, source: str, fix: str = _FIX_CONFIG) -> dict:
+    """A run's record from its JSON ``text``, checked entry by entry against the config dataclasses'
+    fields; anything else is a one-line DataError naming ``source``, the entry and its value."""
+    try:
+        saved = json.loads(text)
+    except ValueError as e:
+        saved = e
+    if not isinstance(saved, dict):
+        raise DataError(f"{source}: not a run's config.json ({saved}); {fix}")
+
+    def bad(what):
+        raise DataError(f"{source}: {what}; {fix}")
+
+    for key in saved:
+        if key != "model_config" and key not in RECORDED_FIELDS:
+            bad(f"unknown entry {_shown(key)}")
+    for key in REQUIRED_FIELDS:
+        if key not in saved:
+            bad(f"no {json.dumps(key)} entry")
+    for key, value in saved.items():
+        problem = key != "model_config" and config_lib.value_problem(key, _TRAIN_TYPES[key], value)
+        if problem:
+            bad(f"{json.dumps(key)} is {_shown(value)}, not {problem}")
+    model, fields = saved["model"], saved["model_config"]
+    if not isinstance(fields, dict):
+        bad(f'"model_config" is {_shown(fields)}, not an object')
+    types = config_lib.field_types(config_lib.MODEL_CONFIGS[model])
+    for key, value in fields.items():
+        if key not in types:
+            bad(f"unknown model_config entry {_shown(key)} (a {model} has no such field)")
+        problem = config_lib.value_problem(key, types[key], value)
+        if problem:
+            bad(f"model_config {json.dumps(key)} is {_shown(value)}, not {problem}")
+    return saved
 
 
 def load_run_config(path: str) -> Optional[dict]:
-    """The config.json at ``path`` (None if there is none); a damaged one is a one-line DataError."""
+    """The config.json at ``path`` (None if there is none), checked entry by entry
+    (:func:`parse_run_config`); a damaged one is a one-line DataError."""
     if not os.path.exists(path):
         return None
     try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        saved = e
-    if not isinstance(saved, dict):
-        raise DataError(f"{path}: not a run's config.json ({saved}); put the right one back, or delete it "
-                        "(the next training run writes it again)")
-    return saved
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a run's config.json ({e}); {_FIX_CONFIG}") from None
+    return parse_run_config(text, path)
 
 
 @dataclasses.dataclass(frozen=True)
