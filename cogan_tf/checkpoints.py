@@ -3,12 +3,13 @@ restoring the newest intact one (with fallback), saving without debris or non-fi
 resolving what a resumed run inherits from its checkpoint (seed, model-config fields, learning rate).
 
 What the checkpoint directory holds is read once per run into a :class:`cogan_tf.rundir.RunRecord`;
-every function here that needs config.json takes that record.
+every function here that needs config.json takes that record. Each checkpoint also holds the run's
+record itself (config.json's text, :data:`RECORD_KEY`), so the seed and data setup are not lost with
+config.json (:func:`with_embedded_record`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import os
 import re
@@ -18,18 +19,50 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as config_lib, fileio
+from cogan_tf import config as config_lib, fileio, rundir
 from cogan_tf.errors import RunStopped, UsageError
 from cogan_tf.gan import GAN, RunState
 from cogan_tf.rundir import RunRecord, checkpoint_numbers
 
 
-def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True) -> tf.train.Checkpoint:
+# The run's record (config.json's text) inside every checkpoint, under this name: a tf.string variable,
+# readable with tf.train.load_variable(path, RECORD_KEY) without building anything.
+RECORD = "run_record"
+RECORD_KEY = f"{RECORD}/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, record: bool = True) -> tf.train.Checkpoint:
     # Models, optimizers, the step counter (= data position: the order is a function of the random seed) and
-    # the RNG state, all in one checkpoint. Without ``optimizers``: what sampling and export read.
+    # the RNG state, all in one checkpoint. Without ``optimizers``: what sampling and export read. With
+    # ``record``: the run's record too, so the seed and data setup travel with the weights, not only in
+    # config.json beside them (restoring, it is read into a throwaway variable).
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
+    if record:
+        objects[RECORD] = tf.Variable(rundir.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
     return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
+
+
+def _holds_record(path: str) -> bool:
+    try:
+        return RECORD_KEY in dict(tf.train.list_variables(path))
+    except (tf.errors.OpError, ValueError):
+        return False  # unreadable: restoring it fails and says why
+
+
+def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
+    """The record inside the newest checkpoint of ``record`` that holds one, and that checkpoint's path:
+    ``("", None)`` when none does (checkpoints written before records were embedded, or none at all).
+    A damaged record is a one-line DataError naming the checkpoint."""
+    for path in record.checkpoint_paths():
+        try:
+            text = tf.train.load_variable(path, RECORD_KEY)
+        except (tf.errors.OpError, ValueError):
+            continue  # no record in it, or a damaged checkpoint (restoring falls back past it)
+        return path, rundir.parse_run_config(
+            text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text), f"the record inside {path}",
+            fix="move this checkpoint away to resume from an older one")
+    return "", None
 
 
 def _precision_flags(policy: Optional[str]) -> str:
@@ -38,6 +71,18 @@ def _precision_flags(policy: Optional[str]) -> str:
         return "without --mixed_precision"
     dtype = {v: k for k, v in config_lib.MIXED_PRECISION.items()}.get(policy, policy)
     return f"with --mixed_precision --mixed_precision_dtype {dtype}"
+
+
+def with_embedded_record(record: RunRecord, training: bool = True, log=print) -> RunRecord:
+    """``record`` checked against the record inside its newest checkpoint (once: a checked record is
+    returned as it is); see :meth:`cogan_tf.rundir.RunRecord.with_embedded`."""
+    if record.embedded_from is not None:
+        return record
+    path, embedded = embedded_record(record)
+    record, line = record.with_embedded(path, embedded, training)
+    if line:
+        log(line)
+    return record
 
 
 def check_run_config(gan: GAN, loop: RunState, record: RunRecord, training: bool = True) -> None:
@@ -159,7 +204,8 @@ def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True) -
         try:
             # Without the optimizers: evaluation does not use them, and a float16 run's (LossScaleOptimizer
             # around Adam) do not restore into another precision's plain Adam; the weights are float32.
-            status = checkpoint(loop, gan, optimizers=training).restore(os.path.join(ckpt_dir, name))
+            path = os.path.join(ckpt_dir, name)
+            status = checkpoint(loop, gan, optimizers=training, record=_holds_record(path)).restore(path)
             status.assert_existing_objects_matched()
             if not training:
                 status.expect_partial()
@@ -168,7 +214,6 @@ def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True) -
             # assigned before it failed do not survive.
             failed.append((name, _why(e)))
             continue
-        path = os.path.join(ckpt_dir, name)
         if failed:
             names = ", ".join(f for f, _ in failed)
             log(f" [!] {names} {'does' if len(failed) == 1 else 'do'} not restore ({failed[0][1]}): "
@@ -256,22 +301,13 @@ def apply_optimizer_hyperparameters(gan: GAN, saved: Optional[dict], log=print) 
             log(f" [*] {key} {old:.6g} -> {new:.6g} (resuming with the value given)")
 
 
-def resolve_seed(train_cfg: config_lib.TrainConfig, record: RunRecord) -> config_lib.TrainConfig:
-    """No --seed: reuse the checkpoint's seed when resuming (the data order depends on it), else 0."""
-    if train_cfg.seed is not None:
-        return train_cfg
-    saved = record.config
-    seed = saved["seed"] if saved and saved.get("seed") is not None else 0
-    return dataclasses.replace(train_cfg, seed=seed)
+def resolve_seed(train_cfg: config_lib.TrainConfig, record: RunRecord, training: bool = True) -> config_lib.TrainConfig:
+    """No --seed: the seed of the run being resumed (config.json, or the record inside its checkpoint),
+    else 0; checkpoints with no record at all are refused in training (:func:`cogan_tf.rundir.resolved_seed`)."""
+    return rundir.resolved_seed(train_cfg, record, training)
 
 
 def resolve_model_config(model_cfg, record: RunRecord, inherit: Sequence[str] = ()):
-    """Fields named in ``inherit`` (left unset on the command line) take the value of the checkpoint's
-    config.json when there is one, as the random seed does: a vanilla checkpoint trained at 1024 hidden units
-    before 128 became the default resumes at 1024."""
-    theirs = record.model_config
-    # The checkpoint files on disk, not the state file: a lost one still resumes (restore_newest).
-    if theirs is None or not record.checkpoints():
-        return model_cfg
-    updates = {k: theirs[k] for k in inherit if k in theirs}
-    return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
+    """Fields named in ``inherit`` (left unset on the command line) take the recorded value when there is
+    one (:func:`cogan_tf.rundir.resolved_model_config`)."""
+    return rundir.resolved_model_config(model_cfg, record, inherit)

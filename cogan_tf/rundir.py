@@ -4,7 +4,9 @@ the directories it writes into. No TensorFlow: main.py checks directories before
 "What is in this checkpoint directory" is answered here once: :class:`RunRecord` reads its
 config.json (checked entry by entry against the config dataclasses) and lists its checkpoint files,
 once per run, and the resolving, refusing and rebuilding (:mod:`cogan_tf.checkpoints`,
-:mod:`cogan_tf.runner`, :mod:`cogan_tf.evaluate`) read the record.
+:mod:`cogan_tf.runner`, :mod:`cogan_tf.evaluate`) read the record. The same record is stored inside
+every checkpoint (:mod:`cogan_tf.checkpoints` reads it); config.json is its readable copy, and
+:meth:`RunRecord.with_embedded` settles the two.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import json
 import math
 import os
 import re
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from cogan_tf import config as config_lib, fileio
 from cogan_tf.config import ModelConfig, TrainConfig
@@ -42,12 +44,15 @@ def checkpoint_numbers(ckpt_dir: str, prefix: Optional[str] = None) -> List[int]
     return _numbers(os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else [], prefix)
 
 
+_CHECKPOINT_FILE = re.compile(r"(.+)-(\d+)\.(?:index|data-\d+-of-\d+)")
+
+
 def _numbers(names, prefix: Optional[str]) -> List[int]:
     pattern = re.compile((".+" if prefix is None else re.escape(prefix)) + r"-(\d+)\.(?:index|data-\d+-of-\d+)")
     return sorted({int(m.group(1)) for m in map(pattern.fullmatch, names) if m}, reverse=True)
 
 
-# What config.json holds beside "model_config": TrainConfig
+# What config.json (and the record inside each checkpoint) holds beside "model_config": TrainConfig
 # fields, under their own names. "train_size" is null for all images (inf).
 RECORDED_FIELDS = ("model", "seed", "dataset", "batch_size", "disjoint_domains", "train_size", "mixed_precision",
                    "grid_scaling", *config_lib.OPTIMIZER_FIELDS, "val_size")
@@ -67,7 +72,7 @@ def run_config_payload(model: str, model_cfg: ModelConfig, train_cfg: TrainConfi
 
 
 def run_config_text(model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
-    """The run's record as config.json's text."""
+    """The run's record as config.json's text (also what each checkpoint embeds)."""
     return json.dumps(run_config_payload(model, model_cfg, train_cfg), indent=2, sort_keys=True) + "\n"
 
 
@@ -76,8 +81,10 @@ def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: Tr
     fileio.atomic_write_text(path, run_config_text(model, model_cfg, train_cfg))
 
 
-# What to do about a damaged config.json. Not "delete it": the seed a resume needs is recorded nowhere else.
-_FIX_CONFIG = "correct it, or put the run's own config.json back"
+# What to do about a damaged config.json: nothing is lost by deleting it, since a checkpoint without a
+# record of its own then asks for its --seed and flags.
+_FIX_CONFIG = ("correct it, or delete it to resume from the record inside the run's checkpoints (a checkpoint "
+               "without one then asks for the --seed and flags it was trained with)")
 
 
 def _shown(value) -> str:
@@ -143,6 +150,9 @@ class RunRecord:
     directory: str
     config: Optional[dict]
     names: Tuple[str, ...]
+    # The checkpoint whose own record was checked against config.json (:meth:`with_embedded`), "" when
+    # none holds one; None: not checked yet.
+    embedded_from: Optional[str] = None
 
     @classmethod
     def read(cls, directory: str) -> "RunRecord":
@@ -152,6 +162,43 @@ class RunRecord:
     def checkpoints(self, prefix: Optional[str] = None) -> List[int]:
         """The numbers of the ``<prefix>-N`` checkpoints on disk (any prefix if None), newest first."""
         return _numbers(self.names, prefix)
+
+    def checkpoint_paths(self) -> List[str]:
+        """The paths of the ``<prefix>-N`` checkpoints on disk (any prefix), newest first."""
+        found = {m.group(1, 2) for m in map(_CHECKPOINT_FILE.fullmatch, self.names) if m}
+        return [os.path.join(self.directory, f"{p}-{n}") for p, n in sorted(found, key=lambda x: -int(x[1]))]
+
+    def with_embedded(self, path: str, embedded: Optional[dict], training: bool = True) -> Tuple["RunRecord", str]:
+        """This record checked against ``embedded``, the record inside checkpoint ``path`` (None: it holds
+        none), and the line to log ("" if nothing to say). The checkpoint's record is what its weights
+        were trained with: without config.json it is the run's record; where config.json says otherwise,
+        the checkpoint's value is used (an entry config.json lacks keeps its meaning, as always)."""
+        if embedded is None or path == "":
+            return dataclasses.replace(self, embedded_from=""), ""
+        rewritten = "; training writes config.json again" if training else ""
+        if self.config is None:
+            return (dataclasses.replace(self, config=embedded, embedded_from=path),
+                    f" [*] {self.config_path} is missing: the record inside {path} is used (seed {embedded['seed']})"
+                    + rewritten)
+        merged, differ = dict(self.config), []
+        if embedded["model"] != self.config["model"]:  # another model's fields: none compares
+            merged, differ = dict(embedded), [f"model {json.dumps(self.config['model'])} (checkpoint: "
+                                              f"{json.dumps(embedded['model'])})"]
+        for key, value in self.config.items() if not differ else ():
+            theirs = embedded.get(key, value)
+            if key == "model_config" and isinstance(theirs, dict):
+                fields = {k: theirs.get(k, v) for k, v in value.items()}
+                differ += [f"{key}.{k} {json.dumps(v)} (checkpoint: {json.dumps(fields[k])})"
+                           for k, v in value.items() if fields[k] != v]
+                theirs = fields
+            elif theirs != value:
+                differ.append(f"{key} {json.dumps(value)} (checkpoint: {json.dumps(theirs)})")
+            merged[key] = theirs
+        if not differ:
+            return dataclasses.replace(self, embedded_from=path), ""
+        return (dataclasses.replace(self, config=merged, embedded_from=path),
+                f" [!] {self.config_path} disagrees with the record inside {path}: {', '.join(differ)}; the "
+                f"checkpoint's values are used" + rewritten)
 
     @property
     def config_path(self) -> str:
@@ -174,6 +221,35 @@ class RunRecord:
             disjoint_domains=saved.get("disjoint_domains", False),
             train_size=math.inf if train_size is None else train_size, val_size=saved.get("val_size", 0),
             checkpoint_dir=os.path.dirname(os.path.abspath(self.directory)))
+
+
+def resolved_seed(train_cfg: TrainConfig, record: RunRecord, training: bool = False) -> TrainConfig:
+    """No --seed: the recorded seed (the data order depends on it), else 0. Resuming (``training``)
+    checkpoints with no record at all is refused: their seed is unknown, and 0 would silently train
+    on another data order."""
+    if train_cfg.seed is not None:
+        return train_cfg
+    saved = record.config
+    if saved is None and training and record.checkpoints():
+        paths = record.checkpoint_paths()
+        raise UsageError(f"{record.directory} holds checkpoints ({os.path.basename(paths[0])}"
+                         f"{' ...' if len(paths) > 1 else ''}) with no record of how they were trained (no "
+                         f"{CONFIG_FILE}, none inside them): pass the --seed they were trained with (0 if none was "
+                         "given) and their other flags to resume them, or a fresh --checkpoint_dir")
+    seed = saved["seed"] if saved and saved.get("seed") is not None else 0
+    return dataclasses.replace(train_cfg, seed=seed)
+
+
+def resolved_model_config(model_cfg: ModelConfig, record: RunRecord, inherit: Sequence[str] = ()) -> ModelConfig:
+    """Fields named in ``inherit`` (left unset on the command line) take the recorded value when
+    resuming, as the seed does: a vanilla checkpoint trained at 1024 hidden units before 128 became the
+    default resumes at 1024."""
+    theirs = record.model_config
+    # The checkpoint files on disk, not the state file: a lost one still resumes.
+    if theirs is None or not record.checkpoints():
+        return model_cfg
+    updates = {k: theirs[k] for k in inherit if k in theirs}
+    return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
 
 
 def find_run(checkpoint_dir: str, model: Optional[str] = None) -> RunRecord:

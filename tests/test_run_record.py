@@ -1,4 +1,5 @@
-"""The run's record: config.json is checked entry by entry on read."""
+"""The run's record: config.json is checked entry by entry on read, and the same record travels inside
+every checkpoint (a run resumed without config.json keeps its seed and data order)."""
 
 import dataclasses
 import json
@@ -7,14 +8,16 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cogan_tf import config as C
 from cogan_tf import rundir
-from cogan_tf.errors import DataError
-from tests.conftest import ROOT
+from cogan_tf.errors import DataError, UsageError
+from tests.conftest import ROOT, train_config, write_fake_dataset
 
-FIX = "correct it, or put the run's own config.json back"
+FIX = ("correct it, or delete it to resume from the record inside the run's checkpoints (a checkpoint without one "
+       "then asks for the --seed and flags it was trained with)")
 
 
 def write_record(directory, model="cogan", model_cfg=None, edit=None, **train_fields):
@@ -111,6 +114,102 @@ def test_optional_fields_take_null_and_floats_take_integers(tmp_path):
     assert record.config["learning_rate"] == 1 and record.model_config["real_target"] == 1
 
 
+# --- the record inside the checkpoint ------------------------------------------------------------------------
+
+def fake_domains(n=32, seed=0):
+    x = np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    return [x, 255 - x]
+
+
+LOSS = re.compile(r"Epoch: .*, d_loss: (\S+), g_loss: (\S+)")
+
+
+def run(tmp_path, max_steps, seed, is_train=True, **kw):
+    """An in-process CoGAN run on fake domains: (gan, its log lines, its per-step losses)."""
+    from cogan_tf import runner
+
+    logs = []
+    cfg = train_config(tmp_path, batch_size=8, epoch=100, log_every=1, max_steps=max_steps, seed=seed, **kw)
+    gan = runner.run(C.CoganConfig(), cfg, is_train=is_train, arrays=fake_domains(), log=logs.append)
+    return gan, logs, [m.groups() for m in map(LOSS.match, logs) if m]
+
+
+def ckpt_dir(tmp_path):
+    return tmp_path / "checkpoint" / "mnist_8_28"
+
+
+def test_the_checkpoint_holds_the_record_and_a_resume_without_config_json_keeps_the_seed(tmp_path):
+    """(That it repeats the same steps: test_main_resumes_seed_5_without_config_json_with_the_same_losses.)"""
+    import tensorflow as tf
+
+    from cogan_tf import checkpoints
+
+    run(tmp_path, 0, seed=5)
+    d = ckpt_dir(tmp_path)
+    config = d / rundir.CONFIG_FILE
+    written = json.loads(config.read_text())
+    # Readable without building anything.
+    inside = tf.train.load_variable(str(d / "CoGAN.model-1"), checkpoints.RECORD_KEY)
+    assert json.loads(inside) == written and written["seed"] == 5
+    config.unlink()
+    gan, logs, _ = run(tmp_path, 0, seed=None)
+    assert gan.seed == 5
+    assert (f" [*] {config} is missing: the record inside {d}/CoGAN.model-1 is used (seed 5); "
+            "training writes config.json again") in logs
+    assert json.loads(config.read_text()) == written
+
+
+def test_where_config_json_and_the_checkpoint_disagree_the_checkpoint_wins(tmp_path):
+    run(tmp_path, 0, seed=5)
+    config = ckpt_dir(tmp_path) / rundir.CONFIG_FILE
+    written = json.loads(config.read_text())
+    config.write_text(json.dumps({**written, "seed": 7, "model_config": {**written["model_config"],
+                                                                         "z_dim": 64}}))
+    gan, logs, _ = run(tmp_path, 0, seed=None)
+    assert gan.seed == 5
+    assert [line for line in logs if "disagrees" in line] == [
+        f" [!] {config} disagrees with the record inside {ckpt_dir(tmp_path)}/CoGAN.model-1: "
+        'model_config.z_dim 64 (checkpoint: 100), seed 7 (checkpoint: 5); the checkpoint\'s values are used; '
+        "training writes config.json again"]
+    assert json.loads(config.read_text()) == written
+    # Evaluation reads the checkpoint's record too, and writes nothing.
+    config.unlink()
+    gan, logs, _ = run(tmp_path, None, seed=None, is_train=False)
+    assert gan.seed == 5 and not config.exists()
+    assert f" [*] {config} is missing: the record inside {ckpt_dir(tmp_path)}/CoGAN.model-1 is used (seed 5)" in logs
+
+
+def without_records(monkeypatch):
+    """Checkpoints written as before they held the run's record."""
+    from cogan_tf import checkpoints
+
+    real = checkpoints.checkpoint
+    monkeypatch.setattr(checkpoints, "checkpoint", lambda loop, gan, optimizers=True, record=True:
+                        real(loop, gan, optimizers, record=False))
+
+
+def test_checkpoints_without_any_record_ask_for_their_seed(tmp_path, monkeypatch):
+    import tensorflow as tf
+
+    from cogan_tf import checkpoints
+
+    with monkeypatch.context() as m:
+        without_records(m)
+        run(tmp_path, 0, seed=5)
+    path = str(ckpt_dir(tmp_path) / "CoGAN.model-1")
+    assert checkpoints.RECORD_KEY not in dict(tf.train.list_variables(path))
+    (ckpt_dir(tmp_path) / rundir.CONFIG_FILE).unlink()
+    with pytest.raises(UsageError) as e:
+        run(tmp_path, 0, seed=None)
+    assert str(e.value) == (
+        f"{ckpt_dir(tmp_path)} holds checkpoints (CoGAN.model-1) with no record of how they were trained (no "
+        "config.json, none inside them): pass the --seed they were trained with (0 if none was given) and their "
+        "other flags to resume them, or a fresh --checkpoint_dir")
+    gan, logs, _ = run(tmp_path, 0, seed=5)
+    assert gan.seed == 5 and any("Load SUCCESS" in line and "(step 0)" in line for line in logs)
+    assert json.loads((ckpt_dir(tmp_path) / rundir.CONFIG_FILE).read_text())["seed"] == 5
+
+
 # --- real processes --------------------------------------------------------------------------------------------
 
 def program(cwd, args, module=None):
@@ -138,3 +237,28 @@ def test_evaluate_refuses_a_wrong_config_json_in_one_line(tmp_path):
     r = program(tmp_path, ["--checkpoint_dir", "ck", "--data_dir", "nodata"], module="cogan_tf.evaluate")
     assert one_line_error(r) == (f"error: {os.path.relpath(path, tmp_path)}: model_config \"d_h0_filters\" is "
                                  f"\"abc\", not an integer >= 0 or null; {FIX}")
+
+
+@pytest.mark.slow
+def test_main_resumes_seed_5_without_config_json_with_the_same_losses(tmp_path):
+    """main.py --seed 5 for 4 steps, checkpoints after steps 1 and 4; then without config.json, with the
+    checkpoint after step 1 only and no --seed: it resumes at step 1 with seed 5 and repeats steps 2..4."""
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=8)
+    common = ["--batch_size", "8", "--train_size", "32", "--epoch", "100", "--checkpoint_dir", "ck", "--data_dir",
+              data_dir, "--log_every", "1", "--save_every", "3", "--keep_checkpoints", "0"]
+    r = program(tmp_path, [*common, "--seed", "5", "--max_steps", "4"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    whole = LOSS.findall(r.stdout)
+    assert len(whole) == 4
+    d = tmp_path / "ck" / "mnist_8_28"
+    for name in os.listdir(d):
+        if name == "config.json" or name.startswith("CoGAN.model-5."):
+            os.remove(d / name)
+    r = program(tmp_path, [*common, "--max_steps", "4"])
+    assert r.returncode == 0, r.stderr[-3000:]
+    out = r.stdout.splitlines()
+    assert " [*] ck/mnist_8_28/config.json is missing: the record inside ck/mnist_8_28/CoGAN.model-2 is used " \
+           "(seed 5); training writes config.json again" in out
+    assert " [*] Load SUCCESS: ck/mnist_8_28/CoGAN.model-2 (step 1)" in out
+    assert LOSS.findall(r.stdout) == whole[1:]
+    assert json.loads((d / "config.json").read_text())["seed"] == 5
