@@ -10,6 +10,7 @@ config.json (:func:`with_embedded_record`).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -65,14 +66,6 @@ def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
     return "", None
 
 
-def _precision_flags(policy: Optional[str]) -> str:
-    """How main.py is told to train in ``policy`` (a TrainConfig.mixed_precision value)."""
-    if policy is None:
-        return "without --mixed_precision"
-    dtype = {v: k for k, v in config_lib.MIXED_PRECISION.items()}.get(policy, policy)
-    return f"with --mixed_precision --mixed_precision_dtype {dtype}"
-
-
 def with_embedded_record(record: RunRecord, training: bool = True, log=print) -> RunRecord:
     """``record`` checked against the record inside its newest checkpoint (once: a checked record is
     returned as it is); see :meth:`cogan_tf.rundir.RunRecord.with_embedded`."""
@@ -86,49 +79,10 @@ def with_embedded_record(record: RunRecord, training: bool = True, log=print) ->
 
 
 def check_run_config(gan: GAN, loop: RunState, record: RunRecord, training: bool = True) -> None:
-    """Refuse to resume a checkpoint with another architecture, seed or data setup, or (``training``)
-    another precision: a float16 run's optimizers carry a loss scale, and switching the arithmetic
-    midway would make the resumed run neither of the two. Evaluating a checkpoint in another
-    precision is fine: the weights are float32 either way. Evaluation checks the architecture only:
-    seed, data setup and training settings never block it (runner.run evaluates with the
-    architecture config.json records)."""
-    saved = record.config
-    if saved is None or not record.checkpoints(gan.checkpoint_prefix):
-        return
-    mine = {
-        "model": gan.name,
-        "model_config": config_lib.model_config_to_dict(gan.model_cfg),
-    }
-    if training:
-        mine.update({
-            "seed": gan.seed,
-            "disjoint_domains": gan.cfg.disjoint_domains,
-            "train_size": None if math.isinf(gan.cfg.train_size) else gan.cfg.train_size,
-            "val_size": gan.cfg.val_size,  # the held-out images are not trained on: another data order
-        })
-    if isinstance(saved.get("model_config"), dict):
-        # Fields added to a model config since the checkpoint was made take the value the code that
-        # wrote it trained with (config.LEGACY_FIELD_VALUES), never silently today's default.
-        saved = {**saved, "model_config": config_lib.complete_model_config_dict(gan.name, saved["model_config"])}
-        theirs = saved["model_config"]
-        diff = [k for k, v in mine["model_config"].items() if k in theirs and theirs[k] != v]
-        if diff:
-            flag_of = config_lib.FIELD_FLAGS.get(gan.name, {})
-            said = ", ".join(f"{k}={theirs[k]!r} (here {mine['model_config'][k]!r}"
-                             + (f", flag {flag_of[k]}" if k in flag_of else "") + ")" for k in diff)
-            raise UsageError(f"{loop.ckpt_dir} holds a checkpoint trained with {said}: pass the flags it was "
-                             f"trained with to resume it, or a fresh --checkpoint_dir")
-    for key, value in mine.items():
-        if key in saved and saved[key] != value:
-            raise UsageError(
-                f"{loop.ckpt_dir} holds a checkpoint made with {key}={saved[key]!r}, not {value!r}: "
-                f"pass the same flags to resume it, or a fresh --checkpoint_dir")
-    # Checkpoints from before --mixed_precision have no entry: they are float32.
-    theirs, ours = saved.get("mixed_precision"), getattr(gan.cfg, "mixed_precision", None)
-    if training and theirs != ours:
-        raise UsageError(
-            f"{loop.ckpt_dir} holds a checkpoint trained in {theirs or 'float32'}, not {ours or 'float32'}: "
-            f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
+    """Refuse to resume a checkpoint with another model, architecture, seed or data setup, or
+    (``training``) another precision (:func:`cogan_tf.rundir.check_setup`). Evaluation checks the
+    model and architecture only: seed, data setup and training settings never block it."""
+    rundir.check_setup(record, gan.name, gan.model_cfg, dataclasses.replace(gan.cfg, seed=gan.seed), training)
 
 
 # One line of the text-format CheckpointState proto TensorFlow writes: `key: "string"` or `key: number`.

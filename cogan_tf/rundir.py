@@ -1,5 +1,6 @@
 """A run's directories on disk: where its checkpoints go, what the checkpoint directory holds, and
-the directories it writes into. No TensorFlow: main.py checks directories before TensorFlow starts.
+the directories it writes into. No TensorFlow: main.py checks directories, config.json and a resume's
+setup before TensorFlow starts (:func:`check_before_tensorflow`).
 
 "What is in this checkpoint directory" is answered here once: :class:`RunRecord` reads its
 config.json (checked entry by entry against the config dataclasses) and lists its checkpoint files,
@@ -223,6 +224,56 @@ class RunRecord:
             checkpoint_dir=os.path.dirname(os.path.abspath(self.directory)))
 
 
+def _precision_flags(policy: Optional[str]) -> str:
+    """How main.py is told to train in ``policy`` (a TrainConfig.mixed_precision value)."""
+    if policy is None:
+        return "without --mixed_precision"
+    dtype = {v: k for k, v in config_lib.MIXED_PRECISION.items()}.get(policy, policy)
+    return f"with --mixed_precision --mixed_precision_dtype {dtype}"
+
+
+def check_setup(record: RunRecord, model: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                training: bool = True) -> None:
+    """Refuse to resume the checkpoints in ``record`` with another model, architecture, seed or data
+    setup, or (``training``) another precision: a float16 run's optimizers carry a loss scale, and
+    switching the arithmetic midway would make the resumed run neither of the two. Evaluation checks
+    the model and architecture only (runner.run evaluates with the architecture the record holds).
+    ``train_cfg.seed`` is the resolved seed (None: 0)."""
+    saved = record.config
+    if saved is None or not record.checkpoints():
+        return
+    where = record.directory
+    if saved["model"] != model:
+        raise UsageError(f"{where} holds a checkpoint made with model={saved['model']!r}, not {model!r}: pass the "
+                         "same flags to resume it, or a fresh --checkpoint_dir")
+    # Fields added to a model config since the checkpoint was made take the value the code that wrote
+    # it trained with (config.LEGACY_FIELD_VALUES), never silently today's default.
+    theirs = config_lib.complete_model_config_dict(model, saved["model_config"])
+    mine = dataclasses.asdict(model_cfg)
+    diff = [k for k, v in mine.items() if k in theirs and theirs[k] != v]
+    if diff:
+        flag_of = config_lib.FIELD_FLAGS.get(model, {})
+        said = ", ".join(f"{k}={theirs[k]!r} (here {mine[k]!r}" + (f", flag {flag_of[k]}" if k in flag_of else "")
+                         + ")" for k in diff)
+        raise UsageError(f"{where} holds a checkpoint trained with {said}: pass the flags it was trained with to "
+                         "resume it, or a fresh --checkpoint_dir")
+    if not training:
+        return
+    setup = {"seed": 0 if train_cfg.seed is None else train_cfg.seed, "dataset": train_cfg.dataset,
+             "batch_size": train_cfg.batch_size, "disjoint_domains": train_cfg.disjoint_domains,
+             "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
+             "val_size": train_cfg.val_size}  # the held-out images are not trained on: another data order
+    for key, value in setup.items():
+        if key in saved and saved[key] != value:
+            raise UsageError(f"{where} holds a checkpoint made with {key}={saved[key]!r}, not {value!r}: pass the "
+                             "same flags to resume it, or a fresh --checkpoint_dir")
+    # A record without the entry predates --mixed_precision: float32.
+    theirs, ours = saved.get("mixed_precision"), train_cfg.mixed_precision
+    if theirs != ours:
+        raise UsageError(f"{where} holds a checkpoint trained in {theirs or 'float32'}, not {ours or 'float32'}: "
+                         f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
+
+
 def resolved_seed(train_cfg: TrainConfig, record: RunRecord, training: bool = False) -> TrainConfig:
     """No --seed: the recorded seed (the data order depends on it), else 0. Resuming (``training``)
     checkpoints with no record at all is refused: their seed is unknown, and 0 would silently train
@@ -250,6 +301,21 @@ def resolved_model_config(model_cfg: ModelConfig, record: RunRecord, inherit: Se
         return model_cfg
     updates = {k: theirs[k] for k in inherit if k in theirs}
     return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
+
+
+def check_before_tensorflow(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True,
+                            inherit: Sequence[str] = ()) -> RunRecord:
+    """What can be refused from config.json alone, before TensorFlow starts: a damaged config.json, and
+    (training) a resume with another model, architecture, seed or data setup, or (evaluation) another
+    model. Returns the record, for the run to use. The record inside the checkpoints is checked once
+    TensorFlow has started (:func:`cogan_tf.runner.run`)."""
+    record = RunRecord.read(run_checkpoint_dir(model_cfg, train_cfg))
+    if record.config is not None and training:
+        check_setup(record, train_cfg.model, resolved_model_config(model_cfg, record, inherit),
+                    resolved_seed(train_cfg, record), training=True)
+    elif record.config is not None and record.config["model"] != train_cfg.model:
+        check_setup(record, train_cfg.model, model_cfg, train_cfg, training=False)
+    return record
 
 
 def find_run(checkpoint_dir: str, model: Optional[str] = None) -> RunRecord:

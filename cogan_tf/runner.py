@@ -72,16 +72,17 @@ def stored_model_config(model_cfg, train_cfg: config_lib.TrainConfig, record: ru
 
 
 def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,
-        inherit: Sequence[str] = (), explicit=None):
+        inherit: Sequence[str] = (), explicit=None, record: Optional[rundir.RunRecord] = None):
     """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate.
     Returns the GAN object (for ``python main.py``'s sample-quality report,
-    :func:`cogan_tf.evaluate.report_for_gan`). ``inherit``: see ``make_gan``.
+    :func:`cogan_tf.evaluate.report_for_gan`). ``inherit``: see ``make_gan``; ``record``: the run
+    directory's record if the caller has read it (:func:`cogan_tf.rundir.check_before_tensorflow`).
 
     Evaluation rebuilds the architecture the run's record holds (see :func:`stored_model_config`;
     ``explicit``: the model-config fields set by flags); training-only settings never block it."""
     rundir.check_output_dirs(model_cfg, train_cfg, training=is_train)
     # What the checkpoint directory holds, read once for the whole run.
-    record = _record(model_cfg, train_cfg, None, is_train, log)
+    record = _record(model_cfg, train_cfg, record, is_train, log)
     if not is_train:
         model_cfg = stored_model_config(model_cfg, train_cfg, record, explicit, log)
     gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy, inherit=inherit, record=record,

@@ -1,5 +1,6 @@
-"""The run's record: config.json is checked entry by entry on read, and the same record travels inside
-every checkpoint (a run resumed without config.json keeps its seed and data order)."""
+"""The run's record: config.json is checked entry by entry on read, the same record travels inside
+every checkpoint (a run resumed without config.json keeps its seed and data order), and what
+config.json alone can refuse is refused before TensorFlow starts."""
 
 import dataclasses
 import json
@@ -212,13 +213,21 @@ def test_checkpoints_without_any_record_ask_for_their_seed(tmp_path, monkeypatch
 
 # --- real processes --------------------------------------------------------------------------------------------
 
-def program(cwd, args, module=None):
-    """Run main.py (or ``python -m module``) with ``args`` in ``cwd``."""
+def program(cwd, args, tensorflow=True, module=None):
+    """Run main.py (or ``python -m module``) with ``args`` in ``cwd``. Without ``tensorflow``, importing
+    TensorFlow or Keras fails: what it does must be done before TensorFlow starts."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("PYTHONPATH", None)  # main.py imports the cogan_tf beside it
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)  # as a user starts it: TensorFlow's start-up lines held back
     if module:
         env["PYTHONPATH"] = ROOT
+    if not tensorflow:
+        poison = os.path.join(str(cwd), "no_tensorflow")
+        for name in ("tensorflow", "keras"):
+            os.makedirs(os.path.join(poison, name), exist_ok=True)
+            with open(os.path.join(poison, name, "__init__.py"), "w") as f:
+                f.write(f"raise ImportError('{name} imported')\n")
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [poison, env.get("PYTHONPATH")]))
     cmd = ["-m", module] if module else [os.path.join(ROOT, "main.py")]
     return subprocess.run([sys.executable, *cmd, *args], cwd=str(cwd), env=env, capture_output=True, text=True,
                           timeout=600)
@@ -232,11 +241,57 @@ def one_line_error(r):
     return lines[0]
 
 
+@pytest.mark.parametrize("args, edit, said", [
+    (["--is_train", "True"], {"seed": "abc"}, '"seed" is "abc", not an integer >= 0 or null'),
+    (["--is_train", "False"], {"model_config": {"bogus": 1}}, 'unknown model_config entry "bogus" (a cogan has no '
+                                                               'such field)'),
+], ids=["training", "evaluation"])
+def test_main_refuses_a_wrong_config_json_before_tensorflow(tmp_path, args, edit, said):
+    path = write_record(tmp_path / "ck" / "mnist_128_28", edit=edit)
+    r = program(tmp_path, [*args, "--checkpoint_dir", "ck", "--data_dir", "nodata"], tensorflow=False)
+    assert one_line_error(r) == f"error: {os.path.relpath(path, tmp_path)}: {said}; {FIX}"
+
+
 def test_evaluate_refuses_a_wrong_config_json_in_one_line(tmp_path):
     path = write_record(tmp_path / "ck" / "mnist_128_28", edit={"model_config": {"d_h0_filters": "abc"}})
     r = program(tmp_path, ["--checkpoint_dir", "ck", "--data_dir", "nodata"], module="cogan_tf.evaluate")
     assert one_line_error(r) == (f"error: {os.path.relpath(path, tmp_path)}: model_config \"d_h0_filters\" is "
                                  f"\"abc\", not an integer >= 0 or null; {FIX}")
+
+
+@pytest.mark.parametrize("args, record, said", [
+    (["--corrected"], {}, "holds a checkpoint trained with h0_feeds_h1=False (here True, flag --h0_feeds_h1), "
+                          "d_h0_filters=None (here 64, flag --d_h0_filters), bn_batch_stats_at_inference=True (here "
+                          "False, flag --bn_moving_average), loss_on_logits=False (here True, flag --loss_on_logits), "
+                          "bn_per_feature=False (here True, flag --bn_per_feature): pass the flags it was trained with "
+                          "to resume it, or a fresh --checkpoint_dir"),
+    (["--seed", "4"], {}, "holds a checkpoint made with seed=5, not 4: pass the same flags to resume it, or a fresh "
+                          "--checkpoint_dir"),
+    (["--disjoint_domains"], {}, "holds a checkpoint made with disjoint_domains=False, not True: pass the same flags "
+                                 "to resume it, or a fresh --checkpoint_dir"),
+    (["--mixed_precision"], {}, "holds a checkpoint trained in float32, not mixed_float16: resume it without "
+                                "--mixed_precision, or use a fresh --checkpoint_dir"),
+    ([], {"model": "vanilla"}, "holds a checkpoint made with model='vanilla', not 'cogan': pass the same flags to "
+                               "resume it, or a fresh --checkpoint_dir"),
+    (["--is_train", "False"], {"model": "vanilla"}, "holds a checkpoint made with model='vanilla', not 'cogan': pass "
+                                                    "the same flags to resume it, or a fresh --checkpoint_dir"),
+], ids=["architecture", "seed", "data", "precision", "model", "model-evaluation"])
+def test_another_setups_checkpoint_is_refused_before_tensorflow(tmp_path, args, record, said):
+    d = tmp_path / "ck" / "mnist_128_28"
+    model = record.get("model", "cogan")
+    write_record(d, model, edit={"model_config": {}})
+    (d / "CoGAN.model-3.index").write_text("")  # a checkpoint to resume: refused before it is read
+    r = program(tmp_path, [*args, "--checkpoint_dir", "ck", "--data_dir", "nodata"], tensorflow=False)
+    assert one_line_error(r) == f"error: ck/mnist_128_28 {said}"
+
+
+def test_a_good_resume_passes_the_checks_before_tensorflow(tmp_path):
+    """The refusals before TensorFlow let a good resume through (TensorFlow is then needed)."""
+    d = tmp_path / "ck" / "mnist_128_28"
+    write_record(d)
+    (d / "CoGAN.model-3.index").write_text("")
+    r = program(tmp_path, ["--checkpoint_dir", "ck", "--data_dir", "nodata"], tensorflow=False)
+    assert r.returncode == 1 and "ImportError: tensorflow imported" in r.stderr
 
 
 @pytest.mark.slow

@@ -212,11 +212,13 @@ def main(argv):
     # Every output directory is created and written once before TensorFlow starts (and trains for
     # hours before writing the export).
     rundir.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
+    # A damaged config.json, or a checkpoint of another setup, is refused before TensorFlow starts too.
+    record = rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
     cli.start_tensorflow()  # after the flags are known to be good
     from cogan_tf import runner
 
     gan = runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, inherit=inherited(FLAGS),
-                     explicit=explicit_fields(FLAGS))
+                     explicit=explicit_fields(FLAGS), record=record)
     if not FLAGS.is_train and FLAGS.report:
         from cogan_tf import evaluate
 
