@@ -3,7 +3,9 @@ restoring the newest intact one (with fallback), saving without debris or non-fi
 resolving what a resumed run inherits from its checkpoint (seed, model-config fields, learning rate).
 
 What the checkpoint directory holds is read once per run into a :class:`cogan_tf.rundir.RunRecord`;
-every function here that needs config.json takes that record.
+every function here that needs config.json takes that record. Each checkpoint also holds the run's
+record itself (config.json's text, :data:`RECORD_KEY`), so the seed and data setup are not lost with
+config.json (:func:`with_embedded_record`).
 """
 
 from __future__ import annotations
@@ -19,75 +21,77 @@ from typing import List, Optional, Sequence, Tuple
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as config_lib, fileio
+from cogan_tf import config as config_lib, fileio, rundir
 from cogan_tf.errors import RunStopped, UsageError, first_line
 from cogan_tf.gan import GAN, RunState
 from cogan_tf.rundir import RunRecord, checkpoint_numbers
 
 
-def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, path: Optional[str] = None) -> tf.train.Checkpoint:
+# The run's record (config.json's text) inside every checkpoint, under this name: a tf.string variable,
+# readable with tf.train.load_variable(path, RECORD_KEY) without building anything.
+RECORD = "run_record"
+RECORD_KEY = f"{RECORD}/.ATTRIBUTES/VARIABLE_VALUE"
+EPOCH_LOSSES = "epoch_losses"
+
+
+def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, path: Optional[str] = None,
+               record: bool = True) -> tf.train.Checkpoint:
     # Models, optimizers, the step counter (= data position: the order is a function of the random seed),
-    # the RNG state and the epoch's losses so far, all in one checkpoint. Without ``optimizers``: what
-    # sampling and export read. ``path``: the checkpoint to be restored, which may predate the epoch's losses.
+    # the RNG state, the epoch's losses so far and the run's record (so the seed and data setup travel
+    # with the weights, not only in config.json beside them; restoring, it is read into a throwaway
+    # variable), all in one checkpoint. Without ``optimizers``: what sampling and export read.
+    # ``path``: the checkpoint about to be restored, which may predate the record or the epoch's losses;
+    # ``record=False`` leaves the record out.
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
-    if path is None or any(name.startswith("epoch_losses/") for name, _ in tf.train.list_variables(path)):
-        objects["epoch_losses"] = loop.epoch_losses
+    names = None if path is None else _saved_names(path)
+    if record and (names is None or RECORD_KEY in names):
+        objects[RECORD] = tf.Variable(rundir.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
+    if names is None or any(n.startswith(EPOCH_LOSSES + "/") for n in names):
+        objects[EPOCH_LOSSES] = loop.epoch_losses
     return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
 
 
-def _precision_flags(policy: Optional[str]) -> str:
-    """How main.py is told to train in ``policy`` (a TrainConfig.mixed_precision value)."""
-    if policy is None:
-        return "without --mixed_precision"
-    dtype = {v: k for k, v in config_lib.MIXED_PRECISION.items()}.get(policy, policy)
-    return f"with --mixed_precision --mixed_precision_dtype {dtype}"
+def _saved_names(path: str) -> set:
+    """The variable names the checkpoint ``path`` holds (none if unreadable: restoring it fails and says why)."""
+    try:
+        return {name for name, _ in tf.train.list_variables(path)}
+    except (tf.errors.OpError, ValueError):
+        return set()
+
+
+def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
+    """The record inside the newest checkpoint of ``record`` that holds one, and that checkpoint's path:
+    ``("", None)`` when none does (checkpoints written before records were embedded, or none at all).
+    A damaged record is a one-line DataError naming the checkpoint."""
+    for path in record.checkpoint_paths():
+        try:
+            text = tf.train.load_variable(path, RECORD_KEY)
+        except (tf.errors.OpError, ValueError):
+            continue  # no record in it, or a damaged checkpoint (restoring falls back past it)
+        return path, rundir.parse_run_config(
+            text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text), f"the record inside {path}",
+            fix="move this checkpoint away to resume from an older one")
+    return "", None
+
+
+def with_embedded_record(record: RunRecord, training: bool = True, log=print) -> RunRecord:
+    """``record`` checked against the record inside its newest checkpoint (once: a checked record is
+    returned as it is); see :meth:`cogan_tf.rundir.RunRecord.with_embedded`."""
+    if record.embedded_from is not None:
+        return record
+    path, embedded = embedded_record(record)
+    record, line = record.with_embedded(path, embedded, training)
+    if line:
+        log(line)
+    return record
 
 
 def check_run_config(gan: GAN, loop: RunState, record: RunRecord, training: bool = True) -> None:
-    """Refuse to resume a checkpoint with another architecture, seed or data setup, or (``training``)
-    another precision: a float16 run's optimizers carry a loss scale, and switching the arithmetic
-    midway would make the resumed run neither of the two. Evaluating a checkpoint in another
-    precision is fine: the weights are float32 either way. Evaluation checks the architecture only:
-    seed, data setup and training settings never block it (runner.run evaluates with the
-    architecture config.json records)."""
-    saved = record.config
-    if saved is None or not record.checkpoints(gan.checkpoint_prefix):
-        return
-    mine = {
-        "model": gan.name,
-        "model_config": config_lib.model_config_to_dict(gan.model_cfg),
-    }
-    if training:
-        mine.update({
-            "seed": gan.seed,
-            "disjoint_domains": gan.cfg.disjoint_domains,
-            "train_size": None if math.isinf(gan.cfg.train_size) else gan.cfg.train_size,
-            "val_size": gan.cfg.val_size,  # the held-out images are not trained on: another data order
-        })
-    if isinstance(saved.get("model_config"), dict):
-        # Fields added to a model config since the checkpoint was made take the value the code that
-        # wrote it trained with (config.LEGACY_FIELD_VALUES), never silently today's default.
-        saved = {**saved, "model_config": config_lib.complete_model_config_dict(gan.name, saved["model_config"])}
-        theirs = saved["model_config"]
-        diff = [k for k, v in mine["model_config"].items() if k in theirs and theirs[k] != v]
-        if diff:
-            flag_of = config_lib.FIELD_FLAGS.get(gan.name, {})
-            said = ", ".join(f"{k}={theirs[k]!r} (here {mine['model_config'][k]!r}"
-                             + (f", flag {flag_of[k]}" if k in flag_of else "") + ")" for k in diff)
-            raise UsageError(f"{loop.ckpt_dir} holds a checkpoint trained with {said}: pass the flags it was "
-                             f"trained with to resume it, or a fresh --checkpoint_dir")
-    for key, value in mine.items():
-        if key in saved and saved[key] != value:
-            raise UsageError(
-                f"{loop.ckpt_dir} holds a checkpoint made with {key}={saved[key]!r}, not {value!r}: "
-                f"pass the same flags to resume it, or a fresh --checkpoint_dir")
-    # Checkpoints from before --mixed_precision have no entry: they are float32.
-    theirs, ours = saved.get("mixed_precision"), getattr(gan.cfg, "mixed_precision", None)
-    if training and theirs != ours:
-        raise UsageError(
-            f"{loop.ckpt_dir} holds a checkpoint trained in {theirs or 'float32'}, not {ours or 'float32'}: "
-            f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
+    """Refuse to resume a checkpoint with another model, architecture, seed or data setup, or
+    (``training``) another precision (:func:`cogan_tf.rundir.check_setup`). Evaluation checks the
+    model and architecture only: seed, data setup and training settings never block it."""
+    rundir.check_setup(record, gan.name, gan.model_cfg, dataclasses.replace(gan.cfg, seed=gan.seed), training)
 
 
 # One line of the text-format CheckpointState proto TensorFlow writes: `key: "string"` or `key: number`.
@@ -170,7 +174,6 @@ def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True) -
             # assigned before it failed do not survive.
             failed.append((name, _why(e)))
             continue
-        path = os.path.join(ckpt_dir, name)
         if failed:
             names = ", ".join(f for f, _ in failed)
             log(f" [!] {names} {'does' if len(failed) == 1 else 'do'} not restore ({failed[0][1]}): "
@@ -267,22 +270,13 @@ def apply_optimizer_hyperparameters(gan: GAN, saved: Optional[dict], log=print) 
             log(f" [*] {key} {old:.6g} -> {new:.6g} (resuming with the value given)")
 
 
-def resolve_seed(train_cfg: config_lib.TrainConfig, record: RunRecord) -> config_lib.TrainConfig:
-    """No --seed: reuse the checkpoint's seed when resuming (the data order depends on it), else 0."""
-    if train_cfg.seed is not None:
-        return train_cfg
-    saved = record.config
-    seed = saved["seed"] if saved and saved.get("seed") is not None else 0
-    return dataclasses.replace(train_cfg, seed=seed)
+def resolve_seed(train_cfg: config_lib.TrainConfig, record: RunRecord, training: bool = True) -> config_lib.TrainConfig:
+    """No --seed: the seed of the run being resumed (config.json, or the record inside its checkpoint),
+    else 0; checkpoints with no record at all are refused in training (:func:`cogan_tf.rundir.resolved_seed`)."""
+    return rundir.resolved_seed(train_cfg, record, training)
 
 
 def resolve_model_config(model_cfg, record: RunRecord, inherit: Sequence[str] = ()):
-    """Fields named in ``inherit`` (left unset on the command line) take the value of the checkpoint's
-    config.json when there is one, as the random seed does: a vanilla checkpoint trained at 1024 hidden units
-    before 128 became the default resumes at 1024."""
-    theirs = record.model_config
-    # The checkpoint files on disk, not the state file: a lost one still resumes (restore_newest).
-    if theirs is None or not record.checkpoints():
-        return model_cfg
-    updates = {k: theirs[k] for k in inherit if k in theirs}
-    return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
+    """Fields named in ``inherit`` (left unset on the command line) take the recorded value when there is
+    one (:func:`cogan_tf.rundir.resolved_model_config`)."""
+    return rundir.resolved_model_config(model_cfg, record, inherit)

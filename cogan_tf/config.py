@@ -2,14 +2,16 @@
 
 ``TrainConfig`` is the run (data, schedule, directories, seed, speed switches); the model configs are
 the architecture and its quirks. The model config is stored beside each checkpoint, so a checkpoint
-can be rebuilt without flags (``load_model_config``).
+can be rebuilt without flags (``model_config_from_dict``); a stored value is checked against its
+field's annotated type first (``field_types``, ``value_problem``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Optional, Union
+import typing
+from typing import Dict, Optional, Union
 
 
 MODELS = ("cogan", "vanilla", "clustergan")
@@ -231,3 +233,44 @@ def complete_model_config_dict(model: str, d: dict) -> dict:
 
 def model_config_from_dict(model: str, d: dict) -> ModelConfig:
     return MODEL_CONFIGS[model](**complete_model_config_dict(model, d))
+
+
+# --- validating a recorded config (config.json, and the record inside a checkpoint) -----------------
+
+# The values a str field may take, where a fixed list exists; the other fields are checked by type.
+FIELD_CHOICES = {"model": MODELS, "mixed_precision": MIXED_PRECISION_POLICIES, "grid_scaling": GRID_SCALINGS,
+                 "recipe": tuple(CLUSTERGAN_RECIPES)}
+_TYPE_NAMES = {bool: "true or false", int: "an integer >= 0", float: "a finite number", str: "a string"}
+
+
+def field_types(cls) -> Dict[str, object]:
+    """Field name -> its annotated type (``Optional[int]``, ``float``, ...) of a config dataclass: what a
+    recorded value of that field must be. Read from the class, so a field added to it is covered."""
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+def value_problem(name: str, tp, value) -> Optional[str]:
+    """What ``value`` of field ``name`` (annotated ``tp``) should be instead ("an integer >= 0 or null"),
+    or None if it fits. JSON has no int/bool distinction of its own: a bool is not an int here, and an
+    int is a fine float. Integers are never negative: no recorded count, size or seed is."""
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) is Union and type(None) in args:
+        inner = next(a for a in args if a is not type(None))
+        if value is None:
+            return None
+        problem = value_problem(name, inner, value)
+        return problem and f"{problem} or null"
+    if tp is bool:
+        ok = isinstance(value, bool)
+    elif tp is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    elif tp is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    elif tp is str:
+        ok = isinstance(value, str) and value in FIELD_CHOICES.get(name, (value,))
+        if isinstance(value, str) and not ok:
+            return f"one of {', '.join(FIELD_CHOICES[name])}"
+    else:
+        raise TypeError(f"{name}: no check for a field of type {tp!r}")  # a new kind of field: add its check
+    return None if ok else _TYPE_NAMES[tp]

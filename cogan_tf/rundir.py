@@ -1,9 +1,13 @@
 """A run's directories on disk: where its checkpoints go, what the checkpoint directory holds, and
-the directories it writes into. No TensorFlow: main.py checks directories before TensorFlow starts.
+the directories it writes into. No TensorFlow: main.py checks directories, config.json and a resume's
+setup before TensorFlow starts (:func:`check_before_tensorflow`).
 
 "What is in this checkpoint directory" is answered here once: :class:`RunRecord` reads its
-config.json and lists its checkpoint files, once per run, and the resolving, refusing and rebuilding
-(:mod:`cogan_tf.checkpoints`, :mod:`cogan_tf.runner`, :mod:`cogan_tf.evaluate`) read the record.
+config.json (checked entry by entry against the config dataclasses) and lists its checkpoint files,
+once per run, and the resolving, refusing and rebuilding (:mod:`cogan_tf.checkpoints`,
+:mod:`cogan_tf.runner`, :mod:`cogan_tf.evaluate`) read the record. The same record is stored inside
+every checkpoint (:mod:`cogan_tf.checkpoints` reads it); config.json is its readable copy, and
+:meth:`RunRecord.with_embedded` settles the two.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import json
 import math
 import os
 import re
-from typing import List, Optional, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 from cogan_tf import config as config_lib, fileio
 from cogan_tf.config import ModelConfig, TrainConfig
@@ -41,43 +45,102 @@ def checkpoint_numbers(ckpt_dir: str, prefix: Optional[str] = None) -> List[int]
     return _numbers(os.listdir(ckpt_dir) if os.path.isdir(ckpt_dir) else [], prefix)
 
 
+_CHECKPOINT_FILE = re.compile(r"(.+)-(\d+)\.(?:index|data-\d+-of-\d+)")
+
+
 def _numbers(names, prefix: Optional[str]) -> List[int]:
     pattern = re.compile((".+" if prefix is None else re.escape(prefix)) + r"-(\d+)\.(?:index|data-\d+-of-\d+)")
     return sorted({int(m.group(1)) for m in map(pattern.fullmatch, names) if m}, reverse=True)
 
 
+# What config.json (and the record inside each checkpoint) holds beside "model_config": TrainConfig
+# fields, under their own names. "train_size" is null for all images (inf).
+RECORDED_FIELDS = ("model", "seed", "dataset", "batch_size", "disjoint_domains", "train_size", "mixed_precision",
+                   "grid_scaling", *config_lib.OPTIMIZER_FIELDS, "val_size")
+# Entries every config.json has had: one without them is damaged. The others were added later, and
+# a config.json without them means what the code before them trained with.
+REQUIRED_FIELDS = ("model", "model_config", "seed", "dataset", "batch_size", "disjoint_domains", "train_size")
+_TRAIN_TYPES = {**config_lib.field_types(TrainConfig), "train_size": Optional[float]}
+
+
+def run_config_payload(model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> dict:
+    """The run's record: the model config, what the data order depends on, the precision and the
+    optimizer's hyperparameters."""
+    payload = {k: getattr(train_cfg, k) for k in RECORDED_FIELDS}
+    payload.update(model=model, model_config=dataclasses.asdict(model_cfg),
+                   train_size=None if math.isinf(train_cfg.train_size) else train_cfg.train_size)
+    return payload
+
+
+def run_config_text(model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
+    """The run's record as config.json's text (also what each checkpoint embeds)."""
+    return json.dumps(run_config_payload(model, model_cfg, train_cfg), indent=2, sort_keys=True) + "\n"
+
+
 def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: TrainConfig) -> None:
-    """Write the model config (and what the data order depends on, and the optimizer's
-    hyperparameters) as JSON beside a checkpoint."""
-    payload = {
-        "model": model,
-        "model_config": dataclasses.asdict(model_cfg),
-        "seed": train_cfg.seed,
-        "dataset": train_cfg.dataset,
-        "batch_size": train_cfg.batch_size,
-        "disjoint_domains": train_cfg.disjoint_domains,
-        "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
-        "mixed_precision": train_cfg.mixed_precision,
-        "grid_scaling": train_cfg.grid_scaling,
-        **{k: getattr(train_cfg, k) for k in config_lib.OPTIMIZER_FIELDS},
-        "val_size": train_cfg.val_size,
-    }
-    fileio.atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    """Write the run's record as JSON beside its checkpoints."""
+    fileio.atomic_write_text(path, run_config_text(model, model_cfg, train_cfg))
+
+
+# What to do about a damaged config.json: nothing is lost by deleting it, since a checkpoint without a
+# record of its own then asks for its --seed and flags.
+_FIX_CONFIG = ("correct it, or delete it to resume from the record inside the run's checkpoints (a checkpoint "
+               "without one then asks for the --seed and flags it was trained with)")
+
+
+def _shown(value) -> str:
+    """A recorded value as JSON, cut short: the line that names it stays one line."""
+    text = json.dumps(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def parse_run_config(text, source: str, fix: str = _FIX_CONFIG) -> dict:
+    """A run's record from its JSON ``text``, checked entry by entry against the config dataclasses'
+    fields; anything else is a one-line DataError naming ``source``, the entry and its value."""
+    try:
+        saved = json.loads(text)
+    except ValueError as e:
+        saved = e
+    if not isinstance(saved, dict):
+        raise DataError(f"{source}: not a run's config.json ({saved}); {fix}")
+
+    def bad(what):
+        raise DataError(f"{source}: {what}; {fix}")
+
+    for key in saved:
+        if key != "model_config" and key not in RECORDED_FIELDS:
+            bad(f"unknown entry {_shown(key)}")
+    for key in REQUIRED_FIELDS:
+        if key not in saved:
+            bad(f"no {json.dumps(key)} entry")
+    for key, value in saved.items():
+        problem = key != "model_config" and config_lib.value_problem(key, _TRAIN_TYPES[key], value)
+        if problem:
+            bad(f"{json.dumps(key)} is {_shown(value)}, not {problem}")
+    model, fields = saved["model"], saved["model_config"]
+    if not isinstance(fields, dict):
+        bad(f'"model_config" is {_shown(fields)}, not an object')
+    types = config_lib.field_types(config_lib.MODEL_CONFIGS[model])
+    for key, value in fields.items():
+        if key not in types:
+            bad(f"unknown model_config entry {_shown(key)} (a {model} has no such field)")
+        problem = config_lib.value_problem(key, types[key], value)
+        if problem:
+            bad(f"model_config {json.dumps(key)} is {_shown(value)}, not {problem}")
+    return saved
 
 
 def load_run_config(path: str) -> Optional[dict]:
-    """The config.json at ``path`` (None if there is none); a damaged one is a one-line DataError."""
+    """The config.json at ``path`` (None if there is none), checked entry by entry
+    (:func:`parse_run_config`); a damaged one is a one-line DataError."""
     if not os.path.exists(path):
         return None
     try:
-        with open(path) as f:
-            saved = json.load(f)
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        saved = e
-    if not isinstance(saved, dict):
-        raise DataError(f"{path}: not a run's config.json ({saved}); put the right one back, or delete it "
-                        "(the next training run writes it again)")
-    return saved
+        with open(path, "rb") as f:
+            text = f.read().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a run's config.json ({e}); {_FIX_CONFIG}") from None
+    return parse_run_config(text, path)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,6 +151,9 @@ class RunRecord:
     directory: str
     config: Optional[dict]
     names: Tuple[str, ...]
+    # The checkpoint whose own record was checked against config.json (:meth:`with_embedded`), "" when
+    # none holds one; None: not checked yet.
+    embedded_from: Optional[str] = None
 
     @classmethod
     def read(cls, directory: str) -> "RunRecord":
@@ -97,6 +163,43 @@ class RunRecord:
     def checkpoints(self, prefix: Optional[str] = None) -> List[int]:
         """The numbers of the ``<prefix>-N`` checkpoints on disk (any prefix if None), newest first."""
         return _numbers(self.names, prefix)
+
+    def checkpoint_paths(self) -> List[str]:
+        """The paths of the ``<prefix>-N`` checkpoints on disk (any prefix), newest first."""
+        found = {m.group(1, 2) for m in map(_CHECKPOINT_FILE.fullmatch, self.names) if m}
+        return [os.path.join(self.directory, f"{p}-{n}") for p, n in sorted(found, key=lambda x: -int(x[1]))]
+
+    def with_embedded(self, path: str, embedded: Optional[dict], training: bool = True) -> Tuple["RunRecord", str]:
+        """This record checked against ``embedded``, the record inside checkpoint ``path`` (None: it holds
+        none), and the line to log ("" if nothing to say). The checkpoint's record is what its weights
+        were trained with: without config.json it is the run's record; where config.json says otherwise,
+        the checkpoint's value is used (an entry config.json lacks keeps its meaning, as always)."""
+        if embedded is None or path == "":
+            return dataclasses.replace(self, embedded_from=""), ""
+        rewritten = "; training writes config.json again" if training else ""
+        if self.config is None:
+            return (dataclasses.replace(self, config=embedded, embedded_from=path),
+                    f" [*] {self.config_path} is missing: the record inside {path} is used (seed {embedded['seed']})"
+                    + rewritten)
+        merged, differ = dict(self.config), []
+        if embedded["model"] != self.config["model"]:  # another model's fields: none compares
+            merged, differ = dict(embedded), [f"model {json.dumps(self.config['model'])} (checkpoint: "
+                                              f"{json.dumps(embedded['model'])})"]
+        for key, value in self.config.items() if not differ else ():
+            theirs = embedded.get(key, value)
+            if key == "model_config" and isinstance(theirs, dict):
+                fields = {k: theirs.get(k, v) for k, v in value.items()}
+                differ += [f"{key}.{k} {json.dumps(v)} (checkpoint: {json.dumps(fields[k])})"
+                           for k, v in value.items() if fields[k] != v]
+                theirs = fields
+            elif theirs != value:
+                differ.append(f"{key} {json.dumps(value)} (checkpoint: {json.dumps(theirs)})")
+            merged[key] = theirs
+        if not differ:
+            return dataclasses.replace(self, embedded_from=path), ""
+        return (dataclasses.replace(self, config=merged, embedded_from=path),
+                f" [!] {self.config_path} disagrees with the record inside {path}: {', '.join(differ)}; the "
+                f"checkpoint's values are used" + rewritten)
 
     @property
     def config_path(self) -> str:
@@ -119,6 +222,100 @@ class RunRecord:
             disjoint_domains=saved.get("disjoint_domains", False),
             train_size=math.inf if train_size is None else train_size, val_size=saved.get("val_size", 0),
             checkpoint_dir=os.path.dirname(os.path.abspath(self.directory)))
+
+
+def _precision_flags(policy: Optional[str]) -> str:
+    """How main.py is told to train in ``policy`` (a TrainConfig.mixed_precision value)."""
+    if policy is None:
+        return "without --mixed_precision"
+    dtype = {v: k for k, v in config_lib.MIXED_PRECISION.items()}.get(policy, policy)
+    return f"with --mixed_precision --mixed_precision_dtype {dtype}"
+
+
+def check_setup(record: RunRecord, model: str, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                training: bool = True) -> None:
+    """Refuse to resume the checkpoints in ``record`` with another model, architecture, seed or data
+    setup, or (``training``) another precision: a float16 run's optimizers carry a loss scale, and
+    switching the arithmetic midway would make the resumed run neither of the two. Evaluation checks
+    the model and architecture only (runner.run evaluates with the architecture the record holds).
+    ``train_cfg.seed`` is the resolved seed (None: 0)."""
+    saved = record.config
+    if saved is None or not record.checkpoints():
+        return
+    where = record.directory
+    if saved["model"] != model:
+        raise UsageError(f"{where} holds a checkpoint made with model={saved['model']!r}, not {model!r}: pass the "
+                         "same flags to resume it, or a fresh --checkpoint_dir")
+    # Fields added to a model config since the checkpoint was made take the value the code that wrote
+    # it trained with (config.LEGACY_FIELD_VALUES), never silently today's default.
+    theirs = config_lib.complete_model_config_dict(model, saved["model_config"])
+    mine = dataclasses.asdict(model_cfg)
+    diff = [k for k, v in mine.items() if k in theirs and theirs[k] != v]
+    if diff:
+        flag_of = config_lib.FIELD_FLAGS.get(model, {})
+        said = ", ".join(f"{k}={theirs[k]!r} (here {mine[k]!r}" + (f", flag {flag_of[k]}" if k in flag_of else "")
+                         + ")" for k in diff)
+        raise UsageError(f"{where} holds a checkpoint trained with {said}: pass the flags it was trained with to "
+                         "resume it, or a fresh --checkpoint_dir")
+    if not training:
+        return
+    setup = {"seed": 0 if train_cfg.seed is None else train_cfg.seed, "dataset": train_cfg.dataset,
+             "batch_size": train_cfg.batch_size, "disjoint_domains": train_cfg.disjoint_domains,
+             "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
+             "val_size": train_cfg.val_size}  # the held-out images are not trained on: another data order
+    for key, value in setup.items():
+        if key in saved and saved[key] != value:
+            raise UsageError(f"{where} holds a checkpoint made with {key}={saved[key]!r}, not {value!r}: pass the "
+                             "same flags to resume it, or a fresh --checkpoint_dir")
+    # A record without the entry predates --mixed_precision: float32.
+    theirs, ours = saved.get("mixed_precision"), train_cfg.mixed_precision
+    if theirs != ours:
+        raise UsageError(f"{where} holds a checkpoint trained in {theirs or 'float32'}, not {ours or 'float32'}: "
+                         f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
+
+
+def resolved_seed(train_cfg: TrainConfig, record: RunRecord, training: bool = False) -> TrainConfig:
+    """No --seed: the recorded seed (the data order depends on it), else 0. Resuming (``training``)
+    checkpoints with no record at all is refused: their seed is unknown, and 0 would silently train
+    on another data order."""
+    if train_cfg.seed is not None:
+        return train_cfg
+    saved = record.config
+    if saved is None and training and record.checkpoints():
+        paths = record.checkpoint_paths()
+        raise UsageError(f"{record.directory} holds checkpoints ({os.path.basename(paths[0])}"
+                         f"{' ...' if len(paths) > 1 else ''}) with no record of how they were trained (no "
+                         f"{CONFIG_FILE}, none inside them): pass the --seed they were trained with (0 if none was "
+                         "given) and their other flags to resume them, or a fresh --checkpoint_dir")
+    seed = saved["seed"] if saved and saved.get("seed") is not None else 0
+    return dataclasses.replace(train_cfg, seed=seed)
+
+
+def resolved_model_config(model_cfg: ModelConfig, record: RunRecord, inherit: Sequence[str] = ()) -> ModelConfig:
+    """Fields named in ``inherit`` (left unset on the command line) take the recorded value when
+    resuming, as the seed does: a vanilla checkpoint trained at 1024 hidden units before 128 became the
+    default resumes at 1024."""
+    theirs = record.model_config
+    # The checkpoint files on disk, not the state file: a lost one still resumes.
+    if theirs is None or not record.checkpoints():
+        return model_cfg
+    updates = {k: theirs[k] for k in inherit if k in theirs}
+    return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
+
+
+def check_before_tensorflow(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True,
+                            inherit: Sequence[str] = ()) -> RunRecord:
+    """What can be refused from config.json alone, before TensorFlow starts: a damaged config.json, and
+    (training) a resume with another model, architecture, seed or data setup, or (evaluation) another
+    model. Returns the record, for the run to use. The record inside the checkpoints is checked once
+    TensorFlow has started (:func:`cogan_tf.runner.run`)."""
+    record = RunRecord.read(run_checkpoint_dir(model_cfg, train_cfg))
+    if record.config is not None and training:
+        check_setup(record, train_cfg.model, resolved_model_config(model_cfg, record, inherit),
+                    resolved_seed(train_cfg, record), training=True)
+    elif record.config is not None and record.config["model"] != train_cfg.model:
+        check_setup(record, train_cfg.model, model_cfg, train_cfg, training=False)
+    return record
 
 
 def find_run(checkpoint_dir: str, model: Optional[str] = None) -> RunRecord:

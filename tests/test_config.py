@@ -1,6 +1,7 @@
 """Configs: each model's defaults, the recipes, and the one flag <-> field table."""
 
 import dataclasses
+from typing import Optional
 
 import pytest
 
@@ -44,3 +45,23 @@ def test_one_flag_field_table():
     assert C.FIELD_FLAGS["clustergan"]["zn_sigma"] == "--zn_sigma"
     assert C.FIELD_FLAGS["clustergan"]["critic"] == "--recipe"
     assert C.FIELD_FLAGS["vanilla"] == {"hidden": "--hidden_size"}
+
+
+def test_recorded_values_are_checked_by_their_fields_annotation():
+    # A field added to a config class is covered: its type is read from the class.
+    @dataclasses.dataclass(frozen=True)
+    class Grown(C.ClusterGanConfig):
+        n_heads: int = 4
+        tau: Optional[float] = None
+
+    types = C.field_types(Grown)
+    assert set(types) == {f.name for f in dataclasses.fields(Grown)}
+    assert C.value_problem("n_heads", types["n_heads"], 2) is None
+    assert C.value_problem("n_heads", types["n_heads"], True) == "an integer >= 0"  # a bool is not an int
+    assert C.value_problem("n_heads", types["n_heads"], 2.0) == "an integer >= 0"
+    assert C.value_problem("tau", types["tau"], None) is None
+    assert C.value_problem("tau", types["tau"], 1) is None  # an int is a fine float
+    assert C.value_problem("tau", types["tau"], float("nan")) == "a finite number or null"
+    assert C.value_problem("recipe", types["recipe"], "paper") is None
+    assert C.value_problem("recipe", types["recipe"], "mine") == "one of original, paper"
+    assert C.value_problem("critic", types["critic"], 3) == "a string"

@@ -20,7 +20,8 @@ def test_record_of_a_directory(tmp_path):
     for name in ("A.model-3.index", "A.model-12.data-00000-of-00001", "B.model-7.index", "A.model-5_temp", "checkpoint"):
         (d / name).write_text("")
     (d / "config.json").write_text(json.dumps({"model": "vanilla", "model_config": {"hidden": 64}, "seed": 4,
-                                               "batch_size": 8, "train_size": None}))
+                                               "dataset": "mnist", "batch_size": 8, "disjoint_domains": False,
+                                               "train_size": None}))
     r = rundir.RunRecord.read(str(d))
     assert r.checkpoints() == [12, 7, 3] and r.checkpoints("A.model") == [12, 3]
     assert r.model_config == {"hidden": 64} and r.config_path == str(d / "config.json")

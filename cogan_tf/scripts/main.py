@@ -214,15 +214,17 @@ def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
     # Every output folder is probed before TensorFlow starts (which trains for hours before writing the
-    # export), and a training run takes its checkpoint folder's lock.
+    # export); a damaged config.json, or a checkpoint of another setup, is refused then too; and a training
+    # run takes its checkpoint folder's lock.
     outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
+    record = rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
     if FLAGS.is_train:
         outputs.RunLock.acquire(rundir.run_checkpoint_dir(model_cfg, train_cfg), wait=FLAGS.wait_for_lock)
     cli.start_tensorflow()  # after the flags are known to be good
     from cogan_tf import runner
 
     gan = runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, inherit=inherited(FLAGS),
-                     explicit=explicit_fields(FLAGS))
+                     explicit=explicit_fields(FLAGS), record=record)
     if not FLAGS.is_train and FLAGS.report:
         from cogan_tf import evaluate
 
