@@ -4,6 +4,7 @@ and the command line's refusals."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -240,6 +241,95 @@ def test_missing_model_and_checkpoint_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no config.json"):
         rundir.find_run(str(tmp_path / "empty"))
+
+
+# --- damaged SavedModels: one line naming the folder and what is wrong -------------------------------------
+
+AGAIN = "export it again from its checkpoint with `python main.py --is_train False --checkpoint_dir DIR` (and --model as trained)"
+
+
+def flip(path, at=0.5, n=16):
+    """Invert ``n`` bytes of ``path`` from ``at`` (a fraction of its length) on."""
+    b = bytearray(path.read_bytes())
+    i = int(len(b) * at)
+    b[i:i + n] = bytes(x ^ 0xFF for x in b[i:i + n])
+    path.write_bytes(bytes(b))
+
+
+def truncate(path, keep=0.5):
+    path.write_bytes(path.read_bytes()[:int(path.stat().st_size * keep)])
+
+
+def data_file(d):
+    return next((d / "variables").glob("variables.data-*"))
+
+
+def flip_recorded_version(d):
+    """One bit of the TensorFlow version saved_model.pb records: the file still parses and loads."""
+    pb = d / "saved_model.pb"
+    b = bytearray(pb.read_bytes())
+    b[bytes(b).index(tf.__version__.encode())] ^= 0x01  # "2" -> "3": still UTF-8
+    pb.write_bytes(bytes(b))
+
+
+def unknown_op(d):
+    """A graph that parses but names an op TensorFlow does not have; no fingerprint.pb to catch it first
+    (as an export by a TensorFlow older than fingerprints)."""
+    (d / "fingerprint.pb").unlink()
+    pb = d / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes().replace(b"\x06MatMul", b"\x06MatMuk"))
+
+
+DAMAGES = {
+    "no variables folder": (lambda d: shutil.rmtree(d / "variables"), "no variables/ folder"),
+    "no variables.index": (lambda d: (d / "variables" / "variables.index").unlink(), "no variables/variables.index"),
+    "no data file": (lambda d: data_file(d).unlink(), "no variables/variables.data-* file"),
+    "truncated saved_model.pb": (lambda d: truncate(d / "saved_model.pb"), "saved_model.pb does not parse"),
+    "empty saved_model.pb": (lambda d: truncate(d / "saved_model.pb", 0), "saved_model.pb holds 0 graphs, not one"),
+    "flipped bytes in saved_model.pb": (lambda d: flip(d / "saved_model.pb"), "saved_model.pb "),
+    "a flipped bit that still parses": (flip_recorded_version, "saved_model.pb is not the file exported"),
+    "flipped bytes in variables.data": (lambda d: flip(data_file(d)), "variables/variables.data-* damaged"),
+    "truncated variables.data": (lambda d: truncate(data_file(d)), "variables/variables.data-* damaged or truncated"),
+    "flipped bytes in variables.index": (lambda d: flip(d / "variables" / "variables.index", n=4),
+                                         "variables/variables.index is not the file exported"),
+    "damaged fingerprint.pb": (lambda d: flip(d / "fingerprint.pb", 0.3, 4), "fingerprint.pb unreadable"),
+    "an op TensorFlow does not have": (unknown_op, "TensorFlow cannot load it (RuntimeError: Op type not registered"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_saved_model_is_refused_in_one_line(tmp_path, env, damage):
+    d = tmp_path / "cogan"
+    shutil.copytree(env["export"], d)
+    spoil, what = DAMAGES[damage]
+    spoil(d)
+    with pytest.raises(DataError) as e:
+        ev.load_saved_model(str(d))
+    message = str(e.value)
+    assert message.startswith(f"{d}: damaged SavedModel: {what}") and message.endswith(f"; {AGAIN}"), message
+    assert "\n" not in message
+
+
+def test_an_export_without_fingerprint_still_loads(tmp_path, env):
+    d = tmp_path / "cogan"
+    shutil.copytree(env["export"], d)
+    (d / "fingerprint.pb").unlink()  # as TensorFlow wrote SavedModels before fingerprints
+    assert ev.model_kind(ev.load_saved_model(str(d))) == "cogan"
+
+
+def test_cli_damaged_saved_model_one_line_no_traceback(tmp_path, env):
+    d = tmp_path / "cogan"
+    shutil.copytree(env["export"], d)
+    flip(data_file(d))
+    # As a user runs it: TensorFlow's own log level untouched, so its start-up lines would show too.
+    r = subprocess.run([sys.executable, "-m", "cogan_tf.evaluate", "--saved_model", str(d), "--data_dir",
+                        env["data_dir"]], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | {"PYTHONPATH": ROOT})
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {d}: damaged SavedModel: variables/variables.data-* "
+                                                    "damaged or truncated ("), r.stderr
+    assert lines[0].endswith(AGAIN)
 
 
 # --- reports side by side, and the command line --------------------------------------------------------

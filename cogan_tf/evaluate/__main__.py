@@ -68,6 +68,7 @@ def main(argv):
         a, b = (load_report(p) for p in f.compare)
         print(format_compare(a, b, *f.compare))
         return 0
+    cli.start_tensorflow()  # the flags are good: every path below uses TensorFlow
     if f.grid_dirs:
         if len(f.grid_dirs) not in (1, 2):
             raise UsageError(f"--grid_dirs takes one or two directories, RUN_SAMPLES [REFERENCE_SAMPLES]; got "
@@ -81,7 +82,6 @@ def main(argv):
     dataset = f.dataset or "mnist"
     gan = samples = None
     if f.checkpoint_dir:
-        cli.start_tensorflow()
         from cogan_tf import runner
 
         gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model)
