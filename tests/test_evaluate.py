@@ -31,9 +31,10 @@ def templates():
 
 
 def test_batches_have_no_tiny_remainder():
-    sizes = [len(b) for b in ev._batches(1001, 500)]
-    assert sizes == [334, 334, 333] and sum(sizes) == 1001
-    assert [len(b) for b in ev._batches(64, 500)] == [64]
+    batches = list(ev._batches(1001, 500))
+    assert [b.stop - b.start for b in batches] == [334, 334, 333]
+    assert [b.start for b in batches] == [0, 334, 668] and batches[-1].stop == 1001
+    assert [(b.start, b.stop) for b in ev._batches(64, 500)] == [(0, 64)]
 
 
 # --- grids -----------------------------------------------------------------------------------------
@@ -352,10 +353,19 @@ def test_argv_folding_of_path_lists():
                                        "--compare=a,b"]
 
 
-def run_cli(*args, timeout=120):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+def run_cli(*args, timeout=120, env=None):
+    env = env or dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, "-m", "cogan_tf.evaluate", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def without_tensorflow(tmp_path):
+    """The environment of a process in which importing TensorFlow fails: a refusal made before TensorFlow
+    starts does not notice, one made after it shows that error instead."""
+    shim = tmp_path / "no_tensorflow" / "tensorflow"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('TensorFlow was started')\n")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim.parent), ROOT]))
 
 
 def error_lines(r):
@@ -403,6 +413,71 @@ def test_cli_grids_report_and_compare(tmp_path, env):
     assert r.returncode == 0, r.stderr
     line = next(x for x in r.stdout.splitlines() if x.startswith("pairs.pixel_agreement"))
     assert line.split()[1:] == ["1.0000", "0.0000", "-1.0000"]
+
+
+@pytest.mark.parametrize("n", ["1", "1000001", "1000000000"])
+def test_cli_refuses_a_sample_count_out_of_range_before_tensorflow(tmp_path, n):
+    r = run_cli("--saved_model", str(tmp_path / "model"), "--num_samples", n, env=without_tensorflow(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: --num_samples={n}: give 2 to 1,000,000 (see --help)"], r.stderr
+
+
+# --- many samples: scored batch by batch, in memory independent of their number ---------------------------
+
+def assert_same_report(a, b, rel=1e-9):
+    fa, fb = ev.flatten(a), ev.flatten(b)
+    assert fa.keys() == fb.keys()
+    for k, v in fa.items():
+        if isinstance(v, float):
+            assert fb[k] == pytest.approx(v, rel=rel, abs=1e-12), k
+        else:
+            assert fb[k] == v, k
+
+
+def test_scoring_in_batches_gives_the_numbers_of_one_batch(env):
+    s = ev.generate(ev.load_saved_model(env["export"]), n=300, seed=5)  # a real (untrained) generator's pairs
+    # More samples than features: the covariances (one domain: each matrix root costs seconds here); and a
+    # grid's few pairs: agreement, labels and the Frechet distance of few samples.
+    for model, images in (("vanilla", {"images": s.images["top"]}),
+                          ("cogan", {k: v[:64] for k, v in s.images.items()})):
+        one, many = (ev.evaluate_samples(ev.in_memory(model, images, "x", batch_size=b), env["clf"], env["ref"],
+                                         real=False) for b in (300, 37))  # batches of 33 or 34, and of 32
+        assert_same_report(one, many)
+
+
+def test_a_model_drawn_batch_by_batch_gives_the_numbers_of_one_batch(tmp_path, env):
+    """Batches of 13 draw the same z as one batch of all (and ClusterGAN's codes, which come after all the
+    normals in the generator's stream, the same codes)."""
+    for name, module, encode in (("v", FakeVanilla(), False), ("c", FakeClusterGan(), True)):
+        loaded = tf.saved_model.load(save_module(module, str(tmp_path / name), encode))
+        whole = ev.generate(loaded, n=250, seed=3, batch_size=250)
+        stream = ev.sample_stream(loaded, n=250, seed=3, batch_size=13)
+        batches = list(stream.draw())
+        assert stream.images is None and max(len(b["images"]) for b in batches) == 13
+        np.testing.assert_array_equal(np.concatenate([b["images"] for b in batches]), whole.images["images"])
+        if encode:
+            np.testing.assert_array_equal(np.concatenate([b["z_c"] for b in batches]), whole.z_c)
+        assert_same_report(ev.evaluate_samples(whole, env["clf"], env["ref"]),
+                           ev.evaluate_samples(stream, env["clf"], env["ref"]))
+
+
+def test_the_memory_of_a_report_does_not_grow_with_the_samples(tmp_path, env):
+    import tracemalloc
+
+    path = save_module(FakeCogan(), str(tmp_path / "p"))
+
+    def peak(n):
+        tracemalloc.start()
+        try:
+            ev.report_for_saved_model(path, env["data_dir"], n=n, clf=env["clf"], log=quiet)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(100)  # traces the classifier's and the generator's functions
+    small, large = peak(500), peak(3000)
+    # 2,500 more pairs are 2 x 2,500 x 784 float32 = 15.7 MB of images alone; read batch by batch, none of it stays.
+    assert large < small + 2 * 2 ** 20, (small, large)
 
 
 # --- two runs' grid directories, step by step (--grid_dirs) ---------------------------------------------
