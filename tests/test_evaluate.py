@@ -5,6 +5,7 @@ and the command line's refusals."""
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 
@@ -420,6 +421,41 @@ def test_cli_refuses_a_sample_count_out_of_range_before_tensorflow(tmp_path, n):
     r = run_cli("--saved_model", str(tmp_path / "model"), "--num_samples", n, env=without_tensorflow(tmp_path))
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"error: --num_samples={n}: give 2 to 1,000,000 (see --help)"], r.stderr
+
+
+def out_cases(tmp):
+    """Bad output paths, each with the one line that refuses it."""
+    (tmp / "a_file").write_text("")
+    os.mkfifo(tmp / "fifo")
+    hint = "give a file path in a writable folder"
+    return [(["--out", str(tmp)], f"--out={tmp}: is a directory; {hint}"),
+            (["--out", f"{tmp}/a_file/r.json"], f"--out={tmp}/a_file/r.json: {tmp}/a_file is a file, not a folder; {hint}"),
+            (["--out", "/proc/cogan_tf/r.json"], "--out=/proc/cogan_tf/r.json: /proc is not writable ("),
+            (["--out", f"{tmp}/fifo"], f"--out={tmp}/fifo: exists and is not a regular file; {hint}")]
+
+
+def test_cli_refuses_a_bad_out_before_any_work(tmp_path):
+    shell = without_tensorflow(tmp_path)
+    model = str(tmp_path / "model")  # never read: the refusal comes first
+    for args, message in out_cases(tmp_path) + [
+            (["--grid_dirs", str(tmp_path), "--plot", str(tmp_path)], f"--plot={tmp_path}: is a directory; "),
+            (["--compare", "a.json", "b.json", "--out", str(tmp_path / "r.json")],
+             "--out goes with --saved_model, --checkpoint_dir, --grids or --grid_dirs (--compare and "
+             "--retrain_classifier alone write no report)")]:
+        if "--grid_dirs" not in args and "--compare" not in args:
+            args = ["--saved_model", model] + args
+        r = run_cli(*args, env=shell)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert r.stderr.startswith(f"error: {message}"), (args, r.stderr)
+    assert stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)  # not replaced by a file
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "fifo", "no_tensorflow"]
+
+
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
+    """What the command line's check cannot see coming (a folder that changes, a disk that fills up)."""
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DataError, match=f"^{tmp_path}/a_file/r.json: cannot write the report \\([^)]+\\)$"):
+        ev.write_report(str(tmp_path / "a_file" / "r.json"), {"domains": {}})
 
 
 # --- many samples: scored batch by batch, in memory independent of their number ---------------------------

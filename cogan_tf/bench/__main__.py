@@ -48,6 +48,9 @@ def validate(f) -> None:
                       ("intra_op_threads", 0), ("inter_op_threads", 0)):
         if getattr(f, flag) < low:
             bad(flag, f"must be {low} or more")
+    why = fileio.unwritable_file(f.out) if f.out else "no file given"
+    if why:  # found now, not after minutes of timing
+        bad("out", f"{why}; give a file path in a writable folder")
     unknown = [m for m in f.models if m not in ALL_MODELS]
     if unknown or not f.models:
         raise UsageError(f"--models={','.join(f.models)}: choose from {', '.join(ALL_MODELS)}")

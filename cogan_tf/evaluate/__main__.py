@@ -8,7 +8,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, data, published
+from cogan_tf import cli, data, fileio, published
 from cogan_tf.errors import ClassifierError, UsageError
 from cogan_tf.evaluate import (DEFAULT_N, MAX_N, format_compare, grid_compare, load_classifier, load_report,
                                load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids)
@@ -64,6 +64,14 @@ def main(argv):
         raise UsageError(f"--dataset={f.dataset}: choose one of {', '.join(data.DATASETS)}")
     if f.classifier_epochs is not None and f.classifier_epochs < 1:
         raise UsageError(f"--classifier_epochs={f.classifier_epochs}: must be at least 1")
+    if f.out and not (f.saved_model or f.checkpoint_dir or f.grids or f.grid_dirs):
+        raise UsageError("--out goes with --saved_model, --checkpoint_dir, --grids or --grid_dirs (--compare and "
+                         "--retrain_classifier alone write no report)")
+    for flag in ("out", "plot"):  # checked before anything is scored, not found out after
+        path = getattr(f, flag)
+        why = path and fileio.unwritable_file(path)
+        if why:
+            raise UsageError(f"--{flag}={path}: {why}; give a file path in a writable folder")
     if f.compare:
         if len(f.compare) != 2:
             raise UsageError(f"--compare takes two JSON reports, got {len(f.compare)}")

@@ -9,7 +9,7 @@ import os
 from typing import Dict
 
 from cogan_tf import fileio
-from cogan_tf.errors import UsageError
+from cogan_tf.errors import DataError, UsageError
 
 
 _DOMAIN_TITLES = {"top": "top G1(z)", "bot": "bot 1-G2(z)", "images": "G(z)", "real": "real"}
@@ -117,5 +117,8 @@ def load_report(path: str) -> dict:
 
 
 def write_report(path: str, report: dict) -> str:
-    fileio.atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    try:
+        fileio.atomic_write_text(path, json.dumps(report, indent=2) + "\n")
+    except OSError as e:  # the command line checks --out first; this is a disk that filled up meanwhile
+        raise DataError(f"{path}: cannot write the report ({e.strerror or e})") from None
     return path
