@@ -192,6 +192,8 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
      "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
      "bn_per_feature"),
+    (["--batch_size", "100000"], "error: --batch_size=100000: must be 8192 or less (see --help)"),
+    (["--matmul_n", "100000"], "error: --matmul_n=100000: must be 8192 or less (see --help)"),
 ])
 def test_bad_flags_refused_in_one_line_before_tensorflow(tmp_path, args, message):
     r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--out", str(tmp_path / "b.json")] + args,

@@ -458,6 +458,11 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
         ev.write_report(str(tmp_path / "a_file" / "r.json"), {"domains": {}})
 
 
+def test_cli_refuses_a_negative_seed_before_tensorflow(tmp_path):
+    r = run_cli("--saved_model", str(tmp_path / "model"), "--seed=-1", env=without_tensorflow(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == ["error: --seed=-1: must be 0 or more"], r.stderr
+
+
 # --- many samples: scored batch by batch, in memory independent of their number ---------------------------
 
 def assert_same_report(a, b, rel=1e-9):

@@ -60,6 +60,8 @@ def main(argv):
         raise UsageError(f"--steps_per_epoch={f.steps_per_epoch}: must be at least 1")
     if not 2 <= f.num_samples <= MAX_N:
         raise UsageError(f"--num_samples={f.num_samples}: give 2 to {MAX_N:,} (see --help)")
+    if f.seed < 0:
+        raise UsageError(f"--seed={f.seed}: must be 0 or more")
     if f.dataset is not None and f.dataset not in data.DATASETS:
         raise UsageError(f"--dataset={f.dataset}: choose one of {', '.join(data.DATASETS)}")
     if f.classifier_epochs is not None and f.classifier_epochs < 1:
