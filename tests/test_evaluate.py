@@ -223,6 +223,51 @@ def test_vanilla_and_clustergan_reports(tmp_path, env):
     assert "clustering of the test set by the encoder" in ev.format_report(report)
 
 
+class OtherShapes(tf.Module):
+    """Generators with the exported names but other shapes: an int z, z of open width, 10x10 images, and
+    images whose shape only shows when they are made."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.int32, name="z")])
+    def int_z(self, z):
+        return {"images": tf.zeros([tf.shape(z)[0], 28, 28, 1])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="z")])
+    def open_z(self, z):
+        return {"images": tf.zeros([tf.shape(z)[0], 28, 28, 1])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 100], tf.float32, name="z")])
+    def small(self, z):
+        return {"images": tf.reshape(z, [-1, 10, 10, 1])}
+
+    def __init__(self):
+        super().__init__()
+        self.k = tf.Variable(1)  # a variable's value, not a constant: the traced image shape stays open
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 100], tf.float32, name="z")])
+    def late(self, z):
+        return {"images": tf.reshape(z, tf.stack([-1, 10 * self.k, 10 * self.k, self.k]))}
+
+
+def test_a_generator_of_other_shapes_is_refused_in_one_line(tmp_path):
+    m = OtherShapes()
+    for name, message in (("int_z", "SavedModel input 'z' is int32 of shape (None, 5); an exported generator "
+                                    "takes float32 (batch, n)"),
+                          ("open_z", "SavedModel input 'z' is float32 of shape (None, None); "),
+                          ("small", "SavedModel output 'images' has shape (None, 10, 10, 1); an exported generator "
+                                    "gives (batch, 28, 28, 1) images")):
+        path = str(tmp_path / name)
+        tf.saved_model.save(m, path, signatures={"serving_default": getattr(m, name)})
+        with pytest.raises(UsageError) as e:
+            ev.sample_stream(tf.saved_model.load(path), n=10, source=path)  # before any sample or the classifier
+        assert str(e.value).startswith(f"{path}: {message}")
+    path = str(tmp_path / "late")
+    tf.saved_model.save(m, path, signatures={"serving_default": m.late})
+    stream = ev.sample_stream(tf.saved_model.load(path), n=10, source=path)
+    with pytest.raises(DataError, match=f"^{path}: its output 'images' has shape \\(10, 10, 10, 1\\), not "
+                                        "\\(batch, 28, 28, 1\\)$"):
+        next(stream.draw())
+
+
 def test_checkpoint_report_uses_the_stored_config(env):
     lines = []
     gan = runner.gan_from_checkpoint(env["checkpoint"], env["data_dir"], log=lines.append)

@@ -35,6 +35,7 @@ DEFAULT_N = 10_000
 # The largest --num_samples: 20 times the 50,000 the Frechet distance is usually quoted at; past it a
 # number no longer moves, and the CPU-hours do.
 MAX_N = 1_000_000
+IMAGE_SHAPE = (28, 28, 1)
 GEN_BATCH = 500  # the faithful CoGAN's BatchNorm uses each batch's statistics: never call it on tiny batches
 
 
@@ -119,6 +120,7 @@ def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = G
     sig = _serving(loaded)
     specs = sig.structured_input_signature[1]
     keys = ("top", "bot") if kind == "cogan" else ("images",)
+    _check_specs(specs, sig.structured_outputs, keys, source or "SavedModel")
     z_c = None
     if kind == "clustergan":
         z_dim, n_classes = specs["z_n"].shape[-1], specs["z_c"].shape[-1]
@@ -147,6 +149,10 @@ def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = G
                 raise DataError(f"{source or 'SavedModel'}: its generator fails on z of shape {z.shape} "
                                 f"({str(e).strip().splitlines()[0][:200]})") from None
             batch = {k: out[k].numpy().astype(np.float32) for k in keys}
+            for k, v in batch.items():
+                if v.shape[1:] != IMAGE_SHAPE:  # an output whose shape the signature left open
+                    raise DataError(f"{source or 'SavedModel'}: its output {k!r} has shape {v.shape}, not "
+                                    f"(batch, {', '.join(map(str, IMAGE_SHAPE))})")
             if z_c is not None:
                 batch["z_c"] = z_c[s]
             yield batch
@@ -163,6 +169,21 @@ def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = G
                 probs.append(out["class_probs"].numpy())
             return np.concatenate(zs), np.concatenate(probs)
     return Samples(kind, n, source, draw, seed, encode)
+
+
+def _check_specs(inputs, outputs, keys, source: str) -> None:
+    """Refuse, before anything is drawn or the classifier loads, a signature of the right names but not
+    the exported generators' shapes: float32 (batch, n) inputs and (batch, 28, 28, 1) images."""
+    for name, spec in inputs.items():
+        if spec.dtype.name != "float32" or spec.shape.rank != 2 or spec.shape[-1] is None:
+            raise UsageError(f"{source}: SavedModel input {name!r} is {spec.dtype.name} of shape {spec.shape}; "
+                             "an exported generator takes float32 (batch, n)")
+    for name in keys:
+        shape = outputs[name].shape
+        if shape.rank is not None and (shape.rank != 4 or any(d not in (None, e) for d, e in
+                                                               zip(shape[1:], IMAGE_SHAPE))):
+            raise UsageError(f"{source}: SavedModel output {name!r} has shape {shape}; an exported generator "
+                             f"gives (batch, {', '.join(map(str, IMAGE_SHAPE))}) images")
 
 
 def generate(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BATCH, source: str = "") -> Samples:
