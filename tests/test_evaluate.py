@@ -524,9 +524,9 @@ def test_scoring_in_batches_gives_the_numbers_of_one_batch(env):
     s = ev.generate(ev.load_saved_model(env["export"]), n=300, seed=5)  # a real (untrained) generator's pairs
     # More samples than features: the covariances (one domain: each matrix root costs seconds here); and a
     # grid's few pairs: agreement, labels and the Frechet distance of few samples.
-    for model, images in (("vanilla", {"images": s.images["top"]}),
+    for model, arrays in (("vanilla", {"images": s.images["top"]}),
                           ("cogan", {k: v[:64] for k, v in s.images.items()})):
-        one, many = (ev.evaluate_samples(ev.in_memory(model, images, "x", batch_size=b), env["clf"], env["ref"],
+        one, many = (ev.evaluate_samples(ev.in_memory(model, arrays, "x", batch_size=b), env["clf"], env["ref"],
                                          real=False) for b in (300, 37))  # batches of 33 or 34, and of 32
         assert_same_report(one, many)
 
