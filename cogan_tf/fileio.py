@@ -60,6 +60,27 @@ def _umask() -> int:
     return mask
 
 
+def unwritable_file(path: str) -> Optional[str]:
+    """Why ``path`` cannot be written as a file by :func:`atomic_path`, or None; nothing is created: a
+    probe file is made in the nearest existing folder above it and removed at once."""
+    if os.path.isdir(path):
+        return "is a directory"
+    if os.path.lexists(path) and not os.path.isfile(path):
+        return "exists and is not a regular file"  # a device or socket would be replaced by the rename
+    existing = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        return f"{existing} is a file, not a folder"
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=existing)
+        os.close(fd)
+        os.remove(probe)
+    except OSError as e:
+        return f"{existing} is not writable ({e.strerror or e})"
+    return None
+
+
 def atomic_write_bytes(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temporary name, fsync, rename)."""
     with atomic_path(path) as tmp:

@@ -3,6 +3,7 @@ count, and a --quick run writing its JSON. No timing is asserted."""
 
 import json
 import os
+import stat
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ from cogan_tf import bench
 from cogan_tf.bench import flops
 from cogan_tf.config import CoganConfig
 from tests.conftest import ROOT
+from tests.test_evaluate import out_cases, without_tensorflow
 
 
 def param_count(layers):
@@ -190,10 +192,23 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
      "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
      "bn_per_feature"),
+    (["--batch_size", "100000"], "error: --batch_size=100000: must be 8192 or less (see --help)"),
+    (["--matmul_n", "100000"], "error: --matmul_n=100000: must be 8192 or less (see --help)"),
 ])
 def test_bad_flags_refused_in_one_line_before_tensorflow(tmp_path, args, message):
     r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--out", str(tmp_path / "b.json")] + args,
-                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+                       cwd=ROOT, capture_output=True, text=True, timeout=120, env=without_tensorflow(tmp_path))
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == [message]
     assert not (tmp_path / "b.json").exists()
+
+
+def test_a_bad_out_is_refused_before_the_timing(tmp_path):
+    shell = without_tensorflow(tmp_path)
+    for args, message in out_cases(tmp_path) + [(["--out="], "--out=: no file given; give a file path in a "
+                                                              "writable folder")]:
+        r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", *args], cwd=ROOT, capture_output=True,
+                           text=True, timeout=120, env=shell)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert r.stderr.startswith(f"error: {message}"), (args, r.stderr)
+    assert stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)

@@ -4,6 +4,8 @@ and the command line's refusals."""
 
 import json
 import os
+import shutil
+import stat
 import subprocess
 import sys
 
@@ -30,9 +32,10 @@ def templates():
 
 
 def test_batches_have_no_tiny_remainder():
-    sizes = [len(b) for b in ev._batches(1001, 500)]
-    assert sizes == [334, 334, 333] and sum(sizes) == 1001
-    assert [len(b) for b in ev._batches(64, 500)] == [64]
+    batches = list(ev._batches(1001, 500))
+    assert [b.stop - b.start for b in batches] == [334, 334, 333]
+    assert [b.start for b in batches] == [0, 334, 668] and batches[-1].stop == 1001
+    assert [(b.start, b.stop) for b in ev._batches(64, 500)] == [(0, 64)]
 
 
 # --- grids -----------------------------------------------------------------------------------------
@@ -220,6 +223,51 @@ def test_vanilla_and_clustergan_reports(tmp_path, env):
     assert "clustering of the test set by the encoder" in ev.format_report(report)
 
 
+class OtherShapes(tf.Module):
+    """Generators with the exported names but other shapes: an int z, z of open width, 10x10 images, and
+    images whose shape only shows when they are made."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 5], tf.int32, name="z")])
+    def int_z(self, z):
+        return {"images": tf.zeros([tf.shape(z)[0], 28, 28, 1])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, None], tf.float32, name="z")])
+    def open_z(self, z):
+        return {"images": tf.zeros([tf.shape(z)[0], 28, 28, 1])}
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 100], tf.float32, name="z")])
+    def small(self, z):
+        return {"images": tf.reshape(z, [-1, 10, 10, 1])}
+
+    def __init__(self):
+        super().__init__()
+        self.k = tf.Variable(1)  # a variable's value, not a constant: the traced image shape stays open
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 100], tf.float32, name="z")])
+    def late(self, z):
+        return {"images": tf.reshape(z, tf.stack([-1, 10 * self.k, 10 * self.k, self.k]))}
+
+
+def test_a_generator_of_other_shapes_is_refused_in_one_line(tmp_path):
+    m = OtherShapes()
+    for name, message in (("int_z", "SavedModel input 'z' is int32 of shape (None, 5); an exported generator "
+                                    "takes float32 (batch, n)"),
+                          ("open_z", "SavedModel input 'z' is float32 of shape (None, None); "),
+                          ("small", "SavedModel output 'images' has shape (None, 10, 10, 1); an exported generator "
+                                    "gives (batch, 28, 28, 1) images")):
+        path = str(tmp_path / name)
+        tf.saved_model.save(m, path, signatures={"serving_default": getattr(m, name)})
+        with pytest.raises(UsageError) as e:
+            ev.sample_stream(tf.saved_model.load(path), n=10, source=path)  # before any sample or the classifier
+        assert str(e.value).startswith(f"{path}: {message}")
+    path = str(tmp_path / "late")
+    tf.saved_model.save(m, path, signatures={"serving_default": m.late})
+    stream = ev.sample_stream(tf.saved_model.load(path), n=10, source=path)
+    with pytest.raises(DataError, match=f"^{path}: its output 'images' has shape \\(10, 10, 10, 1\\), not "
+                                        "\\(batch, 28, 28, 1\\)$"):
+        next(stream.draw())
+
+
 def test_checkpoint_report_uses_the_stored_config(env):
     lines = []
     gan = runner.gan_from_checkpoint(env["checkpoint"], env["data_dir"], log=lines.append)
@@ -242,6 +290,95 @@ def test_missing_model_and_checkpoint_errors(tmp_path):
         rundir.find_run(str(tmp_path / "empty"))
 
 
+# --- damaged SavedModels: one line naming the folder and what is wrong -------------------------------------
+
+AGAIN = "export it again from its checkpoint with `python main.py --is_train False --checkpoint_dir DIR` (and --model as trained)"
+
+
+def flip(path, at=0.5, n=16):
+    """Invert ``n`` bytes of ``path`` from ``at`` (a fraction of its length) on."""
+    b = bytearray(path.read_bytes())
+    i = int(len(b) * at)
+    b[i:i + n] = bytes(x ^ 0xFF for x in b[i:i + n])
+    path.write_bytes(bytes(b))
+
+
+def truncate(path, keep=0.5):
+    path.write_bytes(path.read_bytes()[:int(path.stat().st_size * keep)])
+
+
+def data_file(d):
+    return next((d / "variables").glob("variables.data-*"))
+
+
+def flip_recorded_version(d):
+    """One bit of the TensorFlow version saved_model.pb records: the file still parses and loads."""
+    pb = d / "saved_model.pb"
+    b = bytearray(pb.read_bytes())
+    b[bytes(b).index(tf.__version__.encode())] ^= 0x01  # "2" -> "3": still UTF-8
+    pb.write_bytes(bytes(b))
+
+
+def unknown_op(d):
+    """A graph that parses but names an op TensorFlow does not have; no fingerprint.pb to catch it first
+    (as an export by a TensorFlow older than fingerprints)."""
+    (d / "fingerprint.pb").unlink()
+    pb = d / "saved_model.pb"
+    pb.write_bytes(pb.read_bytes().replace(b"\x06MatMul", b"\x06MatMuk"))
+
+
+DAMAGES = {
+    "no variables folder": (lambda d: shutil.rmtree(d / "variables"), "no variables/ folder"),
+    "no variables.index": (lambda d: (d / "variables" / "variables.index").unlink(), "no variables/variables.index"),
+    "no data file": (lambda d: data_file(d).unlink(), "no variables/variables.data-* file"),
+    "truncated saved_model.pb": (lambda d: truncate(d / "saved_model.pb"), "saved_model.pb does not parse"),
+    "empty saved_model.pb": (lambda d: truncate(d / "saved_model.pb", 0), "saved_model.pb holds 0 graphs, not one"),
+    "flipped bytes in saved_model.pb": (lambda d: flip(d / "saved_model.pb"), "saved_model.pb "),
+    "a flipped bit that still parses": (flip_recorded_version, "saved_model.pb is not the file exported"),
+    "flipped bytes in variables.data": (lambda d: flip(data_file(d)), "variables/variables.data-* damaged"),
+    "truncated variables.data": (lambda d: truncate(data_file(d)), "variables/variables.data-* damaged or truncated"),
+    "flipped bytes in variables.index": (lambda d: flip(d / "variables" / "variables.index", n=4),
+                                         "variables/variables.index is not the file exported"),
+    "damaged fingerprint.pb": (lambda d: flip(d / "fingerprint.pb", 0.3, 4), "fingerprint.pb unreadable"),
+    "an op TensorFlow does not have": (unknown_op, "TensorFlow cannot load it (RuntimeError: Op type not registered"),
+}
+
+
+@pytest.mark.parametrize("damage", list(DAMAGES))
+def test_a_damaged_saved_model_is_refused_in_one_line(tmp_path, env, damage):
+    d = tmp_path / "cogan"
+    shutil.copytree(env["export"], d)
+    spoil, what = DAMAGES[damage]
+    spoil(d)
+    with pytest.raises(DataError) as e:
+        ev.load_saved_model(str(d))
+    message = str(e.value)
+    assert message.startswith(f"{d}: damaged SavedModel: {what}") and message.endswith(f"; {AGAIN}"), message
+    assert "\n" not in message
+
+
+def test_an_export_without_fingerprint_still_loads(tmp_path, env):
+    d = tmp_path / "cogan"
+    shutil.copytree(env["export"], d)
+    (d / "fingerprint.pb").unlink()  # as TensorFlow wrote SavedModels before fingerprints
+    assert ev.model_kind(ev.load_saved_model(str(d))) == "cogan"
+
+
+def test_cli_damaged_saved_model_one_line_no_traceback(tmp_path, env):
+    d = tmp_path / "cogan"
+    shutil.copytree(env["export"], d)
+    flip(data_file(d))
+    # As a user runs it: TensorFlow's own log level untouched, so its start-up lines would show too.
+    r = subprocess.run([sys.executable, "-m", "cogan_tf.evaluate", "--saved_model", str(d), "--data_dir",
+                        env["data_dir"]], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"} | {"PYTHONPATH": ROOT})
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {d}: damaged SavedModel: variables/variables.data-* "
+                                                    "damaged or truncated ("), r.stderr
+    assert lines[0].endswith(AGAIN)
+
+
 # --- reports side by side, and the command line --------------------------------------------------------
 
 def test_compare_shows_differences():
@@ -262,10 +399,19 @@ def test_argv_folding_of_path_lists():
                                        "--compare=a,b"]
 
 
-def run_cli(*args, timeout=120):
-    env = dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+def run_cli(*args, timeout=120, env=None):
+    env = env or dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.run([sys.executable, "-m", "cogan_tf.evaluate", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def without_tensorflow(tmp_path):
+    """The environment of a process in which importing TensorFlow fails: a refusal made before TensorFlow
+    starts does not notice, one made after it shows that error instead."""
+    shim = tmp_path / "no_tensorflow" / "tensorflow"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('TensorFlow was started')\n")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim.parent), ROOT]))
 
 
 def error_lines(r):
@@ -313,6 +459,111 @@ def test_cli_grids_report_and_compare(tmp_path, env):
     assert r.returncode == 0, r.stderr
     line = next(x for x in r.stdout.splitlines() if x.startswith("pairs.pixel_agreement"))
     assert line.split()[1:] == ["1.0000", "0.0000", "-1.0000"]
+
+
+@pytest.mark.parametrize("n", ["1", "1000001", "1000000000"])
+def test_cli_refuses_a_sample_count_out_of_range_before_tensorflow(tmp_path, n):
+    r = run_cli("--saved_model", str(tmp_path / "model"), "--num_samples", n, env=without_tensorflow(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"error: --num_samples={n}: give 2 to 1,000,000 (see --help)"], r.stderr
+
+
+def out_cases(tmp):
+    """Bad output paths, each with the one line that refuses it."""
+    (tmp / "a_file").write_text("")
+    os.mkfifo(tmp / "fifo")
+    hint = "give a file path in a writable folder"
+    return [(["--out", str(tmp)], f"--out={tmp}: is a directory; {hint}"),
+            (["--out", f"{tmp}/a_file/r.json"], f"--out={tmp}/a_file/r.json: {tmp}/a_file is a file, not a folder; {hint}"),
+            (["--out", "/proc/cogan_tf/r.json"], "--out=/proc/cogan_tf/r.json: /proc is not writable ("),
+            (["--out", f"{tmp}/fifo"], f"--out={tmp}/fifo: exists and is not a regular file; {hint}")]
+
+
+def test_cli_refuses_a_bad_out_before_any_work(tmp_path):
+    shell = without_tensorflow(tmp_path)
+    model = str(tmp_path / "model")  # never read: the refusal comes first
+    for args, message in out_cases(tmp_path) + [
+            (["--grid_dirs", str(tmp_path), "--plot", str(tmp_path)], f"--plot={tmp_path}: is a directory; "),
+            (["--compare", "a.json", "b.json", "--out", str(tmp_path / "r.json")],
+             "--out goes with --saved_model, --checkpoint_dir, --grids or --grid_dirs (--compare and "
+             "--retrain_classifier alone write no report)")]:
+        if "--grid_dirs" not in args and "--compare" not in args:
+            args = ["--saved_model", model] + args
+        r = run_cli(*args, env=shell)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
+        assert r.stderr.startswith(f"error: {message}"), (args, r.stderr)
+    assert stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)  # not replaced by a file
+    assert sorted(os.listdir(tmp_path)) == ["a_file", "fifo", "no_tensorflow"]
+
+
+def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
+    """What the command line's check cannot see coming (a folder that changes, a disk that fills up)."""
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(DataError, match=f"^{tmp_path}/a_file/r.json: cannot write the report \\([^)]+\\)$"):
+        ev.write_report(str(tmp_path / "a_file" / "r.json"), {"domains": {}})
+
+
+def test_cli_refuses_a_negative_seed_before_tensorflow(tmp_path):
+    r = run_cli("--saved_model", str(tmp_path / "model"), "--seed=-1", env=without_tensorflow(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == ["error: --seed=-1: must be 0 or more"], r.stderr
+
+
+# --- many samples: scored batch by batch, in memory independent of their number ---------------------------
+
+def assert_same_report(a, b, rel=1e-9):
+    fa, fb = ev.flatten(a), ev.flatten(b)
+    assert fa.keys() == fb.keys()
+    for k, v in fa.items():
+        if isinstance(v, float):
+            assert fb[k] == pytest.approx(v, rel=rel, abs=1e-12), k
+        else:
+            assert fb[k] == v, k
+
+
+def test_scoring_in_batches_gives_the_numbers_of_one_batch(env):
+    s = ev.generate(ev.load_saved_model(env["export"]), n=300, seed=5)  # a real (untrained) generator's pairs
+    # More samples than features: the covariances (one domain: each matrix root costs seconds here); and a
+    # grid's few pairs: agreement, labels and the Frechet distance of few samples.
+    for model, arrays in (("vanilla", {"images": s.images["top"]}),
+                          ("cogan", {k: v[:64] for k, v in s.images.items()})):
+        one, many = (ev.evaluate_samples(ev.in_memory(model, arrays, "x", batch_size=b), env["clf"], env["ref"],
+                                         real=False) for b in (300, 37))  # batches of 33 or 34, and of 32
+        assert_same_report(one, many)
+
+
+def test_a_model_drawn_batch_by_batch_gives_the_numbers_of_one_batch(tmp_path, env):
+    """Batches of 13 draw the same z as one batch of all (and ClusterGAN's codes, which come after all the
+    normals in the generator's stream, the same codes)."""
+    for name, module, encode in (("v", FakeVanilla(), False), ("c", FakeClusterGan(), True)):
+        loaded = tf.saved_model.load(save_module(module, str(tmp_path / name), encode))
+        whole = ev.generate(loaded, n=250, seed=3, batch_size=250)
+        stream = ev.sample_stream(loaded, n=250, seed=3, batch_size=13)
+        batches = list(stream.draw())
+        assert stream.images is None and max(len(b["images"]) for b in batches) == 13
+        np.testing.assert_array_equal(np.concatenate([b["images"] for b in batches]), whole.images["images"])
+        if encode:
+            np.testing.assert_array_equal(np.concatenate([b["z_c"] for b in batches]), whole.z_c)
+        assert_same_report(ev.evaluate_samples(whole, env["clf"], env["ref"]),
+                           ev.evaluate_samples(stream, env["clf"], env["ref"]))
+
+
+def test_the_memory_of_a_report_does_not_grow_with_the_samples(tmp_path, env):
+    import tracemalloc
+
+    path = save_module(FakeCogan(), str(tmp_path / "p"))
+
+    def peak(n):
+        tracemalloc.start()
+        try:
+            ev.report_for_saved_model(path, env["data_dir"], n=n, clf=env["clf"], log=quiet)
+            return tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+
+    peak(100)  # traces the classifier's and the generator's functions
+    small, large = peak(1000), peak(2000)  # batches of 500 both: only their number differs
+    # 1,000 more pairs are 2 x 1,000 x 784 float32 = 6.3 MB of images alone; read batch by batch, none of it stays.
+    assert large < small + 2 * 2 ** 20, (small, large)
 
 
 # --- two runs' grid directories, step by step (--grid_dirs) ---------------------------------------------

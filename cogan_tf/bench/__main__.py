@@ -13,6 +13,9 @@ from cogan_tf import cli, fileio
 from cogan_tf.bench import ALL_MODELS, COGAN_VARIANTS, format_table, run
 from cogan_tf.errors import UsageError
 
+MAX_BATCH = 8192
+MAX_MATMUL_N = 8192
+
 
 def define_flags() -> None:
     flags.DEFINE_list("models", list(ALL_MODELS), "Models to time; a model whose code is not there is skipped "
@@ -26,11 +29,13 @@ def define_flags() -> None:
                       "BatchNorm statistics instead of the original's scalar ones, quirk Q2) [straightforward]")
     flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
     flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
-    flags.DEFINE_integer("batch_size", 0, "Batch size for every model; 0: each model's default [0]")
+    flags.DEFINE_integer("batch_size", 0, f"Batch size for every model, up to {MAX_BATCH} (16 times the largest "
+                         "default; a step's memory grows with it); 0: each model's default [0]")
     flags.DEFINE_string("out", "bench.json", "Where to write the JSON results [bench.json]")
     flags.DEFINE_boolean("jit_compile", False, "Compile the models' own steps with XLA, as training's --jit_compile "
                          "(the straightforward baseline never is) [False]")
-    flags.DEFINE_integer("matmul_n", 2048, "Size of the square float32 matmul measuring the machine [2048]")
+    flags.DEFINE_integer("matmul_n", 2048, f"Size of the square float32 matmul measuring the machine, up to {MAX_MATMUL_N} "
+                         "(256 MiB a matrix, tens of seconds a matmul on a CPU) [2048]")
     flags.DEFINE_integer("matmul_repeats", 10, "Timed matmuls (median) [10]")
     flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads; 0: TensorFlow's default [0]")
     flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow inter-op threads; 0: TensorFlow's default [0]")
@@ -48,6 +53,12 @@ def validate(f) -> None:
                       ("intra_op_threads", 0), ("inter_op_threads", 0)):
         if getattr(f, flag) < low:
             bad(flag, f"must be {low} or more")
+    for flag, high in (("batch_size", MAX_BATCH), ("matmul_n", MAX_MATMUL_N)):
+        if getattr(f, flag) > high:
+            bad(flag, f"must be {high} or less (see --help)")
+    why = fileio.unwritable_file(f.out) if f.out else "no file given"
+    if why:  # found now, not after minutes of timing
+        bad("out", f"{why}; give a file path in a writable folder")
     unknown = [m for m in f.models if m not in ALL_MODELS]
     if unknown or not f.models:
         raise UsageError(f"--models={','.join(f.models)}: choose from {', '.join(ALL_MODELS)}")

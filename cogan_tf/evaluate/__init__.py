@@ -1,32 +1,41 @@
 """Numbers, not only pictures: classifier-based evaluation of the three GANs, and of sample grids.
 
 Samples (from an exported SavedModel, a checkpoint exported the same way, or 8x8 grid PNGs) are scored
-with the project's classifier (:mod:`cogan_tf.evaluate.classifier`) by the pure functions of
+batch by batch, so memory does not grow with their number, with the project's classifier
+(:mod:`cogan_tf.evaluate.classifier`) by the functions and running sums of
 :mod:`cogan_tf.evaluate.image_metrics`: for a CoGAN, the agreement of G1(z) with 1 - G2(z); per domain,
 the classifier score, the Fréchet distance to the test images and the digit histogram; a ``real``
 column as the floor to read them against. What each number means: docs/RESULTS.md, "How the numbers
-are made". The command line is ``python -m cogan_tf.evaluate`` (:mod:`cogan_tf.evaluate.__main__`).
+are made". The table and the JSON: :mod:`cogan_tf.evaluate.reports`. The command line is
+``python -m cogan_tf.evaluate`` (:mod:`cogan_tf.evaluate.__main__`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import tempfile
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cogan_tf import data, fileio
-from cogan_tf.evaluate.image_metrics import (class_histogram, classifier_score, feature_stats,
+from cogan_tf import data
+from cogan_tf.errors import DataError, GridError, UsageError
+from cogan_tf.evaluate.image_metrics import (ClassifierScoreSums, FeatureMoments, Mean, binarize, class_counts,
+                                             class_histogram, classifier_score, feature_stats,
                                              frechet_distance_few, frechet_distance_from_stats,
-                                             histogram_entropy_classes, label_agreement, mean_abs_difference,
-                                             pixel_agreement, psd_sqrt)
-from cogan_tf.errors import GridError, UsageError
+                                             histogram_entropy_classes, psd_sqrt)
+# Re-exported: the metrics and the report's text and JSON are read through this package.
+from cogan_tf.evaluate.image_metrics import label_agreement, mean_abs_difference, pixel_agreement  # noqa: F401
+from cogan_tf.evaluate.reports import (flatten, format_compare, format_report, format_value,  # noqa: F401
+                                       load_report, write_report)
 
 DEFAULT_N = 10_000
+# The largest --num_samples: 20 times the 50,000 the Frechet distance is usually quoted at; past it a
+# number no longer moves, and the CPU-hours do.
+MAX_N = 1_000_000
+IMAGE_SHAPE = (28, 28, 1)
 GEN_BATCH = 500  # the faithful CoGAN's BatchNorm uses each batch's statistics: never call it on tiny batches
 
 
@@ -34,23 +43,37 @@ GEN_BATCH = 500  # the faithful CoGAN's BatchNorm uses each batch's statistics: 
 
 @dataclasses.dataclass
 class Samples:
-    """Generated images in [0, 1], float32 (N, 28, 28, 1), by domain name.
+    """``n`` images in [0, 1], float32 (N, 28, 28, 1), by domain name, read in batches: ``draw()`` yields
+    dicts of arrays, each call a new pass over the same samples.
 
-    cogan: ``{"top": G1(z), "bot": G2(z)}``; vanilla and clustergan: ``{"images": G(z)}``.
-    ``z_c`` (clustergan) is the class code each image was generated from; ``encode`` the model's encoder
+    cogan: ``top`` = G1(z), ``bot`` = G2(z); vanilla and clustergan: ``images`` = G(z); a clustergan's
+    batches also hold ``z_c``, the class code each image was drawn from. ``images`` (and ``z_c``) hold
+    all of them when they are in memory (grids, :func:`generate`), None when they are drawn from a model
+    batch by batch (:func:`sample_stream`: memory independent of ``n``). ``encode``: the model's encoder
     (images in [0, 1] -> (z_n, class probabilities)).
     """
 
     model: str
-    images: Dict[str, np.ndarray]
+    n: int
     source: str
+    draw: Callable[[], Iterator[Dict[str, np.ndarray]]]
     seed: Optional[int] = None
-    z_c: Optional[np.ndarray] = None
     encode: Optional[Callable] = None
+    images: Optional[Dict[str, np.ndarray]] = None
+    z_c: Optional[np.ndarray] = None
 
-    @property
-    def n(self) -> int:
-        return len(next(iter(self.images.values())))
+
+def in_memory(model: str, images: Dict[str, np.ndarray], source: str, seed: Optional[int] = None,
+              z_c: Optional[np.ndarray] = None, encode: Optional[Callable] = None,
+              batch_size: int = GEN_BATCH) -> Samples:
+    """Samples held in arrays, read back in batches of near-equal size."""
+    n = len(next(iter(images.values())))
+    arrays = dict(images, **({} if z_c is None else {"z_c": z_c}))
+
+    def draw():
+        for s in _batches(n, batch_size):
+            yield {k: v[s] for k, v in arrays.items()}
+    return Samples(model, n, source, draw, seed, encode, images, z_c)
 
 
 def model_kind(loaded) -> str:
@@ -75,52 +98,102 @@ def _serving(loaded):
     return loaded.signatures["serving_default"]
 
 
-def _batches(n: int, batch_size: int) -> List[np.ndarray]:
-    """Index chunks of near-equal size: no tiny last batch (the faithful CoGAN normalises each batch
-    with its own statistics)."""
-    return np.array_split(np.arange(n), max(1, math.ceil(n / batch_size)))
+def _batches(n: int, batch_size: int) -> Iterator[slice]:
+    """Consecutive slices of near-equal size covering ``range(n)`` (as ``np.array_split``): no tiny last
+    batch (the faithful CoGAN normalises each batch with its own statistics)."""
+    k = max(1, math.ceil(n / batch_size))
+    size, extra = divmod(n, k)
+    start = 0
+    for i in range(k):
+        stop = start + size + (i < extra)
+        yield slice(start, stop)
+        start = stop
 
 
-def generate(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BATCH, source: str = "") -> Samples:
-    """``n`` samples from a loaded SavedModel; z ~ N(0, 1) (and, for clustergan, z_n ~ N(0, sigma^2) with
-    the export's ``zn_sigma``, and z_c uniform one-hot) drawn from a seeded numpy generator, so a seed
-    reproduces a report."""
+def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BATCH, source: str = "") -> Samples:
+    """``n`` samples from a loaded SavedModel, generated batch by batch whenever they are read; z ~ N(0, 1)
+    (and, for clustergan, z_n ~ N(0, sigma^2) with the export's ``zn_sigma``, and z_c uniform one-hot)
+    drawn from a seeded numpy generator, so a seed reproduces a report."""
     import tensorflow as tf
 
     kind = model_kind(loaded)
     sig = _serving(loaded)
     specs = sig.structured_input_signature[1]
-    rng = np.random.default_rng(seed)
-    out: Dict[str, List[np.ndarray]] = {}
+    keys = ("top", "bot") if kind == "cogan" else ("images",)
+    _check_specs(specs, sig.structured_outputs, keys, source or "SavedModel")
     z_c = None
     if kind == "clustergan":
         z_dim, n_classes = specs["z_n"].shape[-1], specs["z_c"].shape[-1]
         sigma = float(loaded.zn_sigma.numpy()) if hasattr(loaded, "zn_sigma") else 1.0  # older exports: 1
-        z = (sigma * rng.standard_normal((n, z_dim))).astype(np.float32)
+        # The codes come after all n * z_dim normals in the generator's stream (z was once drawn whole):
+        # the normals are drawn once here to reach them, and again batch by batch in draw().
+        rng = np.random.default_rng(seed)
+        for s in _batches(n, batch_size):
+            rng.standard_normal((s.stop - s.start, z_dim))
         z_c = rng.integers(0, n_classes, n)
-        onehot = np.eye(n_classes, dtype=np.float32)[z_c]
-        for idx in _batches(n, batch_size):
-            for k, v in sig(z_n=tf.constant(z[idx]), z_c=tf.constant(onehot[idx])).items():
-                out.setdefault(k, []).append(v.numpy())
+        onehot = np.eye(n_classes, dtype=np.float32)
     else:
-        z = rng.standard_normal((n, specs["z"].shape[-1])).astype(np.float32)
-        for idx in _batches(n, batch_size):
-            for k, v in sig(z=tf.constant(z[idx])).items():
-                out.setdefault(k, []).append(v.numpy())
-    keys = ("top", "bot") if kind == "cogan" else ("images",)
-    images = {k: np.concatenate(out[k]).astype(np.float32) for k in keys}
+        z_dim = specs["z"].shape[-1]
+
+    def draw():
+        rng = np.random.default_rng(seed)
+        for s in _batches(n, batch_size):
+            z = rng.standard_normal((s.stop - s.start, z_dim))
+            if z_c is None:
+                feed = {"z": tf.constant(z.astype(np.float32))}
+            else:
+                feed = {"z_n": tf.constant((sigma * z).astype(np.float32)), "z_c": tf.constant(onehot[z_c[s]])}
+            try:
+                out = sig(**feed)
+            except tf.errors.OpError as e:
+                raise DataError(f"{source or 'SavedModel'}: its generator fails on z of shape {z.shape} "
+                                f"({str(e).strip().splitlines()[0][:200]})") from None
+            batch = {k: out[k].numpy().astype(np.float32) for k in keys}
+            for k, v in batch.items():
+                if v.shape[1:] != IMAGE_SHAPE:  # an output whose shape the signature left open
+                    raise DataError(f"{source or 'SavedModel'}: its output {k!r} has shape {v.shape}, not "
+                                    f"(batch, {', '.join(map(str, IMAGE_SHAPE))})")
+            if z_c is not None:
+                batch["z_c"] = z_c[s]
+            yield batch
+
     encode = None
     if kind == "clustergan" and "encode" in loaded.signatures:
         enc = loaded.signatures["encode"]
 
         def encode(x, enc=enc):
             zs, probs = [], []
-            for idx in _batches(len(x), batch_size):
-                out = enc(images=tf.constant(x[idx], tf.float32))
+            for s in _batches(len(x), batch_size):
+                out = enc(images=tf.constant(x[s], tf.float32))
                 zs.append(out["z_n"].numpy())
                 probs.append(out["class_probs"].numpy())
             return np.concatenate(zs), np.concatenate(probs)
-    return Samples(kind, images, source, seed=seed, z_c=z_c, encode=encode)
+    return Samples(kind, n, source, draw, seed, encode)
+
+
+def _check_specs(inputs, outputs, keys, source: str) -> None:
+    """Refuse, before anything is drawn or the classifier loads, a signature of the right names but not
+    the exported generators' shapes: float32 (batch, n) inputs and (batch, 28, 28, 1) images."""
+    for name, spec in inputs.items():
+        if spec.dtype.name != "float32" or spec.shape.rank != 2 or spec.shape[-1] is None:
+            raise UsageError(f"{source}: SavedModel input {name!r} is {spec.dtype.name} of shape {spec.shape}; "
+                             "an exported generator takes float32 (batch, n)")
+    for name in keys:
+        shape = outputs[name].shape
+        if shape.rank is not None and (shape.rank != 4 or any(d not in (None, e) for d, e in
+                                                               zip(shape[1:], IMAGE_SHAPE))):
+            raise UsageError(f"{source}: SavedModel output {name!r} has shape {shape}; an exported generator "
+                             f"gives (batch, {', '.join(map(str, IMAGE_SHAPE))}) images")
+
+
+def generate(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BATCH, source: str = "") -> Samples:
+    """:func:`sample_stream`'s samples, all generated now and held in memory (for a small ``n``; the
+    report reads a model's samples batch by batch)."""
+    stream = sample_stream(loaded, n, seed, batch_size, source)
+    parts = list(stream.draw())
+    images = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "z_c"}
+    z_c = np.concatenate([p["z_c"] for p in parts]) if "z_c" in parts[0] else None
+    return in_memory(stream.model, images, source, seed, z_c, stream.encode, batch_size)
 
 
 def load_saved_model(path: str):
@@ -163,7 +236,7 @@ def samples_from_grids(paths: Sequence[str]) -> Samples:
         raise GridError(f"--grids {' '.join(paths)}: {n} pair of 28x28 cells; the report needs at least "
                                "2 (an 8x8 grid holds 64)")
     source = paths[0] if len(paths) == 2 else f"{len(paths) // 2} grid pairs ({paths[0]} ...)"
-    return Samples("cogan", {"top": np.concatenate(tops), "bot": np.concatenate(bots)}, source)
+    return in_memory("cogan", {"top": np.concatenate(tops), "bot": np.concatenate(bots)}, source)
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -180,15 +253,25 @@ class Reference:
     test_probs: np.ndarray
     test_root: Optional[np.ndarray] = None  # the test covariance's square root, made on first use
 
+    def moments(self) -> FeatureMoments:
+        """An accumulator for features measured against this reference (keeping them while few)."""
+        return FeatureMoments(keep=len(self.test_stats[0]))
+
     def frechet_distance(self, features) -> float:
-        """Fréchet distance of ``features`` to the test set's: through ``frechet_distance_few`` when
-        there are no more samples than feature dimensions (grids), else through the covariances."""
-        f = np.asarray(features, np.float64)
-        if len(f) > f.shape[1]:
-            return frechet_distance_from_stats(*feature_stats(f), *self.test_stats)
+        m = self.moments()
+        m.add(features)
+        return self.frechet_distance_of(m)
+
+    def frechet_distance_of(self, moments: FeatureMoments) -> float:
+        """Fréchet distance of the features accumulated in ``moments`` to the test set's: through
+        ``frechet_distance_few`` when there are no more samples than feature dimensions (grids), else
+        through the covariances."""
+        few = moments.rows()
+        if few is None:
+            return frechet_distance_from_stats(*moments.stats(), *self.test_stats)
         if self.test_root is None:
             self.test_root = psd_sqrt(self.test_stats[1])
-        return frechet_distance_few(f, *self.test_stats, sigma2_root=self.test_root)
+        return frechet_distance_few(few, *self.test_stats, sigma2_root=self.test_root)
 
 
 def make_reference(clf, data_dir: str, dataset: str) -> Reference:
@@ -198,17 +281,34 @@ def make_reference(clf, data_dir: str, dataset: str) -> Reference:
     return Reference(dataset, x_test, y_test, x_train, feature_stats(feats), probs)
 
 
-def domain_metrics(images: np.ndarray, clf, ref: Reference) -> Tuple[dict, np.ndarray]:
-    """Classifier score, Fréchet distance to the test set and class histogram of one domain."""
-    probs, feats = clf.predict(images)
-    labels = probs.argmax(axis=1)
-    hist = class_histogram(labels)
-    return {
-        "classifier_score": classifier_score(probs),
-        "frechet_distance": ref.frechet_distance(feats),
-        "effective_classes": histogram_entropy_classes(hist),
-        "histogram": [float(h) for h in hist],
-    }, labels
+class DomainScores:
+    """Classifier score, Fréchet distance to the test set and class histogram of one domain, accumulated
+    batch by batch (``add``); the class labels are kept (2 bytes each) only with ``keep_labels``."""
+
+    def __init__(self, ref: Reference, keep_labels: bool = False):
+        self.ref, self.score, self.moments = ref, ClassifierScoreSums(), ref.moments()
+        self.counts = np.zeros(10)
+        self.labels: Optional[List[np.ndarray]] = [] if keep_labels else None
+
+    def add(self, clf, images: np.ndarray) -> np.ndarray:
+        """Score one batch; returns its class labels."""
+        probs, feats = clf.predict(images)
+        labels = probs.argmax(axis=1)
+        self.score.add(probs)
+        self.moments.add(feats)
+        self.counts += class_counts(labels)
+        if self.labels is not None:
+            self.labels.append(labels.astype(np.int16))
+        return labels
+
+    def metrics(self) -> dict:
+        hist = self.counts / max(self.moments.n, 1)
+        return {
+            "classifier_score": self.score.value(),
+            "frechet_distance": self.ref.frechet_distance_of(self.moments),
+            "effective_classes": histogram_entropy_classes(hist),
+            "histogram": [float(h) for h in hist],
+        }
 
 
 def real_metrics(clf, ref: Reference, n: int, seed: int) -> dict:
@@ -216,11 +316,13 @@ def real_metrics(clf, ref: Reference, n: int, seed: int) -> dict:
     images to the test set (same sample size as the generated set, so the same small-n bias)."""
     rng = np.random.default_rng([seed, 7])
     idx = rng.choice(len(ref.train_images), size=min(n, len(ref.train_images)), replace=False)
-    _, feats = clf.predict(ref.train_images[idx])
+    moments = ref.moments()
+    for s in _batches(len(idx), GEN_BATCH):
+        moments.add(clf.predict(ref.train_images[idx[s]])[1])
     hist = class_histogram(ref.test_probs.argmax(axis=1))
     return {
         "classifier_score": classifier_score(ref.test_probs),
-        "frechet_distance": ref.frechet_distance(feats),
+        "frechet_distance": ref.frechet_distance_of(moments),
         "frechet_distance_n": int(len(idx)),
         "effective_classes": histogram_entropy_classes(hist),
         "histogram": [float(h) for h in hist],
@@ -235,8 +337,9 @@ def clustering_metrics(y_true, y_pred) -> dict:
 
 
 def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -> dict:
-    """The full report (a JSON-ready dict) for ``samples``; ``real=False`` leaves out the real-data
-    column (a caller scoring many grids computes it once)."""
+    """The full report (a JSON-ready dict) for ``samples``, read once, batch by batch, into running
+    sums (memory independent of their number); ``real=False`` leaves out the real-data column (a
+    caller scoring many grids computes it once)."""
     n = samples.n
     report = {
         "model": samples.model,
@@ -247,22 +350,32 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
         "classifier_test_accuracy": clf.test_accuracy,
         "domains": {},
     }
-    if samples.model == "cogan":
-        top, bot = samples.images["top"], samples.images["bot"]
-        bot_inv = 1.0 - bot
-        report["domains"]["top"], top_labels = domain_metrics(top, clf, ref)
-        report["domains"]["bot"], bot_labels = domain_metrics(bot_inv, clf, ref)
+    cogan = samples.model == "cogan"
+    domains = {d: DomainScores(ref, keep_labels=samples.model == "clustergan")
+               for d in (("top", "bot") if cogan else ("images",))}
+    pixels, differences, same_label = Mean(), Mean(), Mean()
+    codes: List[np.ndarray] = []
+    for batch in samples.draw():
+        if cogan:
+            top, bot_inv = batch["top"], 1.0 - batch["bot"]
+            top_labels, bot_labels = domains["top"].add(clf, top), domains["bot"].add(clf, bot_inv)
+            pixels.add(np.sum(binarize(top) == binarize(bot_inv)), top.size)
+            differences.add(np.sum(np.abs(top.astype(np.float64) - bot_inv)), top.size)
+            same_label.add(np.sum(top_labels == bot_labels), len(top_labels))
+        else:
+            domains["images"].add(clf, batch["images"])
+            if "z_c" in batch:
+                codes.append(batch["z_c"])
+    report["domains"] = {d: scores.metrics() for d, scores in domains.items()}
+    if cogan:
         report["domains"]["bot"]["scored_as"] = "1 - G2(z) against real test digits"
-        report["pairs"] = {
-            "pixel_agreement": pixel_agreement(top, bot_inv),
-            "mean_abs_difference": mean_abs_difference(top, bot_inv),
-            "label_agreement": label_agreement(top_labels, bot_labels),
-        }
+        report["pairs"] = {"pixel_agreement": pixels.value(), "mean_abs_difference": differences.value(),
+                           "label_agreement": same_label.value()}
     else:
-        report["domains"]["images"], labels = domain_metrics(samples.images["images"], clf, ref)
-        if samples.z_c is not None:
+        if codes:
             # How well the class code z_c picks the digit: best one-to-one matching of codes to digits.
-            report["latent_code_vs_classifier"] = clustering_metrics(labels, samples.z_c)
+            report["latent_code_vs_classifier"] = clustering_metrics(np.concatenate(domains["images"].labels),
+                                                                     np.concatenate(codes))
         if samples.encode is not None:
             from cogan_tf import clustering
 
@@ -275,117 +388,6 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
     if real:
         report["real"] = real_metrics(clf, ref, n, samples.seed or 0)
     return report
-
-
-# --- text output -------------------------------------------------------------------------------------
-
-_DOMAIN_TITLES = {"top": "top G1(z)", "bot": "bot 1-G2(z)", "images": "G(z)", "real": "real"}
-_DOMAIN_ROWS = (("classifier_score", "classifier score", "{:.3f}"),
-                ("frechet_distance", "Frechet distance to test", "{:.3f}"),
-                ("effective_classes", "effective classes", "{:.2f}"))
-
-
-def format_report(report: dict) -> str:
-    """The report as a readable table."""
-    drawn = "from grids" if report["seed"] is None else f"seed {report['seed']}"
-    lines = [f"{report['model']} report: {report['source']}",
-             f"  {report['n']} samples ({drawn}); {report['dataset']} classifier, test accuracy "
-             f"{format_value(report['classifier_test_accuracy'], '{:.4f}')}"]
-    cols = list(report["domains"]) + ["real"]
-    blocks = {**report["domains"], "real": report["real"]}
-    w = 26
-    lines.append("")
-    lines.append(f"  {'':{w}}" + "".join(f"{_DOMAIN_TITLES.get(c, c):>14}" for c in cols))
-    for key, title, fmt in _DOMAIN_ROWS:
-        lines.append(f"  {title:{w}}" + "".join(f"{format_value(blocks[c].get(key), fmt):>14}" for c in cols))
-    for d in range(10):
-        lines.append(f"  {f'class {d} (%)':{w}}" + "".join(f"{100 * blocks[c]['histogram'][d]:>14.1f}" for c in cols))
-    if "pairs" in report:
-        p = report["pairs"]
-        lines += ["", "  pairs (G1(z) vs 1 - G2(z))",
-                  f"  {'pixel agreement (>0.5)':{w}}{p['pixel_agreement']:>14.4f}",
-                  f"  {'mean |difference|':{w}}{p['mean_abs_difference']:>14.4f}",
-                  f"  {'label agreement':{w}}{p['label_agreement']:>14.4f}"]
-    for section, title in (("clustering", "clustering of the test set by the encoder (argmax; kmeans_: the "
-                                          "paper's K-means on [z_n, softmax])"),
-                           ("latent_code_vs_classifier", "class code z_c vs classifier digit")):
-        if section in report:
-            lines += ["", f"  {title}"]
-            lines += [f"  {k:{w}}{format_value(v, '{:.4f}'):>14}" for k, v in report[section].items()]
-    lines += ["", f"  real: test-set score; Frechet distance of {report['n']} training images to the test set "
-              "(the floor at this sample size)"]
-    return "\n".join(lines)
-
-
-def format_value(v, fmt: str) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, (bool, int)) or not isinstance(v, float):
-        return str(v)
-    return fmt.format(v)
-
-
-def flatten(report: dict, prefix: str = "") -> Dict[str, object]:
-    """Nested report -> {"domains.top.classifier_score": value, ...}; histograms per class."""
-    out: Dict[str, object] = {}
-    for k, v in report.items():
-        key = f"{prefix}{k}"
-        if isinstance(v, dict):
-            out.update(flatten(v, key + "."))
-        elif isinstance(v, list):
-            out.update({f"{key}.{i}": x for i, x in enumerate(v)})
-        else:
-            out[key] = v
-    return out
-
-
-def format_compare(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> str:
-    """Two reports side by side, with B - A for every number both have; text fields (source, ...)
-    above the table, once when equal and both when they differ."""
-    fa, fb = flatten(a), flatten(b)
-    keys = list(fa) + [k for k in fb if k not in fa]
-    is_num = lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)  # noqa: E731
-    numeric = [k for k in keys if is_num(fa.get(k)) or is_num(fb.get(k))]
-    lines = [f"A: {name_a}", f"B: {name_b}", ""]
-    for k in keys:
-        if k in numeric:
-            continue
-        va, vb = fa.get(k, "-"), fb.get(k, "-")
-        lines += [f"{k}: {va}"] if va == vb else [f"{k}:", f"  A: {va}", f"  B: {vb}"]
-    w = max([len(k) for k in numeric] + [10]) + 2
-    lines += ["", f"{'':{w}}{'A':>14}{'B':>14}{'B - A':>14}"]
-
-    def cell(v):
-        if isinstance(v, int) and not isinstance(v, bool):
-            return f"{v:>14d}"
-        return f"{format_value(v, '{:.4f}'):>14}"
-
-    for k in numeric:
-        va, vb = fa.get(k), fb.get(k)
-        if is_num(va) and is_num(vb):
-            diff = f"{vb - va:>+14d}" if isinstance(va, int) and isinstance(vb, int) else f"{vb - va:>+14.4f}"
-        else:
-            diff = f"{'':>14}"
-        lines.append(f"{k:{w}}{cell(va)}{cell(vb)}{diff}")
-    return "\n".join(lines)
-
-
-def load_report(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such report (write one with --out)")
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except ValueError as e:
-        raise UsageError(f"{path}: not a JSON report ({e})") from None
-    if not isinstance(report, dict) or "domains" not in report:
-        raise UsageError(f"{path}: not a report written by cogan_tf.evaluate")
-    return report
-
-
-def write_report(path: str, report: dict) -> str:
-    fileio.atomic_write_text(path, json.dumps(report, indent=2) + "\n")
-    return path
 
 
 # --- entry points used by the CLI and main.py --------------------------------------------------------
@@ -414,7 +416,7 @@ def run_report(samples: Samples, data_dir: str, dataset: str = "mnist", out: Opt
 def report_for_saved_model(path: str, data_dir: str, dataset: str = "mnist", n: int = DEFAULT_N, seed: int = 0,
                            out: Optional[str] = None, source: Optional[str] = None, **kwargs) -> dict:
     """The report for an exported generator SavedModel (cogan, vanilla or clustergan)."""
-    samples = generate(load_saved_model(path), n=n, seed=seed, source=source or path)
+    samples = sample_stream(load_saved_model(path), n=n, seed=seed, source=source or path)
     return run_report(samples, data_dir, dataset, out=out, **kwargs)
 
 

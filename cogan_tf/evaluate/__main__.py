@@ -8,10 +8,10 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, data, published
+from cogan_tf import cli, data, fileio, published
 from cogan_tf.errors import ClassifierError, UsageError
-from cogan_tf.evaluate import (DEFAULT_N, format_compare, generate, grid_compare, load_classifier, load_report,
-                               load_saved_model, report_for_gan, run_report, samples_from_grids)
+from cogan_tf.evaluate import (DEFAULT_N, MAX_N, format_compare, grid_compare, load_classifier, load_report,
+                               load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids)
 
 LIST_FLAGS = ("grids", "compare", "grid_dirs")
 
@@ -34,7 +34,9 @@ def define_flags() -> None:
     flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
     flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist "
                                          "[the checkpoint's dataset, else mnist]")
-    flags.DEFINE_integer("num_samples", DEFAULT_N, f"Samples (CoGAN: pairs) drawn from a model [{DEFAULT_N}]")
+    flags.DEFINE_integer("num_samples", DEFAULT_N, f"Samples (CoGAN: pairs) drawn from a model, 2 to {MAX_N:,}: "
+                         "scored in batches, so memory does not grow with it; the cap is 20 times the 50,000 the "
+                         f"Frechet distance is usually quoted at, hours of CPU already [{DEFAULT_N}]")
     flags.DEFINE_integer("seed", 0, "Seed of the z drawn from a model [0]")
     flags.DEFINE_boolean("retrain_classifier", False, "Train a classifier with the shipped one's recipe on --data_dir and score with it instead "
                          "of the shipped one (says how far the two agree) [False]")
@@ -56,18 +58,29 @@ def main(argv):
             raise UsageError(f"--{only} goes with --grid_dirs RUN_SAMPLES REFERENCE_SAMPLES")
     if f.steps_per_epoch is not None and f.steps_per_epoch < 1:
         raise UsageError(f"--steps_per_epoch={f.steps_per_epoch}: must be at least 1")
-    if f.num_samples < 2:
-        raise UsageError(f"--num_samples={f.num_samples}: need at least 2")
+    if not 2 <= f.num_samples <= MAX_N:
+        raise UsageError(f"--num_samples={f.num_samples}: give 2 to {MAX_N:,} (see --help)")
+    if f.seed < 0:
+        raise UsageError(f"--seed={f.seed}: must be 0 or more")
     if f.dataset is not None and f.dataset not in data.DATASETS:
         raise UsageError(f"--dataset={f.dataset}: choose one of {', '.join(data.DATASETS)}")
     if f.classifier_epochs is not None and f.classifier_epochs < 1:
         raise UsageError(f"--classifier_epochs={f.classifier_epochs}: must be at least 1")
+    if f.out and not (f.saved_model or f.checkpoint_dir or f.grids or f.grid_dirs):
+        raise UsageError("--out goes with --saved_model, --checkpoint_dir, --grids or --grid_dirs (--compare and "
+                         "--retrain_classifier alone write no report)")
+    for flag in ("out", "plot"):  # checked before anything is scored, not found out after
+        path = getattr(f, flag)
+        why = path and fileio.unwritable_file(path)
+        if why:
+            raise UsageError(f"--{flag}={path}: {why}; give a file path in a writable folder")
     if f.compare:
         if len(f.compare) != 2:
             raise UsageError(f"--compare takes two JSON reports, got {len(f.compare)}")
         a, b = (load_report(p) for p in f.compare)
         print(format_compare(a, b, *f.compare))
         return 0
+    cli.start_tensorflow()  # the flags are good: every path below uses TensorFlow
     if f.grid_dirs:
         if len(f.grid_dirs) not in (1, 2):
             raise UsageError(f"--grid_dirs takes one or two directories, RUN_SAMPLES [REFERENCE_SAMPLES]; got "
@@ -81,13 +94,12 @@ def main(argv):
     dataset = f.dataset or "mnist"
     gan = samples = None
     if f.checkpoint_dir:
-        cli.start_tensorflow()
         from cogan_tf import runner
 
         gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model)
         dataset = f.dataset or gan.cfg.dataset
     elif f.saved_model:
-        samples = generate(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
+        samples = sample_stream(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
     elif f.grids:
         samples = samples_from_grids(f.grids)
     clf = load_classifier(f.data_dir, dataset, f.retrain_classifier, f.classifier_epochs)

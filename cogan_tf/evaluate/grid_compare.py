@@ -90,8 +90,7 @@ def read_pair(directory: str, name: str) -> evaluate.Samples:
     """The 64 pairs of ``top/name.png`` and ``bot/name.png``, each grid stretched (``stretch``)."""
     s = evaluate.samples_from_grids([os.path.join(directory, "top", f"{name}.png"),
                                      os.path.join(directory, "bot", f"{name}.png")])
-    s.images = {d: stretch(v) for d, v in s.images.items()}
-    return s
+    return evaluate.in_memory(s.model, {d: stretch(v) for d, v in s.images.items()}, s.source)
 
 
 def _scores(report: dict) -> dict:

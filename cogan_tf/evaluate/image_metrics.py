@@ -3,13 +3,14 @@
 Pixel and label agreement of CoGAN pairs (the CoGAN paper's measure: G1(z) against 1 - G2(z)), the
 digit histogram and its effective number of classes, the classifier score (Inception-score style)
 and the Fréchet distance in a classifier's feature space (also for few samples, against fixed
-reference statistics).
+reference statistics). The accumulators at the end give the same numbers from batches, in memory
+independent of how many samples there are.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
@@ -127,3 +128,83 @@ def frechet_distance_few(features, mu2, sigma2, sigma2_root=None) -> float:
 def frechet_distance(features1, features2) -> float:
     """Fréchet distance between Gaussians fitted to two feature sets."""
     return frechet_distance_from_stats(*feature_stats(features1), *feature_stats(features2))
+
+
+# --- the same numbers, accumulated batch by batch -------------------------------------------------------
+
+class Mean:
+    """A running mean of values given as batch sums: ``add(sum, count)``."""
+
+    def __init__(self):
+        self.total, self.count = 0.0, 0
+
+    def add(self, total, count: int) -> None:
+        self.total += float(total)
+        self.count += int(count)
+
+    def value(self) -> float:
+        return self.total / self.count if self.count else float("nan")
+
+
+class ClassifierScoreSums:
+    """``classifier_score`` of all the batches fed to ``add``: E_x[KL(p(y|x) || p(y))] is
+    E_x[sum p log p] - sum p(y) log p(y) with p(y) = E_x[p(y|x)], so two sums suffice."""
+
+    def __init__(self, eps: float = 1e-12):
+        self.eps, self.n, self.p_sum, self.plogp = eps, 0, 0.0, 0.0
+
+    def add(self, probs) -> None:
+        p = np.asarray(probs, np.float64)
+        self.n += len(p)
+        self.p_sum = self.p_sum + p.sum(axis=0)
+        self.plogp += float(np.sum(p * np.log(p + self.eps)))
+
+    def value(self) -> float:
+        py = self.p_sum / self.n
+        return float(np.exp(self.plogp / self.n - np.sum(py * np.log(py + self.eps))))
+
+
+class FeatureMoments:
+    """Mean and covariance (unbiased) of feature vectors fed in batches, as ``feature_stats`` of all of
+    them: each batch's centred sums merged by Chan, Golub and LeVeque's pairwise update, which keeps
+    the precision of centring first. The vectors themselves are kept while there are at most ``keep``
+    (``frechet_distance_few`` needs them), dropped beyond."""
+
+    def __init__(self, keep: int = 0):
+        self.n, self.mean, self.m2 = 0, None, None
+        self.keep = keep
+        self._rows: Optional[List[np.ndarray]] = []
+
+    def add(self, features) -> None:
+        f = np.asarray(features, np.float64)
+        if f.ndim != 2:
+            raise ValueError(f"FeatureMoments: need feature vectors (N, D), got {f.shape}")
+        if not len(f):
+            return
+        mean = f.mean(axis=0)
+        x = f - mean
+        m2 = x.T @ x
+        if self.n == 0:
+            self.mean, self.m2 = mean, m2
+        else:
+            n = self.n + len(f)
+            delta = mean - self.mean
+            self.mean = self.mean + delta * (len(f) / n)
+            self.m2 = self.m2 + m2 + np.outer(delta, delta) * (self.n * len(f) / n)
+        self.n += len(f)
+        if self._rows is not None:
+            self._rows = self._rows + [f] if self.n <= self.keep else None
+
+    def stats(self) -> Tuple[np.ndarray, np.ndarray]:
+        if self.n < 2:
+            raise ValueError(f"feature_stats: need at least 2 feature vectors, got {self.n}")
+        return self.mean, self.m2 / (self.n - 1)
+
+    def rows(self) -> Optional[np.ndarray]:
+        """All the vectors fed, while there are at most ``keep``; else None."""
+        return None if self._rows is None or not self._rows else np.concatenate(self._rows)
+
+
+def class_counts(labels, n_classes: int = 10) -> np.ndarray:
+    """How many samples of each class (``class_histogram`` before it is divided by their number)."""
+    return np.bincount(np.asarray(labels, np.int64), minlength=n_classes)[:n_classes].astype(np.float64)
