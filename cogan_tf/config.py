@@ -81,18 +81,25 @@ class ClusterGanConfig:
     critic: str = "bce"
     gp_lambda: float = 10.0
     # None: PyTorch's default initial weights (the original); a number: weights N(0, init_std^2) and
-    # zero biases (the paper authors' 0.02).
+    # zero biases (the paper authors' 0.02; their networks keep Glorot-uniform on D's and E's last layer).
     init_std: Optional[float] = None
+    # "original": JasonFengGit's networks (LeakyReLU G, BatchNorm with gamma, "valid" convolutions);
+    # "paper": the paper authors' (ReLU G, BatchNorm without gamma on batch statistics always, "same"
+    # convolutions), clustergan_networks.py.
+    networks: str = "original"
+    # The gradient penalty's interpolation weight e: "per_sample" (Gulrajani et al.) or "per_batch",
+    # one scalar for the whole batch as the paper authors' tf.random_uniform([]).
+    gp_eps: str = "per_sample"
 
 
 # --recipe: the ClusterGAN config fields each recipe sets (its batch, epochs and Adam are main.py's
-# flag defaults). "paper": the ClusterGAN paper authors' code (docs/ORIGINAL.md §4): sigma 0.1, a WGAN-GP
-# critic with 5 critic updates per G+E update (g_every), N(0, 0.02) weights, no weight decay (their
-# l2_regularizer terms are never added to a loss), beta_n = beta_c = 10.
+# flag defaults). "paper": the ClusterGAN paper authors' code (docs/ORIGINAL.md §4): their networks, sigma
+# 0.1, a WGAN-GP critic with one e per batch and 5 critic updates per G+E update (g_every), N(0, 0.02)
+# weights, no weight decay (their l2_regularizer terms are never added to a loss), beta_n = beta_c = 10.
 CLUSTERGAN_RECIPES = {
     "original": {},
-    "paper": dict(recipe="paper", zn_sigma=0.1, critic="wgan_gp", gp_lambda=10.0, init_std=0.02,
-                  weight_decay=0.0, betan=10.0, betac=10.0, g_every=5),
+    "paper": dict(recipe="paper", networks="paper", zn_sigma=0.1, critic="wgan_gp", gp_lambda=10.0, gp_eps="per_batch",
+                  init_std=0.02, weight_decay=0.0, betan=10.0, betac=10.0, g_every=5),
 }
 
 
@@ -109,7 +116,9 @@ MODEL_CONFIGS = {"cogan": CoganConfig, "vanilla": VanillaConfig, "clustergan": C
 # for it and was trained with this value, which is not always today's default. (The CoGAN port
 # trained with the usual single sigmoid and per-feature statistics until Q1/Q2 became the defaults.)
 # Fields not listed here were added with the old behaviour as their default.
-LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True}}
+LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True},
+                       # --recipe paper trained on JasonFengGit's networks, e per sample, until it had the authors'.
+                       "clustergan": {"networks": "original", "gp_eps": "per_sample"}}
 # The one flag <-> field table: per model, each main.py flag and the model-config fields it sets, in
 # the order a field's own flag comes first (--corrected and --recipe set several fields: a flag of
 # their own wins). main.py reads it for the flags a command line set; FIELD_FLAGS (derived) names
@@ -122,7 +131,8 @@ FLAG_FIELDS = {
                             "bn_batch_stats_at_inference")},
     "vanilla": {"hidden_size": ("hidden",)},
     "clustergan": {"zn_sigma": ("zn_sigma",),
-                   "recipe": ("recipe", "critic", "gp_lambda", "init_std", "weight_decay", "zn_sigma")},
+                   "recipe": ("recipe", "networks", "critic", "gp_lambda", "gp_eps", "init_std", "weight_decay",
+                              "zn_sigma")},
 }
 # Per model: model-config field -> the flag that sets it ("--loss_on_logits").
 FIELD_FLAGS = {model: {field: f"--{flag}" for flag, fields in reversed(table.items()) for field in fields}
