@@ -288,15 +288,22 @@ class ClusterGAN(GAN):
                                 log=loop.log).values():
             loop.log(f" [*] wrote {p}")
 
+    def kmeans_on_zn(self) -> bool:
+        """K-means clusters [z_n, softmax], or the softmax alone when beta_n is 0 (z_n is then not
+        trained: the authors' Fashion-MNIST setting, whose code makes the same choice)."""
+        return self.model_cfg.betan != 0
+
     def cluster_report(self, x, labels) -> dict:
         """Both protocols on ``x`` against ``labels`` (:func:`clustering.encoder_clustering`): ACC / purity /
         NMI / ARI of the encoder's argmax, and of K-means (seeded) on the encoded [z_n, softmax]
-        (``kmeans_*``; the paper's ACC is ``kmeans_purity``); cluster sizes, the argmax's best
-        cluster -> label map."""
+        (``kmeans_*``; the paper's ACC is ``kmeans_purity``; the softmax alone if not
+        :meth:`kmeans_on_zn`); cluster sizes, the argmax's best cluster -> label map."""
         z_n, probs = self.encode(x)
         labels = np.asarray(labels).astype(np.int64)
-        report = clustering.encoder_clustering(labels, z_n, probs, seed=self.seed)
+        features = z_n if self.kmeans_on_zn() else z_n[:, :0]  # no z_n columns: K-means on the softmax alone
+        report = clustering.encoder_clustering(labels, features, probs, seed=self.seed)
         report.update({
+            "kmeans_features": "z_n, softmax" if self.kmeans_on_zn() else "softmax",
             "n": int(len(labels)),
             "cluster_to_label": {str(k): v for k, v in
                                  clustering.cluster_mapping(labels, np.argmax(probs, axis=1)).items()},

@@ -101,13 +101,19 @@ CLUSTERGAN_RECIPES = {
     "paper": dict(recipe="paper", networks="paper", zn_sigma=0.1, critic="wgan_gp", gp_lambda=10.0, gp_eps="per_batch",
                   init_std=0.02, weight_decay=0.0, betan=10.0, betac=10.0, g_every=5),
 }
+# What a recipe changes for one dataset, resolved by main.py from --dataset (and recorded in config.json
+# as the fields it sets). The authors' Fashion-MNIST runs: 40 dimensions of z_n and beta_n 0 (their
+# README's `--dz 40 --beta_n 0`), so K-means clusters the softmax alone (ClusterGAN.cluster_report).
+CLUSTERGAN_DATASET_VARIANTS = {("paper", "fashion_mnist"): dict(z_dim=40, betan=0.0)}
 
 
-def clustergan_config(recipe: str = "original", **overrides) -> "ClusterGanConfig":
-    """The ClusterGanConfig of a recipe, with ``overrides`` (explicit flags) on top."""
+def clustergan_config(recipe: str = "original", dataset: Optional[str] = None, **overrides) -> "ClusterGanConfig":
+    """The ClusterGanConfig of a recipe (its variant for ``dataset``, if it has one), with ``overrides``
+    (explicit flags) on top."""
     if recipe not in CLUSTERGAN_RECIPES:
         raise ValueError(f"unknown ClusterGAN recipe {recipe!r}: choose one of {', '.join(CLUSTERGAN_RECIPES)}")
-    return ClusterGanConfig(**{**CLUSTERGAN_RECIPES[recipe], **overrides})
+    variant = CLUSTERGAN_DATASET_VARIANTS.get((recipe, dataset), {})
+    return ClusterGanConfig(**{**CLUSTERGAN_RECIPES[recipe], **variant, **overrides})
 
 
 ModelConfig = Union[CoganConfig, VanillaConfig, ClusterGanConfig]
@@ -132,7 +138,7 @@ FLAG_FIELDS = {
     "vanilla": {"hidden_size": ("hidden",)},
     "clustergan": {"zn_sigma": ("zn_sigma",),
                    "recipe": ("recipe", "networks", "critic", "gp_lambda", "gp_eps", "init_std", "weight_decay",
-                              "zn_sigma")},
+                              "zn_sigma", "z_dim", "betan")},
 }
 # Per model: model-config field -> the flag that sets it ("--loss_on_logits").
 FIELD_FLAGS = {model: {field: f"--{flag}" for flag, fields in reversed(table.items()) for field in fields}
@@ -212,10 +218,10 @@ def train_config(model: str = "cogan", recipe: Optional[str] = None, **fields) -
     return TrainConfig(model=model, **{**defaults_for(model, recipe), **fields})
 
 
-def model_config(model: str, recipe: Optional[str] = None, **fields) -> "ModelConfig":
-    """The model config of ``model`` (the ClusterGAN's of ``recipe``), ``fields`` on top."""
+def model_config(model: str, recipe: Optional[str] = None, dataset: Optional[str] = None, **fields) -> "ModelConfig":
+    """The model config of ``model`` (the ClusterGAN's of ``recipe``, for ``dataset``), ``fields`` on top."""
     if model == "clustergan":
-        return clustergan_config(recipe or "original", **fields)
+        return clustergan_config(recipe or "original", dataset, **fields)
     if recipe is not None:
         raise ValueError(f"recipe {recipe!r}: only the ClusterGAN has recipes")
     return MODEL_CONFIGS[model](**fields)

@@ -1,11 +1,13 @@
 """ClusterGAN ``--recipe paper``: the ClusterGAN paper authors' networks (ReLU generator, BatchNorm without
 gamma on batch statistics always, "same" convolutions, Glorot-uniform last layers), their gradient
-penalty (one e per batch), the refusal of checkpoints of the earlier paper recipe, and its 5:1 critic
-loop."""
+penalty (one e per batch), their Fashion-MNIST settings, the refusal of checkpoints of the earlier paper
+recipe, and its 5:1 critic loop."""
 
 import dataclasses
 import json
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,11 +19,13 @@ from cogan_tf import runner, train
 from cogan_tf.errors import UsageError
 from cogan_tf.clustergan import ClusterGAN
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
-from tests.conftest import count_params, fake_images, quiet, write_fake_dataset
+from cogan_tf.losses import generator_encoder_loss
+from tests.conftest import ROOT, count_params, fake_images, quiet, write_fake_dataset
 from tests.test_clustergan import all_weights, built_gan, train_cfg
 
 CFG = C.ClusterGanConfig()
 PAPER = C.clustergan_config("paper")
+FASHION = C.clustergan_config("paper", "fashion_mnist")
 # --recipe paper before it built the authors' networks: JasonFengGit's networks, e per sample.
 OLD_PAPER = dataclasses.replace(PAPER, networks="original", gp_eps="per_sample")
 
@@ -68,14 +72,42 @@ def lrelu(v):
 
 # --- the recipe ---------------------------------------------------------------------------------------
 
-def test_paper_recipe_values_and_the_original_unchanged():
+def test_paper_recipe_values_the_fashion_variant_and_the_original_unchanged():
     assert C.clustergan_config("original") == C.ClusterGanConfig()
+    assert C.clustergan_config("original", "fashion_mnist") == C.ClusterGanConfig()  # no variant of the original
     assert (PAPER.recipe, PAPER.networks, PAPER.zn_sigma, PAPER.critic, PAPER.gp_lambda, PAPER.gp_eps, PAPER.init_std,
             PAPER.weight_decay, PAPER.z_dim, PAPER.betan, PAPER.betac, PAPER.g_every) == (
         "paper", "paper", 0.1, "wgan_gp", 10.0, "per_batch", 0.02, 0.0, 30, 10.0, 10.0, 5)
-    assert C.clustergan_config("paper", zn_sigma=0.5).zn_sigma == 0.5  # an explicit value wins
+    assert C.clustergan_config("paper", "mnist") == PAPER
+    # The authors' Fashion-MNIST runs: `--dz 40 --beta_n 0`, the rest as MNIST.
+    assert dataclasses.replace(FASHION, z_dim=30, betan=10.0) == PAPER and (FASHION.z_dim, FASHION.betan) == (40, 0.0)
+    assert C.clustergan_config("paper", "fashion_mnist", zn_sigma=0.5).zn_sigma == 0.5  # an explicit value wins
     with pytest.raises(ValueError, match="unknown ClusterGAN recipe 'paper2'"):
         C.clustergan_config("paper2")
+
+
+MAIN_VARIANTS = r"""
+from cogan_tf.scripts import main
+main.define_flags()
+from cogan_tf import cli
+for argv in (["--recipe", "paper"], ["--recipe", "paper", "--dataset", "mnist"],
+             ["--recipe", "paper", "--dataset", "fashion_mnist", "--zn_sigma", "0.2"], ["--dataset", "fashion_mnist"]):
+    main.FLAGS.unparse_flags()
+    main.FLAGS(cli.fold_bool_args(["main.py", "--model", "clustergan"] + argv, main.FLAGS))
+    m, t = main.build_configs(main.FLAGS)
+    print(t.dataset, m.recipe, m.networks, m.gp_eps, m.z_dim, m.betan, m.zn_sigma, t.epoch)
+"""
+
+
+def test_main_resolves_the_recipe_variant_from_the_dataset():
+    r = subprocess.run([sys.executable, "-c", MAIN_VARIANTS], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip().splitlines() == [
+        "fashion_mnist paper paper per_batch 40 0.0 0.1 534",  # the model's default dataset: the Fashion variant
+        "mnist paper paper per_batch 30 10.0 0.1 534",
+        "fashion_mnist paper paper per_batch 40 0.0 0.2 534",
+        "fashion_mnist original original per_sample 30 10.0 1.0 200",
+    ]
 
 
 # --- the generator ------------------------------------------------------------------------------------
@@ -199,6 +231,34 @@ def test_paper_penalty_draws_one_e_per_batch_checked_by_hand(tmp_path):
         assert float(gp) == pytest.approx(float(np.mean((4 * c * e * r - 1) ** 2)), rel=1e-5)
         drawn[cfg.gp_eps] = e
     assert len(set(drawn["per_batch"])) == 1 and len(set(drawn["per_sample"])) == 3
+
+
+# --- the Fashion-MNIST settings ----------------------------------------------------------------------------
+
+def test_fashion_variant_has_40_dims_of_z_n_an_untrained_z_n_head_and_clusters_the_softmax(tmp_path):
+    gan = built_gan(tmp_path, FASHION)
+    assert gan.generator.h0.kernel.shape == (50, 1024) and gan.encoder.h3.kernel.shape == (1024, 50)
+    assert gan.sample_zn.shape == (100, 40) and gan.sample_latent(4)[0].shape == (4, 40)
+    # beta_n = 0: the G+E loss gives E's z_n outputs no gradient (its class outputs do get one).
+    z_n, z_c, classes = gan.sample_latent(4)
+    with tf.GradientTape() as tape:
+        fake = gan.generator(tf.concat([z_n, z_c], 1), training=True)
+        zn_hat, logits = gan.encoder(fake, training=True)
+        loss = generator_encoder_loss(gan.discriminator.logits(fake), zn_hat, z_n, logits, classes, FASHION.betan,
+                                      FASHION.betac, critic="wgan_gp")["ge_loss"]
+    grad = tape.gradient(loss, gan.encoder.h3.kernel).numpy()
+    assert np.all(grad[:, :40] == 0) and np.abs(grad[:, 40:]).max() > 0
+    # K-means on the softmax alone: z_n that is pure noise, large enough to decide K-means on [z_n, softmax],
+    # does not matter.
+    labels = np.repeat(np.arange(10), 20)
+    noise = 5 * np.random.default_rng(0).standard_normal((200, 40))
+    scores = {}
+    for cfg in (FASHION, dataclasses.replace(FASHION, betan=10.0)):
+        g = ClusterGAN(cfg, train_cfg(tmp_path), arrays=fake_images(40))
+        g.encode = lambda x: (noise, np.eye(10)[labels])  # noqa: B023 - an encoder that clusters perfectly
+        scores[cfg.betan] = g.cluster_report(np.zeros((200, 28, 28, 1), np.uint8), labels)
+    assert scores[0.0]["kmeans_features"] == "softmax" and scores[10.0]["kmeans_features"] == "z_n, softmax"
+    assert scores[0.0]["kmeans_purity"] == pytest.approx(1.0) and scores[10.0]["kmeans_purity"] < 0.9
 
 
 # --- checkpoints of the earlier paper recipe ----------------------------------------------------------------
