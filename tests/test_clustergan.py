@@ -643,8 +643,8 @@ def test_main_clustergan_dataset_recipe_and_overrides():
     assert r.stdout.strip().splitlines() == [
         "fashion_mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",  # the original, on its dataset
         "mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",
-        "fashion_mnist 64 534 0.0001 0.5 0.9 0 5 paper 0.1 wgan_gp 0.02 0.0",
-        "fashion_mnist 100 534 0.0002 0.5 0.9 5000 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
+        "fashion_mnist 64 2911 0.0001 0.5 0.9 0 5 paper 0.1 wgan_gp 0.02 0.0",
+        "fashion_mnist 100 2911 0.0002 0.5 0.9 5000 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
         "mnist 128 25 0.0002 0.5 0.999 0 5 - - - - -",
         "mnist 512 500 0.0002 0.9 0.999 0 5 - - - - -",
     ]

@@ -84,6 +84,9 @@ def test_paper_recipe_values_the_fashion_variant_and_the_original_unchanged():
     assert C.clustergan_config("paper", "fashion_mnist", zn_sigma=0.5).zn_sigma == 0.5  # an explicit value wins
     with pytest.raises(ValueError, match="unknown ClusterGAN recipe 'paper2'"):
         C.clustergan_config("paper2")
+    # 500,000 G+E updates of 5 critic batches of 64 on the authors' 55,000 images (859 batches an epoch).
+    epochs = C.train_config("clustergan", "paper").epoch
+    assert (epochs - 1) * (55000 // 64) < 5 * 500_000 <= epochs * (55000 // 64)
 
 
 MAIN_VARIANTS = r"""
@@ -103,9 +106,9 @@ def test_main_resolves_the_recipe_variant_from_the_dataset():
     r = subprocess.run([sys.executable, "-c", MAIN_VARIANTS], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines() == [
-        "fashion_mnist paper paper per_batch 40 0.0 0.1 534",  # the model's default dataset: the Fashion variant
-        "mnist paper paper per_batch 30 10.0 0.1 534",
-        "fashion_mnist paper paper per_batch 40 0.0 0.2 534",
+        "fashion_mnist paper paper per_batch 40 0.0 0.1 2911",  # the model's default dataset: the Fashion variant
+        "mnist paper paper per_batch 30 10.0 0.1 2911",
+        "fashion_mnist paper paper per_batch 40 0.0 0.2 2911",
         "fashion_mnist original original per_sample 30 10.0 1.0 200",
     ]
 
