@@ -121,6 +121,9 @@ class ClusterGAN(GAN):
     def _split(self):
         x, y = data.load_split(self.cfg.data_dir, self.cfg.dataset, "train")
         if self.cfg.val_size:
+            if self.cfg.val_size < self.model_cfg.n_classes:  # the validation K-means makes n_classes clusters
+                raise UsageError(f"--val_size={self.cfg.val_size}: the validation clustering needs at least "
+                                 f"{self.model_cfg.n_classes} images, one per cluster")
             if self.cfg.val_size > len(x) - self.cfg.batch_size:
                 raise UsageError(f"--val_size={self.cfg.val_size}: leaves fewer than one batch of the {len(x)} "
                                  f"{self.cfg.dataset} training images to train on")

@@ -670,3 +670,5 @@ def test_val_size_larger_than_the_data_is_refused(tmp_path):
     data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
     with pytest.raises(UsageError, match="--val_size=18: leaves fewer than one batch of the 20 mnist training"):
         runner.run(CFG, train_cfg(tmp_path, data_dir=data_dir, val_size=18), log=quiet)
+    with pytest.raises(UsageError, match="--val_size=8: the validation clustering needs at least 10 images"):
+        runner.run(CFG, train_cfg(tmp_path, data_dir=data_dir, val_size=8), log=quiet)
