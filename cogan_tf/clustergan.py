@@ -1,9 +1,9 @@
 """ClusterGAN (JasonFengGit's Generative-Adversarial-Networks, docs/ORIGINAL.md §3) on the shared loop: a
-GAN whose latent is z_n ~ N(0, sigma^2) (30 dims) plus a one-hot class code z_c (10 classes), with an
+GAN whose latent is z_n ~ N(0, sigma^2) (``z_dim``, 30) plus a one-hot class code z_c (10 classes), with an
 encoder trained to recover both from the generated image; its class logits then cluster real images.
 
-Two training recipes on the same networks (config.CLUSTERGAN_RECIPES): the original's BCE GAN with one
-G+E update per 5 D updates, and ``--recipe paper``, the ClusterGAN paper authors' WGAN-GP critic
+Two recipes (config.CLUSTERGAN_RECIPES): the original's networks and BCE GAN with one G+E update per 5 D
+updates, and ``--recipe paper``, the ClusterGAN paper authors' networks and WGAN-GP critic
 (docs/ORIGINAL.md §4). Where the port follows their code and where it differs, and why:
 docs/PORTS.md, "Faithful to the originals' code, and where it differs". The networks are in
 :mod:`cogan_tf.clustergan_networks`, the losses in :mod:`cogan_tf.losses`.
@@ -34,6 +34,7 @@ from cogan_tf.gan import GAN, RunState, apply_gradients
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
 CRITICS = ("bce", "wgan_gp")
+GP_EPS = ("per_sample", "per_batch")
 BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
 BEST_BY = "kmeans_purity"  # the paper's model selection: its "ACC" on the validation split
 
@@ -67,6 +68,8 @@ class ClusterGAN(GAN):
         super().__init__(model_cfg, train_cfg, strategy=strategy)
         if model_cfg.critic not in CRITICS:
             raise ValueError(f"ClusterGanConfig.critic={model_cfg.critic!r}: choose one of {', '.join(CRITICS)}")
+        if model_cfg.gp_eps not in GP_EPS:
+            raise ValueError(f"ClusterGanConfig.gp_eps={model_cfg.gp_eps!r}: choose one of {', '.join(GP_EPS)}")
         self._arrays = None if arrays is None else check_arrays(arrays, "ClusterGAN")
         if arrays is not None and train_cfg.val_size:
             raise ValueError("ClusterGAN: val_size holds out labelled images of data_dir; give no arrays")
@@ -118,6 +121,9 @@ class ClusterGAN(GAN):
     def _split(self):
         x, y = data.load_split(self.cfg.data_dir, self.cfg.dataset, "train")
         if self.cfg.val_size:
+            if self.cfg.val_size < self.model_cfg.n_classes:  # the validation K-means makes n_classes clusters
+                raise UsageError(f"--val_size={self.cfg.val_size}: the validation clustering needs at least "
+                                 f"{self.model_cfg.n_classes} images, one per cluster")
             if self.cfg.val_size > len(x) - self.cfg.batch_size:
                 raise UsageError(f"--val_size={self.cfg.val_size}: leaves fewer than one batch of the {len(x)} "
                                  f"{self.cfg.dataset} training images to train on")
@@ -181,11 +187,10 @@ class ClusterGAN(GAN):
         n = tf.shape(x)[0]
         z_n, z_c, _ = self.sample_latent(n)
         fake = self.generator(tf.concat([z_n, z_c], axis=1), training=True)  # the authors' G is never in eval mode
-        eps = self.rng.uniform([n, 1, 1, 1])
         with tf.GradientTape() as tape:
             d_out = critic_loss(self.discriminator.logits(x, training=True),
                                 self.discriminator.logits(fake, training=True),
-                                gradient_penalty(lambda v: self.discriminator.logits(v, training=True), x, fake, eps),
+                                self.penalty(lambda v: self.discriminator.logits(v, training=True), x, fake)[0],
                                 m.gp_lambda)
         apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
 
@@ -195,6 +200,13 @@ class ClusterGAN(GAN):
 
         ge_out = tf.cond(tf.equal(self.d_opt.iterations % m.g_every, 0), ge, self.held_ge)
         return {**d_out, **ge_out}
+
+    def penalty(self, critic, x, fake):
+        """(gradient penalty of ``critic`` at x_hat = e x + (1 - e) fake, e): e ~ U(0, 1) from the run's
+        RNG, one scalar for the batch (``gp_eps="per_batch"``, the authors') or one per sample."""
+        per_batch = self.model_cfg.gp_eps == "per_batch"
+        eps = self.rng.uniform([] if per_batch else [tf.shape(x)[0], 1, 1, 1])
+        return gradient_penalty(critic, x, fake, eps), eps
 
     def log_line(self, epoch, idx, steps_per_epoch, elapsed, losses_):
         line = (f"Epoch: [{epoch:2d}] [{idx:4d}/{steps_per_epoch:4d}] time: {elapsed:4.4f}, "
@@ -213,8 +225,8 @@ class ClusterGAN(GAN):
         return np.eye(self.model_cfg.n_classes, dtype=np.float32)[np.asarray(classes)]
 
     def generate(self, z_n, classes) -> np.ndarray:
-        """Images in [0, 1] from z_n and integer classes, G in inference mode (BatchNorm moving
-        averages: the original's ``generator.eval()``)."""
+        """Images in [0, 1] from z_n and integer classes, G in inference mode (the original's
+        ``generator.eval()``: BatchNorm moving averages; the paper's networks: this batch's statistics)."""
         z = np.concatenate([np.asarray(z_n, np.float32), self.one_hot(classes)], axis=1)
         return self.generator(tf.constant(z), training=False).numpy()
 
@@ -279,15 +291,22 @@ class ClusterGAN(GAN):
                                 log=loop.log).values():
             loop.log(f" [*] wrote {p}")
 
+    def kmeans_on_zn(self) -> bool:
+        """K-means clusters [z_n, softmax], or the softmax alone when beta_n is 0 (z_n is then not
+        trained: the authors' Fashion-MNIST setting, whose code makes the same choice)."""
+        return self.model_cfg.betan != 0
+
     def cluster_report(self, x, labels) -> dict:
         """Both protocols on ``x`` against ``labels`` (:func:`clustering.encoder_clustering`): ACC / purity /
         NMI / ARI of the encoder's argmax, and of K-means (seeded) on the encoded [z_n, softmax]
-        (``kmeans_*``; the paper's ACC is ``kmeans_purity``); cluster sizes, the argmax's best
-        cluster -> label map."""
+        (``kmeans_*``; the paper's ACC is ``kmeans_purity``; the softmax alone if not
+        :meth:`kmeans_on_zn`); cluster sizes, the argmax's best cluster -> label map."""
         z_n, probs = self.encode(x)
         labels = np.asarray(labels).astype(np.int64)
-        report = clustering.encoder_clustering(labels, z_n, probs, seed=self.seed)
+        features = z_n if self.kmeans_on_zn() else z_n[:, :0]  # no z_n columns: K-means on the softmax alone
+        report = clustering.encoder_clustering(labels, features, probs, seed=self.seed)
         report.update({
+            "kmeans_features": "z_n, softmax" if self.kmeans_on_zn() else "softmax",
             "n": int(len(labels)),
             "cluster_to_label": {str(k): v for k, v in
                                  clustering.cluster_mapping(labels, np.argmax(probs, axis=1)).items()},
@@ -405,7 +424,9 @@ def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str) -> s
       of an image is the argmax of ``class_probs``.
 
     The module's ``zn_sigma`` (a scalar variable) is the standard deviation of the z_n the generator was
-    trained on (1.0, or the paper's 0.1 with ``--zn_sigma``): draw z_n ~ N(0, zn_sigma^2).
+    trained on (1.0, or the paper's 0.1 with ``--zn_sigma``): draw z_n ~ N(0, zn_sigma^2). The paper's
+    networks (``--recipe paper``) normalise G with each call's batch statistics, as their authors' code
+    samples: pass batches (they trained on 64), not one z at a time.
     """
     module = _ClusterServing(generator, encoder)
     module.zn_sigma = tf.Variable(float(cfg.zn_sigma), trainable=False, name="zn_sigma")

@@ -1,6 +1,15 @@
-"""The ClusterGAN's networks (docs/ORIGINAL.md §3.1): generator, discriminator and encoder, the last
-two on the same shape of convolutional trunk (not the same weights), with PyTorch's layer settings
-(or, with ``init_std``, the paper authors' N(0, 0.02) weights).
+"""The ClusterGAN's networks: generator, discriminator and encoder, the last two on the same shape of
+convolutional trunk (not the same weights), in two versions (``ClusterGanConfig.networks``):
+
+- ``"original"``: JasonFengGit's PyTorch networks (docs/ORIGINAL.md §3.1) with PyTorch's layer settings
+  (or, with ``init_std``, N(0, init_std^2) weights): LeakyReLU in G, BatchNorm with gamma (moving
+  averages when sampling), D's and E's convolutions without padding (28 -> 13 -> 5, 3,200 features);
+- ``"paper"``: the ClusterGAN paper authors' TensorFlow networks (docs/ORIGINAL.md §4.2, §4.3): ReLU in
+  G; ``tf.contrib.layers.batch_norm``'s defaults (beta, no gamma, epsilon 1e-3, decay 0.999) on the
+  batch's statistics always, sampling included (their code never leaves training mode), G's second one
+  per channel after the reshape; "same" convolutions (28 -> 14 -> 7, 6,272 features); N(0, init_std^2)
+  weights except D's and E's last layer, which keep ``fully_connected``'s Glorot-uniform default; zero
+  biases.
 """
 
 from __future__ import annotations
@@ -13,105 +22,141 @@ from cogan_tf.config import ClusterGanConfig
 from cogan_tf.precision import as_float32
 from cogan_tf.torch_port import IMAGE_SHAPE, build_once, torch_default_init
 
-CONV_FEATURES = 128 * 5 * 5  # D's and E's flattened conv output
+NETWORKS = ("original", "paper")
+# D's and E's flattened conv output: 128 channels at 5x5 ("valid") or 7x7 ("same").
+CONV_FEATURES = {"original": 128 * 5 * 5, "paper": 128 * 7 * 7}
 
 
-def batch_norm(name: str) -> keras.layers.BatchNormalization:
-    """PyTorch's BatchNorm defaults in Keras terms: momentum 0.1 -> 0.9, epsilon 1e-5, gamma 1, beta 0."""
+def is_papers(cfg: ClusterGanConfig) -> bool:
+    if cfg.networks not in NETWORKS:
+        raise ValueError(f"ClusterGanConfig.networks={cfg.networks!r}: choose one of {', '.join(NETWORKS)}")
+    if cfg.networks == "paper" and cfg.init_std is None:
+        raise ValueError("ClusterGanConfig.networks='paper' draws its weights N(0, init_std^2): set init_std")
+    return cfg.networks == "paper"
+
+
+def batch_norm(cfg: ClusterGanConfig, name: str) -> keras.layers.BatchNormalization:
+    """The original: PyTorch's BatchNorm defaults in Keras terms (momentum 0.1 -> 0.9, epsilon 1e-5, gamma
+    1, beta 0). The paper's: contrib's batch_norm defaults (center, no scale, epsilon 1e-3, decay 0.999);
+    its moving averages are kept, as the authors' variables, but never read (``bn_training``)."""
+    if is_papers(cfg):
+        return keras.layers.BatchNormalization(momentum=0.999, epsilon=1e-3, center=True, scale=False, name=name)
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
-def initializers(cfg: ClusterGanConfig, fan_in: int):
+def initializers(cfg: ClusterGanConfig, fan_in: int, last: bool = False):
     """(kernel, bias) initializers: PyTorch's default U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for both (the
-    original), or with ``cfg.init_std`` weights N(0, init_std^2) and zero biases (the paper's recipe)."""
+    original), or with ``cfg.init_std`` weights N(0, init_std^2) and zero biases; ``last`` (D's and E's
+    last layer) of the paper's networks: Glorot-uniform, where the authors pass no initializer."""
     if cfg.init_std is None:
         return torch_default_init(fan_in), torch_default_init(fan_in)
+    if last and is_papers(cfg):
+        return keras.initializers.GlorotUniform(), keras.initializers.Zeros()
     return keras.initializers.RandomNormal(0.0, cfg.init_std), keras.initializers.Zeros()
 
 
-def dense(cfg: ClusterGanConfig, units: int, fan_in: int, name: str) -> keras.layers.Dense:
-    """``nn.Linear(fan_in, units)``."""
-    kernel, bias = initializers(cfg, fan_in)
+def dense(cfg: ClusterGanConfig, units: int, fan_in: int, name: str, last: bool = False) -> keras.layers.Dense:
+    """``nn.Linear(fan_in, units)`` (``fully_connected``)."""
+    kernel, bias = initializers(cfg, fan_in, last)
     return keras.layers.Dense(units, kernel_initializer=kernel, bias_initializer=bias, name=name)
 
 
 def conv(cfg: ClusterGanConfig, filters: int, in_channels: int, name: str) -> keras.layers.Conv2D:
-    """``nn.Conv2d(in_channels, filters, 4, stride=2)`` (no padding): Keras's 4x4 stride 2 "valid"."""
+    """4x4 stride 2: ``nn.Conv2d(in_channels, filters, 4, stride=2)`` (no padding: Keras's "valid"), or
+    the authors' ``convolution2d`` (contrib's default padding "same")."""
     kernel, bias = initializers(cfg, in_channels * 4 * 4)
-    return keras.layers.Conv2D(filters, 4, strides=2, padding="valid", kernel_initializer=kernel,
-                               bias_initializer=bias, name=name)
+    return keras.layers.Conv2D(filters, 4, strides=2, padding="same" if is_papers(cfg) else "valid",
+                               kernel_initializer=kernel, bias_initializer=bias, name=name)
 
 
 def deconv(cfg: ClusterGanConfig, filters: int, name: str, activation=None) -> keras.layers.Conv2DTranspose:
-    """``nn.ConvTranspose2d(_, filters, 4, stride=2, padding=1)``: Keras's 4x4 stride 2 "same" (doubles
-    height and width). PyTorch's default init reads fan_in as filters * 4 * 4 for a transposed conv."""
+    """``nn.ConvTranspose2d(_, filters, 4, stride=2, padding=1)`` and the authors' 4x4 stride 2 "same"
+    ``convolution2d_transpose`` are both Keras's 4x4 stride 2 "same" (doubles height and width).
+    PyTorch's default init reads fan_in as filters * 4 * 4 for a transposed conv."""
     kernel, bias = initializers(cfg, filters * 4 * 4)
     return keras.layers.Conv2DTranspose(filters, 4, strides=2, padding="same", activation=activation,
                                         kernel_initializer=kernel, bias_initializer=bias, name=name)
 
 
-def lrelu(cfg: ClusterGanConfig, name: str):
-    return keras.layers.LeakyReLU(negative_slope=cfg.leak, name=name)
+def activation_layer(cfg: ClusterGanConfig, prefix: str, generator: bool = False):
+    """LeakyReLU(leak); the paper's generator: ReLU (its D and E: LeakyReLU 0.2 too)."""
+    if generator and is_papers(cfg):
+        return keras.layers.ReLU(name=f"{prefix}_relu")
+    return keras.layers.LeakyReLU(negative_slope=cfg.leak, name=f"{prefix}_lrelu")
 
 
 class ClusterGenerator(keras.Model):
-    """z = [z_n, z_c] (40) -> Linear 1024, BN, LReLU -> Linear 128*7*7, BN, LReLU -> (7, 7, 128) ->
-    Deconv 4x4 s2 -> 14x14x64, BN, LReLU -> Deconv 4x4 s2 -> 28x28x1, sigmoid."""
+    """z = [z_n, z_c] -> Linear 1024, BN, act -> Linear 128*7*7, BN, act -> (7, 7, 128) -> Deconv 4x4 s2
+    -> 14x14x64, BN, act -> Deconv 4x4 s2 -> 28x28x1, sigmoid. The paper's: act = ReLU and the second BN
+    after the reshape (per channel), always on batch statistics; the original's: LeakyReLU, the second BN
+    before the reshape (per feature), moving averages when not training."""
 
     def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
         super().__init__(name="clustergan_generator", **kwargs)
         self.cfg = cfg
+        self.papers = is_papers(cfg)
         self.h0 = dense(cfg, 1024, cfg.z_dim + cfg.n_classes, "g_h0")
-        self.bn0 = batch_norm("g_bn0")
-        self.act0 = lrelu(cfg, "g_h0_lrelu")
+        self.bn0 = batch_norm(cfg, "g_bn0")
+        self.act0 = activation_layer(cfg, "g_h0", generator=True)
         self.h1 = dense(cfg, 128 * 7 * 7, 1024, "g_h1")
-        self.bn1 = batch_norm("g_bn1")
-        self.act1 = lrelu(cfg, "g_h1_lrelu")
+        self.bn1 = batch_norm(cfg, "g_bn1")
+        self.act1 = activation_layer(cfg, "g_h1", generator=True)
         self.h2 = deconv(cfg, 64, "g_h2")
-        self.bn2 = batch_norm("g_bn2")
-        self.act2 = lrelu(cfg, "g_h2_lrelu")
+        self.bn2 = batch_norm(cfg, "g_bn2")
+        self.act2 = activation_layer(cfg, "g_h2", generator=True)
         self.h3 = deconv(cfg, 1, "g_h3", activation="sigmoid")
 
     def build(self, input_shape):
         build_once(self.h0, (None, self.cfg.z_dim + self.cfg.n_classes))
         build_once(self.bn0, (None, 1024))
         build_once(self.h1, (None, 1024))
-        build_once(self.bn1, (None, 128 * 7 * 7))
+        build_once(self.bn1, (None, 7, 7, 128) if self.papers else (None, 128 * 7 * 7))
         build_once(self.h2, (None, 7, 7, 128))
         build_once(self.bn2, (None, 14, 14, 64))
         build_once(self.h3, (None, 14, 14, 64))
         self.built = True
 
     def call(self, z, training=False):
-        x = self.act0(self.bn0(self.h0(z), training=training))
-        x = self.act1(self.bn1(self.h1(x), training=training))
-        x = keras.ops.reshape(x, (-1, 7, 7, 128))  # PyTorch: (128, 7, 7), see the module docstring
-        x = self.act2(self.bn2(self.h2(x), training=training))
+        # The authors' batch_norm runs with is_training=True everywhere: the batch's statistics also when
+        # sampling, so an image depends on the other z of its batch (one z alone: its BN output is beta).
+        bn_training = True if self.papers else training
+        x = self.act0(self.bn0(self.h0(z), training=bn_training))
+        x = self.h1(x)
+        if self.papers:
+            x = keras.ops.reshape(x, (-1, 7, 7, 128))
+            x = self.act1(self.bn1(x, training=bn_training))
+        else:
+            x = self.act1(self.bn1(x, training=bn_training))
+            x = keras.ops.reshape(x, (-1, 7, 7, 128))  # PyTorch: (128, 7, 7), see docs/PORTS.md
+        x = self.act2(self.bn2(self.h2(x), training=bn_training))
         return as_float32(self.h3(x))  # float32 images also under a mixed dtype policy (--mixed_precision)
 
 
 class ConvTrunk(keras.layers.Layer):
     """The part D and E have in common (not shared: each has its own): Conv 4x4 s2 -> 64, LReLU,
-    Conv 4x4 s2 -> 128, LReLU, flatten (3200), Linear 1024, LReLU."""
+    Conv 4x4 s2 -> 128, LReLU, flatten (3,200; the paper's 6,272), Linear 1024, LReLU."""
 
     def __init__(self, cfg: ClusterGanConfig, prefix: str, **kwargs):
         super().__init__(name=f"{prefix}_trunk", **kwargs)
+        self.c0_side = 14 if is_papers(cfg) else 13  # 28 -> 14 ("same") or (28 - 4) // 2 + 1 = 13 ("valid")
+        self.features = CONV_FEATURES[cfg.networks]
         self.c0 = conv(cfg, 64, 1, f"{prefix}_c0")
-        self.act0 = lrelu(cfg, f"{prefix}_c0_lrelu")
+        self.act0 = activation_layer(cfg, f"{prefix}_c0")
         self.c1 = conv(cfg, 128, 64, f"{prefix}_c1")
-        self.act1 = lrelu(cfg, f"{prefix}_c1_lrelu")
-        self.h2 = dense(cfg, 1024, CONV_FEATURES, f"{prefix}_h2")
-        self.act2 = lrelu(cfg, f"{prefix}_h2_lrelu")
+        self.act1 = activation_layer(cfg, f"{prefix}_c1")
+        self.h2 = dense(cfg, 1024, self.features, f"{prefix}_h2")
+        self.act2 = activation_layer(cfg, f"{prefix}_h2")
 
     def build(self, input_shape):
         build_once(self.c0, (None,) + IMAGE_SHAPE)
-        build_once(self.c1, (None, 13, 13, 64))
-        build_once(self.h2, (None, CONV_FEATURES))
+        build_once(self.c1, (None, self.c0_side, self.c0_side, 64))
+        build_once(self.h2, (None, self.features))
         self.built = True
 
     def call(self, x):
         x = self.act1(self.c1(self.act0(self.c0(x))))
-        x = keras.ops.reshape(x, (-1, CONV_FEATURES))  # PyTorch flattens (128, 5, 5); here (5, 5, 128)
+        # NHWC, row-major: contrib's flatten; PyTorch flattens (128, 5, 5), here (5, 5, 128)
+        x = keras.ops.reshape(x, (-1, self.features))
         return self.act2(self.h2(x))
 
 
@@ -122,7 +167,7 @@ class ClusterDiscriminator(keras.Model):
     def __init__(self, cfg: ClusterGanConfig = ClusterGanConfig(), **kwargs):
         super().__init__(name="clustergan_discriminator", **kwargs)
         self.trunk = ConvTrunk(cfg, "d")
-        self.h3 = dense(cfg, 1, 1024, "d_h3")
+        self.h3 = dense(cfg, 1, 1024, "d_h3", last=True)
 
     def build(self, input_shape):
         build_once(self.trunk, (None,) + IMAGE_SHAPE)
@@ -144,7 +189,7 @@ class ClusterEncoder(keras.Model):
         super().__init__(name="clustergan_encoder", **kwargs)
         self.cfg = cfg
         self.trunk = ConvTrunk(cfg, "e")
-        self.h3 = dense(cfg, cfg.z_dim + cfg.n_classes, 1024, "e_h3")
+        self.h3 = dense(cfg, cfg.z_dim + cfg.n_classes, 1024, "e_h3", last=True)
 
     def build(self, input_shape):
         build_once(self.trunk, (None,) + IMAGE_SHAPE)

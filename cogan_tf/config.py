@@ -83,26 +83,39 @@ class ClusterGanConfig:
     critic: str = "bce"
     gp_lambda: float = 10.0
     # None: PyTorch's default initial weights (the original); a number: weights N(0, init_std^2) and
-    # zero biases (the paper authors' 0.02).
+    # zero biases (the paper authors' 0.02; their networks keep Glorot-uniform on D's and E's last layer).
     init_std: Optional[float] = None
+    # "original": JasonFengGit's networks (LeakyReLU G, BatchNorm with gamma, "valid" convolutions);
+    # "paper": the paper authors' (ReLU G, BatchNorm without gamma on batch statistics always, "same"
+    # convolutions), clustergan_networks.py.
+    networks: str = "original"
+    # The gradient penalty's interpolation weight e: "per_sample" (Gulrajani et al.) or "per_batch",
+    # one scalar for the whole batch as the paper authors' tf.random_uniform([]).
+    gp_eps: str = "per_sample"
 
 
 # --recipe: the ClusterGAN config fields each recipe sets (its batch, epochs and Adam are main.py's
-# flag defaults). "paper": the ClusterGAN paper authors' code (docs/ORIGINAL.md §4): sigma 0.1, a WGAN-GP
-# critic with 5 critic updates per G+E update (g_every), N(0, 0.02) weights, no weight decay (their
-# l2_regularizer terms are never added to a loss), beta_n = beta_c = 10.
+# flag defaults). "paper": the ClusterGAN paper authors' code (docs/ORIGINAL.md §4): their networks, sigma
+# 0.1, a WGAN-GP critic with one e per batch and 5 critic updates per G+E update (g_every), N(0, 0.02)
+# weights, no weight decay (their l2_regularizer terms are never added to a loss), beta_n = beta_c = 10.
 CLUSTERGAN_RECIPES = {
     "original": {},
-    "paper": dict(recipe="paper", zn_sigma=0.1, critic="wgan_gp", gp_lambda=10.0, init_std=0.02,
-                  weight_decay=0.0, betan=10.0, betac=10.0, g_every=5),
+    "paper": dict(recipe="paper", networks="paper", zn_sigma=0.1, critic="wgan_gp", gp_lambda=10.0, gp_eps="per_batch",
+                  init_std=0.02, weight_decay=0.0, betan=10.0, betac=10.0, g_every=5),
 }
+# What a recipe changes for one dataset, resolved by main.py from --dataset (and recorded in config.json
+# as the fields it sets). The authors' Fashion-MNIST runs: 40 dimensions of z_n and beta_n 0 (their
+# README's `--dz 40 --beta_n 0`), so K-means clusters the softmax alone (ClusterGAN.cluster_report).
+CLUSTERGAN_DATASET_VARIANTS = {("paper", "fashion_mnist"): dict(z_dim=40, betan=0.0)}
 
 
-def clustergan_config(recipe: str = "original", **overrides) -> "ClusterGanConfig":
-    """The ClusterGanConfig of a recipe, with ``overrides`` (explicit flags) on top."""
+def clustergan_config(recipe: str = "original", dataset: Optional[str] = None, **overrides) -> "ClusterGanConfig":
+    """The ClusterGanConfig of a recipe (its variant for ``dataset``, if it has one), with ``overrides``
+    (explicit flags) on top."""
     if recipe not in CLUSTERGAN_RECIPES:
         raise ValueError(f"unknown ClusterGAN recipe {recipe!r}: choose one of {', '.join(CLUSTERGAN_RECIPES)}")
-    return ClusterGanConfig(**{**CLUSTERGAN_RECIPES[recipe], **overrides})
+    variant = CLUSTERGAN_DATASET_VARIANTS.get((recipe, dataset), {})
+    return ClusterGanConfig(**{**CLUSTERGAN_RECIPES[recipe], **variant, **overrides})
 
 
 ModelConfig = Union[CoganConfig, VanillaConfig, ClusterGanConfig]
@@ -111,7 +124,9 @@ MODEL_CONFIGS = {"cogan": CoganConfig, "vanilla": VanillaConfig, "clustergan": C
 # for it and was trained with this value, which is not always today's default. (The CoGAN port
 # trained with the usual single sigmoid and per-feature statistics until Q1/Q2 became the defaults.)
 # Fields not listed here were added with the old behaviour as their default.
-LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True}}
+LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True},
+                       # --recipe paper trained on JasonFengGit's networks, e per sample, until it had the authors'.
+                       "clustergan": {"networks": "original", "gp_eps": "per_sample"}}
 # The one flag <-> field table: per model, each main.py flag and the model-config fields it sets, in
 # the order a field's own flag comes first (--corrected and --recipe set several fields: a flag of
 # their own wins). main.py reads it for the flags a command line set; FIELD_FLAGS (derived) names
@@ -124,7 +139,8 @@ FLAG_FIELDS = {
                             "bn_batch_stats_at_inference")},
     "vanilla": {"hidden_size": ("hidden",)},
     "clustergan": {"zn_sigma": ("zn_sigma",),
-                   "recipe": ("recipe", "critic", "gp_lambda", "init_std", "weight_decay", "zn_sigma")},
+                   "recipe": ("recipe", "networks", "critic", "gp_lambda", "gp_eps", "init_std", "weight_decay",
+                              "zn_sigma", "z_dim", "betan")},
 }
 # Per model: model-config field -> the flag that sets it ("--loss_on_logits").
 FIELD_FLAGS = {model: {field: f"--{flag}" for flag, fields in reversed(table.items()) for field in fields}
@@ -188,9 +204,12 @@ MODEL_DEFAULTS = {
     "clustergan": dict(dataset="fashion_mnist", batch_size=100, epoch=200, learning_rate=1e-4, beta1=0.5,
                        beta2=0.9),
 }
-# clustergan --recipe paper (the ClusterGAN paper authors' code, docs/ORIGINAL.md §4): batch 64; 534
-# epochs of 937 critic batches are ~10^5 G+E updates (one per 5 critic updates), the paper's length.
-RECIPE_DEFAULTS = {("clustergan", "paper"): dict(batch_size=64, epoch=534)}
+# clustergan --recipe paper (the ClusterGAN paper authors' code, docs/ORIGINAL.md §4): batch 64, and
+# their length, 500,000 G+E updates of 5 critic batches each: 2,500,000 critic batches. An epoch here is
+# one critic pass over the training images; on the authors' 55,000 (--val_size 5000) that is
+# 55,000 // 64 = 859 batches, so 2,500,000 / 859 = 2,910.4 -> 2,911 epochs (500,109 G+E updates). On all
+# 60,000 (937 batches) the same 2,911 epochs are 545,521.
+RECIPE_DEFAULTS = {("clustergan", "paper"): dict(batch_size=64, epoch=2911)}
 
 
 def defaults_for(model: str, recipe: Optional[str] = None) -> dict:
@@ -206,10 +225,10 @@ def train_config(model: str = "cogan", recipe: Optional[str] = None, **fields) -
     return TrainConfig(model=model, **{**defaults_for(model, recipe), **fields})
 
 
-def model_config(model: str, recipe: Optional[str] = None, **fields) -> "ModelConfig":
-    """The model config of ``model`` (the ClusterGAN's of ``recipe``), ``fields`` on top."""
+def model_config(model: str, recipe: Optional[str] = None, dataset: Optional[str] = None, **fields) -> "ModelConfig":
+    """The model config of ``model`` (the ClusterGAN's of ``recipe``, for ``dataset``), ``fields`` on top."""
     if model == "clustergan":
-        return clustergan_config(recipe or "original", **fields)
+        return clustergan_config(recipe or "original", dataset, **fields)
     if recipe is not None:
         raise ValueError(f"recipe {recipe!r}: only the ClusterGAN has recipes")
     return MODEL_CONFIGS[model](**fields)

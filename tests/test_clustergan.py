@@ -483,49 +483,6 @@ def test_wasserstein_losses_by_hand():
     assert float(ge["ge_loss"]) == pytest.approx(1.0 + 10 * math.log(2))
 
 
-def test_paper_recipe_values_and_the_original_unchanged():
-    assert C.clustergan_config("original") == C.ClusterGanConfig()
-    assert (PAPER.recipe, PAPER.zn_sigma, PAPER.critic, PAPER.gp_lambda, PAPER.init_std, PAPER.weight_decay,
-            PAPER.betan, PAPER.betac, PAPER.g_every) == ("paper", 0.1, "wgan_gp", 10.0, 0.02, 0.0, 10.0, 10.0, 5)
-    assert C.clustergan_config("paper", zn_sigma=0.5).zn_sigma == 0.5  # an explicit value wins
-    with pytest.raises(ValueError, match="unknown ClusterGAN recipe 'paper2'"):
-        C.clustergan_config("paper2")
-
-
-def excess_kurtosis(w):
-    w = np.asarray(w, np.float64).ravel()
-    return float(np.mean((w - w.mean()) ** 4) / np.var(w) ** 2 - 3)
-
-
-def test_paper_initialisers_are_normal_002_with_zero_biases():
-    keras.utils.set_random_seed(0)
-    nets = [ClusterGenerator(PAPER), ClusterDiscriminator(PAPER), ClusterEncoder(PAPER)]
-    nets[0].build((None, 40))
-    nets[1].build((None, 28, 28, 1))
-    nets[2].build((None, 28, 28, 1))
-    g, d, e = nets
-    layers = [g.h0, g.h1, g.h2, g.h3, d.h3, e.h3] + [t.c0 for t in (d.trunk, e.trunk)] + \
-             [t.c1 for t in (d.trunk, e.trunk)] + [t.h2 for t in (d.trunk, e.trunk)]
-    assert len(layers) == 12
-    for layer in layers:
-        assert np.all(layer.bias.numpy() == 0), layer.name
-        w = layer.kernel.numpy()
-        # The sample std of n normal draws has std 0.02 / sqrt(2n) (<= 0.00044 here: n >= 1024).
-        assert abs(w.std() - 0.02) < 0.003 and abs(w.mean()) < 0.003, layer.name
-    big = g.h1.kernel.numpy()  # 6.4 million draws
-    assert big.std() == pytest.approx(0.02, rel=0.005)
-    # Normal, not uniform: excess kurtosis 0 (a uniform's is -1.2) and tails beyond a uniform's
-    # bound sqrt(3) * std.
-    assert abs(excess_kurtosis(big)) < 0.02 and np.abs(big).max() > 4.5 * 0.02
-    for bn in (g.bn0, g.bn1, g.bn2):
-        assert np.all(bn.gamma.numpy() == 1) and np.all(bn.beta.numpy() == 0)
-    # The original keeps PyTorch's uniform default: the same check tells them apart.
-    orig = ClusterGenerator(CFG)
-    orig.build((None, 40))
-    assert excess_kurtosis(orig.h1.kernel.numpy()) == pytest.approx(-1.2, abs=0.02)
-    assert np.any(orig.h1.bias.numpy() != 0)
-
-
 @pytest.mark.parametrize("model_cfg, decay", [(PAPER, 0.0), (CFG, 2.5e-5)])
 def test_paper_recipe_feeds_adam_the_loss_gradient_alone(tmp_path, model_cfg, decay):
     """What G+E's Adam receives is the gradient of the G+E loss itself under --recipe paper (the
@@ -554,89 +511,6 @@ def test_paper_recipe_feeds_adam_the_loss_gradient_alone(tmp_path, model_cfg, de
         np.testing.assert_allclose(fed[id(v)], expected, rtol=1e-5, atol=1e-12, err_msg=v.path)
         checked += 1
     assert checked == len(gan.ge_vars)
-
-
-@pytest.fixture(scope="module")
-def paper_steps(tmp_path_factory):
-    """A --recipe paper GAN stepped 10 times on 10 different batches, with what each step moved."""
-    gan = built_gan(tmp_path_factory.mktemp("paper"), PAPER)
-    step = tf.function(gan.train_step)
-    x = gan.training_arrays()[0]
-    watched = {"g": gan.generator.h1.kernel, "e": gan.encoder.h3.kernel, "d": gan.discriminator.h3.kernel}
-    rec = {"moved": [], "outputs": [], "rng": []}
-    for i in range(10):
-        before = {k: v.numpy().copy() for k, v in watched.items()}
-        rng_before = gan.rng.state.numpy().copy()
-        out = step(x[4 * i:4 * i + 4])
-        rec["rng"].append((rng_before, gan.rng.state.numpy().copy()))
-        rec["outputs"].append({k: float(v) for k, v in out.items()})
-        rec["moved"].append({k: not np.array_equal(before[k], v.numpy()) for k, v in watched.items()})
-    rec["gan"] = gan
-    return rec
-
-
-def test_paper_five_critic_updates_then_one_ge_update_on_fresh_z(paper_steps):
-    gan = paper_steps["gan"]
-    assert [i for i, m in enumerate(paper_steps["moved"]) if m["g"]] == [4, 9]  # after critic updates 5 and 10
-    assert all(m["g"] == m["e"] and m["d"] for m in paper_steps["moved"])
-    assert int(gan.d_opt.iterations) == 10 and int(gan.ge_opt.iterations) == 2
-    outs = paper_steps["outputs"]
-    assert set(outs[0]) == {"d_loss", "d_wasserstein", "d_gp", "ge_loss", "ge_adv_loss", "zn_loss", "zc_loss"}
-    assert all(np.isfinite(v) for o in outs for v in o.values())
-    assert outs[4]["d_loss"] == pytest.approx(outs[4]["d_gp"] * 10 - outs[4]["d_wasserstein"], rel=1e-5)
-
-    def replay(state, draws):
-        r = tf.random.Generator.from_state(state, gan.rng.algorithm)
-        for shape, dtype in draws:
-            if dtype == "normal":
-                r.normal(shape)
-            else:
-                r.uniform(shape, 0, 10, dtype=tf.int32) if dtype == tf.int32 else r.uniform(shape)
-        return r.state.numpy()
-
-    critic_draws = [([4, 30], "normal"), ([4], tf.int32), ([4, 1, 1, 1], tf.float32)]  # z_n, class, eps
-    before, after = paper_steps["rng"][0]
-    np.testing.assert_array_equal(replay(before, critic_draws), after)
-    # The G+E update draws a z of its own after the critic's: z_n and class once more.
-    before, after = paper_steps["rng"][4]
-    np.testing.assert_array_equal(replay(before, critic_draws + [([4, 30], "normal"), ([4], tf.int32)]), after)
-
-
-class BatchSpyGAN(ClusterGAN):
-    """Records, per critic update, the image ids of its batch and G+E's update count."""
-
-    def build(self):
-        super().build()
-        self.seen = tf.Variable(tf.fill([10, 4], -1), trainable=False)
-        self.g_count = tf.Variable(tf.fill([10], -1), trainable=False)
-
-    def train_step(self, x):
-        out = super().train_step(x)
-        i = tf.cast(self.d_opt.iterations, tf.int32) - 1
-        self.seen[i].assign(tf.cast(x[:, 0, 0, 0], tf.int32) // 5)
-        self.g_count[i].assign(tf.cast(self.ge_opt.iterations, tf.int32))
-        return out
-
-
-def test_paper_loop_gives_each_critic_update_its_own_batch_and_resumes_exactly(tmp_path):
-    x = [np.repeat(5 * np.arange(40, dtype=np.uint8), 784).reshape(40, 28, 28, 1)]  # image i is all 5 * i
-    full = BatchSpyGAN(PAPER, train_cfg(tmp_path / "a", sample_every_epochs=0), arrays=x)
-    train.fit(full, log=quiet)
-    seen = full.seen.numpy()
-    # One epoch of 10 batches of 4: every image once, so the 5 critic updates before each G+E update
-    # saw 5 disjoint batches; G+E moved after the 5th and the 10th.
-    assert sorted(seen.ravel().tolist()) == list(range(40))
-    assert full.g_count.numpy().tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 2]
-    # Interrupted after 3 critic updates (mid-way to the first G+E update) and resumed: the same batches
-    # from there on and the same weights.
-    train.fit(BatchSpyGAN(PAPER, train_cfg(tmp_path / "b", max_steps=3, sample_every_epochs=0), arrays=x), log=quiet)
-    resumed = BatchSpyGAN(PAPER, train_cfg(tmp_path / "b", sample_every_epochs=0), arrays=x)
-    train.fit(resumed, log=quiet)
-    np.testing.assert_array_equal(resumed.seen.numpy()[3:], seen[3:])
-    assert resumed.g_count.numpy().tolist()[3:] == [0, 1, 1, 1, 1, 1, 2]
-    np.testing.assert_array_equal(resumed.rng.state.numpy(), full.rng.state.numpy())
-    for a, b in zip(all_weights(full), all_weights(resumed)):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
 
 
 # --- the validation split and the best checkpoint (--val_size) ------------------------------------------
@@ -769,8 +643,8 @@ def test_main_clustergan_dataset_recipe_and_overrides():
     assert r.stdout.strip().splitlines() == [
         "fashion_mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",  # the original, on its dataset
         "mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",
-        "fashion_mnist 64 534 0.0001 0.5 0.9 0 5 paper 0.1 wgan_gp 0.02 0.0",
-        "fashion_mnist 100 534 0.0002 0.5 0.9 5000 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
+        "fashion_mnist 64 2911 0.0001 0.5 0.9 0 5 paper 0.1 wgan_gp 0.02 0.0",
+        "fashion_mnist 100 2911 0.0002 0.5 0.9 5000 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
         "mnist 128 25 0.0002 0.5 0.999 0 5 - - - - -",
         "mnist 512 500 0.0002 0.9 0.999 0 5 - - - - -",
     ]
@@ -796,3 +670,5 @@ def test_val_size_larger_than_the_data_is_refused(tmp_path):
     data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
     with pytest.raises(UsageError, match="--val_size=18: leaves fewer than one batch of the 20 mnist training"):
         runner.run(CFG, train_cfg(tmp_path, data_dir=data_dir, val_size=18), log=quiet)
+    with pytest.raises(UsageError, match="--val_size=8: the validation clustering needs at least 10 images"):
+        runner.run(CFG, train_cfg(tmp_path, data_dir=data_dir, val_size=8), log=quiet)

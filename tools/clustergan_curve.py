@@ -1,6 +1,7 @@
 """The learning curve of a ClusterGAN run: every checkpoint of its checkpoint directory (and the best/
 copy kept by --val_size) clusters the test set with its encoder, both protocols (the encoder's argmax:
-Hungarian ACC, NMI, ARI; the paper's K-means on [z_n, softmax]: purity, NMI, ARI), against the G+E
+Hungarian ACC, NMI, ARI; the paper's K-means on [z_n, softmax], or on the softmax alone when beta_n is 0:
+purity, NMI, ARI), against the G+E
 updates ("G iterations") it had made. Writes OUT.json (one row per checkpoint, and the run's validation
 history if it kept one) and OUT.png (the two protocols side by side, the paper's figures dotted).
 
@@ -46,7 +47,7 @@ def checkpoints(ckpt_dir: str):
     return paths
 
 
-def plot(path: str, rows, dataset: str, title: str) -> str:
+def plot(path: str, rows, dataset: str, title: str, features: str = "z_n, softmax") -> str:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -55,7 +56,7 @@ def plot(path: str, rows, dataset: str, title: str) -> str:
     fig = Figure(figsize=(11, 4.2))
     FigureCanvasAgg(fig)
     panels = (("encoder argmax (ours)", ("acc", "nmi", "ari"), ("ACC (Hungarian)", "NMI", "ARI")),
-              ("K-means on [z_n, softmax] (the paper's)", ("kmeans_purity", "kmeans_nmi", "kmeans_ari"),
+              (f"K-means on [{features}] (the paper's)", ("kmeans_purity", "kmeans_nmi", "kmeans_ari"),
                ("purity (the paper's ACC)", "NMI", "ARI")))
     colors = ("tab:blue", "tab:orange", "tab:green")
     for i, (name, keys, labels) in enumerate(panels):
@@ -104,12 +105,13 @@ def curve(checkpoint_dir: str, data_dir: str, out=None, recompute: bool = False,
             f"argmax ACC {row['acc']:.4f} NMI {row['nmi']:.4f} ARI {row['ari']:.4f}  "
             f"K-means purity {row['kmeans_purity']:.4f} NMI {row['kmeans_nmi']:.4f} ARI {row['kmeans_ari']:.4f}")
     m = saved["model_config"]
+    features = "z_n, softmax" if gan.kmeans_on_zn() else "softmax"
     result = {
         "run": {"checkpoint_dir": ckpt_dir, "dataset": gan.cfg.dataset, "recipe": m.get("recipe", "original"),
                 "seed": saved.get("seed"), "batch_size": saved.get("batch_size"), "val_size": saved.get("val_size", 0)},
         "test_images": int(len(y)),
         "protocols": {"acc/nmi/ari": "encoder argmax, Hungarian ACC",
-                      "kmeans_*": "K-means (10 clusters, random_state = seed, n_init 10) on [z_n, softmax]; "
+                      "kmeans_*": f"K-means (10 clusters, random_state = seed, n_init 10) on [{features}]; "
                                   "the paper's ACC is kmeans_purity"},
         "paper": dict(zip(("acc", "nmi", "ari"), PAPER.get(gan.cfg.dataset, (None,) * 3))),
         "rows": sorted(rows, key=lambda r: (r["kind"] != "checkpoint", r["step"])),
@@ -118,7 +120,7 @@ def curve(checkpoint_dir: str, data_dir: str, out=None, recompute: bool = False,
     fileio.atomic_write_text(out + ".json", json.dumps(result, indent=1) + "\n")
     title = title or (f"ClusterGAN --recipe {result['run']['recipe']} on {gan.cfg.dataset}, seed {saved.get('seed')}: "
                       f"{len(y)} test images")
-    plot(out + ".png", result["rows"], gan.cfg.dataset, title)
+    plot(out + ".png", result["rows"], gan.cfg.dataset, title, features)
     log(f"wrote {out}.json and {out}.png")
     return result
 

@@ -67,10 +67,11 @@ def define_flags():
     flags.DEFINE_float("zn_sigma", None, "ClusterGAN: standard deviation of z_n [1.0, the original; 0.1 with "
                        "--recipe paper]")
     flags.DEFINE_enum("recipe", None, list(config_lib.CLUSTERGAN_RECIPES),
-                      "ClusterGAN: how to train. original: JasonFengGit's code (BCE, sigma 1, 1 G+E per 5 D updates, "
-                      "batch 100, weight decay 2.5e-5); paper: the ClusterGAN paper authors' code (WGAN-GP critic, "
-                      "lambda 10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) weights, no weight decay, "
-                      "batch 64). Flags given explicitly override the recipe's values [original]")
+                      "ClusterGAN: networks and training. original: JasonFengGit's code (BCE, sigma 1, 1 G+E per 5 D "
+                      "updates, batch 100, weight decay 2.5e-5); paper: the ClusterGAN paper authors' code (their "
+                      "networks, WGAN-GP critic, lambda 10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) "
+                      "weights, no weight decay, batch 64; on fashion_mnist 40 dims of z_n and beta_n 0, as their "
+                      "Fashion-MNIST runs). Flags given explicitly override the recipe's values [original]")
     flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, as the original runs "
                          "(its 1024-on-GPU test never holds); 1024 is the width its README describes; resuming: the checkpoint's]")
     flags.DEFINE_integer("val_size", 0, "ClusterGAN: hold out this many training images (seeded) and keep the "
@@ -187,8 +188,8 @@ def build_configs(f):
             bn_per_feature=f.bn_per_feature or f.corrected,
             sync_batchnorm=f.sync_batchnorm)
     elif f.model == "clustergan":
-        model_cfg = config_lib.model_config("clustergan", f.recipe, **({} if f.zn_sigma is None else
-                                                                     {"zn_sigma": f.zn_sigma}))
+        model_cfg = config_lib.model_config("clustergan", f.recipe, train_cfg.dataset,
+                                            **({} if f.zn_sigma is None else {"zn_sigma": f.zn_sigma}))
     else:
         model_cfg = config_lib.model_config("vanilla", **({} if f.hidden_size is None else {"hidden": f.hidden_size}))
     return model_cfg, train_cfg
