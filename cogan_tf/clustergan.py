@@ -21,7 +21,7 @@ import tensorflow as tf
 
 from cogan_tf import data, export as export_lib, fileio, images
 from cogan_tf import clustering
-from cogan_tf.config import ClusterGanConfig, TrainConfig
+from cogan_tf.config import CLUSTERGAN_CRITICS, ClusterGanConfig, TrainConfig
 from cogan_tf.precision import gradients, loss_scale
 from cogan_tf.errors import UsageError
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
@@ -33,7 +33,7 @@ from cogan_tf.gan import GAN, RunState, apply_gradients
 
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
-CRITICS = ("bce", "wgan_gp")
+CRITICS = CLUSTERGAN_CRITICS
 GP_EPS = ("per_sample", "per_batch")
 BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
 BEST_BY = "kmeans_purity"  # the paper's model selection: its "ACC" on the validation split

@@ -94,6 +94,12 @@ class ClusterGanConfig:
     gp_eps: str = "per_sample"
 
 
+# The values of ClusterGanConfig's string fields (config.json is checked against them).
+CLUSTERGAN_CRITICS = ("bce", "wgan_gp")
+CLUSTERGAN_NETWORKS = ("original", "paper")
+CLUSTERGAN_GP_EPS = ("per_sample", "per_batch")
+
+
 # --recipe: the ClusterGAN config fields each recipe sets (its batch, epochs and Adam are main.py's
 # flag defaults). "paper": the ClusterGAN paper authors' code (docs/ORIGINAL.md §4): their networks, sigma
 # 0.1, a WGAN-GP critic with one e per batch and 5 critic updates per G+E update (g_every), N(0, 0.02)
@@ -258,7 +264,8 @@ def model_config_from_dict(model: str, d: dict) -> ModelConfig:
 
 # The values a str field may take, where a fixed list exists; the other fields are checked by type.
 FIELD_CHOICES = {"model": MODELS, "mixed_precision": MIXED_PRECISION_POLICIES, "grid_scaling": GRID_SCALINGS,
-                 "recipe": tuple(CLUSTERGAN_RECIPES)}
+                 "recipe": tuple(CLUSTERGAN_RECIPES), "critic": CLUSTERGAN_CRITICS,
+                 "networks": CLUSTERGAN_NETWORKS, "gp_eps": CLUSTERGAN_GP_EPS}
 _TYPE_NAMES = {bool: "true or false", int: "an integer >= 0", float: "a finite number", str: "a string"}
 
 
