@@ -317,6 +317,19 @@ def test_main_evaluates_a_clustergan_trained_with_train_size(tmp_path):
 
 # --- 8. a grid that cannot be written: a checkpoint first, then one line ---------------------------------------
 
+def test_grid_write_failure_checkpoints_first(tmp_path):
+    def log(line):
+        if line.startswith("Epoch: [ 0] [   1/   4]"):  # step 2; the next step's grid (counter 4) fails
+            (tmp_path / "samples").write_text("not a folder")
+
+    with pytest.raises(RunStopped) as e:
+        runner.run(FAITHFUL, cfg(tmp_path, log_every=1, sample_every=3, max_steps=4), arrays=fake_domains(), log=log)
+    assert str(e.value) == (f"step 3: could not write {tmp_path}/samples/top (Not a directory); fix the folder, then "
+                            f"run the same command to resume (saved {ckpt_dir(tmp_path)}/CoGAN.model-4)")
+    assert numbers(tmp_path) == [4]
+
+
+@pytest.mark.slow
 def test_grid_write_failure_saves_the_step_then_stops_in_one_line(tmp_path):
     data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=8)
     args = ("--batch_size", "16", "--train_size", "32", "--epoch", "1000", "--checkpoint_dir", "ck", "--log_every",
@@ -397,6 +410,7 @@ def test_epoch_records_survive_a_stop_in_the_last_step_and_a_mid_epoch_resume(tm
     assert sorted(os.listdir(out)) == sorted(os.listdir(tmp_path / "full" / "samples" / model))
 
 
+@pytest.mark.slow
 def test_a_checkpoint_from_before_the_epoch_record_still_resumes(tmp_path, monkeypatch):
     from cogan_tf import checkpoints
 
