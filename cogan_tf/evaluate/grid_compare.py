@@ -235,7 +235,9 @@ def save_plot(path: str, report: dict) -> str:
         ax.set_xlabel("training step")
         ax.legend(fontsize="small")
     axes[-1].axis("off")
-    axes[-1].text(0.0, 0.9, f"RUN: {report['run']['dir']}\nREFERENCE: {report['reference']['dir']}\n"
+    # The folders' last two names only: a figure meant for others should not carry this machine's paths.
+    short = {side: os.path.join(*os.path.normpath(report[side]["dir"]).split(os.sep)[-2:]) for side in ("run", "reference")}
+    axes[-1].text(0.0, 0.9, f"RUN: {short['run']}\nREFERENCE: {short['reference']}\n"
                   f"{len(grids)} grids, step = epoch * {report['steps_per_epoch']} + idx + 1",
                   fontsize="small", va="top", wrap=True)
     fig.tight_layout()
