@@ -35,13 +35,13 @@ class _Parser(argparse.ArgumentParser):
 
 
 def parse(argv: Sequence[str]):
-    p = _Parser(prog="python -m cogan_tf.launch", description=__doc__.split("\n\n")[1],
+    p = _Parser(prog="python -m cogan_tf.launch", description=__doc__.split("\n\n")[1].replace("``", ""),
                 usage="python -m cogan_tf.launch --workers N [options] -- <main.py flags>")
-    p.add_argument("--workers", type=int, required=True, help="worker processes to start (at least 1)")
-    p.add_argument("--threads_per_worker", type=int, default=0,
+    p.add_argument("--workers", type=int, required=True, metavar="N", help="worker processes to start (at least 1)")
+    p.add_argument("--threads_per_worker", type=int, default=0, metavar="N",
                    help="TensorFlow's intra-op and inter-op threads in each worker (0: TensorFlow's default, "
                         "sized from all cores) [0]")
-    p.add_argument("--grace_seconds", type=float, default=60.0,
+    p.add_argument("--grace_seconds", type=float, default=60.0, metavar="S",
                    help="after a worker fails, how long the others get to stop on their own before they are "
                         "killed [60]")
     argv = list(argv)
