@@ -353,6 +353,8 @@ def test_a_checkpoint_moves_between_two_workers_and_one_process_without_losing_a
     first = Launched(run, "first", flags + ["--max_steps", "3"], tmpdir)
     assert first.wait() == 0, first.lines("err")[-20:]
     assert " [*] no checkpoint in checkpoint/mnist_16_28: starting a new run" in first.lines("out", 0)
+    # Both workers run in one folder: had worker 1 probed the output folders or taken the checkpoint folder's
+    # lock, it would have raced the chief or been refused. It printed nothing.
     assert first.lines("out", 1) == [] and first.lines("err", 1) == [] and first.lines("err", 0) == []
     assert checkpoints_on_disk(run) == [2, 4]
     out = one_process(run, flags + ["--max_steps", "6"], tmpdir)
