@@ -117,7 +117,14 @@ class Workers:
     def agree_on_stop(self, stop) -> bool:
         """Whether any worker has a stop signal: one all-reduce, so all of them stop after the same step
         even when the signal reached only one. ``stop`` (a :class:`cogan_tf.train.StopSignals`) then
-        holds the first such worker's signal, and which workers got one if not all did."""
+        holds the first such worker's signal, and which workers got one if not all did.
+
+        Asked after every step, not at save points: a stop must come within a step of the signal, as in
+        one process (a scheduler's SIGTERM grace is short; save points can be --save_every steps apart),
+        and a vector of one integer per worker is little next to the step's own 13 all-reduces.
+        TensorFlow's PreemptionCheckpointHandler agrees the same way through the coordination service,
+        but it saves its own checkpoint and ends the process itself, which the loop's stop line and
+        checkpoint rules would have to give up."""
         if not self.role.multi:
             return stop.signum is not None
         signals = self.gather(stop.signum or 0)
