@@ -446,3 +446,18 @@ def test_a_killed_worker_stops_the_other_in_one_line_and_a_restart_resumes(run_d
     loaded = f" [*] Load SUCCESS: checkpoint/mnist_16_28/CoGAN.model-{newest} (step {newest - 1})"
     assert loaded in again.lines("out", 0)
     assert checkpoints_on_disk(run)[-1] == newest + 2 and leftovers(tmpdir) == []
+
+
+def test_the_launcher_kills_a_worker_still_running_after_the_grace_period(run_dir):
+    """Worker 0 frozen (SIGSTOP: it can neither stop nor notice), worker 1 killed: the launcher waits
+    --grace_seconds, kills worker 0 and exits with the first failure's status, 128 + SIGKILL."""
+    run, tmpdir = str(run_dir / "run"), run_dir / "tmp"
+    launched = Launched(run, "run", COMMON + ["--data_dir", str(run_dir / "data"), "--max_steps", "400"], tmpdir,
+                        grace=5)
+    launched.wait_for_steps(2)
+    chief, other = launched.pids()
+    os.kill(chief, signal.SIGSTOP)
+    os.kill(other, signal.SIGKILL)
+    assert launched.wait() == 128 + signal.SIGKILL
+    assert launched.lines("err")[-2:] == [" [!] worker 1 exited with status 137: the others get 5 s to stop",
+                                          " [!] killed worker 0, still running 5 s after the first failure"]
