@@ -5,6 +5,7 @@
     invert    write the inverted digits of the CoGAN's second domain; as python invert.py
     evaluate  sample-quality and clustering reports; as python -m cogan_tf.evaluate
     bench     the benchmark; as python -m cogan_tf.bench
+    launch    train with several worker processes on this machine; as python -m cogan_tf.launch
 
 `python -m cogan_tf PROGRAM --help` lists a program's flags.
 """
@@ -13,7 +14,8 @@ import runpy
 import sys
 
 PROGRAMS = {"main": "cogan_tf.scripts.main", "download": "cogan_tf.scripts.download",
-            "invert": "cogan_tf.scripts.invert", "evaluate": "cogan_tf.evaluate", "bench": "cogan_tf.bench"}
+            "invert": "cogan_tf.scripts.invert", "evaluate": "cogan_tf.evaluate", "bench": "cogan_tf.bench",
+            "launch": "cogan_tf.launch"}
 
 if __name__ == "__main__":
     if len(sys.argv) < 2 or sys.argv[1] not in PROGRAMS:

@@ -144,7 +144,8 @@ def remove_save_debris(ckpt_dir: str, prefix: str, keep: Optional[set] = None) -
                     pass
 
 
-def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True) -> Optional[str]:
+def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True,
+                   repair_state: bool = True) -> Optional[str]:
     """Restore the newest ``<prefix>-N`` in the run's directory whose files restore; returns its path,
     or None when there is no checkpoint file at all.
 
@@ -152,7 +153,8 @@ def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True) -
     state file falls back to the newest one that restores, with one line saying so; with ``training``
     the state file is then rewritten to name it. Checkpoint files none of which restores are refused
     in one line naming the directory: a run never trains over them. Evaluation (not ``training``)
-    restores the models without the optimizers and writes nothing."""
+    restores the models without the optimizers and writes nothing, and so does a worker other than
+    the chief of a multi-worker run (not ``repair_state``), which reads the chief's folder."""
     ckpt_dir, prefix = loop.ckpt_dir, gan.checkpoint_prefix
     numbers = checkpoint_numbers(ckpt_dir, prefix)
     if not numbers:
@@ -182,7 +184,7 @@ def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True) -
             why = problem or (f"names {recorded}, which is not on disk" if recorded not in
                               [f"{prefix}-{m}" for m in numbers] else f"names the older {recorded}")
             log(f" [!] {os.path.join(ckpt_dir, 'checkpoint')} {why}: restored {name}, the newest checkpoint on disk")
-        if training and recorded != name:
+        if training and repair_state and recorded != name:
             _write_checkpoint_state(ckpt_dir, name)
         log(f" [*] Load SUCCESS: {path} (step {int(loop.step.numpy())})")
         return path
@@ -213,12 +215,17 @@ def is_disk_full(e: BaseException) -> bool:
 
 
 class Saver:
-    """Checkpoint writes of one run: never a non-finite checkpoint, never debris from a failed write."""
+    """Checkpoint writes of one run: never a non-finite checkpoint, never debris from a failed write.
 
-    def __init__(self, loop: RunState, gan: GAN, restored: Optional[str]):
-        self.loop, self.gan = loop, gan
+    ``write_dir``: where the files go instead of the run's folder, emptied after each save: a worker other
+    than the chief of a multi-worker run, which takes part in every save as TensorFlow requires while
+    only the chief's copy is kept. :attr:`last` names the chief's checkpoint on every worker."""
+
+    def __init__(self, loop: RunState, gan: GAN, restored: Optional[str], write_dir: Optional[str] = None):
+        self.loop, self.gan, self.write_dir = loop, gan, write_dir
         self.ckpt = checkpoint(loop, gan)
-        self.manager = tf.train.CheckpointManager(self.ckpt, loop.ckpt_dir, max_to_keep=loop.cfg.keep_checkpoints,
+        self.manager = tf.train.CheckpointManager(self.ckpt, write_dir or loop.ckpt_dir,
+                                                  max_to_keep=loop.cfg.keep_checkpoints,
                                                   checkpoint_name=gan.checkpoint_prefix)
         self.last = restored  # the newest good checkpoint of this run
 
@@ -235,10 +242,10 @@ class Saver:
             names = ", ".join(bad[:3]) + (", ..." if len(bad) > 3 else "")
             raise RunStopped(f"step {step}: non-finite weights ({names}); stopped without saving: {self.kept()}; "
                              "lower --learning_rate")
-        ckpt_dir = self.loop.ckpt_dir
+        ckpt_dir = self.write_dir or self.loop.ckpt_dir
         before = set(os.listdir(ckpt_dir)) if os.path.isdir(ckpt_dir) else set()
         try:
-            self.last = self.manager.save(checkpoint_number=counter)
+            path = self.manager.save(checkpoint_number=counter)
         except (tf.errors.OpError, OSError) as e:
             remove_save_debris(ckpt_dir, self.gan.checkpoint_prefix, keep=before)
             full = is_disk_full(e)
@@ -246,6 +253,13 @@ class Saver:
                              f"{counter} ({_why(e)}); nothing half-written is left and {self.kept()}: "
                              f"{'free disk space' if full else 'fix the folder'} and run the same command to resume"
                              ) from None
+        finally:
+            if self.write_dir:
+                shutil.rmtree(self.write_dir, ignore_errors=True)
+        if self.write_dir:
+            self.last = os.path.join(self.loop.ckpt_dir, os.path.basename(path))
+            return self.last
+        self.last = path
         self.gan.checkpoint_saved(self.loop, self.ckpt, self.last)
         return self.last
 

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as config_lib, precision, rundir
+from cogan_tf import config as config_lib, multiworker, precision, rundir
 from cogan_tf.errors import UsageError
 
 
@@ -111,7 +111,7 @@ def make_strategy(name: str, devices=None):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return multiworker.make_strategy()
     raise UsageError(f"--strategy={name}: choose default, mirrored or multiworker")
 
 

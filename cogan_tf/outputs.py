@@ -27,7 +27,7 @@ import shutil
 import tempfile
 from typing import Callable, Dict, Iterator, List, Optional
 
-from cogan_tf import rundir
+from cogan_tf import cluster, rundir
 from cogan_tf.config import ModelConfig, TrainConfig
 from cogan_tf.errors import UsageError
 
@@ -134,7 +134,10 @@ def check_output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: 
     """Refuse, in one line and before any work, a run whose outputs cannot be written (a path under a
     regular file, a read-only disk, a dangling link), whose export would replace a folder that is not an
     earlier export, or whose output folders lie inside one another where one is replaced or cleaned
-    wholesale. Nothing is left on disk by the check."""
+    wholesale. Nothing is left on disk by the check. A worker other than the chief of a multi-worker run
+    writes none of these folders, and does not probe them while the chief does."""
+    if not cluster.role(train_cfg.strategy).chief:
+        return
     dirs = output_dirs(model_cfg, train_cfg, training)
     for flag, path in dirs.items():
         if flag == "export_dir":

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import signal
 import threading
 import time
@@ -19,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import checkpoints, data, outputs, rundir
+from cogan_tf import checkpoints, data, multiworker, outputs, rundir
 from cogan_tf.errors import RunStopped, UsageError, first_line
 from cogan_tf.gan import GAN, RunState, build_gan
 
@@ -28,12 +29,14 @@ class StopSignals:
     """SIGINT (Ctrl-C) and SIGTERM while training: the first one is remembered, and the loop stops at
     the end of the step with a checkpoint. The handlers go back to the system's default at once, so a
     second signal ends the process immediately (without that checkpoint). Outside the main thread,
-    where Python cannot install handlers, nothing changes."""
+    where Python cannot install handlers, nothing changes. Several workers stop together: they agree
+    on a signal any of them got (:meth:`cogan_tf.multiworker.Workers.agree_on_stop`)."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
         self.signum: Optional[int] = None
+        self.sent_to = ""  # which workers got the signal, when not all of them did
         self._previous: Dict[int, object] = {}
 
     def __enter__(self) -> "StopSignals":
@@ -52,15 +55,21 @@ class StopSignals:
             signal.signal(s, handler)
         self._previous = {}
 
+    def agree(self, signum: int, workers: Optional[List[int]] = None) -> None:
+        """Stop for ``signum``, which the workers ``workers`` got (None: all of them)."""
+        self.signum = signum
+        if workers:
+            self.sent_to = " (sent to " + ", ".join("the chief" if i == 0 else f"worker {i}" for i in workers) + ")"
+
     def stopped(self, step: int, saved: str, what: str = "") -> RunStopped:
         name = signal.Signals(self.signum).name
-        return RunStopped(f"stopped by {name} after step {step}: saved {saved}{what}; run the same command to "
-                          "resume", status=128 + self.signum, requested=True)
+        return RunStopped(f"stopped by {name}{self.sent_to} after step {step}: saved {saved}{what}; run the same "
+                          "command to resume", status=128 + self.signum, requested=True)
 
     def during_export(self, saved: str, exported: str) -> RunStopped:
         name = signal.Signals(self.signum).name
-        return RunStopped(f"stopped by {name} during the export, which was let finish: the training is complete, "
-                          f"saved {saved}, exported {exported}", status=128 + self.signum, requested=True)
+        return RunStopped(f"stopped by {name}{self.sent_to} during the export, which was let finish: the training is "
+                          f"complete, saved {saved}, exported {exported}", status=128 + self.signum, requested=True)
 
 
 def _duration(seconds: float) -> str:
@@ -76,7 +85,7 @@ class Progress:
     (losses in its postfix) instead of the per-step lines. The rate counts from the end of the first
     step of this process, which also traces and compiles the step."""
 
-    def __init__(self, gan: GAN, loop: RunState, step: int, total: int, log_dir: str, log=print):
+    def __init__(self, gan: GAN, loop: RunState, step: int, total: int, log_dir: str, log=print, bar: bool = True):
         cfg = gan.cfg
         self.total, self.log, self.every = total, log, cfg.sample_every or loop.steps_per_epoch
         self.t0 = self.s0 = None
@@ -87,7 +96,7 @@ class Progress:
         log(f" [*] outputs: checkpoints {loop.ckpt_dir}; grids {cfg.sample_dir}; SavedModel "
             f"{os.path.join(cfg.export_dir, gan.name)}; TensorBoard {log_dir} (tensorboard --logdir {cfg.log_dir})")
         self.bar = None
-        if cfg.progress == "bar":
+        if cfg.progress == "bar" and bar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=step, unit="step", dynamic_ncols=True)
@@ -122,22 +131,28 @@ def _record(gan: GAN, record: Optional[rundir.RunRecord]) -> rundir.RunRecord:
     return record if record is not None else rundir.RunRecord.read(rundir.run_checkpoint_dir(gan.model_cfg, gan.cfg))
 
 
-def _prepare(gan: GAN, record: rundir.RunRecord, log=print, training: bool = True):
-    """Build ``gan`` and restore its newest intact checkpoint: (loop, its path or None)."""
+def _prepare(gan: GAN, record: rundir.RunRecord, log=print, training: bool = True,
+             team: Optional[multiworker.Workers] = None):
+    """Build ``gan`` and restore its newest intact checkpoint: (loop, its path or None). ``team``: this
+    process's part in a run of several workers (default: read from TF_CONFIG)."""
     cfg = gan.cfg
+    team = team or multiworker.Workers.of(gan)
     keras.utils.set_random_seed(gan.seed)  # initial weights
     loop = RunState(gan, cfg, log)
     checkpoints.check_run_config(gan, loop, record, training=training)
+    team.check_same_run(gan)  # before the variables, whose creation is already a collective
     build_gan(gan)
     if getattr(cfg, "mixed_precision", None):
         log(f" [*] mixed precision: {cfg.mixed_precision} (float32 variables"
             + (", dynamic loss scaling)" if cfg.mixed_precision == "mixed_float16" else ")"))
-    if training:
+    if training and team.chief:
         # Only under the run's lock: another run's save in progress is not debris.
         outputs.RunLock.acquire(loop.ckpt_dir, wait=cfg.wait_for_lock, log=log)
         checkpoints.remove_save_debris(loop.ckpt_dir, gan.checkpoint_prefix)  # of a write killed midway
         outputs.clean_export_leftovers(outputs.export_target(cfg), log)
-    return loop, checkpoints.restore_newest(loop, gan, log, training=training)
+    restored = checkpoints.restore_newest(loop, gan, log, training=training, repair_state=team.chief)
+    team.check_same_step(int(loop.step.numpy()))
+    return loop, restored
 
 
 def due(counter: int, every: int, phase: int) -> bool:
@@ -161,11 +176,21 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
     checkpoint stays the last good one), on SIGINT/SIGTERM (after a checkpoint of the current step),
     when a checkpoint cannot be written (no half-written files left), and when a grid or the export
     cannot be written (after a checkpoint of the current step). ``record``: the run directory's record
-    if the caller has read it (:func:`cogan_tf.runner.run`)."""
+    if the caller has read it (:func:`cogan_tf.runner.run`).
+
+    One of several workers (``--strategy multiworker``): the chief alone writes grids, TensorBoard
+    events, config.json and the run's lines; every worker takes part in each checkpoint save and the
+    export, the others into temporary folders (:class:`cogan_tf.multiworker.Workers`); all stop after
+    the same step, and a lost worker stops the others in one line."""
     cfg = gan.cfg
+    team = multiworker.Workers.of(gan)
+    chief = team.chief
+    if not chief:
+        log = _quiet  # the chief speaks for the run; the others only raise their errors
     outputs.check_output_dirs(gan.model_cfg, cfg, training=True)
     record = _record(gan, record)
-    loop, restored = _prepare(gan, record, log)
+    with team.on_lost_contact(lambda: ("at the start", "nothing was trained")):
+        loop, restored = _prepare(gan, record, log, team=team)
     loop.arrays = arrays = gan.training_arrays()
     n = min(len(a) for a in arrays)
     if not math.isinf(cfg.train_size):
@@ -186,25 +211,30 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
         if hint:
             log(f" [!] new run in {loop.ckpt_dir}, whose export will replace "
                 f"{outputs.export_target(cfg)}; {hint}")
-    rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
-    saver = checkpoints.Saver(loop, gan, restored)
+    if chief:
+        rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
+    saver = checkpoints.Saver(loop, gan, restored, write_dir=team.save_dir(loop.ckpt_dir))
 
     log_dir = outputs.tensorboard_dir(gan.model_cfg, cfg)
-    loop.writer = tf.summary.create_file_writer(log_dir)
+    loop.writer = tf.summary.create_file_writer(log_dir) if chief else None
     step_fn = tf.function(gan.train_step, jit_compile=cfg.jit_compile)
     start = time.time()
     step = int(loop.step.numpy())
-    progress = Progress(gan, loop, step, total, log_dir, log)
+    progress = Progress(gan, loop, step, total, log_dir, log, bar=chief)
     # Each loss of every step of the epoch so far, checkpointed: the epoch's means survive a resume.
     epoch_losses, unfinished_epoch = loop.restored_epoch_losses(step)
-    with StopSignals() as stop, contextlib.closing(progress):
+    lost = team.on_lost_contact(lambda: (f"step {step}", saver.kept()))
+    with StopSignals() as stop, contextlib.closing(progress), lost:
 
         def save(counter: int) -> str:
             loop.record_epoch_losses(epoch_losses)
             return saver.save(counter, step)
 
         def write_outputs(work, *args) -> None:
-            """A grid or plot that cannot be written stops the run after a checkpoint of this step."""
+            """The chief's grids and plots; one that cannot be written stops the run after a checkpoint of
+            this step."""
+            if not chief:
+                return
             try:
                 work(*args)
             except OSError as e:
@@ -217,10 +247,9 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
             epoch_losses = {}
         while step < total:
             epoch, first_idx = divmod(step, spe)
-            ds = data.make_dataset(arrays, cfg.batch_size, seeds=gan.shuffle_seeds(),
-                                   epoch=epoch if gan.reshuffle_each_epoch else None, start_batch=first_idx)
-            if gan.strategy.num_replicas_in_sync > 1:
-                ds = gan.strategy.experimental_distribute_dataset(ds)  # the global batch split across replicas
+            ds = team.distribute(lambda: data.make_dataset(
+                arrays, cfg.batch_size, seeds=gan.shuffle_seeds(), epoch=epoch if gan.reshuffle_each_epoch else None,
+                start_batch=first_idx), cfg.batch_size)
             for idx, batch in enumerate(ds, start=first_idx):
                 losses = {k: float(v) for k, v in step_fn(*batch).items()}
                 step += 1
@@ -245,41 +274,57 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
                 if due(counter, cfg.save_every, 2):
                     save(counter)
                 progress.step_done(step, losses)
-                if stop.signum is not None:
+                if team.agree_on_stop(stop):
                     if saver.counter_of_last() != counter:
                         save(counter)
-                    loop.writer.flush()
+                    _flush(loop)
                     raise stop.stopped(step, saver.last)
                 if step >= total:
                     break
         write_outputs(gan.end_of_training, loop)
         if saver.counter_of_last() != step + 1:
             save(step + 1)
-        loop.writer.flush()
-        if stop.signum is not None:  # during the training's end work
+        _flush(loop)
+        if team.agree_on_stop(stop):  # during the training's end work
             raise stop.stopped(step, saver.last, " (not exported: export it with --is_train False)")
         path = _export(gan, f"the checkpoint {saver.last} is safe: export it with `python main.py --is_train False` "
-                            "and this run's flags")
-        if stop.signum is not None:  # during the export, which was let finish
+                            "and this run's flags", team)
+        if team.agree_on_stop(stop):  # during the export, which was let finish
             raise stop.during_export(saver.last, path)
     log(f" [*] Exported SavedModel to {path}")
     return loop
+
+
+def _quiet(*_) -> None:
+    """The ``log`` of a worker other than the chief."""
+
+
+def _flush(loop: RunState) -> None:
+    if loop.writer is not None:
+        loop.writer.flush()
 
 
 def _means(epoch_losses: Dict[str, List[float]]) -> Dict[str, float]:
     return {k: float(np.mean(v)) for k, v in epoch_losses.items()}
 
 
-def _export(gan: GAN, safe: str) -> str:
-    """``gan.export`` with a failure in one line: ``safe`` says what survives and how to export again."""
+def _export(gan: GAN, safe: str, team: Optional[multiworker.Workers] = None) -> str:
+    """``gan.export`` with a failure in one line: ``safe`` says what survives and how to export again.
+    A worker other than the chief exports into its temporary folder, removed again (TensorFlow has every
+    worker take part in saving a distributed model; the chief's copy is the export)."""
     target = outputs.export_target(gan.cfg)
+    export_dir = gan.cfg.export_dir if team is None else team.export_dir(gan.cfg.export_dir)
     try:
-        return gan.export(gan.cfg.export_dir)
+        path = gan.export(export_dir)
     except UsageError as e:
         raise RunStopped(f"{e}; {safe}") from None
     except (OSError, tf.errors.OpError) as e:
         why = f"{e.strerror}" if isinstance(e, OSError) and e.strerror else first_line(e)
         raise RunStopped(f"could not write the SavedModel {target} ({why}); {safe}") from None
+    finally:
+        if export_dir != gan.cfg.export_dir:
+            shutil.rmtree(export_dir, ignore_errors=True)
+    return path if export_dir == gan.cfg.export_dir else target
 
 
 def restore(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunState:

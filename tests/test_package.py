@@ -61,6 +61,6 @@ def test_python_m_cogan_tf_names_its_programs(tmp_path):
     r = run_outside(tmp_path, "-m", "cogan_tf", "train")
     assert r.returncode == 2
     assert r.stderr.strip() == ("error: unknown program 'train'; usage: python -m cogan_tf "
-                                "{main,download,invert,evaluate,bench} [flags]")
+                                "{main,download,invert,evaluate,bench,launch} [flags]")
     r = run_outside(tmp_path, "-m", "cogan_tf", "evaluate", "--help")  # absl's --help
     assert "--grid_dirs" in r.stdout and "python -m cogan_tf.evaluate" in r.stdout

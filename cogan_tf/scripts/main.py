@@ -6,10 +6,11 @@ config objects and calls the library. Bad values are refused here, before Tensor
 
 import math
 import os
+import sys
 
 from absl import flags
 
-from cogan_tf import cli, config as config_lib, data, outputs, rundir
+from cogan_tf import cli, cluster, config as config_lib, data, outputs, rundir
 from cogan_tf.errors import UsageError
 
 DATASET = "dataset"
@@ -163,6 +164,8 @@ def validate(f) -> None:
     for flag in COGAN_ONLY:
         if f[flag].present and f.model != "cogan":
             bad(flag, f"only for --model cogan, not {f.model}")
+    if f.strategy == "multiworker" and not f.is_train:
+        bad("strategy", "is for training; --is_train False evaluates in one process: drop --strategy")
 
 
 def build_configs(f):
@@ -214,13 +217,21 @@ def explicit_fields(f) -> dict:
 def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
+    role = cluster.role(train_cfg.strategy)  # TF_CONFIG, read before TensorFlow starts
     # Every output folder is probed before TensorFlow starts (which trains for hours before writing the
     # export); a damaged config.json, or a checkpoint of another setup, is refused then too; and a training
-    # run takes its checkpoint folder's lock.
+    # run takes its checkpoint folder's lock (of several workers, the chief alone).
     outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
     record = rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
-    if FLAGS.is_train:
+    if FLAGS.is_train and role.chief:
         outputs.RunLock.acquire(rundir.run_checkpoint_dir(model_cfg, train_cfg), wait=FLAGS.wait_for_lock)
+    if not role.chief:
+        # The chief speaks for the run; the others' lines would repeat its own. Errors still reach stderr.
+        sys.stdout = open(os.devnull, "w")
+    if role.multi and cli.QUIET_TENSORFLOW:
+        # A lost worker is reported in one line (cogan_tf.multiworker); TensorFlow's C++ would log it first,
+        # as several ERROR lines per failed collective.
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     cli.start_tensorflow()  # after the flags are known to be good
     from cogan_tf import runner
 
