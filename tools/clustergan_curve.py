@@ -5,7 +5,7 @@ purity, NMI, ARI), against the G+E
 updates ("G iterations") it had made. Writes OUT.json (one row per checkpoint, and the run's validation
 history if it kept one) and OUT.png (the two protocols side by side, the paper's figures dotted).
 
-    python tools/clustergan_curve.py --checkpoint_dir /work/runs/paper_mnist/checkpoint --data_dir data \
+    python tools/clustergan_curve.py --checkpoint_dir runs/paper_mnist/checkpoint --data_dir data \
         --out docs/clustergan_paper_mnist_curve
 
 Rows already in OUT.json are reused (a checkpoint does not change); --recompute scores them again. Keep the
