@@ -1,4 +1,5 @@
-"""Atomic file output: nothing this project writes is ever left half-written.
+"""Atomic file output: nothing this project writes is ever left half-written; and whether a file or a
+folder can be written, checked before the work that writes it.
 
 Every writer puts its bytes under a temporary name in the destination's own directory (so the final
 rename stays on one filesystem and is atomic), and renames it into place only once it is complete.
@@ -8,10 +9,11 @@ An interrupted process leaves at most a ``.tmp-*`` file behind, never a file tha
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import tempfile
-from typing import Iterator
+from typing import Iterator, List, Optional
 
 
 @contextlib.contextmanager
@@ -73,11 +75,63 @@ def unwritable_file(path: str) -> Optional[str]:
     if not os.path.isdir(existing):
         return f"{existing} is a file, not a folder"
     try:
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=existing)
-        os.close(fd)
-        os.remove(probe)
+        _write_probe(existing)
     except OSError as e:
         return f"{existing} is not writable ({e.strerror or e})"
+    return None
+
+
+def _write_probe(folder: str) -> None:
+    """Create and remove a file in ``folder``: the OSError says why it cannot be written."""
+    fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=folder)
+    os.close(fd)
+    os.remove(probe)
+
+
+def _missing_ancestors(path: str) -> List[str]:
+    """The folders ``os.makedirs(path)`` would create, outermost first."""
+    out = []
+    path = os.path.normpath(path)
+    while path and not os.path.lexists(path):
+        out.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return out[::-1]
+
+
+def unwritable_dir(path: str) -> Optional[str]:
+    """Why ``path`` cannot be used as an output folder, or None. A probe file is written into it (the
+    folder created if needed) and removed, and so is every folder the probe created: checking leaves
+    nothing on disk."""
+    if os.path.islink(path) and not os.path.exists(path):
+        try:
+            os.stat(path)
+        except OSError as e:
+            if e.errno == errno.ELOOP:
+                return "a symbolic link that loops"
+        return f"a symbolic link to {os.readlink(path)}, which does not exist"
+    created = _missing_ancestors(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        _write_probe(path)
+    except OSError as e:
+        existing = os.path.dirname(created[0]) if created else path
+        if os.path.exists(existing) and not os.path.isdir(existing):
+            return f"{existing} is a file"
+        if e.errno == errno.ENAMETOOLONG:
+            return "a name in the path is too long"
+        if e.errno == errno.ELOOP:
+            return "a symbolic link in the path loops"
+        return e.strerror or str(e)
+    finally:
+        for d in reversed(created):
+            if os.path.isdir(d):
+                try:
+                    os.rmdir(d)
+                except OSError:
+                    break
     return None
 
 

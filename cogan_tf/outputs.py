@@ -19,15 +19,13 @@ No TensorFlow here: main.py runs these checks before TensorFlow starts.
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
 import shutil
-import tempfile
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, Optional
 
-from cogan_tf import cluster, rundir
+from cogan_tf import cluster, fileio, rundir
 from cogan_tf.config import ModelConfig, TrainConfig
 from cogan_tf.errors import UsageError
 
@@ -40,55 +38,6 @@ SAVEDMODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets"}
 
 
 # --- probing and nesting -------------------------------------------------------------------------
-
-def _missing_ancestors(path: str) -> List[str]:
-    """The folders ``os.makedirs(path)`` would create, outermost first."""
-    out = []
-    path = os.path.normpath(path)
-    while path and not os.path.lexists(path):
-        out.append(path)
-        parent = os.path.dirname(path)
-        if parent == path:
-            break
-        path = parent
-    return out[::-1]
-
-
-def unwritable_dir(path: str) -> Optional[str]:
-    """Why ``path`` cannot be used as an output folder, or None. A probe file is written into it (the
-    folder created if needed) and removed, and so is every folder the probe created: checking leaves
-    nothing on disk."""
-    if os.path.islink(path) and not os.path.exists(path):
-        try:
-            os.stat(path)
-        except OSError as e:
-            if e.errno == errno.ELOOP:
-                return "a symbolic link that loops"
-        return f"a symbolic link to {os.readlink(path)}, which does not exist"
-    created = _missing_ancestors(path)
-    try:
-        os.makedirs(path, exist_ok=True)
-        fd, probe = tempfile.mkstemp(prefix=".write-probe-", dir=path)
-        os.close(fd)
-        os.remove(probe)
-    except OSError as e:
-        existing = os.path.dirname(created[0]) if created else path
-        if os.path.exists(existing) and not os.path.isdir(existing):
-            return f"{existing} is a file"
-        if e.errno == errno.ENAMETOOLONG:
-            return "a name in the path is too long"
-        if e.errno == errno.ELOOP:
-            return "a symbolic link in the path loops"
-        return e.strerror or str(e)
-    finally:
-        for d in reversed(created):
-            if os.path.isdir(d):
-                try:
-                    os.rmdir(d)
-                except OSError:
-                    break
-    return None
-
 
 def _inside(inner: str, outer: str) -> bool:
     inner, outer = os.path.realpath(inner), os.path.realpath(outer)
@@ -142,7 +91,7 @@ def check_output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: 
     for flag, path in dirs.items():
         if flag == "export_dir":
             path = train_cfg.export_dir  # the target itself is made by the export's rename
-        why = unwritable_dir(path)
+        why = fileio.unwritable_dir(path)
         if why:
             raise UsageError(f"--{flag}={getattr(train_cfg, flag)}: cannot write into {path} ({why}); "
                              "pick another directory")
