@@ -122,9 +122,6 @@ def _write_checkpoint_state(ckpt_dir: str, name: str) -> None:
                              f'model_checkpoint_path: "{name}"\nall_model_checkpoint_paths: "{name}"\n')
 
 
-_why = first_line
-
-
 def remove_save_debris(ckpt_dir: str, prefix: str, keep: Optional[set] = None) -> None:
     """Remove what an interrupted or failed checkpoint write leaves: ``<prefix>-N_temp`` directories,
     ``*.tempstate*`` files and ``checkpoint.tmp*`` state files; with ``keep`` (the directory's entries
@@ -174,7 +171,7 @@ def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True,
         except Exception as e:  # noqa: BLE001 - damaged files fail in TensorFlow's C++ and Python alike
             # Every object is restored again from the older checkpoint, so values a failed attempt
             # assigned before it failed do not survive.
-            failed.append((name, _why(e)))
+            failed.append((name, first_line(e)))
             continue
         if failed:
             names = ", ".join(f for f, _ in failed)
@@ -250,7 +247,7 @@ class Saver:
             remove_save_debris(ckpt_dir, self.gan.checkpoint_prefix, keep=before)
             full = is_disk_full(e)
             raise RunStopped(f"could not write the checkpoint {os.path.join(ckpt_dir, self.gan.checkpoint_prefix)}-"
-                             f"{counter} ({_why(e)}); nothing half-written is left and {self.kept()}: "
+                             f"{counter} ({first_line(e)}); nothing half-written is left and {self.kept()}: "
                              f"{'free disk space' if full else 'fix the folder'} and run the same command to resume"
                              ) from None
         finally:

@@ -189,9 +189,6 @@ def load_split(data_dir: str, dataset: str, split: str) -> Tuple[np.ndarray, np.
     image_name, label_name = SPLIT_FILES[split]
     image_path = os.path.join(dataset_dir(data_dir, dataset), image_name)
     label_path = os.path.join(dataset_dir(data_dir, dataset), label_name)
-    for p in (image_path, label_path):
-        if not os.path.exists(p):
-            raise _missing(p, dataset)
     images = read_dataset_file(data_dir, dataset, image_name)
     labels = read_dataset_file(data_dir, dataset, label_name)
     if images.ndim != 3 or images.dtype != np.uint8:

@@ -206,21 +206,24 @@ def damaged(path, dataset, why="its sha256 is not the canonical file's"):
     return f"{path}: damaged ({why}); run `python download.py {dataset}` to fetch it again"
 
 
+def refusal(data_dir, dataset, split):
+    """The one-line DataError load_split raises for ``split``."""
+    with pytest.raises(data.DataError) as e:
+        data.load_split(str(data_dir), dataset, split)
+    return str(e.value)
+
+
 @pytest.mark.parametrize("dataset", data.DATASETS)
 def test_a_canonical_shaped_file_must_be_the_canonical_one(tmp_path, dataset):
     path = write_canonical_shaped(tmp_path, dataset, "test")
-    with pytest.raises(data.DataError) as e:
-        data.load_split(str(tmp_path), dataset, "test")
-    assert str(e.value) == damaged(path, dataset)
+    assert refusal(tmp_path, dataset, "test") == damaged(path, dataset)
 
 
 def test_canonical_labels_are_verified_too(tmp_path):
     write_fake_dataset(tmp_path, n_train=10, n_test=5)
     path = str(tmp_path / "mnist" / data.TRAIN_LABELS)
     data.write_idx(path, np.zeros(60000, np.uint8))
-    with pytest.raises(data.DataError) as e:
-        data.load_split(str(tmp_path), "mnist", "train")
-    assert str(e.value) == damaged(path, "mnist")
+    assert refusal(tmp_path, "mnist", "train") == damaged(path, "mnist")
 
 
 def test_a_damaged_header_of_the_canonical_size_is_refused(tmp_path):
@@ -229,18 +232,15 @@ def test_a_damaged_header_of_the_canonical_size_is_refused(tmp_path):
     with open(path, "r+b") as f:
         f.seek(2)
         f.write(b"\x09")
-    with pytest.raises(data.DataError) as e:
-        data.load_split(str(tmp_path), "mnist", "test")
-    assert str(e.value) == damaged(path, "mnist")
+    assert refusal(tmp_path, "mnist", "test") == damaged(path, "mnist")
 
 
 def test_a_truncated_canonical_file_names_the_download(tmp_path):
     path = write_canonical_shaped(tmp_path, "fashion_mnist", "test")
     with open(path, "r+b") as f:
         f.truncate(7840016 - 784)
-    with pytest.raises(data.DataError) as e:
-        data.load_split(str(tmp_path), "fashion_mnist", "test")
-    assert str(e.value) == damaged(path, "fashion_mnist", "7839232 bytes, the canonical file has 7840016")
+    assert refusal(tmp_path, "fashion_mnist", "test") == damaged(path, "fashion_mnist",
+                                                                  "7839232 bytes, the canonical file has 7840016")
 
 
 def test_invert_script_refuses_a_damaged_canonical_file(tmp_path):

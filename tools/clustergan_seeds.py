@@ -44,7 +44,8 @@ SUBDIRS = ("checkpoint", "samples", "logs", "export", "evaluate")
 
 
 def seed_dirs(runs_root: str, seed: int) -> Dict[str, str]:
-    """main.py's output flags of one seed's run: RUNS_ROOT/seed<S>/{checkpoint,samples,logs,export,evaluate}."""
+    """main.py's output flags of the run trained with random seed ``seed``:
+    RUNS_ROOT/seed<S>/{checkpoint,samples,logs,export,evaluate}."""
     base = os.path.join(runs_root, f"seed{seed}")
     return {f"{name}_dir": os.path.join(base, sub) for name, sub in
             zip(("checkpoint", "sample", "log", "export", "evaluate"), SUBDIRS)}
