@@ -57,6 +57,12 @@ def coupled_weight_decay(grads, variables, weight_decay: float, scale=None):
 GE_KEYS = ("ge_loss", "ge_adv_loss", "zn_loss", "zc_loss")
 
 
+def batch_size(x):
+    """The batch size of ``x``: a Python int when the graph knows it (the loop's batches always have
+    it), so that everything drawn for the batch has a static shape; else a scalar tensor."""
+    return x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+
+
 # --- the model on the loop ---------------------------------------------------------------------------
 
 class ClusterGAN(GAN):
@@ -182,10 +188,18 @@ class ClusterGAN(GAN):
         ``g_every``-th critic update (D's update count) one G+E update on a fresh z. A loop step is
         one critic update, so the 5 critic updates of each G+E update see 5 different batches and a
         checkpoint's step and D's update count say exactly where in the 5 the run stands."""
+        d_out = self.critic_update(x)
+        n = batch_size(x)
+        ge_out = tf.cond(tf.equal(self.d_opt.iterations % self.model_cfg.g_every, 0),
+                         lambda: self.fresh_ge_update(n), self.held_ge)
+        return {**d_out, **ge_out}
+
+    def critic_update(self, x) -> Dict[str, tf.Tensor]:
+        """The critic half of :meth:`critic_step`: z for this batch, G's fake batch, and one update
+        of D on the Wasserstein loss plus the gradient penalty; returns the critic's losses."""
         m = self.model_cfg
         x = tf.cast(x, tf.float32) / 255.0
-        n = tf.shape(x)[0]
-        z_n, z_c, _ = self.sample_latent(n)
+        z_n, z_c, _ = self.sample_latent(batch_size(x))
         fake = self.generator(tf.concat([z_n, z_c], axis=1), training=True)  # the authors' G is never in eval mode
         with tf.GradientTape() as tape:
             d_out = critic_loss(self.discriminator.logits(x, training=True),
@@ -193,13 +207,13 @@ class ClusterGAN(GAN):
                                 self.penalty(lambda v: self.discriminator.logits(v, training=True), x, fake)[0],
                                 m.gp_lambda)
         apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
+        return d_out
 
-        def ge():
-            z_n2, z_c2, classes2 = self.sample_latent(n)  # G+E's own z, not the critic's
-            return self.ge_update(tf.concat([z_n2, z_c2], axis=1), z_n2, classes2)
-
-        ge_out = tf.cond(tf.equal(self.d_opt.iterations % m.g_every, 0), ge, self.held_ge)
-        return {**d_out, **ge_out}
+    def fresh_ge_update(self, n) -> Dict[str, tf.Tensor]:
+        """The G+E half of :meth:`critic_step`: one G+E update on a z of its own (not the critic's),
+        ``n`` images."""
+        z_n, z_c, classes = self.sample_latent(n)
+        return self.ge_update(tf.concat([z_n, z_c], axis=1), z_n, classes)
 
     def penalty(self, critic, x, fake):
         """(gradient penalty of ``critic`` at x_hat = e x + (1 - e) fake, e): e ~ U(0, 1) from the run's
