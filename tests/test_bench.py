@@ -82,11 +82,13 @@ def test_layer_tables_match_the_models():
             [v for k, v in layers.items() if k.startswith("g")])
         assert weight_count(unique_variables(d.trainable_variables)) == param_count(
             [v for k, v in layers.items() if k.startswith("d")])
-    for name, tables in (("vanilla", flops.vanilla_layers), ("clustergan", flops.clustergan_layers)):
-        gan, _ = bench.make_model(name, 4, False)
+    for name, tables, overrides in (("vanilla", flops.vanilla_layers, {}), ("clustergan", flops.clustergan_layers, {}),
+                                    ("clustergan", flops.clustergan_layers, C.CLUSTERGAN_RECIPES["paper"])):
+        gan, _ = bench.make_model(name, 4, False, model_overrides=overrides)
         nets = {"g": gan.generator, "d": gan.discriminator, "e": getattr(gan, "encoder", None)}
-        for k, layers in tables(C.MODEL_CONFIGS[name]()).items():
-            assert weight_count(nets[k].trainable_variables) == param_count(layers), (name, k)
+        for k, layers in tables(gan.model_cfg).items():
+            # The paper's G has BatchNorm betas (no gammas), not in the layer table: weights and biases only.
+            assert weight_count(nets[k].trainable_variables) == param_count(layers), (name, overrides, k)
 
 
 def test_vanilla_and_clustergan_counts_by_hand():
@@ -107,6 +109,38 @@ def test_vanilla_and_clustergan_counts_by_hand():
     c0 = 13 * 13 * 16 * 64
     assert c["d"].macs_per_example() == G + 2 * D + 2 * D + 2 * (D - c0)
     assert c["ge"].macs_per_example() == G + E + D + 2 * E + D + G + (G - 40 * 1024)
+
+
+def test_clustergan_paper_counts_by_hand():
+    """The paper recipe's critic update (with its gradient penalty) and G+E update, pass by pass."""
+    from cogan_tf import config as C
+
+    m = C.clustergan_config("paper")
+    c = flops.clustergan_step_counts(m)
+    G = 40 * 1024 + 1024 * 6272 + 7 * 7 * 16 * 128 * 64 + 14 * 14 * 16 * 64
+    c0, c1, h2 = 14 * 14 * 16 * 64, 7 * 7 * 16 * 64 * 128, 6272 * 1024  # "same" convs: 28 -> 14 -> 7
+    D, E = c0 + c1 + h2 + 1024, c0 + c1 + h2 + 1024 * 40
+    # Wasserstein terms: D on real and fake, D's weight gradients, input gradients but the first layer's.
+    wasserstein = 2 * D + 2 * D + 2 * (D - c0)
+    # Penalty: D on x_hat but its last layer (the scores are not needed, only their input gradient);
+    # that input gradient, through all of D; its own gradient with respect to D's weights: a weight
+    # gradient per layer, and a forward-direction pass per layer but the last (its incoming gradient is
+    # the constant ones of the summed scores).
+    penalty = (D - 1024) + D + D + (D - 1024)
+    assert c["d"].macs_per_example() == G + wasserstein + penalty
+    assert c["d"].flops(64) == 2 * 64 * (G + wasserstein + penalty) == 18_323_341_312
+    assert c["ge"].macs_per_example() == G + E + D + 2 * E + D + G + (G - 40 * 1024)
+    assert c["ge"].flops(64) == 13_385_334_784
+    # TensorFlow's graph of the plain step also backpropagates the zeros of LeakyReLU's second derivative
+    # through D's forward pass on x_hat: weight gradients of c0, c1, h2 and input gradients of c1, h2.
+    z = flops.clustergan_step_counts(m, zero_path=True)
+    assert z["d"].macs_per_example() == c["d"].macs_per_example()
+    assert z["d"].macs_per_example(tf_convention=True) - c["d"].macs_per_example(tf_convention=True) == (
+        c0 + c1 + h2 + c1 + h2)
+    # The original recipe's BCE step has no penalty, so nothing changes for it.
+    o = flops.clustergan_step_counts(C.ClusterGanConfig(), zero_path=True)["d"]
+    assert o.macs_per_example(tf_convention=True) == flops.clustergan_step_counts(C.ClusterGanConfig())[
+        "d"].macs_per_example(tf_convention=True)
 
 
 def test_analytic_count_equals_tensorflows_for_the_corrected_network():

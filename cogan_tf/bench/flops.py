@@ -80,6 +80,10 @@ class StepCount:
         self.dx: Dict[str, int] = {}
         self.dw: Dict[str, int] = {}
         self.layers: Dict[str, Layer] = {}
+        # Passes a graph runs on gradients that are exactly zero (:meth:`zero_backward`): in TensorFlow's
+        # count, not in the work.
+        self.zero_dx: Dict[str, int] = {}
+        self.zero_dw: Dict[str, int] = {}
 
     def _add(self, table, layer: Layer, times: int):
         self.layers[layer.name] = layer
@@ -100,12 +104,45 @@ class StepCount:
                 self._add(self.dx, layer, times)
         return self
 
+    def double_backward(self, layers: Sequence[Layer], times: int = 1) -> "StepCount":
+        """The gradient, with respect to the weights of ``layers`` (in forward order), of a function of
+        their input gradient (the gradient penalty of a WGAN-GP critic: the input gradient is
+        ``backward(layers, weights=False, input_of_first=True)``, the penalty a function of it). That
+        input gradient is a chain of one op per layer, ``g_in = op(W, g_out * act')``: a transposed
+        matmul, or a conv's input-gradient op. Differentiating the chain costs, per layer, the op's
+        gradient with respect to W, a weight gradient (``macs``), and, for every layer but the last
+        (whose incoming gradient is a constant, the ones of the summed scores), its gradient with
+        respect to g_out, which runs in the forward direction (a matmul or conv of the layer's shape,
+        ``macs``): counted as a weight-gradient and a forward pass. The activations' derivatives are
+        piecewise constant (LeakyReLU), so nothing flows into the forward pass that fed them."""
+        for i, layer in enumerate(layers):
+            self._add(self.dw, layer, times)
+            if i < len(layers) - 1:
+                self._add(self.fwd, layer, times)
+        return self
+
+    def zero_backward(self, layers: Sequence[Layer], weights: bool, input_of_first: bool,
+                      times: int = 1) -> "StepCount":
+        """Backprop through ``layers`` of a gradient that is exactly zero, which a graph may run all the
+        same (TensorFlow's second derivative of LeakyReLU is ``zeros_like`` of its input, and autodiff
+        carries those zeros back through the forward pass that computed it). Not work: counted only
+        in TensorFlow's convention, so that its count can be compared."""
+        for i, layer in enumerate(layers):
+            self.layers[layer.name] = layer
+            if weights:
+                self.zero_dw[layer.name] = self.zero_dw.get(layer.name, 0) + times
+            if i > 0 or input_of_first:
+                self.zero_dx[layer.name] = self.zero_dx.get(layer.name, 0) + times
+        return self
+
     def macs_per_example(self, tf_convention: bool = False) -> float:
-        """MACs per example; ``tf_convention``: backprop ops as TensorFlow's statistics count them."""
+        """MACs per example; ``tf_convention``: backprop ops as TensorFlow's statistics count them, and
+        the passes on zero gradients (:meth:`zero_backward`) included."""
         back = (lambda layer: layer.tf_backprop) if tf_convention else (lambda layer: layer.macs)
         fwd = (lambda layer: layer.tf_forward) if tf_convention else (lambda layer: layer.macs)
+        backward = (self.dx, self.dw) + ((self.zero_dx, self.zero_dw) if tf_convention else ())
         return (sum(fwd(self.layers[n]) * c for n, c in self.fwd.items())
-                + sum(back(self.layers[n]) * c for t in (self.dx, self.dw) for n, c in t.items()))
+                + sum(back(self.layers[n]) * c for t in backward for n, c in t.items()))
 
     def flops(self, batch: int, tf_convention: bool = False) -> float:
         return 2 * self.macs_per_example(tf_convention) * batch
@@ -208,11 +245,18 @@ def vanilla_step_count(m) -> StepCount:
 
 
 def clustergan_layers(m) -> Dict[str, List[Layer]]:
-    """ClusterGAN's G, D and E (docs/ORIGINAL.md §3) for a ClusterGanConfig ``m``; D and E share the shape
-    of their conv trunk (not its weights)."""
+    """ClusterGAN's G, D and E (docs/ORIGINAL.md §3, §4) for a ClusterGanConfig ``m``; D and E share the
+    shape of their conv trunk (not its weights). The original's networks: "valid" convs 28 -> 13 -> 5
+    (3,200 features); the paper's (``m.networks == "paper"``): "same" convs 28 -> 14 -> 7 (6,272)."""
+    if m.networks == "paper":
+        padding, sides = "same", (28, 14, 7)
+    else:
+        padding, sides = "valid", (28, 13, 5)
+
     def trunk(p):
-        return [conv(f"{p}_c0", 28, 28, 1, 64, 4, padding="valid"), conv(f"{p}_c1", 13, 13, 64, 128, 4, padding="valid"),
-                dense(f"{p}_h2", 5 * 5 * 128, 1024)]
+        return [conv(f"{p}_c0", sides[0], sides[0], 1, 64, 4, padding=padding),
+                conv(f"{p}_c1", sides[1], sides[1], 64, 128, 4, padding=padding),
+                dense(f"{p}_h2", sides[2] * sides[2] * 128, 1024)]
 
     zc = m.z_dim + m.n_classes
     return {"g": [dense("g_h0", zc, 1024), dense("g_h1", 1024, 7 * 7 * 128), deconv("g_h2", 7, 7, 128, 64, 4),
@@ -221,13 +265,28 @@ def clustergan_layers(m) -> Dict[str, List[Layer]]:
             "e": trunk("e") + [dense("e_h3", 1024, zc)]}
 
 
-def clustergan_step_counts(m) -> Dict[str, StepCount]:
-    """``d``: what every step does (G forward without gradient, D on real and fake, D's gradients);
-    ``ge``: what the G+E update adds on every ``g_every``-th step (G forward, E and D on the fake,
-    E's weight gradients, gradients through E and D into G)."""
+def clustergan_step_counts(m, zero_path: bool = False) -> Dict[str, StepCount]:
+    """``d``: D's update, every step; ``ge``: the G+E update, every ``g_every``-th step (G forward, E and
+    D on the fake, E's weight gradients, gradients through E and D into G).
+
+    D's update with the original's BCE discriminator: G forward without gradient, D on real and fake,
+    D's weight gradients. With the WGAN-GP critic (``m.critic == "wgan_gp"``, the paper recipe) it
+    adds the gradient penalty at the interpolate x_hat: D forward on x_hat (but its last layer, whose
+    output the penalty does not need), the input gradient dD/dx_hat through all of D (its first layer
+    too), and the penalty's gradient with respect to D's weights through that input gradient
+    (:meth:`StepCount.double_backward`). ``zero_path``: the critic's graph as TensorFlow's autodiff
+    builds it, which also backpropagates the exact zeros of LeakyReLU's second derivative through D's
+    forward pass on x_hat, from the last activation down (weight gradients of D's layers but the last,
+    input gradients but the first layer's, x_hat being no variable): in TensorFlow's count only."""
     L = clustergan_layers(m)
     g, d, e = L["g"], L["d"], L["e"]
     dc = StepCount().forward(g).forward(d, times=2).backward(d, weights=True, input_of_first=False, times=2)
+    if m.critic == "wgan_gp":
+        # D's last layer is not run on x_hat: the input gradient of the summed scores does not depend on
+        # the scores (TensorFlow prunes that matmul from the graph).
+        dc.forward(d[:-1]).backward(d, weights=False, input_of_first=True).double_backward(d)
+        if zero_path:
+            dc.zero_backward(d[:-1], weights=True, input_of_first=False)
     ge = StepCount().forward(g).forward(e).forward(d)
     ge.backward(e, weights=True, input_of_first=True)
     ge.backward(d, weights=False, input_of_first=True)
