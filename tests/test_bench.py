@@ -143,6 +143,23 @@ def test_clustergan_paper_counts_by_hand():
         "d"].macs_per_example(tf_convention=True)
 
 
+def test_analytic_count_equals_tensorflows_for_the_clustergan_paper_steps():
+    """The paper recipe's critic update (gradient penalty included), G+E update, and the loop's step
+    (the critic update, the G+E update in its conditional's true branch), at batch 4."""
+    import tensorflow as tf
+
+    gan, inputs = bench.make_model("clustergan", 4, False, model_overrides=bench.PAPER)
+    c = flops.clustergan_step_counts(gan.model_cfg, zero_path=True)
+    for step, part in (("paper_critic", "d"), ("paper_ge", "ge")):
+        prof = flops.profiler_flops(tf.function(bench.STEPS[step](gan)).get_concrete_function(*inputs))
+        assert prof["matmul_conv"] == c[part].flops(4, tf_convention=True), step
+        assert prof["uncounted"] == []
+    prof = flops.profiler_flops(tf.function(gan.train_step).get_concrete_function(*inputs))
+    assert prof["matmul_conv"] == c["d"].flops(4, tf_convention=True)
+    assert prof["branches"]["cond/then_branch"]["matmul_conv"] == c["ge"].flops(4, tf_convention=True)
+    assert prof["branches"]["cond/else_branch"]["matmul_conv"] == 0  # the held losses
+
+
 def test_analytic_count_equals_tensorflows_for_the_corrected_network():
     """The faithful network is checked by the --quick run below; here h0 -> h1 and a 64-filter D h0."""
     import tensorflow as tf
@@ -167,6 +184,20 @@ def test_analytic_count_equals_tensorflows_for_the_corrected_network():
     assert prof["uncounted"] == []
 
 
+def test_clustergan_paper_rows_run():
+    """The paper recipe's two update rows, in this process at batch 4, one warm-up and one timed round,
+    without the FLOP cross-check (the test above does it for their steps; the slow --quick run below
+    for every paper row, bfloat16 and the 1:5 cycle included)."""
+    rows = bench.clustergan_paper_rows(4, False, ["paper"])
+    assert [(r.variant, r.step, r.cycle) for r in rows] == [("paper_critic", "paper_critic", 1), ("paper_ge", "paper_ge", 1)]
+    recs = [bench.build_row(row) for row in rows]
+    for row, rec in zip(rows, recs):
+        bench.prepare_row(row, rec, warmup=1, profile=False)
+    done = [bench.finish_row(rec, t) for rec, t in zip(recs, bench.time_round_robin(recs, 1))]
+    assert all(r["steps_per_s"] > 0 and r["batch"] == 4 for r in done)
+    assert [r["flops_analytic"] for r in done] == [18_323_341_312 / 16, 13_385_334_784 / 16]  # batch 4 of 64
+
+
 def quick_run(tmp_path, *args):
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--quick", "--out", str(out), *args],
@@ -183,7 +214,8 @@ def test_quick_run_writes_json(tmp_path):
         assert key in res
     assert res["matmul"]["gflops"] > 0
     assert [(row["model"], row["variant"]) for row in res["rows"]] == [
-        ("cogan", "port"), ("cogan", "straightforward"), ("vanilla", "port"), ("clustergan", "port")]
+        ("cogan", "port"), ("cogan", "straightforward"), ("vanilla", "port"), ("clustergan", "port"),
+        ("clustergan", "paper_critic"), ("clustergan", "paper_ge")]
     assert res["skipped"] == {}
     for row in res["rows"]:
         for key in ("steps_per_s", "images_per_s", "step_ms", "flops_analytic", "gflops_per_s",
@@ -192,7 +224,8 @@ def test_quick_run_writes_json(tmp_path):
         assert row["batch"] == 4 and row["steps_per_s"] > 0 and row["flops_analytic"] > 0
         # The cross-check: TensorFlow counts the same matmul/conv FLOPs on the step's graph.
         assert row["flops_check"]["match"], row["flops_check"]
-    assert res["rows"][-1]["cycle"] == 5  # ClusterGAN: timed over whole 1:5 cycles
+    assert res["rows"][3]["cycle"] == 5  # ClusterGAN: timed over whole 1:5 cycles
+    assert res["rows"][4]["cycle"] == res["rows"][5]["cycle"] == 1  # the paper's two updates, each on its own
     assert list(res["ratios"]) == ["cogan port / straightforward (steps/s)"]
     assert "straightforward" in r.stdout and "GFLOP/s" in r.stdout
 
@@ -217,6 +250,25 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     assert rows["bn_per_feature"]["flops_check"]["tensorflow"]["step"] == tf_port
 
 
+@pytest.mark.slow  # a third TensorFlow start and five more traced steps (~20 s); each row's step is tested above
+def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
+    """All the paper recipe's rows in a --quick run: TensorFlow's count agrees with the analytic one for
+    each, the 1:5 cycle is five critic updates and one G+E update per five steps, and the bfloat16 rows
+    get their ratio to the float32 ones."""
+    r, res = quick_run(tmp_path, "--models", "clustergan", "--clustergan_variants", "paper,paper_cycle,paper_bfloat16")
+    rows = {row["variant"]: row for row in res["rows"]}
+    assert list(rows) == ["port", "paper_critic", "paper_ge", "paper_critic_bf16", "paper_ge_bf16", "paper_cycle"]
+    for name, row in rows.items():
+        assert row["flops_check"]["match"], (name, row["flops_check"])
+        assert row["steps_per_s"] > 0 and row["batch"] == 4
+    assert rows["paper_cycle"]["cycle"] == 5
+    per_step = (5 * rows["paper_critic"]["flops_analytic"] + rows["paper_ge"]["flops_analytic"]) / 5
+    assert rows["paper_cycle"]["flops_analytic"] == pytest.approx(per_step, rel=1e-12)
+    assert set(res["ratios"]) == {"clustergan paper_critic_bf16 / paper_critic (steps/s)",
+                                  "clustergan paper_ge_bf16 / paper_ge (steps/s)"}
+    assert "paper_critic_bf16" in r.stdout
+
+
 @pytest.mark.parametrize("args, message", [
     (["--steps", "0"], "error: --steps=0: must be 1 or more"),
     (["--batch_size=-4"], "error: --batch_size=-4: must be 0 or more"),
@@ -226,6 +278,8 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
      "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
      "bn_per_feature"),
+    (["--clustergan_variants", "paper,paper_xla"], "error: --clustergan_variants=paper,paper_xla: paper_xla "
+     "unknown; choose from paper, paper_cycle, paper_bfloat16"),
     (["--batch_size", "100000"], "error: --batch_size=100000: must be 8192 or less (see --help)"),
     (["--matmul_n", "100000"], "error: --matmul_n=100000: must be 8192 or less (see --help)"),
 ])

@@ -11,7 +11,10 @@ One run measures:
   rate, and the peak resident memory;
 * the "straightforward" CoGAN step as the baseline (:func:`straightforward_cogan_step`: G1 and G2 each
   computed on their own, the shared trunk twice, in a tf.function without XLA, as the original graph
-  did), and the ratio of the port's step to it.
+  did), and the ratio of the port's step to it;
+* ClusterGAN's ``--recipe paper`` (batch 64, WGAN-GP critic): its critic update and its G+E update, each
+  timed on its own (:func:`clustergan_paper_rows`), and on request the whole 1:5 cycle and the two
+  updates under bfloat16.
 
 It prints a table and writes the numbers as JSON (atomically). ``docs/PERFORMANCE.md`` holds the latest
 table. Timings on a shared machine are noisy: the load average at start and end is recorded with them.
@@ -39,6 +42,12 @@ COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "
                   "bfloat16", "float16", "loop", "bn_per_feature")
 # Rows that time the port's own step on another CoGAN config: what a faithful quirk costs.
 COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
+# ClusterGAN --recipe paper rows: paper (its critic update and its G+E update, each on its own),
+# paper_cycle (the loop's step over whole 1:5 cycles), paper_bfloat16 (the two updates under bfloat16).
+CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16")
+PAPER = C.CLUSTERGAN_RECIPES["paper"]
+PAPER_BATCH = C.defaults_for("clustergan", "paper")["batch_size"]
+VARIANT_WIDTH = 19
 
 # --- the steps --------------------------------------------------------------------------------------
 
@@ -90,10 +99,29 @@ COGAN_STEPS = {
 }
 
 
+def paper_critic_step(gan) -> Callable:
+    """ClusterGAN ``--recipe paper``: the critic update alone (z, G's fake batch, D on real, fake and
+    the interpolate, the gradient penalty's double backward, D's Adam update), never the G+E update."""
+    return gan.critic_update
+
+
+def paper_ge_step(gan) -> Callable:
+    """ClusterGAN ``--recipe paper``: the G+E update alone, on a fresh z for a batch of the input's size
+    (the images themselves are not used: G+E never sees real ones)."""
+    from cogan_tf.clustergan import batch_size
+
+    return lambda x: gan.fresh_ge_update(batch_size(x))
+
+
+# Row.step -> the step a row times (rows without one: COGAN_STEPS by variant, else the model's train_step).
+STEPS = {"paper_critic": paper_critic_step, "paper_ge": paper_ge_step}
+
+
 @dataclasses.dataclass
 class Row:
     """One timed step. ``parts``: name -> (its analytic count, how many times per step it runs on
-    average); ``cycle``: calls per timed block (ClusterGAN's G+E update comes every g_every-th step)."""
+    average); ``cycle``: calls per timed block (ClusterGAN's G+E update comes every g_every-th step);
+    ``step``: a key of :data:`STEPS`, the step timed when it is not the model's own train_step."""
 
     model: str
     variant: str
@@ -102,7 +130,8 @@ class Row:
     parts: Dict[str, tuple]
     cycle: int = 1
     mixed_precision: Optional[str] = None  # a TrainConfig.mixed_precision value; None: float32
-    model_overrides: Optional[dict] = None  # CoganConfig fields that differ from the default (faithful) ones
+    model_overrides: Optional[dict] = None  # model config fields that differ from the default ones
+    step: Optional[str] = None
 
     @property
     def flops_analytic(self) -> float:
@@ -165,6 +194,25 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
     if "straightforward" in cogan_variants:
         rows.append(Row(name, "straightforward", batch, False,
                         {"step": (cogan_step_count(m, trunk_per_domain=True), 1)}))
+    return rows
+
+
+def clustergan_paper_rows(batch: int, jit_compile: bool, variants: Sequence[str]) -> List[Row]:
+    """The rows of ClusterGAN ``--recipe paper`` asked for (``variants``, of :data:`CLUSTERGAN_VARIANTS`)."""
+    import cogan_tf.clustergan  # noqa: F401 - skipped, with the reason, if the model is not there
+
+    m = C.clustergan_config("paper")
+    c = clustergan_step_counts(m, zero_path=True)  # the critic's graph backpropagates LeakyReLU's zero second derivative
+    rows = []
+    for variant, precision, suffix in (("paper", None, ""), ("paper_bfloat16", C.MIXED_PRECISION["bfloat16"], "_bf16")):
+        if variant in variants:
+            rows += [Row("clustergan", f"paper_critic{suffix}", batch, jit_compile, {"step": (c["d"], 1)},
+                         mixed_precision=precision, model_overrides=PAPER, step="paper_critic"),
+                     Row("clustergan", f"paper_ge{suffix}", batch, jit_compile, {"step": (c["ge"], 1)},
+                         mixed_precision=precision, model_overrides=PAPER, step="paper_ge")]
+    if "paper_cycle" in variants:
+        rows.append(Row("clustergan", "paper_cycle", batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
+                        cycle=m.g_every, model_overrides=PAPER))
     return rows
 
 
@@ -240,7 +288,10 @@ def prepare_row(row: Row, rec: dict, warmup: int, profile: bool) -> dict:
     tf_memory_info(reset=True)
     rss0 = rss_mb("VmRSS")
     mem0 = tf_memory_info()
-    py_step = COGAN_STEPS[row.variant](gan) if row.variant in COGAN_STEPS else gan.train_step
+    if row.step is not None:
+        py_step = STEPS[row.step](gan)
+    else:
+        py_step = COGAN_STEPS[row.variant](gan) if row.variant in COGAN_STEPS else gan.train_step
     fn = tf.function(py_step, jit_compile=row.jit_compile)
     t0 = time.perf_counter()
     sync(fn(*inputs))
@@ -326,19 +377,20 @@ def format_table(result: dict) -> str:
              f"float32 matmul {mm['n']}x{mm['n']}: {mm['gflops']:.1f} GFLOP/s (median of {mm['repeats']}, "
              f"interleaved with the rows' steps)",
              ""]
-    head = (f"{'model':<11}{'variant':<17}{'batch':>6}{'step ms':>9}{'steps/s':>9}{'img/s':>9}"
+    head = (f"{'model':<11}{'variant':<{VARIANT_WIDTH}}{'batch':>6}{'step ms':>9}{'steps/s':>9}{'img/s':>9}"
             f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'RSS MB':>8}{'TF MB':>7}")
     lines += [head, "-" * len(head)]
     for r in result["rows"]:
         match = r.get("flops_check", {}).get("match")
         check = {True: "same", False: "DIFF", None: "n/a"}[match]
-        lines.append(f"{r['model']:<11}{r['variant']:<17}{r['batch']:>6}{r['step_ms']:>9.1f}{r['steps_per_s']:>9.2f}"
+        lines.append(f"{r['model']:<11}{r['variant']:<{VARIANT_WIDTH}}{r['batch']:>6}{r['step_ms']:>9.1f}{r['steps_per_s']:>9.2f}"
                      f"{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}{check:>9}{r['gflops_per_s']:>9.1f}"
                      f"{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>8.0f}"
                      f"{(r.get('tf_peak_mb') or float('nan')):>7.0f}")
     lines.append("")
-    lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN: averaged over its 1:5 cycle); "
-                 "TF count: TensorFlow's own count of the same ops on the step's graph agrees (same) or not (DIFF)")
+    lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN port and paper_cycle: averaged over "
+                 "the 1:5 cycle; paper_critic, paper_ge: one update); TF count: TensorFlow's own count of the same ops "
+                 "on the step's graph agrees (same) or not (DIFF)")
     lines.append("step ms: median over the timed steps (rows timed round-robin; loop: on its own); RSS MB: the "
                  "process's peak resident memory during the row's warm-up (all models built by then); TF MB: "
                  "TensorFlow's allocator peak for the row alone (weights, optimizer slots, activations)")
@@ -350,7 +402,8 @@ def format_table(result: dict) -> str:
 
 
 def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup: int, batch_size: int,
-        jit_compile: bool, matmul_n: int, matmul_repeats: int, profile: bool = True, log=print) -> dict:
+        jit_compile: bool, matmul_n: int, matmul_repeats: int, profile: bool = True, log=print,
+        clustergan_variants: Sequence[str] = ()) -> dict:
     import tensorflow as tf  # noqa: F401
 
     result = {"command": " ".join([os.path.basename(sys.executable), "-m", "cogan_tf.bench"] + sys.argv[1:]),
@@ -367,6 +420,8 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
         try:
             rows += model_rows(name, batch_size or DEFAULT_BATCH[name], jit_compile, cogan_variants)
+            if name == "clustergan":
+                rows += clustergan_paper_rows(batch_size or PAPER_BATCH, jit_compile, clustergan_variants)
         except (ImportError, NotImplementedError) as e:
             result["skipped"][name] = f"{type(e).__name__}: {e}"
             log(f"skipped {name}: {result['skipped'][name]}")
@@ -393,5 +448,9 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
         for (model, variant), r in by.items():
             if model == "cogan" and variant != "straightforward":
                 result["ratios"][f"cogan {variant} / straightforward (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
+    for (model, variant), r in by.items():
+        if model == "clustergan" and variant.endswith("_bf16") and ("clustergan", variant[:-5]) in by:
+            f32 = by[("clustergan", variant[:-5])]
+            result["ratios"][f"clustergan {variant} / {f32['variant']} (steps/s)"] = r["steps_per_s"] / f32["steps_per_s"]
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return result

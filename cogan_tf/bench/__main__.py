@@ -10,7 +10,7 @@ import json
 from absl import flags
 
 from cogan_tf import cli, fileio
-from cogan_tf.bench import ALL_MODELS, COGAN_VARIANTS, format_table, run
+from cogan_tf.bench import ALL_MODELS, CLUSTERGAN_VARIANTS, COGAN_VARIANTS, format_table, run
 from cogan_tf.errors import UsageError
 
 MAX_BATCH = 8192
@@ -27,6 +27,12 @@ def define_flags() -> None:
                       "(the port's step under --mixed_precision), xla (the port's step under XLA), loop (the "
                       "port's step in the real training loop), bn_per_feature (the port's step with per-feature "
                       "BatchNorm statistics instead of the original's scalar ones, quirk Q2) [straightforward]")
+    flags.DEFINE_list("clustergan_variants", ["paper"],
+                      "ClusterGAN --recipe paper rows beside the original recipe's step (port), at the recipe's batch "
+                      "64: paper (its critic update and its G+E update, each timed on its own: paper_critic, "
+                      "paper_ge), paper_cycle (the training loop's step over whole cycles of 5 critic updates and "
+                      "one G+E update), paper_bfloat16 (the two updates under --mixed_precision bfloat16); empty "
+                      "(--clustergan_variants=): no paper rows [paper]")
     flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
     flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
     flags.DEFINE_integer("batch_size", 0, f"Batch size for every model, up to {MAX_BATCH} (16 times the largest "
@@ -66,6 +72,10 @@ def validate(f) -> None:
     if unknown:
         raise UsageError(f"--cogan_variants={','.join(f.cogan_variants)}: {', '.join(unknown)} unknown; choose from "
                          f"{', '.join(COGAN_VARIANTS)}")
+    unknown = [v for v in f.clustergan_variants if v not in CLUSTERGAN_VARIANTS]
+    if unknown:
+        raise UsageError(f"--clustergan_variants={','.join(f.clustergan_variants)}: {', '.join(unknown)} unknown; "
+                         f"choose from {', '.join(CLUSTERGAN_VARIANTS)}")
 
 
 def main(argv):
@@ -83,7 +93,8 @@ def main(argv):
                  steps=2 if quick else FLAGS.steps, warmup=2 if quick else FLAGS.warmup,
                  batch_size=4 if quick else FLAGS.batch_size, jit_compile=FLAGS.jit_compile,
                  matmul_n=256 if quick else FLAGS.matmul_n, matmul_repeats=2 if quick else FLAGS.matmul_repeats,
-                 profile=FLAGS.profile)
+                 profile=FLAGS.profile,
+                 clustergan_variants=FLAGS.clustergan_variants)
     result["quick"] = quick
     print()
     print(format_table(result))
