@@ -10,6 +10,10 @@ convolutional trunk (not the same weights), in two versions (``ClusterGanConfig.
   per channel after the reshape; "same" convolutions (28 -> 14 -> 7, 6,272 features); N(0, init_std^2)
   weights except D's and E's last layer, which keep ``fully_connected``'s Glorot-uniform default; zero
   biases.
+
+The paper's networks compute their dense layers and LeakyReLUs with gradients written out (:class:`Dense`,
+:class:`LeakyReLU`): the same functions and gradients, in less time for the critic's gradient penalty
+and the G+E update (docs/PERFORMANCE.md); :func:`use_plain_layers` switches them back to Keras's own.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from __future__ import annotations
 from typing import Tuple
 
 import keras
+import tensorflow as tf
+from keras import ops
 
 from cogan_tf.config import ClusterGanConfig
 from cogan_tf.precision import as_float32
@@ -55,10 +61,100 @@ def initializers(cfg: ClusterGanConfig, fan_in: int, last: bool = False):
     return keras.initializers.RandomNormal(0.0, cfg.init_std), keras.initializers.Zeros()
 
 
+def matmul_written_gradient(x, w):
+    """``x @ w`` (a 2-D MatMul, as Keras's Dense) whose input gradient ``dy @ w^T`` is computed as a
+    BatchMatMulV2 with ``adj_y`` instead of TensorFlow's MatMul with ``transpose_b``: the same sums,
+    but oneDNN runs the latter about 3x slower on this CPU for the 64-row gradients of the 6,272 x 1,024
+    layers (the two differ only by the order of their roundings). The weight gradient ``x^T @ dy`` is
+    TensorFlow's own op. The gradient function is made of differentiable ops, so the critic's gradient
+    penalty can differentiate it once more."""
+
+    @tf.custom_gradient
+    def f(x, w):
+        def grad(dy):
+            return (tf.raw_ops.BatchMatMulV2(x=dy, y=w, adj_y=True),
+                    tf.raw_ops.MatMul(a=x, b=dy, transpose_a=True, grad_b=True))
+
+        return tf.matmul(x, w), grad
+
+    return f(x, w)
+
+
+def leaky_relu_written_gradient(x, negative_slope: float):
+    """TensorFlow's LeakyReLU, forward and backward the same ops (LeakyRelu, LeakyReluGrad), but with
+    its gradient's dependence on ``x`` cut. That dependence is zero (the slope is piecewise constant):
+    TensorFlow's gradient of LeakyReluGrad returns ``zeros_like(x)``, and a second derivative (the
+    critic's gradient penalty) then backpropagates those zeros through every layer that computed ``x``:
+    for D on the interpolates, four matmul and conv gradient ops on zeros per critic update. Cut here,
+    the gradients are the same to the bit, without that work."""
+
+    @tf.custom_gradient
+    def f(x):
+        def grad(dy):
+            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(x), alpha=negative_slope)
+
+        return tf.nn.leaky_relu(x, alpha=negative_slope), grad
+
+    return f(x)
+
+
+class Dense(keras.layers.Dense):
+    """Keras's Dense (same weights, same forward op) with its input gradient written out
+    (:func:`matmul_written_gradient`); ``written_gradient=False``: Keras's own (the benchmark's
+    reference)."""
+
+    def __init__(self, units: int, written_gradient: bool = True, **kwargs):
+        super().__init__(units, **kwargs)
+        self.written_gradient = written_gradient
+
+    def call(self, inputs, training=None):
+        if not self.written_gradient:
+            return super().call(inputs, training=training)
+        # A tensor read of the kernel (cast to the compute dtype under a mixed policy), not the variable:
+        # the gradient reaches the variable through the read.
+        x = matmul_written_gradient(inputs, tf.convert_to_tensor(self.kernel))
+        if self.bias is not None:
+            x = ops.add(x, self.bias)
+        if self.activation is not None:
+            x = self.activation(x)
+        return x
+
+    def get_config(self):
+        return {**super().get_config(), "written_gradient": self.written_gradient}
+
+
+class LeakyReLU(keras.layers.LeakyReLU):
+    """Keras's LeakyReLU with the gradient of :func:`leaky_relu_written_gradient`;
+    ``written_gradient=False``: Keras's own (the benchmark's reference)."""
+
+    def __init__(self, negative_slope: float = 0.3, written_gradient: bool = True, **kwargs):
+        super().__init__(negative_slope=negative_slope, **kwargs)
+        self.written_gradient = written_gradient
+
+    def call(self, inputs):
+        if not self.written_gradient:
+            return super().call(inputs)
+        return leaky_relu_written_gradient(inputs, self.negative_slope)
+
+    def get_config(self):
+        return {**super().get_config(), "written_gradient": self.written_gradient}
+
+
+def use_plain_layers(gan):
+    """The paper networks' dense layers and LeakyReLUs with Keras's own gradients (as first written),
+    for the benchmark's reference rows and the tests; before the step is traced."""
+    for model in (gan.generator, gan.discriminator, gan.encoder):
+        for layer in model._flatten_layers():
+            if isinstance(layer, (Dense, LeakyReLU)):
+                layer.written_gradient = False
+    return gan
+
+
 def dense(cfg: ClusterGanConfig, units: int, fan_in: int, name: str, last: bool = False) -> keras.layers.Dense:
-    """``nn.Linear(fan_in, units)`` (``fully_connected``)."""
+    """``nn.Linear(fan_in, units)`` (``fully_connected``); the paper's: :class:`Dense`."""
     kernel, bias = initializers(cfg, fan_in, last)
-    return keras.layers.Dense(units, kernel_initializer=kernel, bias_initializer=bias, name=name)
+    layer = Dense if is_papers(cfg) else keras.layers.Dense
+    return layer(units, kernel_initializer=kernel, bias_initializer=bias, name=name)
 
 
 def conv(cfg: ClusterGanConfig, filters: int, in_channels: int, name: str) -> keras.layers.Conv2D:
@@ -79,10 +175,11 @@ def deconv(cfg: ClusterGanConfig, filters: int, name: str, activation=None) -> k
 
 
 def activation_layer(cfg: ClusterGanConfig, prefix: str, generator: bool = False):
-    """LeakyReLU(leak); the paper's generator: ReLU (its D and E: LeakyReLU 0.2 too)."""
+    """LeakyReLU(leak); the paper's generator: ReLU (its D and E: LeakyReLU 0.2 too, :class:`LeakyReLU`)."""
     if generator and is_papers(cfg):
         return keras.layers.ReLU(name=f"{prefix}_relu")
-    return keras.layers.LeakyReLU(negative_slope=cfg.leak, name=f"{prefix}_lrelu")
+    layer = LeakyReLU if is_papers(cfg) else keras.layers.LeakyReLU
+    return layer(negative_slope=cfg.leak, name=f"{prefix}_lrelu")
 
 
 class ClusterGenerator(keras.Model):

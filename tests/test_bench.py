@@ -149,7 +149,7 @@ def test_analytic_count_equals_tensorflows_for_the_clustergan_paper_steps():
     import tensorflow as tf
 
     gan, inputs = bench.make_model("clustergan", 4, False, model_overrides=bench.PAPER)
-    c = flops.clustergan_step_counts(gan.model_cfg, zero_path=True)
+    c = flops.clustergan_step_counts(gan.model_cfg)
     for step, part in (("paper_critic", "d"), ("paper_ge", "ge")):
         prof = flops.profiler_flops(tf.function(bench.STEPS[step](gan)).get_concrete_function(*inputs))
         assert prof["matmul_conv"] == c[part].flops(4, tf_convention=True), step
@@ -158,6 +158,10 @@ def test_analytic_count_equals_tensorflows_for_the_clustergan_paper_steps():
     assert prof["matmul_conv"] == c["d"].flops(4, tf_convention=True)
     assert prof["branches"]["cond/then_branch"]["matmul_conv"] == c["ge"].flops(4, tf_convention=True)
     assert prof["branches"]["cond/else_branch"]["matmul_conv"] == 0  # the held losses
+    # With Keras's own layers the critic's graph also backpropagates LeakyReLU's zero second derivative.
+    plain = flops.clustergan_step_counts(gan.model_cfg, zero_path=True)
+    prof = flops.profiler_flops(tf.function(bench.STEPS["paper_critic_plain"](gan)).get_concrete_function(*inputs))
+    assert prof["matmul_conv"] == plain["d"].flops(4, tf_convention=True) > c["d"].flops(4, tf_convention=True)
 
 
 def test_analytic_count_equals_tensorflows_for_the_corrected_network():
@@ -250,22 +254,30 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     assert rows["bn_per_feature"]["flops_check"]["tensorflow"]["step"] == tf_port
 
 
-@pytest.mark.slow  # a third TensorFlow start and five more traced steps (~20 s); each row's step is tested above
+@pytest.mark.slow  # a third TensorFlow start and seven more traced steps (~30 s); each row's step is tested above
 def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
     """All the paper recipe's rows in a --quick run: TensorFlow's count agrees with the analytic one for
     each, the 1:5 cycle is five critic updates and one G+E update per five steps, and the bfloat16 rows
     get their ratio to the float32 ones."""
-    r, res = quick_run(tmp_path, "--models", "clustergan", "--clustergan_variants", "paper,paper_cycle,paper_bfloat16")
+    r, res = quick_run(tmp_path, "--models", "clustergan", "--clustergan_variants",
+                       "paper,paper_cycle,paper_bfloat16,paper_plain")
     rows = {row["variant"]: row for row in res["rows"]}
-    assert list(rows) == ["port", "paper_critic", "paper_ge", "paper_critic_bf16", "paper_ge_bf16", "paper_cycle"]
+    assert list(rows) == ["port", "paper_critic", "paper_ge", "paper_critic_bf16", "paper_ge_bf16",
+                          "paper_critic_plain", "paper_ge_plain", "paper_cycle"]
     for name, row in rows.items():
         assert row["flops_check"]["match"], (name, row["flops_check"])
         assert row["steps_per_s"] > 0 and row["batch"] == 4
     assert rows["paper_cycle"]["cycle"] == 5
     per_step = (5 * rows["paper_critic"]["flops_analytic"] + rows["paper_ge"]["flops_analytic"]) / 5
     assert rows["paper_cycle"]["flops_analytic"] == pytest.approx(per_step, rel=1e-12)
+    # The written gradients change no useful work; TensorFlow sees the zero passes of the plain critic.
+    assert rows["paper_critic_plain"]["flops_analytic"] == rows["paper_critic"]["flops_analytic"]
+    assert (rows["paper_critic_plain"]["flops_check"]["tensorflow"]["step"]
+            > rows["paper_critic"]["flops_check"]["tensorflow"]["step"])
     assert set(res["ratios"]) == {"clustergan paper_critic_bf16 / paper_critic (steps/s)",
-                                  "clustergan paper_ge_bf16 / paper_ge (steps/s)"}
+                                  "clustergan paper_ge_bf16 / paper_ge (steps/s)",
+                                  "clustergan paper_critic / paper_critic_plain (steps/s)",
+                                  "clustergan paper_ge / paper_ge_plain (steps/s)"}
     assert "paper_critic_bf16" in r.stdout
 
 
@@ -279,7 +291,7 @@ def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
      "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
      "bn_per_feature"),
     (["--clustergan_variants", "paper,paper_xla"], "error: --clustergan_variants=paper,paper_xla: paper_xla "
-     "unknown; choose from paper, paper_cycle, paper_bfloat16"),
+     "unknown; choose from paper, paper_cycle, paper_bfloat16, paper_plain"),
     (["--batch_size", "100000"], "error: --batch_size=100000: must be 8192 or less (see --help)"),
     (["--matmul_n", "100000"], "error: --matmul_n=100000: must be 8192 or less (see --help)"),
 ])

@@ -20,10 +20,12 @@ from cogan_tf import config as C
 from cogan_tf import runner, train
 from cogan_tf.errors import UsageError
 from cogan_tf.clustergan import ClusterGAN
-from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
-from cogan_tf.losses import generator_encoder_loss
+from cogan_tf.clustergan_networks import (ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense, LeakyReLU,
+                                          use_plain_layers)
+from cogan_tf.losses import critic_loss, generator_encoder_loss, gradient_penalty
 from tests.conftest import ROOT, count_params, fake_images, quiet, write_fake_dataset
 from tests.test_clustergan import all_weights, built_gan, train_cfg
+from tests.tolerance import assert_gradients_close, sum_rounding
 
 CFG = C.ClusterGanConfig()
 PAPER = C.clustergan_config("paper")
@@ -236,6 +238,108 @@ def test_paper_penalty_draws_one_e_per_batch_checked_by_hand(tmp_path):
         assert float(gp) == pytest.approx(float(np.mean((4 * c * e * r - 1) ** 2)), rel=1e-5)
         drawn[cfg.gp_eps] = e
     assert len(set(drawn["per_batch"])) == 1 and len(set(drawn["per_sample"])) == 3
+
+
+# --- the written gradients (docs/PERFORMANCE.md): the same gradients, in less time ---------------------------
+
+# The paper networks' longest sums are the 6,272-term dot products of the h2 layers (and of G's h1 input
+# gradient); a critic gradient through its penalty passes D's 4 layers three times (forward, the input
+# gradient, its gradient), a G+E gradient G's and E's 4 layers forward and back: at most 12 chained sums.
+PAPER_RTOL = sum_rounding(6272, 1.0, 12)
+
+
+def set_written(nets, dense: bool, leaky_relu: bool):
+    for net in nets:
+        for layer in net._flatten_layers():
+            if isinstance(layer, Dense):
+                layer.written_gradient = dense
+            if isinstance(layer, LeakyReLU):
+                layer.written_gradient = leaky_relu
+
+
+def critic_gradients(d, x, fake, eps):
+    """The critic's losses and D's gradients of its loss, gradient penalty (a second derivative)
+    included, as the critic update computes them: in a graph, traced with the layers' current settings."""
+    def critic(v):
+        return d.logits(v, training=True)
+
+    @tf.function
+    def run():
+        with tf.GradientTape() as tape:
+            out = critic_loss(critic(x), critic(fake), gradient_penalty(critic, x, fake, eps), PAPER.gp_lambda)
+        return out, tape.gradient(out["d_loss"], d.trainable_variables)
+
+    out, grads = run()
+    return {k: float(v) for k, v in out.items()}, [g.numpy() for g in grads]
+
+
+def ge_gradients(g, d, e, z_n, classes):
+    nets = g.trainable_variables + e.trainable_variables
+
+    @tf.function
+    def run():
+        with tf.GradientTape() as tape:
+            fake = g(tf.concat([z_n, tf.one_hot(classes, 10)], axis=1), training=True)
+            zn_hat, logits = e(fake, training=True)
+            out = generator_encoder_loss(d.logits(fake, training=True), zn_hat, z_n, logits, classes, critic="wgan_gp")
+        return out, tape.gradient(out["ge_loss"], nets)
+
+    out, grads = run()
+    return {k: float(v) for k, v in out.items()}, [v.numpy() for v in grads], nets
+
+
+def critic_inputs(seed=5, n=8):
+    rng = np.random.default_rng(seed)
+    x, fake = rng.random((2, n, 28, 28, 1)).astype(np.float32)
+    return tf.constant(x), tf.constant(fake), tf.constant(0.37)
+
+
+def test_paper_networks_use_the_written_gradients_and_the_original_keras_own():
+    g, d, e = built()
+    layers = [layer for net in (g, d, e) for layer in net._flatten_layers()]
+    assert sum(isinstance(layer, Dense) for layer in layers) == 6  # G's h0, h1; D's and E's h2, h3
+    assert sum(isinstance(layer, LeakyReLU) for layer in layers) == 6  # D's and E's three
+    assert all(layer.written_gradient for layer in layers if isinstance(layer, (Dense, LeakyReLU)))
+    gan = use_plain_layers(type("Nets", (), dict(generator=g, discriminator=d, encoder=e))())
+    assert not any(layer.written_gradient for layer in layers if isinstance(layer, (Dense, LeakyReLU)))
+    assert gan.discriminator is d
+    o = [layer for net in built(CFG) for layer in net._flatten_layers()]
+    assert not any(isinstance(layer, (Dense, LeakyReLU)) for layer in o)  # the original's networks: Keras's own
+    # The same weights and variables either way: checkpoints of either load in the other.
+    assert [v.path for v in d.variables] == [v.path for v in built(CFG)[1].variables]
+
+
+def test_written_leaky_relu_gives_the_critic_the_same_gradients_to_the_bit():
+    """The LeakyReLU's gradient cut from its input changes no value: the work it saves (the penalty's
+    second derivative backpropagated as zeros through D on the interpolates) only ever added zeros."""
+    _, d, _ = built()
+    x, fake, eps = critic_inputs()
+    set_written([d], dense=False, leaky_relu=False)
+    plain = critic_gradients(d, x, fake, eps)
+    set_written([d], dense=False, leaky_relu=True)
+    written = critic_gradients(d, x, fake, eps)
+    assert written[0] == plain[0]
+    for a, b in zip(written[1], plain[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_written_dense_gradients_equal_keras_to_rounding():
+    """The dense layers' input gradient as a BatchMatMulV2: the critic's gradients (through its penalty's
+    second derivative) and G+E's to float32 rounding, the losses (the same forward ops) to the bit."""
+    g, d, e = built()
+    x, fake, eps = critic_inputs()
+    z_n = tf.constant(0.1 * np.random.default_rng(6).standard_normal((8, 30)), tf.float32)
+    classes = tf.constant(np.arange(8) % 10, tf.int32)
+    set_written([g, d, e], dense=False, leaky_relu=True)
+    plain = critic_gradients(d, x, fake, eps), ge_gradients(g, d, e, z_n, classes)
+    set_written([g, d, e], dense=True, leaky_relu=True)
+    written = critic_gradients(d, x, fake, eps), ge_gradients(g, d, e, z_n, classes)
+    assert written[0][0] == plain[0][0] and written[1][0] == plain[1][0]
+    assert assert_gradients_close(d.trainable_variables, written[0][1], plain[0][1], rtol=PAPER_RTOL) == 8
+    assert assert_gradients_close(written[1][2], written[1][1], plain[1][1], rtol=PAPER_RTOL) == 19  # G: 11, E: 8
+    # Not the same ops: the dense layers' input gradients round differently (else this test would not
+    # tell the two apart).
+    assert any(not np.array_equal(a, b) for a, b in zip(written[0][1] + written[1][1], plain[0][1] + plain[1][1]))
 
 
 # --- the Fashion-MNIST settings ----------------------------------------------------------------------------

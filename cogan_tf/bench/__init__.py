@@ -43,8 +43,9 @@ COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "
 # Rows that time the port's own step on another CoGAN config: what a faithful quirk costs.
 COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 # ClusterGAN --recipe paper rows: paper (its critic update and its G+E update, each on its own),
-# paper_cycle (the loop's step over whole 1:5 cycles), paper_bfloat16 (the two updates under bfloat16).
-CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16")
+# paper_cycle (the loop's step over whole 1:5 cycles), paper_bfloat16 (the two updates under bfloat16),
+# paper_plain (the two updates with Keras's own layer gradients: before the written ones).
+CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16", "paper_plain")
 PAPER = C.CLUSTERGAN_RECIPES["paper"]
 PAPER_BATCH = C.defaults_for("clustergan", "paper")["batch_size"]
 VARIANT_WIDTH = 19
@@ -113,8 +114,19 @@ def paper_ge_step(gan) -> Callable:
     return lambda x: gan.fresh_ge_update(batch_size(x))
 
 
+def _plain(step: Callable) -> Callable:
+    """``step`` of the paper networks with Keras's own layer gradients (``clustergan_networks.use_plain_layers``)."""
+    def plain_step(gan):
+        from cogan_tf.clustergan_networks import use_plain_layers
+
+        return step(use_plain_layers(gan))
+
+    return plain_step
+
+
 # Row.step -> the step a row times (rows without one: COGAN_STEPS by variant, else the model's train_step).
-STEPS = {"paper_critic": paper_critic_step, "paper_ge": paper_ge_step}
+STEPS = {"paper_critic": paper_critic_step, "paper_ge": paper_ge_step,
+         "paper_critic_plain": _plain(paper_critic_step), "paper_ge_plain": _plain(paper_ge_step)}
 
 
 @dataclasses.dataclass
@@ -202,14 +214,18 @@ def clustergan_paper_rows(batch: int, jit_compile: bool, variants: Sequence[str]
     import cogan_tf.clustergan  # noqa: F401 - skipped, with the reason, if the model is not there
 
     m = C.clustergan_config("paper")
-    c = clustergan_step_counts(m, zero_path=True)  # the critic's graph backpropagates LeakyReLU's zero second derivative
+    c = clustergan_step_counts(m)
+    # Keras's own LeakyReLU gradient backpropagates its zero second derivative (TensorFlow's count sees it).
+    plain = clustergan_step_counts(m, zero_path=True)
     rows = []
-    for variant, precision, suffix in (("paper", None, ""), ("paper_bfloat16", C.MIXED_PRECISION["bfloat16"], "_bf16")):
+    for variant, precision, suffix, count in (("paper", None, "", c), ("paper_bfloat16", C.MIXED_PRECISION["bfloat16"], "_bf16", c),
+                                              ("paper_plain", None, "_plain", plain)):
         if variant in variants:
-            rows += [Row("clustergan", f"paper_critic{suffix}", batch, jit_compile, {"step": (c["d"], 1)},
-                         mixed_precision=precision, model_overrides=PAPER, step="paper_critic"),
-                     Row("clustergan", f"paper_ge{suffix}", batch, jit_compile, {"step": (c["ge"], 1)},
-                         mixed_precision=precision, model_overrides=PAPER, step="paper_ge")]
+            step = "_plain" if variant == "paper_plain" else ""
+            rows += [Row("clustergan", f"paper_critic{suffix}", batch, jit_compile, {"step": (count["d"], 1)},
+                         mixed_precision=precision, model_overrides=PAPER, step=f"paper_critic{step}"),
+                     Row("clustergan", f"paper_ge{suffix}", batch, jit_compile, {"step": (count["ge"], 1)},
+                         mixed_precision=precision, model_overrides=PAPER, step=f"paper_ge{step}")]
     if "paper_cycle" in variants:
         rows.append(Row("clustergan", "paper_cycle", batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
                         cycle=m.g_every, model_overrides=PAPER))
@@ -452,5 +468,8 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
         if model == "clustergan" and variant.endswith("_bf16") and ("clustergan", variant[:-5]) in by:
             f32 = by[("clustergan", variant[:-5])]
             result["ratios"][f"clustergan {variant} / {f32['variant']} (steps/s)"] = r["steps_per_s"] / f32["steps_per_s"]
+        if model == "clustergan" and variant.endswith("_plain") and ("clustergan", variant[:-6]) in by:
+            port = by[("clustergan", variant[:-6])]
+            result["ratios"][f"clustergan {port['variant']} / {variant} (steps/s)"] = port["steps_per_s"] / r["steps_per_s"]
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
