@@ -164,6 +164,33 @@ def test_analytic_count_equals_tensorflows_for_the_clustergan_paper_steps():
     assert prof["matmul_conv"] == plain["d"].flops(4, tf_convention=True) > c["d"].flops(4, tf_convention=True)
 
 
+def test_trace_tool_finds_the_matmuls_on_zero_gradients():
+    """tools/trace_step.py marks the matmuls and convolutions whose gradient operand is exactly zero: those
+    the plain critic's graph runs (LeakyReLU's zero second derivative backpropagated through D on the
+    interpolates; as many as the FLOP model's zero passes), none in the port's."""
+    import importlib.util
+    import tensorflow as tf
+
+    spec = importlib.util.spec_from_file_location("trace_step", os.path.join(ROOT, "tools", "trace_step.py"))
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    gan, inputs = bench.make_model("clustergan", 2, False, model_overrides=bench.PAPER)
+    found = {}
+    for row in ("paper_critic", "paper_critic_plain"):
+        graph = tf.function(bench.STEPS[row](gan)).get_concrete_function(*inputs).graph
+        zero = tool.zero_ops(graph)
+        found[row] = sorted(op.type for op in graph.get_operations()
+                            if op.name in zero and op.type in flops.MATMUL_OPS)
+    assert found["paper_critic"] == []
+    # h2's weight and input gradients, c1's and c0's filter and input gradients; c0's input gradient (into
+    # x_hat, no variable) is in the graph but nothing uses it: pruned, so neither TensorFlow's count of
+    # the ops that run nor the FLOP model's zero passes has it.
+    assert found["paper_critic_plain"] == ["Conv2DBackpropFilter", "Conv2DBackpropFilter", "Conv2DBackpropInput",
+                                           "Conv2DBackpropInput", "MatMul", "MatMul"]
+    passes = flops.clustergan_step_counts(gan.model_cfg, zero_path=True)["d"]
+    assert sum(passes.zero_dx.values()) + sum(passes.zero_dw.values()) == 5
+
+
 def test_analytic_count_equals_tensorflows_for_the_corrected_network():
     """The faithful network is checked by the --quick run below; here h0 -> h1 and a 64-filter D h0."""
     import tensorflow as tf
