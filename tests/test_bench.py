@@ -219,6 +219,10 @@ def test_clustergan_paper_rows_run():
     """The paper recipe's two update rows, in this process at batch 4, one warm-up and one timed round,
     without the FLOP cross-check (the test above does it for their steps; the slow --quick run below
     for every paper row, bfloat16 and the 1:5 cycle included)."""
+    assert [(r.variant, r.jit_compile) for r in bench.clustergan_paper_rows(4, False, ["paper", "paper_xla"])] == [
+        ("paper_critic", False), ("paper_ge", False), ("paper_critic_xla", True), ("paper_ge_xla", True)]
+    assert [r.variant for r in bench.clustergan_paper_rows(4, True, ["paper", "paper_xla"])] == [
+        "paper_critic", "paper_ge"]  # --jit_compile: the paper rows are the XLA ones
     rows = bench.clustergan_paper_rows(4, False, ["paper"])
     assert [(r.variant, r.step, r.cycle) for r in rows] == [("paper_critic", "paper_critic", 1), ("paper_ge", "paper_ge", 1)]
     recs = [bench.build_row(row) for row in rows]
@@ -317,8 +321,8 @@ def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
      "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
      "bn_per_feature"),
-    (["--clustergan_variants", "paper,paper_xla"], "error: --clustergan_variants=paper,paper_xla: paper_xla "
-     "unknown; choose from paper, paper_cycle, paper_bfloat16, paper_plain"),
+    (["--clustergan_variants", "paper,paper_jit"], "error: --clustergan_variants=paper,paper_jit: paper_jit "
+     "unknown; choose from paper, paper_cycle, paper_bfloat16, paper_plain, paper_xla"),
     (["--batch_size", "100000"], "error: --batch_size=100000: must be 8192 or less (see --help)"),
     (["--matmul_n", "100000"], "error: --matmul_n=100000: must be 8192 or less (see --help)"),
 ])

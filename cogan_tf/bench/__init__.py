@@ -44,8 +44,9 @@ COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "
 COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 # ClusterGAN --recipe paper rows: paper (its critic update and its G+E update, each on its own),
 # paper_cycle (the loop's step over whole 1:5 cycles), paper_bfloat16 (the two updates under bfloat16),
-# paper_plain (the two updates with Keras's own layer gradients: before the written ones).
-CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16", "paper_plain")
+# paper_plain (the two updates with Keras's own layer gradients: before the written ones), paper_xla (the
+# two updates compiled with XLA).
+CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16", "paper_plain", "paper_xla")
 PAPER = C.CLUSTERGAN_RECIPES["paper"]
 PAPER_BATCH = C.defaults_for("clustergan", "paper")["batch_size"]
 VARIANT_WIDTH = 19
@@ -218,13 +219,14 @@ def clustergan_paper_rows(batch: int, jit_compile: bool, variants: Sequence[str]
     # Keras's own LeakyReLU gradient backpropagates its zero second derivative (TensorFlow's count sees it).
     plain = clustergan_step_counts(m, zero_path=True)
     rows = []
-    for variant, precision, suffix, count in (("paper", None, "", c), ("paper_bfloat16", C.MIXED_PRECISION["bfloat16"], "_bf16", c),
-                                              ("paper_plain", None, "_plain", plain)):
-        if variant in variants:
+    for variant, precision, suffix, count, jit in (
+            ("paper", None, "", c, jit_compile), ("paper_bfloat16", C.MIXED_PRECISION["bfloat16"], "_bf16", c, jit_compile),
+            ("paper_plain", None, "_plain", plain, jit_compile), ("paper_xla", None, "_xla", c, True)):
+        if variant in variants and not (variant == "paper_xla" and jit_compile):  # --jit_compile: paper is XLA
             step = "_plain" if variant == "paper_plain" else ""
-            rows += [Row("clustergan", f"paper_critic{suffix}", batch, jit_compile, {"step": (count["d"], 1)},
+            rows += [Row("clustergan", f"paper_critic{suffix}", batch, jit, {"step": (count["d"], 1)},
                          mixed_precision=precision, model_overrides=PAPER, step=f"paper_critic{step}"),
-                     Row("clustergan", f"paper_ge{suffix}", batch, jit_compile, {"step": (count["ge"], 1)},
+                     Row("clustergan", f"paper_ge{suffix}", batch, jit, {"step": (count["ge"], 1)},
                          mixed_precision=precision, model_overrides=PAPER, step=f"paper_ge{step}")]
     if "paper_cycle" in variants:
         rows.append(Row("clustergan", "paper_cycle", batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
@@ -465,9 +467,10 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
             if model == "cogan" and variant != "straightforward":
                 result["ratios"][f"cogan {variant} / straightforward (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
     for (model, variant), r in by.items():
-        if model == "clustergan" and variant.endswith("_bf16") and ("clustergan", variant[:-5]) in by:
-            f32 = by[("clustergan", variant[:-5])]
-            result["ratios"][f"clustergan {variant} / {f32['variant']} (steps/s)"] = r["steps_per_s"] / f32["steps_per_s"]
+        for suffix in ("_bf16", "_xla"):
+            if model == "clustergan" and variant.endswith(suffix) and ("clustergan", variant[:-len(suffix)]) in by:
+                base = by[("clustergan", variant[:-len(suffix)])]
+                result["ratios"][f"clustergan {variant} / {base['variant']} (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
         if model == "clustergan" and variant.endswith("_plain") and ("clustergan", variant[:-6]) in by:
             port = by[("clustergan", variant[:-6])]
             result["ratios"][f"clustergan {port['variant']} / {variant} (steps/s)"] = port["steps_per_s"] / r["steps_per_s"]

@@ -32,8 +32,9 @@ def define_flags() -> None:
                       "64: paper (its critic update and its G+E update, each timed on its own: paper_critic, "
                       "paper_ge), paper_cycle (the training loop's step over whole cycles of 5 critic updates and "
                       "one G+E update), paper_bfloat16 (the two updates under --mixed_precision bfloat16), "
-                      "paper_plain (the two updates with Keras's own layer gradients instead of the written ones); "
-                      "empty (--clustergan_variants=): no paper rows [paper]")
+                      "paper_plain (the two updates with Keras's own layer gradients instead of the written ones), "
+                      "paper_xla (the two updates compiled with XLA); empty (--clustergan_variants=): no paper rows "
+                      "[paper]")
     flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
     flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
     flags.DEFINE_integer("batch_size", 0, f"Batch size for every model, up to {MAX_BATCH} (16 times the largest "
