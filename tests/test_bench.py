@@ -224,7 +224,8 @@ def test_clustergan_paper_rows_run():
     assert [r.variant for r in bench.clustergan_paper_rows(4, True, ["paper", "paper_xla"])] == [
         "paper_critic", "paper_ge"]  # --jit_compile: the paper rows are the XLA ones
     rows = bench.clustergan_paper_rows(4, False, ["paper"])
-    assert [(r.variant, r.step, r.cycle) for r in rows] == [("paper_critic", "paper_critic", 1), ("paper_ge", "paper_ge", 1)]
+    assert [(r.variant, r.step, r.cycle) for r in rows] == [("paper_critic", "paper_critic", 1),
+                                                            ("paper_ge", "paper_ge", 1)]
     recs = [bench.build_row(row) for row in rows]
     for row, rec in zip(rows, recs):
         bench.prepare_row(row, rec, warmup=1, profile=False)

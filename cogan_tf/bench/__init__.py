@@ -14,7 +14,7 @@ One run measures:
   did), and the ratio of the port's step to it;
 * ClusterGAN's ``--recipe paper`` (batch 64, WGAN-GP critic): its critic update and its G+E update, each
   timed on its own (:func:`clustergan_paper_rows`), and on request the whole 1:5 cycle and the two
-  updates under bfloat16.
+  updates under bfloat16, with Keras's own layer gradients, or under XLA.
 
 It prints a table and writes the numbers as JSON (atomically). ``docs/PERFORMANCE.md`` holds the latest
 table. Timings on a shared machine are noisy: the load average at start and end is recorded with them.
@@ -219,8 +219,9 @@ def clustergan_paper_rows(batch: int, jit_compile: bool, variants: Sequence[str]
     # Keras's own LeakyReLU gradient backpropagates its zero second derivative (TensorFlow's count sees it).
     plain = clustergan_step_counts(m, zero_path=True)
     rows = []
+    bf16 = C.MIXED_PRECISION["bfloat16"]
     for variant, precision, suffix, count, jit in (
-            ("paper", None, "", c, jit_compile), ("paper_bfloat16", C.MIXED_PRECISION["bfloat16"], "_bf16", c, jit_compile),
+            ("paper", None, "", c, jit_compile), ("paper_bfloat16", bf16, "_bf16", c, jit_compile),
             ("paper_plain", None, "_plain", plain, jit_compile), ("paper_xla", None, "_xla", c, True)):
         if variant in variants and not (variant == "paper_xla" and jit_compile):  # --jit_compile: paper is XLA
             step = "_plain" if variant == "paper_plain" else ""
@@ -229,8 +230,8 @@ def clustergan_paper_rows(batch: int, jit_compile: bool, variants: Sequence[str]
                      Row("clustergan", f"paper_ge{suffix}", batch, jit, {"step": (count["ge"], 1)},
                          mixed_precision=precision, model_overrides=PAPER, step=f"paper_ge{step}")]
     if "paper_cycle" in variants:
-        rows.append(Row("clustergan", "paper_cycle", batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
-                        cycle=m.g_every, model_overrides=PAPER))
+        rows.append(Row("clustergan", "paper_cycle", batch, jit_compile,
+                        {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)}, cycle=m.g_every, model_overrides=PAPER))
     return rows
 
 
@@ -401,9 +402,9 @@ def format_table(result: dict) -> str:
     for r in result["rows"]:
         match = r.get("flops_check", {}).get("match")
         check = {True: "same", False: "DIFF", None: "n/a"}[match]
-        lines.append(f"{r['model']:<11}{r['variant']:<{VARIANT_WIDTH}}{r['batch']:>6}{r['step_ms']:>9.1f}{r['steps_per_s']:>9.2f}"
-                     f"{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}{check:>9}{r['gflops_per_s']:>9.1f}"
-                     f"{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>8.0f}"
+        lines.append(f"{r['model']:<11}{r['variant']:<{VARIANT_WIDTH}}{r['batch']:>6}{r['step_ms']:>9.1f}"
+                     f"{r['steps_per_s']:>9.2f}{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}{check:>9}"
+                     f"{r['gflops_per_s']:>9.1f}{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>8.0f}"
                      f"{(r.get('tf_peak_mb') or float('nan')):>7.0f}")
     lines.append("")
     lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN port and paper_cycle: averaged over "
@@ -470,9 +471,11 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
         for suffix in ("_bf16", "_xla"):
             if model == "clustergan" and variant.endswith(suffix) and ("clustergan", variant[:-len(suffix)]) in by:
                 base = by[("clustergan", variant[:-len(suffix)])]
-                result["ratios"][f"clustergan {variant} / {base['variant']} (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
+                ratio = r["steps_per_s"] / base["steps_per_s"]
+                result["ratios"][f"clustergan {variant} / {base['variant']} (steps/s)"] = ratio
         if model == "clustergan" and variant.endswith("_plain") and ("clustergan", variant[:-6]) in by:
             port = by[("clustergan", variant[:-6])]
-            result["ratios"][f"clustergan {port['variant']} / {variant} (steps/s)"] = port["steps_per_s"] / r["steps_per_s"]
+            ratio = port["steps_per_s"] / r["steps_per_s"]
+            result["ratios"][f"clustergan {port['variant']} / {variant} (steps/s)"] = ratio
     result["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     return result
