@@ -102,17 +102,17 @@ def trace_row(row: str, batch: int, warmup: int, calls: int, top: int) -> None:
         t0 = time.perf_counter()
         bench.sync(fn(*inputs))
         times.append(time.perf_counter() - t0)
-    logdir = tempfile.mkdtemp(prefix="trace_step_")
-    tf.profiler.experimental.start(logdir)
-    t0 = time.perf_counter()
-    for _ in range(calls):
-        out = fn(*inputs)
-    bench.sync(out)
-    traced = (time.perf_counter() - t0) / calls
-    tf.profiler.experimental.stop()
     space = xplane_pb2.XSpace()
-    with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
-        space.ParseFromString(f.read())
+    with tempfile.TemporaryDirectory(prefix="trace_step_") as logdir:  # the trace, read and removed
+        tf.profiler.experimental.start(logdir)
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            out = fn(*inputs)
+        bench.sync(out)
+        traced = (time.perf_counter() - t0) / calls
+        tf.profiler.experimental.stop()
+        with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
+            space.ParseFromString(f.read())
     per_op: dict = collections.defaultdict(float)
     for plane in space.planes:
         for line in plane.lines:
