@@ -625,7 +625,7 @@ from cogan_tf import cli
 for argv in (["--model", "clustergan"], ["--model", "clustergan", "--dataset", "mnist"],
              ["--model", "clustergan", "--recipe", "paper"],
              ["--model", "clustergan", "--recipe", "paper", "--batch_size", "100", "--zn_sigma", "0.5",
-              "--learning_rate", "2e-4", "--val_size", "5000", "--keep_checkpoints", "0"],
+              "--learning_rate", "2e-4", "--val_size", "0", "--keep_checkpoints", "0"],
              ["--model", "cogan"], ["--model", "vanilla"]):
     main.FLAGS.unparse_flags()
     main.FLAGS(cli.fold_bool_args(["main.py"] + argv, main.FLAGS))
@@ -643,8 +643,8 @@ def test_main_clustergan_dataset_recipe_and_overrides():
     assert r.stdout.strip().splitlines() == [
         "fashion_mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",  # the original, on its dataset
         "mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",
-        "fashion_mnist 64 2911 0.0001 0.5 0.9 0 5 paper 0.1 wgan_gp 0.02 0.0",
-        "fashion_mnist 100 2911 0.0002 0.5 0.9 5000 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
+        "mnist 64 2911 0.0001 0.5 0.9 5000 5 paper 0.1 wgan_gp 0.02 0.0",  # the authors' dataset and held-out images
+        "mnist 100 2911 0.0002 0.5 0.9 0 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
         "mnist 128 25 0.0002 0.5 0.999 0 5 - - - - -",
         "mnist 512 500 0.0002 0.9 0.999 0 5 - - - - -",
     ]

@@ -18,7 +18,9 @@ import keras
 
 from cogan_tf import config as C
 from cogan_tf import runner, train
-from cogan_tf.errors import UsageError
+from cogan_tf.data import load_split
+from cogan_tf.errors import DataError, UsageError
+from cogan_tf.gan import RunState
 from cogan_tf.clustergan import ClusterGAN
 from cogan_tf.clustergan_networks import (ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense, LeakyReLU,
                                           use_plain_layers)
@@ -110,7 +112,7 @@ def test_main_resolves_the_recipe_variant_from_the_dataset():
     r = subprocess.run([sys.executable, "-c", MAIN_VARIANTS], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines() == [
-        "fashion_mnist paper paper per_batch 40 0.0 0.1 2911",  # the model's default dataset: the Fashion variant
+        "mnist paper paper per_batch 30 10.0 0.1 2911",  # the authors' default dataset, MNIST
         "mnist paper paper per_batch 30 10.0 0.1 2911",
         "fashion_mnist paper paper per_batch 40 0.0 0.2 2911",
         "fashion_mnist original original per_sample 30 10.0 1.0 200",
@@ -567,3 +569,66 @@ def test_seeds_tool_trains_two_seeds_with_main_and_reports(tmp_path):
     assert [run["seed"] for run in summary["runs"]] == [0, 1] and summary["recipe"] == "paper"
     assert all(run["model_config"]["networks"] == "paper" and run["step"] == 2 for run in summary["runs"])
     assert r.stdout.strip().splitlines()[-1].startswith("best of 2 by validation purity: seed ")
+
+
+# --- tools/clustergan_side_by_side.py: the port's curves beside another code's encodings --------------------
+
+def test_side_by_side_scores_other_encodings_as_the_port_scores_its_own(tmp_path):
+    tool = load_tool("clustergan_side_by_side")
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=48, n_test=30)
+    # 15 critic batches = 3 G+E updates; a checkpoint after 1 and after 2 updates, and at the end
+    cfg = train_cfg(tmp_path / "p", data_dir=data_dir, dataset="mnist", seed=3, epoch=2, max_steps=15, save_every=5,
+                    keep_checkpoints=None, sample_every_epochs=0)
+    runner.run(PAPER, cfg, log=quiet)
+    port_dir = str(tmp_path / "p" / "checkpoint")
+    # The other side: the port's own checkpoints encoded into the .npz format, logits (not softmax) as other
+    # code writes them. Scored by the tool, they must give the port's numbers exactly.
+    gan = runner.gan_from_checkpoint(port_dir, data_dir, "clustergan", log=quiet)
+    x, y = load_split(data_dir, "mnist", "test")
+    ckpt_dir = os.path.join(port_dir, "clustergan_mnist_4_28")
+    paths = tf.train.get_checkpoint_state(ckpt_dir).all_model_checkpoint_paths
+    encodings = []
+    for i, path in enumerate(paths):
+        gan.restore_weights(RunState(gan, gan.cfg), path)
+        z_n, logits = gan.encoder(tf.constant(x.astype(np.float32) / 255.0), training=False)
+        out = tmp_path / f"dump_{i}.npz"
+        np.savez(out, ge_updates=np.int64(load_tool("clustergan_curve").g_iterations(path)), test_zn=z_n.numpy(),
+                 test_logits=logits.numpy(), test_labels=y.astype(np.int64), info=json.dumps({"seed": 3}))
+        encodings.append(str(out))
+    lines = []
+    summary = tool.curves([port_dir], encodings, data_dir, str(tmp_path / "sbs"), log=lines.append)
+    updates = [r["ge_updates"] for r in summary["rows"]]
+    assert updates == [0, 1, 2, 3]  # the step-1 save (no update yet), steps 6 and 11, the end
+    for row in summary["rows"]:
+        for key in tool.CURVE_KEYS:
+            assert row["port"][key]["mean"] == pytest.approx(row["other"][key]["mean"], abs=1e-6)
+            assert row["port_mean_within_other_range"][key]
+    assert lines[-1].startswith("port mean within the other side's range at 12 of 12 points")
+    table = (tmp_path / "sbs.md").read_text().splitlines()
+    assert table[2].startswith("| G+E updates | score |") and len(table) == 4 + 4 * len(tool.PLOT_KEYS)
+    assert (tmp_path / "sbs.png").stat().st_size > 0 and json.loads((tmp_path / "sbs.json").read_text())["rows"]
+
+    # The range check can fail: a port mean outside the other runs' min..max is marked.
+    def pts(values):
+        return [{"ge_updates": 10, "seed": s, "scores": {"test": {k: v for k in tool.CURVE_KEYS}}}
+                for s, v in enumerate(values)]
+    assert not tool.summarize(pts([0.5, 0.52]), pts([0.6, 0.7]))["rows"][0][
+        "port_mean_within_other_range"]["kmeans_purity"]
+    assert tool.summarize(pts([0.5, 0.7]), pts([0.4, 0.7]))["rows"][0][
+        "port_mean_within_other_range"]["kmeans_purity"]
+    with pytest.raises(UsageError, match="no G\\+E update count is on both sides"):
+        tool.summarize(pts([0.5]), [{**p, "ge_updates": 20} for p in pts([0.5])])
+
+    # Encodings of other images, or not in the format, are refused in one line naming the file.
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, ge_updates=np.int64(1), test_zn=np.zeros((30, 30)), test_logits=np.zeros((30, 10)),
+             test_labels=(y[::-1] + 1) % 10, info=json.dumps({"seed": 3}))
+    with pytest.raises(DataError, match="bad.npz: its test_labels are not the dataset's test labels"):
+        tool.curves([port_dir], [str(bad)], data_dir, str(tmp_path / "x"), log=quiet)
+    np.savez(bad, ge_updates=np.int64(1), test_zn=np.zeros((30, 30)), info="{}")
+    with pytest.raises(DataError, match="bad.npz: lacks test_logits, test_labels"):
+        tool.read_encoding(str(bad))
+    np.savez(bad, ge_updates=np.int64(1), test_zn=np.zeros((30, 30)), test_logits=np.zeros((30, 10)),
+             test_labels=y, info="{}")
+    with pytest.raises(DataError, match="bad.npz: its info is not a JSON object with the run's seed"):
+        tool.read_encoding(str(bad))

@@ -17,7 +17,7 @@ def test_train_config_starts_from_each_originals_defaults():
     assert (c.dataset, c.batch_size, c.epoch, c.learning_rate, c.beta1, c.beta2) == (
         "fashion_mnist", 100, 200, 1e-4, 0.5, 0.9)
     p = C.train_config("clustergan", "paper")
-    assert (p.batch_size, p.epoch, p.learning_rate) == (64, 2911, 1e-4)
+    assert (p.dataset, p.val_size, p.batch_size, p.epoch, p.learning_rate) == ("mnist", 5000, 64, 2911, 1e-4)
     assert C.train_config("vanilla", batch_size=8, seed=3).batch_size == 8  # fields given win
     with pytest.raises(ValueError, match="unknown model"):
         C.defaults_for("gan")

@@ -73,11 +73,11 @@ def define_flags():
                       "networks, WGAN-GP critic, lambda 10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) "
                       "weights, no weight decay, batch 64; on fashion_mnist 40 dims of z_n and beta_n 0, as their "
                       "Fashion-MNIST runs). Flags given explicitly override the recipe's values [original]")
-    flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, as the original runs "
-                         "(its 1024-on-GPU test never holds); 1024 is the width its README describes; resuming: the checkpoint's]")
-    flags.DEFINE_integer("val_size", 0, "ClusterGAN: hold out this many training images (seeded) and keep the "
+    flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, what the original trains on any "
+                         "machine (docs/ORIGINAL.md §2.1); 1024 is the width its README describes; resuming: the checkpoint's]")
+    flags.DEFINE_integer("val_size", None, "ClusterGAN: hold out this many training images (seeded) and keep the "
                          "checkpoint with the best validation clustering in <checkpoint dir>/best, which "
-                         "--is_train False then evaluates (the paper used 5000) [0: none]")
+                         "--is_train False then evaluates (0: none) [--recipe paper: 5000, as its authors; else 0]")
     flags.DEFINE_integer("save_every", 500, "Save a checkpoint every N steps, when the step counter % N == 2, and at the end (0: only at the end) [500]")
     flags.DEFINE_boolean("wait_for_lock", False, "When another run is training in the same checkpoint folder, wait for "
                          "it to end instead of refusing to start [False]")
@@ -128,9 +128,9 @@ def validate(f) -> None:
         bad("dataset", f"unknown dataset; choose one of {', '.join(data.DATASETS)}")
     if f.recipe is not None and f.model != "clustergan":
         bad("recipe", "only for --model clustergan")
-    if f.val_size and f.model != "clustergan":
+    if f.val_size is not None and f.model != "clustergan":
         bad("val_size", "only for --model clustergan")
-    if f.val_size < 0:
+    if f.val_size is not None and f.val_size < 0:
         bad("val_size", "must be 0 or more")
     if f.save_every < 0:
         bad("save_every", "must be 0 or more")
@@ -171,10 +171,10 @@ def validate(f) -> None:
 def build_configs(f):
     """Flags -> (model config, train config), with each model's original defaults where unset."""
     # Flags left unset take the model's (and recipe's) defaults from config.train_config.
-    given = {k: f[k].value for k in ("dataset", "epoch", "learning_rate", "beta1", "beta2", "batch_size")
+    given = {k: f[k].value for k in ("dataset", "epoch", "learning_rate", "beta1", "beta2", "batch_size", "val_size")
              if f[k].value is not None}
     train_cfg = config_lib.train_config(
-        f.model, f.recipe, **given, data_dir=f.data_dir, val_size=f.val_size, save_every=f.save_every,
+        f.model, f.recipe, **given, data_dir=f.data_dir, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
         seed=f.seed, jit_compile=f.jit_compile, wait_for_lock=f.wait_for_lock, log_every=f.log_every, progress=f.progress,

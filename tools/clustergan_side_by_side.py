@@ -1,0 +1,242 @@
+"""Clustering curves of ClusterGAN runs against G+E updates, this port's runs beside encodings written by
+other code (the ClusterGAN authors' own program, for one), every point scored by the same function.
+
+    python tools/clustergan_side_by_side.py --port_runs runs/port/seed0/checkpoint,runs/port/seed1/checkpoint \
+        --encodings "runs/authors/seed*/dump_*.npz" --data_dir data --out clustergan_paper_vs_authors
+
+Port runs: every checkpoint the run kept, scored by ``tools/clustergan_curve.py`` (train with ``--keep_checkpoints 0`` and a ``--save_every`` that
+lands on the update counts to compare; a ClusterGAN step is one critic batch, 5 per G+E update with the
+paper's recipe). Encodings: ``.npz`` files, one per run and point, holding ``ge_updates`` (int),
+``test_zn`` (N x z_n), ``test_logits`` (N x classes), ``test_labels`` (N,) for the 10,000 test images in
+the dataset's file order, optionally the same three for a validation split (``val_*``), and ``info``, a
+JSON string with the run's ``seed``. The test labels must equal the dataset's: the same images.
+
+Each point is scored by :func:`cogan_tf.clustering.encoder_clustering` exactly as a port run's own
+``cluster_report`` scores it: K-means (seeded with the run's seed) on [z_n, softmax(logits)] (the softmax alone
+for runs trained without a z_n loss), whose purity is the ClusterGAN paper's "ACC", NMI and ARI, and the
+encoder's argmax. Writes OUT.json (every point), OUT.md (a table per update count: each side's mean, min and
+max over its runs, and whether the port's mean lies within the other side's range) and OUT.png (the curves).
+"""
+
+import glob
+import json
+import os
+import sys
+from typing import Dict, List, Sequence
+
+import numpy as np
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from cogan_tf import fileio  # noqa: E402
+from cogan_tf.errors import DataError, UsageError  # noqa: E402
+
+# What the curves show: K-means purity (the paper's ACC), K-means Hungarian ACC and NMI, on the test set.
+CURVE_KEYS = ("kmeans_purity", "kmeans_acc", "kmeans_nmi", "kmeans_ari", "acc", "nmi")
+PLOT_KEYS = (("kmeans_purity", "K-means purity (the paper's ACC)"), ("kmeans_acc", "K-means ACC (Hungarian)"),
+             ("kmeans_nmi", "K-means NMI"))
+PORT, OTHER = "port", "other"
+
+
+def softmax(logits) -> np.ndarray:
+    """float32 softmax over the last axis, max-subtracted (what the port's ``encode`` applies to its logits)."""
+    x = np.asarray(logits, np.float32)
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def score(z_n, probs, labels, seed: int, kmeans_on_zn: bool = True) -> Dict[str, float]:
+    """One encoding's scores, as ``ClusterGAN.cluster_report`` computes them."""
+    from cogan_tf import clustering
+
+    z_n = np.asarray(z_n)
+    features = z_n if kmeans_on_zn else z_n[:, :0]
+    report = clustering.encoder_clustering(np.asarray(labels).astype(np.int64), features, probs, seed=seed)
+    return {k: float(report[k]) for k in CURVE_KEYS}
+
+
+def read_encoding(path: str) -> dict:
+    """One ``.npz`` of encodings: its G+E update count, run seed and splits."""
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            d = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: not a readable .npz of encodings ({e})") from None
+    missing = [k for k in ("ge_updates", "test_zn", "test_logits", "test_labels", "info") if k not in d]
+    if missing:
+        raise DataError(f"{path}: lacks {', '.join(missing)}; see the --encodings help for the format")
+    try:
+        seed = int(json.loads(str(d["info"]))["seed"])
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{path}: its info is not a JSON object with the run's seed") from None
+    splits = {s: (d[f"{s}_zn"], softmax(d[f"{s}_logits"]), d[f"{s}_labels"])
+              for s in ("test", "val") if f"{s}_zn" in d}
+    return {"path": path, "ge_updates": int(d["ge_updates"]), "seed": seed, "splits": splits}
+
+
+def port_points(checkpoint_dir: str, data_dir: str, log=print):
+    """Every kept checkpoint of one port run on the test set, scored by ``tools/clustergan_curve.py`` (its
+    ``curve.json`` beside the checkpoints is reused); with the run's K-means rule and the test labels."""
+    from cogan_tf import data
+    from tools import clustergan_curve
+
+    result = clustergan_curve.curve(checkpoint_dir, data_dir, log=log)
+    rows = [r for r in result["rows"] if r["kind"] == "checkpoint"]
+    if not rows:
+        raise DataError(f"{checkpoint_dir}: no checkpoints to score")
+    seed = result["run"]["seed"]
+    points = [{"path": os.path.join(result["run"]["checkpoint_dir"], r["checkpoint"]), "ge_updates": r["g_iterations"],
+               "seed": seed, "scores": {"test": {k: r[k] for k in CURVE_KEYS}}} for r in rows]
+    _, y_test = data.load_split(data_dir, result["run"]["dataset"], "test")
+    return points, "z_n" in result["protocols"]["kmeans_*"], y_test
+
+
+def other_points(paths: Sequence[str], test_labels, kmeans_on_zn: bool, log=print) -> List[dict]:
+    points = []
+    for path in paths:
+        enc = read_encoding(path)
+        if "test" not in enc["splits"] or not np.array_equal(enc["splits"]["test"][2], test_labels):
+            raise DataError(f"{path}: its test_labels are not the dataset's test labels in file order; "
+                            "encode the dataset's test images in their file order")
+        point = {"path": path, "ge_updates": enc["ge_updates"], "seed": enc["seed"],
+                 "scores": {s: score(*v, enc["seed"], kmeans_on_zn) for s, v in enc["splits"].items()}}
+        log(f"other seed {enc['seed']}, {enc['ge_updates']} G+E updates: test K-means purity "
+            f"{point['scores']['test']['kmeans_purity']:.4f}")
+        points.append(point)
+    return points
+
+
+def _stats(values: List[float]) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "min": float(np.min(values)),
+            "max": float(np.max(values)), "n": len(values)}
+
+
+def summarize(port: List[dict], other: List[dict], split: str = "test") -> dict:
+    """Per G+E update count present on both sides: each side's mean, std (numpy, ddof 0), min and max over
+    its runs, and whether the port's mean lies within the other side's min..max."""
+    def by_update(points):
+        out: Dict[int, List[dict]] = {}
+        for p in points:
+            out.setdefault(p["ge_updates"], []).append(p)
+        return out
+
+    pu, ou = by_update(port), by_update(other)
+    common = sorted(set(pu) & set(ou))
+    if not common:
+        raise UsageError(f"no G+E update count is on both sides (port: {sorted(pu)}, other: {sorted(ou)}); "
+                         "save and dump at the same counts")
+    rows = []
+    for u in common:
+        row = {"ge_updates": u, PORT: {}, OTHER: {}, "port_mean_within_other_range": {}}
+        for key in CURVE_KEYS:
+            ps = _stats([p["scores"][split][key] for p in pu[u]])
+            os_ = _stats([p["scores"][split][key] for p in ou[u]])
+            row[PORT][key], row[OTHER][key] = ps, os_
+            row["port_mean_within_other_range"][key] = bool(os_["min"] <= ps["mean"] <= os_["max"])
+        rows.append(row)
+    return {"split": split, "rows": rows, "only_port": sorted(set(pu) - set(ou)), "only_other": sorted(set(ou) - set(pu))}
+
+
+def markdown(summary: dict, port_label: str, other_label: str) -> str:
+    head = ("| G+E updates | score | " + f"{port_label}: mean (min-max) | {other_label}: mean (min-max) | "
+            "port mean within the other's range |\n|---|---|---|---|---|\n")
+    lines = []
+    for row in summary["rows"]:
+        for key, name in PLOT_KEYS:
+            p, o = row[PORT][key], row[OTHER][key]
+            lines.append(f"| {row['ge_updates']:,} | {name} | {p['mean']:.4f} ({p['min']:.4f}-{p['max']:.4f}) | "
+                         f"{o['mean']:.4f} ({o['min']:.4f}-{o['max']:.4f}) | "
+                         f"{'yes' if row['port_mean_within_other_range'][key] else '**no**'} |")
+    n_p, n_o = summary["rows"][0][PORT]["kmeans_purity"]["n"], summary["rows"][0][OTHER]["kmeans_purity"]["n"]
+    return (f"{summary['split']} set; {port_label}: {n_p} runs, {other_label}: {n_o} runs\n\n" + head
+            + "\n".join(lines) + "\n")
+
+
+def plot(port: List[dict], other: List[dict], path: str, port_label: str, other_label: str, split: str = "test"):
+    """One panel per score in PLOT_KEYS: every run as a thin line, each side's mean as a thick one."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PLOT_KEYS), figsize=(5 * len(PLOT_KEYS), 4))
+    for ax, (key, name) in zip(axes, PLOT_KEYS):
+        for points, label, color in ((other, other_label, "tab:orange"), (port, port_label, "tab:blue")):
+            seeds = sorted({p["seed"] for p in points})
+            for s in seeds:
+                run = sorted((p["ge_updates"], p["scores"][split][key]) for p in points if p["seed"] == s)
+                ax.plot(*zip(*run), color=color, alpha=0.35, lw=1)
+            updates = sorted({p["ge_updates"] for p in points})
+            mean = [np.mean([p["scores"][split][key] for p in points if p["ge_updates"] == u]) for u in updates]
+            ax.plot(updates, mean, color=color, lw=2.5, marker="o", label=f"{label} (mean of {len(seeds)}; thin: each run)")
+        ax.set_title(name)
+        ax.set_xlabel("G+E updates")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    tmp = path + ".tmp.png"
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def curves(port_runs: Sequence[str], encodings: Sequence[str], data_dir: str, out: str,
+           port_label: str = "this port", other_label: str = "the authors' code", log=print) -> dict:
+    port, kmeans_on_zn, test_labels = [], None, None
+    for d in port_runs:
+        points, kz, labels = port_points(d, data_dir, log)
+        if kmeans_on_zn is not None and kz != kmeans_on_zn:
+            raise UsageError(f"{d}: K-means features differ from the other port runs': give runs of one setup")
+        port, kmeans_on_zn, test_labels = port + points, kz, labels
+    other = other_points(encodings, test_labels, kmeans_on_zn, log)
+    summary = summarize(port, other)
+    summary.update({"port_label": port_label, "other_label": other_label,
+                    "kmeans_features": "z_n, softmax" if kmeans_on_zn else "softmax",
+                    "std": "numpy's np.std over the runs (ddof 0)",
+                    "points": {PORT: port, OTHER: other}})
+    fileio.atomic_write_text(out + ".json", json.dumps(summary, indent=1) + "\n")
+    fileio.atomic_write_text(out + ".md", markdown(summary, port_label, other_label))
+    plot(port, other, out + ".png", port_label, other_label)
+    misses = [(r["ge_updates"], k) for r in summary["rows"] for k, _ in PLOT_KEYS
+              if not r["port_mean_within_other_range"][k]]
+    log(f"port mean within the other side's range at {len(summary['rows']) * len(PLOT_KEYS) - len(misses)} of "
+        f"{len(summary['rows']) * len(PLOT_KEYS)} points" + (f"; outside: {misses}" if misses else "")
+        + f"; wrote {out}.json, {out}.md, {out}.png")
+    return summary
+
+
+if __name__ == "__main__":
+    from absl import flags
+
+    from cogan_tf import cli
+
+    flags.DEFINE_list("port_runs", [], "This port's runs: their --checkpoint_dir, comma-separated")
+    flags.DEFINE_string("encodings", "", "Glob (quoted) or comma-separated list of .npz encodings of the other "
+                        "side's runs (format: this tool's docstring)")
+    flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
+    flags.DEFINE_string("port_label", "this port", "The port's name in the table and plot")
+    flags.DEFINE_string("other_label", "the authors' code", "The other side's name in the table and plot")
+    flags.DEFINE_string("out", "clustergan_curves", "Write OUT.json, OUT.md and OUT.png [clustergan_curves]")
+
+    def main(argv):
+        f = flags.FLAGS
+        if not f.port_runs:
+            raise UsageError("--port_runs: give at least one port run's --checkpoint_dir")
+        for d in f.port_runs:
+            if not os.path.isdir(d):
+                raise DataError(f"--port_runs: {d}: no such directory")
+        paths = []
+        for part in f.encodings.split(","):
+            if part.strip():
+                found = sorted(glob.glob(part.strip()))
+                if not found:
+                    raise DataError(f"--encodings: {part.strip()} matches no file")
+                paths += found
+        if not paths:
+            raise UsageError("--encodings: give the other side's .npz files")
+        cli.start_tensorflow()
+        curves(f.port_runs, paths, f.data_dir, f.out, f.port_label, f.other_label, log=lambda s: print(s, flush=True))
+        return 0
+
+    cli.run(main)
