@@ -16,6 +16,8 @@ Each point is scored by :func:`cogan_tf.clustering.encoder_clustering` exactly a
 for runs trained without a z_n loss), whose purity is the ClusterGAN paper's "ACC", NMI and ARI, and the
 encoder's argmax. Writes OUT.json (every point), OUT.md (a table per update count: each side's mean, min and
 max over its runs, and whether the port's mean lies within the other side's range) and OUT.png (the curves).
+With ``--select``, also the paper's protocol at the last common point: the best of N runs by validation K-means
+purity with its test scores, and the mean +- std over the N, for each side.
 """
 
 import glob
@@ -139,6 +141,54 @@ def summarize(port: List[dict], other: List[dict], split: str = "test") -> dict:
     return {"split": split, "rows": rows, "only_port": sorted(set(pu) - set(ou)), "only_other": sorted(set(ou) - set(pu))}
 
 
+FINAL_KEYS = ("kmeans_purity", "kmeans_nmi", "kmeans_ari")
+
+
+def selection(rows: List[dict]) -> dict:
+    """The paper's protocol over runs, each ``{"seed", "validation": {...}, "test": {...}}``: the run with the best
+    validation K-means purity (the first on a tie) and its test scores, and the mean +- std of the test scores."""
+    best = max(range(len(rows)), key=lambda i: (rows[i]["validation"]["kmeans_purity"], -i))
+    return {"n": len(rows), "best_seed": rows[best]["seed"],
+            "best_validation_kmeans_purity": rows[best]["validation"]["kmeans_purity"],
+            "best_test": {k: rows[best]["test"][k] for k in FINAL_KEYS},
+            "mean_std": {k: {"mean": float(np.mean([r["test"][k] for r in rows])),
+                             "std": float(np.std([r["test"][k] for r in rows]))} for k in FINAL_KEYS}}
+
+
+def final_selection(port_runs: Sequence[str], other: List[dict], data_dir: str, updates: int) -> dict:
+    """Both sides at ``updates`` G+E updates (each run's last point): the best of N by validation purity and the
+    mean +- std. The port's runs are scored at their latest checkpoint on their own validation split
+    (``tools/clustergan_seeds.py``), the other side's from the validation encodings of its .npz files."""
+    from tools.clustergan_seeds import score_run
+
+    port_rows = []
+    for d in port_runs:
+        r = score_run(d, data_dir, "latest")
+        if r["g_iterations"] != updates:
+            raise UsageError(f"{d}: its latest checkpoint has {r['g_iterations']} G+E updates, not {updates}: "
+                             "compare runs of one length")
+        port_rows.append(r)
+    other_rows = [{"seed": p["seed"], "validation": p["scores"]["val"], "test": p["scores"]["test"]}
+                  for p in other if p["ge_updates"] == updates and "val" in p["scores"]]
+    if not other_rows:
+        raise UsageError(f"the other side has no validation encodings at {updates} G+E updates to select by")
+    return {"ge_updates": updates, PORT: selection(port_rows), OTHER: selection(other_rows)}
+
+
+def final_markdown(final: dict, port_label: str, other_label: str) -> str:
+    lines = [f"\nAt {final['ge_updates']:,} G+E updates, the paper's protocol (test set; the best run by validation "
+             "K-means purity, and the mean +- std over the runs, numpy's ddof 0):\n",
+             "| | runs | best of N by validation purity | its test K-means purity (ACC) | NMI | ARI | mean +- std: "
+             "K-means purity (ACC) | NMI | ARI |", "|---|---|---|---|---|---|---|---|---|"]
+    for side, label in ((PORT, port_label), (OTHER, other_label)):
+        f = final[side]
+        lines.append(f"| {label} | {f['n']} | seed {f['best_seed']} ({f['best_validation_kmeans_purity']:.4f}) | "
+                     + " | ".join(f"{f['best_test'][k]:.4f}" for k in FINAL_KEYS) + " | "
+                     + " | ".join(f"{f['mean_std'][k]['mean']:.4f} +- {f['mean_std'][k]['std']:.4f}" for k in FINAL_KEYS)
+                     + " |")
+    return "\n".join(lines) + "\n"
+
+
 def markdown(summary: dict, port_label: str, other_label: str) -> str:
     head = ("| G+E updates | score | " + f"{port_label}: mean (min-max) | {other_label}: mean (min-max) | "
             "port mean within the other's range |\n|---|---|---|---|---|\n")
@@ -182,7 +232,10 @@ def plot(port: List[dict], other: List[dict], path: str, port_label: str, other_
 
 
 def curves(port_runs: Sequence[str], encodings: Sequence[str], data_dir: str, out: str,
-           port_label: str = "this port", other_label: str = "the authors' code", log=print) -> dict:
+           port_label: str = "this port", other_label: str = "the authors' code", select: bool = False,
+           log=print) -> dict:
+    """Score both sides, write OUT.json, OUT.md and OUT.png; ``select``: also the paper's best of N by validation
+    purity and the mean +- std of each side at the last common point (:func:`final_selection`)."""
     port, kmeans_on_zn, test_labels = [], None, None
     for d in port_runs:
         points, kz, labels = port_points(d, data_dir, log)
@@ -191,12 +244,15 @@ def curves(port_runs: Sequence[str], encodings: Sequence[str], data_dir: str, ou
         port, kmeans_on_zn, test_labels = port + points, kz, labels
     other = other_points(encodings, test_labels, kmeans_on_zn, log)
     summary = summarize(port, other)
+    if select:
+        summary["final"] = final_selection(port_runs, other, data_dir, summary["rows"][-1]["ge_updates"])
     summary.update({"port_label": port_label, "other_label": other_label,
                     "kmeans_features": "z_n, softmax" if kmeans_on_zn else "softmax",
                     "std": "numpy's np.std over the runs (ddof 0)",
                     "points": {PORT: port, OTHER: other}})
     fileio.atomic_write_text(out + ".json", json.dumps(summary, indent=1) + "\n")
-    fileio.atomic_write_text(out + ".md", markdown(summary, port_label, other_label))
+    fileio.atomic_write_text(out + ".md", markdown(summary, port_label, other_label)
+                             + (final_markdown(summary["final"], port_label, other_label) if select else ""))
     plot(port, other, out + ".png", port_label, other_label)
     misses = [(r["ge_updates"], k) for r in summary["rows"] for k, _ in PLOT_KEYS
               if not r["port_mean_within_other_range"][k]]
@@ -217,7 +273,9 @@ if __name__ == "__main__":
     flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
     flags.DEFINE_string("port_label", "this port", "The port's name in the table and plot")
     flags.DEFINE_string("other_label", "the authors' code", "The other side's name in the table and plot")
-    flags.DEFINE_string("out", "clustergan_curves", "Write OUT.json, OUT.md and OUT.png [clustergan_curves]")
+    flags.DEFINE_boolean("select", False, "Also the paper's best of N by validation purity and the mean +- std of "
+                         "each side at the last common point (the port's runs need --val_size) [False]")
+    flags.DEFINE_string("out", "clustergan_side_by_side", "Write OUT.json, OUT.md and OUT.png [clustergan_side_by_side]")
 
     def main(argv):
         f = flags.FLAGS
@@ -236,7 +294,8 @@ if __name__ == "__main__":
         if not paths:
             raise UsageError("--encodings: give the other side's .npz files")
         cli.start_tensorflow()
-        curves(f.port_runs, paths, f.data_dir, f.out, f.port_label, f.other_label, log=lambda s: print(s, flush=True))
+        curves(f.port_runs, paths, f.data_dir, f.out, f.port_label, f.other_label, f.select,
+               log=lambda s: print(s, flush=True))
         return 0
 
     cli.run(main)
