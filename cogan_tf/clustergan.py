@@ -438,12 +438,16 @@ def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str) -> s
       of an image is the argmax of ``class_probs``.
 
     The module's ``zn_sigma`` (a scalar variable) is the standard deviation of the z_n the generator was
-    trained on (1.0, or the paper's 0.1 with ``--zn_sigma``): draw z_n ~ N(0, zn_sigma^2). The paper's
+    trained on (1.0, or the paper's 0.1 with ``--zn_sigma``): draw z_n ~ N(0, zn_sigma^2). Its
+    ``kmeans_on_zn`` (a boolean variable) says whether K-means clustering takes [z_n, class_probs] or, for a
+    model trained without a z_n loss (beta_n 0, the paper's Fashion-MNIST setting), ``class_probs`` alone. The paper's
     networks (``--recipe paper``) normalise G with each call's batch statistics, as their authors' code
     samples: pass batches (they trained on 64), not one z at a time.
     """
     module = _ClusterServing(generator, encoder)
     module.zn_sigma = tf.Variable(float(cfg.zn_sigma), trainable=False, name="zn_sigma")
+    # Trained without a z_n loss (beta_n 0), E's z_n carries nothing: its K-means clusters the softmax alone.
+    module.kmeans_on_zn = tf.Variable(cfg.betan != 0, trainable=False, name="kmeans_on_zn")
 
     @tf.function(input_signature=[tf.TensorSpec([None, cfg.z_dim], tf.float32, name="z_n"),
                                   tf.TensorSpec([None, cfg.n_classes], tf.float32, name="z_c")])

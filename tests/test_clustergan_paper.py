@@ -500,6 +500,8 @@ def test_seeds_tool_selects_by_validation_purity_and_averages_the_test_scores(tm
     saved = json.loads((tmp_path / "s5/checkpoint/clustergan_fashion_mnist_4_28/config.json").read_text())
     assert (saved["model_config"]["z_dim"], saved["model_config"]["betan"], saved["model_config"]["networks"]) == (
         40, 0.0, "paper")  # the variant, recorded
+    # ... and in its export, whose evaluation then clusters the softmax alone, as the run's own report
+    assert not tf.saved_model.load(str(tmp_path / "s5" / "export" / "clustergan")).kmeans_on_zn.numpy()
     lines = []
     out = str(tmp_path / "seeds")
     summary = tool.seeds_report(dirs, data_dir, out, log=lines.append)

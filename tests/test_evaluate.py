@@ -223,6 +223,37 @@ def test_vanilla_and_clustergan_reports(tmp_path, env):
     assert "clustering of the test set by the encoder" in ev.format_report(report)
 
 
+class NoisyZnClusterGan(FakeClusterGan):
+    """FakeClusterGan whose z_n is loud noise: what E's z_n is when it was trained without a z_n loss."""
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32, name="images")])
+    def encode(self, images):
+        scores = tf.reshape(images, [-1, 784]) @ self.w
+        z_n = 100.0 * tf.random.stateless_normal([tf.shape(images)[0], 30], seed=[1, 2])
+        return {"z_n": z_n, "class_probs": tf.nn.softmax(10.0 * scores)}
+
+
+def test_clustergan_export_says_whether_kmeans_takes_z_n(tmp_path, env):
+    """An export of a model trained without a z_n loss (beta_n 0) is clustered on its softmax alone, as the
+    run's own report does; exports without the flag (all earlier ones) on [z_n, softmax]."""
+    reports = {}
+    for name, flag in (("without", None), ("softmax", False), ("both", True)):
+        module = NoisyZnClusterGan()
+        if flag is not None:
+            module.kmeans_on_zn = tf.Variable(flag, trainable=False)
+        loaded = tf.saved_model.load(save_module(module, str(tmp_path / name), True))
+        samples = ev.generate(loaded, n=100)
+        assert samples.kmeans_on_zn is (flag is not False)
+        full = ev.evaluate_samples(samples, env["clf"], env["ref"])
+        reports[name] = full["clustering"]
+        if name == "softmax":
+            assert "K-means on [softmax]" in ev.format_report(full)
+    assert reports["softmax"]["kmeans_features"] == "softmax" and reports["softmax"]["kmeans_purity"] == pytest.approx(1.0)
+    for name in ("without", "both"):  # the noise in z_n spoils K-means on [z_n, softmax]
+        assert reports[name]["kmeans_features"] == "z_n, softmax" and reports[name]["kmeans_purity"] < 0.9
+        assert reports[name]["acc"] == pytest.approx(1.0)  # the argmax protocol does not use z_n
+
+
 class OtherShapes(tf.Module):
     """Generators with the exported names but other shapes: an int z, z of open width, 10x10 images, and
     images whose shape only shows when they are made."""

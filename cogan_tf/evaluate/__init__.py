@@ -50,7 +50,8 @@ class Samples:
     batches also hold ``z_c``, the class code each image was drawn from. ``images`` (and ``z_c``) hold
     all of them when they are in memory (grids, :func:`generate`), None when they are drawn from a model
     batch by batch (:func:`sample_stream`: memory independent of ``n``). ``encode``: the model's encoder
-    (images in [0, 1] -> (z_n, class probabilities)).
+    (images in [0, 1] -> (z_n, class probabilities)); ``kmeans_on_zn``: its K-means clusters [z_n, softmax]
+    (False: the softmax alone, for a model trained without a z_n loss).
     """
 
     model: str
@@ -61,11 +62,12 @@ class Samples:
     encode: Optional[Callable] = None
     images: Optional[Dict[str, np.ndarray]] = None
     z_c: Optional[np.ndarray] = None
+    kmeans_on_zn: bool = True
 
 
 def in_memory(model: str, images: Dict[str, np.ndarray], source: str, seed: Optional[int] = None,
               z_c: Optional[np.ndarray] = None, encode: Optional[Callable] = None,
-              batch_size: int = GEN_BATCH) -> Samples:
+              batch_size: int = GEN_BATCH, kmeans_on_zn: bool = True) -> Samples:
     """Samples held in arrays, read back in batches of near-equal size."""
     n = len(next(iter(images.values())))
     arrays = dict(images, **({} if z_c is None else {"z_c": z_c}))
@@ -73,7 +75,7 @@ def in_memory(model: str, images: Dict[str, np.ndarray], source: str, seed: Opti
     def draw():
         for s in _batches(n, batch_size):
             yield {k: v[s] for k, v in arrays.items()}
-    return Samples(model, n, source, draw, seed, encode, images, z_c)
+    return Samples(model, n, source, draw, seed, encode, images, z_c, kmeans_on_zn)
 
 
 def model_kind(loaded) -> str:
@@ -168,7 +170,9 @@ def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = G
                 zs.append(out["z_n"].numpy())
                 probs.append(out["class_probs"].numpy())
             return np.concatenate(zs), np.concatenate(probs)
-    return Samples(kind, n, source, draw, seed, encode)
+    # Exports record whether K-means clusters z_n too (older ones do not: they all did).
+    kmeans_on_zn = bool(loaded.kmeans_on_zn.numpy()) if hasattr(loaded, "kmeans_on_zn") else True
+    return Samples(kind, n, source, draw, seed, encode, kmeans_on_zn=kmeans_on_zn)
 
 
 def _check_specs(inputs, outputs, keys, source: str) -> None:
@@ -193,7 +197,7 @@ def generate(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BA
     parts = list(stream.draw())
     images = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "z_c"}
     z_c = np.concatenate([p["z_c"] for p in parts]) if "z_c" in parts[0] else None
-    return in_memory(stream.model, images, source, seed, z_c, stream.encode, batch_size)
+    return in_memory(stream.model, images, source, seed, z_c, stream.encode, batch_size, stream.kmeans_on_zn)
 
 
 def load_saved_model(path: str):
@@ -380,10 +384,13 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
             from cogan_tf import clustering
 
             # Both protocols: the encoder's argmax (acc, purity, nmi, ari) and the paper's K-means on
-            # [z_n, softmax] (kmeans_*; the paper's ACC is kmeans_purity), K-means seeded by the report's seed.
+            # [z_n, softmax] (kmeans_*; the paper's ACC is kmeans_purity), K-means seeded by the report's seed;
+            # on the softmax alone for a model trained without a z_n loss (beta_n 0), as ClusterGAN.cluster_report.
             z_n, probs = samples.encode(ref.test_images.astype(np.float32) / 255.0)
-            scores = clustering.encoder_clustering(ref.test_labels, z_n, probs, seed=samples.seed or 0)
+            features = z_n if samples.kmeans_on_zn else z_n[:, :0]
+            scores = clustering.encoder_clustering(ref.test_labels, features, probs, seed=samples.seed or 0)
             report["clustering"] = {**{k: v for k, v in scores.items() if not k.endswith("cluster_sizes")},
+                                    "kmeans_features": "z_n, softmax" if samples.kmeans_on_zn else "softmax",
                                     "n": int(len(probs))}
     if real:
         report["real"] = real_metrics(clf, ref, n, samples.seed or 0)

@@ -39,8 +39,9 @@ def format_report(report: dict) -> str:
                   f"  {'pixel agreement (>0.5)':{w}}{p['pixel_agreement']:>14.4f}",
                   f"  {'mean |difference|':{w}}{p['mean_abs_difference']:>14.4f}",
                   f"  {'label agreement':{w}}{p['label_agreement']:>14.4f}"]
+    features = report.get("clustering", {}).get("kmeans_features", "z_n, softmax")
     for section, title in (("clustering", "clustering of the test set by the encoder (argmax; kmeans_: the "
-                                          "paper's K-means on [z_n, softmax])"),
+                                          f"paper's K-means on [{features}])"),
                            ("latent_code_vs_classifier", "class code z_c vs classifier digit")):
         if section in report:
             lines += ["", f"  {title}"]
