@@ -4,9 +4,9 @@ other code (the ClusterGAN authors' own program, for one), every point scored by
     python tools/clustergan_side_by_side.py --port_runs runs/port/seed0/checkpoint,runs/port/seed1/checkpoint \
         --encodings "runs/authors/seed*/dump_*.npz" --data_dir data --out clustergan_paper_vs_authors
 
-Port runs: every checkpoint the run kept, scored by ``tools/clustergan_curve.py`` (train with ``--keep_checkpoints 0`` and a ``--save_every`` that
-lands on the update counts to compare; a ClusterGAN step is one critic batch, 5 per G+E update with the
-paper's recipe). Encodings: ``.npz`` files, one per run and point, holding ``ge_updates`` (int),
+Port runs: every checkpoint the run kept, scored by ``tools/clustergan_curve.py`` (train with
+``--keep_checkpoints 0`` and a ``--save_every`` that lands on the update counts to compare; a ClusterGAN step is
+one critic batch, 5 per G+E update with the paper's recipe). Encodings: ``.npz`` files, one per run and point, holding ``ge_updates`` (int),
 ``test_zn`` (N x z_n), ``test_logits`` (N x classes), ``test_labels`` (N,) for the 10,000 test images in
 the dataset's file order, optionally the same three for a validation split (``val_*``), and ``info``, a
 JSON string with the run's ``seed``. The test labels must equal the dataset's: the same images.
@@ -35,7 +35,7 @@ if ROOT not in sys.path:
 from cogan_tf import fileio  # noqa: E402
 from cogan_tf.errors import DataError, UsageError  # noqa: E402
 
-# What the curves show: K-means purity (the paper's ACC), K-means Hungarian ACC and NMI, on the test set.
+# The scores kept per point (test set); the plot and table show PLOT_KEYS.
 CURVE_KEYS = ("kmeans_purity", "kmeans_acc", "kmeans_nmi", "kmeans_ari", "acc", "nmi")
 PLOT_KEYS = (("kmeans_purity", "K-means purity (the paper's ACC)"), ("kmeans_acc", "K-means ACC (Hungarian)"),
              ("kmeans_nmi", "K-means NMI"))
