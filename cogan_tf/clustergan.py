@@ -317,10 +317,8 @@ class ClusterGAN(GAN):
         :meth:`kmeans_on_zn`); cluster sizes, the argmax's best cluster -> label map."""
         z_n, probs = self.encode(x)
         labels = np.asarray(labels).astype(np.int64)
-        features = z_n if self.kmeans_on_zn() else z_n[:, :0]  # no z_n columns: K-means on the softmax alone
-        report = clustering.encoder_clustering(labels, features, probs, seed=self.seed)
+        report = clustering.encoder_clustering(labels, z_n, probs, seed=self.seed, kmeans_on_zn=self.kmeans_on_zn())
         report.update({
-            "kmeans_features": "z_n, softmax" if self.kmeans_on_zn() else "softmax",
             "n": int(len(labels)),
             "cluster_to_label": {str(k): v for k, v in
                                  clustering.cluster_mapping(labels, np.argmax(probs, axis=1)).items()},

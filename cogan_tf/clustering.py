@@ -108,13 +108,15 @@ def scores(y_true, y_pred, prefix: str = "") -> Dict[str, float]:
             prefix + "nmi": nmi(y_true, y_pred), prefix + "ari": ari(y_true, y_pred)}
 
 
-def encoder_clustering(y_true, z_n, class_probs, seed: int = 0, n_clusters: Optional[int] = None) -> Dict[str, object]:
+def encoder_clustering(y_true, z_n, class_probs, seed: int = 0, n_clusters: Optional[int] = None,
+                       kmeans_on_zn: bool = True) -> Dict[str, object]:
     """Both protocols on one encoding of a labelled set:
 
     - ``acc``, ``purity``, ``nmi``, ``ari``: the encoder's argmax class as the cluster (this port's);
     - ``kmeans_acc``, ``kmeans_purity``, ``kmeans_nmi``, ``kmeans_ari``: K-means with ``n_clusters``
       (default: the number of classes of the encoder) on ``[z_n, class_probs]``, seeded (the paper's
-      protocol; its ACC is ``kmeans_purity``);
+      protocol; its ACC is ``kmeans_purity``); with ``kmeans_on_zn`` False on ``class_probs`` alone (a model
+      trained without a z_n loss, beta_n 0), named in ``kmeans_features``;
 
     with each protocol's cluster sizes (``cluster_sizes``, ``kmeans_cluster_sizes``).
     """
@@ -122,7 +124,9 @@ def encoder_clustering(y_true, z_n, class_probs, seed: int = 0, n_clusters: Opti
     probs = np.asarray(class_probs, np.float64)
     k = probs.shape[1] if n_clusters is None else n_clusters
     pred = probs.argmax(axis=1)
-    km = kmeans_clusters(np.concatenate([np.asarray(z_n, np.float64), probs], axis=1), k, seed)
+    features = [np.asarray(z_n, np.float64), probs] if kmeans_on_zn else [probs]
+    km = kmeans_clusters(np.concatenate(features, axis=1), k, seed)
     return {**scores(y_true, pred), **scores(y_true, km, "kmeans_"),
             "cluster_sizes": np.bincount(pred, minlength=k).tolist(),
-            "kmeans_cluster_sizes": np.bincount(km, minlength=k).tolist()}
+            "kmeans_cluster_sizes": np.bincount(km, minlength=k).tolist(),
+            "kmeans_features": "z_n, softmax" if kmeans_on_zn else "softmax"}

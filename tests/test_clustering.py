@@ -105,6 +105,10 @@ def test_kmeans_is_seeded_and_both_encoder_protocols_are_scored():
     assert out["kmeans_purity"] == out["kmeans_acc"] == 1.0
     assert out["kmeans_nmi"] == pytest.approx(1.0) and out["kmeans_ari"] == pytest.approx(1.0)
     assert out["cluster_sizes"] == [60, 0, 0] and sorted(out["kmeans_cluster_sizes"]) == [20, 20, 20]
+    assert out["kmeans_features"] == "z_n, softmax"
+    # Without z_n (a model trained without a z_n loss) K-means sees only the identical probabilities.
+    alone = clustering.encoder_clustering(y, z_n, probs, seed=0, kmeans_on_zn=False)
+    assert alone["kmeans_features"] == "softmax" and alone["kmeans_purity"] == pytest.approx(1 / 3)
     # Seeded: the same seed gives the same clusters (K-means' cluster numbers depend on its initialisation).
     x = rng.standard_normal((200, 3))
     a, b = clustering.kmeans_clusters(x, 10, seed=1), clustering.kmeans_clusters(x, 10, seed=1)

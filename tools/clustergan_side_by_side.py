@@ -53,9 +53,8 @@ def score(z_n, probs, labels, seed: int, kmeans_on_zn: bool = True) -> Dict[str,
     """One encoding's scores, as ``ClusterGAN.cluster_report`` computes them."""
     from cogan_tf import clustering
 
-    z_n = np.asarray(z_n)
-    features = z_n if kmeans_on_zn else z_n[:, :0]
-    report = clustering.encoder_clustering(np.asarray(labels).astype(np.int64), features, probs, seed=seed)
+    report = clustering.encoder_clustering(np.asarray(labels).astype(np.int64), z_n, probs, seed=seed,
+                                           kmeans_on_zn=kmeans_on_zn)
     return {k: float(report[k]) for k in CURVE_KEYS}
 
 
@@ -225,10 +224,9 @@ def plot(port: List[dict], other: List[dict], path: str, port_label: str, other_
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    tmp = path + ".tmp.png"
-    fig.savefig(tmp, dpi=100)
+    with fileio.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def curves(port_runs: Sequence[str], encodings: Sequence[str], data_dir: str, out: str,

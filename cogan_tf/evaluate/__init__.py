@@ -387,10 +387,9 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
             # [z_n, softmax] (kmeans_*; the paper's ACC is kmeans_purity), K-means seeded by the report's seed;
             # on the softmax alone for a model trained without a z_n loss (beta_n 0), as ClusterGAN.cluster_report.
             z_n, probs = samples.encode(ref.test_images.astype(np.float32) / 255.0)
-            features = z_n if samples.kmeans_on_zn else z_n[:, :0]
-            scores = clustering.encoder_clustering(ref.test_labels, features, probs, seed=samples.seed or 0)
+            scores = clustering.encoder_clustering(ref.test_labels, z_n, probs, seed=samples.seed or 0,
+                                                   kmeans_on_zn=samples.kmeans_on_zn)
             report["clustering"] = {**{k: v for k, v in scores.items() if not k.endswith("cluster_sizes")},
-                                    "kmeans_features": "z_n, softmax" if samples.kmeans_on_zn else "softmax",
                                     "n": int(len(probs))}
     if real:
         report["real"] = real_metrics(clf, ref, n, samples.seed or 0)
