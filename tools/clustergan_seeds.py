@@ -75,12 +75,14 @@ def train_seeds(seeds: Sequence[int], runs_root: str, data_dir: str, main_flags:
 
 
 def _g_iterations(path: str) -> int:
-    """The G+E optimizer's update count stored in checkpoint ``path``."""
-    import tensorflow as tf
+    """The G+E optimizer's update count stored in checkpoint ``path`` (``tools/clustergan_curve.py``'s reading),
+    -1 for a checkpoint without one."""
+    from tools.clustergan_curve import g_iterations
 
-    names = [n for n, _ in tf.train.list_variables(path)
-             if n.startswith("ge_optimizer/") and n.endswith("_iterations/.ATTRIBUTES/VARIABLE_VALUE")]
-    return int(tf.train.load_checkpoint(path).get_tensor(min(names, key=len))) if names else -1
+    try:
+        return g_iterations(path)
+    except ValueError:
+        return -1
 
 
 def score_run(checkpoint_dir: str, data_dir: str, which: str = "best") -> dict:
