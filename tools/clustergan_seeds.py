@@ -114,6 +114,15 @@ def score_run(checkpoint_dir: str, data_dir: str, which: str = "best") -> dict:
             "validation": {k: val[k] for k in keys}, "test": {k: test[k] for k in keys}}
 
 
+def select(rows: List[dict], keys: Sequence[str]):
+    """(index of the run with the best validation K-means purity, the first on a tie; mean and std, numpy's ddof 0,
+    of each test score in ``keys`` over the runs), of rows ``{"validation": {...}, "test": {...}}``."""
+    best = max(range(len(rows)), key=lambda i: (rows[i]["validation"][SELECTED_BY], -i))
+    stats = {k: {"mean": float(np.mean([r["test"][k] for r in rows])), "std": float(np.std([r["test"][k] for r in rows]))}
+             for k in keys}
+    return best, stats
+
+
 def summarize(rows: List[dict]) -> dict:
     """Best of the runs by validation K-means purity (the first on a tie) and mean +- std of their test scores."""
     if not rows:
@@ -124,9 +133,7 @@ def summarize(rows: List[dict]) -> dict:
             if r[key] != first[key]:
                 raise UsageError(f"{r['checkpoint_dir']} and {first['checkpoint_dir']} differ in {key}: the "
                                  "protocol compares seeds of one setup; give runs of one setup")
-    best = max(range(len(rows)), key=lambda i: (rows[i]["validation"][SELECTED_BY], -i))
-    stats = {k: {"mean": float(np.mean([r["test"][k] for r in rows])), "std": float(np.std([r["test"][k] for r in rows]))}
-             for k in PAPER_KEYS + OURS_KEYS}
+    best, stats = select(rows, PAPER_KEYS + OURS_KEYS)
     m = first["model_config"]
     return {"dataset": first["dataset"], "recipe": m.get("recipe", "original"), "n": len(rows),
             "val_size": first["val_size"], "kmeans_features": first["kmeans_features"],

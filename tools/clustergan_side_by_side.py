@@ -146,12 +146,12 @@ FINAL_KEYS = ("kmeans_purity", "kmeans_nmi", "kmeans_ari")
 def selection(rows: List[dict]) -> dict:
     """The paper's protocol over runs, each ``{"seed", "validation": {...}, "test": {...}}``: the run with the best
     validation K-means purity (the first on a tie) and its test scores, and the mean +- std of the test scores."""
-    best = max(range(len(rows)), key=lambda i: (rows[i]["validation"]["kmeans_purity"], -i))
+    from tools.clustergan_seeds import select
+
+    best, stats = select(rows, FINAL_KEYS)
     return {"n": len(rows), "best_seed": rows[best]["seed"],
             "best_validation_kmeans_purity": rows[best]["validation"]["kmeans_purity"],
-            "best_test": {k: rows[best]["test"][k] for k in FINAL_KEYS},
-            "mean_std": {k: {"mean": float(np.mean([r["test"][k] for r in rows])),
-                             "std": float(np.std([r["test"][k] for r in rows]))} for k in FINAL_KEYS}}
+            "best_test": {k: rows[best]["test"][k] for k in FINAL_KEYS}, "mean_std": stats}
 
 
 def final_selection(port_runs: Sequence[str], other: List[dict], data_dir: str, updates: int) -> dict:
