@@ -4,7 +4,8 @@
 
 Reads OUT_DIR/<variant>_s<seed>/report.json (written by `python -m cogan_tf.evaluate`) and prints one markdown row
 per run and one mean row per variant, in the order the variants first appear in VARIANTS below. The montage has one
-row per variant and, per seed, the run's top and bottom grid side by side, at half size.
+row per variant and, per seed, the run's top and bottom grid side by side, at half size (black where a variant has
+no run with that seed).
 """
 
 import argparse
@@ -60,11 +61,19 @@ def table(out_dir):
 
 def montage(out_dir, grid, path):
     rows = []
-    for variant, by_seed in runs(out_dir):
+    found = runs(out_dir)
+    seeds = sorted({seed for _, by_seed in found for seed in by_seed})  # a column pair per seed of any variant
+    for variant, by_seed in found:
         cells = []
-        for seed in sorted(by_seed):
+        for seed in seeds:
+            if seed not in by_seed:  # this variant has no run with this seed: black cells
+                cells += [np.zeros((112, 112), np.uint8)] * 2
+                continue
             for side in ("top", "bot"):
-                with Image.open(os.path.join(out_dir, f"{variant}_s{seed}", "samples", side, f"{grid}.png")) as im:
+                png = os.path.join(out_dir, f"{variant}_s{seed}", "samples", side, f"{grid}.png")
+                if not os.path.isfile(png):
+                    sys.exit(f"error: {png}: no such grid (--grid names one of samples/{side}/*.png without .png)")
+                with Image.open(png) as im:
                     cells.append(np.asarray(im.convert("L").resize((112, 112))))
         rows.append(np.concatenate(cells, axis=1))
     tmp = path + ".tmp.png"
@@ -83,7 +92,7 @@ def main(argv):
     print(table(a.out_dir))
     if a.montage:
         montage(a.out_dir, a.grid, a.montage)
-        print(f"wrote {a.montage}")
+        print(f"wrote {a.montage}", file=sys.stderr)  # stdout is the table alone, to redirect into a file
 
 
 if __name__ == "__main__":
