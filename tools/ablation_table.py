@@ -18,6 +18,12 @@ import sys
 import numpy as np
 from PIL import Image
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from cogan_tf import fileio  # noqa: E402
+
 VARIANTS = ("faithful", "loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters_64", "corrected")
 FLAGS = {"faithful": "faithful (no flag)", "d_h0_filters_64": "`--d_h0_filters 64`"}
 LOST_SCORE = 1.5  # a domain whose classifier score is below this draws one kind of image or none: lost
@@ -76,9 +82,8 @@ def montage(out_dir, grid, path):
                 with Image.open(png) as im:
                     cells.append(np.asarray(im.convert("L").resize((112, 112))))
         rows.append(np.concatenate(cells, axis=1))
-    tmp = path + ".tmp.png"
-    Image.fromarray(np.concatenate(rows, axis=0)).save(tmp)
-    os.replace(tmp, path)
+    with fileio.atomic_path(path) as tmp:
+        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
 
 
 def main(argv):
