@@ -6,10 +6,10 @@ other code (the ClusterGAN authors' own program, for one), every point scored by
 
 Port runs: every checkpoint the run kept, scored by ``tools/clustergan_curve.py`` (train with
 ``--keep_checkpoints 0`` and a ``--save_every`` that lands on the update counts to compare; a ClusterGAN step is
-one critic batch, 5 per G+E update with the paper's recipe). Encodings: ``.npz`` files, one per run and point, holding ``ge_updates`` (int),
-``test_zn`` (N x z_n), ``test_logits`` (N x classes), ``test_labels`` (N,) for the 10,000 test images in
-the dataset's file order, optionally the same three for a validation split (``val_*``), and ``info``, a
-JSON string with the run's ``seed``. The test labels must equal the dataset's: the same images.
+one critic batch, 5 per G+E update with the paper's recipe). Encodings: ``.npz`` files, one per run and point,
+holding ``ge_updates`` (int), ``test_zn`` (N x z_n), ``test_logits`` (N x classes), ``test_labels`` (N,) for the
+10,000 test images in the dataset's file order, optionally the same three for a validation split (``val_*``), and
+``info``, a JSON string with the run's ``seed``. The test labels must equal the dataset's: the same images.
 
 Each point is scored by :func:`cogan_tf.clustering.encoder_clustering` exactly as a port run's own
 ``cluster_report`` scores it: K-means (seeded with the run's seed) on [z_n, softmax(logits)] (the softmax alone
