@@ -199,6 +199,8 @@ class TrainConfig:
     keep_checkpoints: Optional[int] = 5
     # A second run on a checkpoint folder another run holds: False refuses it, True waits for the other to end.
     wait_for_lock: bool = False
+    # --strategy multiworker: how long a worker waits for the others to start before it gives up (seconds).
+    wait_for_workers: float = 600.0
 
 
 # Each original's run defaults: TrainConfig's own defaults are the CoGAN's, so build a run of another

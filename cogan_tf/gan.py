@@ -103,7 +103,7 @@ class GAN:
         return precision.wrap_optimizer(adam)
 
 
-def make_strategy(name: str, devices=None):
+def make_strategy(name: str, devices=None, multiworker_options=None):
     """``default`` (one device), ``mirrored`` (the GPUs of one machine, or ``devices``) or
     ``multiworker`` (machines described by TF_CONFIG): TensorFlow's own distribution engine."""
     if name == "default":
@@ -111,7 +111,7 @@ def make_strategy(name: str, devices=None):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=devices)
     if name == "multiworker":
-        return multiworker.make_strategy()
+        return multiworker.make_strategy(**(multiworker_options or {}))
     raise UsageError(f"--strategy={name}: choose default, mirrored or multiworker")
 
 

@@ -16,7 +16,10 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
+import threading
+import time
 from typing import Callable, Iterator, List, Optional, Tuple
 
 import numpy as np
@@ -25,28 +28,84 @@ import tensorflow as tf
 from cogan_tf import cluster
 from cogan_tf.errors import RunStopped, UsageError, first_line
 
-# A collective that waits longer than this for another worker fails the run. A killed worker is noticed
-# sooner (its connections close, and the coordination service misses its heartbeats within seconds): this
-# bounds the wait for one that is alive but stuck. Workers legitimately drift apart by the chief's grid
-# writes and by compiling the first step at their own pace, far less than this.
+# A blocking call to the other workers (a step, an agreement) that waits longer than this fails the run.
+# A killed worker is noticed sooner (its connections close, and the coordination service misses its
+# heartbeats within seconds): this bounds the wait for one that is alive but stuck. Workers legitimately
+# drift apart by the chief's grid writes and by compiling the first step at their own pace, far less
+# than this. The bound is kept by one thread of this module (:class:`Watchdog`), not by TensorFlow's
+# per-collective timeout (``CommunicationOptions(timeout_seconds=...)``): TensorFlow keeps that one with
+# a new thread per collective that sleeps out the whole timeout even when the collective took
+# milliseconds (base_collective_executor.cc, "TODO: Share the timeout watchdog thread among
+# collectives"), about 30 threads a step for the CoGAN, so a run of the default length ran out of
+# threads (docs/PERFORMANCE.md, "Several workers").
 COLLECTIVE_TIMEOUT_S = 600
 
 # What a collective raises when another worker is gone: the connection closed or refused, the
-# coordination service's heartbeat lost, the timeout above.
+# coordination service's heartbeat lost, the watchdog's bound.
 LOST = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError, tf.errors.AbortedError)
 _REASONS = (("Connection reset", "connection reset"), ("Connection refused", "connection refused"),
             ("failed to connect", "connection refused"), ("stopped sending heartbeats", "its heartbeats stopped"),
             ("Socket closed", "connection closed"), ("timed out", "timed out"), ("Deadline", "timed out"))
 
 
-def make_strategy():
-    """MultiWorkerMirroredStrategy on the cluster TF_CONFIG describes, its collectives bounded by
-    :data:`COLLECTIVE_TIMEOUT_S`; a cluster that cannot start (a port in use) in one line."""
-    options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_S)
+def make_strategy(wait_for_workers: float = COLLECTIVE_TIMEOUT_S, log: Callable[[str], None] = print):
+    """MultiWorkerMirroredStrategy on the cluster TF_CONFIG describes, once every worker answers
+    (:func:`cogan_tf.cluster.wait_for_workers`, at most ``wait_for_workers`` seconds); a cluster that
+    cannot start in one line."""
+    role = cluster.role("multiworker")
+    cluster.wait_for_workers(role, wait_for_workers, log=log if role.chief else _to_stderr)
     try:
-        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+        return tf.distribute.MultiWorkerMirroredStrategy()
     except (tf.errors.OpError, ValueError, RuntimeError) as e:
         raise UsageError(f"--strategy multiworker: the cluster in TF_CONFIG did not start ({first_line(e)})") from None
+
+
+def _to_stderr(line: str) -> None:
+    """A worker other than the chief has no stdout (main.py): what it waits for goes to stderr."""
+    print(line, file=sys.stderr, flush=True)
+
+
+class Watchdog:
+    """Ends every collective of this process that is still waiting ``bound_s`` seconds after the
+    blocking call around it began (:meth:`bounded`), with one thread for the whole run. The call then
+    raises TensorFlow's DeadlineExceededError, which :meth:`Workers.on_lost_contact` turns into one line.
+    TensorFlow's aborted collectives stay aborted: the run ends there."""
+
+    def __init__(self, bound_s: float, abort: Optional[Callable[[str], None]] = None, tick_s: float = 1.0):
+        self.bound_s, self.tick_s = bound_s, tick_s
+        self._abort = abort or _abort_collectives
+        self._deadline: Optional[float] = None
+        self._thread: Optional[threading.Thread] = None
+        self.fired = False
+
+    @contextlib.contextmanager
+    def bounded(self) -> Iterator[None]:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._watch, name="cogan_tf-watchdog", daemon=True)
+            self._thread.start()
+        self._deadline = time.monotonic() + self.bound_s
+        try:
+            yield
+        finally:
+            self._deadline = None
+
+    def _watch(self) -> None:
+        while True:
+            time.sleep(self.tick_s)
+            deadline = self._deadline
+            if deadline is not None and time.monotonic() > deadline and not self.fired:
+                self.fired = True
+                self._abort(f"timed out: no answer from another worker for {self.bound_s:g} s")
+
+
+def _abort_collectives(message: str) -> None:
+    # TensorFlow's one way to end a collective that waits (its per-collective timeout is the one above).
+    from tensorflow.python.eager import context
+
+    context.context().abort_collective_ops(tf.errors.DEADLINE_EXCEEDED, message)
+
+
+_watchdog: Optional[Watchdog] = None
 
 
 def _fingerprint(gan) -> int:
@@ -76,6 +135,16 @@ class Workers:
     def chief(self) -> bool:
         return self.role.chief
 
+    def bounded(self):
+        """Around a blocking call to the other workers: it fails after :data:`COLLECTIVE_TIMEOUT_S`
+        (:class:`Watchdog`). One process: no bound, nothing to wait for."""
+        global _watchdog
+        if not self.role.multi:
+            return contextlib.nullcontext()
+        if _watchdog is None:
+            _watchdog = Watchdog(COLLECTIVE_TIMEOUT_S)
+        return _watchdog.bounded()
+
     def gather(self, value: int) -> List[int]:
         """Every worker's ``value``, in worker order (one all-reduce of a one-hot vector)."""
         n = self.role.workers
@@ -95,7 +164,8 @@ class Workers:
             self._gather = gather
         mine = np.zeros(n, np.int64)
         mine[self.role.index] = value
-        return [int(x) for x in self._gather(tf.constant(mine)).numpy()]
+        with self.bounded():
+            return [int(x) for x in self._gather(tf.constant(mine)).numpy()]
 
     def check_same_run(self, gan) -> None:
         """Refuse, on every worker alike, workers not started for the same run."""
@@ -116,7 +186,7 @@ class Workers:
 
     def agree_on_stop(self, stop) -> bool:
         """Whether any worker has a stop signal: one all-reduce, so all of them stop after the same step
-        even when the signal reached only one. ``stop`` (a :class:`cogan_tf.train.StopSignals`) then
+        even when the signal reached only one. ``stop`` (a :class:`cogan_tf.stops.StopSignals`) then
         holds the first such worker's signal, and which workers got one if not all did.
 
         Asked after every step, not at save points: a stop must come within a step of the signal, as in

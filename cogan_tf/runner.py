@@ -39,7 +39,8 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
     train_cfg = checkpoints.resolve_seed(train_cfg, record, training)
     model_cfg = checkpoints.resolve_model_config(model_cfg, record, inherit)
     if strategy is None and train_cfg.strategy != "default":
-        strategy = gan_lib.make_strategy(train_cfg.strategy)
+        strategy = gan_lib.make_strategy(train_cfg.strategy, multiworker_options=dict(
+            wait_for_workers=train_cfg.wait_for_workers, log=log))
     return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
 
 

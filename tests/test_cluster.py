@@ -4,8 +4,12 @@ refusals main.py and the launcher give before any worker trains (real processes,
 
 import json
 import os
+import signal
+import socket
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -42,7 +46,8 @@ def test_only_multiworker_reads_tf_config():
     # A stray TF_CONFIG never turns another run into a silent non-chief.
     assert cluster.role("default", env) == cluster.Role() and cluster.role("mirrored", env).chief
     assert cluster.role("multiworker", {}) == cluster.Role()  # no TF_CONFIG: a cluster of one
-    assert cluster.role("multiworker", {"TF_CONFIG": " "}).workers == 1
+    with pytest.raises(UsageError, match="TF_CONFIG is set but empty: unset it to train as one worker"):
+        cluster.role("multiworker", {"TF_CONFIG": " "})
 
 
 @pytest.mark.parametrize("text, why", [
@@ -55,6 +60,10 @@ def test_only_multiworker_reads_tf_config():
     (tf_config({"worker": "a:1"}), "cluster.worker must be a list"),
     (tf_config({"chief": ["a:1", "b:1"]}, "chief"), "2 chief tasks"),
     (tf_config({"worker": []}), "the cluster has no worker"),
+    (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker"}}), "the task has no \"index\""),
+    (tf_config({"worker": ["a:1", "a:1"]}), "a:1 is given to 2 tasks; every worker needs its own port"),
+    (tf_config({"worker": ["a:1", "b"]}), "'b' is not a \"host:port\" address"),
+    (tf_config({"worker": ["a:1", "b:99999"]}), "'b:99999' is not a \"host:port\" address"),
 ])
 def test_bad_tf_config_is_one_line_naming_the_problem(text, why):
     with pytest.raises(UsageError) as e:
@@ -129,14 +138,15 @@ def launcher(args, cwd):
                           capture_output=True, text=True, timeout=300)
 
 
-def test_the_launcher_prefixes_each_worker_s_lines_and_exits_with_its_status(tmp_path):
-    """Two real workers refusing a flag before TensorFlow starts: each line carries its worker's index,
-    and the launcher exits with their status."""
-    r = launcher(["--workers", "2", "--", "--batch_size", "0"], tmp_path)
-    assert r.returncode == 2
-    lines = sorted(line for line in r.stderr.splitlines() if line.startswith("[worker"))
-    assert lines == [f"[worker {i}] error: --batch_size=0: must be at least 1" for i in (0, 1)]
-    assert "Traceback" not in r.stderr
+def test_the_launcher_refuses_a_bad_flag_once_before_starting_any_worker(tmp_path):
+    """main.py's refusal, checked by the launcher itself: one line, not one per worker (100 workers gave
+    100 identical lines), and no worker started."""
+    r = launcher(["--workers", "3", "--", "--batch_size", "0"], tmp_path)
+    assert (r.returncode, r.stderr) == (2, "error: --batch_size=0: must be at least 1\n")
+    r = launcher(["--workers", "2", "--", "--model", "clustergan"], tmp_path)
+    assert r.returncode == 2 and r.stderr == ("error: --strategy=multiworker: multiworker trains the CoGAN; --model "
+                                              "clustergan trains in one process: drop --strategy\n")
+    assert os.listdir(tmp_path) == []  # nothing probed, no folder or lock left behind
 
 
 def test_main_refuses_multiworker_evaluation_and_a_bad_tf_config_before_tensorflow(tmp_path, monkeypatch):
@@ -148,3 +158,140 @@ def test_main_refuses_multiworker_evaluation_and_a_bad_tf_config_before_tensorfl
                          "error: TF_CONFIG: task index 3: the cluster has 1 worker task(s) (expected {\"cluster\": "
                          "{\"worker\": [\"host1:port\", ...]}, \"task\": {\"type\": \"worker\", \"index\": 0}})")
     assert os.listdir(tmp_path) == []  # refused before any folder was probed or locked
+    for env, message in ((" ", "error: TF_CONFIG is set but empty: unset it to train as one worker, or describe the "
+                               "cluster (python -m cogan_tf.launch sets it for workers on this machine)"),
+                         (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker"}}),
+                          "error: TF_CONFIG: the task has no \"index\"")):
+        monkeypatch.setenv("TF_CONFIG", env)
+        r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--strategy", "multiworker"],
+                           cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+        assert r.returncode == 2 and r.stderr.startswith(message) and r.stderr.count("\n") == 1, r.stderr
+    monkeypatch.delenv("TF_CONFIG")
+    run_main_refusal(tmp_path, ["--model", "clustergan", "--strategy", "multiworker"],
+                     "error: --strategy=multiworker: multiworker trains the CoGAN; --model clustergan trains in one "
+                     "process: drop --strategy")
+    assert os.listdir(tmp_path) == []
+
+
+# --- a worker waiting for the others -----------------------------------------------------------------------
+
+WAIT = r"""
+import sys
+sys.path.insert(0, sys.argv[1])
+from cogan_tf import cli, cluster
+from cogan_tf.errors import RunStopped, UsageError
+role = cluster.parse_tf_config(sys.argv[2])
+try:
+    cluster.wait_for_workers(role, float(sys.argv[3]), say_after=0.5)
+except (RunStopped, UsageError) as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(getattr(e, "status", 2))
+print("all here", flush=True)
+# Then, as TensorFlow's gRPC server would, answer on this worker's port with an HTTP/2 SETTINGS frame,
+# for the workers still waiting.
+import socket, time
+server = socket.socket()
+server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+server.bind(("", int(role.addresses[role.index].rsplit(":", 1)[1])))
+server.listen()
+server.settimeout(0.2)
+end = time.time() + float(sys.argv[4])
+while time.time() < end:
+    try:
+        conn, _ = server.accept()
+        conn.sendall(bytes([0, 0, 0, 4, 0, 0, 0, 0, 0]))
+        conn.close()
+    except OSError:
+        pass
+"""
+
+
+def waiting(addresses, index, timeout=30.0, serve=0.0):
+    """A process waiting as worker ``index``; once all are there, it serves as TensorFlow would for ``serve`` s."""
+    return subprocess.Popen([sys.executable, "-c", WAIT, ROOT, cluster.tf_config(addresses, index), str(timeout),
+                             str(serve)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def test_workers_started_apart_find_each_other():
+    addresses = [f"localhost:{p}" for p in launch.free_ports(3)]
+    first = waiting(addresses, 0, serve=5)
+    assert first.stdout.readline() == (f" [*] the chief ({addresses[0]}) is waiting for worker 1 at {addresses[1]}, "
+                                       f"worker 2 at {addresses[2]} (gives up after 30 s)\n")
+    others = [waiting(addresses, i, serve=5) for i in (1, 2)]
+    for p in [first] + others:
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 0 and out.endswith("all here\n"), err
+
+
+def test_a_worker_waits_a_bounded_time_and_says_for_whom():
+    addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
+    t = time.time()
+    p = waiting(addresses, 1, timeout=2)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 1 and 2 <= time.time() - t < 20
+    assert out == f" [*] worker 1 ({addresses[1]}) is waiting for the chief at {addresses[0]} (gives up after 2 s)\n"
+    assert err == (f"error: worker 1 waited 2 s for the chief at {addresses[0]}, in vain: start every worker of the run "
+                   "with the same command and its own TF_CONFIG (--wait_for_workers sets the wait); nothing was "
+                   "trained\n")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP], ids=lambda s: s.name)
+def test_a_waiting_worker_stops_on_a_signal_in_one_line(signum):
+    addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
+    p = waiting(addresses, 0)
+    p.stdout.readline()  # it waits
+    p.send_signal(signum)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 128 + signum
+    assert err == (f"error: stopped by {signum.name} while the chief waited for the other workers: nothing was "
+                   "trained\n")
+
+
+def test_a_port_held_by_another_program_is_refused_or_named():
+    addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
+    holder = socket.socket()
+    holder.bind(("", int(addresses[0].rsplit(":", 1)[1])))
+    holder.listen()
+    try:
+        out, err = waiting(addresses, 0).communicate(timeout=30)  # its own port: refused at once
+        assert err == (f"error: TF_CONFIG gives the chief {addresses[0]}, but port {addresses[0].rsplit(':', 1)[1]} is "
+                       "in use on this machine: choose a free port for it (python -m cogan_tf.launch picks free ones)\n")
+        p = waiting(addresses, 1, timeout=2)  # a partner's port: not taken for the partner
+        out, err = p.communicate(timeout=30)
+        assert p.returncode == 1
+        assert f"waiting for the chief at {addresses[0]} (another program answers there)" in out
+    finally:
+        holder.close()
+
+
+def test_main_waits_for_a_missing_worker_in_one_line_and_obeys_sigterm(tmp_path):
+    """main.py as a user starts it, with only worker 0 of two: it says within seconds whom it waits for,
+    and SIGTERM ends it with one line (TensorFlow's own wait printed nothing and ignored SIGTERM)."""
+    addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
+    env = dict(os.environ, TF_CONFIG=cluster.tf_config(addresses, 0), PYTHONUNBUFFERED="1")
+    env.pop("TF_CPP_MIN_LOG_LEVEL", None)
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), "--strategy", "multiworker"], cwd=str(tmp_path),
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = p.stdout.readline()
+    assert line == (f" [*] the chief ({addresses[0]}) is waiting for worker 1 at {addresses[1]} (gives up after "
+                    "600 s)\n")
+    p.send_signal(signal.SIGTERM)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 143
+    assert err == "stopped by SIGTERM while the chief waited for the other workers: nothing was trained\n"
+
+
+def test_the_watchdog_ends_a_call_that_overruns_its_bound_with_one_thread():
+    from cogan_tf import multiworker
+
+    aborted = []
+    dog = multiworker.Watchdog(0.3, abort=aborted.append, tick_s=0.05)
+    before = threading.active_count()
+    for _ in range(20):  # calls within the bound: nothing aborted, and no thread per call
+        with dog.bounded():
+            time.sleep(0.01)
+    assert aborted == [] and threading.active_count() == before + 1
+    with dog.bounded():
+        time.sleep(0.6)
+    assert aborted == ["timed out: no answer from another worker for 0.3 s"]

@@ -11,7 +11,7 @@ import sys
 from absl import flags
 
 from cogan_tf import cli, cluster, config as config_lib, data, outputs, rundir
-from cogan_tf.errors import UsageError
+from cogan_tf.errors import DataError, UsageError
 
 DATASET = "dataset"
 
@@ -57,6 +57,8 @@ def define_flags():
                       "with the rate and the time left; bar: a progress bar (losses, rate, time left) instead [log]")
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
                       "tf.distribute: one device, all GPUs of this machine, or the machines in TF_CONFIG [default]")
+    flags.DEFINE_float("wait_for_workers", 600, "--strategy multiworker: seconds a worker waits for the others to "
+                       "start before it gives up [600]")
     flags.DEFINE_boolean("sync_batchnorm", False, "CoGAN: BatchNorm statistics over the global batch across replicas [False]")
     flags.DEFINE_boolean("mixed_precision", False, "Mixed precision for GPUs: layers compute in --mixed_precision_dtype, "
                          "variables, BatchNorm statistics, losses and outputs stay float32; results differ from float32 "
@@ -166,6 +168,12 @@ def validate(f) -> None:
             bad(flag, f"only for --model cogan, not {f.model}")
     if f.strategy == "multiworker" and not f.is_train:
         bad("strategy", "is for training; --is_train False evaluates in one process: drop --strategy")
+    if f.strategy == "multiworker" and f.model != "cogan":
+        bad("strategy", f"multiworker trains the CoGAN; --model {f.model} trains in one process: drop --strategy")
+    if not 0 < f.wait_for_workers < math.inf:
+        bad("wait_for_workers", "must be a positive number of seconds")
+    if f["wait_for_workers"].present and f.strategy != "multiworker":
+        bad("wait_for_workers", "is for --strategy multiworker")
 
 
 def build_configs(f):
@@ -177,7 +185,7 @@ def build_configs(f):
         f.model, f.recipe, **given, data_dir=f.data_dir, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
-        seed=f.seed, jit_compile=f.jit_compile, wait_for_lock=f.wait_for_lock, log_every=f.log_every, progress=f.progress,
+        seed=f.seed, jit_compile=f.jit_compile, wait_for_lock=f.wait_for_lock, wait_for_workers=f.wait_for_workers, log_every=f.log_every, progress=f.progress,
         disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
@@ -212,6 +220,31 @@ def explicit_fields(f) -> dict:
             for field in fields:
                 out.setdefault(field, f"--{flag}={f[flag].value}")
     return out
+
+
+def refusal(argv) -> "str | None":
+    """What main.py would refuse in ``argv`` (a command line, program name first) before TensorFlow
+    starts, as its one line without ``error:``, else None; as the chief of a run of several workers would
+    see it. For the launcher: one refusal, not one per worker."""
+    if "strategy" not in FLAGS:
+        define_flags()
+    bad = cli.bad_bool_value(argv[1:])
+    if bad:
+        return bad
+    try:
+        rest = FLAGS(cli.fold_bool_args(argv))
+    except flags.Error as e:
+        return str(e)
+    if len(rest) > 1:
+        return f"unexpected arguments {' '.join(rest[1:])!r} (see --help)"
+    try:
+        validate(FLAGS)
+        model_cfg, train_cfg = build_configs(FLAGS)
+        outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
+        rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
+    except (UsageError, DataError) as e:
+        return str(e)
+    return None
 
 
 def main(argv):
