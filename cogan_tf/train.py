@@ -11,8 +11,6 @@ import contextlib
 import math
 import os
 import shutil
-import signal
-import threading
 import time
 from typing import Dict, List, Optional
 
@@ -23,53 +21,7 @@ import keras
 from cogan_tf import checkpoints, data, multiworker, outputs, rundir
 from cogan_tf.errors import RunStopped, UsageError, first_line
 from cogan_tf.gan import GAN, RunState, build_gan
-
-
-class StopSignals:
-    """SIGINT (Ctrl-C) and SIGTERM while training: the first one is remembered, and the loop stops at
-    the end of the step with a checkpoint. The handlers go back to the system's default at once, so a
-    second signal ends the process immediately (without that checkpoint). Outside the main thread,
-    where Python cannot install handlers, nothing changes. Several workers stop together: they agree
-    on a signal any of them got (:meth:`cogan_tf.multiworker.Workers.agree_on_stop`)."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-    def __init__(self):
-        self.signum: Optional[int] = None
-        self.sent_to = ""  # which workers got the signal, when not all of them did
-        self._previous: Dict[int, object] = {}
-
-    def __enter__(self) -> "StopSignals":
-        if threading.current_thread() is threading.main_thread():
-            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.signum is None:
-            self.signum = signum
-        for s in self._previous:
-            signal.signal(s, signal.SIG_DFL)
-
-    def __exit__(self, *exc) -> None:
-        for s, handler in self._previous.items():
-            signal.signal(s, handler)
-        self._previous = {}
-
-    def agree(self, signum: int, workers: Optional[List[int]] = None) -> None:
-        """Stop for ``signum``, which the workers ``workers`` got (None: all of them)."""
-        self.signum = signum
-        if workers:
-            self.sent_to = " (sent to " + ", ".join("the chief" if i == 0 else f"worker {i}" for i in workers) + ")"
-
-    def stopped(self, step: int, saved: str, what: str = "") -> RunStopped:
-        name = signal.Signals(self.signum).name
-        return RunStopped(f"stopped by {name}{self.sent_to} after step {step}: saved {saved}{what}; run the same "
-                          "command to resume", status=128 + self.signum, requested=True)
-
-    def during_export(self, saved: str, exported: str) -> RunStopped:
-        name = signal.Signals(self.signum).name
-        return RunStopped(f"stopped by {name}{self.sent_to} during the export, which was let finish: the training is "
-                          f"complete, saved {saved}, exported {exported}", status=128 + self.signum, requested=True)
+from cogan_tf.stops import StopSignals
 
 
 def _duration(seconds: float) -> str:
@@ -220,11 +172,12 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
     step_fn = tf.function(gan.train_step, jit_compile=cfg.jit_compile)
     start = time.time()
     step = int(loop.step.numpy())
-    progress = Progress(gan, loop, step, total, log_dir, log, bar=chief)
     # Each loss of every step of the epoch so far, checkpointed: the epoch's means survive a resume.
     epoch_losses, unfinished_epoch = loop.restored_epoch_losses(step)
     lost = team.on_lost_contact(lambda: (f"step {step}", saver.kept()))
-    with StopSignals() as stop, contextlib.closing(progress), lost:
+    # The progress block after the stop handlers: its lines (or bar) go through the guarded output.
+    with StopSignals() as stop, contextlib.closing(Progress(gan, loop, step, total, log_dir, log, bar=chief)) as progress, \
+            lost:
 
         def save(counter: int) -> str:
             loop.record_epoch_losses(epoch_losses)
@@ -251,7 +204,8 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
                 arrays, cfg.batch_size, seeds=gan.shuffle_seeds(), epoch=epoch if gan.reshuffle_each_epoch else None,
                 start_batch=first_idx), cfg.batch_size)
             for idx, batch in enumerate(ds, start=first_idx):
-                losses = {k: float(v) for k, v in step_fn(*batch).items()}
+                with team.bounded():  # a worker that stops answering ends the run in one line
+                    losses = {k: float(v) for k, v in step_fn(*batch).items()}
                 step += 1
                 # The losses are fetched every step anyway: checking them costs nothing. A NaN step is
                 # neither logged nor saved, so the newest checkpoint stays the last good one.

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from cogan_tf import config as C
-from cogan_tf import runner, train
+from cogan_tf import runner, stops, train
 from cogan_tf.errors import RunStopped, UsageError
 from tests.conftest import ROOT, train_config, write_fake_dataset
 
@@ -215,7 +215,7 @@ def test_stop_signals_remember_the_first_and_default_the_second():
     # A real signal to this process: the handler only records it, and puts the default back, so a second
     # one would end the process at once (not sent here: it would end pytest).
     previous = signal.getsignal(signal.SIGINT)
-    with train.StopSignals() as stop:
+    with stops.StopSignals() as stop:
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.signum == signal.SIGTERM
         assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
