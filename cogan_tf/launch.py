@@ -1,12 +1,15 @@
 """python -m cogan_tf.launch --workers N -- <main.py flags>: a multi-worker run on this machine.
 
-Starts N ``main.py --strategy multiworker`` processes, each with the TF_CONFIG of one worker of a
-cluster on free local ports (worker 0 is the chief), and prefixes every line they print with
-``[worker i]``. Ctrl-C and SIGTERM are passed on to every worker once per signal received (the
-workers run in their own process group, so a terminal's Ctrl-C reaches them only through here):
-the first stops them all after the same step with a checkpoint, a second ends them at once. The
-launcher exits with the status of the first worker that fails (a worker killed by a signal: 128 +
-its number), after giving the others ``--grace_seconds`` to stop on their own; then it kills them.
+Checks the main.py flags once (a refusal is one line, not one per worker), then starts N ``main.py
+--strategy multiworker`` processes, each with the TF_CONFIG of one worker of a cluster on free local
+ports (worker 0 is the chief), and prefixes every line they print with ``[worker i]``. Ctrl-C, SIGTERM
+and SIGHUP are passed on to every worker once per signal received (the workers run in their own process
+group, so a terminal's Ctrl-C reaches them only through here): the first stops them all after the same
+step with a checkpoint, a second ends them at once. A worker that refuses to start (status 2, its one
+line) ends the others at once. Otherwise the launcher exits with the status of the first worker that
+fails (a worker killed by a signal: 128 + its number), after giving the others ``--grace_seconds`` to
+stop on their own; then it kills them. If the launcher is killed, or its own output closes, each
+worker's output pipe closes, and the workers stop after the same step with a checkpoint.
 
 On several machines there is no launcher: each machine runs main.py with its own TF_CONFIG (README).
 """
@@ -14,7 +17,10 @@ On several machines there is no launcher: each machine runs main.py with its own
 from __future__ import annotations
 
 import argparse
+import errno
+import math
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -26,6 +32,14 @@ from typing import List, Optional, Sequence
 from cogan_tf import cluster
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The program each worker runs, followed by the main.py flags.
+WORKER_COMMAND = (sys.executable, "-m", "cogan_tf", "main")
+# A worker's exit status when it refused its flags, TF_CONFIG or folders in one line, before training.
+REFUSED = 2
+# What one worker needs at least: a TensorFlow process training the CoGAN holds ~0.8 GB resident here.
+WORKER_MEMORY = 1 << 30
+# File descriptors the launcher holds per worker (two pipes), and a margin for its own.
+FDS_PER_WORKER, FDS_SPARE = 2, 32
 
 
 class _Parser(argparse.ArgumentParser):
@@ -51,12 +65,43 @@ def parse(argv: Sequence[str]):
         p.error(f"--workers {args.workers}: must be at least 1")
     if args.threads_per_worker < 0:
         p.error(f"--threads_per_worker {args.threads_per_worker}: must be 0 or more")
+    if not (math.isfinite(args.grace_seconds) and args.grace_seconds >= 0):
+        p.error(f"--grace_seconds {args.grace_seconds:g}: must be a number of seconds, 0 or more")
+    too_many = machine_limit(args.workers)
+    if too_many:
+        p.error(f"--workers {args.workers}: {too_many}")
     strategies = [f.split("=", 1)[1] if "=" in f else (flags[i + 1] if i + 1 < len(flags) else "")
                   for i, f in enumerate(flags) if f.split("=", 1)[0] == "--strategy"]
     if any(s != "multiworker" for s in strategies):
         p.error(f"--strategy {strategies[-1]}: the workers train with --strategy multiworker; drop the flag")
     args.flags = flags if strategies else flags + ["--strategy=multiworker"]
     return args
+
+
+def _available_memory() -> Optional[int]:
+    """Bytes of memory available for new processes (Linux's MemAvailable), None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def machine_limit(workers: int, memory: Optional[int] = None, open_files: Optional[int] = None) -> Optional[str]:
+    """Why this machine cannot hold ``workers`` workers, else None: each needs about
+    :data:`WORKER_MEMORY` of memory, and the launcher two file descriptors."""
+    memory = _available_memory() if memory is None else memory
+    if memory is not None and workers * WORKER_MEMORY > memory:
+        return (f"each worker is a TensorFlow process of about {WORKER_MEMORY >> 30} GB, and this machine has "
+                f"{memory / (1 << 30):.1f} GB available: at most {max(1, memory // WORKER_MEMORY)} workers here")
+    open_files = resource.getrlimit(resource.RLIMIT_NOFILE)[0] if open_files is None else open_files
+    need = workers * FDS_PER_WORKER + FDS_SPARE
+    if open_files != resource.RLIM_INFINITY and need > open_files:
+        return f"needs {need} open files and the limit is {open_files}: raise it (ulimit -n) or start fewer workers"
+    return None
 
 
 def free_ports(n: int) -> List[int]:
@@ -102,30 +147,59 @@ def _stop_with_parent() -> None:
 
 
 def _pump(stream, out, prefix: str, lock: threading.Lock) -> None:
+    """Copy a worker's lines to ``out``. If ``out`` is gone (the launcher's reader closed its pipe), close
+    the worker's pipe too: the worker then stops after its step with a checkpoint, as one whose own
+    output closed (cogan_tf.stops)."""
     for line in iter(stream.readline, ""):
-        with lock:
-            out.write(prefix + line if line.endswith("\n") else prefix + line + "\n")
-            out.flush()
+        if not _say(prefix + line if line.endswith("\n") else prefix + line + "\n", out, lock):
+            break
     stream.close()
+
+
+def _say(text: str, out, lock: threading.Lock) -> bool:
+    """Write ``text`` to ``out``; False if ``out`` is a closed pipe."""
+    with lock:
+        try:
+            out.write(text)
+            out.flush()
+            return True
+        except OSError as e:
+            if e.errno not in (errno.EPIPE, errno.ECONNRESET):
+                raise
+            try:  # later writes, and the interpreter's last flush, go nowhere instead of failing
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, out.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+            return False
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
+    environ = dict(os.environ)  # the workers' own: checking the flags imports main.py, which sets TF's log level
+    refused = _refusal(args.flags)
+    if refused:
+        print(f"error: {refused}", file=sys.stderr)
+        return REFUSED
     addresses = [f"localhost:{p}" for p in free_ports(args.workers)]
-    command = [sys.executable, "-m", "cogan_tf", "main"] + args.flags
+    command = list(WORKER_COMMAND) + args.flags
     lock = threading.Lock()
     procs, pumps = [], []
+    asked: List[int] = []  # the signals passed on to the workers
 
     def forward(signum, frame):
+        asked.append(signum)
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signum)
 
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, forward)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, forward)
     for i in range(args.workers):
         # Its own process group: a terminal's Ctrl-C reaches the worker once, forwarded, not twice.
-        procs.append(subprocess.Popen(command, env=worker_env(os.environ, addresses, i, args.threads_per_worker),
+        procs.append(subprocess.Popen(command, env=worker_env(environ, addresses, i, args.threads_per_worker),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
                                       start_new_session=True, preexec_fn=_stop_with_parent))
     for i, p in enumerate(procs):  # threads only once every worker is started (preexec_fn and threads do not mix)
@@ -133,9 +207,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             t = threading.Thread(target=_pump, args=(stream, out, f"[worker {i}] ", lock), daemon=True)
             t.start()
             pumps.append(t)
-    with lock:
-        print(f" [*] {args.workers} workers on {', '.join(addresses)}: pids "
-              + ", ".join(str(p.pid) for p in procs), file=sys.stderr, flush=True)
+    _say(f" [*] {args.workers} workers on {', '.join(addresses)}: pids " + ", ".join(str(p.pid) for p in procs)
+         + "\n", sys.stderr, lock)
 
     status, failed_at = 0, None
     while any(p.poll() is None for p in procs):
@@ -143,23 +216,44 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             failure = next((i for i, p in enumerate(procs) if p.poll() not in (None, 0)), None)
             if failure is not None:
                 status, failed_at = exit_status(procs[failure].returncode), time.time()
-                if any(p.poll() is None for p in procs):
-                    with lock:
-                        print(f" [!] worker {failure} exited with status {status}: the others get "
-                              f"{args.grace_seconds:g} s to stop", file=sys.stderr, flush=True)
+                running = [i for i, p in enumerate(procs) if p.poll() is None]
+                if status in (128 + s for s in asked):
+                    pass  # the stop that was asked for: the others are stopping after the same step
+                elif status == REFUSED and running:
+                    _say(f" [!] worker {failure} refused to start (its line above): ending the others\n",
+                         sys.stderr, lock)
+                    for i in running:
+                        procs[i].kill()
+                elif running:
+                    _say(f" [!] worker {failure} failed with status {status}: the others get "
+                         f"{args.grace_seconds:g} s to stop\n", sys.stderr, lock)
         elif time.time() - failed_at > args.grace_seconds:
             for i, p in enumerate(procs):
                 if p.poll() is None:
                     p.kill()
-                    with lock:
-                        print(f" [!] killed worker {i}, still running {args.grace_seconds:g} s after the first failure",
-                              file=sys.stderr, flush=True)
+                    _say(f" [!] killed worker {i}, still running {args.grace_seconds:g} s after worker "
+                         f"{failure} ended\n", sys.stderr, lock)
         time.sleep(0.1)
     for t in pumps:
         t.join()
     if failed_at is None:
         status = next((exit_status(p.returncode) for p in procs if p.returncode), 0)
+    if asked and status == 128 + asked[0]:
+        _say(f" [*] the workers stopped on {signal.Signals(asked[0]).name}, as asked (status {status}): "
+             "run the same command to resume\n", sys.stderr, lock)
     return status
+
+
+def _refusal(flags: Sequence[str]) -> Optional[str]:
+    """main.py's one-line refusal of ``flags``, checked here once (as the chief would), else None."""
+    from cogan_tf.scripts import main as main_script
+
+    saved = os.environ.pop("TF_CONFIG", None)  # each worker gets its own; the launcher's own is not theirs
+    try:
+        return main_script.refusal(["main.py"] + list(flags))
+    finally:
+        if saved is not None:
+            os.environ["TF_CONFIG"] = saved
 
 
 if __name__ == "__main__":
