@@ -37,7 +37,19 @@ if args.get("logical_devices"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from cogan_tf import config as C, gan as gan_lib, runner
+from cogan_tf import cluster, config as C, gan as gan_lib, multiworker, runner
+if args.get("bound"):
+    multiworker.COLLECTIVE_TIMEOUT_S = args["bound"]
+stall = args.get("stall")
+if stall and cluster.role("multiworker").index == stall["worker"]:
+    import time
+    agree, calls = multiworker.Workers.agree_on_stop, []
+    def stalled(self, stop):
+        calls.append(1)
+        if len(calls) == stall["at"]:
+            time.sleep(stall["seconds"])
+        return agree(self, stop)
+    multiworker.Workers.agree_on_stop = stalled
 if args.get("sgd"):
     # As tests/test_distribute.py: with SGD a weight difference is a gradient difference (Adam turns float
     # noise in near-zero gradients into full learning-rate steps).
@@ -459,5 +471,42 @@ def test_the_launcher_kills_a_worker_still_running_after_the_grace_period(run_di
     os.kill(chief, signal.SIGSTOP)
     os.kill(other, signal.SIGKILL)
     assert launched.wait() == 128 + signal.SIGKILL
-    assert launched.lines("err")[-2:] == [" [!] worker 1 exited with status 137: the others get 5 s to stop",
-                                          " [!] killed worker 0, still running 5 s after the first failure"]
+    assert launched.lines("err")[-2:] == [" [!] worker 1 failed with status 137: the others get 5 s to stop",
+                                          " [!] killed worker 0, still running 5 s after worker 1 ended"]
+
+
+def test_a_killed_launcher_leaves_a_checkpoint_of_the_step(run_dir):
+    """SIGKILL to the launcher: its workers' output pipes close (and each gets SIGTERM from the system), and
+    they stop after the same step with a checkpoint of it. They used to die of BrokenPipeError, leaving
+    only the first checkpoint."""
+    run, tmpdir = str(run_dir / "run"), run_dir / "tmp"
+    launched = Launched(run, "run", COMMON + ["--data_dir", str(run_dir / "data"), "--max_steps", "400"], tmpdir)
+    launched.wait_for_steps(5)
+    pids = launched.pids()
+    seen = launched.steps()
+    launched.proc.kill()
+    deadline = time.time() + TIMEOUT
+    while any(os.path.exists(f"/proc/{pid}") and "zombie" not in open(f"/proc/{pid}/status").read()
+              for pid in pids):
+        assert time.time() < deadline, "workers still running after the launcher was killed"
+        time.sleep(0.5)
+    assert checkpoints_on_disk(run)[-1] >= seen + 1 > 2, checkpoints_on_disk(run)
+    assert leftovers(tmpdir) == []
+
+
+def test_a_stuck_worker_ends_the_run_in_one_line_after_the_bound(tmp_path):
+    """Worker 1 alive but stuck (asleep between two steps, its heartbeats still going): the chief's step
+    waits for it until the watchdog's bound (5 s here, 600 by default) ends the wait; the chief then stops
+    in one line naming the timeout, long before worker 1 wakes."""
+    run = {"train": train_kwargs(".", max_steps=40, save_every=2, strategy="multiworker")}
+    cwds = [str(tmp_path / f"w{i}") for i in range(2)]
+    args = dict(root=ROOT, runs=[run], out="lines.json", stall={"worker": 1, "at": 3, "seconds": 300}, bound=5)
+    procs = start_workers([[sys.executable, "-c", WORKER, json.dumps(args)]] * 2, cwds, tmp_path)
+    try:
+        procs[0].wait(timeout=240)
+    finally:
+        for p in procs:
+            p.kill()
+    err = read(cwds[0], "w0.err")
+    assert procs[0].returncode == 1 and re.search(r"RunStopped: step \d+: the chief lost contact with another worker "
+                                                  r"\(timed out\)", err), err[-3000:]
