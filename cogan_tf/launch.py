@@ -210,7 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     _say(f" [*] {args.workers} workers on {', '.join(addresses)}: pids " + ", ".join(str(p.pid) for p in procs)
          + "\n", sys.stderr, lock)
 
-    status, failed_at = 0, None
+    status, failed_at, killed = 0, None, set()
     while any(p.poll() is None for p in procs):
         if failed_at is None:
             failure = next((i for i, p in enumerate(procs) if p.poll() not in (None, 0)), None)
@@ -229,7 +229,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          f"{args.grace_seconds:g} s to stop\n", sys.stderr, lock)
         elif time.time() - failed_at > args.grace_seconds:
             for i, p in enumerate(procs):
-                if p.poll() is None:
+                if p.poll() is None and i not in killed:  # a stopped process takes a moment to die
+                    killed.add(i)
                     p.kill()
                     _say(f" [!] killed worker {i}, still running {args.grace_seconds:g} s after worker "
                          f"{failure} ended\n", sys.stderr, lock)
