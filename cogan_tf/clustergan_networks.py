@@ -86,14 +86,21 @@ def leaky_relu_written_gradient(x, negative_slope: float):
     TensorFlow's gradient of LeakyReluGrad returns ``zeros_like(x)``, and a second derivative (the
     critic's gradient penalty) then backpropagates those zeros through every layer that computed ``x``:
     for D on the interpolates, four matmul and conv gradient ops on zeros per critic update. Cut here,
-    the gradients are the same to the bit, without that work."""
+    the gradients are the same to the bit, without that work.
+
+    LeakyReluGrad reads the output ``y``, not ``x``, as TensorFlow's ReLU gradient does: for a slope of
+    0 or more, ``y > 0`` exactly where ``x > 0``, so the values are the same. Read from ``x``, the
+    gradient would keep the bias output of the layer before in use, and Grappler's remapper, fusing
+    conv + bias + LeakyReLU, fails on the whole step (``E0000 ... remapper failed`` in the log)."""
 
     @tf.custom_gradient
     def f(x):
-        def grad(dy):
-            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(x), alpha=negative_slope)
+        y = tf.nn.leaky_relu(x, alpha=negative_slope)
 
-        return tf.nn.leaky_relu(x, alpha=negative_slope), grad
+        def grad(dy):
+            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(y), alpha=negative_slope)
+
+        return y, grad
 
     return f(x)
 

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -342,6 +343,21 @@ def test_written_dense_gradients_equal_keras_to_rounding():
     # Not the same ops: the dense layers' input gradients round differently (else this test would not
     # tell the two apart).
     assert any(not np.array_equal(a, b) for a, b in zip(written[0][1] + written[1][1], plain[0][1] + plain[1][1]))
+
+
+def test_a_paper_run_prints_no_tensorflow_error(tmp_path):
+    """A written gradient that read the LeakyReLU's input kept the conv's bias output alive for the
+    gradient, and Grappler's remapper, fusing conv + bias + LeakyReLU, gave up on the whole step with an
+    ``E0000 ... remapper failed`` line in every run. It reads the output (the same values: see the
+    test above), and a run as a user starts it prints no TensorFlow error."""
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=20)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # main.py's own log level
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--model", "clustergan", "--recipe", "paper",
+                        "--data_dir", data_dir, "--batch_size", "8", "--max_steps", "1", "--val_size", "0",
+                        "--sample_every_epochs", "0", "--log_every", "0", "--save_every", "0"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not re.findall(r"^[EF]\d{4} .*", r.stderr, re.M), r.stderr[-3000:]
 
 
 # --- the Fashion-MNIST settings ----------------------------------------------------------------------------
