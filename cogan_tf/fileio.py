@@ -13,7 +13,7 @@ import errno
 import os
 import shutil
 import tempfile
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
 
 
 @contextlib.contextmanager
@@ -79,6 +79,28 @@ def unwritable_file(path: str) -> Optional[str]:
     except OSError as e:
         return f"{existing} is not writable ({e.strerror or e})"
     return None
+
+
+def is_input(path: str, inputs: Sequence[str]) -> Optional[str]:
+    """Why writing ``path`` would write over what a command reads, or None. ``inputs`` are the files and
+    folders it reads: ``path`` may be none of the files (also through a link), nor lie inside one of the
+    folders."""
+    real = os.path.realpath(path)
+    for source in inputs:
+        source_real = os.path.realpath(source)
+        if os.path.isdir(source_real):
+            if real == source_real or real.startswith(source_real.rstrip(os.sep) + os.sep):
+                return f"is in the input folder {source}"
+        elif real == source_real or (os.path.isfile(path) and os.path.isfile(source)
+                                     and os.path.samefile(path, source)):
+            return f"is the input {source}"
+    return None
+
+
+def output_problem(path: str, inputs: Sequence[str] = ()) -> Optional[str]:
+    """Why ``path`` cannot be an output file (:func:`unwritable_file`, or one of ``inputs``:
+    :func:`is_input`), or None; checked before the work that writes it."""
+    return unwritable_file(path) or is_input(path, inputs)
 
 
 def _write_probe(folder: str) -> None:
