@@ -9,7 +9,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, data, fileio, published
+from cogan_tf import cli, data, published
 from cogan_tf.errors import ClassifierError, UsageError
 from cogan_tf.evaluate import (DEFAULT_N, MAX_N, format_compare, grid_compare, load_classifier, load_report,
                                load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids)
@@ -119,16 +119,7 @@ def check_outputs(f, grid_dirs) -> None:
     inputs = list(f.grids or []) + [os.path.join(d, side) for d in grid_dirs for side in grid_compare.DOMAINS]
     inputs += [p for p in (f.saved_model, f.checkpoint_dir) if p]
     inputs += [data.dataset_dir(f.data_dir, d) for d in data.DATASETS + (published.NAME,)]
-    for flag in ("out", "plot"):
-        path = getattr(f, flag)
-        why = path and fileio.unwritable_file(path)
-        if why:
-            raise UsageError(f"--{flag}={path}: {why}; give a file path in a writable folder")
-        why = path and fileio.is_input(path, inputs)
-        if why:
-            raise UsageError(f"--{flag}={path}: {why}; an output may not replace an input: give another path")
-    if f.out and f.plot and fileio.is_input(f.plot, [f.out]):
-        raise UsageError(f"--plot={f.plot}: is --out too; give each its own path")
+    cli.check_outputs([("--out", f.out), ("--plot", f.plot)], inputs)
 
 
 if __name__ == "__main__":
