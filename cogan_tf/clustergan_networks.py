@@ -11,9 +11,10 @@ convolutional trunk (not the same weights), in two versions (``ClusterGanConfig.
   weights except D's and E's last layer, which keep ``fully_connected``'s Glorot-uniform default; zero
   biases.
 
-The paper's networks compute their dense layers and LeakyReLUs with gradients written out (:class:`Dense`,
-:class:`LeakyReLU`): the same functions and gradients, in less time for the critic's gradient penalty
-and the G+E update (docs/PERFORMANCE.md); :func:`use_plain_layers` switches them back to Keras's own.
+The paper's networks compute their dense layers, and both networks their LeakyReLUs, with gradients written
+out (:class:`Dense`, :class:`LeakyReLU`): the same functions and gradients, in less time for the critic's
+gradient penalty and the G+E update (docs/PERFORMANCE.md), and a LeakyReLU gradient TensorFlow's graph
+optimizer can handle; :func:`use_plain_layers` switches them back to Keras's own.
 """
 
 from __future__ import annotations
@@ -148,7 +149,7 @@ class LeakyReLU(keras.layers.LeakyReLU):
 
 
 def use_plain_layers(gan):
-    """The paper networks' dense layers and LeakyReLUs with Keras's own gradients (as first written),
+    """The dense layers (paper networks) and LeakyReLUs with Keras's own gradients (as first written),
     for the benchmark's reference rows and the tests; before the step is traced."""
     for model in (gan.generator, gan.discriminator, gan.encoder):
         for layer in model._flatten_layers():
@@ -182,11 +183,10 @@ def deconv(cfg: ClusterGanConfig, filters: int, name: str, activation=None) -> k
 
 
 def activation_layer(cfg: ClusterGanConfig, prefix: str, generator: bool = False):
-    """LeakyReLU(leak); the paper's generator: ReLU (its D and E: LeakyReLU 0.2 too, :class:`LeakyReLU`)."""
+    """LeakyReLU(leak) (:class:`LeakyReLU`, Keras's with its gradient written); the paper's generator: ReLU."""
     if generator and is_papers(cfg):
         return keras.layers.ReLU(name=f"{prefix}_relu")
-    layer = LeakyReLU if is_papers(cfg) else keras.layers.LeakyReLU
-    return layer(negative_slope=cfg.leak, name=f"{prefix}_lrelu")
+    return LeakyReLU(negative_slope=cfg.leak, name=f"{prefix}_lrelu")
 
 
 class ClusterGenerator(keras.Model):
