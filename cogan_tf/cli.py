@@ -109,11 +109,13 @@ def fold_list_args(argv: Sequence[str], list_flags: Sequence[str]) -> List[str]:
 
 
 def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence[str] = ()) -> None:
-    """Each ``(flag, path)`` of ``outputs`` (a None path skipped), before the work that writes it: a file
-    that can be written, none of ``inputs`` nor in an input folder (``fileio.is_input``), and no two the
-    same file; else a one-line UsageError naming the flag."""
+    """Each ``(flag, path)`` of ``outputs`` (a None path skipped), before the work that writes it: a
+    non-empty path of a file that can be written, none of ``inputs`` nor in an input folder
+    (``fileio.is_input``), and no two the same file; else a one-line UsageError naming the flag."""
     given = [(flag, path) for flag, path in outputs if path is not None]
     for i, (flag, path) in enumerate(given):
+        if not path:  # would be skipped as "not given", silently
+            raise UsageError(f"{flag}='': give a file path, or leave the flag out")
         why = fileio.unwritable_file(path)
         if why:
             raise UsageError(f"{flag}={path}: {why}; give a file path in a writable folder")

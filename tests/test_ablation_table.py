@@ -90,11 +90,12 @@ def damage(out, case):
         return ["--montage", str(out.parent / "m.png")], f"{grid}: not a readable image (not a PNG file"
     if case == "montage under a file":
         (out.parent / "a_file").write_text("")
-        return ["--montage", str(out.parent / "a_file" / "m.png")], f"--montage={out.parent}/a_file/m.png: {out.parent}/a_file is a file, not a folder"
+        return (["--montage", str(out.parent / "a_file" / "m.png")],
+                f"--montage={out.parent}/a_file/m.png: {out.parent}/a_file is a file, not a folder")
     if case == "montage a folder":
         return ["--montage", str(out.parent) + "/new/"], f"--montage={out.parent}/new/: ends in /, so names a folder"
     if case == "montage empty":
-        return ["--montage", ""], "--montage='': give the PNG file to write, or leave --montage out"
+        return ["--montage", ""], "--montage='': give a file path, or leave the flag out"
     if case == "montage onto a grid":
         return ["--montage", str(grid)], f"--montage={grid}: is in the input folder {out}; an output may not replace"
     raise ValueError(case)

@@ -821,7 +821,8 @@ def test_cli_no_output_replaces_an_input(tmp_path):
              f"--out={tmp_path}/model/saved_model.pb: is in the input folder {tmp_path}/model; {hint}"),
             (["--checkpoint_dir", str(run), "--out", str(run / "r.json")],
              f"--out={run}/r.json: is in the input folder {run}; {hint}"),
-            (["--grids", top, bot, "--data_dir", str(tmp_path / "data"), "--out", str(tmp_path / "data" / "mnist" / "r.json")],
+            (["--grids", top, bot, "--data_dir", str(tmp_path / "data"), "--out",
+              str(tmp_path / "data" / "mnist" / "r.json")],
              f"--out={tmp_path}/data/mnist/r.json: is in the input folder {tmp_path}/data/mnist; {hint}"),
             (grid_dirs + ["--out", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.json")],
              f"--plot={tmp_path}/r.json: is --out too; give each its own path")):

@@ -108,8 +108,6 @@ def main(argv=None):
     ap.add_argument("--montage", help="write a PNG of every run's grids here")
     ap.add_argument("--grid", default="train_00_0499", help="which grid the montage shows [train_00_0499]")
     a = ap.parse_args(argv)
-    if a.montage is not None and not a.montage:
-        raise UsageError("--montage='': give the PNG file to write, or leave --montage out")
     # Inputs and the output checked first; the table is printed only when everything can be done.
     cli.check_outputs([("--montage", a.montage)], inputs=[a.out_dir])
     found = runs(a.out_dir)
