@@ -7,6 +7,7 @@ The original was driven as ``python main.py --is_train True``; absl's boolean fl
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
@@ -125,6 +126,14 @@ def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence
         for other_flag, other in given[:i]:
             if fileio.is_input(path, [other]):
                 raise UsageError(f"{flag}={path}: is {other_flag} too; give each its own path")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for the tools, whose refusal of an argument is one line, as the entry scripts'
+    (argparse's own prints the usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
 
 
 def run_tool(main: Callable[[], Optional[int]]) -> None:

@@ -116,6 +116,10 @@ CASES = [
     ("vanilla_torch_reference", ["--data_dir", "{data}", "--out", "{root}/torch"],
      "this tool needs PyTorch, which cogan_tf does not depend on: pip install torch"),
     ("vanilla_torch_reference", ["--epochs", "0"], "--epochs=0: must be at least 1"),
+    # argparse's own refusals are one line too
+    ("multiworker_bench", ["--rounds", "x"], "argument --rounds: invalid int value: 'x' (see --help)"),
+    ("trace_step", ["--rows", "nope"], "--rows=nope: choose from paper_critic, "),
+    ("ablation_table", [], "the following arguments are required: out_dir (see --help)"),
 ]
 
 

@@ -8,7 +8,6 @@ row per variant and, per seed, the run's top and bottom grid side by side, at ha
 no run with that seed).
 """
 
-import argparse
 import glob
 import os
 import re
@@ -103,7 +102,7 @@ def montage(out_dir, found, grid):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir")
     ap.add_argument("--montage", help="write a PNG of every run's grids here")
     ap.add_argument("--grid", default="train_00_0499", help="which grid the montage shows [train_00_0499]")

@@ -17,7 +17,6 @@ each of which costs a round trip whatever its size.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -136,7 +135,7 @@ def collectives_per_step(batch_size: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="rounds of every configuration in turn [3]")
     p.add_argument("--steps", type=int, default=60, help="training steps per run [60]")
     p.add_argument("--warmup", type=int, default=10, help="steps left out of the rate, the first among them [10]")

@@ -14,13 +14,14 @@ within rounding of a PReLU's kink changes a gradient element by a whole term; fr
 the two runs train slightly different networks.
 """
 
-import argparse
 import os
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
+
+from cogan_tf import cli  # noqa: E402
 
 STEPS = 3
 
@@ -61,7 +62,7 @@ def drift(a, b):
 
 def main(argv=None):
     # No options: the parser gives --help (and refuses anything else) before TensorFlow starts.
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    cli.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
     from cogan_tf import config as C
 
     for name, m in (("faithful", C.CoganConfig()),

@@ -5,7 +5,6 @@ print), to compare the port with the PyTorch reference:
     python tools/vanilla_loss_plot.py docs/vanilla_h128_loss.png port=RUN/train.log PyTorch=RUN/torch.log
 """
 
-import argparse
 import os
 import re
 import sys
@@ -56,7 +55,7 @@ def save_plot(path, epochs, curves):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("out", metavar="OUT.png", help="the plot to write")
     ap.add_argument("runs", metavar="LABEL=LOG", nargs="+", help="a run's label and its printed lines")
     a = ap.parse_args(argv)

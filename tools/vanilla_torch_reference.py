@@ -12,7 +12,6 @@ Prints the per-epoch mean G and D losses (the numbers the port's `losses.json` h
 standard deviation of 64 fixed-noise samples (near 0: collapsed to one pattern), and writes an 8x8 grid per epoch.
 """
 
-import argparse
 import os
 import sys
 
@@ -42,7 +41,7 @@ def mlp(sizes, last, dropout=None):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data_dir", default="data", help="directory holding mnist/ [data]")
     p.add_argument("--epochs", type=int, default=3, help="[3]")
     p.add_argument("--seed", type=int, default=0, help="torch.manual_seed [0]")
