@@ -1,4 +1,5 @@
-"""What the three entry scripts share: original-style boolean flags, and one-line errors.
+"""What the three entry scripts and the tools share: original-style boolean flags, outputs checked
+before the work, and one-line errors.
 
 The original was driven as ``python main.py --is_train True``; absl's boolean flags would leave the
 ``True`` behind as a stray argument, so ``--flag True/False`` is folded into ``--flag=True/False``.
@@ -6,14 +7,16 @@ The original was driven as ``python main.py --is_train True``; absl's boolean fl
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import sys
 import tempfile
-from typing import Callable, List, Sequence
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from absl import app, flags, logging
 
+from cogan_tf import fileio
 from cogan_tf.errors import DataError, GridError, RunStopped, UsageError
 
 # TensorFlow's C++ start-up chatter (CUDA probing on a machine without a GPU, oneDNN notices) hides the
@@ -104,6 +107,47 @@ def fold_list_args(argv: Sequence[str], list_flags: Sequence[str]) -> List[str]:
         out.append(arg)
         i += 1
     return out
+
+
+def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence[str] = ()) -> None:
+    """Each ``(flag, path)`` of ``outputs`` (a None path skipped), before the work that writes it: a
+    non-empty path of a file that can be written, none of ``inputs`` nor in an input folder
+    (``fileio.is_input``), and no two the same file; else a one-line UsageError naming the flag."""
+    given = [(flag, path) for flag, path in outputs if path is not None]
+    for i, (flag, path) in enumerate(given):
+        if not path:  # would be skipped as "not given", silently
+            raise UsageError(f"{flag}='': give a file path, or leave the flag out")
+        why = fileio.unwritable_file(path)
+        if why:
+            raise UsageError(f"{flag}={path}: {why}; give a file path in a writable folder")
+        why = fileio.is_input(path, inputs)
+        if why:
+            raise UsageError(f"{flag}={path}: {why}; an output may not replace an input: give another path")
+        for other_flag, other in given[:i]:
+            if fileio.is_input(path, [other]):
+                raise UsageError(f"{flag}={path}: is {other_flag} too; give each its own path")
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse's parser for the tools, whose refusal of an argument is one line, as the entry scripts'
+    (argparse's own prints the usage first)."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def run_tool(main: Callable[[], Optional[int]]) -> None:
+    """A tool's ``main`` (which parses its own arguments), as :func:`run` for the entry scripts: a known
+    error is one line on stderr, exit 2; Ctrl-C one line, exit 130."""
+    try:
+        status = main()
+    except (UsageError, DataError, GridError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted (Ctrl-C)", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)
 
 
 def run(main: Callable[[List[str]], int], known_errors=()) -> None:

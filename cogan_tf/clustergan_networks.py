@@ -11,9 +11,10 @@ convolutional trunk (not the same weights), in two versions (``ClusterGanConfig.
   weights except D's and E's last layer, which keep ``fully_connected``'s Glorot-uniform default; zero
   biases.
 
-The paper's networks compute their dense layers and LeakyReLUs with gradients written out (:class:`Dense`,
-:class:`LeakyReLU`): the same functions and gradients, in less time for the critic's gradient penalty
-and the G+E update (docs/PERFORMANCE.md); :func:`use_plain_layers` switches them back to Keras's own.
+The paper's networks compute their dense layers, and both networks their LeakyReLUs, with gradients written
+out (:class:`Dense`, :class:`LeakyReLU`): the same functions and gradients, in less time for the critic's
+gradient penalty and the G+E update (docs/PERFORMANCE.md), and a LeakyReLU gradient TensorFlow's graph
+optimizer can handle; :func:`use_plain_layers` switches them back to Keras's own.
 """
 
 from __future__ import annotations
@@ -86,14 +87,21 @@ def leaky_relu_written_gradient(x, negative_slope: float):
     TensorFlow's gradient of LeakyReluGrad returns ``zeros_like(x)``, and a second derivative (the
     critic's gradient penalty) then backpropagates those zeros through every layer that computed ``x``:
     for D on the interpolates, four matmul and conv gradient ops on zeros per critic update. Cut here,
-    the gradients are the same to the bit, without that work."""
+    the gradients are the same to the bit, without that work.
+
+    LeakyReluGrad reads the output ``y``, not ``x``, as TensorFlow's ReLU gradient does: for a slope of
+    0 or more, ``y > 0`` exactly where ``x > 0``, so the values are the same. Read from ``x``, the
+    gradient would keep the bias output of the layer before in use, and Grappler's remapper, fusing
+    conv + bias + LeakyReLU, fails on the whole step (``E0000 ... remapper failed`` in the log)."""
 
     @tf.custom_gradient
     def f(x):
-        def grad(dy):
-            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(x), alpha=negative_slope)
+        y = tf.nn.leaky_relu(x, alpha=negative_slope)
 
-        return tf.nn.leaky_relu(x, alpha=negative_slope), grad
+        def grad(dy):
+            return tf.raw_ops.LeakyReluGrad(gradients=dy, features=tf.stop_gradient(y), alpha=negative_slope)
+
+        return y, grad
 
     return f(x)
 
@@ -141,7 +149,7 @@ class LeakyReLU(keras.layers.LeakyReLU):
 
 
 def use_plain_layers(gan):
-    """The paper networks' dense layers and LeakyReLUs with Keras's own gradients (as first written),
+    """The dense layers (paper networks) and LeakyReLUs with Keras's own gradients (as first written),
     for the benchmark's reference rows and the tests; before the step is traced."""
     for model in (gan.generator, gan.discriminator, gan.encoder):
         for layer in model._flatten_layers():
@@ -175,11 +183,10 @@ def deconv(cfg: ClusterGanConfig, filters: int, name: str, activation=None) -> k
 
 
 def activation_layer(cfg: ClusterGanConfig, prefix: str, generator: bool = False):
-    """LeakyReLU(leak); the paper's generator: ReLU (its D and E: LeakyReLU 0.2 too, :class:`LeakyReLU`)."""
+    """LeakyReLU(leak) (:class:`LeakyReLU`, Keras's with its gradient written); the paper's generator: ReLU."""
     if generator and is_papers(cfg):
         return keras.layers.ReLU(name=f"{prefix}_relu")
-    layer = LeakyReLU if is_papers(cfg) else keras.layers.LeakyReLU
-    return layer(negative_slope=cfg.leak, name=f"{prefix}_lrelu")
+    return LeakyReLU(negative_slope=cfg.leak, name=f"{prefix}_lrelu")
 
 
 class ClusterGenerator(keras.Model):

@@ -1,5 +1,6 @@
-"""Atomic file output: nothing this project writes is ever left half-written; and whether a file or a
-folder can be written, checked before the work that writes it.
+"""Atomic file output: nothing this project writes is ever left half-written; whether a file or a
+folder can be written, or would replace an input, checked before the work that writes it; and a JSON
+file read back, or refused in one line.
 
 Every writer puts its bytes under a temporary name in the destination's own directory (so the final
 rename stays on one filesystem and is atomic), and renames it into place only once it is complete.
@@ -10,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
 import tempfile
-from typing import Iterator, List, Optional
+from typing import Iterator, List, Optional, Sequence
+
+from cogan_tf.errors import DataError
 
 
 @contextlib.contextmanager
@@ -67,6 +71,8 @@ def unwritable_file(path: str) -> Optional[str]:
     probe file is made in the nearest existing folder above it and removed at once."""
     if os.path.isdir(path):
         return "is a directory"
+    if path.endswith(("/", os.sep)):
+        return "ends in /, so names a folder"
     if os.path.lexists(path) and not os.path.isfile(path):
         return "exists and is not a regular file"  # a device or socket would be replaced by the rename
     existing = os.path.dirname(os.path.abspath(path))
@@ -78,6 +84,22 @@ def unwritable_file(path: str) -> Optional[str]:
         _write_probe(existing)
     except OSError as e:
         return f"{existing} is not writable ({e.strerror or e})"
+    return None
+
+
+def is_input(path: str, inputs: Sequence[str]) -> Optional[str]:
+    """Why writing ``path`` would write over what a command reads, or None. ``inputs`` are the files and
+    folders it reads: ``path`` may be none of the files (also through a link), nor lie inside one of the
+    folders."""
+    real = os.path.realpath(path)
+    for source in inputs:
+        source_real = os.path.realpath(source)
+        if os.path.isdir(source_real):
+            if real == source_real or real.startswith(source_real.rstrip(os.sep) + os.sep):
+                return f"is in the input folder {source}"
+        elif real == source_real or (os.path.isfile(path) and os.path.isfile(source)
+                                     and os.path.samefile(path, source)):
+            return f"is the input {source}"
     return None
 
 
@@ -147,3 +169,23 @@ def atomic_write_bytes(path: str, data: bytes) -> None:
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically."""
     atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def read_json(path: str, what: str):
+    """The JSON value in ``path``; a missing file, a folder in its place, an unreadable, empty or malformed
+    file is a one-line DataError naming ``path`` and ``what`` it should be (e.g. "a JSON report")."""
+    if os.path.isdir(path):
+        raise DataError(f"{path}: a folder, not {what}")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file; expected {what}") from None
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
+    if not raw.strip():
+        raise DataError(f"{path}: an empty file, not {what}")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except ValueError as e:  # malformed JSON, or not UTF-8
+        raise DataError(f"{path}: not {what} ({e})") from None

@@ -8,7 +8,9 @@ what andrewliao11's CoGAN did without saying so (quirk Q3): its grids went throu
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import struct
 from typing import Sequence
 
 import numpy as np
@@ -74,19 +76,86 @@ def save_grid(path: str, images: np.ndarray, rows: int = 8, cols: int = 8, value
     return path
 
 
-def read_grid(path: str, cell: int = 28) -> np.ndarray:
-    """Slice a grid PNG back into its cells: float32 (rows*cols, cell, cell, 1) in [0, 1], row-major."""
+# The largest grid read: 100 x 100 cells of 28x28 (2800x2800 pixels, 31 MB as float32). Anything larger is
+# not a grid of samples, and decoding it would cost minutes and gigabytes before saying so.
+MAX_GRID_CELLS = 10_000
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_COLOUR_TYPES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale with alpha", 6: "RGBA"}
+
+
+@dataclasses.dataclass(frozen=True)
+class GridShape:
+    """A grid PNG's size, from its header: ``rows`` x ``cols`` cells of ``cell`` x ``cell`` pixels."""
+
+    width: int
+    height: int
+    cell: int = 28
+
+    @property
+    def rows(self) -> int:
+        return self.height // self.cell
+
+    @property
+    def cols(self) -> int:
+        return self.width // self.cell
+
+    @property
+    def cells(self) -> int:
+        return self.rows * self.cols
+
+    def __str__(self) -> str:
+        return f"{self.width}x{self.height} pixels ({self.rows}x{self.cols} = {self.cells} cells)"
+
+
+def grid_shape(path: str, cell: int = 28) -> GridShape:
+    """A grid PNG's shape, read from its header alone (nothing is decoded); refuses, naming the file, what
+    cannot be read faithfully as a grid: no PNG, a size that is not rows x cols cells of ``cell`` x
+    ``cell``, more than :data:`MAX_GRID_CELLS` cells, 16 bits per channel."""
     if not os.path.isfile(path):
         raise GridError(f"{path}: no such file")
     try:
+        with open(path, "rb") as f:
+            head = f.read(33)
+    except OSError as e:
+        raise GridError(f"{path}: not a readable image ({e.strerror or e})") from None
+    if len(head) < 33 or not head.startswith(PNG_SIGNATURE) or head[12:16] != b"IHDR":
+        raise GridError(f"{path}: not a readable image (not a PNG file; grids are read from PNG)")
+    width, height = struct.unpack(">II", head[16:24])
+    depth, colour = head[24], head[25]
+    if colour not in _COLOUR_TYPES:
+        raise GridError(f"{path}: not a readable image (PNG colour type {colour})")
+    if width % cell or height % cell or not width or not height:
+        raise GridError(f"{path}: {width}x{height} pixels is not a grid of {cell}x{cell} cells")
+    shape = GridShape(width, height, cell)
+    if shape.cells > MAX_GRID_CELLS:
+        raise GridError(f"{path}: {shape}: not a grid of samples (at most {MAX_GRID_CELLS:,} cells are read; an "
+                        f"8x8 grid is {8 * cell}x{8 * cell} pixels)")
+    if depth > 8:
+        raise GridError(f"{path}: {depth}-bit {_COLOUR_TYPES[colour]}: grids are read as 8-bit greyscale, and "
+                        f"{depth} bits would be clipped; save it with 8 bits per channel")
+    return shape
+
+
+def read_grid(path: str, cell: int = 28) -> np.ndarray:
+    """Slice a grid PNG back into its cells: float32 (rows*cols, cell, cell, 1) in [0, 1], row-major.
+
+    Read faithfully or refused, naming the file (:func:`grid_shape`'s checks first, from the header):
+    8-bit (or fewer) greyscale, or RGB / palette images whose three channels are equal (the original's
+    grids are RGB), without transparent pixels."""
+    shape = grid_shape(path, cell)
+    try:
         with Image.open(path) as im:
-            arr = np.asarray(im.convert("L"), dtype=np.float32) / 255.0
-    except (OSError, ValueError) as e:
+            pixels = np.asarray(im) if im.mode == "L" else np.asarray(im.convert("RGBA"))
+    except (OSError, ValueError, SyntaxError) as e:
         raise GridError(f"{path}: not a readable image ({e})") from None
-    h, w = arr.shape
-    if h % cell or w % cell:
-        raise GridError(f"{path}: {w}x{h} pixels is not a grid of {cell}x{cell} cells")
-    rows, cols = h // cell, w // cell
+    if pixels.ndim == 3:
+        if np.any(pixels[..., 3] != 255):
+            raise GridError(f"{path}: has transparent pixels; a grid is opaque greyscale")
+        if np.any(pixels[..., 0] != pixels[..., 1]) or np.any(pixels[..., 0] != pixels[..., 2]):
+            raise GridError(f"{path}: a colour image (its channels differ); a grid is greyscale")
+        pixels = pixels[..., 0]
+    arr = pixels.astype(np.float32) / 255.0
+    rows, cols = shape.rows, shape.cols
     return arr.reshape(rows, cell, cols, cell).transpose(0, 2, 1, 3).reshape(rows * cols, cell, cell, 1)
 
 

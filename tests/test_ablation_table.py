@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
@@ -55,8 +56,71 @@ def test_missing_grid_and_empty_folder_fail_in_one_line(tmp_path):
     out = tmp_path / "ablation"
     write_run(out, "faithful", 0, 5.0, 5.0, 0.6, 10)
     r = run_tool(out, "--montage", tmp_path / "m.png", "--grid", "train_00_0099")
-    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "train_00_0099.png: no such grid" in r.stderr
     assert os.listdir(tmp_path) == ["ablation"]  # no montage, no temporary file
     r = run_tool(tmp_path / "nothing")
-    assert r.returncode == 1 and "run tools/cogan_ablation.sh first" in r.stderr
+    assert r.returncode == 2 and "run tools/cogan_ablation.sh first" in r.stderr
+
+
+def damage(out, case):
+    """Damage the ablation folder ``out`` (one run, faithful_s0) as ``case`` says; returns the extra arguments
+    and the one line that refuses them (``{out}`` standing for the folder)."""
+    report = out / "faithful_s0" / "report.json"
+    grid = out / "faithful_s0" / "samples" / "top" / "train_00_0499.png"
+    what = "a JSON report of python -m cogan_tf.evaluate (written with --out)"
+    if case == "malformed":
+        report.write_text("{bad")
+        return [], f"{report}: not {what} (Expecting property name enclosed in double quotes: line 1 column 2 (char 1))"
+    if case == "empty":
+        report.write_text("")
+        return [], f"{report}: an empty file, not {what}"
+    if case == "list":
+        report.write_text("[1, 2]")
+        return [], f'{report}: not a report written by python -m cogan_tf.evaluate (no "domains" object)'
+    if case == "not cogan":
+        report.write_text(json.dumps({"domains": {"images": {"classifier_score": 3.0}}}))
+        return [], f"{report}: not a CoGAN report (its domains top and bot and its pairs need their"
+    if case == "folder":
+        report.unlink()
+        report.mkdir()
+        return [], f"{report}: a folder, not {what}"
+    if case == "empty grid":
+        grid.write_bytes(b"")
+        return ["--montage", str(out.parent / "m.png")], f"{grid}: not a readable image (not a PNG file"
+    if case == "montage under a file":
+        (out.parent / "a_file").write_text("")
+        return (["--montage", str(out.parent / "a_file" / "m.png")],
+                f"--montage={out.parent}/a_file/m.png: {out.parent}/a_file is a file, not a folder")
+    if case == "montage a folder":
+        return ["--montage", str(out.parent) + "/new/"], f"--montage={out.parent}/new/: ends in /, so names a folder"
+    if case == "montage empty":
+        return ["--montage", ""], "--montage='': give a file path, or leave the flag out"
+    if case == "montage onto a grid":
+        return ["--montage", str(grid)], f"--montage={grid}: is in the input folder {out}; an output may not replace"
+    raise ValueError(case)
+
+
+CASES = ("malformed", "empty", "list", "not cogan", "folder", "empty grid", "montage under a file", "montage a folder",
+         "montage empty", "montage onto a grid")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_inputs_and_outputs_are_one_line_before_anything_is_printed_or_written(tmp_path, case):
+    out = tmp_path / "ablation"
+    write_run(out, "faithful", 0, 5.0, 5.0, 0.6, 10)
+    args, message = damage(out, case)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    r = run_tool(out, *args)
+    assert r.returncode == 2 and r.stdout == "", (case, r.stdout, r.stderr)  # no table printed either
+    assert r.stderr.strip().splitlines()[0].startswith(f"error: {message}") and r.stderr.count("\n") == 1, r.stderr
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before  # nothing written, nothing left behind
+
+
+def test_a_montage_into_a_missing_folder_makes_it(tmp_path):
+    out = tmp_path / "ablation"
+    write_run(out, "faithful", 0, 5.0, 5.0, 0.6, 10)
+    r = run_tool(out, "--montage", tmp_path / "new" / "sub" / "m.png")
+    assert r.returncode == 0, r.stderr
+    with Image.open(tmp_path / "new" / "sub" / "m.png") as im:
+        assert im.size == (2 * 112, 112)

@@ -8,6 +8,7 @@ import importlib.util
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 
@@ -296,7 +297,7 @@ def critic_inputs(seed=5, n=8):
     return tf.constant(x), tf.constant(fake), tf.constant(0.37)
 
 
-def test_paper_networks_use_the_written_gradients_and_the_original_keras_own():
+def test_written_gradients_in_the_paper_networks_and_written_leaky_relus_in_both():
     g, d, e = built()
     layers = [layer for net in (g, d, e) for layer in net._flatten_layers()]
     assert sum(isinstance(layer, Dense) for layer in layers) == 6  # G's h0, h1; D's and E's h2, h3
@@ -306,7 +307,8 @@ def test_paper_networks_use_the_written_gradients_and_the_original_keras_own():
     assert not any(layer.written_gradient for layer in layers if isinstance(layer, (Dense, LeakyReLU)))
     assert gan.discriminator is d
     o = [layer for net in built(CFG) for layer in net._flatten_layers()]
-    assert not any(isinstance(layer, (Dense, LeakyReLU)) for layer in o)  # the original's networks: Keras's own
+    assert not any(isinstance(layer, Dense) for layer in o)  # the original's networks: Keras's Dense
+    assert sum(isinstance(layer, LeakyReLU) and layer.written_gradient for layer in o) == 9  # G's three too
     # The same weights and variables either way: checkpoints of either load in the other.
     assert [v.path for v in d.variables] == [v.path for v in built(CFG)[1].variables]
 
@@ -321,6 +323,20 @@ def test_written_leaky_relu_gives_the_critic_the_same_gradients_to_the_bit():
     set_written([d], dense=False, leaky_relu=True)
     written = critic_gradients(d, x, fake, eps)
     assert written[0] == plain[0]
+    for a, b in zip(written[1], plain[1]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_written_leaky_relu_gives_the_original_networks_the_same_gradients_to_the_bit():
+    """In the original's networks too (G's LeakyReLUs as well as D's and E's): G+E's gradients to the bit."""
+    g, d, e = built(CFG)
+    z_n = tf.constant(np.random.default_rng(7).standard_normal((8, 30)), tf.float32)
+    classes = tf.constant(np.arange(8) % 10, tf.int32)
+    set_written([g, d, e], dense=False, leaky_relu=False)
+    plain = ge_gradients(g, d, e, z_n, classes)
+    set_written([g, d, e], dense=False, leaky_relu=True)
+    written = ge_gradients(g, d, e, z_n, classes)
+    assert written[0] == plain[0] and len(written[1]) == len(plain[1]) > 10
     for a, b in zip(written[1], plain[1]):
         np.testing.assert_array_equal(a, b)
 
@@ -342,6 +358,22 @@ def test_written_dense_gradients_equal_keras_to_rounding():
     # Not the same ops: the dense layers' input gradients round differently (else this test would not
     # tell the two apart).
     assert any(not np.array_equal(a, b) for a, b in zip(written[0][1] + written[1][1], plain[0][1] + plain[1][1]))
+
+
+@pytest.mark.parametrize("recipe", ["paper", "original"])
+def test_a_run_prints_no_tensorflow_error(tmp_path, recipe):
+    """A LeakyReLU gradient that read the activation's input (Keras's own, or a written one) kept the conv's
+    bias output in use, and Grappler's remapper, fusing conv + bias + LeakyReLU in the G+E branch, gave up
+    on the whole step with an ``E0000 ... remapper failed`` line in every run. The gradient reads the
+    output (the same values: see the tests above), and a run as a user starts it prints no TensorFlow error."""
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=20)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # main.py's own log level
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--model", "clustergan", "--recipe", recipe,
+                        "--dataset", "mnist", "--data_dir", data_dir, "--batch_size", "8", "--max_steps", "1",
+                        "--val_size", "0", "--sample_every_epochs", "0", "--log_every", "0", "--save_every", "0"],
+                       cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert not re.findall(r"^[EF]\d{4} .*", r.stderr, re.M), r.stderr[-3000:]
 
 
 # --- the Fashion-MNIST settings ----------------------------------------------------------------------------
@@ -603,7 +635,8 @@ def test_side_by_side_scores_other_encodings_as_the_port_scores_its_own(tmp_path
                  info=json.dumps({"seed": 3}), **enc)
         encodings.append(str(out))
     lines = []
-    summary = tool.curves([port_dir], encodings, data_dir, str(tmp_path / "sbs"), select=True, log=lines.append)
+    summary = tool.curves(tool.check_inputs([port_dir], encodings, data_dir, str(tmp_path / "sbs"), select=True),
+                          data_dir, log=lines.append)
     updates = [r["ge_updates"] for r in summary["rows"]]
     assert updates == [0, 1, 2, 3]  # the step-1 save (no update yet), steps 6 and 11, the end
     for row in summary["rows"]:
@@ -644,7 +677,7 @@ def test_side_by_side_scores_other_encodings_as_the_port_scores_its_own(tmp_path
     np.savez(bad, ge_updates=np.int64(1), test_zn=np.zeros((30, 30)), test_logits=np.zeros((30, 10)),
              test_labels=(y[::-1] + 1) % 10, info=json.dumps({"seed": 3}))
     with pytest.raises(DataError, match="bad.npz: its test_labels are not the dataset's test labels"):
-        tool.curves([port_dir], [str(bad)], data_dir, str(tmp_path / "x"), log=quiet)
+        tool.check_inputs([port_dir], [str(bad)], data_dir, str(tmp_path / "x"))
     np.savez(bad, ge_updates=np.int64(1), test_zn=np.zeros((30, 30)), info="{}")
     with pytest.raises(DataError, match="bad.npz: lacks test_logits, test_labels"):
         tool.read_encoding(str(bad))

@@ -19,7 +19,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from cogan_tf import data
+from cogan_tf import data, published
 from cogan_tf import download as dl
 from cogan_tf import download_sources as srcs
 from tests.conftest import ROOT
@@ -324,10 +324,18 @@ def test_script_total_failure_is_one_line(tmp_path, server):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["cifar"], "error: unknown dataset 'cifar': choose from mnist, fashion_mnist"),
+    (["cifar"], "error: unknown dataset 'cifar': choose from mnist, fashion_mnist, andrewliao11"),
     ([], "error: name the datasets to fetch, e.g. python download.py mnist (choose from mnist, fashion_mnist, "
          "andrewliao11)"),
     (["mnist", "--source", "/no/such/dir"], "error: --source /no/such/dir: no such file or directory"),
+    # every name is checked before anything is fetched, the grids' name among the choices
+    (["../x"], "error: unknown dataset '../x': choose from mnist, fashion_mnist, andrewliao11"),
+    (["andrewliao11", "cifar"], "error: unknown dataset 'cifar': choose from mnist, fashion_mnist, andrewliao11"),
+    *[(["mnist", "--timeout", t], f"error: --timeout={v}: give the seconds to wait, more than 0 and at most 3600")
+      for t, v in (("inf", "inf"), ("1e300", "1e+300"), ("nan", "nan"), ("0", "0.0"), ("-1", "-1.0"))],
+    *[(["andrewliao11", f"--andrewliao11_url={u}"], f"error: --andrewliao11_url={u!r}: give the URL of the samples/ "
+       f"folder, starting with https://, http://, file:// and ending in / [{published.BASE_URL}]")
+      for u in ("", "file://", "ftp://example.org/", "file:///tmp/samples")],
 ])
 def test_script_usage_errors(tmp_path, args, message):
     r = _script(*args, "--data_dir", str(tmp_path / "data"))

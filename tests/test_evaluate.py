@@ -655,7 +655,8 @@ def test_grid_dirs_scores_common_names_by_step(tmp_path, env, grid_dirs):
     run, ref = grid_dirs
     out, plot = str(tmp_path / "o" / "report.json"), str(tmp_path / "o" / "curves.png")
     lines = []
-    report = gc.run(run, ref, env["data_dir"], out=out, plot=plot, clf=env["clf"], log=lines.append)
+    report = gc.run(gc.read_grid_dirs(run, ref), env["data_dir"], out=out, plot=plot, clf=env["clf"],
+                    log=lines.append)
     g = report["grids"]
     assert [x["name"] for x in g] == ["train_00_0099", "train_01_0053", "train_02_0007"]
     assert [x["step"] for x in g] == [100, 600, 2 * 546 + 8]
@@ -704,28 +705,26 @@ def test_grid_dirs_refusals(tmp_path):
 
     a, b = tmp_path / "a", tmp_path / "b"
     write_pair(a, "train_00_0099", digit_grid(), 1 - digit_grid())
-    nodata = str(tmp_path / "nodata")  # every refusal comes before the classifier is looked for
     with pytest.raises(UsageError, match=r"^REFERENCE .*/nope: no such directory; andrewliao11's published grids: "
                                          r"`python download.py andrewliao11` puts them in data/andrewliao11/samples"):
-        gc.run(str(a), str(tmp_path / "nope"), nodata)
+        gc.read_grid_dirs(str(a), str(tmp_path / "nope"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match=r"^RUN .*/empty: no top/\*\.png or bot/\*\.png grids here"):
-        gc.run(str(tmp_path / "empty"), str(a), nodata)
+        gc.read_grid_dirs(str(tmp_path / "empty"), str(a))
     write_pair(b, "g1", digit_grid(), 1 - digit_grid())
     write_pair(b, "g2", digit_grid(), 1 - digit_grid())
     with pytest.raises(UsageError) as e:
-        gc.run(str(a), str(b), nodata)
+        gc.read_grid_dirs(str(a), str(b))
     assert str(e.value) == (f"no grid name in common: RUN {a} holds 1 pair (train_00_0099); "
                             f"REFERENCE {b} holds 2 pairs (g1, g2)")
     with pytest.raises(UsageError, match="--plot: no grid name of the form train_EE_IIII"):
         write_pair(a, "g1", digit_grid(), 1 - digit_grid())
-        gc.run(str(a), str(b), nodata, plot=str(tmp_path / "p.png"))
+        gc.check_plot(gc.read_grid_dirs(str(a), str(b)))
     broken = b / "bot" / "train_00_0099.png"
     write_pair(b, "train_00_0099", digit_grid(), 1 - digit_grid())
     broken.write_bytes(b"not a png")
     with pytest.raises(images.GridError, match=f"^{broken}: not a readable image"):
-        gc.run(str(a), str(b), nodata)
-    assert not (tmp_path / "nodata").exists()
+        gc.read_grid_dirs(str(a), str(b))
 
 
 def test_cli_grid_dirs(tmp_path, env):
@@ -759,6 +758,77 @@ def test_cli_grid_dirs(tmp_path, env):
             (["--grid_dirs", run, ref, "--steps_per_epoch", "0"], "error: --steps_per_epoch=0: must be at least 1")):
         r = run_cli(*args)
         assert r.returncode == 2 and error_lines(r) == [message], r.stderr
+
+
+def test_cli_refuses_grids_it_cannot_read_faithfully_before_tensorflow(tmp_path):
+    """A 16-bit grid (read as 8-bit it was clipped to near white), a grid of 2 cells among grids of 64 (scored
+    and tabled as "2 pairs each"), a PNG too large to be a grid (a decompression-bomb traceback, or minutes
+    and gigabytes): one line naming the file, before TensorFlow starts."""
+    from PIL import Image
+    from tests.test_images import png_of_zeros
+
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    t = digit_grid()
+    for name in ("train_00_0099", "train_01_0053"):
+        write_pair(ref, name, t, 1 - t)
+    write_pair(run, "train_00_0099", t, 1 - t)
+    small = [str(run / side / "train_01_0053.png") for side in ("top", "bot")]
+    for p in small:
+        images.save_png(p, np.zeros((28, 56), np.uint8))
+    g16 = str(tmp_path / "g16" / "top.png")
+    os.makedirs(os.path.dirname(g16))
+    Image.fromarray(np.full((224, 224), 32768, np.uint16)).save(g16)
+    huge = png_of_zeros(tmp_path / "huge.png", 14000, 14000)
+    shell = without_tensorflow(tmp_path)
+    for args, message in (
+            (["--grid_dirs", str(run), str(ref)], f"{small[0]}: 56x28 pixels (1x2 = 2 cells), where 6 of the 8 grids "
+                                                 "are 224x224 pixels (8x8 = 64 cells): --grid_dirs compares grids of "
+                                                 "one size"),
+            (["--grids", g16, str(ref / "bot" / "train_00_0099.png")],
+             f"{g16}: 16-bit greyscale: grids are read as 8-bit greyscale, and 16 bits would be clipped; save it "
+             "with 8 bits per channel"),
+            (["--grids", str(ref / "top" / "train_00_0099.png"), huge],
+             f"{huge}: 14000x14000 pixels (500x500 = 250000 cells): not a grid of samples (at most 10,000 cells "
+             "are read; an 8x8 grid is 224x224 pixels)")):
+        r = run_cli(*args, "--data_dir", str(tmp_path / "data"), env=shell)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"error: {message}"], (args, r.stderr)
+
+
+def test_cli_no_output_replaces_an_input(tmp_path):
+    """--out or --plot onto an input grid (or into a grid folder, a SavedModel, a checkpoint or a dataset
+    folder, or onto each other) is refused before anything is read or written."""
+    run, ref = tmp_path / "run", tmp_path / "ref"
+    t = digit_grid()
+    write_pair(run, "train_00_0099", t, 1 - t)
+    write_pair(ref, "train_00_0099", t, 1 - t)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "saved_model.pb").write_bytes(b"model")
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    os.symlink(run / "top" / "train_00_0099.png", tmp_path / "link.png")
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    top, bot = str(run / "top" / "train_00_0099.png"), str(run / "bot" / "train_00_0099.png")
+    hint = "an output may not replace an input: give another path"
+    grid_dirs = ["--grid_dirs", str(run), str(ref)]
+    shell = without_tensorflow(tmp_path)
+    for args, message in (
+            (grid_dirs + ["--out", top, "--plot", bot], f"--out={top}: is in the input folder {run}/top; {hint}"),
+            (grid_dirs + ["--plot", bot], f"--plot={bot}: is in the input folder {run}/bot; {hint}"),
+            (grid_dirs + ["--plot", str(ref / "top" / "new.png")],
+             f"--plot={ref}/top/new.png: is in the input folder {ref}/top; {hint}"),
+            (["--grids", top, bot, "--out", str(tmp_path / "link.png")],
+             f"--out={tmp_path}/link.png: is the input {top}; {hint}"),
+            (["--saved_model", str(tmp_path / "model"), "--out", str(tmp_path / "model" / "saved_model.pb")],
+             f"--out={tmp_path}/model/saved_model.pb: is in the input folder {tmp_path}/model; {hint}"),
+            (["--checkpoint_dir", str(run), "--out", str(run / "r.json")],
+             f"--out={run}/r.json: is in the input folder {run}; {hint}"),
+            (["--grids", top, bot, "--data_dir", str(tmp_path / "data"), "--out",
+              str(tmp_path / "data" / "mnist" / "r.json")],
+             f"--out={tmp_path}/data/mnist/r.json: is in the input folder {tmp_path}/data/mnist; {hint}"),
+            (grid_dirs + ["--out", str(tmp_path / "r.json"), "--plot", str(tmp_path / "r.json")],
+             f"--plot={tmp_path}/r.json: is --out too; give each its own path")):
+        r = run_cli(*args, env=shell)
+        assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"error: {message}"], (args, r.stderr)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file() and "no_tensorflow" not in str(p)} == before
 
 
 def test_grid_dirs_on_the_published_grids(tmp_path, env):

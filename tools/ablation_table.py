@@ -8,9 +8,7 @@ row per variant and, per seed, the run's top and bottom grid side by side, at ha
 no run with that seed).
 """
 
-import argparse
 import glob
-import json
 import os
 import re
 import sys
@@ -22,38 +20,49 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from cogan_tf import fileio  # noqa: E402
+from cogan_tf import cli, fileio, images  # noqa: E402
+from cogan_tf.errors import DataError, UsageError  # noqa: E402
+from cogan_tf.evaluate.reports import load_report  # noqa: E402
 
 VARIANTS = ("faithful", "loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters_64", "corrected")
 FLAGS = {"faithful": "faithful (no flag)", "d_h0_filters_64": "`--d_h0_filters 64`"}
 LOST_SCORE = 1.5  # a domain whose classifier score is below this draws one kind of image or none: lost
+CELL = 112  # a grid's side in the montage: half of an 8x8 grid's 224
 
 
 def runs(out_dir):
+    """[(variant, {seed: the run's table values})], every report read and checked."""
     found = {}
-    for path in glob.glob(os.path.join(out_dir, "*_s*", "report.json")):
+    for path in sorted(glob.glob(os.path.join(out_dir, "*_s*", "report.json"))):
         m = re.fullmatch(r"(.+)_s(\d+)", os.path.basename(os.path.dirname(path)))
         if m:
-            with open(path) as f:
-                found.setdefault(m.group(1), {})[int(m.group(2))] = json.load(f)
+            found.setdefault(m.group(1), {})[int(m.group(2))] = row_values(load_report(path), path)
     order = [v for v in VARIANTS if v in found] + sorted(v for v in found if v not in VARIANTS)
     return [(v, found[v]) for v in order]
 
 
-def row_values(r):
-    d, p = r["domains"], r["pairs"]
-    return [d["top"]["frechet_distance"], d["top"]["classifier_score"], d["bot"]["frechet_distance"],
-            d["bot"]["classifier_score"], p["pixel_agreement"], p["label_agreement"]]
+def row_values(r, path):
+    """The table's numbers of one CoGAN report, or a one-line DataError naming it."""
+    try:
+        d, p = r["domains"], r["pairs"]
+        values = [d["top"]["frechet_distance"], d["top"]["classifier_score"], d["bot"]["frechet_distance"],
+                  d["bot"]["classifier_score"], p["pixel_agreement"], p["label_agreement"]]
+    except (KeyError, TypeError):
+        values = None
+    if values is None or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        raise DataError(f"{path}: not a CoGAN report (its domains top and bot and its pairs need their "
+                        "frechet_distance, classifier_score, pixel_agreement and label_agreement numbers)")
+    return values
 
 
-def table(out_dir):
+def table(found):
     lines = ["| variant (flags) | seed | top FD | top score | bot FD | bot score | pixel agreement | label agreement "
              "| domains lost |", "|---|---|---|---|---|---|---|---|---|"]
-    for variant, by_seed in runs(out_dir):
+    for variant, by_seed in found:
         name = FLAGS.get(variant, f"`--{variant}`")
         values = []
         for seed in sorted(by_seed):
-            v = row_values(by_seed[seed])
+            v = by_seed[seed]
             values.append(v)
             lost = sum(score < LOST_SCORE for score in (v[1], v[3]))
             lines.append(f"| {name} | {seed} | {v[0]:.1f} | {v[1]:.2f} | {v[2]:.1f} | {v[3]:.2f} | {v[4]:.3f} | "
@@ -65,40 +74,51 @@ def table(out_dir):
     return "\n".join(lines)
 
 
-def montage(out_dir, grid, path):
+def half_size(png):
+    """A grid PNG (read as ``python -m cogan_tf.evaluate --grids`` reads one, refused in one line if it
+    cannot be) at CELL x CELL pixels."""
+    shape = images.grid_shape(png)
+    grid = images.make_grid(images.read_grid(png), shape.rows, shape.cols)
+    return np.asarray(Image.fromarray(grid).resize((CELL, CELL)))
+
+
+def montage(out_dir, found, grid):
+    """The montage's pixels: a row per variant, per seed the run's top and bottom grid."""
     rows = []
-    found = runs(out_dir)
     seeds = sorted({seed for _, by_seed in found for seed in by_seed})  # a column pair per seed of any variant
     for variant, by_seed in found:
         cells = []
         for seed in seeds:
             if seed not in by_seed:  # this variant has no run with this seed: black cells
-                cells += [np.zeros((112, 112), np.uint8)] * 2
+                cells += [np.zeros((CELL, CELL), np.uint8)] * 2
                 continue
             for side in ("top", "bot"):
                 png = os.path.join(out_dir, f"{variant}_s{seed}", "samples", side, f"{grid}.png")
                 if not os.path.isfile(png):
-                    sys.exit(f"error: {png}: no such grid (--grid names one of samples/{side}/*.png without .png)")
-                with Image.open(png) as im:
-                    cells.append(np.asarray(im.convert("L").resize((112, 112))))
+                    raise UsageError(f"{png}: no such grid (--grid names one of samples/{side}/*.png without .png)")
+                cells.append(half_size(png))
         rows.append(np.concatenate(cells, axis=1))
-    with fileio.atomic_path(path) as tmp:
-        Image.fromarray(np.concatenate(rows, axis=0)).save(tmp, format="PNG")
+    return np.concatenate(rows, axis=0)
 
 
-def main(argv):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv=None):
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("out_dir")
     ap.add_argument("--montage", help="write a PNG of every run's grids here")
     ap.add_argument("--grid", default="train_00_0499", help="which grid the montage shows [train_00_0499]")
     a = ap.parse_args(argv)
-    if not runs(a.out_dir):
-        sys.exit(f"error: {a.out_dir}: no <variant>_s<seed>/report.json (run tools/cogan_ablation.sh first)")
-    print(table(a.out_dir))
+    # Inputs and the output checked first; the table is printed only when everything can be done.
+    cli.check_outputs([("--montage", a.montage)], inputs=[a.out_dir])
+    found = runs(a.out_dir)
+    if not found:
+        raise UsageError(f"{a.out_dir}: no <variant>_s<seed>/report.json (run tools/cogan_ablation.sh first)")
+    pixels = montage(a.out_dir, found, a.grid) if a.montage else None
+    print(table(found))
     if a.montage:
-        montage(a.out_dir, a.grid, a.montage)
+        with fileio.atomic_path(a.montage) as tmp:
+            Image.fromarray(pixels).save(tmp, format="PNG")
         print(f"wrote {a.montage}", file=sys.stderr)  # stdout is the table alone, to redirect into a file
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run_tool(lambda: main(sys.argv[1:]))

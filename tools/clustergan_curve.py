@@ -1,9 +1,9 @@
 """The learning curve of a ClusterGAN run: every checkpoint of its checkpoint directory (and the best/
 copy kept by --val_size) clusters the test set with its encoder, both protocols (the encoder's argmax:
 Hungarian ACC, NMI, ARI; the paper's K-means on [z_n, softmax], or on the softmax alone when beta_n is 0:
-purity, NMI, ARI), against the G+E
-updates ("G iterations") it had made. Writes OUT.json (one row per checkpoint, and the run's validation
-history if it kept one) and OUT.png (the two protocols side by side, the paper's figures dotted).
+purity, NMI, ARI), against the G+E updates ("G iterations") it had made. Writes OUT.json (one row per
+checkpoint, and the run's validation history if it kept one) and OUT.png (the two protocols side by side,
+the paper's figures dotted).
 
     python tools/clustergan_curve.py --checkpoint_dir runs/paper_mnist/checkpoint --data_dir data \
         --out docs/clustergan_paper_mnist_curve
@@ -14,19 +14,24 @@ checkpoints with `python main.py ... --keep_checkpoints 0` (the loop keeps only 
 
 import json
 import os
+import sys
 
-import tensorflow as tf
-from absl import app, flags
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
 
-from cogan_tf import data, fileio, rundir, runner
-from cogan_tf.gan import RunState
+from cogan_tf import cli, fileio, rundir  # noqa: E402
+from cogan_tf.errors import DataError  # noqa: E402
 
 # The ClusterGAN paper's test figures (ACC = K-means purity, NMI, ARI), drawn for comparison.
 PAPER = {"mnist": (0.95, 0.89, 0.89), "fashion_mnist": (0.63, 0.64, 0.50)}
 KEYS = ("acc", "purity", "nmi", "ari", "kmeans_acc", "kmeans_purity", "kmeans_nmi", "kmeans_ari")
 
+
 def g_iterations(path: str) -> int:
     """The G+E optimizer's update count stored in a checkpoint (read without building a model)."""
+    import tensorflow as tf
+
     names = [n for n, _ in tf.train.list_variables(path)
              if n.startswith("ge_optimizer/") and n.endswith("_iterations/.ATTRIBUTES/VARIABLE_VALUE")]
     if not names:
@@ -34,17 +39,43 @@ def g_iterations(path: str) -> int:
     return int(tf.train.load_checkpoint(path).get_tensor(min(names, key=len)))  # a loss-scale wrapper's inner one
 
 
-def checkpoints(ckpt_dir: str):
-    """(path, kind) of every checkpoint of the run, oldest first, then the best/ copy."""
-    state = tf.train.get_checkpoint_state(ckpt_dir)
-    paths = [(p, "checkpoint") for p in (state.all_model_checkpoint_paths if state else [])]
-    best = os.path.join(ckpt_dir, "best", "best.json")
+def checkpoints(record: rundir.RunRecord):
+    """(path, kind) of every checkpoint of the run on disk (whatever its ``checkpoint`` state file says),
+    oldest first, then the best/ copy."""
+    paths = [(p, "checkpoint") for p in reversed(record.checkpoint_paths())]
+    best = os.path.join(record.directory, "best", "best.json")
     if os.path.isfile(best):
-        with open(best) as f:
-            rel = json.load(f).get("best", {}).get("checkpoint")
+        kept = fileio.read_json(best, "the record of the checkpoint kept by validation")
+        rel = kept.get("best", {}).get("checkpoint") if isinstance(kept, dict) else None
         if rel:
-            paths.append((os.path.join(ckpt_dir, rel), "best"))
+            paths.append((os.path.join(record.directory, rel), "best"))
     return paths
+
+
+def old_rows(path: str) -> dict:
+    """The rows of an earlier OUT.json, by (checkpoint, kind); a file that is not one is refused in one line."""
+    fix = "pass --recompute to score every checkpoint again, or another --out"
+    try:
+        curve = fileio.read_json(path, "a curve written by tools/clustergan_curve.py")
+    except DataError as e:
+        raise DataError(f"{e}; {fix}") from None
+    rows = curve.get("rows") if isinstance(curve, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and {"checkpoint", "kind", *KEYS} <= set(r)
+                                             for r in rows):
+        raise DataError(f"{path}: not a curve written by tools/clustergan_curve.py (no rows of scores); {fix}")
+    return {(r["checkpoint"], r["kind"]): r for r in rows}
+
+
+def check(checkpoint_dir: str, out=None, recompute: bool = False):
+    """Everything the curve reads and writes, before TensorFlow starts: the run (a ClusterGAN's), the
+    earlier rows (unless ``recompute``) and the two outputs. Returns (record, out, old rows)."""
+    record = rundir.find_run(checkpoint_dir, "clustergan")
+    out = out or os.path.join(record.directory, "curve")
+    # The run's record and its best/ copy are what an OUT.json or OUT.png could replace.
+    cli.check_outputs([("--out", out + ".json"), ("--out", out + ".png")],
+                      inputs=[record.config_path, os.path.join(record.directory, "best")])
+    old = old_rows(out + ".json") if os.path.exists(out + ".json") and not recompute else {}
+    return record, out, old
 
 
 def plot(path: str, rows, dataset: str, title: str, features: str = "z_n, softmax") -> str:
@@ -80,18 +111,16 @@ def plot(path: str, rows, dataset: str, title: str, features: str = "z_n, softma
 
 def curve(checkpoint_dir: str, data_dir: str, out=None, recompute: bool = False, title=None, log=print) -> dict:
     """Score every checkpoint of the run in ``checkpoint_dir``; write and return the curve."""
-    record = rundir.find_run(checkpoint_dir, "clustergan")
+    from cogan_tf import data, runner
+    from cogan_tf.gan import RunState
+
+    record, out, old = check(checkpoint_dir, out, recompute)
     ckpt_dir, saved = record.directory, record.config
-    out = out or os.path.join(ckpt_dir, "curve")
-    old = {}
-    if os.path.isfile(out + ".json") and not recompute:
-        with open(out + ".json") as fh:
-            old = {(r["checkpoint"], r["kind"]): r for r in json.load(fh)["rows"]}
     gan = runner.gan_from_checkpoint(ckpt_dir, data_dir, "clustergan", log=lambda s: None)
     loop = RunState(gan, gan.cfg)
     x, y = data.load_split(data_dir, gan.cfg.dataset, "test")
     rows = []
-    for path, kind in checkpoints(ckpt_dir):
+    for path, kind in checkpoints(record):
         key = (os.path.relpath(path, ckpt_dir), kind)
         if key in old:
             rows.append(old[key])
@@ -126,6 +155,8 @@ def curve(checkpoint_dir: str, data_dir: str, out=None, recompute: bool = False,
 
 
 if __name__ == "__main__":
+    from absl import flags
+
     flags.DEFINE_string("checkpoint_dir", None, "The run's --checkpoint_dir (or the directory holding config.json)")
     flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
     flags.DEFINE_string("out", None, "Write OUT.json and OUT.png [<checkpoint dir>/curve]")
@@ -135,7 +166,9 @@ if __name__ == "__main__":
 
     def main(argv):
         f = flags.FLAGS
+        check(f.checkpoint_dir, f.out, f.recompute)  # every refusal before TensorFlow starts
+        cli.start_tensorflow()
         curve(f.checkpoint_dir, f.data_dir, f.out, f.recompute, f.title, log=lambda s: print(s, flush=True))
         return 0
 
-    app.run(main)
+    cli.run(main)

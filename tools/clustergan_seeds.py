@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from cogan_tf import fileio, rundir  # noqa: E402
+from cogan_tf import cli, fileio, rundir  # noqa: E402
 from cogan_tf.errors import DataError, UsageError  # noqa: E402
 
 # Test scores averaged over the runs: the paper's protocol (K-means purity = its ACC, NMI, ARI) and ours.
@@ -85,22 +85,40 @@ def _g_iterations(path: str) -> int:
         return -1
 
 
-def score_run(checkpoint_dir: str, data_dir: str, which: str = "best") -> dict:
-    """One run's validation and test scores (both protocols) at its kept-by-validation or latest checkpoint."""
-    import tensorflow as tf
-    from cogan_tf import data, runner
-    from cogan_tf.gan import RunState
-
+def check_run(checkpoint_dir: str) -> rundir.RunRecord:
+    """A ClusterGAN run with a validation split to select by, read without TensorFlow; else one line."""
     record = rundir.find_run(checkpoint_dir, "clustergan")
     if not record.config.get("val_size"):
         raise UsageError(f"{record.directory} was trained without --val_size: it has no validation split to "
                          "select by; train with --val_size 5000 (the authors' 5,000 images)")
+    if not record.checkpoints():
+        raise DataError(f"{record.directory}: no checkpoint files; train the run first")
+    return record
+
+
+def check_distinct(dirs: Sequence[str]) -> None:
+    """Each run once: the same run twice (also as a folder and its run's subfolder, or through a link)
+    would count as two seeds, a best of 2 of one run."""
+    seen: Dict[str, str] = {}
+    for d in dirs:
+        real = os.path.realpath(rundir.find_run(d, "clustergan").directory if os.path.isdir(d) else d)
+        if real in seen:
+            raise UsageError(f"--checkpoint_dirs: {d} and {seen[real]} are the same run; give each run once")
+        seen[real] = d
+
+
+def score_run(checkpoint_dir: str, data_dir: str, which: str = "best") -> dict:
+    """One run's validation and test scores (both protocols) at its kept-by-validation or latest checkpoint."""
+    from cogan_tf import checkpoints, data, runner
+    from cogan_tf.gan import RunState
+
+    record = check_run(checkpoint_dir)
     gan = runner.gan_from_checkpoint(record.directory, data_dir, "clustergan", log=lambda s: None)
     kept = gan.restored_from
     if which == "latest":
-        path = tf.train.latest_checkpoint(record.directory)
+        # The newest checkpoint that restores, whatever the `checkpoint` state file says (the loop's own reading).
         loop = RunState(gan, gan.cfg)
-        gan.restore_weights(loop, path)
+        path = checkpoints.restore_newest(loop, gan, log=lambda s: None, training=False)
         kept = {"path": path, "step": int(loop.step.numpy()), "kept_by": "latest"}
     x_val, y_val = gan.validation_set()
     x_test, y_test = data.load_split(data_dir, gan.cfg.dataset, "test")
@@ -166,10 +184,17 @@ def markdown(summary: dict) -> str:
     return head + "\n".join(lines) + "\n"
 
 
+def check_outputs(out: str, checkpoint_dirs: Sequence[str]) -> None:
+    """OUT.json and OUT.md can be written and replace none of the runs' files (checked before any work)."""
+    cli.check_outputs([("--out", out + ".json"), ("--out", out + ".md")], inputs=list(checkpoint_dirs))
+
+
 def seeds_report(checkpoint_dirs: Sequence[str], data_dir: str, out: str, which: str = "best", log=print) -> dict:
     """Score every run, select, write OUT.json and OUT.md; returns the summary."""
     if which not in ("best", "latest"):
         raise UsageError(f"--checkpoint={which}: choose best or latest")
+    check_distinct(checkpoint_dirs)
+    check_outputs(out, checkpoint_dirs)
     rows = []
     for d in checkpoint_dirs:
         r = score_run(d, data_dir, which)
@@ -196,10 +221,15 @@ def parse_seeds(text: Optional[str]) -> List[int]:
     return seeds
 
 
+def parse_main_flags(text: str) -> List[str]:
+    try:
+        return shlex.split(text)
+    except ValueError as e:  # an unbalanced quote
+        raise UsageError(f"--main_flags={text}: {e} (quote it as a shell would)") from None
+
+
 if __name__ == "__main__":
     from absl import flags
-
-    from cogan_tf import cli
 
     flags.DEFINE_list("checkpoint_dirs", [], "Runs already trained: their --checkpoint_dir (or the directory "
                       "holding config.json), comma-separated")
@@ -215,17 +245,23 @@ if __name__ == "__main__":
 
     def main(argv):
         f = flags.FLAGS
+        # Every refusal before the first seed trains (hours) and before TensorFlow starts.
         seeds = parse_seeds(f.train_seeds)
         if seeds and not f.runs_root:
             raise UsageError("--train_seeds needs --runs_root, the folder the runs go to")
-        dirs = list(f.checkpoint_dirs)
-        for d in dirs:
+        main_flags = parse_main_flags(f.main_flags)
+        given = list(f.checkpoint_dirs)
+        for d in given:
             if not os.path.isdir(d):
                 raise DataError(f"--checkpoint_dirs: {d}: no such directory")
+            check_run(d)
+        trained = [seed_dirs(f.runs_root, s)["checkpoint_dir"] for s in seeds]
+        check_distinct(given + trained)
+        check_outputs(f.out, given + trained)
         if seeds:
-            dirs += train_seeds(seeds, f.runs_root, f.data_dir, shlex.split(f.main_flags), log=lambda s: print(s, flush=True))
+            trained = train_seeds(seeds, f.runs_root, f.data_dir, main_flags, log=lambda s: print(s, flush=True))
         cli.start_tensorflow()
-        seeds_report(dirs, f.data_dir, f.out, f.checkpoint, log=lambda s: print(s, flush=True))
+        seeds_report(given + trained, f.data_dir, f.out, f.checkpoint, log=lambda s: print(s, flush=True))
         return 0
 
     cli.run(main)

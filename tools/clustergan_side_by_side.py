@@ -20,11 +20,12 @@ With ``--select``, also the paper's protocol at the last common point: the best 
 purity with its test scores, and the mean +- std over the N, for each side.
 """
 
+import dataclasses
 import glob
 import json
 import os
 import sys
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -32,7 +33,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from cogan_tf import fileio  # noqa: E402
+from cogan_tf import cli, fileio  # noqa: E402
 from cogan_tf.errors import DataError, UsageError  # noqa: E402
 
 # The scores kept per point (test set); the plot and table show PLOT_KEYS.
@@ -59,11 +60,12 @@ def score(z_n, probs, labels, seed: int, kmeans_on_zn: bool = True) -> Dict[str,
 
 
 def read_encoding(path: str) -> dict:
-    """One ``.npz`` of encodings: its G+E update count, run seed and splits."""
+    """One ``.npz`` of encodings: its G+E update count, run seed and splits, every array checked (shapes,
+    types, finite values) so that a bad file is refused in one line before anything is scored."""
     try:
         with np.load(path, allow_pickle=False) as f:
             d = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, EOFError) as e:
         raise DataError(f"{path}: not a readable .npz of encodings ({e})") from None
     missing = [k for k in ("ge_updates", "test_zn", "test_logits", "test_labels", "info") if k not in d]
     if missing:
@@ -72,15 +74,77 @@ def read_encoding(path: str) -> dict:
         seed = int(json.loads(str(d["info"]))["seed"])
     except (ValueError, KeyError, TypeError):
         raise DataError(f"{path}: its info is not a JSON object with the run's seed") from None
-    splits = {s: (d[f"{s}_zn"], softmax(d[f"{s}_logits"]), d[f"{s}_labels"])
-              for s in ("test", "val") if f"{s}_zn" in d}
-    return {"path": path, "ge_updates": int(d["ge_updates"]), "seed": seed, "splits": splits}
+    updates = d["ge_updates"]
+    if updates.ndim != 0 or not np.issubdtype(updates.dtype, np.integer) or updates < 0:
+        raise DataError(f"{path}: its ge_updates is {updates!r}, not a count (an integer, 0 or more)")
+    splits = {}
+    for s in ("test", "val"):
+        if f"{s}_zn" not in d:
+            continue
+        zn, logits, labels = (d.get(f"{s}_{k}") for k in ("zn", "logits", "labels"))
+        if logits is None or labels is None:
+            raise DataError(f"{path}: has {s}_zn but not {s}_logits and {s}_labels")
+        for key, a in ((f"{s}_zn", zn), (f"{s}_logits", logits)):
+            if a.ndim != 2 or not np.issubdtype(a.dtype, np.floating) or len(a) != len(labels):
+                raise DataError(f"{path}: its {key} is {a.dtype} of shape {a.shape}; want floats, a row per label "
+                                f"({len(labels)})")
+            if not np.all(np.isfinite(a)):
+                raise DataError(f"{path}: its {key} holds {int(np.sum(~np.isfinite(a)))} NaN or infinite values; "
+                                "encode with a model whose outputs are finite")
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise DataError(f"{path}: its {s}_labels is {labels.dtype} of shape {labels.shape}; want integers (N,)")
+        splits[s] = (zn, softmax(logits), labels)
+    return {"path": path, "ge_updates": int(updates), "seed": seed, "splits": splits}
+
+
+@dataclasses.dataclass(frozen=True)
+class Inputs:
+    """What :func:`curves` reads, checked: the port runs' directories, the other side's encodings (read),
+    the dataset's test labels they were checked against, and the outputs' prefix."""
+
+    port_runs: Tuple[str, ...]
+    encodings: Tuple[dict, ...]
+    test_labels: np.ndarray
+    out: str
+    select: bool
+
+
+def check_inputs(port_runs: Sequence[str], encodings: Sequence[str], data_dir: str, out: str,
+                 select: bool = False) -> Inputs:
+    """Every refusal before anything is scored or written (and before TensorFlow starts): the port runs
+    (ClusterGAN runs of one dataset, whose ``curve.json`` can be reused and written; with ``select``, with
+    a validation split), every encoding read and checked against the dataset's test labels, and OUT's
+    three files."""
+    from cogan_tf import data
+    from tools import clustergan_curve, clustergan_seeds
+
+    if not port_runs:
+        raise UsageError("--port_runs: give at least one port run's --checkpoint_dir")
+    if not encodings:
+        raise UsageError("--encodings: give the other side's .npz files")
+    records = [clustergan_curve.check(d)[0] for d in port_runs]
+    if select:
+        for d in port_runs:
+            clustergan_seeds.check_run(d)
+    datasets = sorted({r.config["dataset"] for r in records})
+    if len(datasets) > 1:
+        raise UsageError(f"--port_runs: runs of {' and '.join(datasets)}; give runs of one dataset")
+    _, test_labels = data.load_split(data_dir, datasets[0], "test")
+    read = []
+    for path in encodings:
+        enc = read_encoding(path)
+        if "test" not in enc["splits"] or not np.array_equal(enc["splits"]["test"][2], test_labels):
+            raise DataError(f"{path}: its test_labels are not the dataset's test labels in file order; "
+                            "encode the dataset's test images in their file order")
+        read.append(enc)
+    cli.check_outputs([("--out", out + ext) for ext in (".json", ".md", ".png")],
+                      inputs=list(port_runs) + list(encodings))
+    return Inputs(tuple(port_runs), tuple(read), test_labels, out, select)
 
 
 def port_points(checkpoint_dir: str, data_dir: str, log=print):
     """Every kept checkpoint of one port run on the test set, scored by ``tools/clustergan_curve.py`` (its
-    ``curve.json`` beside the checkpoints is reused); with the run's K-means rule and the test labels."""
-    from cogan_tf import data
+    ``curve.json`` beside the checkpoints is reused); with the run's K-means rule."""
     from tools import clustergan_curve
 
     result = clustergan_curve.curve(checkpoint_dir, data_dir, log=log)
@@ -90,18 +154,14 @@ def port_points(checkpoint_dir: str, data_dir: str, log=print):
     seed = result["run"]["seed"]
     points = [{"path": os.path.join(result["run"]["checkpoint_dir"], r["checkpoint"]), "ge_updates": r["g_iterations"],
                "seed": seed, "scores": {"test": {k: r[k] for k in CURVE_KEYS}}} for r in rows]
-    _, y_test = data.load_split(data_dir, result["run"]["dataset"], "test")
-    return points, "z_n" in result["protocols"]["kmeans_*"], y_test
+    return points, "z_n" in result["protocols"]["kmeans_*"]
 
 
-def other_points(paths: Sequence[str], test_labels, kmeans_on_zn: bool, log=print) -> List[dict]:
+def other_points(encodings: Sequence[dict], kmeans_on_zn: bool, log=print) -> List[dict]:
+    """The other side's encodings (read and checked by :func:`check_inputs`), scored."""
     points = []
-    for path in paths:
-        enc = read_encoding(path)
-        if "test" not in enc["splits"] or not np.array_equal(enc["splits"]["test"][2], test_labels):
-            raise DataError(f"{path}: its test_labels are not the dataset's test labels in file order; "
-                            "encode the dataset's test images in their file order")
-        point = {"path": path, "ge_updates": enc["ge_updates"], "seed": enc["seed"],
+    for enc in encodings:
+        point = {"path": enc["path"], "ge_updates": enc["ge_updates"], "seed": enc["seed"],
                  "scores": {s: score(*v, enc["seed"], kmeans_on_zn) for s, v in enc["splits"].items()}}
         log(f"other seed {enc['seed']}, {enc['ge_updates']} G+E updates: test K-means purity "
             f"{point['scores']['test']['kmeans_purity']:.4f}")
@@ -229,18 +289,19 @@ def plot(port: List[dict], other: List[dict], path: str, port_label: str, other_
     plt.close(fig)
 
 
-def curves(port_runs: Sequence[str], encodings: Sequence[str], data_dir: str, out: str,
-           port_label: str = "this port", other_label: str = "the authors' code", select: bool = False,
+def curves(inputs: Inputs, data_dir: str, port_label: str = "this port", other_label: str = "the authors' code",
            log=print) -> dict:
-    """Score both sides, write OUT.json, OUT.md and OUT.png; ``select``: also the paper's best of N by validation
-    purity and the mean +- std of each side at the last common point (:func:`final_selection`)."""
-    port, kmeans_on_zn, test_labels = [], None, None
+    """Score both sides of ``inputs`` (:func:`check_inputs`), write OUT.json, OUT.md and OUT.png; with
+    ``inputs.select``, also the paper's best of N by validation purity and the mean +- std of each side at
+    the last common point (:func:`final_selection`)."""
+    port_runs, out, select = inputs.port_runs, inputs.out, inputs.select
+    port, kmeans_on_zn = [], None
     for d in port_runs:
-        points, kz, labels = port_points(d, data_dir, log)
+        points, kz = port_points(d, data_dir, log)
         if kmeans_on_zn is not None and kz != kmeans_on_zn:
             raise UsageError(f"{d}: K-means features differ from the other port runs': give runs of one setup")
-        port, kmeans_on_zn, test_labels = port + points, kz, labels
-    other = other_points(encodings, test_labels, kmeans_on_zn, log)
+        port, kmeans_on_zn = port + points, kz
+    other = other_points(inputs.encodings, kmeans_on_zn, log)
     summary = summarize(port, other)
     if select:
         summary["final"] = final_selection(port_runs, other, data_dir, summary["rows"][-1]["ge_updates"])
@@ -263,8 +324,6 @@ def curves(port_runs: Sequence[str], encodings: Sequence[str], data_dir: str, ou
 if __name__ == "__main__":
     from absl import flags
 
-    from cogan_tf import cli
-
     flags.DEFINE_list("port_runs", [], "This port's runs: their --checkpoint_dir, comma-separated")
     flags.DEFINE_string("encodings", "", "Glob (quoted) or comma-separated list of .npz encodings of the other "
                         "side's runs (format: this tool's docstring)")
@@ -277,11 +336,6 @@ if __name__ == "__main__":
 
     def main(argv):
         f = flags.FLAGS
-        if not f.port_runs:
-            raise UsageError("--port_runs: give at least one port run's --checkpoint_dir")
-        for d in f.port_runs:
-            if not os.path.isdir(d):
-                raise DataError(f"--port_runs: {d}: no such directory")
         paths = []
         for part in f.encodings.split(","):
             if part.strip():
@@ -289,11 +343,9 @@ if __name__ == "__main__":
                 if not found:
                     raise DataError(f"--encodings: {part.strip()} matches no file")
                 paths += found
-        if not paths:
-            raise UsageError("--encodings: give the other side's .npz files")
+        inputs = check_inputs(f.port_runs, paths, f.data_dir, f.out, f.select)  # before TensorFlow starts
         cli.start_tensorflow()
-        curves(f.port_runs, paths, f.data_dir, f.out, f.port_label, f.other_label, f.select,
-               log=lambda s: print(s, flush=True))
+        curves(inputs, f.data_dir, f.port_label, f.other_label, log=lambda s: print(s, flush=True))
         return 0
 
     cli.run(main)

@@ -17,7 +17,6 @@ each of which costs a round trip whatever its size.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -33,7 +32,8 @@ import numpy as np
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from cogan_tf import data, fileio  # noqa: E402
+from cogan_tf import cli, data, fileio  # noqa: E402
+from cogan_tf.errors import UsageError  # noqa: E402
 
 CONFIGS = {
     "one process x 2 threads": {"workers": 0, "flags": []},
@@ -135,15 +135,21 @@ def collectives_per_step(batch_size: int) -> dict:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="rounds of every configuration in turn [3]")
     p.add_argument("--steps", type=int, default=60, help="training steps per run [60]")
     p.add_argument("--warmup", type=int, default=10, help="steps left out of the rate, the first among them [10]")
     p.add_argument("--batch_size", type=int, default=128, help="the global batch [128, the CoGAN's]")
-    p.add_argument("--out", default="", help="also write the results as JSON here")
+    p.add_argument("--out", default=None, help="also write the results as JSON here")
     args = p.parse_args(argv)
+    # Every refusal before the first run (minutes of work whose results an unwritable --out would lose).
+    for name, value in (("rounds", args.rounds), ("batch_size", args.batch_size)):
+        if value < 1:
+            raise UsageError(f"--{name}={value}: must be at least 1")
     if not 1 <= args.warmup < args.steps - 1:
-        p.error("--warmup must be at least 1 and leave two timed steps")
+        raise UsageError(f"--warmup={args.warmup} with --steps={args.steps}: the warm-up must be at least 1 step and "
+                         "leave two timed steps")
+    cli.check_outputs([("--out", args.out)])
     data_dir = tempfile.mkdtemp(prefix="multiworker-bench-data-")
     try:
         fake_mnist(data_dir, n_train=args.batch_size * (args.steps + 1))
@@ -183,4 +189,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run_tool(main)

@@ -14,17 +14,26 @@ within rounding of a PReLU's kink changes a gradient element by a whole term; fr
 the two runs train slightly different networks.
 """
 
-import keras
-import numpy as np
-import tensorflow as tf
+import os
+import sys
 
-from cogan_tf import cogan_fast, config as C, runner
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+from cogan_tf import cli  # noqa: E402
 
 STEPS = 3
 
 
 def make(m, batch=16, seed=3):
     """The set-up of tests/test_speed.py: a built CoGAN and one batch of random uint8 images per domain."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+
+    from cogan_tf import config as C, runner
+
     rng = np.random.default_rng(seed)
     x = [rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8) for _ in range(2)]
     gan = runner.make_gan(m, C.TrainConfig(batch_size=batch, seed=seed, checkpoint_dir="/nonexistent"), arrays=x)
@@ -34,6 +43,10 @@ def make(m, batch=16, seed=3):
 
 
 def losses(m, variant: str, eager: bool = False):
+    import tensorflow as tf
+
+    from cogan_tf import cogan_fast
+
     gan, x = make(m)
     step = {"port": lambda: gan.train_step,
             "plain layers": lambda: cogan_fast.use_plain_layers(gan).train_step,
@@ -47,7 +60,11 @@ def drift(a, b):
     return [max(abs(u[k] - v[k]) / abs(v[k]) for k in u) for u, v in zip(a, b)]
 
 
-def main():
+def main(argv=None):
+    # No options: the parser gives --help (and refuses anything else) before TensorFlow starts.
+    cli.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+    from cogan_tf import config as C
+
     for name, m in (("faithful", C.CoganConfig()),
                     ("corrected", C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
                                                 loss_on_logits=True, bn_per_feature=True))):  # --corrected

@@ -17,7 +17,6 @@ results are zeros.
 
 from __future__ import annotations
 
-import argparse
 import collections
 import glob
 import os
@@ -28,6 +27,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
+
+from cogan_tf import cli  # noqa: E402
 
 # Ops whose output is zero when one input is (products, and what only moves or reduces a gradient).
 ZERO_IF_ANY = ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
@@ -144,7 +145,7 @@ def trace_row(row: str, batch: int, warmup: int, calls: int, top: int) -> None:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="paper_critic,paper_critic_plain",
                     help="comma-separated keys of cogan_tf.bench.STEPS [paper_critic,paper_critic_plain]")
     ap.add_argument("--batch", type=int, default=64, help="batch size [64, the paper recipe's]")

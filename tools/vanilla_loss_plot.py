@@ -5,10 +5,17 @@ print), to compare the port with the PyTorch reference:
     python tools/vanilla_loss_plot.py docs/vanilla_h128_loss.png port=RUN/train.log PyTorch=RUN/torch.log
 """
 
+import os
 import re
 import sys
 
-from cogan_tf import fileio  # (not cogan_tf.vanilla, whose plot helper would start TensorFlow)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# (not cogan_tf.vanilla, whose plot helper would start TensorFlow)
+from cogan_tf import cli, fileio  # noqa: E402
+from cogan_tf.errors import DataError, UsageError  # noqa: E402
 
 LINE = re.compile(r"^epoch (\d+): epoch_g_loss: ([-+.\deE]+), epoch_d_loss: ([-+.\deE]+)")
 
@@ -16,13 +23,16 @@ LINE = re.compile(r"^epoch (\d+): epoch_g_loss: ([-+.\deE]+), epoch_d_loss: ([-+
 def read_losses(path):
     """{epoch: (g_loss, d_loss)} from a run's printed lines (a later line for an epoch wins, as after a resume)."""
     out = {}
-    with open(path) as f:
-        for line in f:
-            m = LINE.match(line)
-            if m:
-                out[int(m.group(1))] = (float(m.group(2)), float(m.group(3)))
+    try:
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = LINE.match(line)
+                if m:
+                    out[int(m.group(1))] = (float(m.group(2)), float(m.group(3)))
+    except OSError as e:
+        raise DataError(f"{path}: cannot read it ({e.strerror or e})") from None
     if not out:
-        sys.exit(f"error: {path}: no 'epoch N: epoch_g_loss: X, epoch_d_loss: Y' lines")
+        raise DataError(f"{path}: no 'epoch N: epoch_g_loss: X, epoch_d_loss: Y' lines")
     return out
 
 
@@ -44,19 +54,28 @@ def save_plot(path, epochs, curves):
         fig.savefig(tmp, format="png")
 
 
-def main(argv):
-    if len(argv) < 2 or not all("=" in a for a in argv[1:]):
-        sys.exit("usage: python tools/vanilla_loss_plot.py OUT.png LABEL=LOG [LABEL=LOG ...]")
-    runs = {label: read_losses(path) for label, path in (a.split("=", 1) for a in argv[1:])}
+def main(argv=None):
+    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", metavar="OUT.png", help="the plot to write")
+    ap.add_argument("runs", metavar="LABEL=LOG", nargs="+", help="a run's label and its printed lines")
+    a = ap.parse_args(argv)
+    pairs = [r.split("=", 1) for r in a.runs]
+    bad = next((r for r, p in zip(a.runs, pairs) if len(p) != 2 or not all(p)), None)
+    if bad is not None:
+        raise UsageError(f"{bad}: give each run as LABEL=LOG")
+    cli.check_outputs([("OUT.png", a.out)], inputs=[log for _, log in pairs])
+    runs = {label: read_losses(path) for label, path in pairs}
     epochs = sorted(set.intersection(*(set(r) for r in runs.values())))
+    if not epochs:
+        raise DataError(f"no epoch is in every log ({', '.join(path for _, path in pairs)}): nothing to plot")
     curves = {}
     for label, r in runs.items():
         curves[f"{label} G"] = [r[e][0] for e in epochs]
         curves[f"{label} D"] = [r[e][1] for e in epochs]
     # Epochs shown from 1, as the tables in docs/PORTS.md count them.
-    save_plot(argv[0], [e + 1 for e in epochs], curves)
-    print(f"wrote {argv[0]} ({len(epochs)} epochs of {', '.join(runs)})")
+    save_plot(a.out, [e + 1 for e in epochs], curves)
+    print(f"wrote {a.out} ({len(epochs)} epochs of {', '.join(runs)})")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    cli.run_tool(main)

@@ -12,17 +12,23 @@ Prints the per-epoch mean G and D losses (the numbers the port's `losses.json` h
 standard deviation of 64 fixed-noise samples (near 0: collapsed to one pattern), and writes an 8x8 grid per epoch.
 """
 
-import argparse
 import os
+import sys
 
 import numpy as np
-import torch
-from torch import nn
 
-from cogan_tf import data, images  # (numpy-only parts: the IDX loader and the grid writer)
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+# (numpy-only parts: the IDX loader and the grid writer)
+from cogan_tf import cli, data, fileio, images  # noqa: E402
+from cogan_tf.errors import UsageError  # noqa: E402
 
 
 def mlp(sizes, last, dropout=None):
+    from torch import nn
+
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
@@ -34,19 +40,28 @@ def mlp(sizes, last, dropout=None):
     return nn.Sequential(*layers)
 
 
-def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--data_dir", default="data")
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch_size", type=int, default=512)
+def main(argv=None):
+    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data_dir", default="data", help="directory holding mnist/ [data]")
+    p.add_argument("--epochs", type=int, default=3, help="[3]")
+    p.add_argument("--seed", type=int, default=0, help="torch.manual_seed [0]")
+    p.add_argument("--batch_size", type=int, default=512, help="[512, the original's]")
     p.add_argument("--hidden_size", type=int, default=128, help="units per hidden layer [128, as the original]")
-    p.add_argument("--out", default="torch_vanilla")
-    a = p.parse_args()
-    if a.hidden_size < 1:
-        p.error(f"--hidden_size={a.hidden_size}: must be at least 1")
-    torch.manual_seed(a.seed)
+    p.add_argument("--out", default="torch_vanilla", help="folder of the per-epoch grids [torch_vanilla]")
+    a = p.parse_args(argv)
+    for name in ("epochs", "batch_size", "hidden_size"):
+        if getattr(a, name) < 1:
+            raise UsageError(f"--{name}={getattr(a, name)}: must be at least 1")
+    why = fileio.unwritable_dir(a.out)
+    if why:
+        raise UsageError(f"--out={a.out}: {why}; give a folder that can be written")
+    try:
+        import torch
+        from torch import nn
+    except ImportError:
+        raise UsageError("this tool needs PyTorch, which cogan_tf does not depend on: pip install torch") from None
     x, _ = data.load_split(a.data_dir, "mnist", "train")  # uint8 (60000, 28, 28, 1)
+    torch.manual_seed(a.seed)
     x = torch.from_numpy(x.reshape(len(x), 784).astype(np.float32) / 255.0) * 2 - 1  # ToTensor + Normalize(0.5, 0.5)
     h = a.hidden_size
     g = mlp([128, h, h, h, 784], nn.Tanh())
@@ -82,4 +97,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    cli.run_tool(main)

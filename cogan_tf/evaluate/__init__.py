@@ -224,16 +224,17 @@ def _parent(path: str) -> str:
 
 
 def samples_from_grids(paths: Sequence[str]) -> Samples:
-    """CoGAN pairs sliced out of 8x8 grid PNGs: 64 pairs per (TOP, BOT) pair of files."""
+    """CoGAN pairs sliced out of 8x8 grid PNGs: 64 pairs per (TOP, BOT) pair of files. Every file's
+    header is checked (``images.grid_shape``) before any is decoded."""
     from cogan_tf import images
 
-    tops, bots = [], []
-    for top, bot in grid_pairs(paths):
-        t, b = images.read_grid(top), images.read_grid(bot)
-        if t.shape != b.shape:
-            raise GridError(f"{top} holds {len(t)} cells but {bot} holds {len(b)}")
-        tops.append(t)
-        bots.append(b)
+    pairs = grid_pairs(paths)
+    for top, bot in pairs:
+        t, b = images.grid_shape(top), images.grid_shape(bot)
+        if t != b:
+            raise GridError(f"{top} holds {t.cells} cells but {bot} holds {b.cells}")
+    tops = [images.read_grid(top) for top, _ in pairs]
+    bots = [images.read_grid(bot) for _, bot in pairs]
     n = sum(len(t) for t in tops)
     if n < 2:
         # The Frechet distance needs two samples' covariance; a grid of ours or the original's holds 64.

@@ -4,11 +4,12 @@ two reports side by side (--compare); two runs' grids step by step (--grid_dirs)
 The flags are defined only when this runs as a program (:func:`define_flags`), never on import.
 """
 
+import os
 import sys
 
 from absl import flags
 
-from cogan_tf import cli, data, fileio, published
+from cogan_tf import cli, data, published
 from cogan_tf.errors import ClassifierError, UsageError
 from cogan_tf.evaluate import (DEFAULT_N, MAX_N, format_compare, grid_compare, load_classifier, load_report,
                                load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids)
@@ -69,30 +70,31 @@ def main(argv):
     if f.out and not (f.saved_model or f.checkpoint_dir or f.grids or f.grid_dirs):
         raise UsageError("--out goes with --saved_model, --checkpoint_dir, --grids or --grid_dirs (--compare and "
                          "--retrain_classifier alone write no report)")
-    for flag in ("out", "plot"):  # checked before anything is scored, not found out after
-        path = getattr(f, flag)
-        why = path and fileio.unwritable_file(path)
-        if why:
-            raise UsageError(f"--{flag}={path}: {why}; give a file path in a writable folder")
+    if f.grid_dirs and len(f.grid_dirs) not in (1, 2):
+        raise UsageError(f"--grid_dirs takes one or two directories, RUN_SAMPLES [REFERENCE_SAMPLES]; got "
+                         f"{len(f.grid_dirs)}")
+    grid_dirs = (f.grid_dirs + [published.samples_dir(f.data_dir)])[:2] if f.grid_dirs else []
+    check_outputs(f, grid_dirs)
     if f.compare:
         if len(f.compare) != 2:
             raise UsageError(f"--compare takes two JSON reports, got {len(f.compare)}")
         a, b = (load_report(p) for p in f.compare)
         print(format_compare(a, b, *f.compare))
         return 0
-    cli.start_tensorflow()  # the flags are good: every path below uses TensorFlow
+    # Grids are read (or refused) before TensorFlow starts; every path below uses it.
     if f.grid_dirs:
-        if len(f.grid_dirs) not in (1, 2):
-            raise UsageError(f"--grid_dirs takes one or two directories, RUN_SAMPLES [REFERENCE_SAMPLES]; got "
-                             f"{len(f.grid_dirs)}")
-        run_dir, reference_dir = (f.grid_dirs + [published.samples_dir(f.data_dir)])[:2]
-        grid_compare.run(run_dir, reference_dir, f.data_dir, f.dataset or "mnist", out=f.out, plot=f.plot,
-                         steps_per_epoch=f.steps_per_epoch or grid_compare.STEPS_PER_EPOCH,
+        dirs = grid_compare.read_grid_dirs(*grid_dirs, f.steps_per_epoch or grid_compare.STEPS_PER_EPOCH)
+        if f.plot:
+            grid_compare.check_plot(dirs)
+        cli.start_tensorflow()
+        grid_compare.run(dirs, f.data_dir, f.dataset or "mnist", out=f.out, plot=f.plot,
                          retrain=f.retrain_classifier, epochs=f.classifier_epochs)
         return 0
-    # The model or grids first: a missing or bad input is refused before the classifier trains.
+    samples = samples_from_grids(f.grids) if f.grids else None
+    cli.start_tensorflow()
+    # The model first: a missing or bad input is refused before the classifier trains.
     dataset = f.dataset or "mnist"
-    gan = samples = None
+    gan = None
     if f.checkpoint_dir:
         from cogan_tf import runner
 
@@ -100,8 +102,6 @@ def main(argv):
         dataset = f.dataset or gan.cfg.dataset
     elif f.saved_model:
         samples = sample_stream(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
-    elif f.grids:
-        samples = samples_from_grids(f.grids)
     clf = load_classifier(f.data_dir, dataset, f.retrain_classifier, f.classifier_epochs)
     if gan is not None:
         report_for_gan(gan, f.data_dir, n=f.num_samples, seed=f.seed, out=f.out, dataset=dataset, clf=clf)
@@ -110,6 +110,16 @@ def main(argv):
     else:
         print(f"{dataset} classifier: test accuracy {clf.test_accuracy:.4f}")
     return 0
+
+
+def check_outputs(f, grid_dirs) -> None:
+    """--out and --plot, before anything is read or scored: each a file that can be written, neither the
+    other, and none of what the command reads (a grid, a file in a grid folder's top/ or bot/, in the
+    SavedModel or checkpoint folder, or in --data_dir's datasets)."""
+    inputs = list(f.grids or []) + [os.path.join(d, side) for d in grid_dirs for side in grid_compare.DOMAINS]
+    inputs += [p for p in (f.saved_model, f.checkpoint_dir) if p]
+    inputs += [data.dataset_dir(f.data_dir, d) for d in data.DATASETS + (published.NAME,)]
+    cli.check_outputs([("--out", f.out), ("--plot", f.plot)], inputs)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ already stretched grid is unchanged. The Fréchet distance of 64 cells is noisy 
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import os
 import re
@@ -26,7 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from cogan_tf import evaluate, fileio, images, published
-from cogan_tf.errors import UsageError
+from cogan_tf.errors import GridError, UsageError
 
 STEPS_PER_EPOCH = 546  # the original's floor(70000 / 128): both domains' 70,000 digits in batches of 128
 _STEP_NAME = re.compile(r"^train_(\d+)_(\d+)$")
@@ -116,11 +117,27 @@ class GridDirs:
 
 
 def read_grid_dirs(run_dir: str, reference_dir: str, steps_per_epoch: int = STEPS_PER_EPOCH) -> GridDirs:
-    """Read every grid pair both directories hold; an unreadable PNG is refused by name
-    (``errors.GridError``) before anything is scored."""
+    """Read every grid pair both directories hold; a PNG that cannot be read faithfully, or of another
+    size than the others (scores of grids of 2 and of 64 cells are not comparable), is refused by name
+    (``errors.GridError``) before anything is decoded or scored."""
     names, run_names, ref_names = common_names(run_dir, reference_dir, steps_per_epoch)
+    # The reference's grids first: on a tie, the run's are the odd ones.
+    shapes = {p: images.grid_shape(p) for d in (reference_dir, run_dir) for n in names
+              for p in (os.path.join(d, side, f"{n}.png") for side in DOMAINS)}
+    usual, count = collections.Counter(shapes.values()).most_common(1)[0]
+    for path, shape in shapes.items():
+        if shape != usual:
+            raise GridError(f"{path}: {shape}, where {count} of the {len(shapes)} grids are {usual}: "
+                            "--grid_dirs compares grids of one size")
     pairs = {side: {n: read_pair(d, n) for n in names} for side, d in zip(SIDES, (run_dir, reference_dir))}
     return GridDirs(run_dir, reference_dir, names, run_names, ref_names, pairs, steps_per_epoch)
+
+
+def check_plot(dirs: GridDirs) -> None:
+    """Refuse a plot of grids without a training step, before the classifier loads."""
+    if all(grid_step(n, dirs.steps_per_epoch) is None for n in dirs.names):
+        raise UsageError("--plot: no grid name of the form train_EE_IIII in common, so no training step to "
+                         "plot against")
 
 
 def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference) -> dict:
@@ -246,16 +263,10 @@ def save_plot(path: str, report: dict) -> str:
     return path
 
 
-def run(run_dir: str, reference_dir: str, data_dir: str, dataset: str = "mnist", out: Optional[str] = None,
-        plot: Optional[str] = None, clf=None, steps_per_epoch: int = STEPS_PER_EPOCH,
-        log: Callable[[str], None] = print, **classifier_kwargs) -> dict:
-    """The command: check the directories, load the classifier, score, print the table, write the JSON
-    (``out``) and the plot (``plot``)."""
-    # Bad directories or files, and a plot without steps, are refused before the classifier loads.
-    dirs = read_grid_dirs(run_dir, reference_dir, steps_per_epoch)
-    if plot and all(grid_step(n, steps_per_epoch) is None for n in dirs.names):
-        raise UsageError("--plot: no grid name of the form train_EE_IIII in common, so no training step to "
-                         "plot against")
+def run(dirs: GridDirs, data_dir: str, dataset: str = "mnist", out: Optional[str] = None,
+        plot: Optional[str] = None, clf=None, log: Callable[[str], None] = print, **classifier_kwargs) -> dict:
+    """The command on the grids ``read_grid_dirs`` read (and ``check_plot`` passed, with ``plot``): load
+    the classifier, score, print the table, write the JSON (``out``) and the plot (``plot``)."""
     clf = clf or evaluate.load_classifier(data_dir, dataset, log=log, **classifier_kwargs)
     report = compare_grid_dirs(dirs, clf, evaluate.make_reference(clf, data_dir, dataset))
     log(format_table(report))

