@@ -204,7 +204,8 @@ class CoGAN(GAN):
             log(f" [*] wrote {paths['top']} and {paths['bot']}")
 
     def export(self, export_dir: str) -> str:
-        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name))
+        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
+                            pair=self.model_cfg.pair)
 
 
 class _CoganServing(tf.Module):
@@ -213,8 +214,11 @@ class _CoganServing(tf.Module):
         self.generator = generator
 
 
-def export_cogan(generator, z_dim: int, path: str) -> str:
+def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAIR) -> str:
     """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"top", "bot"}: [batch, 28, 28, 1]``.
+
+    The module's ``pair`` (a string variable) is the pair of domains it was trained on (cogan_tf/pairs.py):
+    ``python -m cogan_tf.evaluate`` scores the export with that pair's transform.
 
     ``serving_default`` uses the BatchNorm mode of the model config: by default the statistics of the
     batch given (as the original's sampler, which is what the published grids show, so results depend
@@ -222,6 +226,7 @@ def export_cogan(generator, z_dim: int, path: str) -> str:
     BatchNorm on its moving averages, for single images (not what the original ever produced).
     """
     module = _CoganServing(generator)
+    module.pair = tf.Variable(pair, trainable=False, name="pair")
     spec = tf.TensorSpec([None, z_dim], tf.float32, name="z")
 
     def serve(z):
