@@ -2,6 +2,7 @@
 operation, the others against their definitions, the files invert.py writes for each pair, and
 main.py's refusals of a pair it cannot train on."""
 
+import json
 import os
 import subprocess
 import sys
@@ -138,3 +139,24 @@ def test_main_refuses_a_missing_pair_before_tensorflow_naming_the_command(tmp_pa
     r = run_script(os.path.join(ROOT, "main.py"), *args, "--pair", "rotate", "--model", "vanilla", cwd=tmp_path)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["error: --pair=rotate: only for --model cogan, not vanilla"]
+
+
+def test_a_checkpoint_records_its_pair_and_resuming_with_another_is_refused(tmp_path):
+    from cogan_tf import config as C, runner
+    from tests.conftest import train_config
+
+    data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
+    for pair in ("rotate", "edge"):
+        pairs.write_pair(data_dir, "mnist", pair, log=lambda s: None)
+    x = data.load_split(data_dir, "mnist", "train")[0]
+    cfg = train_config(tmp_path, batch_size=8, max_steps=0, data_dir=data_dir)
+    runner.run(C.CoganConfig(pair="rotate"), cfg, arrays=[x, pairs.transform("rotate", x)], log=lambda s: None)
+    with open(tmp_path / "checkpoint" / "mnist_8_28" / "config.json") as f:
+        assert json.load(f)["model_config"]["pair"] == "rotate"
+    args = ("--is_train", "True", "--batch_size", "8", "--max_steps", "0", "--seed", "3", "--data_dir", data_dir,
+            "--checkpoint_dir", str(tmp_path / "checkpoint"))
+    r = run_script(os.path.join(ROOT, "main.py"), *args, "--pair", "edge", cwd=tmp_path)
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert r.stderr.strip().splitlines() == [
+        f"error: {tmp_path}/checkpoint/mnist_8_28 holds a checkpoint trained with pair='rotate' (here 'edge', flag "
+        "--pair): pass the flags it was trained with to resume it, or a fresh --checkpoint_dir"]
