@@ -6,7 +6,7 @@
 - ``rotate``: the image turned 90 degrees counter-clockwise (``np.rot90``), the paper's supplementary pair.
 
 :func:`transform` is the one definition, used to make the training files (``python invert.py --pair P``)
-and to score a trained pair (:mod:`cogan_tf.evaluate.pair_score`). The files live in
+and to score a trained pair (``cogan_tf.evaluate.image_metrics.PairScoreSums``). The files live in
 ``<data_dir>/<dataset>/<folder>/{train,t10k}-images-idx3-ubyte.npy``, uint8 (N, 28, 28, 1); ``negative``
 keeps the original's folder ``invert/``. They are made from the verified IDX files and, when loaded for
 training, checked to be exactly the transform of those files.

@@ -1,4 +1,4 @@
-"""The CoGAN paper's pair score (cogan_tf/evaluate/pair_score.py) on constructed pairs with hand-counted
+"""The CoGAN paper's pair score (cogan_tf/evaluate/image_metrics.py) on constructed pairs with hand-counted
 answers, its place in the report and in the exports, the curve over checkpoints, and the command line's
 refusals of its flags."""
 
@@ -9,7 +9,7 @@ import pytest
 
 from cogan_tf import pairs
 from cogan_tf.errors import DataError
-from cogan_tf.evaluate import pair_score as ps
+from cogan_tf.evaluate import image_metrics as ps
 from tests.test_evaluate import error_lines, run_cli, without_tensorflow
 
 PIXELS = 28 * 28
@@ -163,7 +163,7 @@ def test_the_export_records_its_pair_and_the_report_uses_it(env):
     assert report["pair"] == "edge" and report["pairs"]["pair"] == "edge"
     out = ev.generate(loaded, n=64)
     assert report["pairs"]["pixel_agreement"] == pytest.approx(
-        ps.pixel_agreement("edge", out.images["top"], out.images["bot"]))
+        ps.pair_agreement("edge", out.images["top"], out.images["bot"]))
 
 
 def test_the_curve_scores_every_checkpoint_and_reuses_done_points(env, tmp_path):

@@ -4,7 +4,7 @@ Samples (from an exported SavedModel, a checkpoint exported the same way, or 8x8
 batch by batch, so memory does not grow with their number, with the project's classifier
 (:mod:`cogan_tf.evaluate.classifier`) by the functions and running sums of
 :mod:`cogan_tf.evaluate.image_metrics`: for a CoGAN, the CoGAN paper's pixel agreement of the pair's
-transform of G1(z) with G2(z), with each domain's ink (:mod:`cogan_tf.evaluate.pair_score`); per domain,
+transform of G1(z) with G2(z), with each domain's ink; per domain,
 the classifier score, the Fréchet distance to the test images and the digit histogram; a ``real``
 column as the floor to read them against. What each number means: docs/RESULTS.md, "How the numbers
 are made". The table and the JSON: :mod:`cogan_tf.evaluate.reports`. The command line is
@@ -23,11 +23,10 @@ import numpy as np
 
 from cogan_tf import data, pairs
 from cogan_tf.errors import DataError, GridError, UsageError
-from cogan_tf.evaluate.image_metrics import (ClassifierScoreSums, FeatureMoments, Mean, class_counts,
-                                             class_histogram, classifier_score, feature_stats,
-                                             frechet_distance_few, frechet_distance_from_stats,
-                                             histogram_entropy_classes, psd_sqrt)
-from cogan_tf.evaluate.pair_score import DEFAULT_THRESHOLD, PairScoreSums, real_ink
+from cogan_tf.evaluate.image_metrics import (DEFAULT_THRESHOLD, ClassifierScoreSums, FeatureMoments, Mean,
+                                             PairScoreSums, class_counts, class_histogram, classifier_score,
+                                             feature_stats, frechet_distance_few, frechet_distance_from_stats,
+                                             histogram_entropy_classes, psd_sqrt, real_ink)
 # Re-exported: the metrics and the report's text and JSON are read through this package.
 from cogan_tf.evaluate.image_metrics import label_agreement, mean_abs_difference, pixel_agreement  # noqa: F401
 from cogan_tf.evaluate.reports import (flatten, format_compare, format_report, format_value,  # noqa: F401
@@ -374,7 +373,7 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True,
     """The full report (a JSON-ready dict) for ``samples``, read once, batch by batch, into running
     sums (memory independent of their number); ``real=False`` leaves out the real-data column (a
     caller scoring many grids computes it once). ``threshold``: the binarisation of the CoGAN's pixel
-    agreement and ink (:mod:`cogan_tf.evaluate.pair_score`)."""
+    agreement and ink (``image_metrics.PairScoreSums``)."""
     n = samples.n
     report = {
         "model": samples.model,
