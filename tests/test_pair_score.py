@@ -79,6 +79,16 @@ def test_two_blank_domains_are_flagged(pair):
     assert v["blank"] == {"top": 0.0, "bot": 1.0, "both": 0.0} and v["pixel_agreement"] < 0.95
 
 
+@pytest.mark.parametrize("pair", pairs.PAIRS)
+def test_unpaired_real_images_give_the_agreement_without_coupling(pair):
+    same = np.repeat(block(), 20, axis=0)
+    assert ps.real_pair_scores(pair, same)["unpaired_agreement"] == 1.0  # nothing to tell apart
+    x = digits(200, seed=5)
+    real = ps.real_pair_scores(pair, (x * 255).astype(np.uint8))
+    assert 0.5 < real["unpaired_agreement"] < 0.97  # mostly background in both, but not coupled
+    assert real["ink"]["top"] == pytest.approx(np.mean(x > 0.5), abs=1e-6)
+
+
 def test_the_threshold_decides_grey_pixels():
     grey = block(value=0.3)  # its negative is 0.7 on the square
     white = np.ones_like(grey)
@@ -144,7 +154,7 @@ def test_report_of_an_edge_pair_scores_the_second_domain_against_real_edges(env)
     assert report["domains"]["bot"]["classifier_score"] == pytest.approx(ev.classifier_score(probs))
     assert report["real_bot"]["classifier_score"] == pytest.approx(
         ev.classifier_score(env["clf"].predict(pairs.transform("edge", env["ref"].test_images))[0]))
-    assert report["pairs"]["real_ink"]["bot"] == pytest.approx(
+    assert report["pairs"]["real"]["ink"]["bot"] == pytest.approx(
         np.mean(pairs.transform("edge", env["ref"].test_images / 255.0) > 0.5))
     text = ev.format_report(report)
     assert "edge(G1(z)) vs G2(z)" in text and "real edges" in text and "WARNING" not in text

@@ -26,7 +26,7 @@ from cogan_tf.errors import DataError, GridError, UsageError
 from cogan_tf.evaluate.image_metrics import (DEFAULT_THRESHOLD, ClassifierScoreSums, FeatureMoments, Mean,
                                              PairScoreSums, class_counts, class_histogram, classifier_score,
                                              feature_stats, frechet_distance_few, frechet_distance_from_stats,
-                                             histogram_entropy_classes, psd_sqrt, real_ink)
+                                             histogram_entropy_classes, psd_sqrt, real_pair_scores)
 # Re-exported: the metrics and the report's text and JSON are read through this package.
 from cogan_tf.evaluate.image_metrics import label_agreement, mean_abs_difference, pixel_agreement  # noqa: F401
 from cogan_tf.evaluate.reports import (flatten, format_compare, format_report, format_value,  # noqa: F401
@@ -409,7 +409,7 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True,
         report["pair"] = pair
         report["domains"]["bot"]["scored_as"] = BOT_SCORED_AS[pair]
         report["pairs"] = {**pair_sums.value(), "label_agreement": same_label.value(),
-                           "real_ink": real_ink(pair, ref.test_images, threshold)}
+                           "real": real_pair_scores(pair, ref.test_images, threshold)}
     else:
         if codes:
             # How well the class code z_c picks the digit: best one-to-one matching of codes to digits.

@@ -98,7 +98,7 @@ def read_pair(directory: str, name: str, pair: str = pairs.DEFAULT_PAIR) -> eval
 def _scores(report: dict) -> dict:
     """The per-grid numbers kept from an ``evaluate_samples`` report (the settings and the real ink, the
     same for every grid, once in the whole report)."""
-    out = {k: v for k, v in report["pairs"].items() if k not in ("pair", "threshold", "real_ink")}
+    out = {k: v for k, v in report["pairs"].items() if k not in ("pair", "threshold", "real")}
     for d in DOMAINS:
         out[d] = {k: report["domains"][d][k]
                   for k in ("classifier_score", "effective_classes", "frechet_distance", "histogram")}
@@ -153,7 +153,7 @@ def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference,
         "dataset": ref.dataset,
         "pair": dirs.pair,
         "threshold": threshold,
-        "real_ink": evaluate.real_ink(dirs.pair, ref.test_images, threshold),
+        "real_pairs": evaluate.real_pair_scores(dirs.pair, ref.test_images, threshold),
         "classifier_test_accuracy": clf.test_accuracy,
         "grids": grids,
         "mean": {side: _mean([g[side] for g in grids]) for side in SIDES},
@@ -195,8 +195,9 @@ def format_table(report: dict) -> str:
              f"stretched to 0..1; {report['dataset']} classifier (test accuracy "
              f"{evaluate.format_value(report['classifier_test_accuracy'], '{:.4f}')})",
              f"pair {report['pair']}: pixel agreement of {report['pair']}(G1(z)) with G2(z), pixels binarised at "
-             f">{report['threshold']:g}; ink: fraction of pixels off the blank image (real: top "
-             f"{report['real_ink']['top']:.3f}, bot {report['real_ink']['bot']:.3f}); bot scored as "
+             f">{report['threshold']:g} (unpaired real images: {report['real_pairs']['unpaired_agreement']:.3f}); "
+             f"ink: fraction of pixels off the blank image (real: top {report['real_pairs']['ink']['top']:.3f}, "
+             f"bot {report['real_pairs']['ink']['bot']:.3f}); bot scored as "
              f"{evaluate.BOT_SCORED_AS[report['pair']]}",
              ""]
     head1 = f"{'step':>6} {'grid':<16}" + "".join(f" {t:^{2 * w + 1}}" for t, _ in COLUMNS)

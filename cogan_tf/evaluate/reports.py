@@ -57,9 +57,10 @@ def format_pairs(p: dict, w: int = 26) -> list:
              f"  {'pixel agreement':{w}}{p['pixel_agreement']:>14.4f}",
              f"  {'mean |difference|':{w}}{p['mean_abs_difference']:>14.4f}",
              f"  {'label agreement':{w}}{p['label_agreement']:>14.4f}",
+             f"  {'unpaired real images':{w}}{p['real']['unpaired_agreement']:>14.4f}  (the agreement without coupling)",
              f"  {'':{w}}{'top G1(z)':>14}{'bot G2(z)':>14}{'real top':>14}{'real bot':>14}",
              f"  {'ink (pixels, %)':{w}}" + "".join(f"{100 * v:>14.2f}" for v in (
-                 p["ink"]["top"], p["ink"]["bot"], p["real_ink"]["top"], p["real_ink"]["bot"])),
+                 p["ink"]["top"], p["ink"]["bot"], p["real"]["ink"]["top"], p["real"]["ink"]["bot"])),
              f"  {'blank images (%)':{w}}{100 * p['blank']['top']:>14.2f}{100 * p['blank']['bot']:>14.2f}",
              f"  {'blank in both (% of pairs)':{w}}{100 * p['blank']['both']:>14.2f}"]
     if p.get("warning"):
