@@ -3,6 +3,7 @@ answers, its place in the report and in the exports, the curve over checkpoints,
 refusals of its flags."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -227,3 +228,34 @@ def test_a_recorded_pair_outside_the_list_is_refused():
 
     assert C.value_problem("pair", str, "blur") == "one of negative, edge, rotate"
     assert C.value_problem("pair", str, "edge") is None
+
+
+def test_an_export_records_a_pair_or_is_of_the_negatives(tmp_path):
+    import tensorflow as tf
+
+    from cogan_tf import evaluate as ev
+    from cogan_tf.errors import UsageError
+    from tests.test_evaluate import FakeCogan, save_module
+
+    plain = save_module(FakeCogan(), str(tmp_path / "plain"))
+    assert ev.sample_stream(tf.saved_model.load(plain), n=4).pair == "negative"  # exports without the record
+    odd = FakeCogan()
+    odd.pair = tf.Variable("blur", trainable=False)
+    path = save_module(odd, str(tmp_path / "odd"))
+    with pytest.raises(UsageError) as e:
+        ev.sample_stream(tf.saved_model.load(path), n=4, source=path)
+    assert str(e.value) == f"{path}: records the pair 'blur', none of negative, edge, rotate"
+
+
+def test_fashion_mnist_pairs_are_written_and_verified(tmp_path):
+    from cogan_tf import data
+    from tests.conftest import write_fake_dataset
+
+    data_dir = write_fake_dataset(tmp_path / "data", "fashion_mnist", n_train=20, n_test=10)
+    for pair in pairs.PAIRS:
+        pairs.write_pair(data_dir, "fashion_mnist", pair, log=lambda s: None)
+        xs = [data.load_split(data_dir, "fashion_mnist", s)[0] for s in ("train", "test")]
+        second = pairs.load_pair(data_dir, "fashion_mnist", pair, originals=xs)
+        np.testing.assert_array_equal(second, pairs.transform(pair, np.concatenate(xs)))
+    assert sorted(os.listdir(os.path.join(data_dir, "fashion_mnist"))) == sorted(
+        list(data.IDX_FILES) + ["edge", "invert", "rotate"])
