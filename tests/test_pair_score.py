@@ -259,3 +259,26 @@ def test_fashion_mnist_pairs_are_written_and_verified(tmp_path):
         np.testing.assert_array_equal(second, pairs.transform(pair, np.concatenate(xs)))
     assert sorted(os.listdir(os.path.join(data_dir, "fashion_mnist"))) == sorted(
         list(data.IDX_FILES) + ["edge", "invert", "rotate"])
+
+
+@pytest.mark.slow  # a TensorFlow process scoring two checkpoints; the library's curve is tested above
+def test_cogan_curve_tool_writes_json_and_plot_and_refuses_bad_flags(env, tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    tool = os.path.join(ROOT, "tools", "cogan_curve.py")
+    run = lambda *a: subprocess.run([sys.executable, tool, *a], capture_output=True, text=True, timeout=600,  # noqa: E731
+                                    env=dict(os.environ, PYTHONPATH=ROOT), cwd=str(tmp_path))
+    r = run("--checkpoint_dir", env["checkpoint"], "--agreement_threshold", "0")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == (
+        "error: --agreement_threshold=0.0: give a value between 0 and 1 (exclusive)")
+    out, png = str(tmp_path / "curve.json"), str(tmp_path / "curve.png")
+    r = run("--checkpoint_dir", env["checkpoint"], "--data_dir", env["data_dir"], "--num_samples", "64",
+            "--out", out, "--plot", png)
+    assert r.returncode == 0, r.stderr[-2000:]
+    with open(out) as f:
+        result = json.load(f)
+    assert [p["step"] for p in result["curves"][0]["points"]] == [1, 2] and result["combined"] is None
+    assert "best step" in r.stdout and os.path.getsize(png) > 10_000
