@@ -177,8 +177,8 @@ def _say(text: str, out, lock: threading.Lock) -> bool:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse(sys.argv[1:] if argv is None else argv)
-    environ = dict(os.environ)  # the workers' own: checking the flags imports main.py, which sets TF's log level
-    refused = _refusal(args.flags)
+    environ = dict(os.environ)
+    refused = _refusal(args.flags, environ)
     if refused:
         print(f"error: {refused}", file=sys.stderr)
         return REFUSED
@@ -245,16 +245,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return status
 
 
-def _refusal(flags: Sequence[str]) -> Optional[str]:
-    """main.py's one-line refusal of ``flags``, checked here once (as the chief would), else None."""
-    from cogan_tf.scripts import main as main_script
-
-    saved = os.environ.pop("TF_CONFIG", None)  # each worker gets its own; the launcher's own is not theirs
-    try:
-        return main_script.refusal(["main.py"] + list(flags))
-    finally:
-        if saved is not None:
-            os.environ["TF_CONFIG"] = saved
+def _refusal(flags: Sequence[str], environ: dict) -> Optional[str]:
+    """main.py's one-line refusal of ``flags`` (``main.py --check_only``, as the chief would meet it, without
+    TensorFlow), else None."""
+    env = {k: v for k, v in environ.items() if k != "TF_CONFIG"}  # the launcher's own is not the workers'
+    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT] + ([environ["PYTHONPATH"]] if environ.get("PYTHONPATH") else []))
+    r = subprocess.run(list(WORKER_COMMAND) + list(flags) + ["--check_only"], env=env, capture_output=True, text=True)
+    if r.returncode == 0:
+        return None
+    lines = r.stderr.strip().splitlines()
+    return (lines[-1] if lines else f"main.py exited with status {r.returncode}").removeprefix("error: ")
 
 
 if __name__ == "__main__":

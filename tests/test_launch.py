@@ -21,6 +21,13 @@ WORKER = r"""
 import json, os, signal, sys, time
 index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
 action = json.loads(sys.argv[1])[str(index)]
+stop = []
+if action == "train":
+    signal.signal(signal.SIGINT, lambda s, f: stop.append(s))
+    signal.signal(signal.SIGTERM, lambda s, f: stop.append(s))
+if action == "hang":
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 print(f"worker {index} up", flush=True)
 if action == "refuse":
     time.sleep(0.5)
@@ -29,12 +36,6 @@ if action == "refuse":
 if action == "fail":
     time.sleep(0.5)
     sys.exit(1)
-if action == "hang":
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-stop = []
-signal.signal(signal.SIGINT, lambda s, f: stop.append(s)) if action == "train" else None
-signal.signal(signal.SIGTERM, lambda s, f: stop.append(s)) if action == "train" else None
 while not stop:
     time.sleep(0.05)
 print(f"stopped by {signal.Signals(stop[0]).name}", file=sys.stderr, flush=True)
@@ -46,7 +47,7 @@ import sys
 sys.path.insert(0, sys.argv[1])
 from cogan_tf import launch
 launch.WORKER_COMMAND = (sys.executable, "-c", sys.argv[2], sys.argv[3])
-launch._refusal = lambda flags: None  # the stand-ins take no main.py flags
+launch._refusal = lambda flags, environ: None  # the stand-ins take no main.py flags
 sys.exit(launch.main(sys.argv[4:]))
 """
 

@@ -10,8 +10,8 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, cluster, config as config_lib, data, outputs, rundir
-from cogan_tf.errors import DataError, UsageError
+from cogan_tf import cli, cluster, config as config_lib, data, outputs, pairs, rundir
+from cogan_tf.errors import UsageError
 
 DATASET = "dataset"
 
@@ -57,6 +57,8 @@ def define_flags():
                       "with the rate and the time left; bar: a progress bar (losses, rate, time left) instead [log]")
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
                       "tf.distribute: one device, all GPUs of this machine, or the machines in TF_CONFIG [default]")
+    flags.DEFINE_boolean("check_only", False, "Check the flags, TF_CONFIG and output folders, then exit without "
+                         "starting TensorFlow (python -m cogan_tf.launch checks its workers' flags so, once) [False]")
     flags.DEFINE_float("wait_for_workers", 600, "--strategy multiworker: seconds a worker waits for the others to "
                        "start before it gives up [600]")
     flags.DEFINE_boolean("sync_batchnorm", False, "CoGAN: BatchNorm statistics over the global batch across replicas [False]")
@@ -88,6 +90,9 @@ def define_flags():
     # CoGAN: one flag per quirk of the original (docs/ORIGINAL.md §1); the defaults are faithful.
     flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the intended chain) instead of z (quirk) [False]")
     flags.DEFINE_integer("d_h0_filters", None, "CoGAN: filters of D's h0; the original has c_dim (1), corrected 64 [1]")
+    flags.DEFINE_enum("pair", pairs.DEFAULT_PAIR, list(pairs.PAIRS), "CoGAN: the second domain, a transform of the "
+                      "digits that `python invert.py --pair P` writes: " + "; ".join(
+                          f"{p}: {d}" for p, d in pairs.DESCRIPTIONS.items()) + f" [{pairs.DEFAULT_PAIR}]")
     flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper [False]")
     flags.DEFINE_boolean("bn_moving_average", False, "CoGAN: sample with BatchNorm moving averages instead of batch statistics (quirk) [False]")
     flags.DEFINE_boolean("loss_on_logits", False, "CoGAN: sigmoid cross-entropy on D's h3 instead of the original's "
@@ -109,7 +114,7 @@ FLAGS = flags.FLAGS
 FLAG_FIELDS = {flag: fields for table in config_lib.FLAG_FIELDS.values() for flag, fields in table.items()}
 # Flags that mean something only to the CoGAN: refused with the other models when given.
 COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1", "d_h0_filters", "bn_moving_average",
-              "sync_batchnorm", "corrected", "disjoint_domains")
+              "sync_batchnorm", "corrected", "disjoint_domains", "pair")
 
 
 def validate(f) -> None:
@@ -197,7 +202,7 @@ def build_configs(f):
             bn_batch_stats_at_inference=not (f.bn_moving_average or f.corrected),
             loss_on_logits=f.loss_on_logits or f.corrected,
             bn_per_feature=f.bn_per_feature or f.corrected,
-            sync_batchnorm=f.sync_batchnorm)
+            sync_batchnorm=f.sync_batchnorm, pair=f.pair)
     elif f.model == "clustergan":
         model_cfg = config_lib.model_config("clustergan", f.recipe, train_cfg.dataset,
                                             **({} if f.zn_sigma is None else {"zn_sigma": f.zn_sigma}))
@@ -222,31 +227,6 @@ def explicit_fields(f) -> dict:
     return out
 
 
-def refusal(argv) -> "str | None":
-    """What main.py would refuse in ``argv`` (a command line, program name first) before TensorFlow
-    starts, as its one line without ``error:``, else None; as the chief of a run of several workers would
-    see it. For the launcher: one refusal, not one per worker."""
-    if "strategy" not in FLAGS:
-        define_flags()
-    bad = cli.bad_bool_value(argv[1:])
-    if bad:
-        return bad
-    try:
-        rest = FLAGS(cli.fold_bool_args(argv))
-    except flags.Error as e:
-        return str(e)
-    if len(rest) > 1:
-        return f"unexpected arguments {' '.join(rest[1:])!r} (see --help)"
-    try:
-        validate(FLAGS)
-        model_cfg, train_cfg = build_configs(FLAGS)
-        outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
-        rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
-    except (UsageError, DataError) as e:
-        return str(e)
-    return None
-
-
 def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
@@ -256,6 +236,12 @@ def main(argv):
     # run takes its checkpoint folder's lock (of several workers, the chief alone).
     outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
     record = rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
+    if FLAGS.is_train and getattr(model_cfg, "pair", pairs.DEFAULT_PAIR) != pairs.DEFAULT_PAIR:
+        # A pair's second domain is written once by invert.py (the default's is written on the spot).
+        pairs.require_files(train_cfg.data_dir, train_cfg.dataset, model_cfg.pair)
+    if FLAGS.check_only:
+        print(" [*] the flags, TF_CONFIG and output folders are good")
+        return 0
     if FLAGS.is_train and role.chief:
         outputs.RunLock.acquire(rundir.run_checkpoint_dir(model_cfg, train_cfg), wait=FLAGS.wait_for_lock)
     if not role.chief:
