@@ -12,7 +12,7 @@ from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
-from cogan_tf import fileio, outputs
+from cogan_tf import checkpoints, fileio, outputs
 from cogan_tf.errors import DataError, UsageError
 
 
@@ -109,18 +109,11 @@ def _fingerprint_mismatch(export_dir: str) -> Optional[str]:
 
 
 def _unreadable_variables(export_dir: str) -> Optional[str]:
-    """Every variable read once: each is checked against its stored CRC32C, so a damaged or truncated
-    data file is named here rather than failing inside the loader's restore."""
-    try:
-        reader = tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
-    except Exception as e:  # noqa: BLE001
-        return f"{_INDEX} unreadable ({_first_line(e)})"
-    try:
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
-    except Exception as e:  # noqa: BLE001 - DataLossError on a bad checksum, IndexError on a short file
-        return f"variables/variables.data-* damaged or truncated ({_first_line(e)})"
-    return None
+    """Every variable read once (:func:`cogan_tf.checkpoints.newest_that_reads`, each checked against its
+    stored CRC32C), so a damaged or truncated data file is named here rather than failing inside the
+    loader's restore."""
+    _, _, failed = checkpoints.newest_that_reads([os.path.join(export_dir, "variables", "variables")], lambda c: c)
+    return f"variables/variables.data-* damaged or truncated ({failed[0][1]})" if failed else None
 
 
 def _first_line(e: BaseException) -> str:

@@ -163,6 +163,7 @@ class RunState:
         # checkpoint, so a resumed epoch's mean covers all its steps.
         self.epoch_losses = tf.Variable("", dtype=tf.string, trainable=False, name="epoch_losses")
         self.writer = None
+        self.restored: Optional[str] = None  # the checkpoint restored at the start (None: a new run)
         self.steps_per_epoch = 0
         self.arrays: List[np.ndarray] = []
 

@@ -150,7 +150,7 @@ def _prepare(gan: GAN, record: rundir.RunRecord, log=print, training: bool = Tru
         outputs.RunLock.acquire(loop.ckpt_dir, wait=cfg.wait_for_lock, log=log)
         checkpoints.remove_save_debris(loop.ckpt_dir, gan.checkpoint_prefix)  # of a write killed midway
         outputs.clean_export_leftovers(outputs.export_target(cfg), log)
-    restored = checkpoints.restore_newest(loop, gan, log, training=training, repair_state=team.chief)
+    restored = loop.restored = checkpoints.restore_newest(loop, gan, log, training=training, repair_state=team.chief)
     team.check_same_step(int(loop.step.numpy()))
     return loop, restored
 

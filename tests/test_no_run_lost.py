@@ -418,7 +418,7 @@ def test_a_checkpoint_from_before_the_epoch_record_still_resumes(tmp_path, monke
 
     plain = checkpoints.checkpoint
 
-    def older(loop, gan, optimizers=True, path=None):
+    def older(loop, gan, optimizers=True, names=None):
         mine = {k: v for k, v in gan.trackables().items()}
         return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **mine)
 

@@ -185,8 +185,8 @@ def without_records(monkeypatch):
     from cogan_tf import checkpoints
 
     real = checkpoints.checkpoint
-    monkeypatch.setattr(checkpoints, "checkpoint", lambda loop, gan, optimizers=True, path=None, record=True:
-                        real(loop, gan, optimizers, path=path, record=False))
+    monkeypatch.setattr(checkpoints, "checkpoint", lambda loop, gan, optimizers=True, names=None, record=True:
+                        real(loop, gan, optimizers, names=names, record=False))
 
 
 def test_checkpoints_without_any_record_ask_for_their_seed(tmp_path, monkeypatch):
