@@ -9,6 +9,7 @@ import sys
 from absl import flags
 
 from cogan_tf import cli, data, fileio, published
+from cogan_tf.config import SEED_LIMIT
 from cogan_tf.errors import ClassifierError, UsageError
 from cogan_tf.evaluate import (DEFAULT_N, MAX_N, format_compare, grid_compare, load_classifier, load_report,
                                load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids)
@@ -62,6 +63,8 @@ def main(argv):
         raise UsageError(f"--num_samples={f.num_samples}: give 2 to {MAX_N:,} (see --help)")
     if f.seed < 0:
         raise UsageError(f"--seed={f.seed}: must be 0 or more")
+    if f.seed >= SEED_LIMIT:
+        raise UsageError(f"--seed={f.seed}: must be at most {SEED_LIMIT - 1} (2^32 - 1: K-means seeds are 32-bit)")
     if f.dataset is not None and f.dataset not in data.DATASETS:
         raise UsageError(f"--dataset={f.dataset}: choose one of {', '.join(data.DATASETS)}")
     if f.classifier_epochs is not None and f.classifier_epochs < 1:

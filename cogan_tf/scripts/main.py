@@ -161,6 +161,8 @@ def validate(f) -> None:
         bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
     if f.seed is not None and f.seed < 0:
         bad("seed", "must be 0 or more")
+    if f.seed is not None and f.seed >= config_lib.SEED_LIMIT:
+        bad("seed", f"must be at most {config_lib.SEED_LIMIT - 1} (2^32 - 1: numpy's seeds are 32-bit)")
     for flag in COGAN_ONLY:
         if f[flag].present and f.model != "cogan":
             bad(flag, f"only for --model cogan, not {f.model}")
