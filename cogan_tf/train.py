@@ -189,8 +189,11 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
         log = _quiet  # the chief speaks for the run; the others only raise their errors
     outputs.check_output_dirs(gan.model_cfg, cfg, training=True)
     record = _record(gan, record)
-    with team.on_lost_contact(lambda: ("at the start", "nothing was trained")):
-        loop, restored = _prepare(gan, record, log, team=team)
+    try:
+        with team.on_lost_contact(lambda: ("at the start", "nothing was trained")):
+            loop, restored = _prepare(gan, record, log, team=team)
+    except OSError as e:  # the lock, the state file: written before any step
+        raise RunStopped(f"{_output_failure(e)}, then run the same command (nothing was trained)") from None
     loop.arrays = arrays = gan.training_arrays()
     n = min(len(a) for a in arrays)
     if not math.isinf(cfg.train_size):
@@ -212,7 +215,11 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
             log(f" [!] new run in {loop.ckpt_dir}, whose export will replace "
                 f"{outputs.export_target(cfg)}; {hint}")
     if chief:
-        rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
+        try:
+            rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
+        except OSError as e:
+            kept = f"; the newest checkpoint, {restored}, is kept" if restored else ""
+            raise RunStopped(f"{_output_failure(e)}, then run the same command (nothing was trained{kept})") from None
     saver = checkpoints.Saver(loop, gan, restored, write_dir=team.save_dir(loop.ckpt_dir))
 
     log_dir = outputs.tensorboard_dir(gan.model_cfg, cfg)
