@@ -435,7 +435,8 @@ class ClusterGAN(GAN):
         return report
 
     def export(self, export_dir: str) -> str:
-        return export_clustergan(self.generator, self.encoder, self.model_cfg, os.path.join(export_dir, self.name))
+        return export_clustergan(self.generator, self.encoder, self.model_cfg, os.path.join(export_dir, self.name),
+                                 self.export_about())
 
 
 class _ClusterServing(tf.Module):
@@ -445,7 +446,8 @@ class _ClusterServing(tf.Module):
         self.encoder = encoder
 
 
-def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str) -> str:
+def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str,
+                      about: Optional[Dict[str, str]] = None) -> str:
     """SavedModel with two signatures, both in inference mode (BatchNorm moving averages):
 
     - ``serving_default(z_n: [batch, z_dim], z_c: [batch, n_classes] one-hot) -> {"images"}``,
@@ -478,4 +480,4 @@ def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str) -> s
     module.serve = serve
     module.encode = encode
     return export_lib.save_module(module, {"serving_default": serve.get_concrete_function(),
-                                           "encode": encode.get_concrete_function()}, path)
+                                           "encode": encode.get_concrete_function()}, path, about)

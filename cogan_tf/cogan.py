@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -199,7 +199,8 @@ class CoGAN(GAN):
             log(f" [*] wrote {paths['top']} and {paths['bot']}")
 
     def export(self, export_dir: str) -> str:
-        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name))
+        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
+                            self.export_about())
 
 
 class _CoganServing(tf.Module):
@@ -208,7 +209,7 @@ class _CoganServing(tf.Module):
         self.generator = generator
 
 
-def export_cogan(generator, z_dim: int, path: str) -> str:
+def export_cogan(generator, z_dim: int, path: str, about: Optional[Dict[str, str]] = None) -> str:
     """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"top", "bot"}: [batch, 28, 28, 1]``.
 
     ``serving_default`` uses the BatchNorm mode of the model config: by default the statistics of the
@@ -228,4 +229,4 @@ def export_cogan(generator, z_dim: int, path: str) -> str:
         moving = tf.function(serve, input_signature=[spec]).get_concrete_function()
     module.serve = default
     module.serve_moving_average = moving
-    return export_lib.save_module(module, {"serving_default": default, "moving_average": moving}, path)
+    return export_lib.save_module(module, {"serving_default": default, "moving_average": moving}, path, about)

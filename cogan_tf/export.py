@@ -16,18 +16,21 @@ from cogan_tf import checkpoints, fileio, outputs
 from cogan_tf.errors import DataError, UsageError
 
 
-def save_module(module: tf.Module, signatures: Dict[str, Callable], export_dir: str) -> str:
+def save_module(module: tf.Module, signatures: Dict[str, Callable], export_dir: str,
+                about: Optional[Dict[str, str]] = None) -> str:
     """``tf.saved_model.save`` into a temporary folder, renamed into place when complete, so an
     interrupted export never leaves a SavedModel that fails to load. Only an earlier export of this
     project (or nothing) at ``export_dir`` is replaced (:func:`cogan_tf.outputs.export_target_problem`);
-    the export holds the target's lock while it writes, so a second run's start never cleans it away."""
+    the export holds the target's lock while it writes, so a second run's start never cleans it away.
+    ``about`` goes into the marker file (:func:`cogan_tf.outputs.export_marker`): the dataset trained on,
+    which evaluation scores against, and the run exported."""
     why = outputs.export_target_problem(export_dir)
     if why:
         raise UsageError(f"{why}; move it away or pick another --export_dir")
     with outputs.export_lock(export_dir), fileio.atomic_path(export_dir, is_dir=True) as tmp:
         tf.saved_model.save(module, tmp, signatures=signatures)
         with open(os.path.join(tmp, outputs.EXPORT_MARKER), "w") as f:
-            f.write(outputs.export_marker(os.path.basename(export_dir)))
+            f.write(outputs.export_marker(os.path.basename(export_dir), about))
     return export_dir
 
 

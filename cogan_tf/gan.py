@@ -80,6 +80,12 @@ class GAN:
         """Write the generator(s) as a SavedModel under export_dir/<name>; returns the path."""
         raise NotImplementedError
 
+    def export_about(self) -> Dict[str, str]:
+        """What an export records beside the model (:func:`cogan_tf.outputs.export_marker`): the dataset it
+        was trained on and the run's checkpoint folder."""
+        return {"dataset": self.cfg.dataset,
+                "run": os.path.abspath(os.path.join(self.cfg.checkpoint_dir, self.checkpoint_subdir()))}
+
     def evaluate(self, loop: "RunState") -> None:
         """``--is_train False``: write evaluation grids (and reports) from the restored model."""
         raise NotImplementedError

@@ -126,8 +126,21 @@ def export_target_problem(path: str) -> Optional[str]:
             "would delete")
 
 
-def export_marker(model: str) -> str:
-    return json.dumps({"exported_by": "cogan_tf", "model": model}) + "\n"
+def export_marker(model: str, about: Optional[Dict[str, str]] = None) -> str:
+    """The marker file's text: this project wrote the export, of ``model``; ``about``: what it was trained
+    on (``dataset``) and the run it came from (``run``, its checkpoint folder)."""
+    return json.dumps({"exported_by": "cogan_tf", "model": model, **(about or {})}) + "\n"
+
+
+def read_export_marker(path: str) -> Optional[dict]:
+    """The marker inside the export folder ``path`` (None: none, or unreadable: an export made before it, or
+    a plain SavedModel)."""
+    try:
+        with open(os.path.join(path, EXPORT_MARKER), "rb") as f:
+            marker = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
 
 
 # --- one run per checkpoint folder ----------------------------------------------------------------

@@ -20,7 +20,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cogan_tf import data
+from cogan_tf import data, outputs
 from cogan_tf.errors import DataError, GridError, UsageError
 from cogan_tf.evaluate.image_metrics import (ClassifierScoreSums, FeatureMoments, Mean, binarize, class_counts,
                                              class_histogram, classifier_score, feature_stats,
@@ -372,12 +372,12 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
                 codes.append(batch["z_c"])
     report["domains"] = {d: scores.metrics() for d, scores in domains.items()}
     if cogan:
-        report["domains"]["bot"]["scored_as"] = "1 - G2(z) against real test digits"
+        report["domains"]["bot"]["scored_as"] = "1 - G2(z) against real test images"
         report["pairs"] = {"pixel_agreement": pixels.value(), "mean_abs_difference": differences.value(),
                            "label_agreement": same_label.value()}
     else:
         if codes:
-            # How well the class code z_c picks the digit: best one-to-one matching of codes to digits.
+            # How well the class code z_c picks the class: best one-to-one matching of codes to classes.
             report["latent_code_vs_classifier"] = clustering_metrics(np.concatenate(domains["images"].labels),
                                                                      np.concatenate(codes))
         if samples.encode is not None:
@@ -407,6 +407,24 @@ def load_classifier(data_dir: str, dataset: str, retrain: bool = False, epochs: 
     return classifier.load_or_train(data_dir, dataset, retrain=retrain, recipe=recipe, log=log)
 
 
+def scored_dataset(given: Optional[str], recorded: Optional[str], source: str, where: str,
+                   log: Callable[[str], None] = print) -> str:
+    """The dataset a model is scored against: the one it was trained on (``recorded``, read from ``where``),
+    which a contradicting ``given`` (--dataset) may not replace; ``given``, else mnist, when nothing is
+    recorded (an export without its marker file: one line says so)."""
+    if recorded is None:
+        if given is None:
+            log(f" [!] {source} does not record the dataset it was trained on (no {outputs.EXPORT_MARKER}): scored "
+                "against mnist; pass --dataset to choose")
+        return given or "mnist"
+    if recorded not in data.DATASETS:
+        raise DataError(f"{source}: {where} records the dataset {recorded!r}, none of {', '.join(data.DATASETS)}")
+    if given is not None and given != recorded:
+        raise UsageError(f"--dataset={given}: {source} was trained on {recorded} ({where}); drop --dataset to score "
+                         f"it against {recorded}")
+    return recorded
+
+
 def run_report(samples: Samples, data_dir: str, dataset: str = "mnist", out: Optional[str] = None, clf=None,
                retrain_classifier: bool = False, log: Callable[[str], None] = print) -> dict:
     """Score ``samples``, print the table through ``log`` and write JSON to ``out`` (if given)."""
@@ -419,9 +437,12 @@ def run_report(samples: Samples, data_dir: str, dataset: str = "mnist", out: Opt
     return report
 
 
-def report_for_saved_model(path: str, data_dir: str, dataset: str = "mnist", n: int = DEFAULT_N, seed: int = 0,
+def report_for_saved_model(path: str, data_dir: str, dataset: Optional[str] = None, n: int = DEFAULT_N, seed: int = 0,
                            out: Optional[str] = None, source: Optional[str] = None, **kwargs) -> dict:
-    """The report for an exported generator SavedModel (cogan, vanilla or clustergan)."""
+    """The report for an exported generator SavedModel (cogan, vanilla or clustergan), against the dataset
+    its export records (:func:`scored_dataset`)."""
+    recorded = (outputs.read_export_marker(path) or {}).get("dataset")
+    dataset = scored_dataset(dataset, recorded, source or path, outputs.EXPORT_MARKER, kwargs.get("log", print))
     samples = sample_stream(load_saved_model(path), n=n, seed=seed, source=source or path)
     return run_report(samples, data_dir, dataset, out=out, **kwargs)
 

@@ -8,11 +8,12 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, data, fileio, published
+from cogan_tf import cli, data, fileio, outputs, published, rundir
 from cogan_tf.config import SEED_LIMIT
 from cogan_tf.errors import ClassifierError, UsageError
 from cogan_tf.evaluate import (DEFAULT_N, MAX_N, format_compare, grid_compare, load_classifier, load_report,
-                               load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids)
+                               load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids,
+                               scored_dataset)
 
 LIST_FLAGS = ("grids", "compare", "grid_dirs")
 
@@ -33,8 +34,9 @@ def define_flags() -> None:
                          "EE * steps_per_epoch + IIII + 1 [546, the original's floor(70000 / 128)]")
     flags.DEFINE_string("out", None, "Also write the report as JSON here")
     flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
-    flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist "
-                                         "[the checkpoint's dataset, else mnist]")
+    flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist; a model is scored "
+                                         "against the dataset it was trained on, which its export or checkpoint "
+                                         "records, and another is refused [the recorded dataset, else mnist]")
     flags.DEFINE_integer("num_samples", DEFAULT_N, f"Samples (CoGAN: pairs) drawn from a model, 2 to {MAX_N:,}: "
                          "scored in batches, so memory does not grow with it; the cap is 20 times the 50,000 the "
                          f"Frechet distance is usually quoted at, hours of CPU already [{DEFAULT_N}]")
@@ -83,6 +85,14 @@ def main(argv):
         a, b = (load_report(p) for p in f.compare)
         print(format_compare(a, b, *f.compare))
         return 0
+    # What a model was trained on, read before TensorFlow starts: a contradicting --dataset is refused then.
+    record = dataset = None
+    if f.saved_model:
+        marker = outputs.read_export_marker(f.saved_model) or {}
+        dataset = scored_dataset(f.dataset, marker.get("dataset"), f.saved_model, outputs.EXPORT_MARKER)
+    elif f.checkpoint_dir:
+        record = rundir.find_run(f.checkpoint_dir, f.model)
+        dataset = scored_dataset(f.dataset, record.config.get("dataset"), record.directory, rundir.CONFIG_FILE)
     cli.start_tensorflow()  # the flags are good: every path below uses TensorFlow
     if f.grid_dirs:
         if len(f.grid_dirs) not in (1, 2):
@@ -94,13 +104,14 @@ def main(argv):
                          retrain=f.retrain_classifier, epochs=f.classifier_epochs)
         return 0
     # The model or grids first: a missing or bad input is refused before the classifier trains.
-    dataset = f.dataset or "mnist"
+    dataset = dataset or f.dataset or "mnist"
     gan = samples = None
     if f.checkpoint_dir:
         from cogan_tf import runner
 
-        gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model)
-        dataset = f.dataset or gan.cfg.dataset
+        gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model, record=record)
+        # The record inside the checkpoint has the last word (config.json may have been edited).
+        dataset = scored_dataset(f.dataset, gan.cfg.dataset, record.directory, "the record inside its checkpoint")
     elif f.saved_model:
         samples = sample_stream(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
     elif f.grids:

@@ -8,7 +8,7 @@ import json
 import os
 from typing import Dict
 
-from cogan_tf import fileio
+from cogan_tf import data, fileio
 from cogan_tf.errors import DataError, UsageError
 
 
@@ -31,8 +31,10 @@ def format_report(report: dict) -> str:
     lines.append(f"  {'':{w}}" + "".join(f"{_DOMAIN_TITLES.get(c, c):>14}" for c in cols))
     for key, title, fmt in _DOMAIN_ROWS:
         lines.append(f"  {title:{w}}" + "".join(f"{format_value(blocks[c].get(key), fmt):>14}" for c in cols))
-    for d in range(10):
-        lines.append(f"  {f'class {d} (%)':{w}}" + "".join(f"{100 * blocks[c]['histogram'][d]:>14.1f}" for c in cols))
+    digits = report["dataset"] == "mnist"
+    for d, name in enumerate(data.CLASS_NAMES.get(report["dataset"], map(str, range(10)))):
+        label = f"class {d} (%)" if digits else f"class {d} {name} (%)"  # a digit names itself
+        lines.append(f"  {label:{w}}" + "".join(f"{100 * blocks[c]['histogram'][d]:>14.1f}" for c in cols))
     if "pairs" in report:
         p = report["pairs"]
         lines += ["", "  pairs (G1(z) vs 1 - G2(z))",
@@ -42,7 +44,8 @@ def format_report(report: dict) -> str:
     features = report.get("clustering", {}).get("kmeans_features", "z_n, softmax")
     for section, title in (("clustering", "clustering of the test set by the encoder (argmax; kmeans_: the "
                                           f"paper's K-means on [{features}])"),
-                           ("latent_code_vs_classifier", "class code z_c vs classifier digit")):
+                           ("latent_code_vs_classifier",
+                            f"class code z_c vs classifier {'digit' if digits else 'class'}")):
         if section in report:
             lines += ["", f"  {title}"]
             lines += [f"  {k:{w}}{format_value(v, '{:.4f}'):>14}" for k, v in report[section].items()]
