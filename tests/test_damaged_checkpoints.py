@@ -92,7 +92,7 @@ def loaded(lines, name, step):
 def check_fell_back(r, file):
     lines = one_line_lines(r)
     if file == "state":  # the newest checkpoint is intact: it is restored, and the state file named
-        assert any(line.startswith(f" [!] {RUN}/checkpoint is ") and line.endswith(
+        assert any(line.startswith(" [!] ") and f"{RUN}/checkpoint is " in line and line.endswith(
             f": restored {PREFIX}-3, the newest checkpoint on disk") for line in lines), lines
         assert loaded(lines, f"{PREFIX}-3", 2), lines
         return
