@@ -217,6 +217,7 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
     if chief:
         try:
             rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
+            outputs.claim_outputs(gan.model_cfg, cfg, training=True, log=log)
         except OSError as e:
             kept = f"; the newest checkpoint, {restored}, is kept" if restored else ""
             raise RunStopped(f"{_output_failure(e)}, then run the same command (nothing was trained{kept})") from None
@@ -349,6 +350,10 @@ def evaluate(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> 
     """``--is_train False``: restore, write the model's evaluation outputs, export the SavedModel."""
     outputs.check_output_dirs(gan.model_cfg, gan.cfg, training=False)
     loop = restore(gan, log, record)
+    try:
+        outputs.claim_outputs(gan.model_cfg, gan.cfg, training=False, log=log)
+    except OSError as e:
+        raise RunStopped(_output_failure(e)) from None
     try:
         gan.evaluate(loop)
     except OSError as e:
