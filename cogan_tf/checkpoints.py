@@ -2,6 +2,11 @@
 restoring the newest intact one (with fallback), saving without debris or non-finite weights, and
 resolving what a resumed run inherits from its checkpoint (seed, model-config fields, learning rate).
 
+Every checkpoint the package reads (the record inside it, the weights, a ClusterGAN's best/ copy, an
+export's variables) is read through :func:`newest_that_reads`, which reads each candidate's files
+whole before anything is taken from it and falls back past the ones that do not read; nothing else in
+the package opens a checkpoint (tests/test_damaged_checkpoints.py checks that).
+
 What the checkpoint directory holds is read once per run into a :class:`cogan_tf.rundir.RunRecord`;
 every function here that needs config.json takes that record. Each checkpoint also holds the run's
 record itself (config.json's text, :data:`RECORD_KEY`), so the seed and data setup are not lost with
@@ -16,13 +21,13 @@ import math
 import os
 import re
 import shutil
-from typing import List, Optional, Sequence, Tuple
+from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple, TypeVar
 
 import tensorflow as tf
 import keras
 
 from cogan_tf import config as config_lib, fileio, rundir
-from cogan_tf.errors import RunStopped, UsageError, first_line
+from cogan_tf.errors import DataError, RunStopped, UsageError, first_line
 from cogan_tf.gan import GAN, RunState
 from cogan_tf.rundir import RunRecord, checkpoint_numbers
 
@@ -34,17 +39,16 @@ RECORD_KEY = f"{RECORD}/.ATTRIBUTES/VARIABLE_VALUE"
 EPOCH_LOSSES = "epoch_losses"
 
 
-def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, path: Optional[str] = None,
+def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, names: Optional[FrozenSet[str]] = None,
                record: bool = True) -> tf.train.Checkpoint:
     # Models, optimizers, the step counter (= data position: the order is a function of the random seed),
     # the RNG state, the epoch's losses so far and the run's record (so the seed and data setup travel
     # with the weights, not only in config.json beside them; restoring, it is read into a throwaway
     # variable), all in one checkpoint. Without ``optimizers``: what sampling and export read.
-    # ``path``: the checkpoint about to be restored, which may predate the record or the epoch's losses;
-    # ``record=False`` leaves the record out.
+    # ``names``: the variables of the checkpoint about to be restored (:class:`Contents`), which may
+    # predate the record or the epoch's losses; ``record=False`` leaves the record out.
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
-    names = None if path is None else _saved_names(path)
     if record and (names is None or RECORD_KEY in names):
         objects[RECORD] = tf.Variable(rundir.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
     if names is None or any(n.startswith(EPOCH_LOSSES + "/") for n in names):
@@ -52,27 +56,88 @@ def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, path: Optional
     return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
 
 
-def _saved_names(path: str) -> set:
-    """The variable names the checkpoint ``path`` holds (none if unreadable: restoring it fails and says why)."""
-    try:
-        return {name for name, _ in tf.train.list_variables(path)}
-    except (tf.errors.OpError, ValueError):
-        return set()
+@dataclasses.dataclass(frozen=True)
+class Contents:
+    """A checkpoint whose files were read whole: its path, its variables' names and the run's record
+    inside it (config.json's text; None when it holds none)."""
+
+    path: str
+    names: FrozenSet[str]
+    record: Optional[str]
+
+
+def _read_whole(path: str) -> Contents:
+    """Every tensor of checkpoint ``path`` read once, each checked by TensorFlow against its stored
+    CRC32C: a truncated, zeroed or missing file fails here, before anything is taken from it."""
+    reader = tf.train.load_checkpoint(path)
+    names = frozenset(reader.get_variable_to_shape_map())
+    record = None
+    for name in names:
+        value = reader.get_tensor(name)
+        if name == RECORD_KEY:
+            record = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return Contents(path, names, record)
+
+
+T = TypeVar("T")
+
+
+def newest_that_reads(paths: Sequence[str], use: Callable[[Contents], T]
+                      ) -> Tuple[Optional[str], Optional[T], List[Tuple[str, str]]]:
+    """The one way the package reads a checkpoint. ``paths`` newest first: each one's files are read
+    whole (:func:`_read_whole`), then handed to ``use`` (restore the models, take the record); the first
+    for which both succeed is the one used. Returns its path and what ``use`` returned, and ``(path,
+    why)`` of each one passed over; ``(None, None, failures)`` when none reads."""
+    failed = []
+    for path in paths:
+        try:
+            return path, use(_read_whole(path)), failed
+        except Exception as e:  # noqa: BLE001 - damaged files fail in TensorFlow's C++ and Python alike
+            failed.append((path, first_line(e)))
+    return None, None, failed
+
+
+def _restore(loop: RunState, gan: GAN, contents: Contents, optimizers: bool) -> None:
+    """Restore the checkpoint ``contents`` describes into ``gan`` and ``loop``; every object it holds must
+    find its place (without ``optimizers``, theirs are left unread)."""
+    status = checkpoint(loop, gan, optimizers=optimizers, names=contents.names).restore(contents.path)
+    status.assert_existing_objects_matched()
+    if not optimizers:
+        status.expect_partial()
+
+
+def restore_weights(loop: RunState, gan: GAN, path: str) -> None:
+    """Load the networks (and step) of checkpoint ``path``, not the optimizers: any checkpoint of the run
+    (a ClusterGAN's best/ copy, an older one for a curve). One that does not read or restore is a
+    one-line DataError naming it."""
+    _, _, failed = newest_that_reads([path], lambda c: _restore(loop, gan, c, optimizers=False))
+    if failed:
+        raise DataError(f"{path}: checkpoint does not restore ({failed[0][1]})")
+
+
+def none_restores(ckpt_dir: str, names: Sequence[str], why: str) -> UsageError:
+    """The refusal of checkpoint files none of which reads: a run never trains over them."""
+    shown = names[0] + (f" ... -{names[-1].rsplit('-', 1)[1]}" if len(names) > 1 else "")
+    return UsageError(f"{ckpt_dir}: {len(names)} checkpoint{'s' if len(names) > 1 else ''} ({shown}) but none "
+                      f"restores ({why}): move them away to start afresh, or pass another --checkpoint_dir")
 
 
 def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
-    """The record inside the newest checkpoint of ``record`` that holds one, and that checkpoint's path:
-    ``("", None)`` when none does (checkpoints written before records were embedded, or none at all).
-    A damaged record is a one-line DataError naming the checkpoint."""
-    for path in record.checkpoint_paths():
-        try:
-            text = tf.train.load_variable(path, RECORD_KEY)
-        except (tf.errors.OpError, ValueError):
-            continue  # no record in it, or a damaged checkpoint (restoring falls back past it)
-        return path, rundir.parse_run_config(
-            text.decode("utf-8", "replace") if isinstance(text, bytes) else str(text), f"the record inside {path}",
-            fix="move this checkpoint away to resume from an older one")
-    return "", None
+    """The record inside the newest checkpoint of ``record`` that reads (:func:`newest_that_reads`: the
+    one restoring falls back to), and that checkpoint's path: ``("", None)`` when it holds none
+    (checkpoints written before records were embedded) or there is no checkpoint. Checkpoint files
+    none of which reads are refused in one line (:func:`none_restores`); a damaged record is a
+    one-line DataError naming the checkpoint."""
+    paths = record.checkpoint_paths()
+    if not paths:
+        return "", None
+    path, contents, failed = newest_that_reads(paths, lambda c: c)
+    if path is None:
+        raise none_restores(record.directory, [os.path.basename(p) for p in paths], failed[0][1])
+    if contents.record is None:
+        return "", None
+    return path, rundir.parse_run_config(contents.record, f"the record inside {path}",
+                                         fix="move this checkpoint away to resume from an older one")
 
 
 def with_embedded_record(record: RunRecord, training: bool = True, log=print) -> RunRecord:
@@ -157,38 +222,31 @@ def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True,
     if not numbers:
         return None
     recorded, problem = recorded_checkpoint(ckpt_dir)
-    failed = []
-    for n in numbers:
-        name = f"{prefix}-{n}"
-        try:
-            # Without the optimizers: evaluation does not use them, and a float16 run's (LossScaleOptimizer
-            # around Adam) do not restore into another precision's plain Adam; the weights are float32.
-            path = os.path.join(ckpt_dir, name)
-            status = checkpoint(loop, gan, optimizers=training, path=path).restore(path)
-            status.assert_existing_objects_matched()
-            if not training:
-                status.expect_partial()
-        except Exception as e:  # noqa: BLE001 - damaged files fail in TensorFlow's C++ and Python alike
-            # Every object is restored again from the older checkpoint, so values a failed attempt
-            # assigned before it failed do not survive.
-            failed.append((name, first_line(e)))
-            continue
-        if failed:
-            names = ", ".join(f for f, _ in failed)
-            log(f" [!] {names} {'does' if len(failed) == 1 else 'do'} not restore ({failed[0][1]}): "
-                f"falling back to {name}, the newest checkpoint that does")
-        elif recorded != name:
-            why = problem or (f"names {recorded}, which is not on disk" if recorded not in
-                              [f"{prefix}-{m}" for m in numbers] else f"names the older {recorded}")
-            log(f" [!] {os.path.join(ckpt_dir, 'checkpoint')} {why}: restored {name}, the newest checkpoint on disk")
-        if training and repair_state and recorded != name:
-            _write_checkpoint_state(ckpt_dir, name)
-        log(f" [*] Load SUCCESS: {path} (step {int(loop.step.numpy())})")
-        return path
-    raise UsageError(
-        f"{ckpt_dir}: {len(numbers)} checkpoint{'s' if len(numbers) > 1 else ''} ({prefix}-{numbers[0]}"
-        f"{f' ... -{numbers[-1]}' if len(numbers) > 1 else ''}) but none restores ({failed[0][1]}): "
-        "move them away to start afresh, or pass another --checkpoint_dir")
+    names = [f"{prefix}-{n}" for n in numbers]
+
+    # Without the optimizers when evaluating: evaluation does not use them, and a float16 run's
+    # (LossScaleOptimizer around Adam) do not restore into another precision's plain Adam; the weights
+    # are float32. A checkpoint that fails is passed over, and every object is restored again from the
+    # older one, so values a failed attempt assigned before it failed do not survive.
+    def restore(contents: Contents) -> None:
+        _restore(loop, gan, contents, optimizers=training)
+
+    path, _, failed = newest_that_reads([os.path.join(ckpt_dir, n) for n in names], restore)
+    if path is None:
+        raise none_restores(ckpt_dir, names, failed[0][1])
+    name = os.path.basename(path)
+    if failed:
+        passed = ", ".join(os.path.basename(f) for f, _ in failed)
+        log(f" [!] {passed} {'does' if len(failed) == 1 else 'do'} not restore ({failed[0][1]}): "
+            f"falling back to {name}, the newest checkpoint that does")
+    elif recorded != name:
+        why = problem or (f"names {recorded}, which is not on disk" if recorded not in names
+                          else f"names the older {recorded}")
+        log(f" [!] {os.path.join(ckpt_dir, 'checkpoint')} {why}: restored {name}, the newest checkpoint on disk")
+    if training and repair_state and recorded != name:
+        _write_checkpoint_state(ckpt_dir, name)
+    log(f" [*] Load SUCCESS: {path} (step {int(loop.step.numpy())})")
+    return path
 
 
 def nonfinite_variables(gan: GAN) -> List[str]:

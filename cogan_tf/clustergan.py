@@ -23,12 +23,12 @@ from cogan_tf import data, export as export_lib, fileio, images
 from cogan_tf import clustering
 from cogan_tf.config import CLUSTERGAN_CRITICS, ClusterGanConfig, TrainConfig
 from cogan_tf.precision import gradients, loss_scale
-from cogan_tf.errors import UsageError
+from cogan_tf.errors import DataError, UsageError, first_line
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
 from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, check_arrays, check_one_replica, epoch_summaries,
                                  finish_outputs, sample_every_epochs)
-from cogan_tf.checkpoints import checkpoint
+from cogan_tf.checkpoints import restore_weights
 from cogan_tf.gan import GAN, RunState, apply_gradients
 
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
@@ -328,12 +328,23 @@ class ClusterGAN(GAN):
     # --- model selection on the validation split (--val_size) ---------------------------------------
     @staticmethod
     def best_record(ckpt_dir: str) -> Optional[dict]:
-        """``<ckpt_dir>/best/best.json``, or None when the run keeps no best checkpoint."""
+        """``<ckpt_dir>/best/best.json``, or None when the run keeps no best checkpoint; a damaged one is a
+        one-line DataError naming it."""
         path = os.path.join(ckpt_dir, BEST_DIR, "best.json")
         if not os.path.isfile(path):
             return None
-        with open(path) as f:
-            return json.load(f)
+        try:
+            with open(path, "rb") as f:
+                record = json.loads(f.read().decode("utf-8"))
+            b = record.get("best") if isinstance(record, dict) else None
+            if not isinstance(record, dict) or not isinstance(record.get("history"), list) or (
+                    b is not None and not (isinstance(b, dict) and isinstance(b.get("checkpoint"), str)
+                                           and isinstance(b.get("step"), int))):
+                raise ValueError("not the record of a best checkpoint")
+        except (OSError, ValueError) as e:
+            raise DataError(f"{path}: damaged ({first_line(e)}); delete it (and {os.path.dirname(path)}/*) to keep "
+                            "the latest checkpoint instead, or restore it from a backup") from None
+        return record
 
     def checkpoint_saved(self, loop: RunState, ckpt: tf.train.Checkpoint, path: str) -> None:
         """With ``val_size``: score the validation split (both protocols) and, when its K-means purity
@@ -370,22 +381,29 @@ class ClusterGAN(GAN):
                  f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
 
     def restore_weights(self, loop: RunState, path: str) -> None:
-        """Load the networks (and step) of checkpoint ``path``, not the optimizers."""
-        # The loop's own checkpoint layout, so any checkpoint of the run (or its best/ copy) loads.
-        checkpoint(loop, self, optimizers=False).restore(path).expect_partial()
+        """Load the networks (and step) of checkpoint ``path``, not the optimizers
+        (:func:`cogan_tf.checkpoints.restore_weights`)."""
+        restore_weights(loop, self, path)
 
     def restore_best(self, loop: RunState, log=print) -> dict:
         """After the loop restored the latest checkpoint: load the best one by validation score instead,
-        if the run keeps one (the paper's model selection). Returns which checkpoint the model now holds."""
-        latest = tf.train.latest_checkpoint(loop.ckpt_dir)
-        latest_step = int(loop.step.numpy())
+        if the run keeps one (the paper's model selection). A best checkpoint that does not restore (lost,
+        damaged) leaves the latest in place, with one line saying so. Returns which checkpoint the model
+        now holds."""
+        latest, latest_step = loop.restored, int(loop.step.numpy())
+        self.restored_from = {"path": latest, "step": latest_step, "kept_by": "latest"}
         record = self.best_record(loop.ckpt_dir)
         if record is None or "best" not in record:
-            self.restored_from = {"path": latest, "step": latest_step, "kept_by": "latest"}
             return self.restored_from
         b = record["best"]
         path = os.path.join(loop.ckpt_dir, b["checkpoint"])
-        self.restore_weights(loop, path)
+        try:
+            self.restore_weights(loop, path)
+        except DataError as e:
+            self.restore_weights(loop, latest)  # whatever the failed attempt assigned is undone
+            log(f" [!] the best checkpoint by validation, {e}: evaluating the latest, {latest} (step {latest_step}), "
+                f"instead")
+            return self.restored_from
         self.restored_from = {"path": path, "step": b["step"], "g_iterations": b["g_iterations"],
                               "kept_by": f"best validation {record['selected_by']} ({record['val_size']} images)",
                               "validation": {k: v for k, v in b.items() if k not in ("checkpoint", "step")},
@@ -417,7 +435,8 @@ class ClusterGAN(GAN):
         return report
 
     def export(self, export_dir: str) -> str:
-        return export_clustergan(self.generator, self.encoder, self.model_cfg, os.path.join(export_dir, self.name))
+        return export_clustergan(self.generator, self.encoder, self.model_cfg, os.path.join(export_dir, self.name),
+                                 self.export_about())
 
 
 class _ClusterServing(tf.Module):
@@ -427,7 +446,8 @@ class _ClusterServing(tf.Module):
         self.encoder = encoder
 
 
-def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str) -> str:
+def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str,
+                      about: Optional[Dict[str, str]] = None) -> str:
     """SavedModel with two signatures, both in inference mode (BatchNorm moving averages):
 
     - ``serving_default(z_n: [batch, z_dim], z_c: [batch, n_classes] one-hot) -> {"images"}``,
@@ -460,4 +480,4 @@ def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str) -> s
     module.serve = serve
     module.encode = encode
     return export_lib.save_module(module, {"serving_default": serve.get_concrete_function(),
-                                           "encode": encode.get_concrete_function()}, path)
+                                           "encode": encode.get_concrete_function()}, path, about)

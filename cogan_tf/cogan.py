@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -205,7 +205,7 @@ class CoGAN(GAN):
 
     def export(self, export_dir: str) -> str:
         return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
-                            pair=self.model_cfg.pair)
+                            pair=self.model_cfg.pair, about=self.export_about())
 
 
 class _CoganServing(tf.Module):
@@ -214,7 +214,8 @@ class _CoganServing(tf.Module):
         self.generator = generator
 
 
-def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAIR) -> str:
+def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAIR,
+                 about: Optional[Dict[str, str]] = None) -> str:
     """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"top", "bot"}: [batch, 28, 28, 1]``.
 
     The module's ``pair`` (a string variable) is the pair of domains it was trained on (cogan_tf/pairs.py):
@@ -238,4 +239,4 @@ def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAI
         moving = tf.function(serve, input_signature=[spec]).get_concrete_function()
     module.serve = default
     module.serve_moving_average = moving
-    return export_lib.save_module(module, {"serving_default": default, "moving_average": moving}, path)
+    return export_lib.save_module(module, {"serving_default": default, "moving_average": moving}, path, about)

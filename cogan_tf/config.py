@@ -272,6 +272,9 @@ def model_config_from_dict(model: str, d: dict) -> ModelConfig:
 FIELD_CHOICES = {"model": MODELS, "mixed_precision": MIXED_PRECISION_POLICIES, "grid_scaling": GRID_SCALINGS,
                  "recipe": tuple(CLUSTERGAN_RECIPES), "critic": CLUSTERGAN_CRITICS,
                  "networks": CLUSTERGAN_NETWORKS, "gp_eps": CLUSTERGAN_GP_EPS, "pair": PAIRS}
+# Seeds seed numpy (keras.utils.set_random_seed) and scikit-learn's K-means, both 32-bit.
+SEED_LIMIT = 2 ** 32
+
 _TYPE_NAMES = {bool: "true or false", int: "an integer >= 0", float: "a finite number", str: "a string"}
 
 
@@ -297,6 +300,8 @@ def value_problem(name: str, tp, value) -> Optional[str]:
         ok = isinstance(value, bool)
     elif tp is int:
         ok = isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        if ok and name == "seed" and value >= SEED_LIMIT:
+            return f"an integer from 0 to {SEED_LIMIT - 1}"
     elif tp is float:
         ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
     elif tp is str:

@@ -46,6 +46,10 @@ CHECKSUMS: Dict[str, Dict[str, Tuple[str, int]]] = {
     },
 }
 DATASETS = tuple(CHECKSUMS)
+# What each label means: MNIST's are digits, Fashion-MNIST's items of clothing (its README's names).
+CLASS_NAMES = {"mnist": tuple(str(d) for d in range(10)),
+               "fashion_mnist": ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",
+                                 "Bag", "Ankle boot")}
 # The shape each canonical file's header declares (the same for both datasets).
 CANONICAL_SHAPES = {TRAIN_IMAGES: (60000, 28, 28), TRAIN_LABELS: (60000,),
                     TEST_IMAGES: (10000, 28, 28), TEST_LABELS: (10000,)}

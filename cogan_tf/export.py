@@ -12,22 +12,25 @@ from typing import Callable, Dict, Optional
 
 import tensorflow as tf
 
-from cogan_tf import fileio, outputs
+from cogan_tf import checkpoints, fileio, outputs
 from cogan_tf.errors import DataError, UsageError
 
 
-def save_module(module: tf.Module, signatures: Dict[str, Callable], export_dir: str) -> str:
+def save_module(module: tf.Module, signatures: Dict[str, Callable], export_dir: str,
+                about: Optional[Dict[str, str]] = None) -> str:
     """``tf.saved_model.save`` into a temporary folder, renamed into place when complete, so an
     interrupted export never leaves a SavedModel that fails to load. Only an earlier export of this
     project (or nothing) at ``export_dir`` is replaced (:func:`cogan_tf.outputs.export_target_problem`);
-    the export holds the target's lock while it writes, so a second run's start never cleans it away."""
+    the export holds the target's lock while it writes, so a second run's start never cleans it away.
+    ``about`` goes into the marker file (:func:`cogan_tf.outputs.export_marker`): the dataset trained on,
+    which evaluation scores against, and the run exported."""
     why = outputs.export_target_problem(export_dir)
     if why:
         raise UsageError(f"{why}; move it away or pick another --export_dir")
     with outputs.export_lock(export_dir), fileio.atomic_path(export_dir, is_dir=True) as tmp:
         tf.saved_model.save(module, tmp, signatures=signatures)
         with open(os.path.join(tmp, outputs.EXPORT_MARKER), "w") as f:
-            f.write(outputs.export_marker(os.path.basename(export_dir)))
+            f.write(outputs.export_marker(os.path.basename(export_dir), about))
     return export_dir
 
 
@@ -109,18 +112,11 @@ def _fingerprint_mismatch(export_dir: str) -> Optional[str]:
 
 
 def _unreadable_variables(export_dir: str) -> Optional[str]:
-    """Every variable read once: each is checked against its stored CRC32C, so a damaged or truncated
-    data file is named here rather than failing inside the loader's restore."""
-    try:
-        reader = tf.train.load_checkpoint(os.path.join(export_dir, "variables", "variables"))
-    except Exception as e:  # noqa: BLE001
-        return f"{_INDEX} unreadable ({_first_line(e)})"
-    try:
-        for name in reader.get_variable_to_shape_map():
-            reader.get_tensor(name)
-    except Exception as e:  # noqa: BLE001 - DataLossError on a bad checksum, IndexError on a short file
-        return f"variables/variables.data-* damaged or truncated ({_first_line(e)})"
-    return None
+    """Every variable read once (:func:`cogan_tf.checkpoints.newest_that_reads`, each checked against its
+    stored CRC32C), so a damaged or truncated data file is named here rather than failing inside the
+    loader's restore."""
+    _, _, failed = checkpoints.newest_that_reads([os.path.join(export_dir, "variables", "variables")], lambda c: c)
+    return f"variables/variables.data-* damaged or truncated ({failed[0][1]})" if failed else None
 
 
 def _first_line(e: BaseException) -> str:

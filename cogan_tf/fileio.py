@@ -27,7 +27,7 @@ def atomic_path(path: str, is_dir: bool = False) -> Iterator[str]:
     On an exception the temporary file (or directory, with ``is_dir``) is removed and ``path`` is left
     as it was. An existing ``path`` is replaced only after the new content is complete.
     """
-    path = os.path.abspath(path)
+    given, path = path, os.path.abspath(path)
     parent = os.path.dirname(path)
     os.makedirs(parent, exist_ok=True)
     base = os.path.basename(path)
@@ -52,11 +52,13 @@ def atomic_path(path: str, is_dir: bool = False) -> Iterator[str]:
         else:
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.isdir(tmp):
             shutil.rmtree(tmp, ignore_errors=True)
         elif os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(e, OSError) and getattr(e, "filename", None) in (None, tmp):
+            e.filename = given  # a failed write names the file the user knows, not its temporary name
         raise
 
 

@@ -80,6 +80,12 @@ class GAN:
         """Write the generator(s) as a SavedModel under export_dir/<name>; returns the path."""
         raise NotImplementedError
 
+    def export_about(self) -> Dict[str, str]:
+        """What an export records beside the model (:func:`cogan_tf.outputs.export_marker`): the dataset it
+        was trained on and the run's checkpoint folder."""
+        return {"dataset": self.cfg.dataset,
+                "run": os.path.abspath(os.path.join(self.cfg.checkpoint_dir, self.checkpoint_subdir()))}
+
     def evaluate(self, loop: "RunState") -> None:
         """``--is_train False``: write evaluation grids (and reports) from the restored model."""
         raise NotImplementedError
@@ -163,6 +169,7 @@ class RunState:
         # checkpoint, so a resumed epoch's mean covers all its steps.
         self.epoch_losses = tf.Variable("", dtype=tf.string, trainable=False, name="epoch_losses")
         self.writer = None
+        self.restored: Optional[str] = None  # the checkpoint restored at the start (None: a new run)
         self.steps_per_epoch = 0
         self.arrays: List[np.ndarray] = []
 

@@ -1,5 +1,11 @@
 """The folders a run writes into, and the rules that keep one run from destroying another's files.
 
+- **Where a run writes** (:func:`run_folders`): the original's folders (checkpoint/, samples/, logs/,
+  export/, evaluate/) for a user who names none; a run given its own --checkpoint_dir keeps its other
+  outputs under it too, unless they are named.
+- **Whose outputs a folder holds** (:func:`claim_outputs`): each run marks the folders it writes its
+  grids, TensorBoard events and evaluation into, and an export records its run; a run about to replace
+  another run's outputs says so in one line at its start.
 - **Checked before TensorFlow starts** (:func:`check_output_dirs`): every output folder can be written
   (probed, and any folder the probe had to create removed again, so a refused run leaves nothing
   behind); no output folder lies inside the export's target or contains it (the export replaces that
@@ -23,7 +29,7 @@ import fcntl
 import json
 import os
 import shutil
-from typing import Callable, Dict, Iterator, Optional
+from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
 from cogan_tf import cluster, fileio, rundir
 from cogan_tf.config import ModelConfig, TrainConfig
@@ -37,6 +43,22 @@ EXPORT_MARKER = "cogan_tf_export.json"
 SAVEDMODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets"}
 
 
+# Output folders (TrainConfig fields, main.py flags) that follow a named --checkpoint_dir.
+RUN_FOLDERS = ("sample_dir", "log_dir", "export_dir", "evaluate_dir")
+
+
+def run_folders(checkpoint_dir: str, given: Dict[str, Optional[str]]) -> Dict[str, str]:
+    """The output folders of a run: each of RUN_FOLDERS as ``given`` (None: not given), else its default
+    (``samples``, ``logs``, ``export``, ``evaluate``): beside the default ``checkpoint`` folder, as the
+    original; under ``checkpoint_dir`` when the user named another one, so that naming a run's
+    --checkpoint_dir is enough to keep all its outputs apart from other runs'."""
+    default = TrainConfig()
+    named = os.path.abspath(checkpoint_dir) != os.path.abspath(default.checkpoint_dir)
+    return {flag: given.get(flag) if given.get(flag) is not None else
+            (os.path.join(checkpoint_dir, getattr(default, flag)) if named else getattr(default, flag))
+            for flag in RUN_FOLDERS}
+
+
 # --- probing and nesting -------------------------------------------------------------------------
 
 def _inside(inner: str, outer: str) -> bool:
@@ -44,13 +66,20 @@ def _inside(inner: str, outer: str) -> bool:
     return inner == outer or inner.startswith(outer.rstrip(os.sep) + os.sep)
 
 
-def nesting_problem(dirs: Dict[str, str], exclusive: Dict[str, str]) -> Optional[str]:
+def nesting_problem(dirs: Dict[str, str], exclusive: Dict[str, str],
+                    entries: Optional[Dict[str, Sequence[str]]] = None) -> Optional[str]:
     """One line if a folder of ``exclusive`` (flag -> path: the export target, replaced whole) is,
-    contains or lies inside any other folder of ``dirs``."""
+    contains or lies inside any other folder of ``dirs``. ``entries``: flag -> the only entries the run
+    makes in that folder (``top`` and ``bot`` in the CoGAN's grid folder): an exclusive folder may lie
+    inside it beside them."""
     for flag, own in exclusive.items():
         for other_flag, other in dirs.items():
             if other_flag == flag:
                 continue
+            if other_flag in (entries or {}) and _inside(own, other) and not _inside(other, own):
+                below = os.path.relpath(os.path.realpath(own), os.path.realpath(other)).split(os.sep)[0]
+                if below not in entries[other_flag]:
+                    continue
             if _inside(other, own) or _inside(own, other):
                 how = "is" if os.path.realpath(own) == os.path.realpath(other) else (
                     "contains" if _inside(other, own) else "lies inside")
@@ -98,13 +127,72 @@ def check_output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: 
     if not training:
         dirs = {**dirs, "checkpoint_dir": rundir.run_checkpoint_dir(model_cfg, train_cfg)}  # must survive the export
     # Only the export replaces a folder whole; the others take files beside what is there (the quick
-    # start keeps its checkpoints inside its grid folder).
-    why = nesting_problem(dirs, {"export_dir": dirs["export_dir"]})
+    # start keeps its checkpoints and its export inside its grid folder).
+    made = model_entries(train_cfg.model)
+    why = nesting_problem(dirs, {"export_dir": dirs["export_dir"]},
+                          {"sample_dir": made, "evaluate_dir": made + (f"{train_cfg.model}_report.json",
+                                                                       f"{train_cfg.model}_clustering.json")})
     if why:
         raise UsageError(why)
     why = export_target_problem(dirs["export_dir"])
     if why:
         raise UsageError(f"--export_dir={train_cfg.export_dir}: {why}; pick another --export_dir")
+
+
+def model_entries(model: str) -> Tuple[str, ...]:
+    """The folders a model's grids go to inside the grid (and evaluation) folder: the CoGAN's two domains,
+    or the model's own folder."""
+    return ("top", "bot") if model == "cogan" else (model,)
+
+
+# --- whose outputs a folder holds ----------------------------------------------------------------
+
+def claim_path(folder: str, model: str) -> str:
+    """The file in ``folder`` naming the run whose ``model`` outputs it holds."""
+    return os.path.join(folder, f".cogan_tf_run-{model}")
+
+
+def _claimed(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool) -> Dict[str, str]:
+    """Flag -> a folder this run writes its outputs into, beside other runs' (training: grids and
+    TensorBoard events; evaluation: its grids and report)."""
+    if training:
+        return {"sample_dir": train_cfg.sample_dir, "log_dir": tensorboard_dir(model_cfg, train_cfg)}
+    return {"evaluate_dir": train_cfg.evaluate_dir}
+
+
+def _shown(path: str) -> str:
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
+def claim_outputs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True,
+                  log: Callable[[str], None] = print) -> None:
+    """Before a run writes its outputs: one line naming each of its output folders (and the export) that
+    holds another run's outputs of the same model, which this run's will replace; then mark the folders as
+    this run's. Folders no run has marked are taken without a word."""
+    me = os.path.abspath(rundir.run_checkpoint_dir(model_cfg, train_cfg))
+    model, replaced = train_cfg.model, []
+    folders = _claimed(model_cfg, train_cfg, training)
+    for flag, folder in folders.items():
+        try:
+            with open(claim_path(folder, model), encoding="utf-8") as f:
+                owner = f.read().strip()
+        except (OSError, UnicodeDecodeError):
+            owner = ""
+        if owner and os.path.realpath(owner) != os.path.realpath(me):
+            replaced.append((flag, folder, owner))
+    target = export_target(train_cfg)
+    owner = (read_export_marker(target) or {}).get("run")
+    if isinstance(owner, str) and os.path.realpath(owner) != os.path.realpath(me):
+        replaced.append(("export_dir", target, owner))
+    if replaced:
+        names = ", ".join(f"{_shown(folder)} (of {_shown(owner)})" for _, folder, owner in replaced)
+        flags = ", ".join(f"--{flag}" for flag, _, _ in replaced)
+        log(f" [!] {names}: {'this run' if training else 'this evaluation'} replaces that run's {model} outputs "
+            f"there; give it its own {flags}, or its own --checkpoint_dir (its other outputs then go under it), "
+            "to keep both")
+    for folder in folders.values():
+        fileio.atomic_write_text(claim_path(folder, model), me + "\n")
 
 
 # --- the export's target -------------------------------------------------------------------------
@@ -126,8 +214,21 @@ def export_target_problem(path: str) -> Optional[str]:
             "would delete")
 
 
-def export_marker(model: str) -> str:
-    return json.dumps({"exported_by": "cogan_tf", "model": model}) + "\n"
+def export_marker(model: str, about: Optional[Dict[str, str]] = None) -> str:
+    """The marker file's text: this project wrote the export, of ``model``; ``about``: what it was trained
+    on (``dataset``) and the run it came from (``run``, its checkpoint folder)."""
+    return json.dumps({"exported_by": "cogan_tf", "model": model, **(about or {})}) + "\n"
+
+
+def read_export_marker(path: str) -> Optional[dict]:
+    """The marker inside the export folder ``path`` (None: none, or unreadable: an export made before it, or
+    a plain SavedModel)."""
+    try:
+        with open(os.path.join(path, EXPORT_MARKER), "rb") as f:
+            marker = json.loads(f.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) else None
 
 
 # --- one run per checkpoint folder ----------------------------------------------------------------

@@ -101,10 +101,13 @@ def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log
     return gan
 
 
-def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str] = None, log=print):
+def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str] = None, log=print,
+                        record: Optional[rundir.RunRecord] = None):
     """Rebuild the GAN from the run's record (its config.json, checked against the record inside its
-    newest checkpoint) and restore the latest checkpoint."""
-    record = checkpoints.with_embedded_record(rundir.find_run(checkpoint_dir, model), training=False, log=log)
+    newest checkpoint) and restore the latest checkpoint. ``record``: the run's, if the caller has found
+    it (:func:`cogan_tf.rundir.find_run`)."""
+    record = checkpoints.with_embedded_record(record or rundir.find_run(checkpoint_dir, model), training=False,
+                                              log=log)
     kind = record.config["model"]
     model_cfg = config_lib.model_config_from_dict(kind, record.config["model_config"])
     train_cfg = record.train_config(data_dir)

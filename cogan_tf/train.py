@@ -102,7 +102,7 @@ def _prepare(gan: GAN, record: rundir.RunRecord, log=print, training: bool = Tru
         outputs.RunLock.acquire(loop.ckpt_dir, wait=cfg.wait_for_lock, log=log)
         checkpoints.remove_save_debris(loop.ckpt_dir, gan.checkpoint_prefix)  # of a write killed midway
         outputs.clean_export_leftovers(outputs.export_target(cfg), log)
-    restored = checkpoints.restore_newest(loop, gan, log, training=training, repair_state=team.chief)
+    restored = loop.restored = checkpoints.restore_newest(loop, gan, log, training=training, repair_state=team.chief)
     team.check_same_step(int(loop.step.numpy()))
     return loop, restored
 
@@ -141,8 +141,11 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
         log = _quiet  # the chief speaks for the run; the others only raise their errors
     outputs.check_output_dirs(gan.model_cfg, cfg, training=True)
     record = _record(gan, record)
-    with team.on_lost_contact(lambda: ("at the start", "nothing was trained")):
-        loop, restored = _prepare(gan, record, log, team=team)
+    try:
+        with team.on_lost_contact(lambda: ("at the start", "nothing was trained")):
+            loop, restored = _prepare(gan, record, log, team=team)
+    except OSError as e:  # the lock, the state file: written before any step
+        raise RunStopped(f"{_output_failure(e)}, then run the same command (nothing was trained)") from None
     loop.arrays = arrays = gan.training_arrays()
     n = min(len(a) for a in arrays)
     if not math.isinf(cfg.train_size):
@@ -164,7 +167,12 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
             log(f" [!] new run in {loop.ckpt_dir}, whose export will replace "
                 f"{outputs.export_target(cfg)}; {hint}")
     if chief:
-        rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
+        try:
+            rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
+            outputs.claim_outputs(gan.model_cfg, cfg, training=True, log=log)
+        except OSError as e:
+            kept = f"; the newest checkpoint, {restored}, is kept" if restored else ""
+            raise RunStopped(f"{_output_failure(e)}, then run the same command (nothing was trained{kept})") from None
     saver = checkpoints.Saver(loop, gan, restored, write_dir=team.save_dir(loop.ckpt_dir))
 
     log_dir = outputs.tensorboard_dir(gan.model_cfg, cfg)
@@ -296,6 +304,10 @@ def evaluate(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> 
     """``--is_train False``: restore, write the model's evaluation outputs, export the SavedModel."""
     outputs.check_output_dirs(gan.model_cfg, gan.cfg, training=False)
     loop = restore(gan, log, record)
+    try:
+        outputs.claim_outputs(gan.model_cfg, gan.cfg, training=False, log=log)
+    except OSError as e:
+        raise RunStopped(_output_failure(e)) from None
     try:
         gan.evaluate(loop)
     except OSError as e:

@@ -10,7 +10,7 @@ last batch of 96.
 from __future__ import annotations
 
 import os
-from typing import Dict
+from typing import Dict, Optional
 
 import numpy as np
 import tensorflow as tf
@@ -205,7 +205,8 @@ class VanillaGAN(GAN):
             loop.log(f" [*] wrote {path}")
 
     def export(self, export_dir: str) -> str:
-        return export_vanilla(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name))
+        return export_vanilla(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
+                              self.export_about())
 
 
 class _VanillaServing(tf.Module):
@@ -214,7 +215,7 @@ class _VanillaServing(tf.Module):
         self.generator = generator
 
 
-def export_vanilla(generator, z_dim: int, path: str) -> str:
+def export_vanilla(generator, z_dim: int, path: str, about: Optional[Dict[str, str]] = None) -> str:
     """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"images": [batch, 28, 28, 1]}``.
 
     The generator's tanh output in [-1, 1] is mapped to [0, 1] by (x + 1) / 2, so every exported
@@ -228,4 +229,4 @@ def export_vanilla(generator, z_dim: int, path: str) -> str:
         return {"images": (generator(z, training=False) + 1.0) / 2.0}
 
     module.serve = serve
-    return export_lib.save_module(module, {"serving_default": serve.get_concrete_function()}, path)
+    return export_lib.save_module(module, {"serving_default": serve.get_concrete_function()}, path, about)

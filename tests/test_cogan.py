@@ -426,6 +426,8 @@ def test_saved_model_round_trip_in_fresh_process(tmp_path):
     (["--mixed_precision", "False", "--mixed_precision_dtype", "float16"],
      "error: --mixed_precision_dtype=float16: has no effect without --mixed_precision; add --mixed_precision or drop it"),
     (["--seed=-1"], "error: --seed=-1: must be 0 or more"),
+    (["--seed", "4294967296"], "error: --seed=4294967296: must be at most 4294967295 (2^32 - 1: numpy's seeds are "
+                               "32-bit)"),
     (["--model", "vanilla", "--corrected"], "error: --corrected=True: only for --model cogan, not vanilla"),
     (["--model", "clustergan", "--d_h0_filters", "64"], "error: --d_h0_filters=64: only for --model cogan, not clustergan"),
     (["--model", "vanilla", "--h0_feeds_h1", "True"], "error: --h0_feeds_h1=True: only for --model cogan, not vanilla"),
@@ -433,6 +435,17 @@ def test_saved_model_round_trip_in_fresh_process(tmp_path):
 def test_bad_flags_one_line_before_tensorflow(tmp_path, args, message):
     r = run_main_refusal(tmp_path, args, message)
     assert "tensorflow" not in r.stderr.lower()
+
+
+def test_the_largest_seed_trains(tmp_path):
+    from cogan_tf import runner
+    from tests.conftest import fake_images, quiet, train_config
+
+    seed = C.SEED_LIMIT - 1  # 2^32 - 1: numpy's largest
+    gan = runner.run(C.model_config("vanilla"), train_config(tmp_path, model="vanilla", batch_size=8, max_steps=1,
+                                                             seed=seed), arrays=fake_images(16),
+                     log=quiet)
+    assert gan.seed == seed
 
 
 def test_main_missing_data_names_the_command(tmp_path):

@@ -534,9 +534,11 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
         ev.write_report(str(tmp_path / "a_file" / "r.json"), {"domains": {}})
 
 
-def test_cli_refuses_a_negative_seed_before_tensorflow(tmp_path):
-    r = run_cli("--saved_model", str(tmp_path / "model"), "--seed=-1", env=without_tensorflow(tmp_path))
-    assert r.returncode == 2 and r.stderr.strip().splitlines() == ["error: --seed=-1: must be 0 or more"], r.stderr
+@pytest.mark.parametrize("seed, said", [("-1", "must be 0 or more"),
+                                        ("4294967296", "must be at most 4294967295 (2^32 - 1: K-means seeds are 32-bit)")])
+def test_cli_refuses_a_seed_out_of_range_before_tensorflow(tmp_path, seed, said):
+    r = run_cli("--saved_model", str(tmp_path / "model"), f"--seed={seed}", env=without_tensorflow(tmp_path))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [f"error: --seed={seed}: {said}"], r.stderr
 
 
 # --- many samples: scored batch by batch, in memory independent of their number ---------------------------

@@ -320,7 +320,8 @@ def test_main_evaluates_a_clustergan_trained_with_train_size(tmp_path):
 def test_grid_write_failure_checkpoints_first(tmp_path):
     def log(line):
         if line.startswith("Epoch: [ 0] [   1/   4]"):  # step 2; the next step's grid (counter 4) fails
-            (tmp_path / "samples").write_text("not a folder")
+            shutil.rmtree(tmp_path / "samples")  # the run's own folder (it marks it as its own at the start) ...
+            (tmp_path / "samples").write_text("not a folder")  # ... becomes a file
 
     with pytest.raises(RunStopped) as e:
         runner.run(FAITHFUL, cfg(tmp_path, log_every=1, sample_every=3, max_steps=4), arrays=fake_domains(), log=log)
@@ -337,7 +338,8 @@ def test_grid_write_failure_saves_the_step_then_stops_in_one_line(tmp_path):
     p = main_py(tmp_path, *args)
     for line in p.stdout:
         if line.startswith("Epoch:"):
-            (tmp_path / "samples").write_text("not a folder")  # the grid at step 100 cannot be written
+            shutil.rmtree(tmp_path / "ck" / "samples")  # the grids of a run given its own --checkpoint_dir
+            (tmp_path / "ck" / "samples").write_text("not a folder")  # the grid at step 100 cannot be written
             break
     out, err = p.communicate(timeout=300)
     assert p.returncode == 1, err
@@ -418,7 +420,7 @@ def test_a_checkpoint_from_before_the_epoch_record_still_resumes(tmp_path, monke
 
     plain = checkpoints.checkpoint
 
-    def older(loop, gan, optimizers=True, path=None):
+    def older(loop, gan, optimizers=True, names=None):
         mine = {k: v for k, v in gan.trackables().items()}
         return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **mine)
 

@@ -170,13 +170,14 @@ def test_a_second_run_on_a_locked_checkpoint_folder_is_refused_until_the_holder_
     finally:
         holder.send_signal(signal.SIGKILL)  # a killed holder: the kernel drops its lock
         holder.wait()
-    # What an export killed midway leaves (SIGKILL, or a second signal): cleaned at the next start.
-    (tmp_path / "export" / ".tmp-cogan-a1b2").mkdir(parents=True)
-    (tmp_path / "export" / ".old-cogan-c3d4").mkdir()
+    # What an export killed midway leaves (SIGKILL, or a second signal): cleaned at the next start. (The export of
+    # a run given its own --checkpoint_dir goes under it.)
+    (tmp_path / "ck" / "export" / ".tmp-cogan-a1b2").mkdir(parents=True)
+    (tmp_path / "ck" / "export" / ".old-cogan-c3d4").mkdir()
     r = main_py(tmp_path, *args, timeout=300)
     assert r.returncode == 0, r.stderr
     assert not (ck / "CoGAN.model-9_temp").exists()  # debris cleaned, now under this run's lock
-    assert sorted(os.listdir(tmp_path / "export")) == [".cogan.lock", "cogan"]
+    assert sorted(os.listdir(tmp_path / "ck" / "export")) == [".cogan.lock", "cogan"]
     assert (ck / "CoGAN.model-2.index").is_file()
 
 

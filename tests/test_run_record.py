@@ -47,6 +47,7 @@ def write_record(directory, model="cogan", model_cfg=None, edit=None, **train_fi
     ({"seed": True}, '"seed" is true, not an integer >= 0 or null'),  # a bool is not an int
     ({"seed": 5.5}, '"seed" is 5.5, not an integer >= 0 or null'),
     ({"seed": -1}, '"seed" is -1, not an integer >= 0 or null'),
+    ({"seed": 2 ** 32}, '"seed" is 4294967296, not an integer from 0 to 4294967295 or null'),
     ({"batch_size": "128"}, '"batch_size" is "128", not an integer >= 0'),
     ({"disjoint_domains": 1}, '"disjoint_domains" is 1, not true or false'),
     ({"train_size": "inf"}, '"train_size" is "inf", not a finite number or null'),
@@ -185,8 +186,8 @@ def without_records(monkeypatch):
     from cogan_tf import checkpoints
 
     real = checkpoints.checkpoint
-    monkeypatch.setattr(checkpoints, "checkpoint", lambda loop, gan, optimizers=True, path=None, record=True:
-                        real(loop, gan, optimizers, path=path, record=False))
+    monkeypatch.setattr(checkpoints, "checkpoint", lambda loop, gan, optimizers=True, names=None, record=True:
+                        real(loop, gan, optimizers, names=names, record=False))
 
 
 def test_checkpoints_without_any_record_ask_for_their_seed(tmp_path, monkeypatch):

@@ -21,7 +21,7 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cogan_tf import data, pairs
+from cogan_tf import data, outputs, pairs
 from cogan_tf.errors import DataError, GridError, UsageError
 from cogan_tf.evaluate.image_metrics import (DEFAULT_THRESHOLD, ClassifierScoreSums, FeatureMoments, Mean,
                                              PairScoreSums, class_counts, class_histogram, classifier_score,
@@ -29,7 +29,7 @@ from cogan_tf.evaluate.image_metrics import (DEFAULT_THRESHOLD, ClassifierScoreS
                                              histogram_entropy_classes, psd_sqrt, real_pair_scores)
 # Re-exported: the metrics and the report's text and JSON are read through this package.
 from cogan_tf.evaluate.image_metrics import label_agreement, mean_abs_difference, pixel_agreement  # noqa: F401
-from cogan_tf.evaluate.reports import (flatten, format_compare, format_report, format_value,  # noqa: F401
+from cogan_tf.evaluate.reports import (flatten, format_compare, format_report, format_value, scored_dataset,  # noqa: F401
                                        load_report, write_report)
 
 DEFAULT_N = 10_000
@@ -413,7 +413,7 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True,
                            "real": real_pair_scores(pair, ref.test_images, threshold)}
     else:
         if codes:
-            # How well the class code z_c picks the digit: best one-to-one matching of codes to digits.
+            # How well the class code z_c picks the class: best one-to-one matching of codes to classes.
             report["latent_code_vs_classifier"] = clustering_metrics(np.concatenate(domains["images"].labels),
                                                                      np.concatenate(codes))
         if samples.encode is not None:
@@ -464,9 +464,12 @@ def run_report(samples: Samples, data_dir: str, dataset: str = "mnist", out: Opt
     return report
 
 
-def report_for_saved_model(path: str, data_dir: str, dataset: str = "mnist", n: int = DEFAULT_N, seed: int = 0,
+def report_for_saved_model(path: str, data_dir: str, dataset: Optional[str] = None, n: int = DEFAULT_N, seed: int = 0,
                            out: Optional[str] = None, source: Optional[str] = None, **kwargs) -> dict:
-    """The report for an exported generator SavedModel (cogan, vanilla or clustergan)."""
+    """The report for an exported generator SavedModel (cogan, vanilla or clustergan), against the dataset
+    its export records (:func:`scored_dataset`)."""
+    recorded = (outputs.read_export_marker(path) or {}).get("dataset")
+    dataset = scored_dataset(dataset, recorded, source or path, outputs.EXPORT_MARKER, kwargs.get("log", print))
     samples = sample_stream(load_saved_model(path), n=n, seed=seed, source=source or path)
     return run_report(samples, data_dir, dataset, out=out, **kwargs)
 

@@ -9,10 +9,12 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, data, pairs, published
+from cogan_tf import cli, data, outputs, pairs, published, rundir
+from cogan_tf.config import SEED_LIMIT
 from cogan_tf.errors import ClassifierError, UsageError
-from cogan_tf.evaluate import (DEFAULT_N, DEFAULT_THRESHOLD, MAX_N, format_compare, grid_compare, load_classifier, load_report,
-                               load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids)
+from cogan_tf.evaluate import (DEFAULT_N, DEFAULT_THRESHOLD, MAX_N, format_compare, grid_compare, load_classifier,
+                               load_report, load_saved_model, report_for_gan, run_report, sample_stream,
+                               samples_from_grids, scored_dataset)
 
 LIST_FLAGS = ("grids", "compare", "grid_dirs")
 
@@ -39,8 +41,9 @@ def define_flags() -> None:
                        f"[{DEFAULT_THRESHOLD}]")
     flags.DEFINE_string("out", None, "Also write the report as JSON here")
     flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
-    flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist "
-                                         "[the checkpoint's dataset, else mnist]")
+    flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist; a model is scored "
+                                         "against the dataset it was trained on, which its export or checkpoint "
+                                         "records, and another is refused [the recorded dataset, else mnist]")
     flags.DEFINE_integer("num_samples", DEFAULT_N, f"Samples (CoGAN: pairs) drawn from a model, 2 to {MAX_N:,}: "
                          "scored in batches, so memory does not grow with it; the cap is 20 times the 50,000 the "
                          f"Frechet distance is usually quoted at, hours of CPU already [{DEFAULT_N}]")
@@ -69,6 +72,8 @@ def main(argv):
         raise UsageError(f"--num_samples={f.num_samples}: give 2 to {MAX_N:,} (see --help)")
     if f.seed < 0:
         raise UsageError(f"--seed={f.seed}: must be 0 or more")
+    if f.seed >= SEED_LIMIT:
+        raise UsageError(f"--seed={f.seed}: must be at most {SEED_LIMIT - 1} (2^32 - 1: K-means seeds are 32-bit)")
     if f.dataset is not None and f.dataset not in data.DATASETS:
         raise UsageError(f"--dataset={f.dataset}: choose one of {', '.join(data.DATASETS)}")
     if f.pair is not None and not (f.grids or f.grid_dirs):
@@ -97,6 +102,14 @@ def main(argv):
         a, b = (load_report(p) for p in f.compare)
         print(format_compare(a, b, *f.compare))
         return 0
+    # What a model was trained on, read before TensorFlow starts: a contradicting --dataset is refused then.
+    record = dataset = None
+    if f.saved_model:
+        marker = outputs.read_export_marker(f.saved_model) or {}
+        dataset = scored_dataset(f.dataset, marker.get("dataset"), f.saved_model, outputs.EXPORT_MARKER)
+    elif f.checkpoint_dir:
+        record = rundir.find_run(f.checkpoint_dir, f.model)
+        dataset = scored_dataset(f.dataset, record.config.get("dataset"), record.directory, rundir.CONFIG_FILE)
     # Grids are read (or refused) before TensorFlow starts; every path below uses it.
     if f.grid_dirs:
         pair = f.pair or pairs.DEFAULT_PAIR
@@ -110,13 +123,14 @@ def main(argv):
     samples = samples_from_grids(f.grids, f.pair or pairs.DEFAULT_PAIR) if f.grids else None
     cli.start_tensorflow()
     # The model first: a missing or bad input is refused before the classifier trains.
-    dataset = f.dataset or "mnist"
+    dataset = dataset or f.dataset or "mnist"
     gan = None
     if f.checkpoint_dir:
         from cogan_tf import runner
 
-        gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model)
-        dataset = f.dataset or gan.cfg.dataset
+        gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model, record=record)
+        # The record inside the checkpoint has the last word (config.json may have been edited).
+        dataset = scored_dataset(f.dataset, gan.cfg.dataset, record.directory, "the record inside its checkpoint")
     elif f.saved_model:
         samples = sample_stream(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
     clf = load_classifier(f.data_dir, dataset, f.retrain_classifier, f.classifier_epochs)

@@ -5,10 +5,10 @@ writing the JSON (atomically). :mod:`cogan_tf.evaluate` makes the reports.
 from __future__ import annotations
 
 import json
-from typing import Dict
+from typing import Callable, Dict, Optional
 
-from cogan_tf import fileio
-from cogan_tf.errors import DataError
+from cogan_tf import data, fileio, outputs
+from cogan_tf.errors import DataError, UsageError
 
 
 _DOMAIN_TITLES = {"top": "top G1(z)", "bot": "bot 1-G2(z)", "images": "G(z)", "real": "real"}
@@ -33,14 +33,17 @@ def format_report(report: dict) -> str:
     lines.append(f"  {'':{w}}" + "".join(f"{titles.get(c, c):>14}" for c in cols))
     for key, title, fmt in _DOMAIN_ROWS:
         lines.append(f"  {title:{w}}" + "".join(f"{format_value(blocks[c].get(key), fmt):>14}" for c in cols))
-    for d in range(10):
-        lines.append(f"  {f'class {d} (%)':{w}}" + "".join(f"{100 * blocks[c]['histogram'][d]:>14.1f}" for c in cols))
+    digits = report["dataset"] == "mnist"
+    for d, name in enumerate(data.CLASS_NAMES.get(report["dataset"], map(str, range(10)))):
+        label = f"class {d} (%)" if digits else f"class {d} {name} (%)"  # a digit names itself
+        lines.append(f"  {label:{w}}" + "".join(f"{100 * blocks[c]['histogram'][d]:>14.1f}" for c in cols))
     if "pairs" in report:
         lines += format_pairs(report["pairs"], w)
     features = report.get("clustering", {}).get("kmeans_features", "z_n, softmax")
     for section, title in (("clustering", "clustering of the test set by the encoder (argmax; kmeans_: the "
                                           f"paper's K-means on [{features}])"),
-                           ("latent_code_vs_classifier", "class code z_c vs classifier digit")):
+                           ("latent_code_vs_classifier",
+                            f"class code z_c vs classifier {'digit' if digits else 'class'}")):
         if section in report:
             lines += ["", f"  {title}"]
             lines += [f"  {k:{w}}{format_value(v, '{:.4f}'):>14}" for k, v in report[section].items()]
@@ -134,3 +137,21 @@ def write_report(path: str, report: dict) -> str:
     except OSError as e:  # the command line checks --out first; this is a disk that filled up meanwhile
         raise DataError(f"{path}: cannot write the report ({e.strerror or e})") from None
     return path
+
+
+def scored_dataset(given: Optional[str], recorded: Optional[str], source: str, where: str,
+                   log: Callable[[str], None] = print) -> str:
+    """The dataset a model is scored against: the one it was trained on (``recorded``, read from ``where``),
+    which a contradicting ``given`` (--dataset) may not replace; ``given``, else mnist, when nothing is
+    recorded (an export without its marker file: one line says so)."""
+    if recorded is None:
+        if given is None:
+            log(f" [!] {source} does not record the dataset it was trained on (no {outputs.EXPORT_MARKER}): scored "
+                "against mnist; pass --dataset to choose")
+        return given or "mnist"
+    if recorded not in data.DATASETS:
+        raise DataError(f"{source}: {where} records the dataset {recorded!r}, none of {', '.join(data.DATASETS)}")
+    if given is not None and given != recorded:
+        raise UsageError(f"--dataset={given}: {source} was trained on {recorded} ({where}); drop --dataset to score "
+                         f"it against {recorded}")
+    return recorded

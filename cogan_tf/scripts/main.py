@@ -35,15 +35,20 @@ def define_flags():
     flags.DEFINE_string("dataset", None, f"Dataset: {', '.join(data.DATASETS)} "
                         f"[{'; '.join(f'{m}: {config_lib.defaults_for(m)[DATASET]}' for m in config_lib.MODELS)}, as the originals]")
     flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
-    flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoints go to <checkpoint_dir>/<dataset>_<batch>_28 [checkpoint]")
-    flags.DEFINE_string("sample_dir", "samples", "Sample grids [samples]")
+    flags.DEFINE_string("checkpoint_dir", "checkpoint", "Checkpoints go to <checkpoint_dir>/<dataset>_<batch>_28; "
+                        "naming another folder puts the run's other outputs under it too, unless they are named "
+                        "[checkpoint]")
+    flags.DEFINE_string("sample_dir", None, "Sample grids [samples, or <checkpoint_dir>/samples when --checkpoint_dir "
+                        "is named]")
     # absl.logging defines its own --log_dir (for log files this program never writes); the original's
     # --log_dir is the TensorBoard directory, so it takes the name over.
     if "log_dir" in flags.FLAGS:
         delattr(flags.FLAGS, "log_dir")
-    flags.DEFINE_string("log_dir", "logs", "TensorBoard event files [logs]")
-    flags.DEFINE_string("export_dir", "export", "SavedModel export: <export_dir>/<model> [export]")
-    flags.DEFINE_string("evaluate_dir", "evaluate", "Grids written by --is_train False [evaluate]")
+    flags.DEFINE_string("log_dir", None, "TensorBoard event files [logs, or <checkpoint_dir>/logs]")
+    flags.DEFINE_string("export_dir", None, "SavedModel export: <export_dir>/<model> [export, or "
+                        "<checkpoint_dir>/export]")
+    flags.DEFINE_string("evaluate_dir", None, "Grids and report written by --is_train False [evaluate, or "
+                        "<checkpoint_dir>/evaluate]")
     flags.DEFINE_boolean("is_train", True, "True to train, False to restore the checkpoint and write grids [True]")
     flags.DEFINE_boolean("report", True, "With --is_train False: print and write the sample-quality report of "
                          "python -m cogan_tf.evaluate, with the classifier the package ships for the dataset [True]")
@@ -168,6 +173,8 @@ def validate(f) -> None:
         bad("mixed_precision_dtype", "has no effect without --mixed_precision; add --mixed_precision or drop it")
     if f.seed is not None and f.seed < 0:
         bad("seed", "must be 0 or more")
+    if f.seed is not None and f.seed >= config_lib.SEED_LIMIT:
+        bad("seed", f"must be at most {config_lib.SEED_LIMIT - 1} (2^32 - 1: numpy's seeds are 32-bit)")
     for flag in COGAN_ONLY:
         if f[flag].present and f.model != "cogan":
             bad(flag, f"only for --model cogan, not {f.model}")
@@ -186,11 +193,13 @@ def build_configs(f):
     # Flags left unset take the model's (and recipe's) defaults from config.train_config.
     given = {k: f[k].value for k in ("dataset", "epoch", "learning_rate", "beta1", "beta2", "batch_size", "val_size")
              if f[k].value is not None}
+    # The output folders follow a named --checkpoint_dir (outputs.run_folders).
+    folders = outputs.run_folders(f.checkpoint_dir, {k: f[k].value for k in outputs.RUN_FOLDERS})
     train_cfg = config_lib.train_config(
-        f.model, f.recipe, **given, data_dir=f.data_dir, save_every=f.save_every,
+        f.model, f.recipe, **given, **folders, data_dir=f.data_dir, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
-        sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
-        seed=f.seed, jit_compile=f.jit_compile, wait_for_lock=f.wait_for_lock, wait_for_workers=f.wait_for_workers, log_every=f.log_every, progress=f.progress,
+        seed=f.seed, jit_compile=f.jit_compile, wait_for_lock=f.wait_for_lock, wait_for_workers=f.wait_for_workers,
+        log_every=f.log_every, progress=f.progress,
         disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
