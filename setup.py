@@ -25,5 +25,10 @@ setup(
         "scikit-learn",  # NMI and ARI clustering scores
         "matplotlib",  # loss plots of the vanilla GAN and ClusterGAN, as the originals draw them
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={
+        "test": ["pytest"],
+        # NVIDIA GPUs (Linux): TensorFlow's own extra, which installs the CUDA and cuDNN libraries its
+        # CUDA build loads; without them TensorFlow trains on the CPU (the run's device line says why).
+        "cuda": ["tensorflow[and-cuda]>=2.16"],
+    },
 )

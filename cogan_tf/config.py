@@ -18,6 +18,8 @@ MODELS = ("cogan", "vanilla", "clustergan")
 # --mixed_precision_dtype -> the Keras dtype policy of --mixed_precision (cogan_tf/precision.py).
 MIXED_PRECISION = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 MIXED_PRECISION_POLICIES = tuple(MIXED_PRECISION.values())
+# --device: where a run trains (cogan_tf/device.py). auto: the GPUs TensorFlow sees, else the CPU.
+DEVICES = ("auto", "cpu", "gpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +201,14 @@ class TrainConfig:
     keep_checkpoints: Optional[int] = 5
     # A second run on a checkpoint folder another run holds: False refuses it, True waits for the other to end.
     wait_for_lock: bool = False
+    # Where to train (DEVICES; cogan_tf/device.py). Not recorded: a run may resume on another device.
+    device: str = "auto"
+    # TensorFloat-32 on GPUs that have it (Ampere and later): float32 matmuls and convolutions with 10-bit
+    # mantissas. Off: float32 throughout, as the original computed. Recorded; a resume may not change it.
+    tf32: bool = False
+    # TensorFlow's op determinism (deterministic GPU kernels, or an error for an op that has none).
+    # Recorded; a resume may not change it.
+    deterministic: bool = False
 
 
 # Each original's run defaults: TrainConfig's own defaults are the CoGAN's, so build a run of another
@@ -247,6 +257,8 @@ def model_config_to_dict(cfg: ModelConfig) -> dict:
 # The optimizer hyperparameters config.json records. A resumed run applies the values it is given
 # (checkpoints.apply_optimizer_hyperparameters), one log line for each that changed.
 OPTIMIZER_FIELDS = ("learning_rate", "beta1", "beta2")
+# The TrainConfig switches of the arithmetic config.json records beside the precision; a resume may not change them.
+ARITHMETIC_FIELDS = ("tf32", "deterministic")
 
 
 def complete_model_config_dict(model: str, d: dict) -> dict:
@@ -264,6 +276,7 @@ def model_config_from_dict(model: str, d: dict) -> ModelConfig:
 
 # The values a str field may take, where a fixed list exists; the other fields are checked by type.
 FIELD_CHOICES = {"model": MODELS, "mixed_precision": MIXED_PRECISION_POLICIES, "grid_scaling": GRID_SCALINGS,
+                 "device": DEVICES,
                  "recipe": tuple(CLUSTERGAN_RECIPES), "critic": CLUSTERGAN_CRITICS,
                  "networks": CLUSTERGAN_NETWORKS, "gp_eps": CLUSTERGAN_GP_EPS}
 _TYPE_NAMES = {bool: "true or false", int: "an integer >= 0", float: "a finite number", str: "a string"}

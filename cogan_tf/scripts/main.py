@@ -51,7 +51,16 @@ def define_flags():
     flags.DEFINE_boolean("visualize", False, "Accepted for compatibility; no effect, as in the original [False]")
     flags.DEFINE_enum("model", "cogan", list(config_lib.MODELS), "Which GAN [cogan]")
     flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; reproduces a run [0, or the checkpoint's]")
-    flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA [False]")
+    flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA; with several replicas, each "
+                         "replica's step (TensorFlow supports that on GPUs only) [False]")
+    flags.DEFINE_enum("device", "auto", list(config_lib.DEVICES), "Train on: auto (the GPUs TensorFlow sees, else the "
+                      "CPU), cpu (even with GPUs), gpu (refused when TensorFlow sees none) [auto]")
+    flags.DEFINE_boolean("tf32", False, "GPUs from Ampere on: float32 matmuls and convolutions in TensorFloat-32 "
+                         "(10-bit mantissas; faster, results differ from float32). Recorded; a resume keeps it "
+                         "[False: float32, as the original]")
+    flags.DEFINE_boolean("deterministic", False, "TensorFlow's op determinism: a run on a GPU repeats bit for bit "
+                         "(slower; an op without a deterministic kernel stops the run). Recorded; a resume keeps it "
+                         "[False]")
     flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
     flags.DEFINE_enum("progress", "log", ["log", "bar"], "log: the original's per-step line, and every 100 steps a line "
                       "with the rate and the time left; bar: a progress bar (losses, rate, time left) instead [log]")
@@ -177,7 +186,8 @@ def build_configs(f):
         f.model, f.recipe, **given, data_dir=f.data_dir, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
-        seed=f.seed, jit_compile=f.jit_compile, wait_for_lock=f.wait_for_lock, log_every=f.log_every, progress=f.progress,
+        seed=f.seed, jit_compile=f.jit_compile, device=f.device, tf32=f.tf32, deterministic=f.deterministic,
+        wait_for_lock=f.wait_for_lock, log_every=f.log_every, progress=f.progress,
         disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
