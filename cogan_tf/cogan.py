@@ -115,11 +115,7 @@ class CoGAN(GAN):
         distributed = isinstance(x1, tf.distribute.DistributedValues)
         batch = self.cfg.batch_size if distributed else tf.shape(x1)[0]
         z = self.rng.normal([batch, self.model_cfg.z_dim])
-        out = self.strategy.run(self.replica_step, args=(x1, x2, z))
-        if self.strategy.num_replicas_in_sync == 1:
-            return out
-        # Each replica's losses are means over its share; their mean is the global batch's mean.
-        return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in out.items()}
+        return self.run_replicas(self.replica_step, x1, x2, z)
 
     def replica_step(self, x1, x2, z):
         x1 = tf.cast(x1, tf.float32) / 255.0

@@ -217,7 +217,7 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
 
     log_dir = outputs.tensorboard_dir(gan.model_cfg, cfg)
     loop.writer = tf.summary.create_file_writer(log_dir) if chief else None
-    step_fn = tf.function(gan.train_step, jit_compile=cfg.jit_compile)
+    step_fn = gan.compiled_step()
     start = time.time()
     step = int(loop.step.numpy())
     progress = Progress(gan, loop, step, total, log_dir, log, bar=chief)

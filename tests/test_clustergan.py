@@ -376,18 +376,6 @@ def test_evaluate_without_checkpoint_is_refused(tmp_path):
         runner.run(CFG, train_cfg(tmp_path), is_train=False, arrays=fake_images(40), log=quiet)
 
 
-def test_multi_replica_strategy_is_refused(tmp_path):
-    class TwoReplicas:
-        num_replicas_in_sync = 2
-
-    gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images(40))
-    gan.strategy = TwoReplicas()
-    from cogan_tf.errors import UsageError
-    with pytest.raises(UsageError, match="one device"):
-        gan.build()
-    assert gan_lib.GAN.checkpoint_subdir(gan) == "clustergan_mnist_4_28"
-
-
 def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
     """--zn_sigma (the ClusterGAN paper's 0.1): the training latent, the display noise and the
     encoder check draw z_n ~ N(0, sigma^2); the SavedModel carries sigma and the evaluation samples
