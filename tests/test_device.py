@@ -88,3 +88,41 @@ def test_tf32_and_determinism_recorded_applied_and_kept_on_resume(tmp_path):
         assert not tf_config.is_op_determinism_enabled()
     finally:
         device.configure(C.TrainConfig())
+
+
+@pytest.mark.parametrize("visible, driver, workers, expected", [
+    ("0,1,2,3", 0, 2, ["0,1", "2,3"]),  # the launcher's CUDA_VISIBLE_DEVICES, in equal contiguous shares
+    (None, 3, 2, ["0", "1"]),  # every GPU the driver reports; the one left over stays unused
+    (None, 1, 2, ["0", "0"]),  # fewer GPUs than workers: they share (memory growth on)
+    ("GPU-a1,GPU-b2", 0, 1, ["GPU-a1,GPU-b2"]),
+    (None, 0, 2, [None, None]),  # no GPU: nothing set
+    ("", 4, 2, [None, None]),  # GPUs hidden on purpose stay hidden
+])
+def test_the_launcher_gives_each_worker_its_own_gpus(tmp_path, visible, driver, workers, expected):
+    from cogan_tf import launch
+
+    base = {} if visible is None else {"CUDA_VISIBLE_DEVICES": visible}
+    proc = fake_driver(tmp_path, driver)
+    envs = [launch.gpu_env(base, i, workers, proc_dir=proc) for i in range(workers)]
+    assert [e.get("CUDA_VISIBLE_DEVICES") for e in envs] == expected
+    assert all(e.get("TF_FORCE_GPU_ALLOW_GROWTH") == ("true" if e else None) for e in envs)
+
+
+def test_launched_workers_get_their_cuda_visible_devices(tmp_path, monkeypatch, capfd):
+    """The launcher's real processes: each worker's environment holds its own GPUs (the worker command is
+    replaced by one that prints them)."""
+    import signal
+    from cogan_tf import launch
+
+    popen = launch.subprocess.Popen
+    show = "import os; print(os.environ.get('CUDA_VISIBLE_DEVICES'), os.environ.get('TF_FORCE_GPU_ALLOW_GROWTH'))"
+    monkeypatch.setattr(launch.subprocess, "Popen", lambda cmd, **kw: popen([sys.executable, "-c", show], **kw))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "4,5,6,7")
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        assert launch.main(["--workers", "2", "--", "--max_steps", "1"]) == 0
+    finally:
+        for s, h in handlers.items():
+            signal.signal(s, h)
+    out = sorted(line for line in capfd.readouterr().out.splitlines() if line.startswith("[worker"))
+    assert out == ["[worker 0] 4,5 true", "[worker 1] 6,7 true"]
