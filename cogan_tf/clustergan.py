@@ -19,12 +19,12 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import data, export as export_lib, fileio, images
+from cogan_tf import data, export as export_lib, fileio, images, levers
 from cogan_tf import clustering
 from cogan_tf.config import CLUSTERGAN_CRITICS, ClusterGanConfig, TrainConfig
 from cogan_tf.precision import loss_scale
 from cogan_tf.errors import UsageError
-from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
+from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense
 from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, check_arrays, epoch_summaries,
                                  finish_outputs, sample_every_epochs)
@@ -110,6 +110,12 @@ class ClusterGAN(GAN):
     def trackables(self):
         return dict(generator=self.generator, discriminator=self.discriminator, encoder=self.encoder,
                     ge_optimizer=self.ge_opt, d_optimizer=self.d_opt, last_ge_losses=self.last_ge)
+
+    def use_device_levers(self, device_kind: str) -> None:
+        for model in (self.generator, self.discriminator, self.encoder):
+            for layer in model._flatten_layers():
+                if isinstance(layer, Dense):  # the paper networks' (JasonFengGit's use Keras's own)
+                    layer.written_gradient = levers.on("dense_bmm_gradient", device_kind)
 
     def training_arrays(self):
         """The training split's images; with ``val_size`` without the held-out validation images."""

@@ -83,6 +83,10 @@ class GAN:
     def end_of_training(self, loop: "RunState") -> None:
         """Work after the last step, before the final checkpoint and export."""
 
+    def use_device_levers(self, device_kind: str) -> None:
+        """Set the speed levers that pay on one device only for ``device_kind`` ("cpu" or "gpu";
+        :mod:`cogan_tf.levers`). Called after ``build``."""
+
     def checkpoint_saved(self, loop: "RunState", ckpt: tf.train.Checkpoint, path: str) -> None:
         """Called after each checkpoint ``path`` is written (the ClusterGAN's validation keeps its best)."""
 
@@ -265,6 +269,7 @@ class RunState:
 
 def build_gan(gan: GAN) -> None:
     """``gan.build()`` under its strategy's scope and its precision's dtype policy (the previous global
-    policy is restored afterwards)."""
+    policy is restored afterwards), with the speed levers of the device it trains on (:mod:`cogan_tf.levers`)."""
     with gan.strategy.scope(), precision.policy_scope(getattr(gan.cfg, "mixed_precision", None)):
         gan.build()
+    gan.use_device_levers(device.kind(gan.strategy))
