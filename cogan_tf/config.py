@@ -178,6 +178,8 @@ class TrainConfig:
     seed: Optional[int] = None
     jit_compile: bool = False
     log_every: int = 1
+    # TensorBoard's per-step loss scalars every N steps (0: none): each is host work between two steps.
+    summary_every: int = 10
     # "log": the original's per-step line (every log_every steps); "bar": a progress bar instead.
     progress: str = "log"
     sample_every: int = 100

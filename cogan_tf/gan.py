@@ -99,10 +99,11 @@ class GAN:
         raise NotImplementedError
 
     # --- shared helpers ----------------------------------------------------------------------------
-    def compiled_step(self):
-        """The loop's step: ``train_step`` as a tf.function, compiled whole by XLA with ``--jit_compile``
-        on one device; under tf.distribute XLA compiles each replica's function instead (:meth:`run_replicas`)."""
-        return tf.function(self.train_step, jit_compile=bool(self.cfg.jit_compile) and not self.replica_xla)
+    def compiled_step(self, step=None):
+        """The loop's step: ``step`` (default ``train_step``) as a tf.function, compiled whole by XLA with
+        ``--jit_compile`` on one device; under tf.distribute XLA compiles each replica's function instead
+        (:meth:`run_replicas`)."""
+        return tf.function(step or self.train_step, jit_compile=bool(self.cfg.jit_compile) and not self.replica_xla)
 
     def run_replicas(self, fn, *args) -> Dict[str, tf.Tensor]:
         """``fn(*args)`` on every replica (each its share of the batch; on one device, a plain call), its

@@ -62,6 +62,8 @@ def define_flags():
                          "(slower; an op without a deterministic kernel stops the run). Recorded; a resume keeps it "
                          "[False]")
     flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
+    flags.DEFINE_integer("summary_every", 10, "TensorBoard loss scalars every N steps (0: never); each costs host time "
+                         "between steps, a GPU's idle time [10]")
     flags.DEFINE_enum("progress", "log", ["log", "bar"], "log: the original's per-step line, and every 100 steps a line "
                       "with the rate and the time left; bar: a progress bar (losses, rate, time left) instead [log]")
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
@@ -152,6 +154,8 @@ def validate(f) -> None:
         bad("train_size", f"smaller than one batch ({batch}); lower --batch_size or raise --train_size")
     if f.log_every < 0:
         bad("log_every", "must be 0 or more")
+    if f.summary_every < 0:
+        bad("summary_every", "must be 0 or more")
     if f.max_steps is not None and f.max_steps < 0:
         bad("max_steps", "must be 0 or more")
     if f.sample_every_epochs < 0:
@@ -187,7 +191,8 @@ def build_configs(f):
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         sample_dir=f.sample_dir, log_dir=f.log_dir, export_dir=f.export_dir, evaluate_dir=f.evaluate_dir,
         seed=f.seed, jit_compile=f.jit_compile, device=f.device, tf32=f.tf32, deterministic=f.deterministic,
-        wait_for_lock=f.wait_for_lock, log_every=f.log_every, progress=f.progress,
+        wait_for_lock=f.wait_for_lock, log_every=f.log_every, summary_every=f.summary_every,
+        progress=f.progress,
         disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
