@@ -34,10 +34,10 @@ class GAN:
         self.seed = train_cfg.seed if train_cfg.seed is not None else 0
         # Networks and optimizers are built under this strategy's scope (default: one device).
         self.strategy = strategy or tf.distribute.get_strategy()
-        # --jit_compile under tf.distribute: XLA compiles the function each replica runs (run_replicas),
-        # not the step around it, whose reductions across devices XLA cannot take (TensorFlow supports
-        # XLA inside strategy.run with several replicas only when they are all GPUs).
-        self.replica_xla = bool(train_cfg.jit_compile) and self.strategy is not tf.distribute.get_strategy()
+        # --jit_compile under a tf.distribute strategy: XLA compiles the function each replica runs
+        # (run_replicas), not the step around it, whose reductions across devices XLA cannot take
+        # (TensorFlow supports XLA inside strategy.run with several replicas only when they are all GPUs).
+        self.replica_xla = bool(train_cfg.jit_compile) and strategy is not None
         if self.replica_xla and self.strategy.num_replicas_in_sync > 1 and device.kind(self.strategy) != "gpu":
             names = ", ".join(device.strategy_devices(self.strategy))
             raise UsageError(f"--jit_compile with --strategy {train_cfg.strategy}: TensorFlow compiles a step across "
