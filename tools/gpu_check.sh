@@ -7,8 +7,9 @@
 # float32 matmul timed by throughput over many calls, TF32 off and on) and the three models' step rows; 200
 # training steps of each model (the CoGAN also with --deterministic and with --tf32: what each costs or buys);
 # the equivalence tests under the GPU (float32: NVIDIA_TF32_OVERRIDE=0); a resume checked against the
-# uninterrupted run; with two GPUs or more, --strategy mirrored with XLA per replica. Everything goes into one
-# file (default gpu_check_<date>.txt). About 5-8 minutes on one GPU (an estimate: never run on one here).
+# uninterrupted run; with two GPUs or more, --strategy mirrored (XLA per replica) and two launched workers
+# (NCCL). Everything goes into one file (default gpu_check_<date>.txt). About 5-8 minutes on one GPU (an
+# estimate: never run on one here).
 # --dry_run prints the commands and exits 0 on any machine. Needs MNIST in --data_dir (python download.py mnist).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ while [[ $# -gt 0 ]]; do
     --out) OUT="${2:?--out needs a file}"; shift 2 ;;
     --data_dir) DATA="${2:?--data_dir needs a folder}"; shift 2 ;;
     --dry_run) DRY=1; shift ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "error: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -88,6 +89,10 @@ if [[ "$GPUS" -ge 2 ]]; then
   run "${TRAIN[@]}" --model cogan --strategy mirrored --sync_batchnorm --max_steps 100 --checkpoint_dir "$WORK/ck_mirrored"
   run "${TRAIN[@]}" --model clustergan --dataset mnist --strategy mirrored --max_steps 100 \
       --checkpoint_dir "$WORK/ck_mirrored_clustergan"
+  echo "== two local workers, one GPU each (the launcher's CUDA_VISIBLE_DEVICES; NCCL all-reduce)"
+  run "$PY" -m cogan_tf.launch --workers 2 -- --data_dir "$DATA" --max_steps 100 --save_every 0 --sync_batchnorm \
+      --checkpoint_dir "$WORK/ck_workers" --sample_dir "$WORK/samples_w" --log_dir "$WORK/logs_w" \
+      --export_dir "$WORK/export_w"
 fi
 echo "== done in ${SECONDS} s${DRY:+ (dry run: nothing was run; a real run writes all of this to $OUT)}"
 [[ -n "$DRY" ]] || echo "wrote $OUT"
