@@ -25,10 +25,15 @@ setup(
         "scikit-learn",  # NMI and ARI clustering scores
         "matplotlib",  # loss plots of the vanilla GAN and ClusterGAN, as the originals draw them
     ],
-    extras_require={"test": [
-        "pytest",
-        # Tests only, never the package: the edge pair's test compares cogan_tf.pairs.transform with the
-        # official CoGAN code's own operation, cv2.dilate(img, ones((3, 3)), 1) - img, pixel for pixel.
-        "opencv-python-headless",
-    ]},
+    extras_require={
+        "test": [
+            "pytest",
+            # Tests only, never the package: the edge pair's test compares cogan_tf.pairs.transform with the
+            # official CoGAN code's own operation, cv2.dilate(img, ones((3, 3)), 1) - img, pixel for pixel.
+            "opencv-python-headless",
+        ],
+        # NVIDIA GPUs (Linux): TensorFlow's own extra, which installs the CUDA and cuDNN libraries its
+        # CUDA build loads; without them TensorFlow trains on the CPU (the run's device line says why).
+        "cuda": ["tensorflow[and-cuda]>=2.16"],
+    },
 )

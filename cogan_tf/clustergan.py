@@ -19,17 +19,18 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import data, export as export_lib, fileio, images
+from cogan_tf import data, export as export_lib, fileio, images, levers
 from cogan_tf import clustering
 from cogan_tf.config import CLUSTERGAN_CRITICS, ClusterGanConfig, TrainConfig
 from cogan_tf.precision import gradients, loss_scale
 from cogan_tf.errors import DataError, UsageError, first_line
-from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
-from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
-from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, check_arrays, check_one_replica, epoch_summaries,
+from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense
+from cogan_tf.losses import (coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
+                             gradient_penalty)
+from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, check_arrays, epoch_summaries,
                                  finish_outputs, sample_every_epochs)
-from cogan_tf.checkpoints import restore_weights
-from cogan_tf.gan import GAN, RunState, apply_gradients
+from cogan_tf.checkpoints import checkpoint, restore_weights
+from cogan_tf.gan import GAN, RunState, apply_gradients, global_batch, replica_share
 
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
@@ -37,21 +38,6 @@ CRITICS = CLUSTERGAN_CRITICS
 GP_EPS = ("per_sample", "per_batch")
 BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
 BEST_BY = "kmeans_purity"  # the paper's model selection: its "ACC" on the validation split
-
-
-def coupled_weight_decay(grads, variables, weight_decay: float, scale=None):
-    """PyTorch Adam's ``weight_decay``: ``grad + wd * w`` fed to Adam (an L2 penalty through the
-    adaptive moments), not AdamW's separate ``w -= lr * wd * w``. ``scale``: the gradients are of a
-    loss multiplied by this loss scale (float16 mixed precision), so the penalty's gradient is too,
-    and the optimizer's unscaling gives ``grad + wd * w`` again."""
-    if not weight_decay:
-        return list(grads)
-
-    def penalty(g, v):
-        p = weight_decay * tf.cast(v, g.dtype)
-        return p if scale is None else tf.cast(scale, g.dtype) * p
-
-    return [None if g is None else g + penalty(g, v) for g, v in zip(grads, variables)]
 
 
 GE_KEYS = ("ge_loss", "ge_adv_loss", "zn_loss", "zc_loss")
@@ -89,7 +75,6 @@ class ClusterGAN(GAN):
         self._encode_fn = None
 
     def build(self):
-        check_one_replica(self)
         cfg, m = self.cfg, self.model_cfg
         self.generator = ClusterGenerator(m)
         self.discriminator = ClusterDiscriminator(m)
@@ -111,6 +96,12 @@ class ClusterGAN(GAN):
     def trackables(self):
         return dict(generator=self.generator, discriminator=self.discriminator, encoder=self.encoder,
                     ge_optimizer=self.ge_opt, d_optimizer=self.d_opt, last_ge_losses=self.last_ge)
+
+    def use_device_levers(self, device_kind: str) -> None:
+        for model in (self.generator, self.discriminator, self.encoder):
+            for layer in model._flatten_layers():
+                if isinstance(layer, Dense):  # the paper networks' (JasonFengGit's use Keras's own)
+                    layer.written_gradient = levers.on("dense_bmm_gradient", device_kind)
 
     def training_arrays(self):
         """The training split's images; with ``val_size`` without the held-out validation images."""
@@ -148,16 +139,24 @@ class ClusterGAN(GAN):
         return z_n, tf.one_hot(classes, m.n_classes), classes
 
     def ge_update(self, z, z_n, classes) -> Dict[str, tf.Tensor]:
-        """One G+E update; returns its losses (and keeps them in ``last_ge``)."""
+        """One G+E update on this replica's share of the latent drawn for the global batch (all of it on
+        one device); returns its losses."""
         m = self.model_cfg
+        z, z_n, classes = replica_share(z), replica_share(z_n), replica_share(classes)
         with tf.GradientTape() as tape:
             fake = self.generator(z, training=True)
             zn_hat, class_logits = self.encoder(fake, training=True)
             out = generator_encoder_loss(self.discriminator.logits(fake, training=True), zn_hat, z_n,
                                          class_logits, classes, m.betan, m.betac, critic=m.critic)
-        grads = gradients(self.ge_opt, tape, out["ge_loss"], self.ge_vars)  # of scale * loss if loss-scaled
-        grads = coupled_weight_decay(grads, self.ge_vars, m.weight_decay, scale=loss_scale(self.ge_opt))
-        self.ge_opt.apply_gradients([(g, v) for g, v in zip(grads, self.ge_vars) if g is not None])
+        # The weight decay is added to each replica's gradient (of scale * loss if loss-scaled) before the
+        # division by the replicas: their sum then holds it once.
+        apply_gradients(self.ge_opt, tape, out["ge_loss"], self.ge_vars, adjust=lambda grads: coupled_weight_decay(
+            grads, self.ge_vars, m.weight_decay, scale=loss_scale(self.ge_opt)))
+        return out
+
+    def ge_step(self, z, z_n, classes) -> Dict[str, tf.Tensor]:
+        """:meth:`ge_update` on every replica; its losses (the replicas' mean) kept in ``last_ge``."""
+        out = self.run_replicas(self.ge_update, z, z_n, classes)
         for k in GE_KEYS:
             self.last_ge[k].assign(out[k])
         return out
@@ -167,21 +166,27 @@ class ClusterGAN(GAN):
 
     def train_step(self, x):
         """One batch: the G+E update when D's update count is a multiple of ``g_every`` (5), then the
-        D update, both on the batch's one draw of (z_n, z_c). ``--recipe paper``: :meth:`critic_step`."""
+        D update, both on the batch's one draw of (z_n, z_c). ``--recipe paper``: :meth:`critic_step`.
+        Under tf.distribute the latent is drawn for the global batch and each replica takes its share."""
         m = self.model_cfg
         if m.critic == "wgan_gp":
             return self.critic_step(x)
-        x = tf.cast(x, tf.float32) / 255.0  # ToTensor: [0, 1]
-        z_n, z_c, classes = self.sample_latent(tf.shape(x)[0])
+        z_n, z_c, classes = self.sample_latent(global_batch(x, self.cfg))
         z = tf.concat([z_n, z_c], axis=1)
         do_ge = tf.equal(self.d_opt.iterations % m.g_every, 0)
-        ge = tf.cond(do_ge, lambda: self.ge_update(z, z_n, classes), self.held_ge)
-        fake = self.generator(z, training=True)  # recomputed after the G+E update, as the original
+        ge = tf.cond(do_ge, lambda: self.ge_step(z, z_n, classes), self.held_ge)
+        return {**self.run_replicas(self.d_update, x, z), **ge}
+
+    def d_update(self, x, z) -> Dict[str, tf.Tensor]:
+        """The original recipe's D update on this replica's share: G's fake batch recomputed after the
+        G+E update, as the original."""
+        x = tf.cast(x, tf.float32) / 255.0  # ToTensor: [0, 1]
+        fake = self.generator(replica_share(z), training=True)
         with tf.GradientTape() as tape:
             d_out = discriminator_loss(self.discriminator.logits(x, training=True),
                                        self.discriminator.logits(fake, training=True))
         apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
-        return {**d_out, **ge}
+        return d_out
 
     def critic_step(self, x):
         """``--recipe paper``: one WGAN-GP critic update on this batch with its own z; after every
@@ -189,22 +194,27 @@ class ClusterGAN(GAN):
         one critic update, so the 5 critic updates of each G+E update see 5 different batches and a
         checkpoint's step and D's update count say exactly where in the 5 the run stands."""
         d_out = self.critic_update(x)
-        n = batch_size(x)
+        n = global_batch(x, self.cfg)
         ge_out = tf.cond(tf.equal(self.d_opt.iterations % self.model_cfg.g_every, 0),
                          lambda: self.fresh_ge_update(n), self.held_ge)
         return {**d_out, **ge_out}
 
     def critic_update(self, x) -> Dict[str, tf.Tensor]:
-        """The critic half of :meth:`critic_step`: z for this batch, G's fake batch, and one update
-        of D on the Wasserstein loss plus the gradient penalty; returns the critic's losses."""
+        """The critic half of :meth:`critic_step`: z and the penalty's e for this batch, G's fake batch,
+        and one update of D on the Wasserstein loss plus the gradient penalty; returns the critic's losses."""
+        n = global_batch(x, self.cfg)
+        z_n, z_c, _ = self.sample_latent(n)
+        return self.run_replicas(self.critic_replica_update, x, tf.concat([z_n, z_c], axis=1), self.draw_eps(n))
+
+    def critic_replica_update(self, x, z, eps) -> Dict[str, tf.Tensor]:
         m = self.model_cfg
         x = tf.cast(x, tf.float32) / 255.0
-        z_n, z_c, _ = self.sample_latent(batch_size(x))
-        fake = self.generator(tf.concat([z_n, z_c], axis=1), training=True)  # the authors' G is never in eval mode
+        fake = self.generator(replica_share(z), training=True)  # the authors' G is never in eval mode
+        eps = eps if self.model_cfg.gp_eps == "per_batch" else replica_share(eps)
         with tf.GradientTape() as tape:
             d_out = critic_loss(self.discriminator.logits(x, training=True),
                                 self.discriminator.logits(fake, training=True),
-                                self.penalty(lambda v: self.discriminator.logits(v, training=True), x, fake)[0],
+                                self.penalty(lambda v: self.discriminator.logits(v, training=True), x, fake, eps)[0],
                                 m.gp_lambda)
         apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
         return d_out
@@ -213,13 +223,17 @@ class ClusterGAN(GAN):
         """The G+E half of :meth:`critic_step`: one G+E update on a z of its own (not the critic's),
         ``n`` images."""
         z_n, z_c, classes = self.sample_latent(n)
-        return self.ge_update(tf.concat([z_n, z_c], axis=1), z_n, classes)
+        return self.ge_step(tf.concat([z_n, z_c], axis=1), z_n, classes)
 
-    def penalty(self, critic, x, fake):
-        """(gradient penalty of ``critic`` at x_hat = e x + (1 - e) fake, e): e ~ U(0, 1) from the run's
-        RNG, one scalar for the batch (``gp_eps="per_batch"``, the authors') or one per sample."""
-        per_batch = self.model_cfg.gp_eps == "per_batch"
-        eps = self.rng.uniform([] if per_batch else [tf.shape(x)[0], 1, 1, 1])
+    def draw_eps(self, n):
+        """The gradient penalty's interpolation weight(s) e ~ U(0, 1) from the run's RNG: one scalar for the
+        batch (``gp_eps="per_batch"``, the authors') or one per sample."""
+        return self.rng.uniform([] if self.model_cfg.gp_eps == "per_batch" else [n, 1, 1, 1])
+
+    def penalty(self, critic, x, fake, eps=None):
+        """(gradient penalty of ``critic`` at x_hat = e x + (1 - e) fake, e); e drawn by :meth:`draw_eps`
+        unless given."""
+        eps = self.draw_eps(batch_size(x)) if eps is None else eps
         return gradient_penalty(critic, x, fake, eps), eps
 
     def log_line(self, epoch, idx, steps_per_epoch, elapsed, losses_):

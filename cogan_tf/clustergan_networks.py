@@ -42,12 +42,29 @@ def is_papers(cfg: ClusterGanConfig) -> bool:
     return cfg.networks == "paper"
 
 
+class BatchStatsNorm(keras.layers.BatchNormalization):
+    """The paper's batch_norm (contrib's with ``is_training=True`` everywhere): the batch's statistics in
+    every call. Training updates the moving averages (kept, as the authors' variables, never read); a call
+    with ``training=False`` (sampling, the export) normalises the same way without touching them, as the
+    authors' sampling never ran their update ops. The output is Keras's training output, op for op."""
+
+    def call(self, inputs, training=None, mask=None):
+        if training:
+            return super().call(inputs, training=True, mask=mask)
+        x = ops.cast(inputs, "float32")
+        mean, variance = self._moments(x, mask)
+        out = ops.batch_normalization(x, mean, variance, axis=self.axis,
+                                      offset=ops.cast(self.beta, x.dtype) if self.center else None,
+                                      scale=ops.cast(self.gamma, x.dtype) if self.scale else None, epsilon=self.epsilon)
+        return ops.cast(out, self.compute_dtype)
+
+
 def batch_norm(cfg: ClusterGanConfig, name: str) -> keras.layers.BatchNormalization:
     """The original: PyTorch's BatchNorm defaults in Keras terms (momentum 0.1 -> 0.9, epsilon 1e-5, gamma
-    1, beta 0). The paper's: contrib's batch_norm defaults (center, no scale, epsilon 1e-3, decay 0.999);
-    its moving averages are kept, as the authors' variables, but never read (``bn_training``)."""
+    1, beta 0). The paper's: contrib's batch_norm defaults (center, no scale, epsilon 1e-3, decay 0.999),
+    on the batch's statistics always (:class:`BatchStatsNorm`)."""
     if is_papers(cfg):
-        return keras.layers.BatchNormalization(momentum=0.999, epsilon=1e-3, center=True, scale=False, name=name)
+        return BatchStatsNorm(momentum=0.999, epsilon=1e-3, center=True, scale=False, name=name)
     return keras.layers.BatchNormalization(momentum=0.9, epsilon=1e-5, name=name)
 
 
@@ -222,17 +239,17 @@ class ClusterGenerator(keras.Model):
 
     def call(self, z, training=False):
         # The authors' batch_norm runs with is_training=True everywhere: the batch's statistics also when
-        # sampling, so an image depends on the other z of its batch (one z alone: its BN output is beta).
-        bn_training = True if self.papers else training
-        x = self.act0(self.bn0(self.h0(z), training=bn_training))
+        # sampling (BatchStatsNorm), so an image depends on the other z of its batch (one z alone: its BN
+        # output is beta).
+        x = self.act0(self.bn0(self.h0(z), training=training))
         x = self.h1(x)
         if self.papers:
             x = keras.ops.reshape(x, (-1, 7, 7, 128))
-            x = self.act1(self.bn1(x, training=bn_training))
+            x = self.act1(self.bn1(x, training=training))
         else:
-            x = self.act1(self.bn1(x, training=bn_training))
+            x = self.act1(self.bn1(x, training=training))
             x = keras.ops.reshape(x, (-1, 7, 7, 128))  # PyTorch: (128, 7, 7), see docs/PORTS.md
-        x = self.act2(self.bn2(self.h2(x), training=bn_training))
+        x = self.act2(self.bn2(self.h2(x), training=training))
         return as_float32(self.h3(x))  # float32 images also under a mixed dtype policy (--mixed_precision)
 
 

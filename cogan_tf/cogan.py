@@ -11,7 +11,7 @@ from typing import Dict, Optional
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import cogan_fast, data, export as export_lib, images, losses, pairs
+from cogan_tf import cogan_fast, data, export as export_lib, images, levers, losses, pairs
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.layers import BatchNorm
 from cogan_tf.cogan_networks import build_cogan, unique_variables
@@ -64,7 +64,8 @@ class CoGAN(GAN):
     name = "cogan"
     checkpoint_prefix = "CoGAN.model"
     reshuffle_each_epoch = False  # the original shuffles each domain once, before training
-    # The speed levers of the training step (cogan_fast.py), on; off, the step is plain_updates.
+    # The speed levers of the training step (cogan_fast.py), on; off, the step is plain_updates. Those that
+    # pay on a CPU only are set per device when the GAN is built (use_device_levers, cogan_tf/levers.py).
     reuse_g_forward = True  # the first G update reuses the D update's G forward pass
     subpixel_heads = True  # the heads as conv + depth_to_space (cogan_fast.generate_pair); False: as deconv
 
@@ -90,6 +91,14 @@ class CoGAN(GAN):
     def trackables(self):
         return dict(generator=self.generator, discriminator=self.discriminator,
                     g_optimizer=self.g_opt, d_optimizer=self.d_opt)
+
+    def use_device_levers(self, device_kind: str) -> None:
+        self.subpixel_heads = levers.on("subpixel_heads", device_kind)
+        for model in (self.generator, self.discriminator):
+            for layer in model._flatten_layers():
+                if isinstance(layer, BatchNorm):
+                    layer.fuse_scalar_stats = levers.on("fused_scalar_batchnorm", device_kind)
+                    layer.fused_float32_input = levers.on("batchnorm_float32_input", device_kind)
 
     def training_arrays(self):
         if self._arrays is None:
@@ -120,11 +129,7 @@ class CoGAN(GAN):
         distributed = isinstance(x1, tf.distribute.DistributedValues)
         batch = self.cfg.batch_size if distributed else tf.shape(x1)[0]
         z = self.rng.normal([batch, self.model_cfg.z_dim])
-        out = self.strategy.run(self.replica_step, args=(x1, x2, z))
-        if self.strategy.num_replicas_in_sync == 1:
-            return out
-        # Each replica's losses are means over its share; their mean is the global batch's mean.
-        return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in out.items()}
+        return self.run_replicas(self.replica_step, x1, x2, z)
 
     def replica_step(self, x1, x2, z):
         x1 = tf.cast(x1, tf.float32) / 255.0

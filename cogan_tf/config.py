@@ -19,6 +19,8 @@ MODELS = ("cogan", "vanilla", "clustergan")
 # --mixed_precision_dtype -> the Keras dtype policy of --mixed_precision (cogan_tf/precision.py).
 MIXED_PRECISION = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 MIXED_PRECISION_POLICIES = tuple(MIXED_PRECISION.values())
+# --device: where a run trains (cogan_tf/device.py). auto: the GPUs TensorFlow sees, else the CPU.
+DEVICES = ("auto", "cpu", "gpu")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,6 +182,8 @@ class TrainConfig:
     seed: Optional[int] = None
     jit_compile: bool = False
     log_every: int = 1
+    # TensorBoard's per-step loss scalars every N steps (0: none): each is host work between two steps.
+    summary_every: int = 10
     # "log": the original's per-step line (every log_every steps); "bar": a progress bar instead.
     progress: str = "log"
     sample_every: int = 100
@@ -205,6 +209,14 @@ class TrainConfig:
     wait_for_lock: bool = False
     # --strategy multiworker: how long a worker waits for the others to start before it gives up (seconds).
     wait_for_workers: float = 600.0
+    # Where to train (DEVICES; cogan_tf/device.py). Not recorded: a run may resume on another device.
+    device: str = "auto"
+    # TensorFloat-32 on GPUs that have it (Ampere and later): float32 matmuls and convolutions with 10-bit
+    # mantissas. Off: float32 throughout, as the original computed. Recorded; a resume may not change it.
+    tf32: bool = False
+    # TensorFlow's op determinism (deterministic GPU kernels, or an error for an op that has none).
+    # Recorded; a resume may not change it.
+    deterministic: bool = False
 
 
 # Each original's run defaults: TrainConfig's own defaults are the CoGAN's, so build a run of another
@@ -253,6 +265,8 @@ def model_config_to_dict(cfg: ModelConfig) -> dict:
 # The optimizer hyperparameters config.json records. A resumed run applies the values it is given
 # (checkpoints.apply_optimizer_hyperparameters), one log line for each that changed.
 OPTIMIZER_FIELDS = ("learning_rate", "beta1", "beta2")
+# The TrainConfig switches of the arithmetic config.json records beside the precision; a resume may not change them.
+ARITHMETIC_FIELDS = ("tf32", "deterministic")
 
 
 def complete_model_config_dict(model: str, d: dict) -> dict:
@@ -270,6 +284,7 @@ def model_config_from_dict(model: str, d: dict) -> ModelConfig:
 
 # The values a str field may take, where a fixed list exists; the other fields are checked by type.
 FIELD_CHOICES = {"model": MODELS, "mixed_precision": MIXED_PRECISION_POLICIES, "grid_scaling": GRID_SCALINGS,
+                 "device": DEVICES,
                  "recipe": tuple(CLUSTERGAN_RECIPES), "critic": CLUSTERGAN_CRITICS,
                  "networks": CLUSTERGAN_NETWORKS, "gp_eps": CLUSTERGAN_GP_EPS, "pair": PAIRS}
 # Seeds seed numpy (keras.utils.set_random_seed) and scikit-learn's K-means, both 32-bit.

@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as config_lib, multiworker, precision, rundir
+from cogan_tf import config as config_lib, device, multiworker, precision, rundir
 from cogan_tf.errors import UsageError
 
 
@@ -34,6 +34,16 @@ class GAN:
         self.seed = train_cfg.seed if train_cfg.seed is not None else 0
         # Networks and optimizers are built under this strategy's scope (default: one device).
         self.strategy = strategy or tf.distribute.get_strategy()
+        # --jit_compile under a tf.distribute strategy: XLA compiles the function each replica runs
+        # (run_replicas), not the step around it, whose reductions across devices XLA cannot take
+        # (TensorFlow supports XLA inside strategy.run with several replicas only when they are all GPUs).
+        self.replica_xla = bool(train_cfg.jit_compile) and strategy is not None
+        if self.replica_xla and self.strategy.num_replicas_in_sync > 1 and device.kind(self.strategy) != "gpu":
+            names = ", ".join(device.strategy_devices(self.strategy))
+            raise UsageError(f"--jit_compile with --strategy {train_cfg.strategy}: TensorFlow compiles a step across "
+                             f"{self.strategy.num_replicas_in_sync} replicas with XLA only when all are GPUs (here "
+                             f"{names}); drop --jit_compile, or train on GPUs")
+        self._replica_fns: Dict[str, object] = {}
         # z and any other randomness inside the compiled step: a seeded, checkpointed generator. It is
         # created outside the strategy's scope and drawn from in cross-replica context, for the global
         # batch, so a distributed step sees exactly the z of a one-device step on the same batch.
@@ -73,6 +83,10 @@ class GAN:
     def end_of_training(self, loop: "RunState") -> None:
         """Work after the last step, before the final checkpoint and export."""
 
+    def use_device_levers(self, device_kind: str) -> None:
+        """Set the speed levers that pay on one device only for ``device_kind`` ("cpu" or "gpu";
+        :mod:`cogan_tf.levers`). Called after ``build``."""
+
     def checkpoint_saved(self, loop: "RunState", ckpt: tf.train.Checkpoint, path: str) -> None:
         """Called after each checkpoint ``path`` is written (the ClusterGAN's validation keeps its best)."""
 
@@ -91,6 +105,38 @@ class GAN:
         raise NotImplementedError
 
     # --- shared helpers ----------------------------------------------------------------------------
+    def compiled_step(self, step=None):
+        """The loop's step: ``step`` (default ``train_step``) as a tf.function, compiled whole by XLA with
+        ``--jit_compile`` on one device; under tf.distribute XLA compiles each replica's function instead
+        (:meth:`run_replicas`)."""
+        return tf.function(step or self.train_step, jit_compile=bool(self.cfg.jit_compile) and not self.replica_xla)
+
+    def run_replicas(self, fn, *args) -> Dict[str, tf.Tensor]:
+        """``fn(*args)`` on every replica (each its share of the batch; on one device, a plain call), its
+        dict of losses averaged over the replicas (each a mean over its share: together the global
+        batch's mean). With XLA under tf.distribute, ``fn`` is compiled per replica."""
+        if self.replica_xla:
+            key = getattr(fn, "__name__", repr(fn))
+            fn = self._replica_fns.setdefault(key, tf.function(fn, jit_compile=True))
+        if self.strategy.num_replicas_in_sync == 1:
+            return self.strategy.run(fn, args=args)
+        out = self.strategy.run(self._averaging_moving_statistics(fn), args=args)
+        return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in out.items()}
+
+    def _averaging_moving_statistics(self, fn):
+        """``fn`` followed by :func:`average_moving_statistics` of the networks' BatchNorm moving averages
+        (those with statistics of their own replica's share; synchronized ones agree already)."""
+        def replica_fn(*args):
+            out = fn(*args)
+            average_moving_statistics([v for m in self.trackables().values() if isinstance(m, keras.Model)
+                                       for layer in m._flatten_layers()
+                                       if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized
+                                       for v in (layer.moving_mean, layer.moving_variance)])
+            return out
+
+        replica_fn.__name__ = getattr(fn, "__name__", "replica_fn")
+        return replica_fn
+
     def checkpoint_subdir(self) -> str:
         cfg = self.cfg
         return rundir.checkpoint_subdir(self.name, cfg.dataset, cfg.batch_size,
@@ -137,7 +183,29 @@ def replicas_in_sync() -> int:
     return ctx.num_replicas_in_sync if ctx is not None else tf.distribute.get_strategy().num_replicas_in_sync
 
 
-def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables) -> None:
+def global_batch(x, cfg: config_lib.TrainConfig):
+    """The global batch size of a step's input ``x``: ``cfg.batch_size`` when ``x`` is split across
+    replicas, else ``x``'s own (a Python int when the graph knows it, so draws for the batch have a
+    static shape)."""
+    if isinstance(x, tf.distribute.DistributedValues):
+        return cfg.batch_size
+    return x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
+
+
+def average_moving_statistics(variables) -> None:
+    """In a replica's function with several replicas: set each replica's copy of ``variables`` (BatchNorm
+    moving averages, updated by each replica from the statistics of its share) to their mean over the
+    replicas, in one all-reduce. Without it each replica's copy drifts its own way, and a checkpoint
+    keeps the first replica's."""
+    ctx = tf.distribute.get_replica_context()
+    if not variables or ctx is None or ctx.num_replicas_in_sync == 1:
+        return
+    means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(v) for v in variables])
+    for v, m in zip(variables, means):
+        v.assign(m)
+
+
+def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables, adjust=None) -> None:
     """One optimizer update of ``variables`` on ``loss``. Variables the loss does not reach (CoGAN's
     dead h0) get no gradient and are left out, as TF1's ``minimize`` left them untouched.
 
@@ -146,9 +214,12 @@ def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables) -> None:
     gradient of the mean over the global batch, as on one device.
 
     A LossScaleOptimizer (``--mixed_precision``, float16) gets the gradient of its scaled loss; its
-    ``apply_gradients`` unscales it, or skips the update and halves the scale if it is not finite."""
+    ``apply_gradients`` unscales it, or skips the update and halves the scale if it is not finite.
+    ``adjust(grads) -> grads`` is applied to this replica's gradients before they are divided."""
     n = replicas_in_sync()
     grads = precision.gradients(optimizer, tape, loss, variables)  # of scale * loss under loss scaling
+    if adjust is not None:
+        grads = adjust(grads)  # e.g. a coupled weight decay: per replica, so that the sum holds it once
     if n > 1 and precision.loss_scaled(optimizer):
         grads = precision.agree_on_finite(grads)  # one replica's overflow skips the step on all
     pairs = [(g if n == 1 else g / n, v) for g, v in zip(grads, variables) if g is not None]
@@ -206,6 +277,7 @@ class RunState:
 
 def build_gan(gan: GAN) -> None:
     """``gan.build()`` under its strategy's scope and its precision's dtype policy (the previous global
-    policy is restored afterwards)."""
+    policy is restored afterwards), with the speed levers of the device it trains on (:mod:`cogan_tf.levers`)."""
     with gan.strategy.scope(), precision.policy_scope(getattr(gan.cfg, "mixed_precision", None)):
         gan.build()
+    gan.use_device_levers(device.kind(gan.strategy))

@@ -27,9 +27,9 @@ import subprocess
 import sys
 import threading
 import time
-from typing import List, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence
 
-from cogan_tf import cluster
+from cogan_tf import cluster, device
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The program each worker runs, followed by the main.py flags.
@@ -130,6 +130,22 @@ def worker_env(base: dict, addresses: Sequence[str], index: int, threads: int) -
     return env
 
 
+def gpu_env(base: Mapping[str, str], index: int, workers: int, proc_dir: str = device.NVIDIA_PROC) -> Dict[str, str]:
+    """Worker ``index``'s own GPUs, as environment variables: the GPUs the launcher may use (its
+    CUDA_VISIBLE_DEVICES, else every GPU the NVIDIA driver reports) dealt out in equal contiguous shares
+    (every worker needs as many replicas; what does not divide evenly stays unused), or with fewer GPUs
+    than workers worker i on GPU i mod G; and TF_FORCE_GPU_ALLOW_GROWTH, so that workers sharing a GPU
+    each take memory as they need it instead of all of it. Nothing on a machine without GPUs."""
+    listed = base.get("CUDA_VISIBLE_DEVICES")
+    gpus = ([g.strip() for g in listed.split(",") if g.strip()] if listed is not None
+            else [str(i) for i in range(device.nvidia_gpus(proc_dir))])
+    if not gpus or gpus == ["-1"]:
+        return {}
+    per = len(gpus) // workers
+    mine = gpus[index * per:(index + 1) * per] if per else [gpus[index % len(gpus)]]
+    return {"CUDA_VISIBLE_DEVICES": ",".join(mine), "TF_FORCE_GPU_ALLOW_GROWTH": "true"}
+
+
 def exit_status(returncode: int) -> int:
     """A child's exit status as a shell reports it: killed by signal N is 128 + N."""
     return 128 - returncode if returncode < 0 else returncode
@@ -199,7 +215,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             signal.signal(s, forward)
     for i in range(args.workers):
         # Its own process group: a terminal's Ctrl-C reaches the worker once, forwarded, not twice.
-        procs.append(subprocess.Popen(command, env=worker_env(environ, addresses, i, args.threads_per_worker),
+        env = {**worker_env(environ, addresses, i, args.threads_per_worker), **gpu_env(environ, i, args.workers)}
+        procs.append(subprocess.Popen(command, env=env,
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, bufsize=1,
                                       start_new_session=True, preexec_fn=_stop_with_parent))
     for i, p in enumerate(procs):  # threads only once every worker is started (preexec_fn and threads do not mix)

@@ -96,6 +96,12 @@ class BatchNorm(keras.layers.BatchNormalization):
     Off: Keras's per-feature statistics.
     """
 
+    # Speed levers of the fused op that pay on a CPU only (cogan_tf/levers.py sets them per device): Q2's
+    # scalar statistics as one fused channel of batch x features samples, and float32 inputs to the op
+    # under mixed precision (cuDNN normalises float16/bfloat16 inputs with float32 statistics itself).
+    fuse_scalar_stats = True
+    fused_float32_input = True
+
     def __init__(self, batch_stats_at_inference: bool = True, name=None, synchronized: bool = False,
                  fused: bool = True, scalar_2d_stats: bool = False, **kwargs):
         kwargs.setdefault("momentum", 0.9)
@@ -138,12 +144,14 @@ class BatchNorm(keras.layers.BatchNormalization):
         cross-replica sum between the two halves), masks, or layers without gamma/beta or on another axis."""
         rank = len(inputs.shape)
         return (self.fused and not self.synchronized and mask is None and self.center and self.scale
-                and not self.renorm and rank in (2, 4) and self.axis in (-1, rank - 1))
+                and not self.renorm and rank in (2, 4) and self.axis in (-1, rank - 1)
+                and (self.fuse_scalar_stats or not self._scalar(inputs)))
 
     def _fused(self, inputs, update: bool):
-        x = ops.cast(inputs, "float32")
-        gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
         scalar = self._scalar(inputs)
+        # The op takes float16/bfloat16 x with float32 scale, offset and statistics, and returns y in x's type.
+        x = inputs if not (self.fused_float32_input or scalar) else ops.cast(inputs, "float32")
+        gamma, beta = ops.cast(self.gamma, "float32"), ops.cast(self.beta, "float32")
         if scalar:
             # Q2: every element of the matrix is one sample of a single channel; the op normalises
             # with the scalar statistics and gamma/beta (per feature) are applied after it.

@@ -1,6 +1,7 @@
 """Losses as small pure functions of logits and targets: the CoGAN's (docs/ORIGINAL.md §1.5, §1.7),
 the one BCE discriminator and generator loss of the vanilla GAN and the ClusterGAN, and the ClusterGAN
-paper's WGAN-GP critic and G+E objective (docs/ORIGINAL.md §3.2, §4.4)."""
+paper's WGAN-GP critic and G+E objective (docs/ORIGINAL.md §3.2, §4.4); and PyTorch Adam's weight decay, which
+the ClusterGAN's original adds to its gradients as an L2 penalty's."""
 
 from __future__ import annotations
 
@@ -97,3 +98,18 @@ def generator_encoder_loss(fake_logits, zn_hat, z_n, class_logits, classes, beta
     zc = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
         labels=tf.cast(classes, tf.int32), logits=tf.cast(class_logits, tf.float32)))
     return {"ge_loss": v + betan * zn + betac * zc, "ge_adv_loss": v, "zn_loss": zn, "zc_loss": zc}
+
+
+def coupled_weight_decay(grads, variables, weight_decay: float, scale=None):
+    """PyTorch Adam's ``weight_decay``: ``grad + wd * w`` fed to Adam (an L2 penalty through the
+    adaptive moments), not AdamW's separate ``w -= lr * wd * w``. ``scale``: the gradients are of a
+    loss multiplied by this loss scale (float16 mixed precision), so the penalty's gradient is too,
+    and the optimizer's unscaling gives ``grad + wd * w`` again."""
+    if not weight_decay:
+        return list(grads)
+
+    def penalty(g, v):
+        p = weight_decay * tf.cast(v, g.dtype)
+        return p if scale is None else tf.cast(scale, g.dtype) * p
+
+    return [None if g is None else g + penalty(g, v) for g, v in zip(grads, variables)]

@@ -56,7 +56,7 @@ def _numbers(names, prefix: Optional[str]) -> List[int]:
 # What config.json (and the record inside each checkpoint) holds beside "model_config": TrainConfig
 # fields, under their own names. "train_size" is null for all images (inf).
 RECORDED_FIELDS = ("model", "seed", "dataset", "batch_size", "disjoint_domains", "train_size", "mixed_precision",
-                   "grid_scaling", *config_lib.OPTIMIZER_FIELDS, "val_size")
+                   "grid_scaling", *config_lib.OPTIMIZER_FIELDS, "val_size", *config_lib.ARITHMETIC_FIELDS)
 # Entries every config.json has had: one without them is damaged. The others were added later, and
 # a config.json without them means what the code before them trained with.
 REQUIRED_FIELDS = ("model", "model_config", "seed", "dataset", "batch_size", "disjoint_domains", "train_size")
@@ -272,6 +272,11 @@ def check_setup(record: RunRecord, model: str, model_cfg: ModelConfig, train_cfg
     if theirs != ours:
         raise UsageError(f"{where} holds a checkpoint trained in {theirs or 'float32'}, not {ours or 'float32'}: "
                          f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
+    # TF32 and op determinism decide the arithmetic too; a record without them predates the flags.
+    for key in config_lib.ARITHMETIC_FIELDS:
+        if key in saved and saved[key] != getattr(train_cfg, key):
+            raise UsageError(f"{where} holds a checkpoint trained {'with' if saved[key] else 'without'} --{key}: "
+                             f"resume it {'with' if saved[key] else 'without'} --{key}, or use a fresh --checkpoint_dir")
 
 
 def resolved_seed(train_cfg: TrainConfig, record: RunRecord, training: bool = False) -> TrainConfig:

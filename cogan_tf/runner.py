@@ -8,7 +8,7 @@ import dataclasses
 import os
 from typing import Optional, Sequence
 
-from cogan_tf import checkpoints, config as config_lib, gan as gan_lib, outputs, rundir, train
+from cogan_tf import checkpoints, config as config_lib, device, gan as gan_lib, outputs, rundir, train
 from cogan_tf.errors import DataError
 
 
@@ -82,12 +82,14 @@ def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log
     Evaluation rebuilds the architecture the run's record holds (see :func:`stored_model_config`;
     ``explicit``: the model-config fields set by flags); training-only settings never block it."""
     outputs.check_output_dirs(model_cfg, train_cfg, training=is_train)
+    device.configure(train_cfg, log)  # before TensorFlow's first op: which devices, TF32, determinism
     # What the checkpoint directory holds, read once for the whole run.
     record = _record(model_cfg, train_cfg, record, is_train, log)
     if not is_train:
         model_cfg = stored_model_config(model_cfg, train_cfg, record, explicit, log)
     gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy, inherit=inherit, record=record,
                    training=is_train, log=log)
+    log(device.describe(gan.strategy, gan.cfg))
     record = _record(gan.model_cfg, gan.cfg, record, is_train, log)
     for k in inherit:
         if getattr(gan.model_cfg, k) != getattr(model_cfg, k):
@@ -111,6 +113,7 @@ def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str]
     kind = record.config["model"]
     model_cfg = config_lib.model_config_from_dict(kind, record.config["model_config"])
     train_cfg = record.train_config(data_dir)
+    device.configure(train_cfg, log)
     gan = make_gan(model_cfg, train_cfg, record=record, training=False, log=log)
     expected = os.path.join(train_cfg.checkpoint_dir, gan.checkpoint_subdir())
     if os.path.abspath(expected) != os.path.abspath(record.directory):

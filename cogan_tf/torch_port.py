@@ -28,7 +28,6 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import data, fileio, images
-from cogan_tf.errors import UsageError
 from cogan_tf.config import TrainConfig
 from cogan_tf.gan import GAN, RunState
 
@@ -155,8 +154,3 @@ def check_arrays(arrays, name: str):
         raise ValueError(f"{name}: expected arrays=[uint8 images of shape (N, 28, 28, 1)]")
     return arrays
 
-
-def check_one_replica(gan: GAN) -> None:
-    strategy = getattr(gan, "strategy", None)
-    if strategy is not None and strategy.num_replicas_in_sync > 1:
-        raise UsageError(f"--model {gan.name} trains on one device; --strategy is for the CoGAN")

@@ -177,7 +177,7 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
 
     log_dir = outputs.tensorboard_dir(gan.model_cfg, cfg)
     loop.writer = tf.summary.create_file_writer(log_dir) if chief else None
-    step_fn = tf.function(gan.train_step, jit_compile=cfg.jit_compile)
+    step_fn, loss_names = _one_fetch_step(gan)
     start = time.time()
     step = int(loop.step.numpy())
     # Each loss of every step of the epoch so far, checkpointed: the epoch's means survive a resume.
@@ -212,8 +212,10 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
                 arrays, cfg.batch_size, seeds=gan.shuffle_seeds(), epoch=epoch if gan.reshuffle_each_epoch else None,
                 start_batch=first_idx), cfg.batch_size)
             for idx, batch in enumerate(ds, start=first_idx):
-                with team.bounded():  # a worker that stops answering ends the run in one line
-                    losses = {k: float(v) for k, v in step_fn(*batch).items()}
+                # The step's one wait for the device: all its losses in one fetch. A worker that stops
+                # answering ends the run in one line (the watchdog's bound).
+                with team.bounded():
+                    losses = dict(zip(loss_names, step_fn(*batch).numpy().tolist()))
                 step += 1
                 # The losses are fetched every step anyway: checking them costs nothing. A NaN step is
                 # neither logged nor saved, so the newest checkpoint stays the last good one.
@@ -227,7 +229,8 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
                     epoch_losses.setdefault(k, []).append(v)
                 if cfg.log_every and progress.bar is None and (step % cfg.log_every == 0 or step == total):
                     log(gan.log_line(epoch, idx, spe, time.time() - start, losses))
-                loop.scalar_summaries(losses, step)
+                if due(step, cfg.summary_every, 0):
+                    loop.scalar_summaries(losses, step)
                 if due(counter, cfg.sample_every, 1):
                     write_outputs(gan.sample, loop, epoch, idx)
                 if idx == spe - 1:  # before this step's checkpoint and any stop: a completed epoch's records
@@ -255,6 +258,21 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
             raise stop.during_export(saver.last, path)
     log(f" [*] Exported SavedModel to {path}")
     return loop
+
+
+def _one_fetch_step(gan: GAN):
+    """(the compiled step returning its losses stacked in one float32 vector, their names in that order,
+    known once the step is traced): the host then waits for the device once per step, one copy instead of
+    one per loss (on a GPU each is a wait and a copy)."""
+    names: List[str] = []
+
+    def step(*batch):
+        out = gan.train_step(*batch)
+        names[:] = list(out)
+        return tf.stack([tf.cast(v, tf.float32) for v in out.values()])
+
+    step.__name__ = "train_step"
+    return gan.compiled_step(step), names
 
 
 def _quiet(*_) -> None:

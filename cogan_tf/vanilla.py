@@ -20,10 +20,10 @@ from cogan_tf import export as export_lib, images
 from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.config import TrainConfig, VanillaConfig
 from cogan_tf.precision import as_float32
-from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays, check_one_replica,
+from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays,
                                  epoch_summaries, finish_outputs, sample_every_epochs, torch_dense,
                                  training_images)
-from cogan_tf.gan import GAN, RunState, apply_gradients
+from cogan_tf.gan import GAN, RunState, apply_gradients, global_batch, replica_share
 
 SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
 
@@ -61,6 +61,21 @@ class VanillaGenerator(keras.Model):
         return keras.ops.reshape(as_float32(self.h3(x)), (-1,) + IMAGE_SHAPE)
 
 
+class ReplicaDropout(keras.layers.Dropout):
+    """Keras's Dropout; under tf.distribute with several replicas, each replica draws its own mask. (Keras's
+    draws the same numbers on every replica: each holds a copy of the same seed state, so row i of every
+    replica's share would get the same mask.) The seed state still advances once per call, as on one device."""
+
+    def call(self, inputs, training=False):
+        ctx = tf.distribute.get_replica_context()
+        if not training or self.rate == 0 or ctx is None or ctx.num_replicas_in_sync == 1:
+            return super().call(inputs, training=training)
+        seed = tf.cast(self.seed_generator.next(), tf.int32)  # the same on every replica
+        seed = seed + tf.stack([0, tf.cast(ctx.replica_id_in_sync_group, tf.int32)])
+        keep = tf.random.stateless_uniform(tf.shape(inputs), seed=seed) >= self.rate
+        return tf.where(keep, inputs / (1.0 - self.rate), tf.zeros_like(inputs))
+
+
 class VanillaDiscriminator(keras.Model):
     """MLP 784 -> h -> h -> h -> 1 (h = ``cfg.hidden``), LeakyReLU(0.2) then Dropout(0.3) after each hidden layer,
     sigmoid. ``call`` returns the probability, ``logits`` the value before the sigmoid."""
@@ -72,13 +87,13 @@ class VanillaDiscriminator(keras.Model):
         n_in = int(np.prod(IMAGE_SHAPE))
         self.h0 = torch_dense(h, n_in, "d_h0")
         self.act0 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="d_h0_lrelu")
-        self.drop0 = keras.layers.Dropout(cfg.dropout, name="d_h0_dropout")
+        self.drop0 = ReplicaDropout(cfg.dropout, name="d_h0_dropout")
         self.h1 = torch_dense(h, h, "d_h1")
         self.act1 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="d_h1_lrelu")
-        self.drop1 = keras.layers.Dropout(cfg.dropout, name="d_h1_dropout")
+        self.drop1 = ReplicaDropout(cfg.dropout, name="d_h1_dropout")
         self.h2 = torch_dense(h, h, "d_h2")
         self.act2 = keras.layers.LeakyReLU(negative_slope=cfg.leak, name="d_h2_lrelu")
-        self.drop2 = keras.layers.Dropout(cfg.dropout, name="d_h2_dropout")
+        self.drop2 = ReplicaDropout(cfg.dropout, name="d_h2_dropout")
         self.h3 = torch_dense(1, h, "d_h3")
 
     def build(self, input_shape):
@@ -106,7 +121,8 @@ def dropout_seed_states(dropouts) -> Dict[str, tf.Variable]:
     """The seed-generator state of each Dropout layer, by layer name. Keras keeps it outside what
     tf.train.Checkpoint finds through the model, so the GAN checkpoints it explicitly: a resumed run
     then draws the dropout masks the uninterrupted run would have drawn."""
-    return {f"{layer.name}_seed": layer.seed_generator.state for layer in dropouts}
+    # (A rate of 0 draws nothing: Keras gives such a layer no seed state.)
+    return {f"{layer.name}_seed": layer.seed_generator.state for layer in dropouts if hasattr(layer, "seed_generator")}
 
 
 # --- the model on the loop ---------------------------------------------------------------------------
@@ -124,7 +140,6 @@ class VanillaGAN(GAN):
         self.sample_z = rng.standard_normal((SAMPLE_SIZE, model_cfg.z_dim)).astype(np.float32)
 
     def build(self):
-        check_one_replica(self)
         cfg, m = self.cfg, self.model_cfg
         self.generator = VanillaGenerator(m)
         self.discriminator = VanillaDiscriminator(m)
@@ -150,16 +165,23 @@ class VanillaGAN(GAN):
         """k = 1 D update, then one G update, each on its own fresh z (as the original). D runs in
         training mode (dropout on) in both, and sees the real and the fake batch in separate calls,
         so each gets its own dropout mask."""
+        n = global_batch(x, self.cfg)
+        # Both z for the global batch, in the order the updates use them; under tf.distribute each
+        # replica takes its share.
+        z_d = self.rng.normal([n, self.model_cfg.z_dim])
+        z_g = self.rng.normal([n, self.model_cfg.z_dim])
+        return self.run_replicas(self.replica_step, x, z_d, z_g)
+
+    def replica_step(self, x, z_d, z_g):
         x = tf.cast(x, tf.float32) / 127.5 - 1.0  # ToTensor + Normalize((0.5,), (0.5,))
-        n = tf.shape(x)[0]
-        fake = self.generator(self.rng.normal([n, self.model_cfg.z_dim]), training=True)
+        fake = self.generator(replica_share(z_d), training=True)
         with tf.GradientTape() as tape:
             d_out = discriminator_loss(self.discriminator.logits(x, training=True),
                                        self.discriminator.logits(fake, training=True))
         apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)
-        z = self.rng.normal([n, self.model_cfg.z_dim])
         with tf.GradientTape() as tape:
-            g_loss = generator_loss(self.discriminator.logits(self.generator(z, training=True), training=True))
+            g_loss = generator_loss(self.discriminator.logits(self.generator(replica_share(z_g), training=True),
+                                                              training=True))
         apply_gradients(self.g_opt, tape, g_loss, self.g_vars)
         return {**d_out, "g_loss": g_loss}
 

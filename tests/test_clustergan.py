@@ -19,7 +19,8 @@ import keras
 from cogan_tf import config as C
 from cogan_tf import gan as gan_lib, runner, train
 from cogan_tf.errors import UsageError
-from cogan_tf.clustergan import ClusterGAN, coupled_weight_decay
+from cogan_tf.clustergan import ClusterGAN
+from cogan_tf.losses import coupled_weight_decay
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
 from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
 from tests.conftest import (ROOT, count_params, fake_images, quiet, run_main_refusal, run_without_cogan_tf, train_config,
@@ -374,18 +375,6 @@ def test_evaluate_without_checkpoint_is_refused(tmp_path):
     from cogan_tf.errors import UsageError
     with pytest.raises(UsageError, match="no checkpoint in .*clustergan_mnist_4_28: train first"):
         runner.run(CFG, train_cfg(tmp_path), is_train=False, arrays=fake_images(40), log=quiet)
-
-
-def test_multi_replica_strategy_is_refused(tmp_path):
-    class TwoReplicas:
-        num_replicas_in_sync = 2
-
-    gan = ClusterGAN(CFG, train_cfg(tmp_path), arrays=fake_images(40))
-    gan.strategy = TwoReplicas()
-    from cogan_tf.errors import UsageError
-    with pytest.raises(UsageError, match="one device"):
-        gan.build()
-    assert gan_lib.GAN.checkpoint_subdir(gan) == "clustergan_mnist_4_28"
 
 
 def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):

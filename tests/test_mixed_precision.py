@@ -394,3 +394,27 @@ def test_main_flags_to_config():
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.split() == ["None", "mixed_float16", "mixed_float16", "None", "mixed_bfloat16", "mixed_float16"]
     assert "tensorflow" not in r.stderr.lower()
+
+
+def test_fused_batchnorm_without_float32_casts_equals_the_cast_one(tmp_path):
+    """The GPU levers (cogan_tf/levers.py): under mixed precision the fused BatchNorm takes its bfloat16 /
+    float16 input as it is (float32 statistics inside the op) instead of a float32 copy. The statistics are
+    the same (the cast is exact) and the output is rounded to the compute type once either way: the first
+    step's losses agree to a few bfloat16 roundings."""
+    cpu, gpu = (built(tmp_path / k, "cogan", POLICIES["bfloat16"]) for k in ("cpu", "gpu"))
+    gpu.use_device_levers("gpu")
+    for gan in (cpu, gpu):
+        gan.subpixel_heads = True  # the heads alike: this test is about the BatchNorm
+    x = [tf.constant(a[:8]) for a in cpu.training_arrays()]
+
+    def fused_input_types(gan):
+        graph = tf.function(gan.train_step).get_concrete_function(*x).graph.as_graph_def()
+        nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
+        return {tf.dtypes.as_dtype(n.attr["T"].type).name for n in nodes if n.op == "FusedBatchNormV3"}
+
+    # (On the GPU, Q2's scalar statistics are not fused at all: plain moments.)
+    assert fused_input_types(cpu) == {"float32"} and fused_input_types(gpu) == {"bfloat16"}
+    a, b = ({k: float(v) for k, v in run_steps(gan, 1)[0].items()} for gan in (cpu, gpu))
+    eps = 2.0 ** -8  # bfloat16's
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=8 * eps), k

@@ -409,3 +409,38 @@ def test_subpixel_deconv_equals_conv2d_transpose(size, c_in, c_out):
             assert rel_max(y[:, phase[0]::2, phase[1]::2], y_ref[:, phase[0]::2, phase[1]::2]) < tol
         for a, b in zip(g, g_ref):  # the same two ops on the same inputs: equal but for a few ulps
             np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=K * EPS, atol=K * EPS * float(tf.reduce_max(tf.abs(b))))
+
+
+def op_types(gan, x):
+    """The op types of ``gan``'s training step (its nested functions' included)."""
+    graph = tf.function(gan.train_step).get_concrete_function(*x).graph.as_graph_def()
+    return {n.op for n in graph.node} | {n.op for f in graph.library.function for n in f.node_def}
+
+
+@pytest.mark.parametrize("m", [FAITHFUL, pytest.param(CORRECTED, marks=pytest.mark.slow)], ids=["faithful", "corrected"])
+def test_the_gpu_levers_equal_the_plain_step(m):
+    """On a GPU the CPU-only levers are off (cogan_tf/levers.py): the heads as cuDNN's transposed
+    convolution, not the sub-pixel one, and Q2's scalar statistics as plain moments, not a fused op over one
+    channel. That step, run here, against the port's step with two one-channel heads: the same losses."""
+    port, x = make(m)
+    port.use_device_levers("gpu")
+    ref, x_ref = make(m)
+    cpu = op_types(ref, x_ref)
+    gpu = op_types(port, x)
+    assert "DepthToSpace" in cpu and "DepthToSpace" not in gpu and "Conv2DBackpropInput" in gpu
+    assert_same_losses(run(port, port.train_step, x), run(ref, cogan_fast.reference_cogan_step(
+        ref, reuse_g_forward=True), x_ref))
+
+
+def test_the_device_levers_follow_the_device():
+    from cogan_tf import levers
+
+    gan, _ = make(FAITHFUL)
+    bns = [layer for model in (gan.generator, gan.discriminator) for layer in model._flatten_layers()
+           if isinstance(layer, BatchNorm)]
+    for kind, expected in (("gpu", False), ("cpu", True)):
+        gan.use_device_levers(kind)
+        assert gan.subpixel_heads is expected
+        assert {b.fuse_scalar_stats for b in bns} == {b.fused_float32_input for b in bns} == {expected}
+    assert {lever.device for lever in levers.LEVERS} == {"cpu", "both"}  # each lever says where it pays
+    assert levers.on("reuse_g_forward", "gpu") and not levers.on("dense_bmm_gradient", "gpu")

@@ -167,6 +167,11 @@ def main(argv=None) -> int:
         ap.error(f"--rows={args.rows}: choose from {', '.join(bench.STEPS)}")
     import tensorflow as tf
 
+    if tf.config.list_logical_devices("GPU"):
+        # On a GPU the profiler's host events are kernel launches, which say nothing of the kernels' time.
+        print("error: this tool sums host (CPU) op times; on a GPU those are kernel launches: run it with "
+              "CUDA_VISIBLE_DEVICES='' for the CPU, or read the GPU's kernels in TensorBoard's profile", file=sys.stderr)
+        return 2
     if args.inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
     for row in rows:

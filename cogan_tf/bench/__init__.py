@@ -33,8 +33,8 @@ from typing import Callable, Dict, List, Optional, Sequence
 
 from cogan_tf import config as C
 from cogan_tf.bench.flops import clustergan_step_counts, cogan_step_count, profiler_flops, vanilla_step_count
-from cogan_tf.bench.machine import (matmul_fn, matmul_record, machine, peak_rss_mb, reset_peak_rss, rss_mb, sync,
-                                    time_calls, tf_memory_info)
+from cogan_tf.bench.machine import (matmul_calls, matmul_fn, matmul_record, machine, peak_rss_mb, reset_peak_rss,
+                                    rss_mb, sync, time_calls, tf_memory_info)
 
 ALL_MODELS = C.MODELS
 DEFAULT_BATCH = {m: C.defaults_for(m)["batch_size"] for m in ALL_MODELS}
@@ -393,8 +393,9 @@ def format_table(result: dict) -> str:
     mm = result["matmul"]
     lines = [f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, TF "
              f"{result['machine']['tensorflow']}; load average {result['loadavg_start']} -> {result['loadavg_end']}",
-             f"float32 matmul {mm['n']}x{mm['n']}: {mm['gflops']:.1f} GFLOP/s (median of {mm['repeats']}, "
-             f"interleaved with the rows' steps)",
+             f"steps on: {result['machine'].get('device', 'CPU')}; TF32 {'on' if result['machine'].get('tf32') else 'off'}",
+             f"float32 matmul {mm['n']}x{mm['n']}: {mm['gflops']:.1f} GFLOP/s (median of {mm['repeats']} blocks of "
+             f"{mm.get('calls', 1)}, interleaved with the rows' steps)",
              ""]
     head = (f"{'model':<11}{'variant':<{VARIANT_WIDTH}}{'batch':>6}{'step ms':>9}{'steps/s':>9}{'img/s':>9}"
             f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'RSS MB':>8}{'TF MB':>7}")
@@ -412,7 +413,8 @@ def format_table(result: dict) -> str:
                  "on the step's graph agrees (same) or not (DIFF)")
     lines.append("step ms: median over the timed steps (rows timed round-robin; loop: on its own); RSS MB: the "
                  "process's peak resident memory during the row's warm-up (all models built by then); TF MB: "
-                 "TensorFlow's allocator peak for the row alone (weights, optimizer slots, activations)")
+                 "TensorFlow's allocator peak for the row alone on the device the steps run on (weights, optimizer slots, "
+                 "activations; a GPU's memory on a GPU)")
     for k, v in result["ratios"].items():
         lines.append(f"{k}: {v:.2f}x")
     for m, why in result["skipped"].items():
@@ -429,10 +431,11 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
               "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "machine": machine(),
               "loadavg_start": [round(x, 2) for x in os.getloadavg()], "matmul_repeats": matmul_repeats,
               "rows": [], "ratios": {}, "skipped": {}}
-    mm_fn = matmul_fn(matmul_n)
+    calls = matmul_calls()
+    mm_fn = matmul_fn(matmul_n, calls)
     t = time_calls(mm_fn, (), warmup=2, steps=matmul_repeats)
     mm_times = list(t["times_s"])
-    log(f"float32 matmul {matmul_n}x{matmul_n}: {matmul_record(matmul_n, mm_times)['gflops']:.1f} GFLOP/s")
+    log(f"float32 matmul {matmul_n}x{matmul_n}: {matmul_record(matmul_n, mm_times, calls)['gflops']:.1f} GFLOP/s")
     rows: List[Row] = []
     for name in models:
         if name not in DEFAULT_BATCH:
@@ -452,7 +455,7 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
     log(f"timing {len(recs)} rows round-robin, {steps} rounds")
     times = time_round_robin(recs, steps, matmul=mm_fn)
     mm_times += times[-1]
-    result["matmul"] = matmul_record(matmul_n, mm_times)
+    result["matmul"] = matmul_record(matmul_n, mm_times, calls)
     done = {id(row): finish_row(rec, ts) for row, rec, ts in zip(steps_rows, recs, times)}
     for row in rows:
         if row.variant == "loop":

@@ -45,11 +45,16 @@ def define_flags() -> None:
     flags.DEFINE_integer("matmul_n", 2048, f"Size of the square float32 matmul measuring the machine, up to {MAX_MATMUL_N} "
                          "(256 MiB a matrix, tens of seconds a matmul on a CPU) [2048]")
     flags.DEFINE_integer("matmul_repeats", 10, "Timed matmuls (median) [10]")
+    flags.DEFINE_boolean("tf32", False, "The step rows and the reference matmul with TF32 (GPUs from Ampere on) "
+                         "[False: float32, as training without --tf32]")
     flags.DEFINE_integer("intra_op_threads", 0, "TensorFlow intra-op threads; 0: TensorFlow's default [0]")
     flags.DEFINE_integer("inter_op_threads", 0, "TensorFlow inter-op threads; 0: TensorFlow's default [0]")
     flags.DEFINE_boolean("profile", True, "Cross-check the analytic FLOPs with TensorFlow's per-op statistics [True]")
     flags.DEFINE_boolean("quick", False, "A seconds-long smoke run: batch 4, 1 warm-up and 2 timed steps, "
                          "a 256 matmul (numbers meaningless; for tests) [False]")
+    flags.DEFINE_boolean("device_rows", False, "Only the device's rows (cogan_tf/bench/device_rows.py): float32 matmuls "
+                         "of 1024, 2048 and 4096 by throughput over --matmul_repeats blocks of 50 chained calls, "
+                         "TF32 off and on, and the device's memory; --quick: 256 and 512, 5 calls [False]")
 
 
 def validate(f) -> None:
@@ -86,11 +91,21 @@ def main(argv):
     validate(FLAGS)
     import tensorflow as tf
 
+    tf.config.experimental.enable_tensor_float_32_execution(FLAGS.tf32)  # TensorFlow's own default is on
     if FLAGS.intra_op_threads:
         tf.config.threading.set_intra_op_parallelism_threads(FLAGS.intra_op_threads)
     if FLAGS.inter_op_threads:
         tf.config.threading.set_inter_op_parallelism_threads(FLAGS.inter_op_threads)
     quick = FLAGS.quick
+    if FLAGS.device_rows:
+        from cogan_tf.bench import device_rows
+
+        result = device_rows.run(sizes=(256, 512) if quick else device_rows.SIZES, calls=5 if quick else 50,
+                                 repeats=2 if quick else FLAGS.matmul_repeats)
+        print(device_rows.format_rows(result))
+        fileio.atomic_write_text(FLAGS.out, json.dumps(result, indent=2, sort_keys=True) + "\n")
+        print(f"\nwrote {FLAGS.out}")
+        return 0
     result = run(FLAGS.models, FLAGS.cogan_variants,
                  steps=2 if quick else FLAGS.steps, warmup=2 if quick else FLAGS.warmup,
                  batch_size=4 if quick else FLAGS.batch_size, jit_compile=FLAGS.jit_compile,

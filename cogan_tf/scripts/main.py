@@ -56,8 +56,19 @@ def define_flags():
     flags.DEFINE_boolean("visualize", False, "Accepted for compatibility; no effect, as in the original [False]")
     flags.DEFINE_enum("model", "cogan", list(config_lib.MODELS), "Which GAN [cogan]")
     flags.DEFINE_integer("seed", None, "Seed for weights, data order and z; reproduces a run [0, or the checkpoint's]")
-    flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA [False]")
+    flags.DEFINE_boolean("jit_compile", False, "Compile the training step with XLA; with several replicas, each "
+                         "replica's step (TensorFlow supports that on GPUs only) [False]")
+    flags.DEFINE_enum("device", "auto", list(config_lib.DEVICES), "Train on: auto (the GPUs TensorFlow sees, else the "
+                      "CPU), cpu (even with GPUs), gpu (refused when TensorFlow sees none) [auto]")
+    flags.DEFINE_boolean("tf32", False, "GPUs from Ampere on: float32 matmuls and convolutions in TensorFloat-32 "
+                         "(10-bit mantissas; faster, results differ from float32). Recorded; a resume keeps it "
+                         "[False: float32, as the original]")
+    flags.DEFINE_boolean("deterministic", False, "TensorFlow's op determinism: a run on a GPU repeats bit for bit "
+                         "(slower; an op without a deterministic kernel stops the run). Recorded; a resume keeps it "
+                         "[False]")
     flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
+    flags.DEFINE_integer("summary_every", 10, "TensorBoard loss scalars every N steps (0: never); each costs host time "
+                         "between steps, a GPU's idle time [10]")
     flags.DEFINE_enum("progress", "log", ["log", "bar"], "log: the original's per-step line, and every 100 steps a line "
                       "with the rate and the time left; bar: a progress bar (losses, rate, time left) instead [log]")
     flags.DEFINE_enum("strategy", "default", ["default", "mirrored", "multiworker"],
@@ -155,6 +166,8 @@ def validate(f) -> None:
         bad("train_size", f"smaller than one batch ({batch}); lower --batch_size or raise --train_size")
     if f.log_every < 0:
         bad("log_every", "must be 0 or more")
+    if f.summary_every < 0:
+        bad("summary_every", "must be 0 or more")
     if f.max_steps is not None and f.max_steps < 0:
         bad("max_steps", "must be 0 or more")
     if f.sample_every_epochs < 0:
@@ -198,8 +211,9 @@ def build_configs(f):
     train_cfg = config_lib.train_config(
         f.model, f.recipe, **given, **folders, data_dir=f.data_dir, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
-        seed=f.seed, jit_compile=f.jit_compile, wait_for_lock=f.wait_for_lock, wait_for_workers=f.wait_for_workers,
-        log_every=f.log_every, progress=f.progress,
+        seed=f.seed, jit_compile=f.jit_compile, device=f.device, tf32=f.tf32, deterministic=f.deterministic,
+        wait_for_lock=f.wait_for_lock, wait_for_workers=f.wait_for_workers, log_every=f.log_every,
+        summary_every=f.summary_every, progress=f.progress,
         disjoint_domains=f.disjoint_domains,
         max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
