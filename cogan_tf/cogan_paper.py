@@ -20,7 +20,7 @@ from cogan_tf import losses
 from cogan_tf.cogan import CoGAN, export_cogan
 from cogan_tf.cogan_networks import unique_variables
 from cogan_tf.gan import apply_gradients
-from cogan_tf.paper_layers import CaffeAdam, CaffeBatchNorm, CaffeDense, ChannelPReLU
+from cogan_tf.paper_layers import CaffeAdam, CaffeBatchNorm, CaffeDeconv, CaffeDense, ChannelPReLU
 from cogan_tf.paper_networks import build_paper_networks, caffe_multipliers
 
 WEIGHT_DECAY = 5e-4  # the Caffe solver's weight_decay (L2 on the weights, docs/ORIGINAL.md §5.4)
@@ -58,7 +58,7 @@ class PaperCoGAN(CoGAN):
         reference of tests/test_paper_speed.py and the benchmark's ``paper_plain`` row)."""
         for model in (self.generator, self.discriminator):
             for layer in model._flatten_layers():
-                if isinstance(layer, (CaffeBatchNorm, ChannelPReLU, CaffeDense)):
+                if isinstance(layer, (CaffeBatchNorm, ChannelPReLU, CaffeDense, CaffeDeconv)):
                     layer.fast = False
         return self
 

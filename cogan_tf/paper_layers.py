@@ -119,27 +119,86 @@ class CaffeDeconv(keras.layers.Layer):
     """Caffe's Deconvolution layer: a transposed convolution with ``kernel`` x ``kernel`` taps, ``stride`` and
     symmetric ``pad``, so an input of side h gives ``(h - 1) * stride + kernel - 2 * pad`` (4 -> 7 -> 13 -> 25
     with 3, 2, 1; 25 -> 28 with 6, 1, 1). Kernel (k, k, out, in) as ``tf.nn.conv2d_transpose`` takes it,
-    MSRA initial weights. ``use_bias=False`` where a BatchNorm follows, which would subtract the bias."""
+    MSRA initial weights. ``use_bias=False`` where a BatchNorm follows, which would subtract the bias.
+    ``matmul_forward`` (3x3, stride 2, pad 1 only; ``fast``): the forward pass as one matmul and an
+    overlap-add (:func:`deconv_k3s2p1_matmul`)."""
 
-    def __init__(self, filters: int, kernel: int, stride: int, pad: int, use_bias: bool = True, **kwargs):
+    def __init__(self, filters: int, kernel: int, stride: int, pad: int, use_bias: bool = True,
+                 matmul_forward: bool = False, fast: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.stride, self.pad, self.use_bias = filters, kernel, stride, pad, use_bias
+        self.matmul_forward = matmul_forward and (kernel, stride, pad) == (3, 2, 1)
+        self.fast = fast
 
     def build(self, input_shape):
         k = self.kernel_size
         self.kernel = self.add_weight(shape=(k, k, self.filters, input_shape[-1]), initializer=msra(), name="kernel")
         self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias") if self.use_bias else None
 
-    def output_side(self, side: int) -> int:
-        return (side - 1) * self.stride + self.kernel_size - 2 * self.pad
-
     def call(self, x):
-        side = self.output_side(x.shape[1])
-        shape = tf.stack([tf.shape(x)[0], side, self.output_side(x.shape[2]), self.filters])
-        p = self.pad
-        y = tf.nn.conv2d_transpose(x, self.kernel, shape, strides=self.stride,
-                                   padding=[[0, 0], [p, p], [p, p], [0, 0]])
+        kernel = tf.convert_to_tensor(self.kernel)
+        if self.fast and self.matmul_forward:
+            y = deconv_k3s2p1_matmul(x, kernel)
+        else:
+            y = caffe_deconv(x, kernel, self.stride, self.pad)
         return y if self.bias is None else tf.nn.bias_add(y, self.bias)
+
+
+def caffe_deconv(x, kernel, stride: int, pad: int, method: str = "auto"):
+    """Caffe's padded transposed convolution: the full transposed convolution with ``pad`` rows and columns
+    dropped from each side (how Caffe computes it, col2im and the border cropped: ``method="crop"``).
+
+    ``"auto"``: TensorFlow's "SAME" transposed convolution where its padding is Caffe's (the output side
+    ``(h - 1) s + k - 2 p`` with 0 < k - 2 p <= s: SAME then pads p on each side), which oneDNN runs; else
+    explicit padding (the 6x6 output layers: TensorFlow's own kernel, faster than oneDNN's for one output
+    channel, docs/PERFORMANCE.md). TensorFlow's explicit padding of the 3x3 layers is not run by oneDNN and
+    was ~10x slower. All three compute the same sums (tests/test_paper.py)."""
+    k = kernel.shape[0]
+    n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
+    full = ((h - 1) * stride + k, (w - 1) * stride + k)
+    out = tf.stack([n, full[0] - 2 * pad, full[1] - 2 * pad, kernel.shape[2]])
+    if method == "crop":
+        y = tf.nn.conv2d_transpose(x, kernel, tf.stack([n, full[0], full[1], kernel.shape[2]]), strides=stride,
+                                   padding="VALID")
+        return y[:, pad:full[0] - pad, pad:full[1] - pad, :]
+    if method == "auto" and 0 < k - 2 * pad <= stride:
+        return tf.nn.conv2d_transpose(x, kernel, out, strides=stride, padding="SAME")
+    return tf.nn.conv2d_transpose(x, kernel, out, strides=stride, padding=[[0, 0], [pad, pad], [pad, pad], [0, 0]])
+
+
+@tf.custom_gradient
+def deconv_k3s2p1_matmul(x, kernel):
+    """``caffe_deconv(x, kernel, 2, 1)`` for a 3x3 kernel, its forward pass as ONE matmul, (N h w, in) x
+    (in, 9 out), each input pixel's 3x3 patch of outputs, and their overlap-add: full output row r = 2 i + ky
+    gets tap ky of input row i, so the even rows take taps 0 (row m) and 2 (row m - 1), the odd rows tap 1;
+    the four row/column phases are interleaved by depth_to_space and the pad cropped. oneDNN runs this
+    matmul about twice as fast as the transposed convolution for the 4x4x1024 -> 7x7x512 layer
+    (docs/PERFORMANCE.md). The gradient is the transposed convolution's own (the two ops TensorFlow's
+    gradient of conv2d_transpose makes), so gradients are identical to the plain layer's."""
+    _, _, c_out, c_in = kernel.shape
+    h, w = x.shape[1], x.shape[2]
+    cols = tf.matmul(tf.reshape(x, [-1, c_in]), tf.reshape(tf.transpose(kernel, [3, 0, 1, 2]), [c_in, 9 * c_out]))
+    cols = tf.reshape(cols, [-1, h, w, 3, 3, c_out])
+    even, odd = ((0, 0), (2, 1)), ((1, 0),)  # (tap, shift): row m of a phase takes input row m - shift
+
+    def phase(rows, columns):
+        acc = None
+        for ky, dy in rows:
+            for kx, dx in columns:
+                v = tf.pad(cols[:, :, :, ky, kx, :], [[0, 0], [dy, 1 - dy], [dx, 1 - dx], [0, 0]])
+                acc = v if acc is None else acc + v
+        return acc  # (N, h + 1, w + 1, out)
+
+    phases = [phase(even, even), phase(even, odd), phase(odd, even), phase(odd, odd)]
+    y = tf.nn.depth_to_space(tf.concat(phases, -1), 2)[:, 1:2 * h, 1:2 * w, :]
+
+    def grad(dy):
+        dx = tf.nn.conv2d(dy, kernel, strides=2, padding="SAME")
+        dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel), out_backprop=x,
+                                             strides=[1, 2, 2, 1], padding="SAME")
+        return dx, dk
+
+    return y, grad
 
 
 def matmul_written_gradient(x, w):

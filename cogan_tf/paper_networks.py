@@ -40,7 +40,8 @@ class GBlock(keras.layers.Layer):
         if index == 0:
             self.op = CaffeDense(4 * 4 * G_CHANNELS[0], use_bias=False, name="dense")
         elif index < G_LAYERS - 1:
-            self.op = CaffeDeconv(G_CHANNELS[index], 3, 2, 1, use_bias=False, name="deconv")
+            # l1 (4x4x1024 -> 7x7x512), the largest: its forward pass as a matmul (CaffeDeconv).
+            self.op = CaffeDeconv(G_CHANNELS[index], 3, 2, 1, use_bias=False, matmul_forward=index == 1, name="deconv")
         else:
             self.op = CaffeDeconv(channels, 6, 1, 1, name="deconv")
         if index < G_LAYERS - 1:
