@@ -11,7 +11,8 @@ import pytest
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as C, losses, runner
+from cogan_tf import config as C, losses, rundir, runner
+from cogan_tf.errors import UsageError
 from cogan_tf.cogan_paper import PaperCoGAN
 from cogan_tf.paper_layers import CaffeAdam, CaffeBatchNorm, caffe_deconv, channel_prelu
 from cogan_tf.paper_networks import build_paper_networks, caffe_multipliers, sharing
@@ -235,6 +236,9 @@ def test_one_real_training_step(tmp_path, model_cfg):
         assert not np.array_equal(v.numpy(), before[v.path]), v.path
     weights = [v for p, v in after.items() if p.endswith("weight_sum")]
     assert len(weights) == 4 and all(float(w.numpy()) == pytest.approx(1.999) for w in weights)
+    # config.json records the recipe and its sharing: the run is rebuilt from it.
+    record = rundir.RunRecord.read(str(tmp_path / "checkpoint" / "mnist_8_28"))
+    assert C.model_config_from_dict("cogan", record.model_config) == model_cfg
 
 
 def test_step_draws_fresh_z_for_g_and_scales_by_256(tmp_path, monkeypatch):
@@ -266,14 +270,8 @@ def test_resume_continues_exactly(tmp_path):
         # are not summed in a fixed order); a wrong z, dropout draw or data batch would move weights by ~lr.
         np.testing.assert_allclose(a[k], b[k], rtol=0, atol=1e-5, err_msg=k)
     np.testing.assert_array_equal(full.rng.state.numpy(), resumed.rng.state.numpy())
-
-
-def test_resume_refuses_another_sharing(tmp_path):
-    from cogan_tf.errors import UsageError
-
-    runner.run(PAPER, cfg(tmp_path, max_steps=1), arrays=fake_domains(), log=lambda s: None)
-    with pytest.raises(UsageError, match="g_shared_layers"):
-        runner.run(dataclasses.replace(PAPER, g_shared_layers=2), cfg(tmp_path, max_steps=2), arrays=fake_domains(),
+    with pytest.raises(UsageError, match="g_shared_layers"):  # another sharing is another network
+        runner.run(dataclasses.replace(PAPER, g_shared_layers=2), cfg(tmp_path / "b", max_steps=6), arrays=x,
                    log=lambda s: None)
 
 
@@ -308,17 +306,12 @@ def test_saved_model_round_trip_and_the_evaluation_draws_uniform_z(tmp_path):
 
 # --- recipe defaults and flags ----------------------------------------------------------------------------------
 
-def test_recipe_defaults_and_what_config_json_records(tmp_path):
-    from cogan_tf import rundir
-
+def test_recipe_defaults():
     t = C.train_config("cogan", "paper")
     assert (t.disjoint_domains, t.max_steps, t.batch_size, t.learning_rate, t.beta1, t.beta2) == (
         True, 25000, 128, 2e-4, 0.5, 0.999)
     assert C.train_config("cogan").disjoint_domains is False
     assert (PAPER.g_shared_layers, PAPER.d_shared_layers, PAPER.real_target, PAPER.fake_target) == (4, 3, 1.0, 0.0)
-    runner.run(PAPER, cfg(tmp_path, max_steps=1), arrays=fake_domains(), log=lambda s: None)
-    record = rundir.RunRecord.read(str(tmp_path / "checkpoint" / "mnist_8_28"))
-    assert C.model_config_from_dict("cogan", record.model_config) == PAPER
     # A config.json written before the recipe existed is the original network.
     old = {k: v for k, v in dataclasses.asdict(C.CoganConfig()).items()
            if k not in ("recipe", "g_shared_layers", "d_shared_layers")}
