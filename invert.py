@@ -1,4 +1,4 @@
-"""python invert.py [flags]: write the inverted digits of the CoGAN's second domain. The original's entry point; the program is
+"""python invert.py [--pair P] [flags]: write the CoGAN's second domain (inverted digits by default). The original's entry point; the program is
 cogan_tf/scripts/invert.py (`python -m cogan_tf invert` runs it from any directory)."""
 
 import runpy

@@ -25,5 +25,10 @@ setup(
         "scikit-learn",  # NMI and ARI clustering scores
         "matplotlib",  # loss plots of the vanilla GAN and ClusterGAN, as the originals draw them
     ],
-    extras_require={"test": ["pytest"]},
+    extras_require={"test": [
+        "pytest",
+        # Tests only, never the package: the edge pair's test compares cogan_tf.pairs.transform with the
+        # official CoGAN code's own operation, cv2.dilate(img, ones((3, 3)), 1) - img, pixel for pixel.
+        "opencv-python-headless",
+    ]},
 )

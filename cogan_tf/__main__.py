@@ -2,7 +2,7 @@
 
     main      train (--is_train True) or evaluate (--is_train False) a GAN; as python main.py
     download  fetch datasets and andrewliao11's published grids; as python download.py
-    invert    write the inverted digits of the CoGAN's second domain; as python invert.py
+    invert    write the CoGAN's second domain (--pair negative, edge, rotate); as python invert.py
     evaluate  sample-quality and clustering reports; as python -m cogan_tf.evaluate
     bench     the benchmark; as python -m cogan_tf.bench
     launch    train with several worker processes on this machine; as python -m cogan_tf.launch

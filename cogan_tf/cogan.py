@@ -1,5 +1,6 @@
 """CoGAN (andrewliao11's CoGAN-tensorflow): MNIST digits (domain 1, "top") and inverted digits
-(domain 2, "bot"), generated from the same z by coupled generators (docs/ORIGINAL.md §1)."""
+(domain 2, "bot"), or another pair of cogan_tf/pairs.py, generated from the same z by coupled generators
+(docs/ORIGINAL.md §1, §5)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Dict
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import cogan_fast, data, export as export_lib, images, losses
+from cogan_tf import cogan_fast, data, export as export_lib, images, losses, pairs
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.cogan_networks import build_cogan, unique_variables
 from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
@@ -18,8 +19,9 @@ from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
 
 
-def load_domains(data_dir: str, dataset: str, disjoint: bool, seed: int, log=print):
-    """Domain 1 (digits) and domain 2 (inverted digits) as uint8 (N, 28, 28, 1) arrays.
+def load_domains(data_dir: str, dataset: str, disjoint: bool, seed: int, log=print, pair: str = pairs.DEFAULT_PAIR):
+    """Domain 1 (digits) and domain 2 (their ``pair`` transform, cogan_tf/pairs.py) as uint8
+    (N, 28, 28, 1) arrays.
 
     Faithful: both hold the same 70,000 digits (train + test), each later shuffled with its own
     permutation. ``disjoint`` (the CoGAN paper): a seeded half of the digits for each domain.
@@ -27,18 +29,20 @@ def load_domains(data_dir: str, dataset: str, disjoint: bool, seed: int, log=pri
     splits = ("train", "test")
     xs = [data.load_split(data_dir, dataset, s)[0] for s in splits]
     x = np.concatenate(xs)
-    missing = [p for p in (data.inverted_path(data_dir, dataset, data.SPLIT_FILES[s][0]) for s in splits)
-               if not os.path.exists(p)]
-    if missing:
+    missing = pairs.missing_files(data_dir, dataset, pair, splits)
+    if missing and pair == pairs.DEFAULT_PAIR:
+        # The default pair's negatives are written on the spot, so `python main.py` trains right after the
+        # download; main.py refuses the other pairs' missing files before TensorFlow starts, naming the
+        # command that writes them (their transform is a choice the user makes once, with invert.py).
         log(f" [*] {missing[0]} missing: running invert.py for you")
-        data.write_inverted(data_dir, dataset, log=log)
-    # Each file is checked to hold 255 - x of its digits (one comparison), or refused naming it.
-    inv = data.load_inverted(data_dir, dataset, splits, originals=xs)
+        pairs.write_pair(data_dir, dataset, pair, log=log)
+    # Each file is checked to hold the transform of its digits (one comparison), or refused naming it.
+    second = pairs.load_pair(data_dir, dataset, pair, splits, originals=xs)
     if disjoint:
         perm = data.epoch_permutation(len(x), (seed, 0))
         half = len(x) // 2
-        return [x[perm[:half]], inv[perm[half:2 * half]]]
-    return [x, inv]
+        return [x[perm[:half]], second[perm[half:2 * half]]]
+    return [x, second]
 
 
 @contextlib.contextmanager
@@ -92,7 +96,8 @@ class CoGAN(GAN):
 
     def training_arrays(self):
         if self._arrays is None:
-            self._arrays = load_domains(self.cfg.data_dir, self.cfg.dataset, self.cfg.disjoint_domains, self.seed)
+            self._arrays = load_domains(self.cfg.data_dir, self.cfg.dataset, self.cfg.disjoint_domains, self.seed,
+                                       pair=self.model_cfg.pair)
         return self._arrays
 
     def loss_logits(self, x, domain: int, training):
@@ -210,7 +215,8 @@ class CoGAN(GAN):
             log(f" [*] wrote {paths['top']} and {paths['bot']}")
 
     def export(self, export_dir: str) -> str:
-        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name))
+        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
+                            pair=self.model_cfg.pair)
 
 
 class _CoganServing(tf.Module):
@@ -219,11 +225,13 @@ class _CoganServing(tf.Module):
         self.generator = generator
 
 
-def export_cogan(generator, z_dim: int, path: str, z_uniform: bool = False) -> str:
+def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAIR, z_uniform: bool = False) -> str:
     """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"top", "bot"}: [batch, 28, 28, 1]``.
 
-    The module's ``z_uniform`` (a boolean variable) says how the generator was trained: z ~ N(0, 1)
-    (False, the original) or z ~ U(-1, 1) (True, the paper's network, ``--recipe paper``).
+    The module's ``pair`` (a string variable) is the pair of domains it was trained on (cogan_tf/pairs.py):
+    ``python -m cogan_tf.evaluate`` scores the export with that pair's transform. Its ``z_uniform`` (a boolean
+    variable) says how the generator was trained: z ~ N(0, 1) (False, the original) or z ~ U(-1, 1) (True,
+    the paper's network, ``--recipe paper``).
 
     ``serving_default`` uses the BatchNorm mode of the model config: by default the statistics of the
     batch given (as the original's sampler, which is what the published grids show, so results depend
@@ -231,6 +239,7 @@ def export_cogan(generator, z_dim: int, path: str, z_uniform: bool = False) -> s
     BatchNorm on its moving averages, for single images (not what the original ever produced).
     """
     module = _CoganServing(generator)
+    module.pair = tf.Variable(pair, trainable=False, name="pair")
     module.z_uniform = tf.Variable(z_uniform, trainable=False, name="z_uniform")
     spec = tf.TensorSpec([None, z_dim], tf.float32, name="z")
 

@@ -118,5 +118,6 @@ class PaperCoGAN(CoGAN):
         apply_gradients(optimizer, tape, loss, variables)
 
     def export(self, export_dir: str) -> str:
-        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name), z_uniform=True)
+        return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
+                            pair=self.model_cfg.pair, z_uniform=True)
 

@@ -13,6 +13,7 @@ import math
 import typing
 from typing import Dict, Optional, Union
 
+from cogan_tf.pairs import PAIRS
 
 MODELS = ("cogan", "vanilla", "clustergan")
 # --mixed_precision_dtype -> the Keras dtype policy of --mixed_precision (cogan_tf/precision.py).
@@ -40,6 +41,9 @@ class CoganConfig:
     bn_per_feature: bool = False
     # BatchNorm statistics across tf.distribute replicas (the global batch), see README.
     sync_batchnorm: bool = False
+    # The pair of domains (cogan_tf/pairs.py, docs/ORIGINAL.md §5.2): domain 2 is this transform of the
+    # digits. Recorded with every checkpoint and export, so resuming and scoring use the pair trained on.
+    pair: str = "negative"
     real_target: float = 0.9
     fake_target: float = 0.1
     gen_target: float = 0.9
@@ -167,7 +171,7 @@ LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True}
 FLAG_FIELDS = {
     "cogan": {"h0_feeds_h1": ("h0_feeds_h1",), "d_h0_filters": ("d_h0_filters",),
               "bn_moving_average": ("bn_batch_stats_at_inference",), "loss_on_logits": ("loss_on_logits",),
-              "bn_per_feature": ("bn_per_feature",), "sync_batchnorm": ("sync_batchnorm",),
+              "bn_per_feature": ("bn_per_feature",), "sync_batchnorm": ("sync_batchnorm",), "pair": ("pair",),
               "corrected": ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters",
                             "bn_batch_stats_at_inference"),
               "g_shared_layers": ("g_shared_layers",), "d_shared_layers": ("d_shared_layers",),
@@ -301,7 +305,7 @@ def model_config_from_dict(model: str, d: dict) -> ModelConfig:
 # The values a str field may take, where a fixed list exists; the other fields are checked by type.
 FIELD_CHOICES = {"model": MODELS, "mixed_precision": MIXED_PRECISION_POLICIES, "grid_scaling": GRID_SCALINGS,
                  "recipe": tuple(dict.fromkeys((*CLUSTERGAN_RECIPES, *COGAN_RECIPES))), "critic": CLUSTERGAN_CRITICS,
-                 "networks": CLUSTERGAN_NETWORKS, "gp_eps": CLUSTERGAN_GP_EPS}
+                 "networks": CLUSTERGAN_NETWORKS, "gp_eps": CLUSTERGAN_GP_EPS, "pair": PAIRS}
 _TYPE_NAMES = {bool: "true or false", int: "an integer >= 0", float: "a finite number", str: "a string"}
 
 

@@ -10,7 +10,6 @@ canonical files, by its size or by its header's shape, must have that file's sha
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import struct
@@ -200,97 +199,6 @@ def load_split(data_dir: str, dataset: str, split: str) -> Tuple[np.ndarray, np.
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{label_path}: expected {len(images)} labels, got shape {labels.shape}")
     return images[..., None], labels
-
-
-def inverted_path(data_dir: str, dataset: str, image_name: str) -> str:
-    return os.path.join(dataset_dir(data_dir, dataset), INVERT_DIR, image_name + ".npy")
-
-
-def write_inverted(data_dir: str, dataset: str = "mnist", log=print) -> Dict[str, str]:
-    """Write ``255 - x`` of both image files (verified, see :func:`read_dataset_file`) as uint8 .npy
-    (N, 28, 28, 1) under ``<dataset>/invert/``.
-
-    Idempotent: a file that already holds the right content is left alone, so a read-only folder whose
-    files are right is fine; each file is written atomically. Returns {image file name: .npy path}.
-    """
-    check_dataset_name(dataset)
-    out = {}
-    for split in ("train", "test"):
-        image_name = SPLIT_FILES[split][0]
-        inverted = (255 - read_dataset_file(data_dir, dataset, image_name))[..., None].astype(np.uint8)
-        dst = inverted_path(data_dir, dataset, image_name)
-        if os.path.exists(dst):
-            try:
-                if np.array_equal(_read_npy_images(dst), inverted):
-                    log(f"{dst}: up to date")
-                    out[image_name] = dst
-                    continue
-            except DataError:
-                pass
-            log(f"{dst}: stale or damaged, rewriting")
-        try:
-            with fileio.atomic_path(dst) as tmp:
-                with open(tmp, "wb") as f:
-                    np.save(f, inverted)
-        except OSError as e:
-            raise _unwritable(e, dst, data_dir, dataset) from None
-        log(f"{dst}: wrote {inverted.shape} uint8")
-        out[image_name] = dst
-    return out
-
-
-def _unwritable(e: OSError, dst: str, data_dir: str, dataset: str) -> DataError:
-    """The one line for an inverted file that cannot be written: the folder that refused, and what to do."""
-    if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DataError(f"{dst}: cannot write ({e.strerror or e})")
-    # The invert folder when it exists, else the dataset folder it could not be made in.
-    folder = os.path.dirname(dst)
-    while folder and not os.path.isdir(folder):
-        folder = os.path.dirname(folder)
-    return DataError(
-        f"{folder}: not writable ({e.strerror}), so the inverted images cannot be written there; make it writable, "
-        f"run `python invert.py --data_dir {data_dir} --dataset {dataset}` as a user who can write it, or point "
-        f"--data_dir at a writable copy of {dataset_dir(data_dir, dataset)}")
-
-
-def _read_npy_images(path: str) -> np.ndarray:
-    """An inverted-images .npy as uint8 (N, 28, 28, 1): this port's uint8 or the original's float64."""
-    try:
-        arr = np.load(path, allow_pickle=False)
-    except (ValueError, OSError, EOFError) as e:
-        raise DataError(f"{path}: not a readable .npy file ({e}); run `python invert.py` again") from None
-    if arr.ndim == 3:
-        arr = arr[..., None]
-    if arr.ndim != 4 or arr.shape[-1] != 1:
-        raise DataError(f"{path}: expected images of shape (N, 28, 28, 1), got {arr.shape}")
-    if arr.dtype != np.uint8:
-        # The original invert.py saved float64 values 0..255.
-        if arr.size and (arr.min() < 0 or arr.max() > 255):
-            raise DataError(f"{path}: values outside 0..255")
-        arr = np.rint(arr).astype(np.uint8)
-    return arr
-
-
-def load_inverted(data_dir: str, dataset: str = "mnist", splits: Sequence[str] = ("train", "test"),
-                  originals: Optional[Sequence[np.ndarray]] = None) -> np.ndarray:
-    """The inverted images written by ``invert.py`` for the given splits, concatenated, uint8.
-
-    With ``originals`` (each split's images, as :func:`load_split` returns them), each file must hold
-    exactly ``255 - x`` of its split: an all-zero file, or one rescaled to 0..1, would otherwise train
-    the second domain on black images without a word."""
-    parts = []
-    for i, split in enumerate(splits):
-        path = inverted_path(data_dir, dataset, SPLIT_FILES[split][0])
-        if not os.path.exists(path):
-            raise DataError(f"{path}: not found; run `python invert.py --dataset {dataset}` first")
-        part = _read_npy_images(path)
-        if originals is not None and (part.shape != originals[i].shape or not np.array_equal(part, 255 - originals[i])):
-            src = os.path.join(dataset_dir(data_dir, dataset), SPLIT_FILES[split][0])
-            what = (f"{len(part)} images of {part.shape[1:3]} for {len(originals[i])} of {originals[i].shape[1:3]}"
-                    if part.shape != originals[i].shape else "not 255 - x of its digits")
-            raise DataError(f"{path}: {what} ({src}); run `python invert.py --dataset {dataset}` to write it again")
-        parts.append(part)
-    return np.concatenate(parts)
 
 
 def epoch_permutation(n: int, seed, epoch: Optional[int] = None) -> np.ndarray:

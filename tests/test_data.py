@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from cogan_tf import data
+from cogan_tf import data, pairs
 from tests.conftest import ROOT, write_fake_dataset
 
 
@@ -101,39 +101,39 @@ def test_loader_refuses_a_header_with_other_rows_and_cols(tmp_path):
 def test_cogan_refuses_inverted_files_that_are_not_255_minus_x(fake_data_dir, bad):
     from cogan_tf.cogan import load_domains
 
-    data.write_inverted(fake_data_dir, "mnist", log=lambda s: None)
+    pairs.write_pair(fake_data_dir, "mnist", log=lambda s: None)
     x, _ = data.load_split(fake_data_dir, "mnist", "test")
-    path = data.inverted_path(fake_data_dir, "mnist", data.TEST_IMAGES)
+    path = pairs.pair_path(fake_data_dir, "mnist", data.TEST_IMAGES)
     np.save(path, np.zeros_like(x) if bad == "all zero" else (255 - x) / 255.0)
     with pytest.raises(data.DataError) as e:
         load_domains(fake_data_dir, "mnist", disjoint=False, seed=0, log=lambda s: None)
     assert str(e.value) == (f"{path}: not 255 - x of its digits ({fake_data_dir}/mnist/{data.TEST_IMAGES}); "
                             "run `python invert.py --dataset mnist` to write it again")
-    data.write_inverted(fake_data_dir, "mnist", log=lambda s: None)  # what the message says to do
+    pairs.write_pair(fake_data_dir, "mnist", log=lambda s: None)  # what the message says to do
     x1, x2 = load_domains(fake_data_dir, "mnist", disjoint=False, seed=0, log=lambda s: None)
     np.testing.assert_array_equal(x2, 255 - x1)
 
 
 def test_invert_values_dtype_shapes_idempotent(fake_data_dir):
     logs = []
-    out = data.write_inverted(fake_data_dir, "mnist", log=logs.append)
+    out = pairs.write_pair(fake_data_dir, "mnist", log=logs.append)
     assert set(out) == {data.TRAIN_IMAGES, data.TEST_IMAGES}
     x, _ = load_images(fake_data_dir, "mnist")
-    inv = data.load_inverted(fake_data_dir, "mnist")
+    inv = pairs.load_pair(fake_data_dir, "mnist")
     assert inv.dtype == np.uint8 and inv.shape == (360, 28, 28, 1)
     np.testing.assert_array_equal(inv.astype(int), 255 - x.astype(int))
     raw = np.load(out[data.TRAIN_IMAGES])
     assert raw.dtype == np.uint8 and raw.shape == (300, 28, 28, 1)
     mtime = os.path.getmtime(out[data.TRAIN_IMAGES])
     logs.clear()
-    data.write_inverted(fake_data_dir, "mnist", log=logs.append)
+    pairs.write_pair(fake_data_dir, "mnist", log=logs.append)
     assert all("up to date" in line for line in logs) and len(logs) == 2
     assert os.path.getmtime(out[data.TRAIN_IMAGES]) == mtime
     # A damaged file is repaired, and no temporary files are left behind.
     with open(out[data.TEST_IMAGES], "wb") as f:
         f.write(b"garbage")
-    data.write_inverted(fake_data_dir, "mnist", log=logs.append)
-    np.testing.assert_array_equal(data.load_inverted(fake_data_dir, "mnist"), inv)
+    pairs.write_pair(fake_data_dir, "mnist", log=logs.append)
+    np.testing.assert_array_equal(pairs.load_pair(fake_data_dir, "mnist"), inv)
     assert not [f for f in os.listdir(os.path.dirname(out[data.TEST_IMAGES])) if f.startswith(".tmp")]
 
 
@@ -141,9 +141,9 @@ def test_loader_accepts_original_float64_npy(fake_data_dir):
     x, _ = data.load_split(fake_data_dir, "mnist", "train")
     xt, _ = data.load_split(fake_data_dir, "mnist", "test")
     os.makedirs(os.path.join(fake_data_dir, "mnist", "invert"))
-    np.save(data.inverted_path(fake_data_dir, "mnist", data.TRAIN_IMAGES), (255 - x).astype(np.float64))
-    np.save(data.inverted_path(fake_data_dir, "mnist", data.TEST_IMAGES), (255.0 - xt[..., 0]))
-    inv = data.load_inverted(fake_data_dir, "mnist")
+    np.save(pairs.pair_path(fake_data_dir, "mnist", data.TRAIN_IMAGES), (255 - x).astype(np.float64))
+    np.save(pairs.pair_path(fake_data_dir, "mnist", data.TEST_IMAGES), (255.0 - xt[..., 0]))
+    inv = pairs.load_pair(fake_data_dir, "mnist")
     assert inv.dtype == np.uint8 and inv.shape == (360, 28, 28, 1)
     np.testing.assert_array_equal(inv[:300], 255 - x)
 
@@ -159,7 +159,7 @@ def test_invert_script_missing_input_and_success(tmp_path):
     r = subprocess.run([sys.executable, os.path.join(ROOT, "invert.py"), "--data_dir", str(tmp_path)],
                        capture_output=True, text=True, env=env)
     assert r.returncode == 0, r.stderr
-    assert np.load(data.inverted_path(str(tmp_path), "mnist", data.TEST_IMAGES)).shape == (10, 28, 28, 1)
+    assert np.load(pairs.pair_path(str(tmp_path), "mnist", data.TEST_IMAGES)).shape == (10, 28, 28, 1)
 
 
 def test_make_dataset_seeded_shuffle_drop_remainder_and_resume():
@@ -250,7 +250,7 @@ def test_invert_script_refuses_a_damaged_canonical_file(tmp_path):
                        capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ["error: " + damaged(path, "mnist")]
-    assert not os.path.exists(data.inverted_path(str(tmp_path), "mnist", data.TEST_IMAGES))
+    assert not os.path.exists(pairs.pair_path(str(tmp_path), "mnist", data.TEST_IMAGES))
 
 
 @pytest.mark.slow  # starts TensorFlow: 8 to 11 s
@@ -263,7 +263,7 @@ def test_main_refuses_a_damaged_canonical_file(tmp_path):
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.strip().splitlines()[-1] == "error: " + damaged(path, "mnist")
     assert "Traceback" not in r.stderr
-    assert not os.path.exists(data.inverted_path(str(tmp_path / "data"), "mnist", data.TEST_IMAGES))
+    assert not os.path.exists(pairs.pair_path(str(tmp_path / "data"), "mnist", data.TEST_IMAGES))
 
 
 @pytest.mark.network
@@ -334,12 +334,12 @@ def test_invert_script_read_only_folder_is_one_line(tmp_path, read_only, which):
     r = run_unprivileged("invert.py", "--data_dir", data_dir)
     assert r.returncode == 2, r.stderr[-2000:]
     assert r.stderr.strip().splitlines() == ["error: " + not_writable(folder, data_dir)]
-    assert not os.path.exists(data.inverted_path(data_dir, "mnist", data.TRAIN_IMAGES))
+    assert not os.path.exists(pairs.pair_path(data_dir, "mnist", data.TRAIN_IMAGES))
 
 
 def test_invert_script_read_only_folder_already_inverted_just_works(tmp_path, read_only):
     data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
-    data.write_inverted(data_dir, "mnist", log=lambda s: None)
+    pairs.write_pair(data_dir, "mnist", log=lambda s: None)
     read_only(os.path.join(data_dir, "mnist"), os.path.join(data_dir, "mnist", data.INVERT_DIR))
     r = run_unprivileged("invert.py", "--data_dir", data_dir)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -358,7 +358,7 @@ def test_main_read_only_folder_one_line_then_works_once_inverted(tmp_path, read_
     assert "Traceback" not in r.stderr
     # What the message says: invert.py as a user who can write the folder; then the read-only folder is enough.
     os.chmod(folder, 0o755)
-    data.write_inverted(data_dir, "mnist", log=lambda s: None)
+    pairs.write_pair(data_dir, "mnist", log=lambda s: None)
     read_only(folder, os.path.join(folder, data.INVERT_DIR))
     r = run_unprivileged("main.py", *args, cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-2000:]
@@ -369,8 +369,8 @@ def test_invert_other_write_failures_are_one_line(fake_data_dir, monkeypatch):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     monkeypatch.setattr(data.np, "save", full)
-    dst = data.inverted_path(fake_data_dir, "mnist", data.TRAIN_IMAGES)
+    dst = pairs.pair_path(fake_data_dir, "mnist", data.TRAIN_IMAGES)
     with pytest.raises(data.DataError) as e:
-        data.write_inverted(fake_data_dir, "mnist", log=lambda s: None)
+        pairs.write_pair(fake_data_dir, "mnist", log=lambda s: None)
     assert str(e.value) == f"{dst}: cannot write (No space left on device)"
     assert os.listdir(os.path.dirname(dst)) == []

@@ -3,7 +3,8 @@
 Samples (from an exported SavedModel, a checkpoint exported the same way, or 8x8 grid PNGs) are scored
 batch by batch, so memory does not grow with their number, with the project's classifier
 (:mod:`cogan_tf.evaluate.classifier`) by the functions and running sums of
-:mod:`cogan_tf.evaluate.image_metrics`: for a CoGAN, the agreement of G1(z) with 1 - G2(z); per domain,
+:mod:`cogan_tf.evaluate.image_metrics`: for a CoGAN, the CoGAN paper's pixel agreement of the pair's
+transform of G1(z) with G2(z), with each domain's ink; per domain,
 the classifier score, the Fréchet distance to the test images and the digit histogram; a ``real``
 column as the floor to read them against. What each number means: docs/RESULTS.md, "How the numbers
 are made". The table and the JSON: :mod:`cogan_tf.evaluate.reports`. The command line is
@@ -20,12 +21,12 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cogan_tf import data
+from cogan_tf import data, pairs
 from cogan_tf.errors import DataError, GridError, UsageError
-from cogan_tf.evaluate.image_metrics import (ClassifierScoreSums, FeatureMoments, Mean, binarize, class_counts,
-                                             class_histogram, classifier_score, feature_stats,
-                                             frechet_distance_few, frechet_distance_from_stats,
-                                             histogram_entropy_classes, psd_sqrt)
+from cogan_tf.evaluate.image_metrics import (DEFAULT_THRESHOLD, ClassifierScoreSums, FeatureMoments, Mean,
+                                             PairScoreSums, class_counts, class_histogram, classifier_score,
+                                             feature_stats, frechet_distance_few, frechet_distance_from_stats,
+                                             histogram_entropy_classes, psd_sqrt, real_pair_scores)
 # Re-exported: the metrics and the report's text and JSON are read through this package.
 from cogan_tf.evaluate.image_metrics import label_agreement, mean_abs_difference, pixel_agreement  # noqa: F401
 from cogan_tf.evaluate.reports import (flatten, format_compare, format_report, format_value,  # noqa: F401
@@ -51,7 +52,8 @@ class Samples:
     all of them when they are in memory (grids, :func:`generate`), None when they are drawn from a model
     batch by batch (:func:`sample_stream`: memory independent of ``n``). ``encode``: the model's encoder
     (images in [0, 1] -> (z_n, class probabilities)); ``kmeans_on_zn``: its K-means clusters [z_n, softmax]
-    (False: the softmax alone, for a model trained without a z_n loss).
+    (False: the softmax alone, for a model trained without a z_n loss). ``pair``: a CoGAN's pair of
+    domains (cogan_tf/pairs.py), which its export records; grids are told it.
     """
 
     model: str
@@ -63,11 +65,12 @@ class Samples:
     images: Optional[Dict[str, np.ndarray]] = None
     z_c: Optional[np.ndarray] = None
     kmeans_on_zn: bool = True
+    pair: str = pairs.DEFAULT_PAIR
 
 
 def in_memory(model: str, images: Dict[str, np.ndarray], source: str, seed: Optional[int] = None,
               z_c: Optional[np.ndarray] = None, encode: Optional[Callable] = None,
-              batch_size: int = GEN_BATCH, kmeans_on_zn: bool = True) -> Samples:
+              batch_size: int = GEN_BATCH, kmeans_on_zn: bool = True, pair: str = pairs.DEFAULT_PAIR) -> Samples:
     """Samples held in arrays, read back in batches of near-equal size."""
     n = len(next(iter(images.values())))
     arrays = dict(images, **({} if z_c is None else {"z_c": z_c}))
@@ -75,7 +78,7 @@ def in_memory(model: str, images: Dict[str, np.ndarray], source: str, seed: Opti
     def draw():
         for s in _batches(n, batch_size):
             yield {k: v[s] for k, v in arrays.items()}
-    return Samples(model, n, source, draw, seed, encode, images, z_c, kmeans_on_zn)
+    return Samples(model, n, source, draw, seed, encode, images, z_c, kmeans_on_zn, pair)
 
 
 def model_kind(loaded) -> str:
@@ -176,7 +179,17 @@ def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = G
             return np.concatenate(zs), np.concatenate(probs)
     # Exports record whether K-means clusters z_n too (older ones do not: they all did).
     kmeans_on_zn = bool(loaded.kmeans_on_zn.numpy()) if hasattr(loaded, "kmeans_on_zn") else True
-    return Samples(kind, n, source, draw, seed, encode, kmeans_on_zn=kmeans_on_zn)
+    return Samples(kind, n, source, draw, seed, encode, kmeans_on_zn=kmeans_on_zn, pair=exported_pair(loaded, source))
+
+
+def exported_pair(loaded, source: str = "") -> str:
+    """The pair of domains a CoGAN export records (exports without the record are of the negatives)."""
+    if not hasattr(loaded, "pair"):
+        return pairs.DEFAULT_PAIR
+    pair = loaded.pair.numpy().decode()
+    if pair not in pairs.PAIRS:
+        raise UsageError(f"{source or 'SavedModel'}: records the pair {pair!r}, none of {', '.join(pairs.PAIRS)}")
+    return pair
 
 
 def _check_specs(inputs, outputs, keys, source: str) -> None:
@@ -201,7 +214,8 @@ def generate(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BA
     parts = list(stream.draw())
     images = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k != "z_c"}
     z_c = np.concatenate([p["z_c"] for p in parts]) if "z_c" in parts[0] else None
-    return in_memory(stream.model, images, source, seed, z_c, stream.encode, batch_size, stream.kmeans_on_zn)
+    return in_memory(stream.model, images, source, seed, z_c, stream.encode, batch_size, stream.kmeans_on_zn,
+                     stream.pair)
 
 
 def load_saved_model(path: str):
@@ -227,8 +241,8 @@ def _parent(path: str) -> str:
     return os.path.basename(os.path.dirname(os.path.abspath(path)))
 
 
-def samples_from_grids(paths: Sequence[str]) -> Samples:
-    """CoGAN pairs sliced out of 8x8 grid PNGs: 64 pairs per (TOP, BOT) pair of files."""
+def samples_from_grids(paths: Sequence[str], pair: str = pairs.DEFAULT_PAIR) -> Samples:
+    """CoGAN pairs of domains ``pair`` sliced out of 8x8 grid PNGs: 64 pairs per (TOP, BOT) pair of files."""
     from cogan_tf import images
 
     tops, bots = [], []
@@ -244,7 +258,7 @@ def samples_from_grids(paths: Sequence[str]) -> Samples:
         raise GridError(f"--grids {' '.join(paths)}: {n} pair of 28x28 cells; the report needs at least "
                                "2 (an 8x8 grid holds 64)")
     source = paths[0] if len(paths) == 2 else f"{len(paths) // 2} grid pairs ({paths[0]} ...)"
-    return in_memory("cogan", {"top": np.concatenate(tops), "bot": np.concatenate(bots)}, source)
+    return in_memory("cogan", {"top": np.concatenate(tops), "bot": np.concatenate(bots)}, source, pair=pair)
 
 
 # --- the report --------------------------------------------------------------------------------------
@@ -260,6 +274,20 @@ class Reference:
     test_stats: Tuple[np.ndarray, np.ndarray]
     test_probs: np.ndarray
     test_root: Optional[np.ndarray] = None  # the test covariance's square root, made on first use
+    # Per pair without an inverse (edge): the reference of its second domain, made on first use (of_pair).
+    transformed: Dict[str, "Reference"] = dataclasses.field(default_factory=dict)
+
+    def of_pair(self, clf, pair: str) -> "Reference":
+        """What a CoGAN's second domain is scored against: this reference when the pair can be undone
+        (G2(z) is mapped back into the first domain), else the pair's transform of the real images."""
+        if pairs.inverse(pair, self.test_images[:1]) is not None:
+            return self
+        if pair not in self.transformed:
+            x_test, x_train = pairs.transform(pair, self.test_images), pairs.transform(pair, self.train_images)
+            probs, feats = clf.predict(x_test)
+            self.transformed[pair] = Reference(f"{self.dataset} {pair}", x_test, self.test_labels, x_train,
+                                               feature_stats(feats), probs)
+        return self.transformed[pair]
 
     def moments(self) -> FeatureMoments:
         """An accumulator for features measured against this reference (keeping them while few)."""
@@ -344,10 +372,12 @@ def clustering_metrics(y_true, y_pred) -> dict:
     return {k: float(v) for k, v in clustering.clustering_report(y_true, y_pred).items()}
 
 
-def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -> dict:
+def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True,
+                     threshold: float = DEFAULT_THRESHOLD) -> dict:
     """The full report (a JSON-ready dict) for ``samples``, read once, batch by batch, into running
     sums (memory independent of their number); ``real=False`` leaves out the real-data column (a
-    caller scoring many grids computes it once)."""
+    caller scoring many grids computes it once). ``threshold``: the binarisation of the CoGAN's pixel
+    agreement and ink (``image_metrics.PairScoreSums``)."""
     n = samples.n
     report = {
         "model": samples.model,
@@ -359,16 +389,20 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
         "domains": {},
     }
     cogan = samples.model == "cogan"
-    domains = {d: DomainScores(ref, keep_labels=samples.model == "clustergan")
-               for d in (("top", "bot") if cogan else ("images",))}
-    pixels, differences, same_label = Mean(), Mean(), Mean()
+    pair = samples.pair
+    bot_ref = ref.of_pair(clf, pair) if cogan else ref
+    domains = {d: DomainScores(r, keep_labels=samples.model == "clustergan")
+               for d, r in ((("top", ref), ("bot", bot_ref)) if cogan else (("images", ref),))}
+    pair_sums = PairScoreSums(pair, threshold) if cogan else None
+    same_label = Mean()
     codes: List[np.ndarray] = []
     for batch in samples.draw():
         if cogan:
-            top, bot_inv = batch["top"], 1.0 - batch["bot"]
-            top_labels, bot_labels = domains["top"].add(clf, top), domains["bot"].add(clf, bot_inv)
-            pixels.add(np.sum(binarize(top) == binarize(bot_inv)), top.size)
-            differences.add(np.sum(np.abs(top.astype(np.float64) - bot_inv)), top.size)
+            top, bot = batch["top"], batch["bot"]
+            back = pairs.inverse(pair, bot)  # the classifier knows digits: G2(z) mapped back where it can be
+            top_labels = domains["top"].add(clf, top)
+            bot_labels = domains["bot"].add(clf, bot if back is None else back)
+            pair_sums.add(top, bot)
             same_label.add(np.sum(top_labels == bot_labels), len(top_labels))
         else:
             domains["images"].add(clf, batch["images"])
@@ -376,9 +410,10 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
                 codes.append(batch["z_c"])
     report["domains"] = {d: scores.metrics() for d, scores in domains.items()}
     if cogan:
-        report["domains"]["bot"]["scored_as"] = "1 - G2(z) against real test digits"
-        report["pairs"] = {"pixel_agreement": pixels.value(), "mean_abs_difference": differences.value(),
-                           "label_agreement": same_label.value()}
+        report["pair"] = pair
+        report["domains"]["bot"]["scored_as"] = BOT_SCORED_AS[pair]
+        report["pairs"] = {**pair_sums.value(), "label_agreement": same_label.value(),
+                           "real": real_pair_scores(pair, ref.test_images, threshold)}
     else:
         if codes:
             # How well the class code z_c picks the digit: best one-to-one matching of codes to digits.
@@ -397,7 +432,15 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True) -
                                     "n": int(len(probs))}
     if real:
         report["real"] = real_metrics(clf, ref, n, samples.seed or 0)
+        if cogan and bot_ref is not ref:
+            report["real_bot"] = real_metrics(clf, bot_ref, n, samples.seed or 0)
     return report
+
+
+# How a CoGAN's second domain meets the classifier (trained on the first domain's images).
+BOT_SCORED_AS = {"negative": "1 - G2(z) against real test digits",
+                 "rotate": "G2(z) turned back 90 degrees, against real test digits",
+                 "edge": "G2(z) as it is, against the edges of the real test digits"}
 
 
 # --- entry points used by the CLI and main.py --------------------------------------------------------
@@ -412,10 +455,11 @@ def load_classifier(data_dir: str, dataset: str, retrain: bool = False, epochs: 
 
 
 def run_report(samples: Samples, data_dir: str, dataset: str = "mnist", out: Optional[str] = None, clf=None,
-               retrain_classifier: bool = False, log: Callable[[str], None] = print) -> dict:
+               retrain_classifier: bool = False, log: Callable[[str], None] = print,
+               threshold: float = DEFAULT_THRESHOLD) -> dict:
     """Score ``samples``, print the table through ``log`` and write JSON to ``out`` (if given)."""
     clf = clf or load_classifier(data_dir, dataset, retrain_classifier, log=log)
-    report = evaluate_samples(samples, clf, make_reference(clf, data_dir, dataset))
+    report = evaluate_samples(samples, clf, make_reference(clf, data_dir, dataset), threshold=threshold)
     log(format_report(report))
     if out:
         write_report(out, report)

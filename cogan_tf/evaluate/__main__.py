@@ -8,9 +8,9 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, data, fileio, published
+from cogan_tf import cli, data, fileio, pairs, published
 from cogan_tf.errors import ClassifierError, UsageError
-from cogan_tf.evaluate import (DEFAULT_N, MAX_N, format_compare, grid_compare, load_classifier, load_report,
+from cogan_tf.evaluate import (DEFAULT_N, DEFAULT_THRESHOLD, MAX_N, format_compare, grid_compare, load_classifier, load_report,
                                load_saved_model, report_for_gan, run_report, sample_stream, samples_from_grids)
 
 LIST_FLAGS = ("grids", "compare", "grid_dirs")
@@ -30,6 +30,12 @@ def define_flags() -> None:
     flags.DEFINE_string("plot", None, "With --grid_dirs: also plot the scores against the training step to this PNG")
     flags.DEFINE_integer("steps_per_epoch", None, "With --grid_dirs: the step of train_EE_IIII is "
                          "EE * steps_per_epoch + IIII + 1 [546, the original's floor(70000 / 128)]")
+    flags.DEFINE_enum("pair", None, list(pairs.PAIRS), "With --grids or --grid_dirs: the CoGAN's pair of domains, "
+                      "whose transform maps G1(z) into the second domain for the pixel agreement (a SavedModel or "
+                      f"checkpoint records its own) [{pairs.DEFAULT_PAIR}]")
+    flags.DEFINE_float("agreement_threshold", DEFAULT_THRESHOLD, "CoGAN: both images of a pair are binarised at this "
+                       "value (0 to 1, exclusive) for the pixel agreement and the ink fractions "
+                       f"[{DEFAULT_THRESHOLD}]")
     flags.DEFINE_string("out", None, "Also write the report as JSON here")
     flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
     flags.DEFINE_string("dataset", None, "Real data and classifier: mnist or fashion_mnist "
@@ -64,6 +70,16 @@ def main(argv):
         raise UsageError(f"--seed={f.seed}: must be 0 or more")
     if f.dataset is not None and f.dataset not in data.DATASETS:
         raise UsageError(f"--dataset={f.dataset}: choose one of {', '.join(data.DATASETS)}")
+    if f.pair is not None and not (f.grids or f.grid_dirs):
+        raise UsageError(f"--pair={f.pair} goes with --grids or --grid_dirs; a --saved_model or --checkpoint_dir "
+                         "records the pair it was trained on")
+    if f.grid_dirs and len(f.grid_dirs) == 1 and f.pair not in (None, pairs.DEFAULT_PAIR):
+        raise UsageError(f"--pair={f.pair}: andrewliao11's published grids, the default REFERENCE_SAMPLES, are of "
+                         f"the negatives; give --grid_dirs RUN_SAMPLES REFERENCE_SAMPLES of two {f.pair} runs")
+    if not 0 < f.agreement_threshold < 1:
+        raise UsageError(f"--agreement_threshold={f.agreement_threshold}: give a value between 0 and 1 (exclusive)")
+    if f["agreement_threshold"].present and not (f.saved_model or f.checkpoint_dir or f.grids or f.grid_dirs):
+        raise UsageError("--agreement_threshold goes with --saved_model, --checkpoint_dir, --grids or --grid_dirs")
     if f.classifier_epochs is not None and f.classifier_epochs < 1:
         raise UsageError(f"--classifier_epochs={f.classifier_epochs}: must be at least 1")
     if f.out and not (f.saved_model or f.checkpoint_dir or f.grids or f.grid_dirs):
@@ -88,6 +104,7 @@ def main(argv):
         run_dir, reference_dir = (f.grid_dirs + [published.samples_dir(f.data_dir)])[:2]
         grid_compare.run(run_dir, reference_dir, f.data_dir, f.dataset or "mnist", out=f.out, plot=f.plot,
                          steps_per_epoch=f.steps_per_epoch or grid_compare.STEPS_PER_EPOCH,
+                         pair=f.pair or pairs.DEFAULT_PAIR, threshold=f.agreement_threshold,
                          retrain=f.retrain_classifier, epochs=f.classifier_epochs)
         return 0
     # The model or grids first: a missing or bad input is refused before the classifier trains.
@@ -101,12 +118,13 @@ def main(argv):
     elif f.saved_model:
         samples = sample_stream(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
     elif f.grids:
-        samples = samples_from_grids(f.grids)
+        samples = samples_from_grids(f.grids, f.pair or pairs.DEFAULT_PAIR)
     clf = load_classifier(f.data_dir, dataset, f.retrain_classifier, f.classifier_epochs)
     if gan is not None:
-        report_for_gan(gan, f.data_dir, n=f.num_samples, seed=f.seed, out=f.out, dataset=dataset, clf=clf)
+        report_for_gan(gan, f.data_dir, n=f.num_samples, seed=f.seed, out=f.out, dataset=dataset, clf=clf,
+                       threshold=f.agreement_threshold)
     elif samples is not None:
-        run_report(samples, f.data_dir, dataset, out=f.out, clf=clf)
+        run_report(samples, f.data_dir, dataset, out=f.out, clf=clf, threshold=f.agreement_threshold)
     else:
         print(f"{dataset} classifier: test accuracy {clf.test_accuracy:.4f}")
     return 0

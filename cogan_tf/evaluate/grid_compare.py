@@ -4,8 +4,9 @@
 Meant for this port's ``samples/`` against the ``samples/`` folder of a clone of andrewliao11's
 CoGAN-tensorflow (the project does not ship those images). Each directory holds ``top/X.png`` and
 ``bot/X.png``; every name X that both directories hold as a pair is scored like ``--grids``
-(``evaluate.samples_from_grids`` and ``evaluate.evaluate_samples``: pixel and label agreement of the 64
-pairs, classifier score, effective classes and Fréchet distance per domain), and its training step is read
+(``evaluate.samples_from_grids`` and ``evaluate.evaluate_samples``: the CoGAN paper's pixel agreement of
+the 64 pairs under the runs' pair of domains (``--pair``, cogan_tf/pairs.py) with each domain's ink, label
+agreement, classifier score, effective classes and Fréchet distance per domain), and its training step is read
 off the name: ``train_EE_IIII`` is step EE * 546 + IIII + 1, the steps trained when it was written (546 =
 floor(70000 / 128) steps per epoch; ``steps_per_epoch`` for other runs).
 
@@ -25,7 +26,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cogan_tf import evaluate, fileio, images, published
+from cogan_tf import evaluate, fileio, images, pairs, published
 from cogan_tf.errors import UsageError
 
 STEPS_PER_EPOCH = 546  # the original's floor(70000 / 128): both domains' 70,000 digits in batches of 128
@@ -86,16 +87,18 @@ def stretch(cells: np.ndarray) -> np.ndarray:
     return (images.stretch_to_uint8(cells) / 255.0).astype(np.float32)
 
 
-def read_pair(directory: str, name: str) -> evaluate.Samples:
-    """The 64 pairs of ``top/name.png`` and ``bot/name.png``, each grid stretched (``stretch``)."""
+def read_pair(directory: str, name: str, pair: str = pairs.DEFAULT_PAIR) -> evaluate.Samples:
+    """The 64 pairs of ``top/name.png`` and ``bot/name.png`` of domains ``pair``, each grid stretched
+    (``stretch``)."""
     s = evaluate.samples_from_grids([os.path.join(directory, "top", f"{name}.png"),
-                                     os.path.join(directory, "bot", f"{name}.png")])
-    return evaluate.in_memory(s.model, {d: stretch(v) for d, v in s.images.items()}, s.source)
+                                     os.path.join(directory, "bot", f"{name}.png")], pair)
+    return evaluate.in_memory(s.model, {d: stretch(v) for d, v in s.images.items()}, s.source, pair=pair)
 
 
 def _scores(report: dict) -> dict:
-    """The per-grid numbers kept from an ``evaluate_samples`` report."""
-    out = dict(report["pairs"])
+    """The per-grid numbers kept from an ``evaluate_samples`` report (the settings and the real ink, the
+    same for every grid, once in the whole report)."""
+    out = {k: v for k, v in report["pairs"].items() if k not in ("pair", "threshold", "real")}
     for d in DOMAINS:
         out[d] = {k: report["domains"][d][k]
                   for k in ("classifier_score", "effective_classes", "frechet_distance", "histogram")}
@@ -113,17 +116,20 @@ class GridDirs:
     reference_names: List[str]
     pairs: Dict[str, Dict[str, evaluate.Samples]]
     steps_per_epoch: int
+    pair: str = pairs.DEFAULT_PAIR
 
 
-def read_grid_dirs(run_dir: str, reference_dir: str, steps_per_epoch: int = STEPS_PER_EPOCH) -> GridDirs:
-    """Read every grid pair both directories hold; an unreadable PNG is refused by name
-    (``errors.GridError``) before anything is scored."""
+def read_grid_dirs(run_dir: str, reference_dir: str, steps_per_epoch: int = STEPS_PER_EPOCH,
+                   pair: str = pairs.DEFAULT_PAIR) -> GridDirs:
+    """Read every grid pair both directories hold (both runs of domains ``pair``); an unreadable PNG is
+    refused by name (``errors.GridError``) before anything is scored."""
     names, run_names, ref_names = common_names(run_dir, reference_dir, steps_per_epoch)
-    pairs = {side: {n: read_pair(d, n) for n in names} for side, d in zip(SIDES, (run_dir, reference_dir))}
-    return GridDirs(run_dir, reference_dir, names, run_names, ref_names, pairs, steps_per_epoch)
+    read = {side: {n: read_pair(d, n, pair) for n in names} for side, d in zip(SIDES, (run_dir, reference_dir))}
+    return GridDirs(run_dir, reference_dir, names, run_names, ref_names, read, steps_per_epoch, pair)
 
 
-def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference) -> dict:
+def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference,
+                      threshold: float = evaluate.DEFAULT_THRESHOLD) -> dict:
     """Score every grid pair both directories hold (see the module docstring); a JSON-ready dict."""
     names, pairs, steps_per_epoch = dirs.names, dirs.pairs, dirs.steps_per_epoch
     run_names, ref_names = dirs.run_names, dirs.reference_names
@@ -132,7 +138,7 @@ def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference) -> dict:
     for n in names:
         row = {"name": n, "step": grid_step(n, steps_per_epoch)}
         for side in SIDES:
-            row[side] = _scores(evaluate.evaluate_samples(pairs[side][n], clf, ref, real=False))
+            row[side] = _scores(evaluate.evaluate_samples(pairs[side][n], clf, ref, real=False, threshold=threshold))
         grids.append(row)
     cells = pairs["run"][names[0]].n
     return {
@@ -145,6 +151,9 @@ def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference) -> dict:
         "stretched": True,
         "cells_per_grid": cells,
         "dataset": ref.dataset,
+        "pair": dirs.pair,
+        "threshold": threshold,
+        "real_pairs": evaluate.real_pair_scores(dirs.pair, ref.test_images, threshold),
         "classifier_test_accuracy": clf.test_accuracy,
         "grids": grids,
         "mean": {side: _mean([g[side] for g in grids]) for side in SIDES},
@@ -172,6 +181,8 @@ COLUMNS: Tuple[Tuple[str, Callable[[dict], float]], ...] = (
     ("score bot", lambda s: s["bot"]["classifier_score"]),
     ("classes top", lambda s: s["top"]["effective_classes"]),
     ("classes bot", lambda s: s["bot"]["effective_classes"]),
+    ("ink top", lambda s: s["ink"]["top"]),
+    ("ink bot", lambda s: s["ink"]["bot"]),
 )
 
 
@@ -182,7 +193,12 @@ def format_table(report: dict) -> str:
              f"REFERENCE {report['reference']['dir']} ({report['reference']['pairs']} grid pairs)",
              f"{len(report['grids'])} grid names in common, {report['cells_per_grid']} pairs each, every grid "
              f"stretched to 0..1; {report['dataset']} classifier (test accuracy "
-             f"{evaluate.format_value(report['classifier_test_accuracy'], '{:.4f}')}); bot scored as 1 - G2(z)",
+             f"{evaluate.format_value(report['classifier_test_accuracy'], '{:.4f}')})",
+             f"pair {report['pair']}: pixel agreement of {report['pair']}(G1(z)) with G2(z), pixels binarised at "
+             f">{report['threshold']:g} (unpaired real images: {report['real_pairs']['unpaired_agreement']:.3f}); "
+             f"ink: fraction of pixels off the blank image (real: top {report['real_pairs']['ink']['top']:.3f}, "
+             f"bot {report['real_pairs']['ink']['bot']:.3f}); bot scored as "
+             f"{evaluate.BOT_SCORED_AS[report['pair']]}",
              ""]
     head1 = f"{'step':>6} {'grid':<16}" + "".join(f" {t:^{2 * w + 1}}" for t, _ in COLUMNS)
     head2 = f"{'':>6} {'':<16}" + "".join(f" {'run':>{w}} {'ref':>{w}}" for _ in COLUMNS)
@@ -195,6 +211,11 @@ def format_table(report: dict) -> str:
     for g in report["grids"]:
         lines.append(row("-" if g["step"] is None else g["step"], g["name"], g["run"], g["reference"]))
     lines.append(row("", "mean", report["mean"]["run"], report["mean"]["reference"]))
+    for side in SIDES:
+        blank = [g["name"] for g in report["grids"] if g[side].get("warning")]
+        if blank:
+            lines.append(f"WARNING: {side.upper()}: {_holds(blank)} with both domains blank in most cells: their "
+                         "agreement says nothing of coupling")
     for side in ("run", "reference"):
         only = report[f"only_in_{side}"]
         if only:
@@ -215,17 +236,18 @@ def save_plot(path: str, report: dict) -> str:
     if not grids:
         raise UsageError("--plot: no grid name of the form train_EE_IIII, so no training step to plot against")
     steps = [g["step"] for g in grids]
-    panels = (("pixel agreement (G1 vs 1 - G2)", (("", lambda s: s["pixel_agreement"]),)),
+    panels = ((f"pixel agreement ({report['pair']}(G1) vs G2)", (("", lambda s: s["pixel_agreement"]),)),
               ("label agreement", (("", lambda s: s["label_agreement"]),)),
               ("classifier score", (("top", lambda s: s["top"]["classifier_score"]),
                                     ("bot", lambda s: s["bot"]["classifier_score"]))),
               ("effective classes", (("top", lambda s: s["top"]["effective_classes"]),
                                      ("bot", lambda s: s["bot"]["effective_classes"]))),
               (f"Frechet distance ({report['cells_per_grid']} cells)",
-               (("top", lambda s: s["top"]["frechet_distance"]), ("bot", lambda s: s["bot"]["frechet_distance"]))))
-    fig = Figure(figsize=(15, 8))
+               (("top", lambda s: s["top"]["frechet_distance"]), ("bot", lambda s: s["bot"]["frechet_distance"]))),
+              ("ink (fraction of pixels)", (("top", lambda s: s["ink"]["top"]), ("bot", lambda s: s["ink"]["bot"]))))
+    fig = Figure(figsize=(20, 8))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 3).ravel()
+    axes = fig.subplots(2, 4).ravel()
     for ax, (title, lines) in zip(axes, panels):
         for side, color in (("run", "C0"), ("reference", "C1")):
             for label, get in lines:
@@ -234,7 +256,8 @@ def save_plot(path: str, report: dict) -> str:
         ax.set_title(title)
         ax.set_xlabel("training step")
         ax.legend(fontsize="small")
-    axes[-1].axis("off")
+    for ax in axes[len(panels):]:
+        ax.axis("off")
     # The folders' last two names only: a figure meant for others should not carry this machine's paths.
     short = {side: os.path.join(*os.path.normpath(report[side]["dir"]).split(os.sep)[-2:]) for side in ("run", "reference")}
     axes[-1].text(0.0, 0.9, f"RUN: {short['run']}\nREFERENCE: {short['reference']}\n"
@@ -248,16 +271,18 @@ def save_plot(path: str, report: dict) -> str:
 
 def run(run_dir: str, reference_dir: str, data_dir: str, dataset: str = "mnist", out: Optional[str] = None,
         plot: Optional[str] = None, clf=None, steps_per_epoch: int = STEPS_PER_EPOCH,
-        log: Callable[[str], None] = print, **classifier_kwargs) -> dict:
+        log: Callable[[str], None] = print, pair: str = pairs.DEFAULT_PAIR,
+        threshold: float = evaluate.DEFAULT_THRESHOLD, **classifier_kwargs) -> dict:
     """The command: check the directories, load the classifier, score, print the table, write the JSON
-    (``out``) and the plot (``plot``)."""
+    (``out``) and the plot (``plot``). ``pair``: the pair of domains both runs were trained on;
+    ``threshold``: the binarisation of the pixel agreement and the ink."""
     # Bad directories or files, and a plot without steps, are refused before the classifier loads.
-    dirs = read_grid_dirs(run_dir, reference_dir, steps_per_epoch)
+    dirs = read_grid_dirs(run_dir, reference_dir, steps_per_epoch, pair)
     if plot and all(grid_step(n, steps_per_epoch) is None for n in dirs.names):
         raise UsageError("--plot: no grid name of the form train_EE_IIII in common, so no training step to "
                          "plot against")
     clf = clf or evaluate.load_classifier(data_dir, dataset, log=log, **classifier_kwargs)
-    report = compare_grid_dirs(dirs, clf, evaluate.make_reference(clf, data_dir, dataset))
+    report = compare_grid_dirs(dirs, clf, evaluate.make_reference(clf, data_dir, dataset), threshold)
     log(format_table(report))
     if out:
         evaluate.write_report(out, report)

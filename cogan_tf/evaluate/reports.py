@@ -13,6 +13,8 @@ from cogan_tf.errors import DataError, UsageError
 
 
 _DOMAIN_TITLES = {"top": "top G1(z)", "bot": "bot 1-G2(z)", "images": "G(z)", "real": "real"}
+# The second domain's column of each pair (the classifier sees G2(z) mapped back where it can be).
+_PAIR_TITLES = {"rotate": {"bot": "bot G2 turned"}, "edge": {"bot": "bot G2(z)", "real": "real top", "real_bot": "real edges"}}
 _DOMAIN_ROWS = (("classifier_score", "classifier score", "{:.3f}"),
                 ("frechet_distance", "Frechet distance to test", "{:.3f}"),
                 ("effective_classes", "effective classes", "{:.2f}"))
@@ -24,21 +26,18 @@ def format_report(report: dict) -> str:
     lines = [f"{report['model']} report: {report['source']}",
              f"  {report['n']} samples ({drawn}); {report['dataset']} classifier, test accuracy "
              f"{format_value(report['classifier_test_accuracy'], '{:.4f}')}"]
-    cols = list(report["domains"]) + ["real"]
-    blocks = {**report["domains"], "real": report["real"]}
+    cols = list(report["domains"]) + ["real"] + (["real_bot"] if "real_bot" in report else [])
+    blocks = {**report["domains"], "real": report["real"], **({"real_bot": report["real_bot"]} if "real_bot" in report else {})}
+    titles = {**_DOMAIN_TITLES, **_PAIR_TITLES.get(report.get("pair"), {})}
     w = 26
     lines.append("")
-    lines.append(f"  {'':{w}}" + "".join(f"{_DOMAIN_TITLES.get(c, c):>14}" for c in cols))
+    lines.append(f"  {'':{w}}" + "".join(f"{titles.get(c, c):>14}" for c in cols))
     for key, title, fmt in _DOMAIN_ROWS:
         lines.append(f"  {title:{w}}" + "".join(f"{format_value(blocks[c].get(key), fmt):>14}" for c in cols))
     for d in range(10):
         lines.append(f"  {f'class {d} (%)':{w}}" + "".join(f"{100 * blocks[c]['histogram'][d]:>14.1f}" for c in cols))
     if "pairs" in report:
-        p = report["pairs"]
-        lines += ["", "  pairs (G1(z) vs 1 - G2(z))",
-                  f"  {'pixel agreement (>0.5)':{w}}{p['pixel_agreement']:>14.4f}",
-                  f"  {'mean |difference|':{w}}{p['mean_abs_difference']:>14.4f}",
-                  f"  {'label agreement':{w}}{p['label_agreement']:>14.4f}"]
+        lines += format_pairs(report["pairs"], w)
     features = report.get("clustering", {}).get("kmeans_features", "z_n, softmax")
     for section, title in (("clustering", "clustering of the test set by the encoder (argmax; kmeans_: the "
                                           f"paper's K-means on [{features}])"),
@@ -49,6 +48,24 @@ def format_report(report: dict) -> str:
     lines += ["", f"  real: test-set score; Frechet distance of {report['n']} training images to the test set "
               "(the floor at this sample size)"]
     return "\n".join(lines)
+
+
+def format_pairs(p: dict, w: int = 26) -> list:
+    """The CoGAN's pair section: the paper's pixel agreement, with each domain's ink beside it."""
+    t = p["threshold"]
+    lines = ["", f"  pairs: {p['pair']}(G1(z)) vs G2(z), the CoGAN paper's score; pixels binarised at >{t:g}",
+             f"  {'pixel agreement':{w}}{p['pixel_agreement']:>14.4f}",
+             f"  {'mean |difference|':{w}}{p['mean_abs_difference']:>14.4f}",
+             f"  {'label agreement':{w}}{p['label_agreement']:>14.4f}",
+             f"  {'unpaired real images':{w}}{p['real']['unpaired_agreement']:>14.4f}  (the agreement without coupling)",
+             f"  {'':{w}}{'top G1(z)':>14}{'bot G2(z)':>14}{'real top':>14}{'real bot':>14}",
+             f"  {'ink (pixels, %)':{w}}" + "".join(f"{100 * v:>14.2f}" for v in (
+                 p["ink"]["top"], p["ink"]["bot"], p["real"]["ink"]["top"], p["real"]["ink"]["bot"])),
+             f"  {'blank images (%)':{w}}{100 * p['blank']['top']:>14.2f}{100 * p['blank']['bot']:>14.2f}",
+             f"  {'blank in both (% of pairs)':{w}}{100 * p['blank']['both']:>14.2f}"]
+    if p.get("warning"):
+        lines.append(f"  WARNING: {p['warning']}")
+    return lines
 
 
 def format_value(v, fmt: str) -> str:

@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, cluster, config as config_lib, data, outputs, rundir
+from cogan_tf import cli, cluster, config as config_lib, data, outputs, pairs, rundir
 from cogan_tf.errors import UsageError
 
 DATASET = "dataset"
@@ -96,6 +96,9 @@ def define_flags():
     # CoGAN: one flag per quirk of the original (docs/ORIGINAL.md §1); the defaults are faithful.
     flags.DEFINE_boolean("h0_feeds_h1", False, "CoGAN: feed G's h0 into h1 (the intended chain) instead of z (quirk) [False]")
     flags.DEFINE_integer("d_h0_filters", None, "CoGAN: filters of D's h0; the original has c_dim (1), corrected 64 [1]")
+    flags.DEFINE_enum("pair", pairs.DEFAULT_PAIR, list(pairs.PAIRS), "CoGAN: the second domain, a transform of the "
+                      "digits that `python invert.py --pair P` writes: " + "; ".join(
+                          f"{p}: {d}" for p, d in pairs.DESCRIPTIONS.items()) + f" [{pairs.DEFAULT_PAIR}]")
     flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper "
                          "[False; --recipe paper or conditional: True]")
     flags.DEFINE_boolean("bn_moving_average", False, "CoGAN: sample with BatchNorm moving averages instead of batch statistics (quirk) [False]")
@@ -119,7 +122,7 @@ ORIGINAL_NETWORK_ONLY = ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h
                          "sync_batchnorm", "corrected")
 # Flags that mean something only to the CoGAN: refused with the other models when given.
 COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1", "d_h0_filters", "bn_moving_average",
-              "sync_batchnorm", "corrected", "disjoint_domains")
+              "sync_batchnorm", "corrected", "disjoint_domains", "pair")
 
 
 def validate(f) -> None:
@@ -214,8 +217,8 @@ def build_configs(f):
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
         grid_scaling=f.grid_scaling)
     if f.model == "cogan" and f.recipe not in (None, "original"):
-        model_cfg = config_lib.cogan_config(f.recipe, **{k: getattr(f, k) for k in config_lib.COGAN_MAX_SHARED
-                                                         if getattr(f, k) is not None})
+        sharing = {k: getattr(f, k) for k in config_lib.COGAN_MAX_SHARED if getattr(f, k) is not None}
+        model_cfg = config_lib.cogan_config(f.recipe, pair=f.pair, **sharing)
     elif f.model == "cogan":
         model_cfg = config_lib.CoganConfig(
             h0_feeds_h1=f.h0_feeds_h1 or f.corrected,
@@ -223,7 +226,7 @@ def build_configs(f):
             bn_batch_stats_at_inference=not (f.bn_moving_average or f.corrected),
             loss_on_logits=f.loss_on_logits or f.corrected,
             bn_per_feature=f.bn_per_feature or f.corrected,
-            sync_batchnorm=f.sync_batchnorm)
+            sync_batchnorm=f.sync_batchnorm, pair=f.pair)
     elif f.model == "clustergan":
         model_cfg = config_lib.model_config("clustergan", f.recipe, train_cfg.dataset,
                                             **({} if f.zn_sigma is None else {"zn_sigma": f.zn_sigma}))
@@ -259,6 +262,9 @@ def main(argv):
     # run takes its checkpoint folder's lock (of several workers, the chief alone).
     outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
     record = rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
+    if FLAGS.is_train and getattr(model_cfg, "pair", pairs.DEFAULT_PAIR) != pairs.DEFAULT_PAIR:
+        # A pair's second domain is written once by invert.py (the default's is written on the spot).
+        pairs.require_files(train_cfg.data_dir, train_cfg.dataset, model_cfg.pair)
     if FLAGS.is_train and role.chief:
         outputs.RunLock.acquire(rundir.run_checkpoint_dir(model_cfg, train_cfg), wait=FLAGS.wait_for_lock)
     if not role.chief:

@@ -1,0 +1,132 @@
+"""The CoGAN paper's score over training: every checkpoint of a run, scored as ``python -m cogan_tf.evaluate``
+scores an export (same samples, same pair transform, same report), and several runs' curves combined.
+
+The paper picked its iteration count by a grid search and averaged five runs (docs/ORIGINAL.md §5.3):
+:func:`score_checkpoints` gives one run's curve (pixel agreement, each domain's ink and classifier score,
+per checkpoint), :func:`combine` the mean and spread over runs of different seeds with the best point and
+the last. Keep every checkpoint with ``python main.py ... --save_every 500 --keep_checkpoints 0`` (the
+loop keeps five by default). ``tools/cogan_curve.py`` is the command line.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from cogan_tf.errors import DataError, UsageError, first_line
+from cogan_tf.evaluate import (DEFAULT_N, DEFAULT_THRESHOLD, evaluate_samples, load_classifier, load_saved_model,
+                               make_reference, sample_stream)
+
+STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the loop's step counter in every checkpoint (checkpoints.py)
+
+
+def checkpoint_step(path: str) -> int:
+    """The training steps a checkpoint had made (read without building a model)."""
+    import tensorflow as tf
+
+    try:
+        return int(tf.train.load_variable(path, STEP_KEY))
+    except Exception as e:  # noqa: BLE001 - a damaged checkpoint fails in TensorFlow's C++ with any error
+        raise DataError(f"{path}: no readable step counter ({first_line(e)})") from None
+
+
+def point(report: dict, step: Optional[int] = None, source: str = "") -> dict:
+    """One point of a curve: the pair section of an ``evaluate_samples`` report with each domain's
+    classifier score and Fréchet distance beside it."""
+    p = report["pairs"]
+    return {"step": step, "source": source, "pair": report["pair"], "pixel_agreement": p["pixel_agreement"],
+            "mean_abs_difference": p["mean_abs_difference"], "label_agreement": p["label_agreement"],
+            "ink": p["ink"], "blank": p["blank"], "warning": p["warning"],
+            "classifier_score": {d: report["domains"][d]["classifier_score"] for d in ("top", "bot")},
+            "frechet_distance": {d: report["domains"][d]["frechet_distance"] for d in ("top", "bot")}}
+
+
+def score_saved_model(path: str, clf, ref, n: int = DEFAULT_N, seed: int = 0,
+                      threshold: float = DEFAULT_THRESHOLD, step: Optional[int] = None) -> dict:
+    """One point: a CoGAN export (it records its pair), ``n`` pairs from z of ``seed``."""
+    samples = sample_stream(load_saved_model(path), n=n, seed=seed, source=path)
+    if samples.model != "cogan":
+        raise UsageError(f"{path}: a {samples.model} export; the pair score is for a CoGAN's two domains")
+    return point(evaluate_samples(samples, clf, ref, real=False, threshold=threshold), step, path)
+
+
+def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, seed: int = 0,
+                      threshold: float = DEFAULT_THRESHOLD, model: Optional[str] = None, dataset: Optional[str] = None,
+                      clf=None, done: Optional[dict] = None, log: Callable[[str], None] = print) -> dict:
+    """The curve of one run: every checkpoint in ``checkpoint_dir`` (the run's folder, or the folder
+    holding it), oldest first, restored into the run's generator, exported and scored (:func:`point`).
+    ``done``: an earlier curve of the same run (its JSON); its points are reused for the checkpoints they
+    name (path and step) when it was scored with the same sample count, seed and threshold."""
+    import keras
+    import tensorflow as tf
+
+    from cogan_tf import rundir, runner
+
+    record = rundir.find_run(checkpoint_dir, model)
+    gan = runner.gan_from_checkpoint(record.directory, data_dir, model, log=lambda s: None)
+    dataset = dataset or gan.cfg.dataset
+    paths = sorted(record.checkpoint_paths(), key=checkpoint_step)
+    if not paths:
+        raise DataError(f"{record.directory}: no checkpoint to score")
+    clf = clf or load_classifier(data_dir, dataset, log=log)
+    ref = make_reference(clf, data_dir, dataset)
+    # The models without their optimizers: what sampling needs, as evaluation restores them.
+    objects = {k: v for k, v in gan.trackables().items() if not isinstance(v, keras.optimizers.Optimizer)}
+    same = done is not None and (done.get("n"), done.get("seed"), done.get("threshold")) == (n, seed, threshold)
+    kept = {(d.get("source"), d.get("step")): d for d in done["points"]} if same else {}
+    points = []
+    for path in paths:
+        step = checkpoint_step(path)
+        if (path, step) in kept:
+            points.append(kept[(path, step)])
+            continue
+        try:
+            tf.train.Checkpoint(**objects).restore(path).expect_partial()
+        except Exception as e:  # noqa: BLE001 - damaged files fail in TensorFlow's C++ and Python alike
+            raise DataError(f"{path}: does not restore ({first_line(e)})") from None
+        with tempfile.TemporaryDirectory(prefix="cogan_tf-curve-") as tmp:
+            points.append(score_saved_model(gan.export(tmp), clf, ref, n, seed, threshold, step))
+        points[-1]["source"] = path
+        log(f" [*] step {step}: pixel agreement {points[-1]['pixel_agreement']:.4f} ({os.path.basename(path)})")
+    return {"run": record.directory, "pair": points[0]["pair"], "dataset": dataset, "n": n, "seed": seed,
+            "threshold": threshold, "points": points, **best_and_last(points)}
+
+
+def best_and_last(points: List[dict]) -> dict:
+    """The point of highest pixel agreement among those without the blank warning (all of them if every
+    one has it), and the last point."""
+    clean = [p for p in points if not p.get("warning")] or points
+    return {"best": max(clean, key=lambda p: p["pixel_agreement"]), "last": points[-1]}
+
+
+def combine(curves: Sequence[dict]) -> dict:
+    """Several runs' curves (of the same pair and settings, different seeds): per step that every run
+    scored, the mean and standard deviation (ddof 0) of the pixel agreement and of each domain's ink and
+    classifier score; the best step (highest mean) and the last common step."""
+    if not curves:
+        raise ValueError("combine: no curve")
+    for key in ("pair", "dataset", "n", "threshold"):
+        values = {c[key] for c in curves}
+        if len(values) > 1:
+            raise UsageError(f"curves of different {key}s ({', '.join(map(str, sorted(values)))}) do not combine")
+    by_step = [{p["step"]: p for p in c["points"]} for c in curves]
+    steps = sorted(set.intersection(*(set(s) for s in by_step)))
+    if not steps:
+        raise UsageError("the runs have no checkpoint step in common; save them at the same steps (--save_every)")
+    getters = {"pixel_agreement": lambda p: p["pixel_agreement"],
+               "ink_top": lambda p: p["ink"]["top"], "ink_bot": lambda p: p["ink"]["bot"],
+               "classifier_score_top": lambda p: p["classifier_score"]["top"],
+               "classifier_score_bot": lambda p: p["classifier_score"]["bot"]}
+    rows = []
+    for step in steps:
+        row = {"step": step, "warnings": sum(bool(s[step].get("warning")) for s in by_step)}
+        for name, get in getters.items():
+            values = np.array([get(s[step]) for s in by_step], np.float64)
+            row[name] = {"mean": float(values.mean()), "std": float(values.std())}
+        rows.append(row)
+    best = max(rows, key=lambda r: r["pixel_agreement"]["mean"])
+    return {"runs": [c["run"] for c in curves], "pair": curves[0]["pair"], "dataset": curves[0]["dataset"],
+            "n": curves[0]["n"], "threshold": curves[0]["threshold"], "rows": rows, "best": best, "last": rows[-1]}
