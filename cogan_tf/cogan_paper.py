@@ -23,7 +23,7 @@ from cogan_tf.gan import apply_gradients
 from cogan_tf.paper_layers import CaffeAdam, CaffeBatchNorm, CaffeDeconv, CaffeDense, ChannelPReLU
 from cogan_tf.paper_networks import build_paper_networks, caffe_multipliers
 
-WEIGHT_DECAY = 5e-4  # the Caffe solver's weight_decay (L2 on the weights, docs/ORIGINAL.md §5.4)
+WEIGHT_DECAY = 5e-4  # the Caffe solver's weight_decay (L2 on the weights, docs/ORIGINAL.md §5.5)
 D_HIDDEN = 500  # units of D's dropout layer
 
 
@@ -89,7 +89,7 @@ class PaperCoGAN(CoGAN):
         return self.replica_step(x1, x2, None)
 
     def paper_updates(self, x1, x2):
-        """One iteration of the paper's training (docs/ORIGINAL.md §5.4): a D update on both domains'
+        """One iteration of the paper's training (docs/ORIGINAL.md §5.5): a D update on both domains'
         real and fake batches, then a G update on a fresh z. Random numbers in a fixed order from the run's
         generator: z, D's dropout (4 batches), z, D's dropout (2 batches)."""
         b = tf.shape(x1)[0]

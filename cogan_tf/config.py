@@ -50,7 +50,7 @@ class CoganConfig:
     g_updates_per_step: int = 2
     # "original": andrewliao11's networks and training (the rest of this config); "paper": the CoGAN paper's
     # digit network and its Caffe training; "conditional": the conditional GAN the paper compares it with, on
-    # the same network (docs/ORIGINAL.md §5.2, §5.3; COGAN_RECIPES).
+    # the same network (docs/ORIGINAL.md §5.4-§5.7; COGAN_RECIPES).
     recipe: str = "original"
     # The paper's network: how many of G's 5 layers (from z) and of D's 4 layers (from the output) the two
     # domains share; the paper's CoGAN: 4 and 3.
@@ -107,7 +107,7 @@ class ClusterGanConfig:
 
 
 # --recipe for the CoGAN: the CoganConfig fields each recipe sets. "paper" and "conditional" train the paper's
-# network (cogan_tf/paper_networks.py, docs/ORIGINAL.md §5.2): the loss on D's logit with targets 1 and 0
+# network (cogan_tf/paper_networks.py, docs/ORIGINAL.md §5.4, §5.5): the loss on D's logit with targets 1 and 0
 # (Caffe's two-way softmax), per-channel BatchNorm statistics and Caffe's moving averages when sampling (its
 # deploy network), one G update per D update.
 _PAPER_TRAINING = dict(loss_on_logits=True, bn_per_feature=True, bn_batch_stats_at_inference=False, real_target=1.0,
@@ -248,7 +248,7 @@ MODEL_DEFAULTS = {
 # of 5 critic batches each: 2,500,000 critic batches. An epoch here is one critic pass over the training
 # images; on the authors' 55,000 that is 55,000 // 64 = 859 batches, so 2,500,000 / 859 = 2,910.4 -> 2,911
 # epochs (500,109 G+E updates). On all 60,000 (--val_size 0: 937 batches) the same 2,911 epochs are 545,521.
-# cogan --recipe paper / conditional (docs/ORIGINAL.md §5.4): the paper's disjoint halves of the digits and its
+# cogan --recipe paper / conditional (docs/ORIGINAL.md §5.5): the paper's disjoint halves of the digits and its
 # 25,000 iterations (one D and one G update each: the Caffe solver's 50,000 alternating iterations); the
 # epochs only bound it (25,000 steps are 92 epochs of 35,000 images at batch 128).
 _PAPER_RUN = dict(disjoint_domains=True, max_steps=25000, epoch=1000)

@@ -1,4 +1,4 @@
-"""Building blocks of the CoGAN paper's digit network with the Caffe model's settings (docs/ORIGINAL.md §5.2):
+"""Building blocks of the CoGAN paper's digit network with the Caffe model's settings (docs/ORIGINAL.md §5.4):
 MSRA initial weights, Caffe's BatchNorm (no scale; a separate per-channel bias; its own moving averages),
 its per-channel PReLU, its padded transposed convolution, and its alternating Adam with weight decay
 and per-variable learning-rate multipliers (:class:`CaffeAdam`).

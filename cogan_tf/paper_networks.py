@@ -1,4 +1,4 @@
-"""The CoGAN paper's digit network (docs/ORIGINAL.md §5.2) and the conditional GAN it is compared with (§5.3).
+"""The CoGAN paper's digit network (docs/ORIGINAL.md §5.4) and the conditional GAN it is compared with (§5.6).
 
 Generator, 5 layers: ``l0`` dense 100 -> 1024x4x4; ``l1``-``l3`` transposed convolutions to 512, 256, 128
 channels (3x3, stride 2, pad 1: 4 -> 7 -> 13 -> 25), each of these four with BatchNorm and PReLU; ``l4`` a

@@ -235,7 +235,7 @@ def test_clustergan_paper_rows_run():
 
 
 def test_cogan_paper_count_by_hand():
-    """The paper's network (docs/ORIGINAL.md §5.2) per z: G's five layers once (the output layer once per
+    """The paper's network (docs/ORIGINAL.md §5.4) per z: G's five layers once (the output layer once per
     domain), D on four batches in its update and on two in G's; 203.8 GFLOP a step at batch 128."""
     from cogan_tf import config as C
 
