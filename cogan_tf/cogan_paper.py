@@ -81,12 +81,10 @@ class PaperCoGAN(CoGAN):
         return {"d1": tf.sigmoid(l1[:b]), "d1_": tf.sigmoid(l1[b:]), "d2": tf.sigmoid(l2[:b]), "d2_": tf.sigmoid(l2[b:])}
 
     # --- the step ----------------------------------------------------------------------------------------------
-    def replica_step(self, x1, x2, z):
+    def train_step(self, x1, x2):
+        """One step on a batch of uint8 images of each domain (one device: the recipe refuses strategies)."""
         return self.paper_updates(tf.cast(x1, tf.float32) / self.pixel_scale,
                                   tf.cast(x2, tf.float32) / self.pixel_scale)
-
-    def train_step(self, x1, x2):
-        return self.replica_step(x1, x2, None)
 
     def paper_updates(self, x1, x2):
         """One iteration of the paper's training (docs/ORIGINAL.md §5.5): a D update on both domains'
@@ -98,7 +96,7 @@ class PaperCoGAN(CoGAN):
         noise = self.rng.uniform([4 * b, D_HIDDEN])
         with tf.GradientTape() as tape:
             d_out = self.d_losses(x1, x2, fake1, fake2, training=True, noise=noise)
-        self.apply(self.d_opt, tape, d_out["d_loss"], self.d_vars)
+        apply_gradients(self.d_opt, tape, d_out["d_loss"], self.d_vars)  # G is not updated here
         z = self.draw_z(b)
         noise = self.rng.uniform([2 * b, D_HIDDEN])
         with tf.GradientTape() as tape:
@@ -107,15 +105,11 @@ class PaperCoGAN(CoGAN):
             # Caffe's loss is a mean over all 4 b rows, the reals included (whose part G does not move):
             # the fakes' mean counts half.
             objective = 0.5 * g_out["g_loss"]
-        self.apply(self.g_opt, tape, objective, self.g_vars)
+        apply_gradients(self.g_opt, tape, objective, self.g_vars)  # D is not updated here
         return {**d_out, **g_out}
 
     def draw_z(self, n):
         return self.rng.uniform([n, self.model_cfg.z_dim], -1.0, 1.0)
-
-    @staticmethod
-    def apply(optimizer, tape, loss, variables):
-        apply_gradients(optimizer, tape, loss, variables)
 
     def export(self, export_dir: str) -> str:
         return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
