@@ -80,7 +80,7 @@ def define_flags():
                       "64; on fashion_mnist 40 dims of z_n and beta_n 0, as their Fashion-MNIST runs). Flags given "
                       "explicitly override the recipe's values [original]")
     flags.DEFINE_integer("g_shared_layers", None, "CoGAN --recipe paper: how many of G's 5 layers, from z, the two "
-                         "domains share (0-4; the paper's Fig. 3 varies it) [4]")
+                         "domains share (0-4) [4]")
     flags.DEFINE_integer("d_shared_layers", None, "CoGAN --recipe paper: how many of D's 4 layers, from the output, "
                          "the two domains share (0-3) [3]")
     flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, what the original trains on any "
