@@ -13,7 +13,6 @@ import tensorflow as tf
 
 from cogan_tf import cogan_fast, data, export as export_lib, images, levers, losses, pairs
 from cogan_tf.config import CoganConfig, TrainConfig
-from cogan_tf.layers import BatchNorm
 from cogan_tf.cogan_networks import build_cogan, unique_variables
 from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
 
@@ -49,7 +48,7 @@ def load_domains(data_dir: str, dataset: str, disjoint: bool, seed: int, log=pri
 @contextlib.contextmanager
 def moving_average_batchnorm(model):
     """Trace ``model`` with its BatchNorms on their moving averages at inference (the usual Keras mode)."""
-    bns = [layer for layer in model._flatten_layers() if isinstance(layer, BatchNorm)]
+    bns = [layer for layer in model._flatten_layers() if hasattr(layer, "batch_stats_at_inference")]
     old = [b.batch_stats_at_inference for b in bns]
     for b in bns:
         b.batch_stats_at_inference = False
@@ -64,6 +63,7 @@ class CoGAN(GAN):
     name = "cogan"
     checkpoint_prefix = "CoGAN.model"
     reshuffle_each_epoch = False  # the original shuffles each domain once, before training
+    pixel_scale = 255.0  # uint8 images to [0, 1]
     # The speed levers of the training step (cogan_fast.py), on; off, the step is plain_updates. Those that
     # pay on a CPU only are set per device when the GAN is built (use_device_levers, cogan_tf/levers.py).
     reuse_g_forward = True  # the first G update reuses the D update's G forward pass
@@ -72,9 +72,12 @@ class CoGAN(GAN):
     def __init__(self, model_cfg: CoganConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
         super().__init__(model_cfg, train_cfg, strategy=strategy)
         self._arrays = arrays
-        rng = np.random.default_rng([self.seed, 1])
-        self.sample_z = rng.standard_normal((SAMPLE_BATCH, model_cfg.z_dim)).astype(np.float32)
+        self.sample_z = self.sample_noise(np.random.default_rng([self.seed, 1]), SAMPLE_BATCH)
         self._sample_images = None
+
+    def sample_noise(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """``n`` z for grids and evaluation, drawn as the model's training draws them: N(0, 1)."""
+        return rng.standard_normal((n, self.model_cfg.z_dim)).astype(np.float32)
 
     def build(self):
         self.generator, self.discriminator = build_cogan(self.model_cfg)
@@ -132,8 +135,8 @@ class CoGAN(GAN):
         return self.run_replicas(self.replica_step, x1, x2, z)
 
     def replica_step(self, x1, x2, z):
-        x1 = tf.cast(x1, tf.float32) / 255.0
-        x2 = tf.cast(x2, tf.float32) / 255.0
+        x1 = tf.cast(x1, tf.float32) / self.pixel_scale
+        x2 = tf.cast(x2, tf.float32) / self.pixel_scale
         updates = cogan_fast.reused_forward_updates if self.reuse_g_forward else CoGAN.plain_updates
         return updates(self, x1, x2, replica_share(z), lambda z: cogan_fast.generate_pair(
             self.generator, z, training=True, subpixel=self.subpixel_heads))
@@ -164,7 +167,8 @@ class CoGAN(GAN):
             ds = data.make_dataset(arrays, min(SAMPLE_BATCH, min(len(a) for a in arrays)),
                                    seeds=self.shuffle_seeds(), prefetch=False)
             x1, x2 = next(iter(ds))
-            self._sample_images = (tf.cast(x1, tf.float32) / 255.0, tf.cast(x2, tf.float32) / 255.0)
+            self._sample_images = (tf.cast(x1, tf.float32) / self.pixel_scale,
+                                   tf.cast(x2, tf.float32) / self.pixel_scale)
         return self._sample_images
 
     def generate(self, z) -> Dict[str, np.ndarray]:
@@ -191,20 +195,27 @@ class CoGAN(GAN):
             step = int(loop.step.numpy())
             with loop.writer.as_default(step=step):
                 tf.summary.histogram("z", z)
-                for name, x, domain in (("d1", x1, 1), ("d1_", fake1, 1), ("d2", x2, 2), ("d2_", fake2, 2)):
-                    h3 = self.discriminator.logits(x, domain)
-                    # The original's histograms show its "D", which Q1 makes h3 itself; corrected: sigmoid(h3).
-                    tf.summary.histogram(name, tf.sigmoid(h3) if self.model_cfg.loss_on_logits else h3)
+                for name, values in self.d_outputs(x1, x2, fake1, fake2).items():
+                    tf.summary.histogram(name, values)
                 tf.summary.image("G1", fake1, max_outputs=8)
                 tf.summary.image("G2", fake2, max_outputs=8)
         return paths
+
+    def d_outputs(self, x1, x2, fake1, fake2) -> Dict[str, tf.Tensor]:
+        """D's verdicts on real and fake batches for TensorBoard's histograms. The original's show its "D",
+        which Q1 makes h3 itself; corrected: sigmoid(h3)."""
+        out = {}
+        for name, x, domain in (("d1", x1, 1), ("d1_", fake1, 1), ("d2", x2, 2), ("d2_", fake2, 2)):
+            h3 = self.discriminator.logits(x, domain)
+            out[name] = tf.sigmoid(h3) if self.model_cfg.loss_on_logits else h3
+        return out
 
     def evaluate(self, loop: RunState, n_grids: int = 4):
         """Grids of the fixed sample z (test_00) and of further seeded z batches, in evaluate/top|bot."""
         log = loop.log
         rng = np.random.default_rng([self.seed, 2])
         for i in range(n_grids):
-            z = self.sample_z if i == 0 else rng.standard_normal(self.sample_z.shape).astype(np.float32)
+            z = self.sample_z if i == 0 else self.sample_noise(rng, len(self.sample_z))
             paths = self.write_grids(self.cfg.evaluate_dir, f"test_{i:02d}", z)
             log(f" [*] wrote {paths['top']} and {paths['bot']}")
 
@@ -219,12 +230,14 @@ class _CoganServing(tf.Module):
         self.generator = generator
 
 
-def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAIR,
+def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAIR, z_uniform: bool = False,
                  about: Optional[Dict[str, str]] = None) -> str:
     """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"top", "bot"}: [batch, 28, 28, 1]``.
 
     The module's ``pair`` (a string variable) is the pair of domains it was trained on (cogan_tf/pairs.py):
-    ``python -m cogan_tf.evaluate`` scores the export with that pair's transform.
+    ``python -m cogan_tf.evaluate`` scores the export with that pair's transform. Its ``z_uniform`` (a boolean
+    variable) says how the generator was trained: z ~ N(0, 1) (False, the original) or z ~ U(-1, 1) (True,
+    the paper's network, ``--recipe paper``).
 
     ``serving_default`` uses the BatchNorm mode of the model config: by default the statistics of the
     batch given (as the original's sampler, which is what the published grids show, so results depend
@@ -233,6 +246,7 @@ def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAI
     """
     module = _CoganServing(generator)
     module.pair = tf.Variable(pair, trainable=False, name="pair")
+    module.z_uniform = tf.Variable(z_uniform, trainable=False, name="z_uniform")
     spec = tf.TensorSpec([None, z_dim], tf.float32, name="z")
 
     def serve(z):

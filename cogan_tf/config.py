@@ -50,6 +50,14 @@ class CoganConfig:
     fake_target: float = 0.1
     gen_target: float = 0.9
     g_updates_per_step: int = 2
+    # "original": andrewliao11's networks and training (the rest of this config); "paper": the CoGAN paper's
+    # digit network and its Caffe training; "conditional": the conditional GAN the paper compares it with, on
+    # the same network (docs/ORIGINAL.md §5.4-§5.7; COGAN_RECIPES).
+    recipe: str = "original"
+    # The paper's network: how many of G's 5 layers (from z) and of D's 4 layers (from the output) the two
+    # domains share; the paper's CoGAN: 4 and 3.
+    g_shared_layers: int = 4
+    d_shared_layers: int = 3
 
     @property
     def d_h0_channels(self) -> int:
@@ -100,6 +108,25 @@ class ClusterGanConfig:
     gp_eps: str = "per_sample"
 
 
+# --recipe for the CoGAN: the CoganConfig fields each recipe sets. "paper" and "conditional" train the paper's
+# network (cogan_tf/paper_networks.py, docs/ORIGINAL.md §5.4, §5.5): the loss on D's logit with targets 1 and 0
+# (Caffe's two-way softmax), per-channel BatchNorm statistics and Caffe's moving averages when sampling (its
+# deploy network), one G update per D update.
+_PAPER_TRAINING = dict(loss_on_logits=True, bn_per_feature=True, bn_batch_stats_at_inference=False, real_target=1.0,
+                       fake_target=0.0, gen_target=1.0, g_updates_per_step=1)
+COGAN_RECIPES = {"original": {}, "paper": dict(recipe="paper", **_PAPER_TRAINING),
+                 "conditional": dict(recipe="conditional", **_PAPER_TRAINING)}
+# The largest g_shared_layers / d_shared_layers: the layer next to the image stays per domain.
+COGAN_MAX_SHARED = {"g_shared_layers": 4, "d_shared_layers": 3}
+
+
+def cogan_config(recipe: str = "original", **overrides) -> "CoganConfig":
+    """The CoganConfig of a recipe, with ``overrides`` (explicit flags) on top."""
+    if recipe not in COGAN_RECIPES:
+        raise ValueError(f"unknown CoGAN recipe {recipe!r}: choose one of {', '.join(COGAN_RECIPES)}")
+    return CoganConfig(**{**COGAN_RECIPES[recipe], **overrides})
+
+
 # The values of ClusterGanConfig's string fields (config.json is checked against them).
 CLUSTERGAN_CRITICS = ("bce", "wgan_gp")
 CLUSTERGAN_NETWORKS = ("original", "paper")
@@ -148,7 +175,9 @@ FLAG_FIELDS = {
               "bn_moving_average": ("bn_batch_stats_at_inference",), "loss_on_logits": ("loss_on_logits",),
               "bn_per_feature": ("bn_per_feature",), "sync_batchnorm": ("sync_batchnorm",), "pair": ("pair",),
               "corrected": ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters",
-                            "bn_batch_stats_at_inference")},
+                            "bn_batch_stats_at_inference"),
+              "g_shared_layers": ("g_shared_layers",), "d_shared_layers": ("d_shared_layers",),
+              "recipe": ("recipe",) + tuple(_PAPER_TRAINING)},
     "vanilla": {"hidden_size": ("hidden",)},
     "clustergan": {"zn_sigma": ("zn_sigma",),
                    "recipe": ("recipe", "networks", "critic", "gp_lambda", "gp_eps", "init_std", "weight_decay",
@@ -233,7 +262,12 @@ MODEL_DEFAULTS = {
 # of 5 critic batches each: 2,500,000 critic batches. An epoch here is one critic pass over the training
 # images; on the authors' 55,000 that is 55,000 // 64 = 859 batches, so 2,500,000 / 859 = 2,910.4 -> 2,911
 # epochs (500,109 G+E updates). On all 60,000 (--val_size 0: 937 batches) the same 2,911 epochs are 545,521.
-RECIPE_DEFAULTS = {("clustergan", "paper"): dict(dataset="mnist", val_size=5000, batch_size=64, epoch=2911)}
+# cogan --recipe paper / conditional (docs/ORIGINAL.md §5.5): the paper's disjoint halves of the digits and its
+# 25,000 iterations (one D and one G update each: the Caffe solver's 50,000 alternating iterations); the
+# epochs only bound it (25,000 steps are 92 epochs of 35,000 images at batch 128).
+_PAPER_RUN = dict(disjoint_domains=True, max_steps=25000, epoch=1000)
+RECIPE_DEFAULTS = {("clustergan", "paper"): dict(dataset="mnist", val_size=5000, batch_size=64, epoch=2911),
+                   ("cogan", "paper"): _PAPER_RUN, ("cogan", "conditional"): _PAPER_RUN}
 
 
 def defaults_for(model: str, recipe: Optional[str] = None) -> dict:
@@ -253,6 +287,8 @@ def model_config(model: str, recipe: Optional[str] = None, dataset: Optional[str
     """The model config of ``model`` (the ClusterGAN's of ``recipe``, for ``dataset``), ``fields`` on top."""
     if model == "clustergan":
         return clustergan_config(recipe or "original", dataset, **fields)
+    if model == "cogan":
+        return cogan_config(recipe or "original", **fields)
     if recipe is not None:
         raise ValueError(f"recipe {recipe!r}: only the ClusterGAN has recipes")
     return MODEL_CONFIGS[model](**fields)
@@ -285,7 +321,7 @@ def model_config_from_dict(model: str, d: dict) -> ModelConfig:
 # The values a str field may take, where a fixed list exists; the other fields are checked by type.
 FIELD_CHOICES = {"model": MODELS, "mixed_precision": MIXED_PRECISION_POLICIES, "grid_scaling": GRID_SCALINGS,
                  "device": DEVICES,
-                 "recipe": tuple(CLUSTERGAN_RECIPES), "critic": CLUSTERGAN_CRITICS,
+                 "recipe": tuple(dict.fromkeys((*CLUSTERGAN_RECIPES, *COGAN_RECIPES))), "critic": CLUSTERGAN_CRITICS,
                  "networks": CLUSTERGAN_NETWORKS, "gp_eps": CLUSTERGAN_GP_EPS, "pair": PAIRS}
 # Seeds seed numpy (keras.utils.set_random_seed) and scikit-learn's K-means, both 32-bit.
 SEED_LIMIT = 2 ** 32

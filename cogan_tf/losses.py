@@ -49,6 +49,26 @@ def cogan_g_losses(fake1, fake2, target: float = 0.9):
     return out
 
 
+def paper_d_losses(real1, fake1, real2, fake2, real_target: float = 1.0, fake_target: float = 0.0):
+    """The paper's D (its Caffe model: one SoftmaxWithLoss over the four batches stacked, real and fake of
+    each domain, equal in size): ``d_loss`` is the mean over all their rows, the mean of the four batches'
+    losses; ``d1_loss``, ``d2_loss`` each domain's mean."""
+    out = {"d1_loss_real": sigmoid_ce(real1, real_target), "d1_loss_fake": sigmoid_ce(fake1, fake_target),
+           "d2_loss_real": sigmoid_ce(real2, real_target), "d2_loss_fake": sigmoid_ce(fake2, fake_target)}
+    out["d1_loss"] = 0.5 * (out["d1_loss_real"] + out["d1_loss_fake"])
+    out["d2_loss"] = 0.5 * (out["d2_loss_real"] + out["d2_loss_fake"])
+    out["d_loss"] = 0.5 * (out["d1_loss"] + out["d2_loss"])
+    return out
+
+
+def paper_g_losses(fake1, fake2, target: float = 1.0):
+    """The paper's G: each domain's fakes against the real label; ``g_loss`` the mean over both domains'
+    fakes."""
+    out = {"g1_loss": sigmoid_ce(fake1, target), "g2_loss": sigmoid_ce(fake2, target)}
+    out["g_loss"] = 0.5 * (out["g1_loss"] + out["g2_loss"])
+    return out
+
+
 def discriminator_loss(real_logits, fake_logits) -> Dict[str, tf.Tensor]:
     """The vanilla GAN's and the ClusterGAN's D: BCE with real target 1 and fake target 0; ``d_loss`` is
     their sum (the originals add the two BCELoss values, they do not average them)."""

@@ -12,8 +12,12 @@ from cogan_tf import checkpoints, config as config_lib, device, gan as gan_lib, 
 from cogan_tf.errors import DataError
 
 
-def gan_class(model: str):
-    """The GAN subclass of ``model``, imported on demand (the ClusterGAN's brings in scikit-learn)."""
+def gan_class(model: str, model_cfg=None):
+    """The GAN subclass of ``model`` (of the CoGAN's recipe in ``model_cfg``), imported on demand (the
+    ClusterGAN's brings in scikit-learn)."""
+    if model == "cogan" and getattr(model_cfg, "recipe", "original") != "original":
+        from cogan_tf.cogan_paper import PaperCoGAN
+        return PaperCoGAN
     if model == "cogan":
         from cogan_tf.cogan import CoGAN
         return CoGAN
@@ -34,10 +38,10 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
     ``inherit`` come from the checkpoint being resumed, if any (``checkpoints.resolve_seed``,
     ``checkpoints.resolve_model_config``). ``record``: the run directory's record, if the caller has
     read it; ``training``: it is to be resumed (checkpoints with no record of their seed are refused)."""
-    cls = gan_class(train_cfg.model)
     record = _record(model_cfg, train_cfg, record, training, log)
     train_cfg = checkpoints.resolve_seed(train_cfg, record, training)
     model_cfg = checkpoints.resolve_model_config(model_cfg, record, inherit)
+    cls = gan_class(train_cfg.model, model_cfg)
     if strategy is None and train_cfg.strategy != "default":
         strategy = gan_lib.make_strategy(train_cfg.strategy, multiworker_options=dict(
             wait_for_workers=train_cfg.wait_for_workers, log=log))

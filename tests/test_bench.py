@@ -234,6 +234,53 @@ def test_clustergan_paper_rows_run():
     assert [r["flops_analytic"] for r in done] == [18_323_341_312 / 16, 13_385_334_784 / 16]  # batch 4 of 64
 
 
+def test_cogan_paper_count_by_hand():
+    """The paper's network (docs/ORIGINAL.md §5.4) per z: G's five layers once (the output layer once per
+    domain), D on four batches in its update and on two in G's; 203.8 GFLOP a step at batch 128."""
+    from cogan_tf import config as C
+
+    m = C.cogan_config("paper")
+    l0, l1, l2, l3, l4 = 100 * 16384, 16 * 9 * 1024 * 512, 49 * 9 * 512 * 256, 169 * 9 * 256 * 128, 625 * 36 * 128
+    d0, d1, d2, d3 = 576 * 25 * 20, 64 * 25 * 20 * 50, 800 * 500, 500 * 2
+    G, D = l0 + l1 + l2 + l3 + 2 * l4, d0 + d1 + d2 + d3
+    d_update = G + 4 * D + 4 * D + 4 * (D - d0)
+    g_update = G + 2 * D + 2 * D + G + (G - l0)
+    c = flops.cogan_paper_step_count(m)
+    assert c.macs_per_example() == d_update + g_update
+    assert round(c.flops(128) / 1e9, 1) == 203.8
+    # Fewer shared G layers: each unshared one runs per domain (two forward passes, weight and input gradients
+    # once more). D's sharing changes nothing.
+    two = flops.cogan_paper_step_count(C.cogan_config("paper", g_shared_layers=2, d_shared_layers=0))
+    assert two.macs_per_example() - c.macs_per_example() == 4 * (l2 + l3)
+    # The conditional GAN: G on both bits (2 rows a z), one output layer, one input more (the bit).
+    cond = flops.cogan_paper_step_count(C.cogan_config("conditional"))
+    G2 = 2 * ((101 * 16384) + l1 + l2 + l3 + l4)
+    D2 = D + 576 * 25 * 20  # conv0 sees two channels
+    assert cond.macs_per_example() == (G2 + 4 * D2 + 4 * D2 + 4 * (D2 - 2 * d0)) + (G2 + 4 * D2 + G2 + G2 - 2 * 101 * 16384)
+
+
+@pytest.mark.parametrize("variant", ["paper", "paper_plain", "conditional"])
+def test_analytic_count_equals_tensorflows_for_the_cogan_paper_steps(variant):
+    """The paper's step, its plain version (l1's forward a transposed convolution) and the conditional GAN's,
+    at batch 4: TensorFlow's count of the matmuls and convolutions equals the model's, pass by pass; and the
+    layer table holds the networks' weights (the paper's BatchNorm betas and PReLU slopes aside)."""
+    import tensorflow as tf
+
+    (row,) = bench.cogan_paper_rows(4, False, [variant])
+    gan, inputs = bench.make_model("cogan", 4, False, model_overrides=row.model_overrides)
+    step = bench.STEPS[row.step](gan) if row.step else gan.train_step
+    prof = flops.profiler_flops(tf.function(step).get_concrete_function(*inputs))
+    assert prof["matmul_conv"] == row.parts["step"][0].flops(4, tf_convention=True)
+    assert prof["uncounted"] == []
+    layers = flops.cogan_paper_layers(gan.model_cfg)
+    for k, net in (("g", gan.generator), ("d", gan.discriminator)):
+        weights = [v for v in net.trainable_variables if v.path.endswith(("kernel", "bias"))]
+        heads = 2 if (k == "g" and gan.model_cfg.recipe == "paper") else 1  # the output layer twice
+        d_stems = 2 if (k == "d" and gan.model_cfg.recipe == "paper") else 1  # D's l0 per domain
+        extra = (heads - 1) * layers["g_l4"].params + (d_stems - 1) * layers["d_l0"].params
+        assert weight_count(weights) == param_count([v for n, v in layers.items() if n.startswith(k)]) + extra
+
+
 def quick_run(tmp_path, *args):
     out = tmp_path / "bench.json"
     r = subprocess.run([sys.executable, "-m", "cogan_tf.bench", "--quick", "--out", str(out), *args],
@@ -321,7 +368,7 @@ def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
     (["--intra_op_threads=-3"], "error: --intra_op_threads=-3: must be 0 or more"),
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
      "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
-     "bn_per_feature"),
+     "bn_per_feature, paper, paper_plain, paper_deconv, paper_xla, conditional"),
     (["--clustergan_variants", "paper,paper_jit"], "error: --clustergan_variants=paper,paper_jit: paper_jit "
      "unknown; choose from paper, paper_cycle, paper_bfloat16, paper_plain, paper_xla"),
     (["--batch_size", "100000"], "error: --batch_size=100000: must be 8192 or less (see --help)"),

@@ -63,5 +63,5 @@ def test_recorded_values_are_checked_by_their_fields_annotation():
     assert C.value_problem("tau", types["tau"], 1) is None  # an int is a fine float
     assert C.value_problem("tau", types["tau"], float("nan")) == "a finite number or null"
     assert C.value_problem("recipe", types["recipe"], "paper") is None
-    assert C.value_problem("recipe", types["recipe"], "mine") == "one of original, paper"
+    assert C.value_problem("recipe", types["recipe"], "mine") == "one of original, paper, conditional"
     assert C.value_problem("critic", types["critic"], 3) == "a string"

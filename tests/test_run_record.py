@@ -90,7 +90,7 @@ def test_damaged_json_is_one_line_saying_what_to_do(tmp_path):
 
 
 @pytest.mark.parametrize("model, recipe", [("cogan", None), ("vanilla", None), ("clustergan", None),
-                                           ("clustergan", "paper")])
+                                           ("clustergan", "paper"), ("cogan", "paper")])
 def test_every_field_of_the_config_classes_is_checked(tmp_path, model, recipe):
     """The fields come from the dataclasses: a field added to one is checked without a word here."""
     model_cfg = C.model_config(model, recipe)

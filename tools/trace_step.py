@@ -7,7 +7,9 @@ paper recipe's critic and G+E updates, docs/PERFORMANCE.md:
     python tools/trace_step.py --rows paper_ge,paper_ge_plain --calls 4
 
 A row is a key of ``cogan_tf.bench.STEPS`` (the ``_plain`` rows: the step with Keras's own layer
-gradients). The step is built as the benchmark builds it (random uint8 inputs on the device, batch 64
+gradients), or ``cogan_paper`` (the CoGAN's ``--recipe paper`` step; ``--batch 128``, its batch):
+
+    python tools/trace_step.py --rows cogan_paper,cogan_paper_plain --batch 128 The step is built as the benchmark builds it (random uint8 inputs on the device, batch 64
 by default), warmed up, then ``--calls`` calls are traced. TensorFlow runs the step's ops one at a time
 (``--inter_op_threads 1``, each op on both cores), so that their times add up to the step's. Also
 shown: the time of the matmuls and convolutions whose gradient operand is exactly zero in the graph
@@ -91,8 +93,11 @@ def trace_row(row: str, batch: int, warmup: int, calls: int, top: int) -> None:
 
     from cogan_tf import bench
 
-    gan, inputs = bench.make_model("clustergan", batch, False, model_overrides=bench.PAPER)
-    fn = tf.function(bench.STEPS[row](gan))
+    if row.startswith("cogan_"):  # the CoGAN's --recipe paper rows
+        gan, inputs = bench.make_model("cogan", batch, False, model_overrides=bench.C.COGAN_RECIPES["paper"])
+    else:
+        gan, inputs = bench.make_model("clustergan", batch, False, model_overrides=bench.PAPER)
+    fn = tf.function(gan.train_step if row == "cogan_paper" else bench.STEPS[row](gan))
     graph = fn.get_concrete_function(*inputs).graph
     graph_ops = {op.name: op for op in graph.get_operations()}
     zero = zero_ops(graph)
@@ -147,7 +152,7 @@ def trace_row(row: str, batch: int, warmup: int, calls: int, top: int) -> None:
 def main(argv=None) -> int:
     ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", default="paper_critic,paper_critic_plain",
-                    help="comma-separated keys of cogan_tf.bench.STEPS [paper_critic,paper_critic_plain]")
+                    help="comma-separated keys of cogan_tf.bench.STEPS, or cogan_paper [paper_critic,paper_critic_plain]")
     ap.add_argument("--batch", type=int, default=64, help="batch size [64, the paper recipe's]")
     ap.add_argument("--warmup", type=int, default=3, help="untraced calls first (the first traces the step) [3]")
     ap.add_argument("--calls", type=int, default=4, help="calls timed, then as many traced [4]")
@@ -162,9 +167,9 @@ def main(argv=None) -> int:
             ap.error(f"--{name}={value}: must be {low} or more")
     from cogan_tf import bench
 
-    unknown = [r for r in rows if r not in bench.STEPS]
+    unknown = [r for r in rows if r not in bench.STEPS and r != "cogan_paper"]
     if unknown or not rows:
-        ap.error(f"--rows={args.rows}: choose from {', '.join(bench.STEPS)}")
+        ap.error(f"--rows={args.rows}: choose from {', '.join(bench.STEPS)}, cogan_paper")
     import tensorflow as tf
 
     if tf.config.list_logical_devices("GPU"):

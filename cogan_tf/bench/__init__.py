@@ -32,14 +32,21 @@ import time
 from typing import Callable, Dict, List, Optional, Sequence
 
 from cogan_tf import config as C
-from cogan_tf.bench.flops import clustergan_step_counts, cogan_step_count, profiler_flops, vanilla_step_count
+from cogan_tf.bench.flops import (clustergan_step_counts, cogan_paper_step_count, cogan_step_count, profiler_flops,
+                                  vanilla_step_count)
+from cogan_tf.bench.report import format_table  # noqa: F401 - the table of a run, python -m cogan_tf.bench's
 from cogan_tf.bench.machine import (matmul_calls, matmul_fn, matmul_record, machine, peak_rss_mb, reset_peak_rss,
                                     rss_mb, sync, time_calls, tf_memory_info)
 
 ALL_MODELS = C.MODELS
 DEFAULT_BATCH = {m: C.defaults_for(m)["batch_size"] for m in ALL_MODELS}
 COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn", "xla",
-                  "bfloat16", "float16", "loop", "bn_per_feature")
+                  "bfloat16", "float16", "loop", "bn_per_feature", "paper", "paper_plain", "paper_deconv", "paper_xla",
+                  "conditional")
+# CoGAN --recipe paper / conditional rows (the paper's network, docs/PERFORMANCE.md): paper (its step),
+# paper_plain (every layer's plain ops: the step before its speed levers), paper_deconv (G's l1 forward as a
+# transposed convolution instead of a matmul), paper_xla (the step under XLA), conditional (the conditional GAN's).
+COGAN_PAPER_VARIANTS = ("paper", "paper_plain", "paper_deconv", "paper_xla", "conditional")
 # Rows that time the port's own step on another CoGAN config: what a faithful quirk costs.
 COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 # ClusterGAN --recipe paper rows: paper (its critic update and its G+E update, each on its own),
@@ -49,7 +56,6 @@ COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16", "paper_plain", "paper_xla")
 PAPER = C.CLUSTERGAN_RECIPES["paper"]
 PAPER_BATCH = C.defaults_for("clustergan", "paper")["batch_size"]
-VARIANT_WIDTH = 19
 
 # --- the steps --------------------------------------------------------------------------------------
 
@@ -125,9 +131,27 @@ def _plain(step: Callable) -> Callable:
     return plain_step
 
 
+def cogan_paper_step(fast_layers: bool = True, matmul_deconv: bool = True) -> Callable:
+    """CoGAN ``--recipe paper``: its step with its layers' written gradients and fused ops
+    (``fast_layers``) and G's l1 forward as a matmul (``matmul_deconv``), or without."""
+    def step(gan):
+        from cogan_tf.paper_layers import CaffeDeconv
+
+        if not fast_layers:
+            gan.use_plain_layers()
+        for layer in gan.generator._flatten_layers():
+            if isinstance(layer, CaffeDeconv) and not matmul_deconv:
+                layer.matmul_forward = False
+        return gan.train_step
+
+    return step
+
+
 # Row.step -> the step a row times (rows without one: COGAN_STEPS by variant, else the model's train_step).
 STEPS = {"paper_critic": paper_critic_step, "paper_ge": paper_ge_step,
-         "paper_critic_plain": _plain(paper_critic_step), "paper_ge_plain": _plain(paper_ge_step)}
+         "paper_critic_plain": _plain(paper_critic_step), "paper_ge_plain": _plain(paper_ge_step),
+         "cogan_paper_plain": cogan_paper_step(fast_layers=False, matmul_deconv=False),
+         "cogan_paper_deconv": cogan_paper_step(matmul_deconv=False)}
 
 
 @dataclasses.dataclass
@@ -207,6 +231,21 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
     if "straightforward" in cogan_variants:
         rows.append(Row(name, "straightforward", batch, False,
                         {"step": (cogan_step_count(m, trunk_per_domain=True), 1)}))
+    return rows + cogan_paper_rows(batch, jit_compile, cogan_variants)
+
+
+def cogan_paper_rows(batch: int, jit_compile: bool, variants: Sequence[str]) -> List[Row]:
+    """The rows of the CoGAN's ``--recipe paper`` / ``conditional`` asked for (of :data:`COGAN_PAPER_VARIANTS`)."""
+    rows = []
+    for variant in COGAN_PAPER_VARIANTS:
+        if variant not in variants or (variant == "paper_xla" and jit_compile):
+            continue
+        m = C.cogan_config("conditional" if variant == "conditional" else "paper")
+        fast = variant not in ("paper_plain", "paper_deconv")
+        rows.append(Row("cogan", variant, batch, jit_compile or variant == "paper_xla",
+                        {"step": (cogan_paper_step_count(m, fast=fast), 1)},
+                        model_overrides=C.COGAN_RECIPES[m.recipe],
+                        step=f"cogan_{variant}" if f"cogan_{variant}" in STEPS else None))
     return rows
 
 
@@ -389,39 +428,6 @@ def run_loop_row(row: Row, warmup: int, steps: int) -> dict:
 
 # --- report -----------------------------------------------------------------------------------------
 
-def format_table(result: dict) -> str:
-    mm = result["matmul"]
-    lines = [f"machine: {result['machine']['cpu']}, {result['machine']['cores']} cores, TF "
-             f"{result['machine']['tensorflow']}; load average {result['loadavg_start']} -> {result['loadavg_end']}",
-             f"steps on: {result['machine'].get('device', 'CPU')}; TF32 {'on' if result['machine'].get('tf32') else 'off'}",
-             f"float32 matmul {mm['n']}x{mm['n']}: {mm['gflops']:.1f} GFLOP/s (median of {mm['repeats']} blocks of "
-             f"{mm.get('calls', 1)}, interleaved with the rows' steps)",
-             ""]
-    head = (f"{'model':<11}{'variant':<{VARIANT_WIDTH}}{'batch':>6}{'step ms':>9}{'steps/s':>9}{'img/s':>9}"
-            f"{'GFLOP/step':>11}{'TF count':>9}{'GFLOP/s':>9}{'%matmul':>8}{'RSS MB':>8}{'TF MB':>7}")
-    lines += [head, "-" * len(head)]
-    for r in result["rows"]:
-        match = r.get("flops_check", {}).get("match")
-        check = {True: "same", False: "DIFF", None: "n/a"}[match]
-        lines.append(f"{r['model']:<11}{r['variant']:<{VARIANT_WIDTH}}{r['batch']:>6}{r['step_ms']:>9.1f}"
-                     f"{r['steps_per_s']:>9.2f}{r['images_per_s']:>9.0f}{r['flops_analytic'] / 1e9:>11.2f}{check:>9}"
-                     f"{r['gflops_per_s']:>9.1f}{100 * r['fraction_of_matmul']:>7.0f}%{r['peak_rss_mb']:>8.0f}"
-                     f"{(r.get('tf_peak_mb') or float('nan')):>7.0f}")
-    lines.append("")
-    lines.append("GFLOP/step: analytic matmul/conv FLOPs of one step (ClusterGAN port and paper_cycle: averaged over "
-                 "the 1:5 cycle; paper_critic, paper_ge: one update); TF count: TensorFlow's own count of the same ops "
-                 "on the step's graph agrees (same) or not (DIFF)")
-    lines.append("step ms: median over the timed steps (rows timed round-robin; loop: on its own); RSS MB: the "
-                 "process's peak resident memory during the row's warm-up (all models built by then); TF MB: "
-                 "TensorFlow's allocator peak for the row alone on the device the steps run on (weights, optimizer slots, "
-                 "activations; a GPU's memory on a GPU)")
-    for k, v in result["ratios"].items():
-        lines.append(f"{k}: {v:.2f}x")
-    for m, why in result["skipped"].items():
-        lines.append(f"skipped {m}: {why}")
-    return "\n".join(lines)
-
-
 def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup: int, batch_size: int,
         jit_compile: bool, matmul_n: int, matmul_repeats: int, profile: bool = True, log=print,
         clustergan_variants: Sequence[str] = ()) -> dict:
@@ -468,8 +474,12 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
     base = by.get(("cogan", "straightforward"))
     if base is not None:
         for (model, variant), r in by.items():
-            if model == "cogan" and variant != "straightforward":
+            if model == "cogan" and variant != "straightforward" and variant not in COGAN_PAPER_VARIANTS:
                 result["ratios"][f"cogan {variant} / straightforward (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
+    for variant in ("paper_plain", "paper_deconv", "paper_xla"):
+        if ("cogan", "paper") in by and ("cogan", variant) in by:
+            ratio = by[("cogan", "paper")]["steps_per_s"] / by[("cogan", variant)]["steps_per_s"]
+            result["ratios"][f"cogan paper / {variant} (steps/s)"] = ratio
     for (model, variant), r in by.items():
         for suffix in ("_bf16", "_xla"):
             if model == "clustergan" and variant.endswith(suffix) and ("clustergan", variant[:-len(suffix)]) in by:

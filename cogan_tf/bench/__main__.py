@@ -26,7 +26,11 @@ def define_flags() -> None:
                       "no_reuse / deconv_heads / unfused_bn (the port's step without one lever), bfloat16 / float16 "
                       "(the port's step under --mixed_precision), xla (the port's step under XLA), loop (the "
                       "port's step in the real training loop), bn_per_feature (the port's step with per-feature "
-                      "BatchNorm statistics instead of the original's scalar ones, quirk Q2) [straightforward]")
+                      "BatchNorm statistics instead of the original's scalar ones, quirk Q2); the paper's network "
+                      "(--recipe paper, docs/PERFORMANCE.md): paper (its step), paper_plain (its step with every "
+                      "layer's plain ops, before the speed levers), paper_deconv (G's first transposed convolution "
+                      "as TensorFlow's op instead of a matmul), paper_xla (its step under XLA), conditional (the "
+                      "conditional GAN's step, --recipe conditional) [straightforward]")
     flags.DEFINE_list("clustergan_variants", ["paper"],
                       "ClusterGAN --recipe paper rows beside the original recipe's step (port), at the recipe's batch "
                       "64: paper (its critic update and its G+E update, each timed on its own: paper_critic, "

@@ -34,10 +34,15 @@ class Layer:
     params: int
     tf_backprop_macs: Optional[float] = None
     tf_forward_macs: Optional[float] = None
+    tf_dx_macs: Optional[float] = None  # the input gradient alone, where it differs from the filter gradient
 
     @property
     def tf_backprop(self) -> float:
         return self.macs if self.tf_backprop_macs is None else self.tf_backprop_macs
+
+    @property
+    def tf_dx(self) -> float:
+        return self.tf_backprop if self.tf_dx_macs is None else self.tf_dx_macs
 
     @property
     def tf_forward(self) -> float:
@@ -139,10 +144,12 @@ class StepCount:
         """MACs per example; ``tf_convention``: backprop ops as TensorFlow's statistics count them, and
         the passes on zero gradients (:meth:`zero_backward`) included."""
         back = (lambda layer: layer.tf_backprop) if tf_convention else (lambda layer: layer.macs)
+        back_dx = (lambda layer: layer.tf_dx) if tf_convention else (lambda layer: layer.macs)
         fwd = (lambda layer: layer.tf_forward) if tf_convention else (lambda layer: layer.macs)
-        backward = (self.dx, self.dw) + ((self.zero_dx, self.zero_dw) if tf_convention else ())
+        backward = ((self.dx, back_dx), (self.dw, back)) + (((self.zero_dx, back_dx), (self.zero_dw, back))
+                                                             if tf_convention else ())
         return (sum(fwd(self.layers[n]) * c for n, c in self.fwd.items())
-                + sum(back(self.layers[n]) * c for t in backward for n, c in t.items()))
+                + sum(rule(self.layers[n]) * c for t, rule in backward for n, c in t.items()))
 
     def flops(self, batch: int, tf_convention: bool = False) -> float:
         return 2 * self.macs_per_example(tf_convention) * batch
@@ -219,6 +226,64 @@ def cogan_step_count(m, trunk_per_domain: bool = False, reuse_g_forward: bool = 
             c.forward(d_path[d])
             c.backward(d_path[d], weights=False, input_of_first=True)
         g_backward()
+    return c
+
+
+def caffe_deconv(name: str, h_in: int, c_in: int, c_out: int, k: int, stride: int, pad: int, bias: bool,
+                 matmul_forward: bool = False) -> Layer:
+    """A Caffe deconvolution of the paper's network (cogan_tf/paper_layers.py): ``h_in * h_in * k * k * c_in
+    * c_out`` MACs, every input pixel's patch, the cropped border's included (as :func:`deconv`). TensorFlow
+    counts its forward op (Conv2DBackpropInput) and the filter gradient by the output side o over the stride,
+    (o / s)^2 positions, and the input gradient (a Conv2D) by h_in^2; the forward as a matmul
+    (``matmul_forward``) it counts by h_in^2."""
+    o = (h_in - 1) * stride + k - 2 * pad
+    per_position = k * k * c_in * c_out
+    by_output = o * o / (stride * stride) * per_position
+    return Layer(name, h_in * h_in * per_position, per_position + (c_out if bias else 0),
+                 tf_backprop_macs=by_output, tf_forward_macs=None if matmul_forward else by_output,
+                 tf_dx_macs=h_in * h_in * per_position)
+
+
+def cogan_paper_layers(m, fast: bool = True) -> Dict[str, Layer]:
+    """The paper network's weight layers (cogan_tf/paper_networks.py) for a CoganConfig ``m`` of recipe
+    "paper" or "conditional" (the domain bit: one more input of G's dense layer and of D's first
+    convolution). ``fast``: G's l1 forward as a matmul, as the port's step computes it."""
+    bit = 1 if m.recipe == "conditional" else 0
+    g = {"g_l0": Layer("g_l0", (m.z_dim + bit) * 16384, (m.z_dim + bit) * 16384),
+         "g_l1": caffe_deconv("g_l1", 4, 1024, 512, 3, 2, 1, False, matmul_forward=fast),
+         "g_l2": caffe_deconv("g_l2", 7, 512, 256, 3, 2, 1, False),
+         "g_l3": caffe_deconv("g_l3", 13, 256, 128, 3, 2, 1, False),
+         "g_l4": caffe_deconv("g_l4", 25, 128, m.c_dim, 6, 1, 1, True)}
+    d = {"d_l0": conv("d_l0", 28, 28, m.c_dim + bit, 20, 5, stride=1, padding="valid"),
+         "d_l1": conv("d_l1", 12, 12, 20, 50, 5, stride=1, padding="valid"),
+         "d_l2": dense("d_l2", 800, 500), "d_l3": dense("d_l3", 500, 2)}
+    return {**g, **d}
+
+
+def cogan_paper_step_count(m, fast: bool = True) -> StepCount:
+    """The paper's step (cogan_tf/cogan_paper.py) per z of the batch: the D update (G forward, no gradient;
+    D forward on the 4 batches, real and fake of each domain, with D's weight gradients and the input
+    gradients of all but its first layer), then the G update on a fresh z (G forward, D on the 2 fake batches
+    and its input gradients down to the fakes, G's weight gradients and the input gradients of all but its
+    first layer, whose input is z). A layer the domains do not share runs once per domain; D's per-domain
+    layers see half the rows each, so D's work does not depend on its sharing. The conditional GAN's G runs
+    on 2 rows per z (both bits) and has one output layer."""
+    L = cogan_paper_layers(m, fast)
+    g_names = ["g_l0", "g_l1", "g_l2", "g_l3", "g_l4"]
+    if m.recipe == "conditional":
+        g_runs = [(L[n], 2) for n in g_names]
+    else:
+        g_runs = [(L[n], 1 if i < m.g_shared_layers else 2) for i, n in enumerate(g_names)]
+    d = [L[n] for n in ("d_l0", "d_l1", "d_l2", "d_l3")]
+    c = StepCount()
+    for layer, times in g_runs:
+        c.forward([layer], times)
+    c.forward(d, times=4).backward(d, weights=True, input_of_first=False, times=4)
+    for layer, times in g_runs:
+        c.forward([layer], times)
+    c.forward(d, times=2).backward(d, weights=False, input_of_first=True, times=2)
+    for i, (layer, times) in enumerate(g_runs):
+        c.backward([layer], weights=True, input_of_first=i > 0, times=times)
     return c
 
 

@@ -116,9 +116,10 @@ def _batches(n: int, batch_size: int) -> Iterator[slice]:
 
 
 def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = GEN_BATCH, source: str = "") -> Samples:
-    """``n`` samples from a loaded SavedModel, generated batch by batch whenever they are read; z ~ N(0, 1)
-    (and, for clustergan, z_n ~ N(0, sigma^2) with the export's ``zn_sigma``, and z_c uniform one-hot)
-    drawn from a seeded numpy generator, so a seed reproduces a report."""
+    """``n`` samples from a loaded SavedModel, generated batch by batch whenever they are read; z ~ N(0, 1),
+    or U(-1, 1) for an export that says so (``z_uniform``: the CoGAN's ``--recipe paper``), and for
+    clustergan z_n ~ N(0, sigma^2) with the export's ``zn_sigma`` and z_c uniform one-hot; drawn from a
+    seeded numpy generator, so a seed reproduces a report."""
     import tensorflow as tf
 
     kind = model_kind(loaded)
@@ -139,11 +140,14 @@ def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = G
         onehot = np.eye(n_classes, dtype=np.float32)
     else:
         z_dim = specs["z"].shape[-1]
+    # A CoGAN export of the paper's network records that it was trained on z ~ U(-1, 1).
+    uniform = bool(loaded.z_uniform.numpy()) if hasattr(loaded, "z_uniform") else False
 
     def draw():
         rng = np.random.default_rng(seed)
         for s in _batches(n, batch_size):
-            z = rng.standard_normal((s.stop - s.start, z_dim))
+            shape = (s.stop - s.start, z_dim)
+            z = rng.uniform(-1.0, 1.0, shape) if uniform else rng.standard_normal(shape)
             if z_c is None:
                 feed = {"z": tf.constant(z.astype(np.float32))}
             else:

@@ -84,15 +84,25 @@ def define_flags():
     flags.DEFINE_enum("mixed_precision_dtype", "float16", list(config_lib.MIXED_PRECISION),
                       "With --mixed_precision: float16 with dynamic loss scaling (the GPU choice), or bfloat16 without "
                       "loss scaling (TPUs, CPUs with bf16 units) [float16]")
-    flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none]")
+    flags.DEFINE_integer("max_steps", None, "Stop after this many steps in total (a short run) [none; cogan --recipe "
+                         "paper or conditional: 25000, the paper's length]")
     flags.DEFINE_float("zn_sigma", None, "ClusterGAN: standard deviation of z_n [1.0, the original; 0.1 with "
                        "--recipe paper]")
-    flags.DEFINE_enum("recipe", None, list(config_lib.CLUSTERGAN_RECIPES),
-                      "ClusterGAN: networks and training. original: JasonFengGit's code (BCE, sigma 1, 1 G+E per 5 D "
-                      "updates, batch 100, weight decay 2.5e-5); paper: the ClusterGAN paper authors' code (their "
-                      "networks, WGAN-GP critic, lambda 10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) "
-                      "weights, no weight decay, batch 64; on fashion_mnist 40 dims of z_n and beta_n 0, as their "
-                      "Fashion-MNIST runs). Flags given explicitly override the recipe's values [original]")
+    flags.DEFINE_enum("recipe", None, list(RECIPES),
+                      "Networks and training. CoGAN: original (andrewliao11's code); paper (the CoGAN paper's digit "
+                      "network and its Caffe training: z ~ U(-1, 1), G's first 4 and D's last 3 layers shared, "
+                      "dropout, Adam 2e-4 with weight decay 5e-4, one D and one G update per step, disjoint halves "
+                      "of the digits, 25,000 steps); conditional (the conditional GAN the paper compares with: the "
+                      "same network once, told the domain by an input bit, trained the same way). ClusterGAN: "
+                      "original (JasonFengGit's code: BCE, sigma 1, 1 G+E per 5 D updates, batch 100, weight decay "
+                      "2.5e-5); paper (the ClusterGAN paper authors' code: their networks, WGAN-GP critic, lambda "
+                      "10, 5 critic batches per G+E update, sigma 0.1, N(0, 0.02) weights, no weight decay, batch "
+                      "64; on fashion_mnist 40 dims of z_n and beta_n 0, as their Fashion-MNIST runs). Flags given "
+                      "explicitly override the recipe's values [original]")
+    flags.DEFINE_integer("g_shared_layers", None, "CoGAN --recipe paper: how many of G's 5 layers, from z, the two "
+                         "domains share (0-4) [4]")
+    flags.DEFINE_integer("d_shared_layers", None, "CoGAN --recipe paper: how many of D's 4 layers, from the output, "
+                         "the two domains share (0-3) [3]")
     flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, what the original trains on any "
                          "machine (docs/ORIGINAL.md §2.1); 1024 is the width its README describes; resuming: the checkpoint's]")
     flags.DEFINE_integer("val_size", None, "ClusterGAN: hold out this many training images (seeded) and keep the "
@@ -109,7 +119,8 @@ def define_flags():
     flags.DEFINE_enum("pair", pairs.DEFAULT_PAIR, list(pairs.PAIRS), "CoGAN: the second domain, a transform of the "
                       "digits that `python invert.py --pair P` writes: " + "; ".join(
                           f"{p}: {d}" for p, d in pairs.DESCRIPTIONS.items()) + f" [{pairs.DEFAULT_PAIR}]")
-    flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper [False]")
+    flags.DEFINE_boolean("disjoint_domains", False, "CoGAN: give the domains disjoint halves of the digits, as the paper "
+                         "[False; --recipe paper or conditional: True]")
     flags.DEFINE_boolean("bn_moving_average", False, "CoGAN: sample with BatchNorm moving averages instead of batch statistics (quirk) [False]")
     flags.DEFINE_boolean("loss_on_logits", False, "CoGAN: sigmoid cross-entropy on D's h3 instead of the original's "
                          "sigmoid(h3) taken as logits, a double sigmoid (quirk Q1) [False]")
@@ -123,11 +134,12 @@ def define_flags():
 
 
 FLAGS = flags.FLAGS
-
-
-# The model-config fields each architecture flag sets, for the line --is_train False gives a flag that
-# disagrees with the checkpoint's config.json: config.py's one flag <-> field table.
-FLAG_FIELDS = {flag: fields for table in config_lib.FLAG_FIELDS.values() for flag, fields in table.items()}
+# Each model's --recipe values.
+MODEL_RECIPES = {"cogan": tuple(config_lib.COGAN_RECIPES), "clustergan": tuple(config_lib.CLUSTERGAN_RECIPES)}
+RECIPES = tuple(dict.fromkeys(r for rs in MODEL_RECIPES.values() for r in rs))
+# CoGAN flags of the original network only: refused with --recipe paper / conditional.
+ORIGINAL_NETWORK_ONLY = ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters", "bn_moving_average",
+                         "sync_batchnorm", "corrected")
 # Flags that mean something only to the CoGAN: refused with the other models when given.
 COGAN_ONLY = ("loss_on_logits", "bn_per_feature", "grid_scaling", "h0_feeds_h1", "d_h0_filters", "bn_moving_average",
               "sync_batchnorm", "corrected", "disjoint_domains", "pair")
@@ -149,8 +161,25 @@ def validate(f) -> None:
             bad(b, "must be in [0, 1)")
     if f.dataset is not None and f.dataset not in data.DATASETS:
         bad("dataset", f"unknown dataset; choose one of {', '.join(data.DATASETS)}")
-    if f.recipe is not None and f.model != "clustergan":
-        bad("recipe", "only for --model clustergan")
+    if f.recipe is not None and f.recipe not in MODEL_RECIPES.get(f.model, ()):
+        bad("recipe", f"not a recipe of --model {f.model}; "
+            + "; ".join(f"{m}: {', '.join(rs)}" for m, rs in MODEL_RECIPES.items()))
+    paper = f.model == "cogan" and f.recipe in ("paper", "conditional")
+    for flag in ("g_shared_layers", "d_shared_layers"):
+        value, most = getattr(f, flag), config_lib.COGAN_MAX_SHARED[flag]
+        if value is not None and not (f.model == "cogan" and f.recipe == "paper"):
+            bad(flag, "only for --model cogan --recipe paper"
+                + (" (the conditional GAN shares everything)" if f.recipe == "conditional" else ""))
+        if value is not None and not 0 <= value <= most:
+            bad(flag, f"must be 0 to {most} (the layer next to the image stays per domain)")
+    if paper:
+        for flag in ORIGINAL_NETWORK_ONLY:
+            if f[flag].present:
+                bad(flag, f"only for the original CoGAN network, not --recipe {f.recipe}")
+        if f.mixed_precision:
+            bad("mixed_precision", f"not for --recipe {f.recipe}, whose layers compute in float32")
+        if f.strategy != "default":
+            bad("strategy", f"--recipe {f.recipe} trains on one device: drop --strategy")
     if f.val_size is not None and f.model != "clustergan":
         bad("val_size", "only for --model clustergan")
     if f.val_size is not None and f.val_size < 0:
@@ -204,21 +233,26 @@ def validate(f) -> None:
 def build_configs(f):
     """Flags -> (model config, train config), with each model's original defaults where unset."""
     # Flags left unset take the model's (and recipe's) defaults from config.train_config.
-    given = {k: f[k].value for k in ("dataset", "epoch", "learning_rate", "beta1", "beta2", "batch_size", "val_size")
+    given = {k: f[k].value for k in ("dataset", "epoch", "learning_rate", "beta1", "beta2", "batch_size", "val_size",
+                                     "max_steps")
              if f[k].value is not None}
     # The output folders follow a named --checkpoint_dir (outputs.run_folders).
     folders = outputs.run_folders(f.checkpoint_dir, {k: f[k].value for k in outputs.RUN_FOLDERS})
+    if f["disjoint_domains"].present:  # else the recipe's default (the paper's: disjoint halves)
+        given["disjoint_domains"] = f.disjoint_domains
     train_cfg = config_lib.train_config(
         f.model, f.recipe, **given, **folders, data_dir=f.data_dir, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         seed=f.seed, jit_compile=f.jit_compile, device=f.device, tf32=f.tf32, deterministic=f.deterministic,
         wait_for_lock=f.wait_for_lock, wait_for_workers=f.wait_for_workers, log_every=f.log_every,
-        summary_every=f.summary_every, progress=f.progress,
-        disjoint_domains=f.disjoint_domains,
-        max_steps=f.max_steps, sample_every_epochs=f.sample_every_epochs, strategy=f.strategy,
+        summary_every=f.summary_every, progress=f.progress, sample_every_epochs=f.sample_every_epochs,
+        strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
         grid_scaling=f.grid_scaling)
-    if f.model == "cogan":
+    if f.model == "cogan" and f.recipe not in (None, "original"):
+        sharing = {k: getattr(f, k) for k in config_lib.COGAN_MAX_SHARED if getattr(f, k) is not None}
+        model_cfg = config_lib.cogan_config(f.recipe, pair=f.pair, **sharing)
+    elif f.model == "cogan":
         model_cfg = config_lib.CoganConfig(
             h0_feeds_h1=f.h0_feeds_h1 or f.corrected,
             d_h0_filters=64 if (f.corrected and f.d_h0_filters is None) else f.d_h0_filters,
@@ -241,9 +275,11 @@ def inherited(f):
 
 
 def explicit_fields(f) -> dict:
-    """Model-config field -> the flag that set it on the command line (``--d_h0_filters=4``)."""
+    """Model-config field -> the flag that set it on the command line (``--d_h0_filters=4``), from config.py's
+    one flag <-> field table: for the line --is_train False gives a flag that disagrees with the checkpoint's
+    config.json."""
     out = {}
-    for flag, fields in FLAG_FIELDS.items():
+    for flag, fields in config_lib.FLAG_FIELDS.get(f.model, {}).items():
         if f[flag].present:
             for field in fields:
                 out.setdefault(field, f"--{flag}={f[flag].value}")
