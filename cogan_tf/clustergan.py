@@ -22,14 +22,14 @@ import tensorflow as tf
 from cogan_tf import data, export as export_lib, fileio, images, levers
 from cogan_tf import clustering
 from cogan_tf.config import CLUSTERGAN_CRITICS, ClusterGanConfig, TrainConfig
-from cogan_tf.precision import gradients, loss_scale
+from cogan_tf.precision import loss_scale
 from cogan_tf.errors import DataError, UsageError, first_line
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense
 from cogan_tf.losses import (coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
                              gradient_penalty)
 from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, check_arrays, epoch_summaries,
                                  finish_outputs, sample_every_epochs)
-from cogan_tf.checkpoints import checkpoint, restore_weights
+from cogan_tf.checkpoints import restore_weights
 from cogan_tf.gan import GAN, RunState, apply_gradients, global_batch, replica_share
 
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples

@@ -15,6 +15,7 @@ from cogan_tf import cogan_fast, data, export as export_lib, images, levers, los
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.cogan_networks import build_cogan, unique_variables
 from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
+from cogan_tf.layers import BatchNorm
 
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
 

@@ -3,7 +3,6 @@ launcher does when a worker refuses, fails or stops on a signal is checked in se
 exit status, and how soon the other workers end."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
