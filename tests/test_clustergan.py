@@ -634,7 +634,7 @@ def test_main_clustergan_dataset_recipe_and_overrides():
         "mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",
         "mnist 64 2911 0.0001 0.5 0.9 5000 5 paper 0.1 wgan_gp 0.02 0.0",  # the authors' dataset and held-out images
         "mnist 100 2911 0.0002 0.5 0.9 0 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
-        "mnist 128 25 0.0002 0.5 0.999 0 5 - - - - -",
+        "mnist 128 25 0.0002 0.5 0.999 0 5 original - - - -",  # the CoGAN's own recipe
         "mnist 512 500 0.0002 0.9 0.999 0 5 - - - - -",
     ]
     assert "tensorflow" not in r.stderr.lower()
@@ -644,8 +644,10 @@ def test_main_clustergan_dataset_recipe_and_overrides():
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--recipe", "paper"], "error: --recipe=paper: only for --model clustergan"),
-    (["--model", "vanilla", "--recipe", "original"], "error: --recipe=original: only for --model clustergan"),
+    (["--model", "vanilla", "--recipe", "paper"], "error: --recipe=paper: not a recipe of --model vanilla; cogan: "
+                                                  "original, paper, conditional; clustergan: original, paper"),
+    (["--model", "vanilla", "--recipe", "original"], "error: --recipe=original: not a recipe of --model vanilla; "
+                                                     "cogan: original, paper, conditional; clustergan: original, paper"),
     (["--val_size", "5000"], "error: --val_size=5000: only for --model clustergan"),
     (["--model", "clustergan", "--val_size=-1"], "error: --val_size=-1: must be 0 or more"),
     (["--save_every=-2"], "error: --save_every=-2: must be 0 or more"),

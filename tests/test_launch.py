@@ -61,14 +61,14 @@ def finish(p, timeout=60):
     return p.returncode, out, err
 
 
-def wait_for(p, text, timeout=30):
-    """Read the launcher's stdout until a line contains ``text``."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+def wait_for(p, *texts):
+    """Read the launcher's stdout until a line has contained each of ``texts``, in any order (the workers'
+    lines come in whatever order they print them); fails at the end of the output."""
+    waiting = set(texts)
+    while waiting:
         line = p.stdout.readline()
-        if text in line:
-            return
-    raise AssertionError(f"no line with {text!r}")
+        assert line, f"no line with {sorted(waiting)}"
+        waiting = {t for t in waiting if t not in line}
 
 
 def test_a_refusal_on_one_worker_ends_the_others_at_once(tmp_path):
@@ -92,8 +92,7 @@ def test_a_failure_gives_the_others_the_grace_period_then_kills_them(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_a_stop_asked_for_is_reported_as_a_stop_not_a_failure(tmp_path, signum):
     p = start({"0": "train", "1": "train"}, "--workers", "2", cwd=tmp_path)
-    wait_for(p, "worker 0 up")
-    wait_for(p, "worker 1 up")
+    wait_for(p, "worker 0 up", "worker 1 up")
     p.send_signal(signum)
     status, out, err = finish(p)
     name = signal.Signals(signum).name
