@@ -29,7 +29,7 @@ import keras
 
 from cogan_tf import data, fileio, images
 from cogan_tf.config import TrainConfig
-from cogan_tf.gan import GAN, RunState
+from cogan_tf.gan import RunState
 
 IMAGE_SHAPE = (28, 28, 1)
 DEFAULT_SAMPLE_EVERY_EPOCHS = 10
