@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from functools import partial
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -120,19 +121,25 @@ class GAN:
             fn = self._replica_fns.setdefault(key, tf.function(fn, jit_compile=True))
         if self.strategy.num_replicas_in_sync == 1:
             return self.strategy.run(fn, args=args)
-        out = self.strategy.run(self._averaging_moving_statistics(fn), args=args)
-        return {k: self.strategy.reduce(tf.distribute.ReduceOp.MEAN, v, axis=None) for k, v in out.items()}
+        moving = self._moving_statistics()
+        out, stats = self.strategy.run(self._with_moving_statistics(fn, moving), args=args)
+        mean = partial(self.strategy.reduce, tf.distribute.ReduceOp.MEAN, axis=None)
+        set_to_mean(moving, mean(stats))
+        return {k: mean(v) for k, v in out.items()}
 
-    def _averaging_moving_statistics(self, fn):
-        """``fn`` followed by :func:`average_moving_statistics` of the networks' BatchNorm moving averages
-        (those with statistics of their own replica's share; synchronized ones agree already)."""
+    def _moving_statistics(self) -> List[tf.Variable]:
+        """The networks' BatchNorm moving averages that each replica updates from its own share of the batch
+        (synchronized BatchNorm's agree on every replica already)."""
+        return [v for m in self.trackables().values() if isinstance(m, keras.Model) for layer in m._flatten_layers()
+                if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized
+                for v in (layer.moving_mean, layer.moving_variance)]
+
+    @staticmethod
+    def _with_moving_statistics(fn, moving):
+        """``fn`` returning also this replica's values of ``moving``, flattened into one vector."""
         def replica_fn(*args):
             out = fn(*args)
-            average_moving_statistics([v for m in self.trackables().values() if isinstance(m, keras.Model)
-                                       for layer in m._flatten_layers()
-                                       if isinstance(layer, keras.layers.BatchNormalization) and not layer.synchronized
-                                       for v in (layer.moving_mean, layer.moving_variance)])
-            return out
+            return out, tf.concat([tf.reshape(tf.cast(v, tf.float32), [-1]) for v in moving] or [tf.zeros([0])], 0)
 
         replica_fn.__name__ = getattr(fn, "__name__", "replica_fn")
         return replica_fn
@@ -192,17 +199,16 @@ def global_batch(x, cfg: config_lib.TrainConfig):
     return x.shape[0] if x.shape[0] is not None else tf.shape(x)[0]
 
 
-def average_moving_statistics(variables) -> None:
-    """In a replica's function with several replicas: set each replica's copy of ``variables`` (BatchNorm
-    moving averages, updated by each replica from the statistics of its share) to their mean over the
-    replicas, in one all-reduce. Without it each replica's copy drifts its own way, and a checkpoint
-    keeps the first replica's."""
-    ctx = tf.distribute.get_replica_context()
-    if not variables or ctx is None or ctx.num_replicas_in_sync == 1:
-        return
-    means = ctx.all_reduce(tf.distribute.ReduceOp.MEAN, [tf.convert_to_tensor(v) for v in variables])
-    for v, m in zip(variables, means):
-        v.assign(m)
+def set_to_mean(variables, flat_mean) -> None:
+    """After a step on several replicas: each BatchNorm moving average in ``variables`` (updated by every
+    replica from the statistics of its own share) set, on every replica, to the replicas' mean
+    ``flat_mean`` (all of them flattened into one vector: one all-reduce). Without it each replica's copy
+    drifts its own way, and a checkpoint keeps the first replica's."""
+    start = 0
+    for v in variables:
+        size = int(np.prod(v.shape))
+        v.assign(tf.cast(tf.reshape(flat_mean[start:start + size], v.shape), v.dtype))
+        start += size
 
 
 def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables, adjust=None) -> None:

@@ -17,7 +17,7 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import gan as gan_lib, runner, train
+from cogan_tf import runner, train
 from cogan_tf.errors import UsageError
 from cogan_tf.clustergan import ClusterGAN
 from cogan_tf.losses import coupled_weight_decay

@@ -235,11 +235,9 @@ with strategy.scope():
     bn.build((None, 3))
 shares = [np.arange(12, dtype=np.float32).reshape(4, 3) * (1 + 3 * r) for r in range(2)]
 xs = strategy.experimental_distribute_values_from_function(lambda ctx: tf.constant(shares[ctx.replica_id_in_sync_group]))
-holder = type("H", (), {})()
-holder.trackables = lambda: {"net": keras.Sequential([bn])}
-step = tf.function(lambda v: strategy.run(gan_lib.GAN._averaging_moving_statistics(holder, lambda t: bn(t, training=True)),
-                                          args=(v,)))
-step(xs)
+holder = type("H", (gan_lib.GAN,), {"trackables": lambda self: {"net": keras.Sequential([bn])}})(
+    C.VanillaConfig(), C.TrainConfig(seed=0), strategy=strategy)
+tf.function(lambda v: holder.run_replicas(lambda t: {"y": tf.reduce_mean(bn(t, training=True))}, v))(xs)
 local = [t.numpy().tolist() for t in strategy.experimental_local_results(bn.moving_mean.value)]
 expected = np.mean([0.5 * 0.0 + 0.5 * s.mean(axis=0) for s in shares], axis=0).tolist()
 results["moving_mean"] = {"local": local, "expected": expected}

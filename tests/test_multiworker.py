@@ -153,8 +153,8 @@ def test_two_workers_train_and_only_the_chief_writes_the_run_s_files(tmp_path):
     lines, ck_lines = chief["./ck"], other["./ck"]
     assert sum(line.startswith("Epoch: ") for line in lines) == 4 and any("[Sample T]" in x for x in lines)
     assert lines[-1] == " [*] Exported SavedModel to ./e/cogan"
-    # The runner names the model before training; from there on only the chief speaks.
-    assert [x for x in ck_lines if not x.startswith(" [*] cogan: ")] == []
+    # The runner names the worker's device and the model before training; from there on only the chief speaks.
+    assert [x for x in ck_lines if not x.startswith((" [*] device of this worker: ", " [*] cogan: "))] == []
 
 
 # --- data: each worker's rows of each global batch -------------------------------------------------------
