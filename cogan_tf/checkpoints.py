@@ -115,6 +115,24 @@ def restore_weights(loop: RunState, gan: GAN, path: str) -> None:
         raise DataError(f"{path}: checkpoint does not restore ({failed[0][1]})")
 
 
+def checkpoint_step(path: str) -> int:
+    """The training steps checkpoint ``path`` had made, read without building a model (its files read
+    whole first, as every read); one that does not read is a one-line DataError naming it."""
+    _, step, failed = newest_that_reads(
+        [path], lambda c: int(tf.train.load_variable(c.path, "step/.ATTRIBUTES/VARIABLE_VALUE")))
+    if failed:
+        raise DataError(f"{path}: no readable step counter ({failed[0][1]})")
+    return step
+
+
+def restore_objects(objects: dict, path: str) -> None:
+    """Restore checkpoint ``path`` into ``objects`` (name -> trackable, a subset of what it holds: the
+    networks of a curve's point); one that does not read or restore is a one-line DataError naming it."""
+    _, _, failed = newest_that_reads([path], lambda c: tf.train.Checkpoint(**objects).restore(c.path).expect_partial())
+    if failed:
+        raise DataError(f"{path}: does not restore ({failed[0][1]})")
+
+
 def none_restores(ckpt_dir: str, names: Sequence[str], why: str) -> UsageError:
     """The refusal of checkpoint files none of which reads: a run never trains over them."""
     shown = names[0] + (f" ... -{names[-1].rsplit('-', 1)[1]}" if len(names) > 1 else "")

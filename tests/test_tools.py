@@ -19,7 +19,7 @@ from tests.conftest import ROOT, quiet, write_fake_dataset
 from tests.test_clustergan import train_cfg
 
 TOOLS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "tools", "*.py")))
-ABSL_TOOLS = ("clustergan_curve", "clustergan_seeds", "clustergan_side_by_side")  # absl's --help exits 1
+ABSL_TOOLS = ("clustergan_curve", "clustergan_seeds", "clustergan_side_by_side", "cogan_curve", "host_overhead")  # absl's --help exits 1
 
 
 def without(tmp_path, *modules):
@@ -40,8 +40,8 @@ def run_tool(tool, *args, cwd, env, timeout=120):
 
 def test_the_tools_are_all_tested_here():
     assert set(TOOLS) == {"ablation_table", "clustergan_curve", "clustergan_seeds", "clustergan_side_by_side",
-                          "multiworker_bench", "ship_classifier", "step_drift", "trace_step", "vanilla_loss_plot",
-                          "vanilla_torch_reference"}
+                          "cogan_curve", "host_overhead", "multiworker_bench", "ship_classifier", "step_drift",
+                          "trace_step", "vanilla_loss_plot", "vanilla_torch_reference"}
 
 
 @pytest.mark.parametrize("tool", TOOLS)

@@ -16,22 +16,9 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
-from cogan_tf.errors import DataError, UsageError, first_line
+from cogan_tf.errors import DataError, UsageError
 from cogan_tf.evaluate import (DEFAULT_N, DEFAULT_THRESHOLD, evaluate_samples, load_classifier, load_saved_model,
                                make_reference, sample_stream)
-
-STEP_KEY = "step/.ATTRIBUTES/VARIABLE_VALUE"  # the loop's step counter in every checkpoint (checkpoints.py)
-
-
-def checkpoint_step(path: str) -> int:
-    """The training steps a checkpoint had made (read without building a model)."""
-    import tensorflow as tf
-
-    try:
-        return int(tf.train.load_variable(path, STEP_KEY))
-    except Exception as e:  # noqa: BLE001 - a damaged checkpoint fails in TensorFlow's C++ with any error
-        raise DataError(f"{path}: no readable step counter ({first_line(e)})") from None
-
 
 def point(report: dict, step: Optional[int] = None, source: str = "") -> dict:
     """One point of a curve: the pair section of an ``evaluate_samples`` report with each domain's
@@ -61,14 +48,13 @@ def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, se
     ``done``: an earlier curve of the same run (its JSON); its points are reused for the checkpoints they
     name (path and step) when it was scored with the same sample count, seed and threshold."""
     import keras
-    import tensorflow as tf
 
-    from cogan_tf import rundir, runner
+    from cogan_tf import checkpoints, rundir, runner
 
     record = rundir.find_run(checkpoint_dir, model)
     gan = runner.gan_from_checkpoint(record.directory, data_dir, model, log=lambda s: None)
     dataset = dataset or gan.cfg.dataset
-    paths = sorted(record.checkpoint_paths(), key=checkpoint_step)
+    paths = sorted(record.checkpoint_paths(), key=checkpoints.checkpoint_step)
     if not paths:
         raise DataError(f"{record.directory}: no checkpoint to score")
     clf = clf or load_classifier(data_dir, dataset, log=log)
@@ -79,14 +65,11 @@ def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, se
     kept = {(d.get("source"), d.get("step")): d for d in done["points"]} if same else {}
     points = []
     for path in paths:
-        step = checkpoint_step(path)
+        step = checkpoints.checkpoint_step(path)
         if (path, step) in kept:
             points.append(kept[(path, step)])
             continue
-        try:
-            tf.train.Checkpoint(**objects).restore(path).expect_partial()
-        except Exception as e:  # noqa: BLE001 - damaged files fail in TensorFlow's C++ and Python alike
-            raise DataError(f"{path}: does not restore ({first_line(e)})") from None
+        checkpoints.restore_objects(objects, path)
         with tempfile.TemporaryDirectory(prefix="cogan_tf-curve-") as tmp:
             points.append(score_saved_model(gan.export(tmp), clf, ref, n, seed, threshold, step))
         points[-1]["source"] = path
