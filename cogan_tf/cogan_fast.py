@@ -18,7 +18,7 @@ import tensorflow as tf
 import keras
 
 from cogan_tf.gan import apply_gradients
-from cogan_tf.layers import BatchNorm, ScalarPReLU
+from cogan_tf.layers import BatchNorm, ScalarPReLU, deconv_gradient
 from cogan_tf.precision import as_float32
 
 
@@ -68,10 +68,7 @@ def subpixel_deconv(h, kernel):
     out = tf.nn.depth_to_space(tf.nn.conv2d(h, subpixel_kernel(kernel), strides=1, padding="SAME"), 2)
 
     def grad(dy):
-        dh = tf.nn.conv2d(dy, kernel, strides=2, padding="SAME")
-        dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel), out_backprop=h,
-                                             strides=[1, 2, 2, 1], padding="SAME")
-        return dh, dk
+        return deconv_gradient(dy, kernel, h)
 
     return out, grad
 

@@ -138,16 +138,21 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def host_memory() -> Optional[int]:
-    """Bytes of this machine's memory (Linux), None elsewhere."""
+def meminfo_bytes(field: str) -> Optional[int]:
+    """A ``/proc/meminfo`` entry in bytes (``MemTotal``, ``MemAvailable``; Linux), None where unknown."""
     try:
         with open("/proc/meminfo") as f:
             for line in f:
-                if line.startswith("MemTotal:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
     return None
+
+
+def host_memory() -> Optional[int]:
+    """Bytes of this machine's memory (Linux), None elsewhere."""
+    return meminfo_bytes("MemTotal")
 
 
 def _gib(n: Optional[int]) -> str:

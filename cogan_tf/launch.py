@@ -78,22 +78,10 @@ def parse(argv: Sequence[str]):
     return args
 
 
-def _available_memory() -> Optional[int]:
-    """Bytes of memory available for new processes (Linux's MemAvailable), None where unknown."""
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
 def machine_limit(workers: int, memory: Optional[int] = None, open_files: Optional[int] = None) -> Optional[str]:
     """Why this machine cannot hold ``workers`` workers, else None: each needs about
     :data:`WORKER_MEMORY` of memory, and the launcher two file descriptors."""
-    memory = _available_memory() if memory is None else memory
+    memory = device.meminfo_bytes("MemAvailable") if memory is None else memory
     if memory is not None and workers * WORKER_MEMORY > memory:
         return (f"each worker is a TensorFlow process of about {WORKER_MEMORY >> 30} GB, and this machine has "
                 f"{memory / (1 << 30):.1f} GB available: at most {max(1, memory // WORKER_MEMORY)} workers here")

@@ -1,4 +1,5 @@
-"""Building blocks with the original's exact settings (docs/ORIGINAL.md §1.4)."""
+"""Building blocks with the original's exact settings (docs/ORIGINAL.md §1.4), and the written gradients
+the speed levers of several networks share (a transposed convolution's, a dense layer's input gradient)."""
 
 from __future__ import annotations
 
@@ -184,3 +185,33 @@ class BatchNorm(keras.layers.BatchNormalization):
     def get_config(self):
         return {**super().get_config(), "batch_stats_at_inference": self.batch_stats_at_inference,
                 "fused": self.fused, "scalar_2d_stats": self.scalar_2d_stats}
+
+
+def deconv_gradient(dy, kernel, x):
+    """The gradients ``(dx, dkernel)`` of ``tf.nn.conv2d_transpose(x, kernel, ..., strides=2,
+    padding="SAME")``: the two ops TensorFlow's own gradient of it makes. The written forms of a transposed
+    convolution (a sub-pixel convolution, a matmul and overlap-add) return these, so their gradients are
+    the plain layer's."""
+    dx = tf.nn.conv2d(dy, kernel, strides=2, padding="SAME")
+    dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel), out_backprop=x,
+                                         strides=[1, 2, 2, 1], padding="SAME")
+    return dx, dk
+
+
+def matmul_written_gradient(x, w):
+    """``x @ w`` (a 2-D MatMul, as Keras's Dense) whose input gradient ``dy @ w^T`` is computed as a
+    BatchMatMulV2 with ``adj_y`` instead of TensorFlow's MatMul with ``transpose_b``: the same sums,
+    but oneDNN runs the latter about 3x slower on this CPU (for the ClusterGAN paper networks' 64-row
+    gradients of their 6,272 x 1,024 layers; the two differ only by the order of their roundings). The
+    weight gradient ``x^T @ dy`` is TensorFlow's own op. The gradient function is made of differentiable
+    ops, so the critic's gradient penalty can differentiate it once more."""
+
+    @tf.custom_gradient
+    def f(x, w):
+        def grad(dy):
+            return (tf.raw_ops.BatchMatMulV2(x=dy, y=w, adj_y=True),
+                    tf.raw_ops.MatMul(a=x, b=dy, transpose_a=True, grad_b=True))
+
+        return tf.matmul(x, w), grad
+
+    return f(x, w)

@@ -15,6 +15,8 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from cogan_tf.layers import deconv_gradient, matmul_written_gradient
+
 
 def msra():
     """Caffe's ``msra`` filler: N(0, 2 / fan_in), untruncated. Keras's fan-in of a Dense kernel (in, out),
@@ -193,28 +195,9 @@ def deconv_k3s2p1_matmul(x, kernel):
     y = tf.nn.depth_to_space(tf.concat(phases, -1), 2)[:, 1:2 * h, 1:2 * w, :]
 
     def grad(dy):
-        dx = tf.nn.conv2d(dy, kernel, strides=2, padding="SAME")
-        dk = tf.raw_ops.Conv2DBackpropFilter(input=dy, filter_sizes=tf.shape(kernel), out_backprop=x,
-                                             strides=[1, 2, 2, 1], padding="SAME")
-        return dx, dk
+        return deconv_gradient(dy, kernel, x)
 
     return y, grad
-
-
-def matmul_written_gradient(x, w):
-    """``x @ w`` whose input gradient ``dy @ w^T`` is a BatchMatMulV2 with ``adj_y`` instead of TensorFlow's
-    MatMul with ``transpose_b`` (the same sums; oneDNN runs the latter several times slower on this CPU,
-    docs/PERFORMANCE.md); the weight gradient is TensorFlow's own op."""
-
-    @tf.custom_gradient
-    def f(x, w):
-        def grad(dy):
-            return (tf.raw_ops.BatchMatMulV2(x=dy, y=w, adj_y=True),
-                    tf.raw_ops.MatMul(a=x, b=dy, transpose_a=True, grad_b=True))
-
-        return tf.matmul(x, w), grad
-
-    return f(x, w)
 
 
 class CaffeDense(keras.layers.Layer):
