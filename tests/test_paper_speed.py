@@ -10,15 +10,11 @@ import keras
 
 from cogan_tf import config as C, runner
 from cogan_tf.paper_layers import (CaffeBatchNorm, CaffeDense, ChannelPReLU, caffe_deconv, deconv_k3s2p1_matmul)
-from tests.tolerance import assert_gradients_close, sum_rounding
+from tests.tolerance import assert_gradients_close, outputs_and_gradients, rel_max, sum_rounding
 
 # The paper network at batch 16: its longest sums are the BatchNorm statistics of G's l3 (16 x 25 x 25 =
 # 10,000 terms); a value passes at most 9 layers (G's 5, D's 4) forward, as many backward: 4.3e-4.
 PAPER_RTOL = sum_rounding(10_000, 1.0, 9)
-
-
-def rel_max(a, b):
-    return float(tf.reduce_max(tf.abs(a - b)) / (tf.reduce_max(tf.abs(b)) + 1e-30))
 
 
 @pytest.mark.parametrize("n, c_in, c_out", [(2, 1024, 512), (8, 64, 32)], ids=["l1", "small"])
@@ -55,14 +51,7 @@ def test_fused_batchnorm_equals_moments_and_normalisation(shape):
     w = tf.random.stateless_normal(shape, seed=[3, 3])
     n = int(np.prod(shape[:-1]))
     for training in (True, False, True):
-        outs, grads = [], []
-        for bn in (fused, plain):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = bn(x, training=training)
-                loss = tf.reduce_sum(y * w)
-            outs.append(y)
-            grads.append(tape.gradient(loss, [x, bn.beta]))
+        outs, grads = outputs_and_gradients((fused, plain), x, w, training, lambda bn: [bn.beta])
         assert rel_max(*outs) < sum_rounding(n), training
         for ga, gb in zip(*grads):
             assert rel_max(ga, gb) < sum_rounding(n, depth=2), training

@@ -21,7 +21,8 @@ import keras
 from cogan_tf import cogan_fast, config as C, runner
 from cogan_tf.cogan_fast import generate_pair, subpixel_deconv
 from cogan_tf.layers import BatchNorm, ScalarPReLU
-from tests.tolerance import COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close, sum_rounding
+from tests.tolerance import (COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close,
+                             outputs_and_gradients, rel_max, sum_rounding)
 
 FAITHFUL = C.CoganConfig()
 CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
@@ -168,10 +169,6 @@ def test_trunk_once_equals_trunk_per_domain():
     assert_same_losses(run(port, port.train_step, x), run(ref, trunk_per_domain, x_ref))
 
 
-def rel_max(a, b):
-    return float(tf.reduce_max(tf.abs(a - b)) / (tf.reduce_max(tf.abs(b)) + 1e-30))
-
-
 @pytest.mark.parametrize("shape", [(64, 1024), (64, 14, 14, 32)], ids=["dense", "conv"])
 @pytest.mark.parametrize("at_inference", [True, False], ids=["batch_stats", "moving_averages"])
 def test_fused_batchnorm_equals_keras_batchnorm(shape, at_inference):
@@ -193,14 +190,7 @@ def test_fused_batchnorm_equals_keras_batchnorm(shape, at_inference):
     n = int(np.prod(shape[:-1]))
     out_tol, grad_tol = sum_rounding(n), sum_rounding(n, depth=2)
     for training in (True, False, True):
-        outs, grads = [], []
-        for bn in (fused, plain):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                y = bn(x, training=training)
-                loss = tf.reduce_sum(y * w)
-            outs.append(y)
-            grads.append(tape.gradient(loss, [x, bn.gamma, bn.beta]))
+        outs, grads = outputs_and_gradients((fused, plain), x, w, training, lambda bn: [bn.gamma, bn.beta])
         assert rel_max(*outs) < out_tol, training
         for ga, gb in zip(*grads):
             assert rel_max(ga, gb) < grad_tol, training

@@ -70,3 +70,27 @@ def assert_cancelled_gradient(grad, deltas):
     bound = sum_rounding(n, 1.0) * mass
     grad = np.abs(np.asarray(grad))
     assert np.all(grad <= bound), f"|gradient| {grad.max():.3e} over its rounding bound {bound[grad.argmax()]:.3e}"
+
+
+def rel_max(a, b) -> float:
+    """The largest difference between ``a`` and ``b``, relative to the largest magnitude of ``b``."""
+    import tensorflow as tf
+
+    return float(tf.reduce_max(tf.abs(a - b)) / (tf.reduce_max(tf.abs(b)) + 1e-30))
+
+
+def outputs_and_gradients(layers, x, w, training: bool, params):
+    """Two versions of one layer (a speed lever and its plain ops), called on ``x``: each one's output and
+    the gradients of ``sum(y * w)`` (a loss that weighs every output differently) with respect to ``x``
+    and ``params(layer)``."""
+    import tensorflow as tf
+
+    outs, grads = [], []
+    for layer in layers:
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = layer(x, training=training)
+            loss = tf.reduce_sum(y * w)
+        outs.append(y)
+        grads.append(tape.gradient(loss, [x, *params(layer)]))
+    return outs, grads
