@@ -58,6 +58,9 @@ class CoganConfig:
     # domains share; the paper's CoGAN: 4 and 3.
     g_shared_layers: int = 4
     d_shared_layers: int = 3
+    # The paper's network's initial weights: "caffe" (its Caffe model's) or "pytorch" (the official PyTorch
+    # version's), docs/ORIGINAL.md §5.4.
+    paper_init: str = "caffe"
 
     @property
     def d_h0_channels(self) -> int:
@@ -116,6 +119,8 @@ _PAPER_TRAINING = dict(loss_on_logits=True, bn_per_feature=True, bn_batch_stats_
                        fake_target=0.0, gen_target=1.0, g_updates_per_step=1)
 COGAN_RECIPES = {"original": {}, "paper": dict(recipe="paper", **_PAPER_TRAINING),
                  "conditional": dict(recipe="conditional", **_PAPER_TRAINING)}
+# CoganConfig.paper_init's values (cogan_tf/paper_layers.py).
+PAPER_INITS = ("caffe", "pytorch")
 # The largest g_shared_layers / d_shared_layers: the layer next to the image stays per domain.
 COGAN_MAX_SHARED = {"g_shared_layers": 4, "d_shared_layers": 3}
 
@@ -177,6 +182,7 @@ FLAG_FIELDS = {
               "corrected": ("loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters",
                             "bn_batch_stats_at_inference"),
               "g_shared_layers": ("g_shared_layers",), "d_shared_layers": ("d_shared_layers",),
+              "paper_init": ("paper_init",),
               "recipe": ("recipe",) + tuple(_PAPER_TRAINING)},
     "vanilla": {"hidden_size": ("hidden",)},
     "clustergan": {"zn_sigma": ("zn_sigma",),

@@ -9,12 +9,14 @@ Each layer has a ``fast`` switch: on, the same function with a written gradient 
 
 from __future__ import annotations
 
+import math
 from typing import Callable, Optional, Sequence, Tuple
 
 import keras
 import tensorflow as tf
 from keras import ops
 
+from cogan_tf.config import PAPER_INITS
 from cogan_tf.layers import deconv_gradient, matmul_written_gradient
 
 
@@ -23,6 +25,29 @@ def msra():
     a Conv2D kernel (k, k, in, out) and a transposed-convolution kernel (k, k, out, in) is Caffe's for the
     same layer (its deconvolution blob is (in, out, k, k), whose count / num is out * k * k)."""
     return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
+
+
+# The initial weights of ``--paper_init`` (docs/ORIGINAL.md §5.4): "caffe", the Caffe model's MSRA weights and
+# zero biases; "pytorch", the official PyTorch version's ``xavier_uniform(gain=sqrt(2))`` weights and 0.1 biases.
+PYTORCH_BIAS = 0.1
+
+
+def pytorch_xavier(fan_sum: int):
+    """``torch.nn.init.xavier_uniform(w, gain=sqrt(2))``: U(-a, a), a = sqrt(2) sqrt(6 / (fan_in + fan_out)),
+    with ``fan_sum`` the PyTorch layer's fan_in + fan_out (given, because the PyTorch version builds D's
+    dense layers and G's first one as convolutions, whose fans differ from a dense layer's)."""
+    a = math.sqrt(2.0) * math.sqrt(6.0 / fan_sum)
+    return keras.initializers.RandomUniform(-a, a)
+
+
+def initializers(init: str, fan_sum: int):
+    """(kernel, bias) initialisers of one layer for ``--paper_init`` ``init``; ``fan_sum`` as
+    :func:`pytorch_xavier` takes it."""
+    if init == "caffe":
+        return msra(), keras.initializers.Zeros()
+    if init == "pytorch":
+        return pytorch_xavier(fan_sum), keras.initializers.Constant(PYTORCH_BIAS)
+    raise ValueError(f"unknown paper init {init!r}; choose one of {', '.join(PAPER_INITS)}")
 
 
 class CaffeBatchNorm(keras.layers.Layer):
@@ -121,21 +146,24 @@ class CaffeDeconv(keras.layers.Layer):
     """Caffe's Deconvolution layer: a transposed convolution with ``kernel`` x ``kernel`` taps, ``stride`` and
     symmetric ``pad``, so an input of side h gives ``(h - 1) * stride + kernel - 2 * pad`` (4 -> 7 -> 13 -> 25
     with 3, 2, 1; 25 -> 28 with 6, 1, 1). Kernel (k, k, out, in) as ``tf.nn.conv2d_transpose`` takes it,
-    MSRA initial weights. ``use_bias=False`` where a BatchNorm follows, which would subtract the bias.
+    MSRA initial weights, or ``init``'s (:func:`initializers`). ``use_bias=False`` where a BatchNorm follows,
+    which would subtract the bias.
     ``matmul_forward`` (3x3, stride 2, pad 1 only; ``fast``): the forward pass as one matmul and an
     overlap-add (:func:`deconv_k3s2p1_matmul`)."""
 
     def __init__(self, filters: int, kernel: int, stride: int, pad: int, use_bias: bool = True,
-                 matmul_forward: bool = False, fast: bool = True, **kwargs):
+                 matmul_forward: bool = False, fast: bool = True, init: str = "caffe", **kwargs):
         super().__init__(**kwargs)
         self.filters, self.kernel_size, self.stride, self.pad, self.use_bias = filters, kernel, stride, pad, use_bias
+        self.init = init
         self.matmul_forward = matmul_forward and (kernel, stride, pad) == (3, 2, 1)
         self.fast = fast
 
     def build(self, input_shape):
         k = self.kernel_size
-        self.kernel = self.add_weight(shape=(k, k, self.filters, input_shape[-1]), initializer=msra(), name="kernel")
-        self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias") if self.use_bias else None
+        kernel_init, bias_init = initializers(self.init, (self.filters + input_shape[-1]) * k * k)
+        self.kernel = self.add_weight(shape=(k, k, self.filters, input_shape[-1]), initializer=kernel_init, name="kernel")
+        self.bias = self.add_weight(shape=(self.filters,), initializer=bias_init, name="bias") if self.use_bias else None
 
     def call(self, x):
         kernel = tf.convert_to_tensor(self.kernel)
@@ -201,16 +229,21 @@ def deconv_k3s2p1_matmul(x, kernel):
 
 
 class CaffeDense(keras.layers.Layer):
-    """Caffe's InnerProduct: MSRA weights, zero bias (none where a BatchNorm follows). ``fast``: the input
+    """Caffe's InnerProduct: MSRA weights, zero bias (none where a BatchNorm follows), or ``init``'s
+    (:func:`initializers`; ``fan_sum(inputs)``, the PyTorch layer's fans where they are not this layer's). ``fast``: the input
     gradient as a BatchMatMulV2 (:func:`matmul_written_gradient`)."""
 
-    def __init__(self, units: int, use_bias: bool = True, fast: bool = True, **kwargs):
+    def __init__(self, units: int, use_bias: bool = True, fast: bool = True, init: str = "caffe",
+                 fan_sum: Optional[Callable[[int], int]] = None, **kwargs):
         super().__init__(**kwargs)
         self.units, self.use_bias, self.fast = units, use_bias, fast
+        self.init, self.fan_sum = init, fan_sum
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer=msra(), name="kernel")
-        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias") if self.use_bias else None
+        fans = self.fan_sum(input_shape[-1]) if self.fan_sum else input_shape[-1] + self.units
+        kernel_init, bias_init = initializers(self.init, fans)
+        self.kernel = self.add_weight(shape=(input_shape[-1], self.units), initializer=kernel_init, name="kernel")
+        self.bias = self.add_weight(shape=(self.units,), initializer=bias_init, name="bias") if self.use_bias else None
 
     def call(self, x):
         w = tf.convert_to_tensor(self.kernel)

@@ -21,7 +21,7 @@ import keras
 import tensorflow as tf
 
 from cogan_tf.config import CoganConfig
-from cogan_tf.paper_layers import CaffeBatchNorm, CaffeDeconv, CaffeDense, ChannelPReLU, msra
+from cogan_tf.paper_layers import CaffeBatchNorm, CaffeDeconv, CaffeDense, ChannelPReLU, initializers
 
 G_LAYERS = 5
 D_LAYERS = 4
@@ -36,14 +36,17 @@ class GBlock(keras.layers.Layer):
     def __init__(self, index: int, cfg: CoganConfig, channels: int = 1, **kwargs):
         super().__init__(**kwargs)
         self.index = index
-        batch_stats = cfg.bn_batch_stats_at_inference
+        batch_stats, init = cfg.bn_batch_stats_at_inference, cfg.paper_init
         if index == 0:
-            self.op = CaffeDense(4 * 4 * G_CHANNELS[0], use_bias=False, name="dense")
+            # The PyTorch version's l0 is a 4x4 transposed convolution from z: fans (z + 1024) x 16.
+            self.op = CaffeDense(4 * 4 * G_CHANNELS[0], use_bias=False, init=init, name="dense",
+                                 fan_sum=lambda n: (n + G_CHANNELS[0]) * 16)
         elif index < G_LAYERS - 1:
             # l1 (4x4x1024 -> 7x7x512), the largest: its forward pass as a matmul (CaffeDeconv).
-            self.op = CaffeDeconv(G_CHANNELS[index], 3, 2, 1, use_bias=False, matmul_forward=index == 1, name="deconv")
+            self.op = CaffeDeconv(G_CHANNELS[index], 3, 2, 1, use_bias=False, matmul_forward=index == 1, init=init,
+                                  name="deconv")
         else:
-            self.op = CaffeDeconv(channels, 6, 1, 1, name="deconv")
+            self.op = CaffeDeconv(channels, 6, 1, 1, init=init, name="deconv")
         if index < G_LAYERS - 1:
             self.bn = CaffeBatchNorm(batch_stats_at_inference=batch_stats, name="bn")
             self.act = ChannelPReLU(name="prelu")
@@ -61,17 +64,22 @@ class DBlock(keras.layers.Layer):
     """One discriminator layer: l0, l1 (convolution, no activation, max-pool), l2 (dense 500, PReLU,
     dropout) or l3 (the two-way output, returned as the logit of its softmax)."""
 
-    def __init__(self, index: int, **kwargs):
+    def __init__(self, index: int, cfg: CoganConfig, in_channels: int = 1, **kwargs):
+        """``in_channels``: of the image (l0's input)."""
         super().__init__(**kwargs)
         self.index = index
+        init = cfg.paper_init
         if index < 2:
-            self.op = keras.layers.Conv2D((20, 50)[index], 5, padding="valid", kernel_initializer=msra(),
-                                          bias_initializer="zeros", name="conv")
+            filters = (20, 50)[index]
+            kernel_init, bias_init = initializers(init, ((in_channels, 20)[index] + filters) * 25)
+            self.op = keras.layers.Conv2D(filters, 5, padding="valid", kernel_initializer=kernel_init,
+                                          bias_initializer=bias_init, name="conv")
         elif index == 2:
-            self.op = CaffeDense(500, name="dense")
+            # The PyTorch version's l2 is a 4x4 convolution of the 50 4x4 maps: fans (50 + 500) x 16.
+            self.op = CaffeDense(500, init=init, fan_sum=lambda n: n + 500 * 16, name="dense")
             self.act = ChannelPReLU(name="prelu")
         else:
-            self.op = CaffeDense(2, name="dense")
+            self.op = CaffeDense(2, init=init, name="dense")
 
     def call(self, h, training=False, noise=None):
         if self.index < 2:
@@ -142,11 +150,11 @@ class PaperDiscriminator(keras.Model):
         self.layer_names: List[Tuple[str, str]] = []
         for i in range(D_LAYERS):
             if i >= first_shared:
-                name = _attach(self, f"d_l{i}", DBlock(i, name=f"d_l{i}"))
+                name = _attach(self, f"d_l{i}", DBlock(i, cfg, cfg.c_dim, name=f"d_l{i}"))
                 self.layer_names.append((name, name))
             else:
-                self.layer_names.append(tuple(_attach(self, f"d{d}_l{i}", DBlock(i, name=f"d{d}_l{i}"))
-                                              for d in (1, 2)))
+                self.layer_names.append(tuple(_attach(self, f"d{d}_l{i}",
+                                                      DBlock(i, cfg, cfg.c_dim, name=f"d{d}_l{i}")) for d in (1, 2)))
         self.first_shared = first_shared
 
     def block(self, i: int, domain: int) -> DBlock:
@@ -200,7 +208,8 @@ class ConditionalDiscriminator(keras.Model):
     def __init__(self, cfg: CoganConfig, **kwargs):
         super().__init__(**kwargs)
         self.cfg = cfg
-        self.layer_names = [(_attach(self, f"d_l{i}", DBlock(i, name=f"d_l{i}")),) * 2 for i in range(D_LAYERS)]
+        self.layer_names = [(_attach(self, f"d_l{i}", DBlock(i, cfg, cfg.c_dim + 1, name=f"d_l{i}")),) * 2
+                            for i in range(D_LAYERS)]
 
     def logits(self, x1, x2, training=False, noise=None):
         n1 = tf.shape(x1)[0]

@@ -129,6 +129,46 @@ def test_caffe_initialisation_and_multipliers():
     assert {k for k, (lr, _) in mults.items() if lr == 2} == {"d_l2/dense/bias", "d_l3/dense/bias"}
 
 
+# The PyTorch version's fan_in + fan_out of each layer (its l0 a 4x4 transposed convolution from z, D's l2 a 4x4
+# convolution): the bound of xavier_uniform(gain=sqrt(2)) is sqrt(2) sqrt(6 / that).
+PYTORCH_FANS = {"g_l0/dense/kernel": (100 + 1024) * 16, "g_l1/deconv/kernel": (1024 + 512) * 9,
+                "g_l3/deconv/kernel": (256 + 128) * 9, "g1_l4/deconv/kernel": (128 + 1) * 36,
+                "d1_l0/conv/kernel": (1 + 20) * 25, "d_l1/conv/kernel": (20 + 50) * 25,
+                "d_l2/dense/kernel": (50 + 500) * 16, "d_l3/dense/kernel": 500 + 2}
+
+
+def test_pytorch_initialisation_is_the_pytorch_versions():
+    """--paper_init pytorch: U(-a, a) weights, a = sqrt(2) sqrt(6 / (fan_in + fan_out)) with the PyTorch layer's
+    fans, and 0.1 biases; BatchNorm biases 0, PReLU slopes 0.25 as with caffe."""
+    keras.utils.set_random_seed(0)
+    g, d = build_paper_networks(C.cogan_config("paper", paper_init="pytorch"))
+    v = {x.path.split("/", 1)[1]: x.numpy() for x in g.variables + d.variables}
+    for name, fans in PYTORCH_FANS.items():
+        a = math.sqrt(2) * math.sqrt(6 / fans)
+        assert np.abs(v[name]).max() <= a and np.abs(v[name]).max() > 0.95 * a, name
+        assert v[name].std() == pytest.approx(a / math.sqrt(3), rel=0.1), name
+    for name in ("g1_l4/deconv/bias", "d1_l0/conv/bias", "d_l2/dense/bias", "d_l3/dense/bias"):
+        np.testing.assert_array_equal(v[name], np.float32(0.1))
+    assert not v["g_l1/bn/beta"].any()
+    np.testing.assert_array_equal(v["g_l2/prelu/a"], 0.25)
+    gc, dc = build_paper_networks(C.cogan_config("conditional", paper_init="pytorch"))
+    kernel = next(x for x in dc.variables if x.path.endswith("d_l0/conv/kernel")).numpy()  # image + bit: 2 channels
+    assert np.abs(kernel).max() <= math.sqrt(2) * math.sqrt(6 / ((2 + 20) * 25))
+
+
+@pytest.mark.parametrize("init, saturated", [("caffe", (0.5, 1.0)), ("pytorch", (0.0, 0.05))])
+def test_caffe_weights_start_with_most_output_pixels_saturated(init, saturated):
+    """The finding behind --paper_init (docs/ORIGINAL.md §5.4): the Caffe model's MSRA output layer (fan-in
+    6 x 6 = 36, so std 0.236 over 128 x 36 inputs per pixel) gives pre-sigmoid values of std ~10, so most of
+    G's first images are 0 or 1; the PyTorch version's weights do not."""
+    keras.utils.set_random_seed(1)
+    g, _ = build_paper_networks(C.cogan_config("paper", paper_init=init))
+    top, bottom = g(tf.random.uniform([64, 100], -1, 1, seed=2), training=True)
+    for images in (top, bottom):
+        share = float(tf.reduce_mean(tf.cast((images < 0.01) | (images > 0.99), tf.float32)))
+        assert saturated[0] <= share <= saturated[1], (init, share)
+
+
 # --- the layers -------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("h, c_in, c_out, k, s, p", [(4, 16, 8, 3, 2, 1), (13, 8, 4, 3, 2, 1), (25, 8, 1, 6, 1, 1)])
@@ -367,6 +407,7 @@ def test_main_resolves_the_recipe_and_sharing_flags():
      "error: --mixed_precision=True: not for --recipe paper, whose layers compute in float32"),
     (["--recipe", "paper", "--strategy", "mirrored"], "error: --strategy=mirrored: --recipe paper trains on one device: "
      "drop --strategy"),
+    (["--paper_init", "pytorch"], "error: --paper_init=pytorch: only for --model cogan --recipe paper or conditional"),
 ])
 def test_new_flags_refused_in_one_line_before_tensorflow(tmp_path, args, message):
     r = run_main_refusal(tmp_path, args, message)

@@ -103,6 +103,10 @@ def define_flags():
                          "domains share (0-4) [4]")
     flags.DEFINE_integer("d_shared_layers", None, "CoGAN --recipe paper: how many of D's 4 layers, from the output, "
                          "the two domains share (0-3) [3]")
+    flags.DEFINE_enum("paper_init", None, list(config_lib.PAPER_INITS), "CoGAN --recipe paper / conditional: the initial weights; "
+                      "caffe (the Caffe model's MSRA weights, zero biases: G's output layer starts with most pixels "
+                      "saturated, docs/ORIGINAL.md §5.4) or pytorch (the official PyTorch version's Xavier-uniform "
+                      "weights with gain sqrt(2), biases 0.1) [caffe]")
     flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, what the original trains on any "
                          "machine (docs/ORIGINAL.md §2.1); 1024 is the width its README describes; resuming: the checkpoint's]")
     flags.DEFINE_integer("val_size", None, "ClusterGAN: hold out this many training images (seeded) and keep the "
@@ -172,6 +176,8 @@ def validate(f) -> None:
                 + (" (the conditional GAN shares everything)" if f.recipe == "conditional" else ""))
         if value is not None and not 0 <= value <= most:
             bad(flag, f"must be 0 to {most} (the layer next to the image stays per domain)")
+    if f.paper_init is not None and not paper:
+        bad("paper_init", "only for --model cogan --recipe paper or conditional")
     if paper:
         for flag in ORIGINAL_NETWORK_ONLY:
             if f[flag].present:
