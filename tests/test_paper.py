@@ -362,12 +362,14 @@ MAIN_CONFIGS = r"""
 from cogan_tf.scripts import main
 main.define_flags()
 for argv in (["--recipe", "paper", "--g_shared_layers", "2", "--d_shared_layers", "0"],
-             ["--recipe", "conditional", "--disjoint_domains=False", "--max_steps", "500"], []):
+             ["--recipe", "conditional", "--disjoint_domains=False", "--max_steps", "500", "--paper_init", "pytorch"],
+             []):
     main.FLAGS.unparse_flags()
     main.FLAGS(["main.py"] + argv)
     main.validate(main.FLAGS)
     m, t = main.build_configs(main.FLAGS)
-    print(m.recipe, m.g_shared_layers, m.d_shared_layers, m.real_target, t.disjoint_domains, t.max_steps, t.epoch)
+    print(m.recipe, m.g_shared_layers, m.d_shared_layers, m.paper_init, m.real_target, t.disjoint_domains, t.max_steps,
+          t.epoch)
 """
 
 
@@ -380,9 +382,9 @@ def test_main_resolves_the_recipe_and_sharing_flags():
     r = subprocess.run([sys.executable, "-c", MAIN_CONFIGS], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr[-2000:]
     assert r.stdout.strip().splitlines() == [
-        "paper 2 0 1.0 True 25000 1000",  # the paper's halves and length unless told otherwise
-        "conditional 4 3 1.0 False 500 1000",
-        "original 4 3 0.9 False None 25",  # the original's defaults unchanged
+        "paper 2 0 caffe 1.0 True 25000 1000",  # the paper's halves and length unless told otherwise
+        "conditional 4 3 pytorch 1.0 False 500 1000",
+        "original 4 3 caffe 0.9 False None 25",  # the original's defaults unchanged
     ]
 
 

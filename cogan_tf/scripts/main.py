@@ -256,8 +256,8 @@ def build_configs(f):
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
         grid_scaling=f.grid_scaling)
     if f.model == "cogan" and f.recipe not in (None, "original"):
-        sharing = {k: getattr(f, k) for k in config_lib.COGAN_MAX_SHARED if getattr(f, k) is not None}
-        model_cfg = config_lib.cogan_config(f.recipe, pair=f.pair, **sharing)
+        paper = {k: getattr(f, k) for k in (*config_lib.COGAN_MAX_SHARED, "paper_init") if getattr(f, k) is not None}
+        model_cfg = config_lib.cogan_config(f.recipe, pair=f.pair, **paper)
     elif f.model == "cogan":
         model_cfg = config_lib.CoganConfig(
             h0_feeds_h1=f.h0_feeds_h1 or f.corrected,
