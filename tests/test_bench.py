@@ -203,13 +203,16 @@ def test_analytic_count_equals_tensorflows_for_the_corrected_network():
     gan.build()
     fn = tf.function(gan.train_step)
     prof = flops.profiler_flops(fn.get_concrete_function(tf.constant(x), tf.constant(x)))
-    port = flops.cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True)
-    # TensorFlow counts the heads' forward pass as the sub-pixel convolution it runs (zero taps
-    # included: 36 per input pixel for the deconv's 25); the table counts the deconv's own work.
+    port = flops.cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True, subpixel_stem_grad=True)
+    # TensorFlow counts the heads' forward pass and D's stem input gradients as the sub-pixel convolutions it
+    # runs (zero taps included: 36 per input pixel for the deconv's 25); the table counts the deconv's own work.
     assert prof["matmul_conv"] == port.flops(4, tf_convention=True)
     assert port.flops(4) == flops.cogan_step_count(m, reuse_g_forward=True).flops(4)
     heads = 2 * 2 * 2 * 4 * 14 * 14 * 128 * (36 - 25)  # FLOPs = 2 x MACs; 2 forward passes; 2 heads; batch 4
-    assert port.flops(4, tf_convention=True) - port.flops(4) == heads
+    # Per domain: h1's input gradient in the D update (real and fake) and in both G updates, h0's in the G
+    # updates only (its input is an image).
+    stems = 2 * 2 * 4 * (4 * 7 * 7 * 64 * 64 + 2 * 14 * 14 * 1 * 64) * (36 - 25)
+    assert port.flops(4, tf_convention=True) - port.flops(4) == heads + stems
     assert prof["profiler_graph_total"] == prof["graph_total"]  # tf.compat.v1.profiler's own sum
     assert prof["total"] > prof["matmul_conv"] and prof["graph_total"] >= prof["total"]
     assert prof["uncounted"] == []
@@ -317,10 +320,12 @@ def test_quick_run_writes_json(tmp_path):
 def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     """The rows that isolate a lever or time --mixed_precision run, and TensorFlow's FLOP count agrees
     with the analytic one for each (the sub-pixel heads counted apart only where the row uses them)."""
-    _, res = quick_run(tmp_path, "--models", "cogan",
-                       "--cogan_variants", "deconv_heads,unfused_bn,no_reuse,bfloat16,bn_per_feature")
+    _, res = quick_run(tmp_path, "--models", "cogan", "--cogan_variants",
+                       "deconv_heads,unfused_bn,no_reuse,bfloat16,bn_per_feature,dense_matmul_grad,fused_scalar_bn,"
+                       "stem_deconv_grad,plain_grads")
     rows = {row["variant"]: row for row in res["rows"]}
-    assert set(rows) == {"port", "bfloat16", "no_reuse", "deconv_heads", "unfused_bn", "bn_per_feature"}
+    assert set(rows) == {"port", "bfloat16", "no_reuse", "deconv_heads", "unfused_bn", "bn_per_feature",
+                         "dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads"}
     for name, row in rows.items():
         assert row["flops_check"]["match"], (name, row["flops_check"])
         assert row["steps_per_s"] > 0
@@ -328,9 +333,16 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     assert rows["deconv_heads"]["flops_analytic"] == rows["port"]["flops_analytic"]
     tf_port = rows["port"]["flops_check"]["tensorflow"]["step"]
     assert tf_port > rows["deconv_heads"]["flops_check"]["tensorflow"]["step"]
-    assert rows["unfused_bn"]["flops_check"]["tensorflow"]["step"] == tf_port
-    # Q2's scalar statistics change no matmul or convolution.
-    assert rows["bn_per_feature"]["flops_check"]["tensorflow"]["step"] == tf_port
+    # The sub-pixel stem gradients too: the layers as first written and the rows without that lever have none.
+    tf_plain_stem = rows["stem_deconv_grad"]["flops_check"]["tensorflow"]["step"]
+    assert tf_plain_stem < tf_port
+    assert rows["unfused_bn"]["flops_check"]["tensorflow"]["step"] == rows["plain_grads"]["flops_check"][
+        "tensorflow"]["step"] == tf_plain_stem
+    # Q2's scalar statistics and the dense layers' written gradients change no count.
+    for name in ("bn_per_feature", "fused_scalar_bn", "dense_matmul_grad"):
+        assert rows[name]["flops_check"]["tensorflow"]["step"] == tf_port, name
+    assert set(res["ratios"]) == {"cogan port / dense_matmul_grad (steps/s)", "cogan port / fused_scalar_bn (steps/s)",
+                                  "cogan port / stem_deconv_grad (steps/s)", "cogan port / plain_grads (steps/s)"}
 
 
 @pytest.mark.slow  # a third TensorFlow start and seven more traced steps (~30 s); each row's step is tested above
@@ -367,7 +379,8 @@ def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
     (["--matmul_n=-1"], "error: --matmul_n=-1: must be 1 or more"),
     (["--intra_op_threads=-3"], "error: --intra_op_threads=-3: must be 0 or more"),
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
-     "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
+     "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, dense_matmul_grad, "
+     "fused_scalar_bn, stem_deconv_grad, plain_grads, xla, bfloat16, float16, loop, "
      "bn_per_feature, paper, paper_plain, paper_deconv, paper_xla, conditional"),
     (["--clustergan_variants", "paper,paper_jit"], "error: --clustergan_variants=paper,paper_jit: paper_jit "
      "unknown; choose from paper, paper_cycle, paper_bfloat16, paper_plain, paper_xla"),

@@ -412,7 +412,7 @@ def test_fused_batchnorm_without_float32_casts_equals_the_cast_one(tmp_path):
         nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
         return {tf.dtypes.as_dtype(n.attr["T"].type).name for n in nodes if n.op == "FusedBatchNormV3"}
 
-    # (On the GPU, Q2's scalar statistics are not fused at all: plain moments.)
+    # (Q2's scalar statistics are not fused on either device: reductions with a written gradient.)
     assert fused_input_types(cpu) == {"float32"} and fused_input_types(gpu) == {"bfloat16"}
     a, b = ({k: float(v) for k, v in run_steps(gan, 1)[0].items()} for gan in (cpu, gpu))
     eps = 2.0 ** -8  # bfloat16's

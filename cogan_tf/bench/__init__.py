@@ -29,20 +29,24 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from cogan_tf import config as C
 from cogan_tf.bench.flops import (clustergan_step_counts, cogan_paper_step_count, cogan_step_count, profiler_flops,
                                   vanilla_step_count)
 from cogan_tf.bench.report import format_table  # noqa: F401 - the table of a run, python -m cogan_tf.bench's
+from cogan_tf.bench.steps import COGAN_STEPS, STEPS, step_for  # noqa: F401 - what the rows time
 from cogan_tf.bench.machine import (matmul_calls, matmul_fn, matmul_record, machine, peak_rss_mb, reset_peak_rss,
                                     rss_mb, sync, time_calls, tf_memory_info)
 
 ALL_MODELS = C.MODELS
 DEFAULT_BATCH = {m: C.defaults_for(m)["batch_size"] for m in ALL_MODELS}
-COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn", "xla",
+COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn",
+                  "dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "xla",
                   "bfloat16", "float16", "loop", "bn_per_feature", "paper", "paper_plain", "paper_deconv", "paper_xla",
                   "conditional")
+# The port's CoGAN step without one of its written gradients, or all three (its ratio to each is reported).
+GRADIENT_LEVER_ROWS = ("dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads")
 # CoGAN --recipe paper / conditional rows (the paper's network, docs/PERFORMANCE.md): paper (its step),
 # paper_plain (every layer's plain ops: the step before its speed levers), paper_deconv (G's l1 forward as a
 # transposed convolution instead of a matmul), paper_xla (the step under XLA), conditional (the conditional GAN's).
@@ -56,103 +60,6 @@ COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16", "paper_plain", "paper_xla")
 PAPER = C.CLUSTERGAN_RECIPES["paper"]
 PAPER_BATCH = C.defaults_for("clustergan", "paper")["batch_size"]
-
-# --- the steps --------------------------------------------------------------------------------------
-
-def straightforward_cogan_step(gan) -> Callable:
-    """The baseline: the CoGAN step as the original graph computes it: G1 and G2 each on their own
-    (the shared trunk twice, forward and backward), D1 and D2 separately on real and fake, G run
-    again for every update, BatchNorm and PReLU unfused (``cogan_fast.use_plain_layers``); in a tf.function,
-    without XLA."""
-    from cogan_tf import cogan_fast
-
-    return cogan_fast.reference_cogan_step(cogan_fast.use_plain_layers(gan), trunk_per_domain=True)
-
-
-def recompute_cogan_step(gan) -> Callable:
-    """The port's step before the speed levers (as first committed): the trunk once for both
-    domains, but G run forward for every update, the heads as two deconvs, the layers unfused."""
-    from cogan_tf import cogan_fast
-
-    return cogan_fast.reference_cogan_step(cogan_fast.use_plain_layers(gan))
-
-
-def deconv_heads_cogan_step(gan) -> Callable:
-    """The port's step with the two-channel head computed as a transposed convolution, not as the
-    sub-pixel convolution (``cogan_fast.subpixel_deconv``)."""
-    gan.subpixel_heads = False
-    return gan.train_step
-
-
-def _reference(gan, **levers) -> Callable:
-    from cogan_tf import cogan_fast
-
-    return cogan_fast.reference_cogan_step(gan, **levers)
-
-
-def unfused_bn_cogan_step(gan) -> Callable:
-    """The port's step with the layers as first written (``cogan_fast.use_plain_layers``)."""
-    from cogan_tf import cogan_fast
-
-    return cogan_fast.use_plain_layers(gan).train_step
-
-
-COGAN_STEPS = {
-    "straightforward": straightforward_cogan_step,
-    "recompute": recompute_cogan_step,
-    "unfused_heads": lambda gan: _reference(gan, reuse_g_forward=True),
-    "no_reuse": lambda gan: _reference(gan, fused_heads=True),
-    "unfused_bn": unfused_bn_cogan_step,
-    "deconv_heads": deconv_heads_cogan_step,
-}
-
-
-def paper_critic_step(gan) -> Callable:
-    """ClusterGAN ``--recipe paper``: the critic update alone (z, G's fake batch, D on real, fake and
-    the interpolate, the gradient penalty's double backward, D's Adam update), never the G+E update."""
-    return gan.critic_update
-
-
-def paper_ge_step(gan) -> Callable:
-    """ClusterGAN ``--recipe paper``: the G+E update alone, on a fresh z for a batch of the input's size
-    (the images themselves are not used: G+E never sees real ones)."""
-    from cogan_tf.clustergan import batch_size
-
-    return lambda x: gan.fresh_ge_update(batch_size(x))
-
-
-def _plain(step: Callable) -> Callable:
-    """``step`` of the paper networks with Keras's own layer gradients (``clustergan_networks.use_plain_layers``)."""
-    def plain_step(gan):
-        from cogan_tf.clustergan_networks import use_plain_layers
-
-        return step(use_plain_layers(gan))
-
-    return plain_step
-
-
-def cogan_paper_step(fast_layers: bool = True, matmul_deconv: bool = True) -> Callable:
-    """CoGAN ``--recipe paper``: its step with its layers' written gradients and fused ops
-    (``fast_layers``) and G's l1 forward as a matmul (``matmul_deconv``), or without."""
-    def step(gan):
-        from cogan_tf.paper_layers import CaffeDeconv
-
-        if not fast_layers:
-            gan.use_plain_layers()
-        for layer in gan.generator._flatten_layers():
-            if isinstance(layer, CaffeDeconv) and not matmul_deconv:
-                layer.matmul_forward = False
-        return gan.train_step
-
-    return step
-
-
-# Row.step -> the step a row times (rows without one: COGAN_STEPS by variant, else the model's train_step).
-STEPS = {"paper_critic": paper_critic_step, "paper_ge": paper_ge_step,
-         "paper_critic_plain": _plain(paper_critic_step), "paper_ge_plain": _plain(paper_ge_step),
-         "cogan_paper_plain": cogan_paper_step(fast_layers=False, matmul_deconv=False),
-         "cogan_paper_deconv": cogan_paper_step(matmul_deconv=False)}
-
 
 @dataclasses.dataclass
 class Row:
@@ -212,16 +119,18 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
         return [Row(name, port, batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
                     cycle=m.g_every)]
     rows = [Row(name, port, batch, jit_compile,
-                {"step": (cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True), 1)})]
+                {"step": (cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True, subpixel_stem_grad=True), 1)})]
     if "xla" in cogan_variants and not jit_compile:
         rows.append(Row(name, "port+xla", batch, True, rows[0].parts))
     for variant in ("bfloat16", "float16"):
         if variant in cogan_variants:
             rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, mixed_precision=C.MIXED_PRECISION[variant]))
-    for variant in ("recompute", "no_reuse", "unfused_heads", "deconv_heads", "unfused_bn"):
+    plain_stem = ("recompute", "unfused_bn", "stem_deconv_grad", "plain_grads")  # Conv2DBackpropInput there
+    for variant in ("recompute", "no_reuse", "unfused_heads", "deconv_heads", "unfused_bn") + GRADIENT_LEVER_ROWS:
         if variant in cogan_variants:
-            count = cogan_step_count(m, reuse_g_forward=variant in ("unfused_heads", "deconv_heads", "unfused_bn"),
-                                     subpixel_heads=variant in ("no_reuse", "unfused_bn"))
+            count = cogan_step_count(m, reuse_g_forward=variant not in ("recompute", "no_reuse"),
+                                     subpixel_heads=variant not in ("recompute", "unfused_heads", "deconv_heads"),
+                                     subpixel_stem_grad=variant not in plain_stem)
             rows.append(Row(name, variant, batch, False, {"step": (count, 1)}))
     for variant, overrides in COGAN_CONFIG_VARIANTS.items():
         if variant in cogan_variants:
@@ -346,11 +255,7 @@ def prepare_row(row: Row, rec: dict, warmup: int, profile: bool) -> dict:
     tf_memory_info(reset=True)
     rss0 = rss_mb("VmRSS")
     mem0 = tf_memory_info()
-    if row.step is not None:
-        py_step = STEPS[row.step](gan)
-    else:
-        py_step = COGAN_STEPS[row.variant](gan) if row.variant in COGAN_STEPS else gan.train_step
-    fn = tf.function(py_step, jit_compile=row.jit_compile)
+    fn = tf.function(step_for(gan, row.variant, row.step), jit_compile=row.jit_compile)
     t0 = time.perf_counter()
     sync(fn(*inputs))
     rec["first_call_s"] = time.perf_counter() - t0
@@ -476,6 +381,10 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
         for (model, variant), r in by.items():
             if model == "cogan" and variant != "straightforward" and variant not in COGAN_PAPER_VARIANTS:
                 result["ratios"][f"cogan {variant} / straightforward (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
+    port = by.get(("cogan", "port"))
+    for variant in GRADIENT_LEVER_ROWS:
+        if port is not None and ("cogan", variant) in by:
+            result["ratios"][f"cogan port / {variant} (steps/s)"] = port["steps_per_s"] / by[("cogan", variant)]["steps_per_s"]
     for variant in ("paper_plain", "paper_deconv", "paper_xla"):
         if ("cogan", "paper") in by and ("cogan", variant) in by:
             ratio = by[("cogan", "paper")]["steps_per_s"] / by[("cogan", variant)]["steps_per_s"]

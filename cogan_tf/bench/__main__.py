@@ -23,7 +23,11 @@ def define_flags() -> None:
     flags.DEFINE_list("cogan_variants", ["straightforward"],
                       "Extra CoGAN rows beside the port's own step (port): straightforward (the original graph's "
                       "step, the baseline), recompute (the port's step before the speed levers), unfused_heads / "
-                      "no_reuse / deconv_heads / unfused_bn (the port's step without one lever), bfloat16 / float16 "
+                      "no_reuse / deconv_heads / unfused_bn (the port's step without one lever); dense_matmul_grad / "
+                      "fused_scalar_bn / stem_deconv_grad (the port's step without one of its written gradients: "
+                      "the dense layers' input gradients as MatMul, Q2's scalar statistics as the fused op over one "
+                      "channel, D's stem input gradients as Conv2DBackpropInput), plain_grads (without all three); "
+                      "bfloat16 / float16 "
                       "(the port's step under --mixed_precision), xla (the port's step under XLA), loop (the "
                       "port's step in the real training loop), bn_per_feature (the port's step with per-feature "
                       "BatchNorm statistics instead of the original's scalar ones, quirk Q2); the paper's network "
