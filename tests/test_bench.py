@@ -164,21 +164,18 @@ def test_analytic_count_equals_tensorflows_for_the_clustergan_paper_steps():
     assert prof["matmul_conv"] == plain["d"].flops(4, tf_convention=True) > c["d"].flops(4, tf_convention=True)
 
 
-def test_trace_tool_finds_the_matmuls_on_zero_gradients():
-    """tools/trace_step.py marks the matmuls and convolutions whose gradient operand is exactly zero: those
-    the plain critic's graph runs (LeakyReLU's zero second derivative backpropagated through D on the
-    interpolates; as many as the FLOP model's zero passes), none in the port's."""
-    import importlib.util
+def test_trace_finds_the_matmuls_on_zero_gradients():
+    """tools/trace_step.py (cogan_tf/bench/trace.py) marks the matmuls and convolutions whose gradient operand
+    is exactly zero: those the plain critic's graph runs (LeakyReLU's zero second derivative backpropagated
+    through D on the interpolates; as many as the FLOP model's zero passes), none in the port's."""
     import tensorflow as tf
+    from cogan_tf.bench import trace
 
-    spec = importlib.util.spec_from_file_location("trace_step", os.path.join(ROOT, "tools", "trace_step.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     gan, inputs = bench.make_model("clustergan", 2, False, model_overrides=bench.PAPER)
     found = {}
     for row in ("paper_critic", "paper_critic_plain"):
         graph = tf.function(bench.STEPS[row](gan)).get_concrete_function(*inputs).graph
-        zero = tool.zero_ops(graph)
+        zero = trace.zero_ops(graph)
         found[row] = sorted(op.type for op in graph.get_operations()
                             if op.name in zero and op.type in flops.MATMUL_OPS)
     assert found["paper_critic"] == []
@@ -189,6 +186,37 @@ def test_trace_tool_finds_the_matmuls_on_zero_gradients():
                                            "Conv2DBackpropInput", "MatMul", "MatMul"]
     passes = flops.clustergan_step_counts(gan.model_cfg, zero_path=True)["d"]
     assert sum(passes.zero_dx.values()) + sum(passes.zero_dw.values()) == 5
+
+
+@pytest.mark.parametrize("variant", ["port", "plain_grads"])
+def test_trace_of_a_row_counts_what_tensorflow_counts(variant):
+    """A traced CoGAN step (batch 4, one call): every matmul and convolution that ran, oneDNN's fused ones
+    included, found in the graph, their FLOPs adding up to TensorFlow's count of the step (the benchmark's
+    cross-check); the kinds adding up to the ops' time; the dense input gradients a kind of their own, as
+    BatchMatMulV2 (the port's) or MatMul with a transposed operand (the plain one), never a forward matmul;
+    the sub-pixel stem gradients (Conv2D ops of a custom gradient, outside the tape's name scope) as input
+    gradients, not as forward convolutions."""
+    from cogan_tf.bench import trace
+
+    t = trace.trace_step("cogan", variant, batch=4, warmup=1, calls=1, matmul_n=0)
+    row = trace.find_row("cogan", variant, 4)
+    assert sum(o["flops"] for o in t.ops.values()) == row.parts["step"][0].flops(4, tf_convention=True)
+    assert all(o["flops"] for o in t.ops.values() if trace.runs_matmul(o["kernel"]))
+    kinds = {k["kind"]: k for k in t.kinds()}
+    assert sum(k["ms"] for k in kinds.values()) == pytest.approx(t.total_ms)
+    dense_dx = [o for o in t.ops.values() if o["kind"] == "dense input gradients (dy @ W^T)"]
+    assert {("BatchMatMul" in o["kernel"]) for o in dense_dx} == {variant == "port"}
+    # D's h2 and h3 in both domains' G-update passes and in the D update's fakes and reals: 2 x (2 + 4) per step,
+    # and the two G updates' D passes.
+    assert len(dense_dx) >= 8
+    assert "Adam updates" in kinds and "BatchNorm" in kinds and kinds["conv filter gradients"]["flops"] > 0
+    # D's stems, 2 convolutions x 2 domains x 4 D passes (real and fake in the D update, the two G updates),
+    # and the sub-pixel heads' forward pass of the two G forward passes.
+    assert len([o for o in t.ops.values() if o["kind"] == "conv forward"]) == 16 + 2
+    text = trace.format_trace(t)
+    assert text.count("\n| ") == len(kinds) + 3  # the header, each kind, the two totals
+    with pytest.raises(ValueError, match="cogan:loop: no such row"):
+        trace.find_row("cogan", "loop")
 
 
 def test_analytic_count_equals_tensorflows_for_the_corrected_network():

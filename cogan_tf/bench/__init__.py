@@ -58,6 +58,8 @@ COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 # paper_plain (the two updates with Keras's own layer gradients: before the written ones), paper_xla (the
 # two updates compiled with XLA).
 CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16", "paper_plain", "paper_xla")
+# Those that time the critic and G+E updates each on its own: the suffix of their two rows' names.
+CLUSTERGAN_ROW_SUFFIX = {"paper": "", "paper_bfloat16": "_bf16", "paper_plain": "_plain", "paper_xla": "_xla"}
 PAPER = C.CLUSTERGAN_RECIPES["paper"]
 PAPER_BATCH = C.defaults_for("clustergan", "paper")["batch_size"]
 
@@ -80,6 +82,17 @@ class Row:
     @property
     def flops_analytic(self) -> float:
         return sum(count.flops(self.batch) * per_step for count, per_step in self.parts.values())
+
+
+def row_variants(model: str) -> List[str]:
+    """The variant names of every step row of ``model`` (as the table prints them; not ``loop``, which times
+    the training loop), without building them."""
+    if model == "cogan":
+        return ["port", "port+xla"] + [v for v in COGAN_VARIANTS if v not in ("xla", "loop")]
+    if model == "clustergan":
+        return ["port"] + [f"paper_{u}{s}" for s in CLUSTERGAN_ROW_SUFFIX.values() for u in ("critic", "ge")] + [
+            "paper_cycle"]
+    return ["port"]
 
 
 def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_precision: Optional[str] = None,
@@ -168,9 +181,10 @@ def clustergan_paper_rows(batch: int, jit_compile: bool, variants: Sequence[str]
     plain = clustergan_step_counts(m, zero_path=True)
     rows = []
     bf16 = C.MIXED_PRECISION["bfloat16"]
-    for variant, precision, suffix, count, jit in (
-            ("paper", None, "", c, jit_compile), ("paper_bfloat16", bf16, "_bf16", c, jit_compile),
-            ("paper_plain", None, "_plain", plain, jit_compile), ("paper_xla", None, "_xla", c, True)):
+    for variant, precision, count, jit in (
+            ("paper", None, c, jit_compile), ("paper_bfloat16", bf16, c, jit_compile),
+            ("paper_plain", None, plain, jit_compile), ("paper_xla", None, c, True)):
+        suffix = CLUSTERGAN_ROW_SUFFIX[variant]
         if variant in variants and not (variant == "paper_xla" and jit_compile):  # --jit_compile: paper is XLA
             step = "_plain" if variant == "paper_plain" else ""
             rows += [Row("clustergan", f"paper_critic{suffix}", batch, jit, {"step": (count["d"], 1)},
