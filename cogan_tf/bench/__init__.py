@@ -77,6 +77,7 @@ class Row:
     cycle: int = 1
     mixed_precision: Optional[str] = None  # a TrainConfig.mixed_precision value; None: float32
     model_overrides: Optional[dict] = None  # model config fields that differ from the default ones
+    adam: str = "tf1"  # the optimizers' arithmetic (TrainConfig.adam)
     step: Optional[str] = None
 
     @property
@@ -88,16 +89,17 @@ def row_variants(model: str) -> List[str]:
     """The variant names of every step row of ``model`` (as the table prints them; not ``loop``, which times
     the training loop), without building them."""
     if model == "cogan":
-        return ["port", "port+xla"] + [v for v in COGAN_VARIANTS if v not in ("xla", "loop")]
+        return ["port", "port+xla", "keras_adam"] + [v for v in COGAN_VARIANTS if v not in ("xla", "loop")]
     if model == "clustergan":
-        return ["port"] + [f"paper_{u}{s}" for s in CLUSTERGAN_ROW_SUFFIX.values() for u in ("critic", "ge")] + [
-            "paper_cycle"]
-    return ["port"]
+        return ["port", "keras_adam"] + [f"paper_{u}{s}" for s in CLUSTERGAN_ROW_SUFFIX.values()
+                                         for u in ("critic", "ge")] + ["paper_cycle"]
+    return ["port", "keras_adam"]
 
 
 def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_precision: Optional[str] = None,
-               model_overrides: Optional[dict] = None):
-    """A built GAN of ``name`` at ``batch`` (and precision, and model config fields ``model_overrides``)
+               model_overrides: Optional[dict] = None, adam: str = "tf1"):
+    """A built GAN of ``name`` at ``batch`` (and precision, model config fields ``model_overrides`` and Adam's
+    arithmetic ``adam``)
     and one batch of random uint8 inputs for its step."""
     import numpy as np
     import keras
@@ -106,7 +108,7 @@ def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_pr
 
     ckpt = os.path.join(tempfile.gettempdir(), "cogan_bench_no_checkpoints")  # never written: nothing is saved
     cfg = C.TrainConfig(model=name, batch_size=batch, seed=seed, jit_compile=jit_compile, checkpoint_dir=ckpt,
-                        log_every=0, sample_every=0, save_every=0, mixed_precision=mixed_precision)
+                        log_every=0, sample_every=0, save_every=0, mixed_precision=mixed_precision, adam=adam)
     rng = np.random.default_rng(seed)
     n_arrays = 2 if name == "cogan" else 1
     arrays = [rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8) for _ in range(n_arrays)]
@@ -248,7 +250,7 @@ def build_row(row: Row) -> dict:
     cache, which would cost every step compiled before it ~1 s on its next call."""
     mem0 = tf_memory_info()
     gan, inputs = make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
-                             model_overrides=row.model_overrides)
+                             model_overrides=row.model_overrides, adam=row.adam)
     mem1 = tf_memory_info()
     built = (mem1["current"] - mem0["current"]) / 2 ** 20 if mem0 and mem1 else None
     return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
@@ -349,7 +351,7 @@ def run_loop_row(row: Row, warmup: int, steps: int) -> dict:
 
 def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup: int, batch_size: int,
         jit_compile: bool, matmul_n: int, matmul_repeats: int, profile: bool = True, log=print,
-        clustergan_variants: Sequence[str] = ()) -> dict:
+        clustergan_variants: Sequence[str] = (), keras_adam: bool = False) -> dict:
     import tensorflow as tf  # noqa: F401
 
     result = {"command": " ".join([os.path.basename(sys.executable), "-m", "cogan_tf.bench"] + sys.argv[1:]),
@@ -367,6 +369,9 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
         try:
             rows += model_rows(name, batch_size or DEFAULT_BATCH[name], jit_compile, cogan_variants)
+            if keras_adam:  # the model's own step with Keras's Adam arithmetic instead of TF1's
+                rows.append(dataclasses.replace(next(r for r in rows if r.model == name), variant="keras_adam",
+                                                adam="keras"))
             if name == "clustergan":
                 rows += clustergan_paper_rows(batch_size or PAPER_BATCH, jit_compile, clustergan_variants)
         except (ImportError, NotImplementedError) as e:
@@ -395,6 +400,10 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
         for (model, variant), r in by.items():
             if model == "cogan" and variant != "straightforward" and variant not in COGAN_PAPER_VARIANTS:
                 result["ratios"][f"cogan {variant} / straightforward (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
+    for model in ALL_MODELS:
+        if (model, "keras_adam") in by and (model, "port") in by:
+            ratio = by[(model, "port")]["steps_per_s"] / by[(model, "keras_adam")]["steps_per_s"]
+            result["ratios"][f"{model} port / keras_adam (steps/s)"] = ratio
     port = by.get(("cogan", "port"))
     for variant in GRADIENT_LEVER_ROWS:
         if port is not None and ("cogan", variant) in by:

@@ -43,6 +43,8 @@ def define_flags() -> None:
                       "paper_plain (the two updates with Keras's own layer gradients instead of the written ones), "
                       "paper_xla (the two updates compiled with XLA); empty (--clustergan_variants=): no paper rows "
                       "[paper]")
+    flags.DEFINE_boolean("keras_adam", False, "Also time each model's own step with Keras's Adam arithmetic "
+                         "(keras_adam rows; --adam keras) beside TF1's ApplyAdam, the default [False]")
     flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
     flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
     flags.DEFINE_integer("batch_size", 0, f"Batch size for every model, up to {MAX_BATCH} (16 times the largest "
@@ -119,7 +121,7 @@ def main(argv):
                  batch_size=4 if quick else FLAGS.batch_size, jit_compile=FLAGS.jit_compile,
                  matmul_n=256 if quick else FLAGS.matmul_n, matmul_repeats=2 if quick else FLAGS.matmul_repeats,
                  profile=FLAGS.profile,
-                 clustergan_variants=FLAGS.clustergan_variants)
+                 clustergan_variants=FLAGS.clustergan_variants, keras_adam=FLAGS.keras_adam)
     result["quick"] = quick
     print()
     print(format_table(result))

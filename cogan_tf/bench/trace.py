@@ -216,7 +216,7 @@ def trace_step(model: str, variant: str, batch: int = 0, warmup: int = 3, calls:
 
     row = find_row(model, variant, batch)
     gan, inputs = bench.make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
-                                   model_overrides=row.model_overrides)
+                                   model_overrides=row.model_overrides, adam=row.adam)
     fn = tf.function(bench.step_for(gan, row.variant, row.step), jit_compile=row.jit_compile)
     graph = fn.get_concrete_function(*inputs).graph
     graph_ops = {op.name: op for op in graph.get_operations()}
@@ -285,6 +285,9 @@ def find_row(model: str, variant: str, batch: int = 0):
 
     if variant not in bench.row_variants(model):
         raise ValueError(f"{model}:{variant}: no such row; choose from {', '.join(bench.row_variants(model))}")
+    if variant == "keras_adam":
+        port = find_row(model, "port", batch)
+        return dataclasses.replace(port, variant="keras_adam", adam="keras")
     if model == "clustergan" and variant != "port":
         rows = bench.clustergan_paper_rows(batch or bench.PAPER_BATCH, False, bench.CLUSTERGAN_VARIANTS)
     else:
