@@ -76,9 +76,10 @@ def scalar_prelu(x, t):
     keep = x >= tx
 
     def grad(dy):
-        dx = tf.where(keep, dy, tc * dy)
-        xdy = tf.cast(x, t.dtype) * tf.cast(dy, t.dtype)
-        dt = tf.reduce_sum(tf.where(keep, tf.zeros_like(xdy), xdy))
+        with tf.name_scope("prelu_grad"):  # a custom gradient's ops are outside the layer's scope otherwise
+            dx = tf.where(keep, dy, tc * dy)
+            xdy = tf.cast(x, t.dtype) * tf.cast(dy, t.dtype)
+            dt = tf.reduce_sum(tf.where(keep, tf.zeros_like(xdy), xdy))
         return dx, dt
 
     return tf.where(keep, x, tx), grad
@@ -263,12 +264,13 @@ def scalar_batch_norm(x, gamma, beta, epsilon: float):
         scale = gamma * r
 
         def grad(dy, *_):  # the statistics' output gradients: not differentiated
-            m = tf.cast(tf.size(x), x.dtype)
-            dbeta = tf.reduce_sum(dy, 0)
-            dgamma = tf.reduce_sum(dy * xc, 0) * r
-            a = tf.reduce_sum(gamma * dbeta) * (r / m)
-            b = tf.reduce_sum(gamma * dgamma) * (r * r / m)
-            return dy * scale - (xc * b + a), dgamma, dbeta
+            with tf.name_scope("batchnorm_grad"):
+                m = tf.cast(tf.size(x), x.dtype)
+                dbeta = tf.reduce_sum(dy, 0)
+                dgamma = tf.reduce_sum(dy * xc, 0) * r
+                a = tf.reduce_sum(gamma * dbeta) * (r / m)
+                b = tf.reduce_sum(gamma * dgamma) * (r * r / m)
+                return dy * scale - (xc * b + a), dgamma, dbeta
 
         return (xc * scale + beta, mean, var), grad
 

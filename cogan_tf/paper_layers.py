@@ -110,8 +110,9 @@ def channel_prelu(x, a):
     y = tf.where(positive, x, a * x)
 
     def grad(dy):
-        dx = tf.where(positive, dy, a * dy)
-        da = tf.reduce_sum(tf.where(positive, tf.zeros_like(x), x * dy), axis=list(range(len(x.shape) - 1)))
+        with tf.name_scope("prelu_grad"):  # a custom gradient's ops are outside the layer's scope otherwise
+            dx = tf.where(positive, dy, a * dy)
+            da = tf.reduce_sum(tf.where(positive, tf.zeros_like(x), x * dy), axis=list(range(len(x.shape) - 1)))
         return dx, da
 
     return y, grad

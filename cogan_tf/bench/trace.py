@@ -29,8 +29,10 @@ DATA_MOVEMENT = ("Transpose", "DepthToSpace", "ConcatV2", "GatherV2", "Slice", "
 # The kinds, in the order of the table.
 KINDS = ("conv forward", "transposed conv forward", "conv input gradients", "conv filter gradients",
          "matmul forward", "dense input gradients (dy @ W^T)", "matmul weight gradients", "BatchNorm",
-         "elementwise (activations, bias, losses, sums of gradients)", "data movement (transpose, concat, slices)",
-         "Adam updates", "other (variable reads, random numbers, bookkeeping)")
+         "activations (PReLU, LeakyReLU)", "elementwise (bias, sigmoid, losses, sums of gradients)",
+         "data movement (transpose, concat, slices)", "Adam updates", "other (variable reads, random numbers, bookkeeping)")
+# The name scopes the written gradients' ops are made in (cogan_tf/layers.py, paper_layers.py): their kind.
+GRADIENT_SCOPES = {"batchnorm_grad": "BatchNorm", "prelu_grad": "activations (PReLU, LeakyReLU)"}
 
 # Ops whose output is zero when one input is (products, and what only moves or reduces a gradient).
 ZERO_IF_ANY = ("MatMul", "BatchMatMulV2", "BatchMatMulV3", "Conv2D", "Conv2DBackpropInput", "Conv2DBackpropFilter",
@@ -130,10 +132,10 @@ def backward_ops(graph) -> set:
     return back
 
 
-def op_kind(name: str, runtime_type: str, op, batchnorm_scopes: Tuple[str, ...], backward: set) -> str:
+def op_kind(name: str, runtime_type: str, op, scopes: Dict[str, Tuple[str, ...]], backward: set) -> str:
     """The kind (:data:`KINDS`) of a traced op: its name ``name``, the kernel that ran ``runtime_type``, its
-    graph op ``op`` (None if the graph has no op of that name), the name scopes of the BatchNorm layers, and
-    the ops of the backward passes (:func:`backward_ops`)."""
+    graph op ``op`` (None if the graph has no op of that name), the name scopes of the layers of a kind
+    (:func:`layer_scopes`), and the ops of the backward passes (:func:`backward_ops`)."""
     parts = name.split("/")
     grad = op in backward if op is not None else "gradient_tape" in parts
     mm = matmul_of(op) if op is not None and runs_matmul(runtime_type) else None
@@ -154,8 +156,16 @@ def op_kind(name: str, runtime_type: str, op, batchnorm_scopes: Tuple[str, ...],
         if mm is not None and mm.get_attr("transpose_a"):
             return "matmul weight gradients"
         return "matmul forward"
-    if "BatchNorm" in runtime_type or any(p.startswith(batchnorm_scopes) for p in parts):
+    if "BatchNorm" in runtime_type:
         return "BatchNorm"
+    for part in parts:
+        if part in GRADIENT_SCOPES:
+            return GRADIENT_SCOPES[part]
+        for k, prefixes in scopes.items():
+            if part.startswith(prefixes):
+                return k
+    if "LeakyRelu" in runtime_type:
+        return "activations (PReLU, LeakyReLU)"
     base = runtime_type.replace("_MklNative", "").replace("_Mkl", "")
     if base in DATA_MOVEMENT:
         return "data movement (transpose, concat, slices)"
@@ -163,7 +173,7 @@ def op_kind(name: str, runtime_type: str, op, batchnorm_scopes: Tuple[str, ...],
                 "NoOp", "Identity", "IdentityN", "RngReadAndSkip", "StatelessRandomNormalV2", "StatelessRandomUniformV2",
                 "Bitcast", "Shape", "Fill"):
         return "other (variable reads, random numbers, bookkeeping)"
-    return "elementwise (activations, bias, losses, sums of gradients)"
+    return "elementwise (bias, sigmoid, losses, sums of gradients)"
 
 
 @dataclasses.dataclass
@@ -227,7 +237,7 @@ def trace_step(model: str, variant: str, batch: int = 0, warmup: int = 3, calls:
             for op in f.graph.get_operations():
                 graph_ops.setdefault(op.name, op)
     zero = zero_ops(graph)
-    scopes = batchnorm_scopes(gan)
+    scopes = layer_scopes(gan)
     n = calls * row.cycle
     for _ in range(warmup * row.cycle):
         bench.sync(fn(*inputs))
@@ -295,15 +305,19 @@ def find_row(model: str, variant: str, batch: int = 0):
     return next(r for r in rows if r.variant == variant)
 
 
-def batchnorm_scopes(gan) -> Tuple[str, ...]:
-    """The name scopes of the GAN's BatchNorm layers (their ops' names start so)."""
+def layer_scopes(gan) -> Dict[str, Tuple[str, ...]]:
+    """The name scopes of the GAN's BatchNorm and activation layers, by kind (their ops' names start so)."""
     import keras
 
-    from cogan_tf.paper_layers import CaffeBatchNorm
+    from cogan_tf.layers import ScalarPReLU
+    from cogan_tf.paper_layers import CaffeBatchNorm, ChannelPReLU
 
     models = [m for m in vars(gan).values() if isinstance(m, keras.Model)]
-    return tuple(sorted({layer.name for m in models for layer in m._flatten_layers()
-                         if isinstance(layer, (keras.layers.BatchNormalization, CaffeBatchNorm))}))
+    layers = [layer for m in models for layer in m._flatten_layers()]
+    kinds = {"BatchNorm": (keras.layers.BatchNormalization, CaffeBatchNorm),
+             "activations (PReLU, LeakyReLU)": (ScalarPReLU, ChannelPReLU, keras.layers.LeakyReLU)}
+    return {k: tuple(sorted({layer.name for layer in layers if isinstance(layer, classes)}))
+            for k, classes in kinds.items()}
 
 
 def format_trace(t: Trace, top: int = 12) -> str:
