@@ -211,7 +211,8 @@ def test_trace_of_a_row_counts_what_tensorflow_counts(variant):
     assert len(dense_dx) >= 8
     assert "Adam updates" in kinds and "BatchNorm" in kinds and kinds["conv filter gradients"]["flops"] > 0
     assert "activations (PReLU, LeakyReLU)" in kinds  # the written PReLU gradient's ops included (prelu_grad)
-    assert any("prelu_grad" in o["name"] and o["kind"].startswith("activations") for o in t.ops.values())
+    prelu_grad = [o for o in t.ops.values() if "prelu_grad" in o["name"]]
+    assert prelu_grad and all(o["kind"].startswith("activations") for o in prelu_grad)
     # D's stems, 2 convolutions x 2 domains x 4 D passes (real and fake in the D update, the two G updates),
     # and the sub-pixel heads' forward pass of the two G forward passes.
     assert len([o for o in t.ops.values() if o["kind"] == "conv forward"]) == 16 + 2

@@ -159,8 +159,9 @@ def op_kind(name: str, runtime_type: str, op, scopes: Dict[str, Tuple[str, ...]]
     if "BatchNorm" in runtime_type:
         return "BatchNorm"
     for part in parts:
-        if part in GRADIENT_SCOPES:
-            return GRADIENT_SCOPES[part]
+        base = part.rstrip("0123456789").rstrip("_") if part[-1:].isdigit() else part  # name scopes made unique
+        if base in GRADIENT_SCOPES:
+            return GRADIENT_SCOPES[base]
         for k, prefixes in scopes.items():
             if part.startswith(prefixes):
                 return k
