@@ -135,6 +135,8 @@ def use_plain_layers(gan):
 LAYER_LEVERS = {"dense_bmm_gradient": (Dense, "written_gradient"),
                 "written_scalar_batchnorm": (BatchNorm, "written_scalar_stats"),
                 "subpixel_stem_gradient": (Conv, "subpixel_input_gradient"),
+                "xla_prelu": (ScalarPReLU, "xla"),
+                "xla_batchnorm_prelu": (BatchNorm, "xla_prelu_fusion"),
                 "fused_scalar_batchnorm": (BatchNorm, "fuse_scalar_stats"),
                 "batchnorm_float32_input": (BatchNorm, "fused_float32_input")}
 

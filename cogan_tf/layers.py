@@ -4,9 +4,13 @@ convolution's input gradients, Q2's scalar-statistics BatchNorm)."""
 
 from __future__ import annotations
 
+from typing import Tuple
+
 import keras
 import tensorflow as tf
 from keras import ops
+
+from cogan_tf import xla_fusions
 
 STDDEV = 0.02
 
@@ -45,6 +49,10 @@ class ScalarPReLU(keras.layers.Layer):
     the original's differs in all three, and for t > 1 the two functions differ too.
     """
 
+    # Speed lever (cogan_tf/levers.py sets it per device): the written gradient's passes as one XLA cluster
+    # each way (cogan_tf/xla_fusions.py).
+    xla = True
+
     def __init__(self, written_gradient: bool = True, **kwargs):
         super().__init__(**kwargs)
         self.written_gradient = written_gradient  # False: autodiff of ops.maximum (benchmark reference)
@@ -56,7 +64,7 @@ class ScalarPReLU(keras.layers.Layer):
 
     def call(self, x):
         if self.written_gradient:
-            return scalar_prelu(x, ops.cast(self.t, "float32"))
+            return (xla_fusions.prelu if self.xla else scalar_prelu)(x, ops.cast(self.t, "float32"))
         t = ops.cast(self.t, x.dtype)
         return ops.maximum(x, t * x)
 
@@ -106,6 +114,9 @@ class BatchNorm(keras.layers.BatchNormalization):
     written_scalar_stats = True
     fuse_scalar_stats = True
     fused_float32_input = True
+    # With a written-gradient PReLU after it (batchnorm_prelu): the written scalar statistics and the PReLU as
+    # one XLA cluster each way (cogan_tf/xla_fusions.py).
+    xla_prelu_fusion = True
 
     def __init__(self, batch_stats_at_inference: bool = True, name=None, synchronized: bool = False,
                  fused: bool = True, scalar_2d_stats: bool = False, **kwargs):
@@ -130,8 +141,7 @@ class BatchNorm(keras.layers.BatchNormalization):
         return ops.broadcast_to(mean, features), ops.broadcast_to(variance, features)
 
     def call(self, inputs, training=None, mask=None):
-        update = bool(training and self.trainable)
-        batch_stats = update or (not training and self.batch_stats_at_inference)
+        batch_stats, update = self._batch_stats(training)
         if batch_stats and self._written_scalar(inputs, mask):
             return self._scalar_written(inputs, update=update)
         if batch_stats and self._fusable(inputs, mask):
@@ -162,6 +172,11 @@ class BatchNorm(keras.layers.BatchNormalization):
         rank = len(inputs.shape)
         return (not self._plain_statistics(mask) and rank in (2, 4) and self.axis in (-1, rank - 1)
                 and (self.fuse_scalar_stats or not self._scalar(inputs)))
+
+    def _batch_stats(self, training) -> Tuple[bool, bool]:
+        """(normalise with the batch's statistics, update the moving averages) for a call in ``training``."""
+        update = bool(training and self.trainable)
+        return update or (not training and self.batch_stats_at_inference), update
 
     def _scalar_written(self, inputs, update: bool):
         x = ops.cast(inputs, "float32")
@@ -211,6 +226,24 @@ class BatchNorm(keras.layers.BatchNormalization):
     def get_config(self):
         return {**super().get_config(), "batch_stats_at_inference": self.batch_stats_at_inference,
                 "fused": self.fused, "scalar_2d_stats": self.scalar_2d_stats}
+
+
+def batchnorm_prelu(bn: BatchNorm, act: ScalarPReLU, x, training=False):
+    """``act(bn(x, training=training))``; where ``bn`` takes Q2's scalar statistics with its written gradient and
+    ``act`` has its written gradient, both as one XLA cluster each way (``xla_fusions.scalar_batch_norm_prelu``,
+    when ``bn.xla_prelu_fusion`` and ``act.xla``): the normalisation's scale and shift and the PReLU in one pass."""
+    batch_stats, update = bn._batch_stats(training)
+    if not (batch_stats and bn.xla_prelu_fusion and bn._written_scalar(x, None) and act.written_gradient and act.xla
+            and bn.built and act.built):  # the layers' own calls build them
+        return act(bn(x, training=training))
+    with tf.name_scope(bn.name):
+        gamma, beta = tf.convert_to_tensor(bn.gamma), tf.convert_to_tensor(bn.beta)
+        y, mean, var = xla_fusions.scalar_batch_norm_prelu(ops.cast(x, "float32"), ops.cast(gamma, "float32"),
+                                                           ops.cast(beta, "float32"), tf.convert_to_tensor(act.t),
+                                                           bn.epsilon)
+        if update:
+            bn._update_moving_averages(tf.broadcast_to(mean, gamma.shape), tf.broadcast_to(var, gamma.shape))
+    return ops.cast(y, bn.compute_dtype)
 
 
 def deconv_gradient(dy, kernel, x):

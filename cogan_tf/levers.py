@@ -34,6 +34,10 @@ LEVERS: Tuple[Lever, ...] = (
     Lever("batchnorm_float32_input", "cogan", "cpu", "mixed precision: the fused op's input cast to float32 first; "
           "cuDNN normalises float16/bfloat16 input with float32 statistics itself"),
     Lever("prelu_written_gradient", "cogan", "both", "the scalar PReLU's gradient written out: fewer full-size passes"),
+    Lever("xla_prelu", "cogan", "cpu", "that PReLU forward and backward as one small XLA cluster each: one pass over "
+          "the activations instead of three (forward) and five (backward)"),
+    Lever("xla_batchnorm_prelu", "cogan", "cpu", "Q2's scalar-statistics BatchNorm and the PReLU after it as one small "
+          "XLA cluster each way: the normalisation's scale and shift fused into the PReLU"),
     Lever("subpixel_stem_gradient", "cogan", "cpu", "the input gradient of D's stem convolutions (5x5, stride 2) as a "
           "3x3 convolution + depth_to_space: oneDNN's kernel for the one-channel transposed convolution is slow"),
     Lever("dense_bmm_gradient", "all", "cpu", "the dense layers' input gradient as BatchMatMulV2 (the CoGAN's, the "

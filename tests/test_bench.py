@@ -188,7 +188,7 @@ def test_trace_finds_the_matmuls_on_zero_gradients():
     assert sum(passes.zero_dx.values()) + sum(passes.zero_dw.values()) == 5
 
 
-@pytest.mark.parametrize("variant", ["port", "plain_grads"])
+@pytest.mark.parametrize("variant", ["port", "plain_grads", "plain_elementwise"])
 def test_trace_of_a_row_counts_what_tensorflow_counts(variant):
     """A traced CoGAN step (batch 4, one call): every matmul and convolution that ran, oneDNN's fused ones
     included, found in the graph, their FLOPs adding up to TensorFlow's count of the step (the benchmark's
@@ -205,17 +205,22 @@ def test_trace_of_a_row_counts_what_tensorflow_counts(variant):
     kinds = {k["kind"]: k for k in t.kinds()}
     assert sum(k["ms"] for k in kinds.values()) == pytest.approx(t.total_ms)
     dense_dx = [o for o in t.ops.values() if o["kind"] == "dense input gradients (dy @ W^T)"]
-    assert {("BatchMatMul" in o["kernel"]) for o in dense_dx} == {variant == "port"}
+    assert {("BatchMatMul" in o["kernel"]) for o in dense_dx} == {variant != "plain_grads"}
     # D's h2 and h3 in both domains' G-update passes and in the D update's fakes and reals: 2 x (2 + 4) per step,
     # and the two G updates' D passes.
     assert len(dense_dx) >= 8
     assert "Adam updates" in kinds and "BatchNorm" in kinds and kinds["conv filter gradients"]["flops"] > 0
-    assert "activations (PReLU, LeakyReLU)" in kinds  # the written PReLU gradient's ops included (prelu_grad)
-    prelu_grad = [o for o in t.ops.values() if "prelu_grad" in o["name"]]
-    assert prelu_grad and all(o["kind"].startswith("activations") for o in prelu_grad)
+    # The PReLUs and Q2's BatchNorms are XLA clusters, or (plain_elementwise) their written gradients' ops, which
+    # the trace finds by their name scopes.
+    written = [o for o in t.ops.values() if "prelu_grad" in o["name"] or "batchnorm_grad" in o["name"]]
+    assert bool(written) == (variant == "plain_elementwise")
+    assert all(o["kind"] == ("BatchNorm" if "batchnorm_grad" in o["name"] else "activations (PReLU, LeakyReLU)")
+               for o in written)
     # D's stems, 2 convolutions x 2 domains x 4 D passes (real and fake in the D update, the two G updates),
     # and the sub-pixel heads' forward pass of the two G forward passes.
     assert len([o for o in t.ops.values() if o["kind"] == "conv forward"]) == 16 + 2
+    # The XLA clusters (the PReLUs, Q2's BatchNorm with its PReLU) are timed as runs of compiled clusters.
+    assert ("XLA clusters (fused activations and BatchNorm)" in kinds) == (variant != "plain_elementwise")
     text = trace.format_trace(t)
     assert text.count("\n| ") == len(kinds) + 3  # the header, each kind, the two totals
     with pytest.raises(ValueError, match="cogan:loop: no such row"):
@@ -411,7 +416,8 @@ def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
     (["--intra_op_threads=-3"], "error: --intra_op_threads=-3: must be 0 or more"),
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
      "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, dense_matmul_grad, "
-     "fused_scalar_bn, stem_deconv_grad, plain_grads, xla, bfloat16, float16, loop, "
+     "fused_scalar_bn, stem_deconv_grad, plain_grads, tf_prelu, tf_bn_prelu, plain_elementwise, "
+     "plain_grads_elementwise, xla, bfloat16, float16, loop, "
      "bn_per_feature, paper, paper_plain, paper_deconv, paper_xla, conditional"),
     (["--clustergan_variants", "paper,paper_jit"], "error: --clustergan_variants=paper,paper_jit: paper_jit "
      "unknown; choose from paper, paper_cycle, paper_bfloat16, paper_plain, paper_xla"),

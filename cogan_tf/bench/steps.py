@@ -59,6 +59,8 @@ def layer_levers_off(*names: str) -> Callable:
 # The three written gradients of the CoGAN step: its dense layers' input gradients as BatchMatMulV2, Q2's
 # scalar statistics by reductions, D's stem convolutions' input gradients as sub-pixel convolutions.
 GRADIENT_LEVERS = ("dense_bmm_gradient", "written_scalar_batchnorm", "subpixel_stem_gradient")
+# Its small XLA clusters: the PReLUs, and Q2's BatchNorm with the PReLU after it.
+FUSION_LEVERS = ("xla_prelu", "xla_batchnorm_prelu")
 
 COGAN_STEPS = {
     "straightforward": straightforward_cogan_step,
@@ -71,6 +73,10 @@ COGAN_STEPS = {
     "fused_scalar_bn": layer_levers_off("written_scalar_batchnorm"),
     "stem_deconv_grad": layer_levers_off("subpixel_stem_gradient"),
     "plain_grads": layer_levers_off(*GRADIENT_LEVERS),
+    "tf_prelu": layer_levers_off("xla_prelu"),
+    "tf_bn_prelu": layer_levers_off("xla_batchnorm_prelu"),
+    "plain_elementwise": layer_levers_off(*FUSION_LEVERS),
+    "plain_grads_elementwise": layer_levers_off(*GRADIENT_LEVERS, *FUSION_LEVERS),
 }
 
 

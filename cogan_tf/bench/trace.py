@@ -29,8 +29,11 @@ DATA_MOVEMENT = ("Transpose", "DepthToSpace", "ConcatV2", "GatherV2", "Slice", "
 # The kinds, in the order of the table.
 KINDS = ("conv forward", "transposed conv forward", "conv input gradients", "conv filter gradients",
          "matmul forward", "dense input gradients (dy @ W^T)", "matmul weight gradients", "BatchNorm",
-         "activations (PReLU, LeakyReLU)", "elementwise (bias, sigmoid, losses, sums of gradients)",
+         "activations (PReLU, LeakyReLU)", "XLA clusters (fused activations and BatchNorm)",
+         "elementwise (bias, sigmoid, losses, sums of gradients)",
          "data movement (transpose, concat, slices)", "Adam updates", "other (variable reads, random numbers, bookkeeping)")
+# How a compiled XLA cluster's run appears on TensorFlow's compute threads (its kernels run inside it).
+XLA_RUN = "ExecutorState::ProcessAsync::Start"
 # The name scopes the written gradients' ops are made in (cogan_tf/layers.py, paper_layers.py): their kind.
 GRADIENT_SCOPES = {"batchnorm_grad": "BatchNorm", "prelu_grad": "activations (PReLU, LeakyReLU)"}
 
@@ -140,6 +143,8 @@ def op_kind(name: str, runtime_type: str, op, scopes: Dict[str, Tuple[str, ...]]
     grad = op in backward if op is not None else "gradient_tape" in parts
     mm = matmul_of(op) if op is not None and runs_matmul(runtime_type) else None
     mm_type = mm.type if mm is not None else next((t for t in reversed(MATMUL_CONV) if t in runtime_type), None)
+    if runtime_type == "XlaRun":
+        return "XLA clusters (fused activations and BatchNorm)"
     if "adam" in parts[0]:
         return "Adam updates"
     if mm_type is not None:
@@ -268,7 +273,9 @@ def trace_step(model: str, variant: str, batch: int = 0, warmup: int = 3, calls:
             for ev in line.events:
                 label = plane.event_metadata[ev.metadata_id].name
                 name, _, kernel = label.rpartition(":")
-                if not name or not kernel or name.endswith(":"):  # "<op name>:<kernel>", not the executor's own
+                if label == XLA_RUN:  # a compiled cluster, launched and run (its op's name is not in the event)
+                    name, kernel = "XLA clusters", "XlaRun"
+                elif not name or not kernel or name.endswith(":"):  # "<op name>:<kernel>", not the executor's own
                     continue
                 o = ops.get(label)
                 if o is None:
