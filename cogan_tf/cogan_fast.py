@@ -21,6 +21,7 @@ import keras
 
 from cogan_tf.gan import apply_gradients
 from cogan_tf.layers import BatchNorm, Conv, Dense, ScalarPReLU, deconv_gradient, subpixel_transposed_conv
+from cogan_tf.paper_layers import ChannelPReLU
 from cogan_tf.precision import as_float32
 
 
@@ -135,7 +136,7 @@ def use_plain_layers(gan):
 LAYER_LEVERS = {"dense_bmm_gradient": (Dense, "written_gradient"),
                 "written_scalar_batchnorm": (BatchNorm, "written_scalar_stats"),
                 "subpixel_stem_gradient": (Conv, "subpixel_input_gradient"),
-                "xla_prelu": (ScalarPReLU, "xla"),
+                "xla_prelu": ((ScalarPReLU, ChannelPReLU), "xla"),
                 "xla_batchnorm_prelu": (BatchNorm, "xla_prelu_fusion"),
                 "fused_scalar_batchnorm": (BatchNorm, "fuse_scalar_stats"),
                 "batchnorm_float32_input": (BatchNorm, "fused_float32_input")}

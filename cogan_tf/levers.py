@@ -34,8 +34,8 @@ LEVERS: Tuple[Lever, ...] = (
     Lever("batchnorm_float32_input", "cogan", "cpu", "mixed precision: the fused op's input cast to float32 first; "
           "cuDNN normalises float16/bfloat16 input with float32 statistics itself"),
     Lever("prelu_written_gradient", "cogan", "both", "the scalar PReLU's gradient written out: fewer full-size passes"),
-    Lever("xla_prelu", "cogan", "cpu", "that PReLU forward and backward as one small XLA cluster each: one pass over "
-          "the activations instead of three (forward) and five (backward)"),
+    Lever("xla_prelu", "cogan", "cpu", "that PReLU (and the paper network's per-channel one) forward and backward as "
+          "one small XLA cluster each: one pass over the activations instead of three (forward) and five (backward)"),
     Lever("xla_batchnorm_prelu", "cogan", "cpu", "Q2's scalar-statistics BatchNorm and the PReLU after it as one small "
           "XLA cluster each way: the normalisation's scale and shift fused into the PReLU"),
     Lever("subpixel_stem_gradient", "cogan", "cpu", "the input gradient of D's stem convolutions (5x5, stride 2) as a "
@@ -46,6 +46,12 @@ LEVERS: Tuple[Lever, ...] = (
     Lever("leaky_relu_written_gradient", "clustergan", "both", "paper networks: LeakyReLU's zero second derivative "
           "cut from the gradient penalty's double backward"),
 )
+
+
+# The vanilla GAN's dense layers take the BatchMatMulV2 input gradient from this many weights on: at 1,024 units
+# (--hidden_size 1024) its step ran 1.07x faster with it; at 128 every layer is below 2^17 weights and the step
+# 2% slower (docs/PERFORMANCE.md).
+DENSE_BMM_MIN_WEIGHTS = 2 ** 19
 
 
 def on(lever: str, device: str) -> bool:

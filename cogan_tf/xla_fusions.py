@@ -5,6 +5,7 @@ per shape at the first call; the rest of the step stays TensorFlow's (oneDNN's c
 compiling the whole step was 2x slower, docs/PERFORMANCE.md).
 
 * :func:`prelu`: the scalar PReLU ``max(x, t x)``, forward and backward (``layers.scalar_prelu``'s gradient);
+  :func:`channel_prelu`: the paper network's per-channel PReLU (``paper_layers.channel_prelu``'s);
 * :func:`scalar_batch_norm_prelu`: quirk Q2's scalar-statistics BatchNorm followed by that PReLU, forward and
   backward, the normalisation's scale and shift fused into the PReLU (``layers.scalar_batch_norm``'s gradient).
 
@@ -47,6 +48,31 @@ def prelu(x, t):
     def grad(dy):
         with tf.name_scope("prelu_grad"):
             return _prelu_backward(x, keep, dy, tc)
+
+    return y, grad
+
+
+@tf.function(jit_compile=True)
+def _channel_prelu_forward(x, a):
+    positive = x > 0
+    return tf.where(positive, x, a * x), positive
+
+
+@tf.function(jit_compile=True)
+def _channel_prelu_backward(x, positive, dy, a):
+    dx = tf.where(positive, dy, a * dy)
+    return dx, tf.reduce_sum(tf.where(positive, tf.zeros_like(x), x * dy), axis=list(range(len(x.shape) - 1)))
+
+
+@tf.custom_gradient
+def channel_prelu(x, a):
+    """Caffe's PReLU with one slope per channel (last axis), ``paper_layers.channel_prelu``'s values and
+    gradients (slope ``a`` where x <= 0): values and input gradient identical, the slopes' gradient to rounding."""
+    y, positive = _channel_prelu_forward(*untaped(x, a))
+
+    def grad(dy):
+        with tf.name_scope("prelu_grad"):
+            return _channel_prelu_backward(x, positive, dy, a)
 
     return y, grad
 

@@ -1,6 +1,7 @@
 """The CoGAN step's small XLA clusters (cogan_tf/xla_fusions.py) change no result beyond float rounding: the
-PReLU, and Q2's scalar-statistics BatchNorm fused with the PReLU after it, each against the written gradients
-they compile (cogan_tf/layers.py), as layers and in the faithful network's step."""
+PReLU (and the paper network's per-channel one), and Q2's scalar-statistics BatchNorm fused with the PReLU after
+it, each against the written gradients they compile (cogan_tf/layers.py, paper_layers.py), as layers and in the
+faithful network's step (the paper network's step: tests/test_paper_speed.py)."""
 
 import re
 
@@ -10,6 +11,7 @@ import tensorflow as tf
 
 from cogan_tf import cogan_fast, xla_fusions
 from cogan_tf.layers import BatchNorm, ScalarPReLU, batchnorm_prelu, scalar_batch_norm, scalar_prelu
+from cogan_tf.paper_layers import channel_prelu as paper_channel_prelu
 from tests.test_speed import FAITHFUL, assert_same_first_update, make, pre_batchnorm_biases, set_prelu_slopes
 from tests.tolerance import outputs_and_gradients, rel_max, sum_rounding
 
@@ -34,6 +36,27 @@ def test_xla_prelu_equals_the_written_gradient(t):
     scale = float(tf.reduce_sum(tf.abs(x * w)))
     assert abs(float(dta) - float(dtb)) <= sum_rounding(x.shape.num_elements(), scale)
     assert t == 1.7 or abs(float(dta)) > 1.0  # a real gradient (for t > 1 the positive side has the slope)
+
+
+def test_xla_channel_prelu_equals_the_written_gradient():
+    """The paper network's per-channel PReLU, Caffe's gradient (the slope where x <= 0, ties included): values
+    and input gradients identical, the slopes' gradients (sums over the batch) to their rounding."""
+    x = tf.concat([tf.random.stateless_normal([63, 5, 16], seed=[2, 1]), tf.zeros([1, 5, 16])], axis=0)
+    w = tf.random.stateless_normal([64, 5, 16], seed=[2, 2])
+    a = tf.random.stateless_uniform([16], seed=[2, 3], minval=-0.5, maxval=1.5)
+    res = []
+    for f in (xla_fusions.channel_prelu, paper_channel_prelu):
+        with tf.GradientTape() as tape:
+            tape.watch([x, a])
+            y = f(x, a)
+            loss = tf.reduce_sum(y * w)
+        res.append((y, *tape.gradient(loss, [x, a])))
+    (ya, dxa, daa), (yb, dxb, dab) = res
+    np.testing.assert_array_equal(ya.numpy(), yb.numpy())
+    np.testing.assert_array_equal(dxa.numpy(), dxb.numpy())
+    mass = float(tf.reduce_max(tf.reduce_sum(tf.abs(x * w), [0, 1])))
+    np.testing.assert_allclose(daa.numpy(), dab.numpy(), rtol=0, atol=sum_rounding(64 * 5, mass))
+    assert float(tf.reduce_min(tf.abs(daa))) > 0.0
 
 
 @pytest.mark.parametrize("training", [True, False], ids=["training", "batch_stats_at_inference"])

@@ -44,16 +44,17 @@ DEFAULT_BATCH = {m: C.defaults_for(m)["batch_size"] for m in ALL_MODELS}
 COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn",
                   "dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "tf_prelu", "tf_bn_prelu",
                   "plain_elementwise", "plain_grads_elementwise", "xla",
-                  "bfloat16", "float16", "loop", "bn_per_feature", "paper", "paper_plain", "paper_deconv", "paper_xla",
-                  "conditional")
+                  "bfloat16", "float16", "loop", "bn_per_feature", "paper", "paper_plain", "paper_deconv",
+                  "paper_tf_prelu", "paper_xla", "conditional")
 # The port's CoGAN step without one of its written gradients or XLA clusters, or without several (its ratio to
 # each is reported).
 GRADIENT_LEVER_ROWS = ("dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "tf_prelu",
                        "tf_bn_prelu", "plain_elementwise", "plain_grads_elementwise")
 # CoGAN --recipe paper / conditional rows (the paper's network, docs/PERFORMANCE.md): paper (its step),
 # paper_plain (every layer's plain ops: the step before its speed levers), paper_deconv (G's l1 forward as a
-# transposed convolution instead of a matmul), paper_xla (the step under XLA), conditional (the conditional GAN's).
-COGAN_PAPER_VARIANTS = ("paper", "paper_plain", "paper_deconv", "paper_xla", "conditional")
+# transposed convolution instead of a matmul), paper_tf_prelu (the PReLUs' written gradients as TensorFlow's ops, not
+# XLA clusters), paper_xla (the step under XLA), conditional (the conditional GAN's).
+COGAN_PAPER_VARIANTS = ("paper", "paper_plain", "paper_deconv", "paper_tf_prelu", "paper_xla", "conditional")
 # Rows that time the port's own step on another CoGAN config: what a faithful quirk costs.
 COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 # ClusterGAN --recipe paper rows: paper (its critic update and its G+E update, each on its own),
@@ -412,7 +413,7 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
     for variant in GRADIENT_LEVER_ROWS:
         if port is not None and ("cogan", variant) in by:
             result["ratios"][f"cogan port / {variant} (steps/s)"] = port["steps_per_s"] / by[("cogan", variant)]["steps_per_s"]
-    for variant in ("paper_plain", "paper_deconv", "paper_xla"):
+    for variant in ("paper_plain", "paper_deconv", "paper_tf_prelu", "paper_xla"):
         if ("cogan", "paper") in by and ("cogan", variant) in by:
             ratio = by[("cogan", "paper")]["steps_per_s"] / by[("cogan", variant)]["steps_per_s"]
             result["ratios"][f"cogan paper / {variant} (steps/s)"] = ratio

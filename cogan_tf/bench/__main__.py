@@ -36,7 +36,8 @@ def define_flags() -> None:
                       "BatchNorm statistics instead of the original's scalar ones, quirk Q2); the paper's network "
                       "(--recipe paper, docs/PERFORMANCE.md): paper (its step), paper_plain (its step with every "
                       "layer's plain ops, before the speed levers), paper_deconv (G's first transposed convolution "
-                      "as TensorFlow's op instead of a matmul), paper_xla (its step under XLA), conditional (the "
+                      "as TensorFlow's op instead of a matmul), paper_tf_prelu (its PReLUs' written gradients as "
+                      "TensorFlow's ops instead of XLA clusters), paper_xla (its step under XLA), conditional (the "
                       "conditional GAN's step, --recipe conditional) [straightforward]")
     flags.DEFINE_list("clustergan_variants", ["paper"],
                       "ClusterGAN --recipe paper rows beside the original recipe's step (port), at the recipe's batch "

@@ -388,7 +388,9 @@ def _graph_flops(graph, prefix: str = "") -> Dict[str, object]:
         live.add(op.name)
         stack.extend(t.op for t in op.inputs)
         stack.extend(op.control_inputs)
-    out = {"graph_total": 0, "total": 0, "matmul_conv": 0, "by_type": {}, "branches": {}, "uncounted": []}
+    # graph_own: this graph's ops alone, not the functions they call (what tf.compat.v1.profiler counts).
+    out = {"graph_total": 0, "graph_own": 0, "total": 0, "matmul_conv": 0, "by_type": {}, "branches": {},
+           "uncounted": []}
 
     def sub(name):
         f = getattr(graph, "_functions", {}).get(name)
@@ -400,6 +402,7 @@ def _graph_flops(graph, prefix: str = "") -> Dict[str, object]:
         except ValueError:  # no statistics registered for this op, or a shape unknown
             v = 0
         out["graph_total"] += v
+        out["graph_own"] += v
         if op.name not in live:
             continue
         out["total"] += v

@@ -104,17 +104,20 @@ def _plain(step: Callable) -> Callable:
     return plain_step
 
 
-def cogan_paper_step(fast_layers: bool = True, matmul_deconv: bool = True) -> Callable:
+def cogan_paper_step(fast_layers: bool = True, matmul_deconv: bool = True, xla_prelu: bool = True) -> Callable:
     """CoGAN ``--recipe paper``: its step with its layers' written gradients and fused ops
-    (``fast_layers``) and G's l1 forward as a matmul (``matmul_deconv``), or without."""
+    (``fast_layers``), G's l1 forward as a matmul (``matmul_deconv``) and the PReLUs as XLA clusters
+    (``xla_prelu``), or without."""
     def step(gan):
-        from cogan_tf.paper_layers import CaffeDeconv
+        from cogan_tf.paper_layers import CaffeDeconv, ChannelPReLU
 
         if not fast_layers:
             gan.use_plain_layers()
-        for layer in gan.generator._flatten_layers():
+        for layer in gan.generator._flatten_layers() + gan.discriminator._flatten_layers():
             if isinstance(layer, CaffeDeconv) and not matmul_deconv:
                 layer.matmul_forward = False
+            if isinstance(layer, ChannelPReLU) and not xla_prelu:
+                layer.xla = False
         return gan.train_step
 
     return step
@@ -124,7 +127,8 @@ def cogan_paper_step(fast_layers: bool = True, matmul_deconv: bool = True) -> Ca
 STEPS = {"paper_critic": paper_critic_step, "paper_ge": paper_ge_step,
          "paper_critic_plain": _plain(paper_critic_step), "paper_ge_plain": _plain(paper_ge_step),
          "cogan_paper_plain": cogan_paper_step(fast_layers=False, matmul_deconv=False),
-         "cogan_paper_deconv": cogan_paper_step(matmul_deconv=False)}
+         "cogan_paper_deconv": cogan_paper_step(matmul_deconv=False),
+         "cogan_paper_tf_prelu": cogan_paper_step(xla_prelu=False)}
 
 
 def step_for(gan, variant: str, step: Optional[str] = None) -> Callable:
