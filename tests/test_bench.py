@@ -418,7 +418,7 @@ def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
      "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, dense_matmul_grad, "
      "fused_scalar_bn, stem_deconv_grad, plain_grads, tf_prelu, tf_bn_prelu, plain_elementwise, "
-     "plain_grads_elementwise, xla, bfloat16, float16, loop, "
+     "plain_ops, xla, bfloat16, float16, loop, "
      "bn_per_feature, paper, paper_plain, paper_deconv, paper_tf_prelu, paper_xla, conditional"),
     (["--clustergan_variants", "paper,paper_jit"], "error: --clustergan_variants=paper,paper_jit: paper_jit "
      "unknown; choose from paper, paper_cycle, paper_bfloat16, paper_plain, paper_xla"),

@@ -43,13 +43,13 @@ ALL_MODELS = C.MODELS
 DEFAULT_BATCH = {m: C.defaults_for(m)["batch_size"] for m in ALL_MODELS}
 COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn",
                   "dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "tf_prelu", "tf_bn_prelu",
-                  "plain_elementwise", "plain_grads_elementwise", "xla",
+                  "plain_elementwise", "plain_ops", "xla",
                   "bfloat16", "float16", "loop", "bn_per_feature", "paper", "paper_plain", "paper_deconv",
                   "paper_tf_prelu", "paper_xla", "conditional")
 # The port's CoGAN step without one of its written gradients or XLA clusters, or without several (its ratio to
 # each is reported).
 GRADIENT_LEVER_ROWS = ("dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "tf_prelu",
-                       "tf_bn_prelu", "plain_elementwise", "plain_grads_elementwise")
+                       "tf_bn_prelu", "plain_elementwise", "plain_ops")
 # CoGAN --recipe paper / conditional rows (the paper's network, docs/PERFORMANCE.md): paper (its step),
 # paper_plain (every layer's plain ops: the step before its speed levers), paper_deconv (G's l1 forward as a
 # transposed convolution instead of a matmul), paper_tf_prelu (the PReLUs' written gradients as TensorFlow's ops, not
@@ -145,13 +145,15 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
         if variant in cogan_variants:
             rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, mixed_precision=C.MIXED_PRECISION[variant]))
     # Conv2DBackpropInput for D's stem input gradients there:
-    plain_stem = ("recompute", "unfused_bn", "stem_deconv_grad", "plain_grads", "plain_grads_elementwise")
+    plain_stem = ("recompute", "unfused_bn", "stem_deconv_grad", "plain_grads", "plain_ops")
     for variant in ("recompute", "no_reuse", "unfused_heads", "deconv_heads", "unfused_bn") + GRADIENT_LEVER_ROWS:
         if variant in cogan_variants:
             count = cogan_step_count(m, reuse_g_forward=variant not in ("recompute", "no_reuse"),
                                      subpixel_heads=variant not in ("recompute", "unfused_heads", "deconv_heads"),
                                      subpixel_stem_grad=variant not in plain_stem)
-            rows.append(Row(name, variant, batch, False, {"step": (count, 1)}))
+            # plain_ops: also Keras's Adam: every lever of docs/PERFORMANCE.md, "Nearer the matmul rate", off.
+            rows.append(Row(name, variant, batch, False, {"step": (count, 1)},
+                            adam="keras" if variant == "plain_ops" else "tf1"))
     for variant, overrides in COGAN_CONFIG_VARIANTS.items():
         if variant in cogan_variants:
             rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, model_overrides=overrides))

@@ -76,7 +76,7 @@ COGAN_STEPS = {
     "tf_prelu": layer_levers_off("xla_prelu"),
     "tf_bn_prelu": layer_levers_off("xla_batchnorm_prelu"),
     "plain_elementwise": layer_levers_off(*FUSION_LEVERS),
-    "plain_grads_elementwise": layer_levers_off(*GRADIENT_LEVERS, *FUSION_LEVERS),
+    "plain_ops": layer_levers_off(*GRADIENT_LEVERS, *FUSION_LEVERS),  # its row also takes Keras's Adam
 }
 
 
