@@ -26,7 +26,7 @@ import tensorflow as tf
 from keras import ops
 
 from cogan_tf.config import ClusterGanConfig
-from cogan_tf.layers import matmul_written_gradient
+from cogan_tf.layers import Dense
 from cogan_tf.precision import as_float32
 from cogan_tf.torch_port import IMAGE_SHAPE, build_once, torch_default_init
 
@@ -103,31 +103,6 @@ def leaky_relu_written_gradient(x, negative_slope: float):
         return y, grad
 
     return f(x)
-
-
-class Dense(keras.layers.Dense):
-    """Keras's Dense (same weights, same forward op) with its input gradient written out
-    (:func:`matmul_written_gradient`); ``written_gradient=False``: Keras's own (the benchmark's
-    reference)."""
-
-    def __init__(self, units: int, written_gradient: bool = True, **kwargs):
-        super().__init__(units, **kwargs)
-        self.written_gradient = written_gradient
-
-    def call(self, inputs, training=None):
-        if not self.written_gradient:
-            return super().call(inputs, training=training)
-        # A tensor read of the kernel (cast to the compute dtype under a mixed policy), not the variable:
-        # the gradient reaches the variable through the read.
-        x = matmul_written_gradient(inputs, tf.convert_to_tensor(self.kernel))
-        if self.bias is not None:
-            x = ops.add(x, self.bias)
-        if self.activation is not None:
-            x = self.activation(x)
-        return x
-
-    def get_config(self):
-        return {**super().get_config(), "written_gradient": self.written_gradient}
 
 
 class LeakyReLU(keras.layers.LeakyReLU):

@@ -15,7 +15,6 @@ from cogan_tf import cogan_fast, data, export as export_lib, images, levers, los
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.cogan_networks import build_cogan, unique_variables
 from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
-from cogan_tf.layers import BatchNorm
 
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
 
@@ -98,11 +97,8 @@ class CoGAN(GAN):
 
     def use_device_levers(self, device_kind: str) -> None:
         self.subpixel_heads = levers.on("subpixel_heads", device_kind)
-        for model in (self.generator, self.discriminator):
-            for layer in model._flatten_layers():
-                if isinstance(layer, BatchNorm):
-                    layer.fuse_scalar_stats = levers.on("fused_scalar_batchnorm", device_kind)
-                    layer.fused_float32_input = levers.on("batchnorm_float32_input", device_kind)
+        cogan_fast.use_layer_levers(self, **{lever.name: levers.on(lever.name, device_kind) for lever in levers.LEVERS
+                                             if lever.name in cogan_fast.LAYER_LEVERS})
 
     def training_arrays(self):
         if self._arrays is None:

@@ -3,8 +3,10 @@
 * both output heads as ONE transposed convolution with two output channels, computed as a 3x3
   convolution + depth_to_space (:func:`generate_pair`, :func:`subpixel_deconv`);
 * the first G update reusing the D update's G forward pass (:func:`reused_forward_updates`);
-* in :mod:`cogan_tf.layers`: BatchNorm as TensorFlow's fused op and the PReLU with a written gradient
-  (:func:`use_plain_layers` turns both off).
+* in :mod:`cogan_tf.layers`: BatchNorm as TensorFlow's fused op, Q2's scalar-statistics BatchNorm by
+  reductions with a written gradient, the PReLU with a written gradient, the dense layers' input gradient
+  as a BatchMatMulV2 and D's stem convolutions' input gradient as a sub-pixel convolution
+  (:func:`use_plain_layers` turns them all off, :func:`use_layer_levers` each one on its own).
 
 Each computes what the plain step computes, to float rounding: tests/test_speed.py runs the port's step
 against :func:`reference_cogan_step` with each lever off. docs/PERFORMANCE.md has what each one buys.
@@ -18,7 +20,8 @@ import tensorflow as tf
 import keras
 
 from cogan_tf.gan import apply_gradients
-from cogan_tf.layers import BatchNorm, ScalarPReLU, deconv_gradient
+from cogan_tf.layers import BatchNorm, Conv, Dense, ScalarPReLU, deconv_gradient, subpixel_transposed_conv
+from cogan_tf.paper_layers import ChannelPReLU
 from cogan_tf.precision import as_float32
 
 
@@ -36,28 +39,6 @@ def repeat_moving_average_update(snapshot):
         v.assign(v1 + k * (v1 - v0))
 
 
-# The heads' 5x5 stride-2 SAME transposed convolution as a 3x3 convolution to 4x the channels plus
-# depth_to_space: output pixel (2i + a, 2j + b) of the deconv sums input pixels i-1, i, i+1 (rows;
-# columns alike) through kernel taps that depend only on the phase a (b): SUBPIXEL_TAPS[a][o] is the
-# tap for the input row at offset o - 1 (None: that phase takes nothing from it). From TensorFlow's
-# SAME padding for stride 2 and an even output size (1 row before, 2 after): output row r = 2i + k - 1.
-SUBPIXEL_TAPS = ((3, 1, None), (4, 2, 0))
-
-
-def subpixel_kernel(kernel):
-    """A (5, 5, out, in) conv2d_transpose kernel as the (3, 3, in, 4 * out) kernel of the same
-    transposed convolution written as conv2d + depth_to_space(2): output channel (2a + b) * out + c
-    is phase (a, b) of channel c; the taps a phase does not use are zeros."""
-    k, _, c_out, c_in = kernel.shape
-    flat = tf.concat([tf.reshape(tf.transpose(kernel, [0, 1, 3, 2]), [k * k, c_in, c_out]),
-                      tf.zeros([1, c_in, c_out], kernel.dtype)], axis=0)  # row k*k: the zero tap
-    index = [[[k * k if SUBPIXEL_TAPS[a][oy] is None or SUBPIXEL_TAPS[b][ox] is None
-               else SUBPIXEL_TAPS[a][oy] * k + SUBPIXEL_TAPS[b][ox] for a in (0, 1) for b in (0, 1)]
-              for ox in range(3)] for oy in range(3)]
-    taps = tf.gather(flat, index)  # (3, 3, 4 phases, in, out)
-    return tf.reshape(tf.transpose(taps, [0, 1, 3, 2, 4]), [3, 3, c_in, 4 * c_out])
-
-
 @tf.custom_gradient
 def subpixel_deconv(h, kernel):
     """``tf.nn.conv2d_transpose(h, kernel, [N, 2H, 2W, out], strides=2, padding="SAME")`` for a 5x5
@@ -65,7 +46,7 @@ def subpixel_deconv(h, kernel):
     and oneDNN runs a plain convolution with 4x the output channels much faster than a transposed one
     with 1 or 2 (docs/PERFORMANCE.md). The gradient is the transposed convolution's own (the same two
     ops TensorFlow's gradient of conv2d_transpose makes), so gradients are identical."""
-    out = tf.nn.depth_to_space(tf.nn.conv2d(h, subpixel_kernel(kernel), strides=1, padding="SAME"), 2)
+    out = subpixel_transposed_conv(h, kernel)
 
     def grad(dy):
         return deconv_gradient(dy, kernel, h)
@@ -135,14 +116,41 @@ def reused_forward_updates(gan, x1, x2, z, fakes):
 def use_plain_layers(gan):
     """The layers as first written, and as the original graph computes them: BatchNorm as separate
     moments and normalisation ops differentiated by autodiff (Keras's BatchNormalization; the original's
-    TF 0.12 batch norm was not fused either) instead of the fused op, and the PReLUs' gradient by
-    autodiff of ``maximum`` instead of the written one."""
+    TF 0.12 batch norm was not fused either) instead of the fused op or the written gradient, the PReLUs'
+    gradient by autodiff of ``maximum`` instead of the written one, and the dense layers' and convolutions'
+    gradients TensorFlow's own."""
     for model in (gan.generator, gan.discriminator):
         for layer in model._flatten_layers():
             if isinstance(layer, BatchNorm):
                 layer.fused = False
-            if isinstance(layer, ScalarPReLU):
+            if isinstance(layer, (ScalarPReLU, Dense)):
                 layer.written_gradient = False
+            if isinstance(layer, Conv):
+                layer.subpixel_input_gradient = False
+    return gan
+
+
+# The layer levers of the CoGAN step by name (those of cogan_tf/levers.py a run sets per device; and
+# fused_scalar_batchnorm, the fused op over one channel that Q2's statistics take where the written gradient is
+# off, for the benchmark's row): the layer class each one is an attribute of, and the attribute.
+LAYER_LEVERS = {"dense_bmm_gradient": (Dense, "written_gradient"),
+                "written_scalar_batchnorm": (BatchNorm, "written_scalar_stats"),
+                "subpixel_stem_gradient": (Conv, "subpixel_input_gradient"),
+                "xla_prelu": ((ScalarPReLU, ChannelPReLU), "xla"),
+                "xla_batchnorm_prelu": (BatchNorm, "xla_prelu_fusion"),
+                "fused_scalar_batchnorm": (BatchNorm, "fuse_scalar_stats"),
+                "batchnorm_float32_input": (BatchNorm, "fused_float32_input")}
+
+
+def use_layer_levers(gan, **on):
+    """Set the layer levers named in ``on`` (:data:`LAYER_LEVERS`) in both networks, e.g.
+    ``use_layer_levers(gan, dense_bmm_gradient=False)``: the step with that lever off."""
+    for name, value in on.items():
+        cls, attr = LAYER_LEVERS[name]
+        for model in (gan.generator, gan.discriminator):
+            for layer in model._flatten_layers():
+                if isinstance(layer, cls):
+                    setattr(layer, attr, bool(value))
     return gan
 
 

@@ -16,7 +16,7 @@ import keras
 from keras import ops
 
 from cogan_tf.config import CoganConfig
-from cogan_tf.layers import BatchNorm, ScalarPReLU, conv, deconv, dense
+from cogan_tf.layers import BatchNorm, ScalarPReLU, batchnorm_prelu, conv, deconv, dense
 from cogan_tf.precision import as_float32
 
 
@@ -71,12 +71,12 @@ class CoupledGenerator(keras.Model):
         """The shared h0..h2. G1 and G2 get the same z, so their trunk activations are identical:
         computing it once for both is exactly the original's two computations."""
         if self.cfg.h0_feeds_h1:
-            h = self.act0(self.bn0(self.h0(z), training=training))
+            h = batchnorm_prelu(self.bn0, self.act0, self.h0(z), training)
         else:
             # Quirk of the original: h0 is computed there but h1 is fed z; h0's output is never
             # used (not even its BatchNorm update runs), so it is not computed here at all.
             h = z
-        h = self.act1(self.bn1(self.h1(h), training=training))
+        h = batchnorm_prelu(self.bn1, self.act1, self.h1(h), training)
         h = ops.reshape(h, (-1, self._s4, self._s4, 128))
         return self.act2(self.bn2(self.h2(h), training=training))
 
@@ -132,7 +132,7 @@ class CoupledDiscriminator(keras.Model):
         separately, as in the original, so each gets its own BatchNorm statistics."""
         h = self.stem(domain)(x, training=training)
         h = ops.reshape(h, (-1, h.shape[1] * h.shape[2] * h.shape[3]))
-        h = self.act2(self.bn2(self.h2(h), training=training))
+        h = batchnorm_prelu(self.bn2, self.act2, self.h2(h), training)
         return as_float32(self.h3(h))
 
     def call(self, inputs, training=False):

@@ -21,6 +21,8 @@ MIXED_PRECISION = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
 MIXED_PRECISION_POLICIES = tuple(MIXED_PRECISION.values())
 # --device: where a run trains (cogan_tf/device.py). auto: the GPUs TensorFlow sees, else the CPU.
 DEVICES = ("auto", "cpu", "gpu")
+# Adam's arithmetic (--adam, cogan_tf/adam.py): TF1's fused ApplyAdam kernel (the original CoGAN's) or Keras's.
+ADAM_ARITHMETICS = ("tf1", "keras")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -252,6 +254,9 @@ class TrainConfig:
     # TensorFlow's op determinism (deterministic GPU kernels, or an error for an op that has none).
     # Recorded; a resume may not change it.
     deterministic: bool = False
+    # Adam's arithmetic (ADAM_ARITHMETICS): "tf1", TF1's ApplyAdam kernel as the original CoGAN ran it (and
+    # the fastest here, docs/PERFORMANCE.md); "keras", Keras's Adam. Recorded; a resume may not change it.
+    adam: str = "tf1"
 
 
 # Each original's run defaults: TrainConfig's own defaults are the CoGAN's, so build a run of another
@@ -308,7 +313,7 @@ def model_config_to_dict(cfg: ModelConfig) -> dict:
 # (checkpoints.apply_optimizer_hyperparameters), one log line for each that changed.
 OPTIMIZER_FIELDS = ("learning_rate", "beta1", "beta2")
 # The TrainConfig switches of the arithmetic config.json records beside the precision; a resume may not change them.
-ARITHMETIC_FIELDS = ("tf32", "deterministic")
+ARITHMETIC_FIELDS = ("tf32", "deterministic", "adam")
 
 
 def complete_model_config_dict(model: str, d: dict) -> dict:
@@ -326,7 +331,7 @@ def model_config_from_dict(model: str, d: dict) -> ModelConfig:
 
 # The values a str field may take, where a fixed list exists; the other fields are checked by type.
 FIELD_CHOICES = {"model": MODELS, "mixed_precision": MIXED_PRECISION_POLICIES, "grid_scaling": GRID_SCALINGS,
-                 "device": DEVICES,
+                 "device": DEVICES, "adam": ADAM_ARITHMETICS,
                  "recipe": tuple(dict.fromkeys((*CLUSTERGAN_RECIPES, *COGAN_RECIPES))), "critic": CLUSTERGAN_CRITICS,
                  "networks": CLUSTERGAN_NETWORKS, "gp_eps": CLUSTERGAN_GP_EPS, "pair": PAIRS}
 # Seeds seed numpy (keras.utils.set_random_seed) and scikit-learn's K-means, both 32-bit.

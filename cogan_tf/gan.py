@@ -19,6 +19,7 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as config_lib, device, multiworker, precision, rundir
+from cogan_tf.adam import make_adam
 from cogan_tf.errors import UsageError
 
 
@@ -150,7 +151,8 @@ class GAN:
                                             getattr(self.model_cfg, "output_size", 28))
 
     def make_optimizer(self, learning_rate: float, beta1: float, beta2: float, **kwargs):
-        """Adam with TF1's epsilon 1e-8 (Keras's default is 1e-7); under ``mixed_float16`` behind a
+        """Adam with TF1's epsilon 1e-8 (Keras's default is 1e-7) in the run's arithmetic (``--adam``,
+        :mod:`cogan_tf.adam`); under ``mixed_float16`` behind a
         dynamic LossScaleOptimizer. Called from ``build``, which :func:`build_gan` runs under the
         run's dtype policy: a GAN asking for mixed precision built outside it is refused here, rather
         than trained as float32 layers behind a loss scale."""
@@ -158,7 +160,8 @@ class GAN:
         if want != "float32" and keras.config.dtype_policy().name != want:
             raise RuntimeError(f"{self.name} with mixed_precision={want!r} must be built under that dtype "
                                f"policy: build it with cogan_tf.gan.build_gan(gan)")
-        adam = keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta1, beta_2=beta2, epsilon=1e-8, **kwargs)
+        adam = make_adam(self.cfg.adam, learning_rate=learning_rate, beta_1=beta1, beta_2=beta2,
+                         epsilon=1e-8, **kwargs)
         return precision.wrap_optimizer(adam)
 
 

@@ -29,16 +29,29 @@ LEVERS: Tuple[Lever, ...] = (
     Lever("subpixel_heads", "cogan", "cpu", "that transposed convolution as a 3x3 convolution + depth_to_space: 36 "
           "taps per output instead of 25, but oneDNN's transposed convolutions are slow; a GPU runs cuDNN's"),
     Lever("fused_batchnorm", "cogan", "both", "BatchNorm on batch statistics as one FusedBatchNormV3 (oneDNN, cuDNN)"),
-    Lever("fused_scalar_batchnorm", "cogan", "cpu", "quirk Q2's scalar statistics as a fused op over ONE channel of "
-          "batch x features samples (802,816 at batch 128 on g_h1); a GPU takes the plain moments, two reductions"),
+    Lever("written_scalar_batchnorm", "cogan", "both", "quirk Q2's scalar statistics by plain reductions with a "
+          "written gradient: fewer full-size passes than autodiff of the moments"),
     Lever("batchnorm_float32_input", "cogan", "cpu", "mixed precision: the fused op's input cast to float32 first; "
           "cuDNN normalises float16/bfloat16 input with float32 statistics itself"),
     Lever("prelu_written_gradient", "cogan", "both", "the scalar PReLU's gradient written out: fewer full-size passes"),
-    Lever("dense_bmm_gradient", "clustergan", "cpu", "paper networks: the dense input gradient as BatchMatMulV2, "
-          "which oneDNN runs ~3x faster than MatMul with transpose_b; a GPU runs cuBLAS's MatMul"),
+    Lever("xla_prelu", "cogan", "cpu", "that PReLU (and the paper network's per-channel one) forward and backward as "
+          "one small XLA cluster each: one pass over the activations instead of three (forward) and five (backward)"),
+    Lever("xla_batchnorm_prelu", "cogan", "cpu", "Q2's scalar-statistics BatchNorm and the PReLU after it as one small "
+          "XLA cluster each way: the normalisation's scale and shift fused into the PReLU"),
+    Lever("subpixel_stem_gradient", "cogan", "cpu", "the input gradient of D's stem convolutions (5x5, stride 2) as a "
+          "3x3 convolution + depth_to_space: oneDNN's kernel for the one-channel transposed convolution is slow"),
+    Lever("dense_bmm_gradient", "all", "cpu", "the dense layers' input gradient as BatchMatMulV2 (the CoGAN's, the "
+          "vanilla GAN's, ClusterGAN's paper networks'), which oneDNN runs 1.7-3x faster than MatMul with "
+          "transpose_b; a GPU runs cuBLAS's MatMul"),
     Lever("leaky_relu_written_gradient", "clustergan", "both", "paper networks: LeakyReLU's zero second derivative "
           "cut from the gradient penalty's double backward"),
 )
+
+
+# The vanilla GAN's dense layers take the BatchMatMulV2 input gradient from this many weights on: at 1,024 units
+# (--hidden_size 1024) its step ran 1.07x faster with it; at 128 every layer is below 2^17 weights and the step
+# 2% slower (docs/PERFORMANCE.md).
+DENSE_BMM_MIN_WEIGHTS = 2 ** 19
 
 
 def on(lever: str, device: str) -> bool:

@@ -115,7 +115,7 @@ def _fingerprint(gan) -> int:
     run = {"model": gan.name, "model_config": dataclasses.asdict(gan.model_cfg), "seed": gan.seed,
            **{k: getattr(cfg, k) for k in ("dataset", "batch_size", "train_size", "epoch", "max_steps", "learning_rate",
                                            "beta1", "beta2", "disjoint_domains", "mixed_precision", "jit_compile",
-                                           "save_every", "val_size", "tf32", "deterministic")}}
+                                           "save_every", "val_size", "tf32", "deterministic", "adam")}}
     digest = hashlib.sha256(json.dumps(run, sort_keys=True, default=str).encode()).digest()
     return int.from_bytes(digest[:7], "big")
 

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from cogan_tf import xla_fusions
 from cogan_tf.config import PAPER_INITS
 from cogan_tf.layers import deconv_gradient, matmul_written_gradient
 
@@ -111,7 +112,10 @@ class CaffeBatchNorm(keras.layers.Layer):
 class ChannelPReLU(keras.layers.Layer):
     """Caffe's PReLU: ``max(x, 0) + a * min(x, 0)`` with one slope ``a`` per channel (last axis), initially
     0.25. ``fast``: a written gradient (one mask, Caffe's own backward: slope a where x <= 0), else autodiff
-    of the formula (which gives 0 instead of a at x == 0 exactly)."""
+    of the formula (which gives 0 instead of a at x == 0 exactly); with ``xla`` (a lever, cogan_tf/levers.py)
+    the written gradient as one XLA cluster each way (``xla_fusions.channel_prelu``)."""
+
+    xla = True
 
     def __init__(self, fast: bool = True, **kwargs):
         super().__init__(**kwargs)
@@ -123,7 +127,7 @@ class ChannelPReLU(keras.layers.Layer):
     def call(self, x):
         a = tf.convert_to_tensor(self.a)
         if self.fast:
-            return channel_prelu(x, a)
+            return (xla_fusions.channel_prelu if self.xla else channel_prelu)(x, a)
         return tf.maximum(x, 0.0) + a * tf.minimum(x, 0.0)
 
 
@@ -135,8 +139,9 @@ def channel_prelu(x, a):
     y = tf.where(positive, x, a * x)
 
     def grad(dy):
-        dx = tf.where(positive, dy, a * dy)
-        da = tf.reduce_sum(tf.where(positive, tf.zeros_like(x), x * dy), axis=list(range(len(x.shape) - 1)))
+        with tf.name_scope("prelu_grad"):  # a custom gradient's ops are outside the layer's scope otherwise
+            dx = tf.where(positive, dy, a * dy)
+            da = tf.reduce_sum(tf.where(positive, tf.zeros_like(x), x * dy), axis=list(range(len(x.shape) - 1)))
         return dx, da
 
     return y, grad

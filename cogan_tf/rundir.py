@@ -272,11 +272,13 @@ def check_setup(record: RunRecord, model: str, model_cfg: ModelConfig, train_cfg
     if theirs != ours:
         raise UsageError(f"{where} holds a checkpoint trained in {theirs or 'float32'}, not {ours or 'float32'}: "
                          f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
-    # TF32 and op determinism decide the arithmetic too; a record without them predates the flags.
+    # TF32, op determinism and Adam's arithmetic decide the arithmetic too; a record without them predates the flags.
     for key in config_lib.ARITHMETIC_FIELDS:
         if key in saved and saved[key] != getattr(train_cfg, key):
-            raise UsageError(f"{where} holds a checkpoint trained {'with' if saved[key] else 'without'} --{key}: "
-                             f"resume it {'with' if saved[key] else 'without'} --{key}, or use a fresh --checkpoint_dir")
+            theirs = saved[key]
+            flag = f"with --{key} {theirs}" if isinstance(theirs, str) else f"{'with' if theirs else 'without'} --{key}"
+            raise UsageError(f"{where} holds a checkpoint trained {flag}: resume it {flag}, or use a fresh "
+                             "--checkpoint_dir")
 
 
 def resolved_seed(train_cfg: TrainConfig, record: RunRecord, training: bool = False) -> TrainConfig:

@@ -30,6 +30,7 @@ import keras
 from cogan_tf import data, fileio, images
 from cogan_tf.config import TrainConfig
 from cogan_tf.gan import RunState
+from cogan_tf.layers import Dense
 
 IMAGE_SHAPE = (28, 28, 1)
 DEFAULT_SAMPLE_EVERY_EPOCHS = 10
@@ -50,10 +51,11 @@ def build_once(layer, input_shape) -> None:
         layer.build(input_shape)
 
 
-def torch_dense(units: int, fan_in: int, name: str, activation=None) -> keras.layers.Dense:
-    """``nn.Linear(fan_in, units)`` with PyTorch's default initial weights."""
-    return keras.layers.Dense(units, activation=activation, kernel_initializer=torch_default_init(fan_in),
-                              bias_initializer=torch_default_init(fan_in), name=name)
+def torch_dense(units: int, fan_in: int, name: str, activation=None) -> Dense:
+    """``nn.Linear(fan_in, units)`` with PyTorch's default initial weights (a Dense whose input gradient may be
+    written, :class:`cogan_tf.layers.Dense`)."""
+    return Dense(units, activation=activation, kernel_initializer=torch_default_init(fan_in),
+                 bias_initializer=torch_default_init(fan_in), name=name)
 
 
 # --- per-epoch bookkeeping ----------------------------------------------------------------------------

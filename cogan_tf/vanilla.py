@@ -16,7 +16,8 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import export as export_lib, images
+from cogan_tf import export as export_lib, images, levers
+from cogan_tf.layers import Dense
 from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.config import TrainConfig, VanillaConfig
 from cogan_tf.precision import as_float32
@@ -151,6 +152,13 @@ class VanillaGAN(GAN):
         self.d_opt = self.make_optimizer(cfg.learning_rate, cfg.beta1, cfg.beta2)
         self.g_opt.build(self.g_vars)
         self.d_opt.build(self.d_vars)
+
+    def use_device_levers(self, device_kind: str) -> None:
+        for model in (self.generator, self.discriminator):
+            for layer in model._flatten_layers():
+                if isinstance(layer, Dense):
+                    layer.written_gradient = (levers.on("dense_bmm_gradient", device_kind)
+                                              and layer.kernel.shape.num_elements() >= levers.DENSE_BMM_MIN_WEIGHTS)
 
     def trackables(self):
         return dict(generator=self.generator, discriminator=self.discriminator, g_optimizer=self.g_opt,

@@ -164,21 +164,18 @@ def test_analytic_count_equals_tensorflows_for_the_clustergan_paper_steps():
     assert prof["matmul_conv"] == plain["d"].flops(4, tf_convention=True) > c["d"].flops(4, tf_convention=True)
 
 
-def test_trace_tool_finds_the_matmuls_on_zero_gradients():
-    """tools/trace_step.py marks the matmuls and convolutions whose gradient operand is exactly zero: those
-    the plain critic's graph runs (LeakyReLU's zero second derivative backpropagated through D on the
-    interpolates; as many as the FLOP model's zero passes), none in the port's."""
-    import importlib.util
+def test_trace_finds_the_matmuls_on_zero_gradients():
+    """tools/trace_step.py (cogan_tf/bench/trace.py) marks the matmuls and convolutions whose gradient operand
+    is exactly zero: those the plain critic's graph runs (LeakyReLU's zero second derivative backpropagated
+    through D on the interpolates; as many as the FLOP model's zero passes), none in the port's."""
     import tensorflow as tf
+    from cogan_tf.bench import trace
 
-    spec = importlib.util.spec_from_file_location("trace_step", os.path.join(ROOT, "tools", "trace_step.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     gan, inputs = bench.make_model("clustergan", 2, False, model_overrides=bench.PAPER)
     found = {}
     for row in ("paper_critic", "paper_critic_plain"):
         graph = tf.function(bench.STEPS[row](gan)).get_concrete_function(*inputs).graph
-        zero = tool.zero_ops(graph)
+        zero = trace.zero_ops(graph)
         found[row] = sorted(op.type for op in graph.get_operations()
                             if op.name in zero and op.type in flops.MATMUL_OPS)
     assert found["paper_critic"] == []
@@ -189,6 +186,45 @@ def test_trace_tool_finds_the_matmuls_on_zero_gradients():
                                            "Conv2DBackpropInput", "MatMul", "MatMul"]
     passes = flops.clustergan_step_counts(gan.model_cfg, zero_path=True)["d"]
     assert sum(passes.zero_dx.values()) + sum(passes.zero_dw.values()) == 5
+
+
+@pytest.mark.parametrize("variant", ["port", "plain_grads", "plain_elementwise"])
+def test_trace_of_a_row_counts_what_tensorflow_counts(variant):
+    """A traced CoGAN step (batch 4, one call): every matmul and convolution that ran, oneDNN's fused ones
+    included, found in the graph, their FLOPs adding up to TensorFlow's count of the step (the benchmark's
+    cross-check); the kinds adding up to the ops' time; the dense input gradients a kind of their own, as
+    BatchMatMulV2 (the port's) or MatMul with a transposed operand (the plain one), never a forward matmul;
+    the sub-pixel stem gradients (Conv2D ops of a custom gradient, outside the tape's name scope) as input
+    gradients, not as forward convolutions."""
+    from cogan_tf.bench import trace
+
+    t = trace.trace_step("cogan", variant, batch=4, warmup=1, calls=1, matmul_n=0)
+    row = trace.find_row("cogan", variant, 4)
+    assert sum(o["flops"] for o in t.ops.values()) == row.parts["step"][0].flops(4, tf_convention=True)
+    assert all(o["flops"] for o in t.ops.values() if trace.runs_matmul(o["kernel"]))
+    kinds = {k["kind"]: k for k in t.kinds()}
+    assert sum(k["ms"] for k in kinds.values()) == pytest.approx(t.total_ms)
+    dense_dx = [o for o in t.ops.values() if o["kind"] == "dense input gradients (dy @ W^T)"]
+    assert {("BatchMatMul" in o["kernel"]) for o in dense_dx} == {variant != "plain_grads"}
+    # D's h2 and h3 in both domains' G-update passes and in the D update's fakes and reals: 2 x (2 + 4) per step,
+    # and the two G updates' D passes.
+    assert len(dense_dx) >= 8
+    assert "Adam updates" in kinds and "BatchNorm" in kinds and kinds["conv filter gradients"]["flops"] > 0
+    # The PReLUs and Q2's BatchNorms are XLA clusters, or (plain_elementwise) their written gradients' ops, which
+    # the trace finds by their name scopes.
+    written = [o for o in t.ops.values() if "prelu_grad" in o["name"] or "batchnorm_grad" in o["name"]]
+    assert bool(written) == (variant == "plain_elementwise")
+    assert all(o["kind"] == ("BatchNorm" if "batchnorm_grad" in o["name"] else "activations (PReLU, LeakyReLU)")
+               for o in written)
+    # D's stems, 2 convolutions x 2 domains x 4 D passes (real and fake in the D update, the two G updates),
+    # and the sub-pixel heads' forward pass of the two G forward passes.
+    assert len([o for o in t.ops.values() if o["kind"] == "conv forward"]) == 16 + 2
+    # The XLA clusters (the PReLUs, Q2's BatchNorm with its PReLU) are timed as runs of compiled clusters.
+    assert ("XLA clusters (fused activations and BatchNorm)" in kinds) == (variant != "plain_elementwise")
+    text = trace.format_trace(t)
+    assert text.count("\n| ") == len(kinds) + 3  # the header, each kind, the two totals
+    with pytest.raises(ValueError, match="cogan:loop: no such row"):
+        trace.find_row("cogan", "loop")
 
 
 def test_analytic_count_equals_tensorflows_for_the_corrected_network():
@@ -203,14 +239,18 @@ def test_analytic_count_equals_tensorflows_for_the_corrected_network():
     gan.build()
     fn = tf.function(gan.train_step)
     prof = flops.profiler_flops(fn.get_concrete_function(tf.constant(x), tf.constant(x)))
-    port = flops.cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True)
-    # TensorFlow counts the heads' forward pass as the sub-pixel convolution it runs (zero taps
-    # included: 36 per input pixel for the deconv's 25); the table counts the deconv's own work.
+    port = flops.cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True, subpixel_stem_grad=True)
+    # TensorFlow counts the heads' forward pass and D's stem input gradients as the sub-pixel convolutions it
+    # runs (zero taps included: 36 per input pixel for the deconv's 25); the table counts the deconv's own work.
     assert prof["matmul_conv"] == port.flops(4, tf_convention=True)
     assert port.flops(4) == flops.cogan_step_count(m, reuse_g_forward=True).flops(4)
     heads = 2 * 2 * 2 * 4 * 14 * 14 * 128 * (36 - 25)  # FLOPs = 2 x MACs; 2 forward passes; 2 heads; batch 4
-    assert port.flops(4, tf_convention=True) - port.flops(4) == heads
-    assert prof["profiler_graph_total"] == prof["graph_total"]  # tf.compat.v1.profiler's own sum
+    # Per domain: h1's input gradient in the D update (real and fake) and in both G updates, h0's in the G
+    # updates only (its input is an image).
+    stems = 2 * 2 * 4 * (4 * 7 * 7 * 64 * 64 + 2 * 14 * 14 * 1 * 64) * (36 - 25)
+    assert port.flops(4, tf_convention=True) - port.flops(4) == heads + stems
+    # tf.compat.v1.profiler's own sum, over the step's graph without the functions it calls (the XLA clusters).
+    assert prof["profiler_graph_total"] == prof["graph_own"] < prof["graph_total"]
     assert prof["total"] > prof["matmul_conv"] and prof["graph_total"] >= prof["total"]
     assert prof["uncounted"] == []
 
@@ -317,10 +357,12 @@ def test_quick_run_writes_json(tmp_path):
 def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     """The rows that isolate a lever or time --mixed_precision run, and TensorFlow's FLOP count agrees
     with the analytic one for each (the sub-pixel heads counted apart only where the row uses them)."""
-    _, res = quick_run(tmp_path, "--models", "cogan",
-                       "--cogan_variants", "deconv_heads,unfused_bn,no_reuse,bfloat16,bn_per_feature")
+    _, res = quick_run(tmp_path, "--models", "cogan", "--cogan_variants",
+                       "deconv_heads,unfused_bn,no_reuse,bfloat16,bn_per_feature,dense_matmul_grad,fused_scalar_bn,"
+                       "stem_deconv_grad,plain_grads")
     rows = {row["variant"]: row for row in res["rows"]}
-    assert set(rows) == {"port", "bfloat16", "no_reuse", "deconv_heads", "unfused_bn", "bn_per_feature"}
+    assert set(rows) == {"port", "bfloat16", "no_reuse", "deconv_heads", "unfused_bn", "bn_per_feature",
+                         "dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads"}
     for name, row in rows.items():
         assert row["flops_check"]["match"], (name, row["flops_check"])
         assert row["steps_per_s"] > 0
@@ -328,9 +370,16 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     assert rows["deconv_heads"]["flops_analytic"] == rows["port"]["flops_analytic"]
     tf_port = rows["port"]["flops_check"]["tensorflow"]["step"]
     assert tf_port > rows["deconv_heads"]["flops_check"]["tensorflow"]["step"]
-    assert rows["unfused_bn"]["flops_check"]["tensorflow"]["step"] == tf_port
-    # Q2's scalar statistics change no matmul or convolution.
-    assert rows["bn_per_feature"]["flops_check"]["tensorflow"]["step"] == tf_port
+    # The sub-pixel stem gradients too: the layers as first written and the rows without that lever have none.
+    tf_plain_stem = rows["stem_deconv_grad"]["flops_check"]["tensorflow"]["step"]
+    assert tf_plain_stem < tf_port
+    assert rows["unfused_bn"]["flops_check"]["tensorflow"]["step"] == rows["plain_grads"]["flops_check"][
+        "tensorflow"]["step"] == tf_plain_stem
+    # Q2's scalar statistics and the dense layers' written gradients change no count.
+    for name in ("bn_per_feature", "fused_scalar_bn", "dense_matmul_grad"):
+        assert rows[name]["flops_check"]["tensorflow"]["step"] == tf_port, name
+    assert set(res["ratios"]) == {"cogan port / dense_matmul_grad (steps/s)", "cogan port / fused_scalar_bn (steps/s)",
+                                  "cogan port / stem_deconv_grad (steps/s)", "cogan port / plain_grads (steps/s)"}
 
 
 @pytest.mark.slow  # a third TensorFlow start and seven more traced steps (~30 s); each row's step is tested above
@@ -367,8 +416,10 @@ def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
     (["--matmul_n=-1"], "error: --matmul_n=-1: must be 1 or more"),
     (["--intra_op_threads=-3"], "error: --intra_op_threads=-3: must be 0 or more"),
     (["--cogan_variants", "port,fast"], "error: --cogan_variants=port,fast: port, fast unknown; choose from "
-     "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, xla, bfloat16, float16, loop, "
-     "bn_per_feature, paper, paper_plain, paper_deconv, paper_xla, conditional"),
+     "straightforward, recompute, unfused_heads, no_reuse, deconv_heads, unfused_bn, dense_matmul_grad, "
+     "fused_scalar_bn, stem_deconv_grad, plain_grads, tf_prelu, tf_bn_prelu, plain_elementwise, "
+     "plain_ops, xla, bfloat16, float16, loop, "
+     "bn_per_feature, paper, paper_plain, paper_deconv, paper_tf_prelu, paper_xla, conditional"),
     (["--clustergan_variants", "paper,paper_jit"], "error: --clustergan_variants=paper,paper_jit: paper_jit "
      "unknown; choose from paper, paper_cycle, paper_bfloat16, paper_plain, paper_xla"),
     (["--batch_size", "100000"], "error: --batch_size=100000: must be 8192 or less (see --help)"),

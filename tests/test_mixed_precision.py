@@ -15,6 +15,7 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
+from cogan_tf.adam import TF1Adam
 from cogan_tf import gan as gan_lib, precision, runner
 from cogan_tf.errors import UsageError
 from cogan_tf.cogan_fast import generate_pair
@@ -182,7 +183,7 @@ def test_default_is_float32_and_unchanged_by_a_mixed_build(tmp_path):
     for gan in (a, b):
         for layer in gan.generator._flatten_layers():
             assert layer.compute_dtype == "float32"
-        assert all(type(o) is keras.optimizers.Adam for o in optimizers(gan).values())
+        assert all(type(o) is TF1Adam for o in optimizers(gan).values())  # the default --adam, not loss-scaled
     for u, w in zip(weights(a), weights(b)):
         np.testing.assert_array_equal(u, w)  # bit for bit: nothing of the mixed model leaked
 
@@ -412,7 +413,7 @@ def test_fused_batchnorm_without_float32_casts_equals_the_cast_one(tmp_path):
         nodes = list(graph.node) + [n for f in graph.library.function for n in f.node_def]
         return {tf.dtypes.as_dtype(n.attr["T"].type).name for n in nodes if n.op == "FusedBatchNormV3"}
 
-    # (On the GPU, Q2's scalar statistics are not fused at all: plain moments.)
+    # (Q2's scalar statistics are not fused on either device: reductions with a written gradient.)
     assert fused_input_types(cpu) == {"float32"} and fused_input_types(gpu) == {"bfloat16"}
     a, b = ({k: float(v) for k, v in run_steps(gan, 1)[0].items()} for gan in (cpu, gpu))
     eps = 2.0 ** -8  # bfloat16's

@@ -60,10 +60,13 @@ def test_fused_batchnorm_equals_moments_and_normalisation(shape):
     assert float(fused.weight_sum.numpy()) == float(plain.weight_sum.numpy()) == pytest.approx(1.999)
 
 
-def test_written_prelu_equals_autodiff():
+@pytest.mark.parametrize("xla", [True, False], ids=["xla_cluster", "tensorflow_ops"])
+def test_written_prelu_equals_autodiff(xla):
     """Values and input gradients identical (no input is exactly 0, where Caffe's gradient takes the slope and
-    autodiff of the formula 0); the slopes' gradient a sum over the batch, to its rounding."""
+    autodiff of the formula 0); the slopes' gradient a sum over the batch, to its rounding. The written gradient
+    as an XLA cluster (the lever xla_prelu) and as TensorFlow's ops."""
     fast, plain = ChannelPReLU(), ChannelPReLU(fast=False)
+    fast.xla = xla
     x = tf.random.stateless_normal([64, 7, 7, 16], seed=[4, 1])
     w = tf.random.stateless_normal([64, 7, 7, 16], seed=[4, 2])
     res = []

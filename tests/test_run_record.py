@@ -276,11 +276,13 @@ def test_evaluate_refuses_a_wrong_config_json_in_one_line(tmp_path):
                      "--checkpoint_dir"),
     (["--deterministic"], {}, "holds a checkpoint trained without --deterministic: resume it without --deterministic, "
                               "or use a fresh --checkpoint_dir"),
+    (["--adam", "keras"], {}, "holds a checkpoint trained with --adam tf1: resume it with --adam tf1, or use a fresh "
+                              "--checkpoint_dir"),
     ([], {"model": "vanilla"}, "holds a checkpoint made with model='vanilla', not 'cogan': pass the same flags to "
                                "resume it, or a fresh --checkpoint_dir"),
     (["--is_train", "False"], {"model": "vanilla"}, "holds a checkpoint made with model='vanilla', not 'cogan': pass "
                                                     "the same flags to resume it, or a fresh --checkpoint_dir"),
-], ids=["architecture", "seed", "data", "precision", "tf32", "deterministic", "model", "model-evaluation"])
+], ids=["architecture", "seed", "data", "precision", "tf32", "deterministic", "adam", "model", "model-evaluation"])
 def test_another_setups_checkpoint_is_refused_before_tensorflow(tmp_path, args, record, said):
     d = tmp_path / "ck" / "mnist_128_28"
     model = record.get("model", "cogan")

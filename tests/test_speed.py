@@ -4,8 +4,9 @@
 * the first G update reusing the D update's G forward pass, against the step that recomputes it;
 * both output heads as one two-channel deconv (``cogan_fast.generate_pair``), against the two heads, and
   that deconv as a sub-pixel convolution (``cogan_fast.subpixel_deconv``) against ``conv2d_transpose``;
-* BatchNorm as TensorFlow's fused op and the PReLU with a written gradient, against Keras's
-  BatchNormalization and autodiff of ``maximum`` (the layers as first written).
+* BatchNorm as TensorFlow's fused op, the PReLU with a written gradient and the written gradients of
+  tests/test_grad_levers.py together, against Keras's BatchNormalization, autodiff of ``maximum`` and
+  TensorFlow's own gradients (the layers as first written).
 The references are the plain step with each lever off (cogan_fast.reference_cogan_step, also the
 benchmark's reference rows), run from the same initial weights,
 data and z as the port's step.
@@ -20,7 +21,7 @@ import keras
 
 from cogan_tf import cogan_fast, config as C, runner
 from cogan_tf.cogan_fast import generate_pair, subpixel_deconv
-from cogan_tf.layers import BatchNorm, ScalarPReLU
+from cogan_tf.layers import BatchNorm, Conv, Dense, ScalarPReLU
 from tests.tolerance import (COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close,
                              outputs_and_gradients, rel_max, sum_rounding)
 
@@ -426,11 +427,16 @@ def test_the_device_levers_follow_the_device():
     from cogan_tf import levers
 
     gan, _ = make(FAITHFUL)
-    bns = [layer for model in (gan.generator, gan.discriminator) for layer in model._flatten_layers()
-           if isinstance(layer, BatchNorm)]
+    layers = [layer for model in (gan.generator, gan.discriminator) for layer in model._flatten_layers()]
+    bns = [layer for layer in layers if isinstance(layer, BatchNorm)]
+    dense = [layer for layer in layers if isinstance(layer, Dense)]
+    convs = [layer for layer in layers if isinstance(layer, Conv)]
+    assert len(bns) == 6 and len(dense) == 4 and len(convs) == 4  # g_bn0 and g_h0 too (the dead h0)
     for kind, expected in (("gpu", False), ("cpu", True)):
         gan.use_device_levers(kind)
         assert gan.subpixel_heads is expected
-        assert {b.fuse_scalar_stats for b in bns} == {b.fused_float32_input for b in bns} == {expected}
+        assert {b.fused_float32_input for b in bns} == {expected}
+        assert {d.written_gradient for d in dense} == {c.subpixel_input_gradient for c in convs} == {expected}
+        assert {b.written_scalar_stats for b in bns} == {True}  # both devices
     assert {lever.device for lever in levers.LEVERS} == {"cpu", "both"}  # each lever says where it pays
     assert levers.on("reuse_g_forward", "gpu") and not levers.on("dense_bmm_gradient", "gpu")

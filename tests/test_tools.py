@@ -118,7 +118,8 @@ CASES = [
     ("vanilla_torch_reference", ["--epochs", "0"], "--epochs=0: must be at least 1"),
     # argparse's own refusals are one line too
     ("multiworker_bench", ["--rounds", "x"], "argument --rounds: invalid int value: 'x' (see --help)"),
-    ("trace_step", ["--rows", "nope"], "--rows=nope: choose from paper_critic, "),
+    ("trace_step", ["--rows", "nope"], "--rows=nope: choose from cogan:port, cogan:port+xla, "),
+    ("trace_step", ["--rows", "cogan:loop"], "--rows=cogan:loop: choose from cogan:port, "),
     ("ablation_table", [], "the following arguments are required: out_dir (see --help)"),
 ]
 

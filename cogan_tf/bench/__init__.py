@@ -29,24 +29,32 @@ import statistics
 import sys
 import tempfile
 import time
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 from cogan_tf import config as C
 from cogan_tf.bench.flops import (clustergan_step_counts, cogan_paper_step_count, cogan_step_count, profiler_flops,
                                   vanilla_step_count)
 from cogan_tf.bench.report import format_table  # noqa: F401 - the table of a run, python -m cogan_tf.bench's
+from cogan_tf.bench.steps import COGAN_STEPS, STEPS, step_for  # noqa: F401 - what the rows time
 from cogan_tf.bench.machine import (matmul_calls, matmul_fn, matmul_record, machine, peak_rss_mb, reset_peak_rss,
                                     rss_mb, sync, time_calls, tf_memory_info)
 
 ALL_MODELS = C.MODELS
 DEFAULT_BATCH = {m: C.defaults_for(m)["batch_size"] for m in ALL_MODELS}
-COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn", "xla",
-                  "bfloat16", "float16", "loop", "bn_per_feature", "paper", "paper_plain", "paper_deconv", "paper_xla",
-                  "conditional")
+COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "deconv_heads", "unfused_bn",
+                  "dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "tf_prelu", "tf_bn_prelu",
+                  "plain_elementwise", "plain_ops", "xla",
+                  "bfloat16", "float16", "loop", "bn_per_feature", "paper", "paper_plain", "paper_deconv",
+                  "paper_tf_prelu", "paper_xla", "conditional")
+# The port's CoGAN step without one of its written gradients or XLA clusters, or without several (its ratio to
+# each is reported).
+GRADIENT_LEVER_ROWS = ("dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "tf_prelu",
+                       "tf_bn_prelu", "plain_elementwise", "plain_ops")
 # CoGAN --recipe paper / conditional rows (the paper's network, docs/PERFORMANCE.md): paper (its step),
 # paper_plain (every layer's plain ops: the step before its speed levers), paper_deconv (G's l1 forward as a
-# transposed convolution instead of a matmul), paper_xla (the step under XLA), conditional (the conditional GAN's).
-COGAN_PAPER_VARIANTS = ("paper", "paper_plain", "paper_deconv", "paper_xla", "conditional")
+# transposed convolution instead of a matmul), paper_tf_prelu (the PReLUs' written gradients as TensorFlow's ops, not
+# XLA clusters), paper_xla (the step under XLA), conditional (the conditional GAN's).
+COGAN_PAPER_VARIANTS = ("paper", "paper_plain", "paper_deconv", "paper_tf_prelu", "paper_xla", "conditional")
 # Rows that time the port's own step on another CoGAN config: what a faithful quirk costs.
 COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 # ClusterGAN --recipe paper rows: paper (its critic update and its G+E update, each on its own),
@@ -54,105 +62,10 @@ COGAN_CONFIG_VARIANTS = {"bn_per_feature": {"bn_per_feature": True}}
 # paper_plain (the two updates with Keras's own layer gradients: before the written ones), paper_xla (the
 # two updates compiled with XLA).
 CLUSTERGAN_VARIANTS = ("paper", "paper_cycle", "paper_bfloat16", "paper_plain", "paper_xla")
+# Those that time the critic and G+E updates each on its own: the suffix of their two rows' names.
+CLUSTERGAN_ROW_SUFFIX = {"paper": "", "paper_bfloat16": "_bf16", "paper_plain": "_plain", "paper_xla": "_xla"}
 PAPER = C.CLUSTERGAN_RECIPES["paper"]
 PAPER_BATCH = C.defaults_for("clustergan", "paper")["batch_size"]
-
-# --- the steps --------------------------------------------------------------------------------------
-
-def straightforward_cogan_step(gan) -> Callable:
-    """The baseline: the CoGAN step as the original graph computes it: G1 and G2 each on their own
-    (the shared trunk twice, forward and backward), D1 and D2 separately on real and fake, G run
-    again for every update, BatchNorm and PReLU unfused (``cogan_fast.use_plain_layers``); in a tf.function,
-    without XLA."""
-    from cogan_tf import cogan_fast
-
-    return cogan_fast.reference_cogan_step(cogan_fast.use_plain_layers(gan), trunk_per_domain=True)
-
-
-def recompute_cogan_step(gan) -> Callable:
-    """The port's step before the speed levers (as first committed): the trunk once for both
-    domains, but G run forward for every update, the heads as two deconvs, the layers unfused."""
-    from cogan_tf import cogan_fast
-
-    return cogan_fast.reference_cogan_step(cogan_fast.use_plain_layers(gan))
-
-
-def deconv_heads_cogan_step(gan) -> Callable:
-    """The port's step with the two-channel head computed as a transposed convolution, not as the
-    sub-pixel convolution (``cogan_fast.subpixel_deconv``)."""
-    gan.subpixel_heads = False
-    return gan.train_step
-
-
-def _reference(gan, **levers) -> Callable:
-    from cogan_tf import cogan_fast
-
-    return cogan_fast.reference_cogan_step(gan, **levers)
-
-
-def unfused_bn_cogan_step(gan) -> Callable:
-    """The port's step with the layers as first written (``cogan_fast.use_plain_layers``)."""
-    from cogan_tf import cogan_fast
-
-    return cogan_fast.use_plain_layers(gan).train_step
-
-
-COGAN_STEPS = {
-    "straightforward": straightforward_cogan_step,
-    "recompute": recompute_cogan_step,
-    "unfused_heads": lambda gan: _reference(gan, reuse_g_forward=True),
-    "no_reuse": lambda gan: _reference(gan, fused_heads=True),
-    "unfused_bn": unfused_bn_cogan_step,
-    "deconv_heads": deconv_heads_cogan_step,
-}
-
-
-def paper_critic_step(gan) -> Callable:
-    """ClusterGAN ``--recipe paper``: the critic update alone (z, G's fake batch, D on real, fake and
-    the interpolate, the gradient penalty's double backward, D's Adam update), never the G+E update."""
-    return gan.critic_update
-
-
-def paper_ge_step(gan) -> Callable:
-    """ClusterGAN ``--recipe paper``: the G+E update alone, on a fresh z for a batch of the input's size
-    (the images themselves are not used: G+E never sees real ones)."""
-    from cogan_tf.clustergan import batch_size
-
-    return lambda x: gan.fresh_ge_update(batch_size(x))
-
-
-def _plain(step: Callable) -> Callable:
-    """``step`` of the paper networks with Keras's own layer gradients (``clustergan_networks.use_plain_layers``)."""
-    def plain_step(gan):
-        from cogan_tf.clustergan_networks import use_plain_layers
-
-        return step(use_plain_layers(gan))
-
-    return plain_step
-
-
-def cogan_paper_step(fast_layers: bool = True, matmul_deconv: bool = True) -> Callable:
-    """CoGAN ``--recipe paper``: its step with its layers' written gradients and fused ops
-    (``fast_layers``) and G's l1 forward as a matmul (``matmul_deconv``), or without."""
-    def step(gan):
-        from cogan_tf.paper_layers import CaffeDeconv
-
-        if not fast_layers:
-            gan.use_plain_layers()
-        for layer in gan.generator._flatten_layers():
-            if isinstance(layer, CaffeDeconv) and not matmul_deconv:
-                layer.matmul_forward = False
-        return gan.train_step
-
-    return step
-
-
-# Row.step -> the step a row times (rows without one: COGAN_STEPS by variant, else the model's train_step).
-STEPS = {"paper_critic": paper_critic_step, "paper_ge": paper_ge_step,
-         "paper_critic_plain": _plain(paper_critic_step), "paper_ge_plain": _plain(paper_ge_step),
-         "cogan_paper_plain": cogan_paper_step(fast_layers=False, matmul_deconv=False),
-         "cogan_paper_deconv": cogan_paper_step(matmul_deconv=False)}
-
 
 @dataclasses.dataclass
 class Row:
@@ -168,6 +81,7 @@ class Row:
     cycle: int = 1
     mixed_precision: Optional[str] = None  # a TrainConfig.mixed_precision value; None: float32
     model_overrides: Optional[dict] = None  # model config fields that differ from the default ones
+    adam: str = "tf1"  # the optimizers' arithmetic (TrainConfig.adam)
     step: Optional[str] = None
 
     @property
@@ -175,9 +89,21 @@ class Row:
         return sum(count.flops(self.batch) * per_step for count, per_step in self.parts.values())
 
 
+def row_variants(model: str) -> List[str]:
+    """The variant names of every step row of ``model`` (as the table prints them; not ``loop``, which times
+    the training loop), without building them."""
+    if model == "cogan":
+        return ["port", "port+xla", "keras_adam"] + [v for v in COGAN_VARIANTS if v not in ("xla", "loop")]
+    if model == "clustergan":
+        return ["port", "keras_adam"] + [f"paper_{u}{s}" for s in CLUSTERGAN_ROW_SUFFIX.values()
+                                         for u in ("critic", "ge")] + ["paper_cycle"]
+    return ["port", "keras_adam"]
+
+
 def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_precision: Optional[str] = None,
-               model_overrides: Optional[dict] = None):
-    """A built GAN of ``name`` at ``batch`` (and precision, and model config fields ``model_overrides``)
+               model_overrides: Optional[dict] = None, adam: str = "tf1"):
+    """A built GAN of ``name`` at ``batch`` (and precision, model config fields ``model_overrides`` and Adam's
+    arithmetic ``adam``)
     and one batch of random uint8 inputs for its step."""
     import numpy as np
     import keras
@@ -186,7 +112,7 @@ def make_model(name: str, batch: int, jit_compile: bool, seed: int = 0, mixed_pr
 
     ckpt = os.path.join(tempfile.gettempdir(), "cogan_bench_no_checkpoints")  # never written: nothing is saved
     cfg = C.TrainConfig(model=name, batch_size=batch, seed=seed, jit_compile=jit_compile, checkpoint_dir=ckpt,
-                        log_every=0, sample_every=0, save_every=0, mixed_precision=mixed_precision)
+                        log_every=0, sample_every=0, save_every=0, mixed_precision=mixed_precision, adam=adam)
     rng = np.random.default_rng(seed)
     n_arrays = 2 if name == "cogan" else 1
     arrays = [rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8) for _ in range(n_arrays)]
@@ -212,17 +138,22 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
         return [Row(name, port, batch, jit_compile, {"d": (c["d"], 1), "ge": (c["ge"], 1.0 / m.g_every)},
                     cycle=m.g_every)]
     rows = [Row(name, port, batch, jit_compile,
-                {"step": (cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True), 1)})]
+                {"step": (cogan_step_count(m, reuse_g_forward=True, subpixel_heads=True, subpixel_stem_grad=True), 1)})]
     if "xla" in cogan_variants and not jit_compile:
         rows.append(Row(name, "port+xla", batch, True, rows[0].parts))
     for variant in ("bfloat16", "float16"):
         if variant in cogan_variants:
             rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, mixed_precision=C.MIXED_PRECISION[variant]))
-    for variant in ("recompute", "no_reuse", "unfused_heads", "deconv_heads", "unfused_bn"):
+    # Conv2DBackpropInput for D's stem input gradients there:
+    plain_stem = ("recompute", "unfused_bn", "stem_deconv_grad", "plain_grads", "plain_ops")
+    for variant in ("recompute", "no_reuse", "unfused_heads", "deconv_heads", "unfused_bn") + GRADIENT_LEVER_ROWS:
         if variant in cogan_variants:
-            count = cogan_step_count(m, reuse_g_forward=variant in ("unfused_heads", "deconv_heads", "unfused_bn"),
-                                     subpixel_heads=variant in ("no_reuse", "unfused_bn"))
-            rows.append(Row(name, variant, batch, False, {"step": (count, 1)}))
+            count = cogan_step_count(m, reuse_g_forward=variant not in ("recompute", "no_reuse"),
+                                     subpixel_heads=variant not in ("recompute", "unfused_heads", "deconv_heads"),
+                                     subpixel_stem_grad=variant not in plain_stem)
+            # plain_ops: also Keras's Adam: every lever of docs/PERFORMANCE.md, "Nearer the matmul rate", off.
+            rows.append(Row(name, variant, batch, False, {"step": (count, 1)},
+                            adam="keras" if variant == "plain_ops" else "tf1"))
     for variant, overrides in COGAN_CONFIG_VARIANTS.items():
         if variant in cogan_variants:
             rows.append(Row(name, variant, batch, jit_compile, rows[0].parts, model_overrides=overrides))
@@ -259,9 +190,10 @@ def clustergan_paper_rows(batch: int, jit_compile: bool, variants: Sequence[str]
     plain = clustergan_step_counts(m, zero_path=True)
     rows = []
     bf16 = C.MIXED_PRECISION["bfloat16"]
-    for variant, precision, suffix, count, jit in (
-            ("paper", None, "", c, jit_compile), ("paper_bfloat16", bf16, "_bf16", c, jit_compile),
-            ("paper_plain", None, "_plain", plain, jit_compile), ("paper_xla", None, "_xla", c, True)):
+    for variant, precision, count, jit in (
+            ("paper", None, c, jit_compile), ("paper_bfloat16", bf16, c, jit_compile),
+            ("paper_plain", None, plain, jit_compile), ("paper_xla", None, c, True)):
+        suffix = CLUSTERGAN_ROW_SUFFIX[variant]
         if variant in variants and not (variant == "paper_xla" and jit_compile):  # --jit_compile: paper is XLA
             step = "_plain" if variant == "paper_plain" else ""
             rows += [Row("clustergan", f"paper_critic{suffix}", batch, jit, {"step": (count["d"], 1)},
@@ -325,7 +257,7 @@ def build_row(row: Row) -> dict:
     cache, which would cost every step compiled before it ~1 s on its next call."""
     mem0 = tf_memory_info()
     gan, inputs = make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
-                             model_overrides=row.model_overrides)
+                             model_overrides=row.model_overrides, adam=row.adam)
     mem1 = tf_memory_info()
     built = (mem1["current"] - mem0["current"]) / 2 ** 20 if mem0 and mem1 else None
     return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
@@ -346,11 +278,7 @@ def prepare_row(row: Row, rec: dict, warmup: int, profile: bool) -> dict:
     tf_memory_info(reset=True)
     rss0 = rss_mb("VmRSS")
     mem0 = tf_memory_info()
-    if row.step is not None:
-        py_step = STEPS[row.step](gan)
-    else:
-        py_step = COGAN_STEPS[row.variant](gan) if row.variant in COGAN_STEPS else gan.train_step
-    fn = tf.function(py_step, jit_compile=row.jit_compile)
+    fn = tf.function(step_for(gan, row.variant, row.step), jit_compile=row.jit_compile)
     t0 = time.perf_counter()
     sync(fn(*inputs))
     rec["first_call_s"] = time.perf_counter() - t0
@@ -430,7 +358,7 @@ def run_loop_row(row: Row, warmup: int, steps: int) -> dict:
 
 def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup: int, batch_size: int,
         jit_compile: bool, matmul_n: int, matmul_repeats: int, profile: bool = True, log=print,
-        clustergan_variants: Sequence[str] = ()) -> dict:
+        clustergan_variants: Sequence[str] = (), keras_adam: bool = False) -> dict:
     import tensorflow as tf  # noqa: F401
 
     result = {"command": " ".join([os.path.basename(sys.executable), "-m", "cogan_tf.bench"] + sys.argv[1:]),
@@ -448,6 +376,9 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
             raise ValueError(f"unknown model {name!r}; choose from {', '.join(ALL_MODELS)}")
         try:
             rows += model_rows(name, batch_size or DEFAULT_BATCH[name], jit_compile, cogan_variants)
+            if keras_adam:  # the model's own step with Keras's Adam arithmetic instead of TF1's
+                rows.append(dataclasses.replace(next(r for r in rows if r.model == name), variant="keras_adam",
+                                                adam="keras"))
             if name == "clustergan":
                 rows += clustergan_paper_rows(batch_size or PAPER_BATCH, jit_compile, clustergan_variants)
         except (ImportError, NotImplementedError) as e:
@@ -476,7 +407,15 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
         for (model, variant), r in by.items():
             if model == "cogan" and variant != "straightforward" and variant not in COGAN_PAPER_VARIANTS:
                 result["ratios"][f"cogan {variant} / straightforward (steps/s)"] = r["steps_per_s"] / base["steps_per_s"]
-    for variant in ("paper_plain", "paper_deconv", "paper_xla"):
+    for model in ALL_MODELS:
+        if (model, "keras_adam") in by and (model, "port") in by:
+            ratio = by[(model, "port")]["steps_per_s"] / by[(model, "keras_adam")]["steps_per_s"]
+            result["ratios"][f"{model} port / keras_adam (steps/s)"] = ratio
+    port = by.get(("cogan", "port"))
+    for variant in GRADIENT_LEVER_ROWS:
+        if port is not None and ("cogan", variant) in by:
+            result["ratios"][f"cogan port / {variant} (steps/s)"] = port["steps_per_s"] / by[("cogan", variant)]["steps_per_s"]
+    for variant in ("paper_plain", "paper_deconv", "paper_tf_prelu", "paper_xla"):
         if ("cogan", "paper") in by and ("cogan", variant) in by:
             ratio = by[("cogan", "paper")]["steps_per_s"] / by[("cogan", variant)]["steps_per_s"]
             result["ratios"][f"cogan paper / {variant} (steps/s)"] = ratio

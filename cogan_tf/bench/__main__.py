@@ -23,13 +23,21 @@ def define_flags() -> None:
     flags.DEFINE_list("cogan_variants", ["straightforward"],
                       "Extra CoGAN rows beside the port's own step (port): straightforward (the original graph's "
                       "step, the baseline), recompute (the port's step before the speed levers), unfused_heads / "
-                      "no_reuse / deconv_heads / unfused_bn (the port's step without one lever), bfloat16 / float16 "
+                      "no_reuse / deconv_heads / unfused_bn (the port's step without one lever); dense_matmul_grad / "
+                      "fused_scalar_bn / stem_deconv_grad (the port's step without one of its written gradients: "
+                      "the dense layers' input gradients as MatMul, Q2's scalar statistics as the fused op over one "
+                      "channel, D's stem input gradients as Conv2DBackpropInput), plain_grads (without all three); "
+                      "tf_prelu / tf_bn_prelu (the port's step without one of its XLA clusters: the PReLUs, Q2's "
+                      "BatchNorm with the PReLU after it), plain_elementwise (without both), plain_ops (without the "
+                      "three written gradients, the two clusters and TF1's Adam: Keras's ops and Adam throughout); "
+                      "bfloat16 / float16 "
                       "(the port's step under --mixed_precision), xla (the port's step under XLA), loop (the "
                       "port's step in the real training loop), bn_per_feature (the port's step with per-feature "
                       "BatchNorm statistics instead of the original's scalar ones, quirk Q2); the paper's network "
                       "(--recipe paper, docs/PERFORMANCE.md): paper (its step), paper_plain (its step with every "
                       "layer's plain ops, before the speed levers), paper_deconv (G's first transposed convolution "
-                      "as TensorFlow's op instead of a matmul), paper_xla (its step under XLA), conditional (the "
+                      "as TensorFlow's op instead of a matmul), paper_tf_prelu (its PReLUs' written gradients as "
+                      "TensorFlow's ops instead of XLA clusters), paper_xla (its step under XLA), conditional (the "
                       "conditional GAN's step, --recipe conditional) [straightforward]")
     flags.DEFINE_list("clustergan_variants", ["paper"],
                       "ClusterGAN --recipe paper rows beside the original recipe's step (port), at the recipe's batch "
@@ -39,6 +47,8 @@ def define_flags() -> None:
                       "paper_plain (the two updates with Keras's own layer gradients instead of the written ones), "
                       "paper_xla (the two updates compiled with XLA); empty (--clustergan_variants=): no paper rows "
                       "[paper]")
+    flags.DEFINE_boolean("keras_adam", False, "Also time each model's own step with Keras's Adam arithmetic "
+                         "(keras_adam rows; --adam keras) beside TF1's ApplyAdam, the default [False]")
     flags.DEFINE_integer("steps", 20, "Timed steps per row (after warm-up); the step time is their median [20]")
     flags.DEFINE_integer("warmup", 3, "Untimed steps first (the first traces and compiles) [3]")
     flags.DEFINE_integer("batch_size", 0, f"Batch size for every model, up to {MAX_BATCH} (16 times the largest "
@@ -115,7 +125,7 @@ def main(argv):
                  batch_size=4 if quick else FLAGS.batch_size, jit_compile=FLAGS.jit_compile,
                  matmul_n=256 if quick else FLAGS.matmul_n, matmul_repeats=2 if quick else FLAGS.matmul_repeats,
                  profile=FLAGS.profile,
-                 clustergan_variants=FLAGS.clustergan_variants)
+                 clustergan_variants=FLAGS.clustergan_variants, keras_adam=FLAGS.keras_adam)
     result["quick"] = quick
     print()
     print(format_table(result))

@@ -158,9 +158,11 @@ class StepCount:
         return {n: {"fwd": self.fwd.get(n, 0), "dx": self.dx.get(n, 0), "dw": self.dw.get(n, 0)} for n in self.layers}
 
 
-def cogan_layers(m, subpixel_heads: bool = False) -> Dict[str, Layer]:
+def cogan_layers(m, subpixel_heads: bool = False, subpixel_stem_grad: bool = False) -> Dict[str, Layer]:
     """CoGAN's weight layers (docs/ORIGINAL.md §1) for a CoganConfig ``m``; ``subpixel_heads``: the heads'
-    forward pass computed as a 3x3 convolution to 4x the channels (``cogan_fast.subpixel_deconv``)."""
+    forward pass computed as a 3x3 convolution to 4x the channels (``cogan_fast.subpixel_deconv``);
+    ``subpixel_stem_grad``: D's stem convolutions' input gradients computed so (``layers.Conv``), 36 taps
+    per output position where TensorFlow counts the transposed convolution's 25."""
     s = m.output_size
     s2, s4 = s // 2, s // 4
     dh0 = m.d_h0_channels
@@ -179,20 +181,23 @@ def cogan_layers(m, subpixel_heads: bool = False) -> Dict[str, Layer]:
     for d in (1, 2):
         out[f"d{d}_h0"] = conv(f"d{d}_h0_conv", s, s, m.c_dim, dh0, 5)
         out[f"d{d}_h1"] = conv(f"d{d}_h1_conv", s2, s2, dh0, 64, 5)
+        if subpixel_stem_grad:
+            for k, (side, c_in, c_out) in ((f"d{d}_h0", (s2, m.c_dim, dh0)), (f"d{d}_h1", (s4, dh0, 64))):
+                out[k] = dataclasses.replace(out[k], tf_dx_macs=side * side * 3 * 3 * 4 * c_in * c_out)
     return out
 
 
 def cogan_step_count(m, trunk_per_domain: bool = False, reuse_g_forward: bool = False,
-                     subpixel_heads: bool = False) -> StepCount:
+                     subpixel_heads: bool = False, subpixel_stem_grad: bool = False) -> StepCount:
     """The CoGAN step: one D update, then ``g_updates_per_step`` G updates with the same z.
 
     ``trunk_per_domain``: G1 and G2 each run the shared trunk (the straightforward baseline); else the
     trunk runs once for both. ``reuse_g_forward``: the first G update reuses the D update's G forward
     pass (G's weights have not changed in between), so G runs forward once less per step.
-    ``subpixel_heads``: the heads' forward pass as a sub-pixel convolution (counted apart for the
-    comparison with TensorFlow only: the useful work is the same).
+    ``subpixel_heads``, ``subpixel_stem_grad``: the heads' forward pass and D's stem input gradients as
+    sub-pixel convolutions (counted apart for the comparison with TensorFlow only: the useful work is the same).
     """
-    L = cogan_layers(m, subpixel_heads)
+    L = cogan_layers(m, subpixel_heads, subpixel_stem_grad)
     trunk = ([L["g_h0"]] if m.h0_feeds_h1 else []) + [L["g_h1"], L["g_h2"]]
     heads = {1: L["g1_h3"], 2: L["g2_h3"]}
     d_path = {d: [L[f"d{d}_h0"], L[f"d{d}_h1"], L["d_h2"], L["d_h3"]] for d in (1, 2)}
@@ -383,7 +388,9 @@ def _graph_flops(graph, prefix: str = "") -> Dict[str, object]:
         live.add(op.name)
         stack.extend(t.op for t in op.inputs)
         stack.extend(op.control_inputs)
-    out = {"graph_total": 0, "total": 0, "matmul_conv": 0, "by_type": {}, "branches": {}, "uncounted": []}
+    # graph_own: this graph's ops alone, not the functions they call (what tf.compat.v1.profiler counts).
+    out = {"graph_total": 0, "graph_own": 0, "total": 0, "matmul_conv": 0, "by_type": {}, "branches": {},
+           "uncounted": []}
 
     def sub(name):
         f = getattr(graph, "_functions", {}).get(name)
@@ -395,6 +402,7 @@ def _graph_flops(graph, prefix: str = "") -> Dict[str, object]:
         except ValueError:  # no statistics registered for this op, or a shape unknown
             v = 0
         out["graph_total"] += v
+        out["graph_own"] += v
         if op.name not in live:
             continue
         out["total"] += v

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-VARIANT_WIDTH = 19
+VARIANT_WIDTH = 25
 
 
 def format_table(result: dict) -> str:

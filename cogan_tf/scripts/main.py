@@ -66,6 +66,10 @@ def define_flags():
     flags.DEFINE_boolean("deterministic", False, "TensorFlow's op determinism: a run on a GPU repeats bit for bit "
                          "(slower; an op without a deterministic kernel stops the run). Recorded; a resume keeps it "
                          "[False]")
+    flags.DEFINE_string("adam", "tf1", "Adam's arithmetic: tf1 (TensorFlow's fused ApplyAdam, as TF1's AdamOptimizer "
+                        "that the original CoGAN ran; the faster here) or keras (Keras's Adam: 1 - beta2 rounded "
+                        "from double precision, a 1.3e-5 relative change in v's increment at beta2 0.999). Recorded; "
+                        "a resume keeps it. Not for the CoGAN's --recipe paper / conditional (Caffe's Adam) [tf1]")
     flags.DEFINE_integer("log_every", 1, "Print the per-step line every N steps (0: never) [1]")
     flags.DEFINE_integer("summary_every", 10, "TensorBoard loss scalars every N steps (0: never); each costs host time "
                          "between steps, a GPU's idle time [10]")
@@ -184,8 +188,12 @@ def validate(f) -> None:
                 bad(flag, f"only for the original CoGAN network, not --recipe {f.recipe}")
         if f.mixed_precision:
             bad("mixed_precision", f"not for --recipe {f.recipe}, whose layers compute in float32")
+        if f["adam"].present:
+            bad("adam", f"not for --recipe {f.recipe}, which trains with the Caffe model's Adam")
         if f.strategy != "default":
             bad("strategy", f"--recipe {f.recipe} trains on one device: drop --strategy")
+    if f.adam not in config_lib.ADAM_ARITHMETICS:
+        bad("adam", "choose tf1 (TF1's ApplyAdam, the original's) or keras (Keras's Adam)")
     if f.val_size is not None and f.model != "clustergan":
         bad("val_size", "only for --model clustergan")
     if f.val_size is not None and f.val_size < 0:
@@ -250,7 +258,7 @@ def build_configs(f):
         f.model, f.recipe, **given, **folders, data_dir=f.data_dir, save_every=f.save_every,
         keep_checkpoints=f.keep_checkpoints or None, train_size=f.train_size, checkpoint_dir=f.checkpoint_dir,
         seed=f.seed, jit_compile=f.jit_compile, device=f.device, tf32=f.tf32, deterministic=f.deterministic,
-        wait_for_lock=f.wait_for_lock, wait_for_workers=f.wait_for_workers, log_every=f.log_every,
+        adam=f.adam, wait_for_lock=f.wait_for_lock, wait_for_workers=f.wait_for_workers, log_every=f.log_every,
         summary_every=f.summary_every, progress=f.progress, sample_every_epochs=f.sample_every_epochs,
         strategy=f.strategy,
         mixed_precision=config_lib.MIXED_PRECISION[f.mixed_precision_dtype] if f.mixed_precision else None,
