@@ -1,16 +1,14 @@
-"""Checkpoints of a run: what is checkpointed, refusing a checkpoint made with another setup,
-restoring the newest intact one (with fallback), saving without debris or non-finite weights, and
-resolving what a resumed run inherits from its checkpoint (seed, model-config fields, learning rate).
+"""Checkpoints of a run: what is checkpointed, reading them, restoring the newest intact one (with
+fallback), saving without debris or non-finite weights, and a resumed run's learning rate.
 
 Every checkpoint the package reads (the record inside it, the weights, a ClusterGAN's best/ copy, an
 export's variables) is read through :func:`newest_that_reads`, which reads each candidate's files
 whole before anything is taken from it and falls back past the ones that do not read; nothing else in
 the package opens a checkpoint (tests/test_damaged_checkpoints.py checks that).
 
-What the checkpoint directory holds is read once per run into a :class:`cogan_tf.rundir.RunRecord`;
-every function here that needs config.json takes that record. Each checkpoint also holds the run's
-record itself (config.json's text, :data:`RECORD_KEY`), so the seed and data setup are not lost with
-config.json (:func:`with_embedded_record`).
+Each checkpoint holds the run's record itself (config.json's text, :data:`RECORD_KEY`), so the seed
+and data setup are not lost with config.json: :func:`embedded_record` reads it, and
+:meth:`cogan_tf.record.RunRecord.settled` settles it with config.json when a run is prepared.
 """
 
 from __future__ import annotations
@@ -26,10 +24,10 @@ from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple, TypeVar
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as config_lib, fileio, rundir
+from cogan_tf import config as config_lib, fileio, record as record_lib
 from cogan_tf.errors import DataError, RunStopped, UsageError, first_line
 from cogan_tf.gan import GAN, RunState
-from cogan_tf.rundir import RunRecord, checkpoint_numbers
+from cogan_tf.record import RunRecord, checkpoint_numbers
 
 
 # The run's record (config.json's text) inside every checkpoint, under this name: a tf.string variable,
@@ -50,7 +48,7 @@ def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, names: Optiona
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
     if record and (names is None or RECORD_KEY in names):
-        objects[RECORD] = tf.Variable(rundir.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
+        objects[RECORD] = tf.Variable(record_lib.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
     if names is None or any(n.startswith(EPOCH_LOSSES + "/") for n in names):
         objects[EPOCH_LOSSES] = loop.epoch_losses
     return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
@@ -141,9 +139,9 @@ def none_restores(ckpt_dir: str, names: Sequence[str], why: str) -> UsageError:
 
 
 def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
-    """The record inside the newest checkpoint of ``record`` that reads (:func:`newest_that_reads`: the
-    one restoring falls back to), and that checkpoint's path: ``("", None)`` when it holds none
-    (checkpoints written before records were embedded) or there is no checkpoint. Checkpoint files
+    """The newest checkpoint of ``record`` that reads (:func:`newest_that_reads`: the one restoring falls
+    back to) and the record inside it: ``(path, None)`` when it holds none (checkpoints written before
+    records were embedded), ``("", None)`` when there is no checkpoint. Checkpoint files
     none of which reads are refused in one line (:func:`none_restores`); a damaged record is a
     one-line DataError naming the checkpoint."""
     paths = record.checkpoint_paths()
@@ -153,28 +151,9 @@ def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
     if path is None:
         raise none_restores(record.directory, [os.path.basename(p) for p in paths], failed[0][1])
     if contents.record is None:
-        return "", None
-    return path, rundir.parse_run_config(contents.record, f"the record inside {path}",
+        return path, None
+    return path, record_lib.parse_run_config(contents.record, f"the record inside {path}",
                                          fix="move this checkpoint away to resume from an older one")
-
-
-def with_embedded_record(record: RunRecord, training: bool = True, log=print) -> RunRecord:
-    """``record`` checked against the record inside its newest checkpoint (once: a checked record is
-    returned as it is); see :meth:`cogan_tf.rundir.RunRecord.with_embedded`."""
-    if record.embedded_from is not None:
-        return record
-    path, embedded = embedded_record(record)
-    record, line = record.with_embedded(path, embedded, training)
-    if line:
-        log(line)
-    return record
-
-
-def check_run_config(gan: GAN, loop: RunState, record: RunRecord, training: bool = True) -> None:
-    """Refuse to resume a checkpoint with another model, architecture, seed or data setup, or
-    (``training``) another precision (:func:`cogan_tf.rundir.check_setup`). Evaluation checks the
-    model and architecture only: seed, data setup and training settings never block it."""
-    rundir.check_setup(record, gan.name, gan.model_cfg, dataclasses.replace(gan.cfg, seed=gan.seed), training)
 
 
 # One line of the text-format CheckpointState proto TensorFlow writes: `key: "string"` or `key: number`.
@@ -355,15 +334,3 @@ def apply_optimizer_hyperparameters(gan: GAN, saved: Optional[dict], log=print) 
             old = saved.get(key, new)
         if not math.isclose(old, new, rel_tol=1e-6):
             log(f" [*] {key} {old:.6g} -> {new:.6g} (resuming with the value given)")
-
-
-def resolve_seed(train_cfg: config_lib.TrainConfig, record: RunRecord, training: bool = True) -> config_lib.TrainConfig:
-    """No --seed: the seed of the run being resumed (config.json, or the record inside its checkpoint),
-    else 0; checkpoints with no record at all are refused in training (:func:`cogan_tf.rundir.resolved_seed`)."""
-    return rundir.resolved_seed(train_cfg, record, training)
-
-
-def resolve_model_config(model_cfg, record: RunRecord, inherit: Sequence[str] = ()):
-    """Fields named in ``inherit`` (left unset on the command line) take the recorded value when there is
-    one (:func:`cogan_tf.rundir.resolved_model_config`)."""
-    return rundir.resolved_model_config(model_cfg, record, inherit)

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as config_lib, device, multiworker, precision, rundir
+from cogan_tf import config as config_lib, device, multiworker, precision, record as record_lib
 from cogan_tf.errors import UsageError
 
 
@@ -146,7 +146,7 @@ class GAN:
 
     def checkpoint_subdir(self) -> str:
         cfg = self.cfg
-        return rundir.checkpoint_subdir(self.name, cfg.dataset, cfg.batch_size,
+        return record_lib.checkpoint_subdir(self.name, cfg.dataset, cfg.batch_size,
                                             getattr(self.model_cfg, "output_size", 28))
 
     def make_optimizer(self, learning_rate: float, beta1: float, beta2: float, **kwargs):

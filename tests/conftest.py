@@ -99,3 +99,20 @@ def run_main_refusal(tmp_path, args, message):
     assert r.stderr.strip().splitlines()[-1] == message
     assert "Traceback" not in r.stderr
     return r
+
+
+def fit(gan, log=quiet):
+    """``train.fit`` of a GAN a test built itself (a subclass, a spy): its run prepared from the GAN's own
+    configs (:func:`cogan_tf.run.prepare`), the lock released at the end. Returns the loop."""
+    from cogan_tf import run, train
+
+    with run.prepare(gan.model_cfg, gan.cfg, log=log) as prepared:
+        return train.fit(gan, prepared, log=log)
+
+
+def restore(gan, log=quiet):
+    """``train.restore`` of a GAN a test built itself, prepared as an evaluation. Returns the loop."""
+    from cogan_tf import run, train
+
+    with run.prepare(gan.model_cfg, gan.cfg, training=False, log=log) as prepared:
+        return train.restore(gan, prepared, log=log)

@@ -17,13 +17,13 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import runner, train
+from cogan_tf import runner
 from cogan_tf.errors import UsageError
 from cogan_tf.clustergan import ClusterGAN
 from cogan_tf.losses import coupled_weight_decay
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
 from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
-from tests.conftest import (ROOT, count_params, fake_images, quiet, run_main_refusal, run_without_cogan_tf, train_config,
+from tests.conftest import (ROOT, count_params, fake_images, fit, quiet, run_main_refusal, run_without_cogan_tf, train_config,
                             write_fake_dataset)
 
 CFG = C.ClusterGanConfig()
@@ -528,7 +528,7 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     calls = []
     gan.cluster_report = scripted_reports([0.2, 0.7, 0.5, 0.7, 0.1], calls)  # best: step 4 (a tie keeps the first)
     logs = []
-    train.fit(gan, log=logs.append)
+    fit(gan, log=logs.append)
 
     # Held out: the 12 validation images are not trained on, and with the 48 make up the training split.
     x_all, y_all = data.load_split(data_dir, "mnist", "train")

@@ -18,7 +18,7 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import runner, train
+from cogan_tf import runner
 from cogan_tf.data import load_split
 from cogan_tf.errors import DataError, UsageError
 from cogan_tf.gan import RunState
@@ -26,7 +26,7 @@ from cogan_tf.clustergan import ClusterGAN
 from cogan_tf.clustergan_networks import (ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense, LeakyReLU,
                                           use_plain_layers)
 from cogan_tf.losses import critic_loss, generator_encoder_loss, gradient_penalty
-from tests.conftest import ROOT, count_params, fake_images, quiet, write_fake_dataset
+from tests.conftest import ROOT, count_params, fake_images, fit, quiet, write_fake_dataset
 from tests.test_clustergan import all_weights, built_gan, train_cfg
 from tests.tolerance import assert_gradients_close, sum_rounding
 
@@ -504,7 +504,7 @@ class BatchSpyGAN(ClusterGAN):
 def test_paper_loop_gives_each_critic_update_its_own_batch_and_resumes_exactly(tmp_path):
     x = [np.repeat(5 * np.arange(40, dtype=np.uint8), 784).reshape(40, 28, 28, 1)]  # image i is all 5 * i
     full = BatchSpyGAN(PAPER, train_cfg(tmp_path / "a", sample_every_epochs=0), arrays=x)
-    train.fit(full, log=quiet)
+    fit(full)
     seen = full.seen.numpy()
     # One epoch of 10 batches of 4: every image once, so the 5 critic updates before each G+E update
     # saw 5 disjoint batches; G+E moved after the 5th and the 10th.
@@ -512,9 +512,9 @@ def test_paper_loop_gives_each_critic_update_its_own_batch_and_resumes_exactly(t
     assert full.g_count.numpy().tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 2]
     # Interrupted after 3 critic updates (mid-way to the first G+E update) and resumed: the same batches
     # from there on and the same weights.
-    train.fit(BatchSpyGAN(PAPER, train_cfg(tmp_path / "b", max_steps=3, sample_every_epochs=0), arrays=x), log=quiet)
+    fit(BatchSpyGAN(PAPER, train_cfg(tmp_path / "b", max_steps=3, sample_every_epochs=0), arrays=x))
     resumed = BatchSpyGAN(PAPER, train_cfg(tmp_path / "b", sample_every_epochs=0), arrays=x)
-    train.fit(resumed, log=quiet)
+    fit(resumed)
     np.testing.assert_array_equal(resumed.seen.numpy()[3:], seen[3:])
     assert resumed.g_count.numpy().tolist()[3:] == [0, 1, 1, 1, 1, 1, 2]
     np.testing.assert_array_equal(resumed.rng.state.numpy(), full.rng.state.numpy())

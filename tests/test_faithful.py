@@ -14,7 +14,7 @@ from cogan_tf import images, losses, runner
 from cogan_tf.errors import UsageError
 from cogan_tf.layers import BatchNorm
 from cogan_tf.cogan_networks import build_cogan
-from tests.conftest import train_config
+from tests.conftest import fit, train_config
 
 RNG = np.random.default_rng(7)
 
@@ -223,11 +223,9 @@ def test_corrected_switches_on_every_correction_and_each_flag_alone():
 
 
 def test_config_json_records_the_settings_and_old_checkpoints_are_not_reinterpreted(tmp_path):
-    from cogan_tf import train
-
     x = RNG.integers(0, 256, (32, 28, 28, 1), dtype=np.uint8)
     cfg = train_config(tmp_path, batch_size=8, max_steps=2)
-    train.fit(runner.make_gan(C.CoganConfig(), cfg, arrays=[x, 255 - x]), log=lambda s: None)
+    fit(runner.make_gan(C.CoganConfig(), cfg, arrays=[x, 255 - x]))
     ckpt_dir = tmp_path / "checkpoint" / "mnist_8_28"
     saved = json.loads((ckpt_dir / "config.json").read_text())
     assert saved["model_config"]["loss_on_logits"] is False and saved["model_config"]["bn_per_feature"] is False
@@ -239,9 +237,9 @@ def test_config_json_records_the_settings_and_old_checkpoints_are_not_reinterpre
     (ckpt_dir / "config.json").write_text(json.dumps(saved))
     cfg = train_config(tmp_path, batch_size=8, max_steps=3)
     with pytest.raises(UsageError, match="--loss_on_logits.*--bn_per_feature|--bn_per_feature.*--loss_on_logits"):
-        train.fit(runner.make_gan(C.CoganConfig(), cfg, arrays=[x, 255 - x]), log=lambda s: None)
+        fit(runner.make_gan(C.CoganConfig(), cfg, arrays=[x, 255 - x]))
     legacy = C.CoganConfig(loss_on_logits=True, bn_per_feature=True)
-    loop = train.fit(runner.make_gan(legacy, cfg, arrays=[x, 255 - x]), log=lambda s: None)
+    loop = fit(runner.make_gan(legacy, cfg, arrays=[x, 255 - x]))
     assert int(loop.step.numpy()) == 3
     assert C.model_config_from_dict("cogan", {"d_h0_filters": None}) == legacy
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 from cogan_tf import config as C
-from cogan_tf import runner, stops, train
+from cogan_tf import runner, stops
 from cogan_tf.errors import RunStopped, UsageError
-from tests.conftest import ROOT, train_config, write_fake_dataset
+from tests.conftest import ROOT, restore as restore_gan, train_config, write_fake_dataset
 
 FAITHFUL = C.CoganConfig()
 
@@ -59,7 +59,7 @@ def restore(tmp_path, **kw):
     """Build the GAN and restore its newest intact checkpoint as evaluation does, without writing grids
     or an export: the log lines."""
     logs = []
-    train.restore(runner.make_gan(FAITHFUL, cfg(tmp_path, **kw), arrays=fake_domains()), logs.append)
+    restore_gan(runner.make_gan(FAITHFUL, cfg(tmp_path, **kw), arrays=fake_domains()), logs.append)
     return logs
 
 

@@ -185,7 +185,7 @@ def test_wait_for_lock_waits_with_a_line_then_takes_it(tmp_path):
     folder = tmp_path / "run"
     holder = hold_lock(folder)
     code = (f"import sys; sys.path.insert(0, {ROOT!r}); from cogan_tf import outputs; "
-            f"outputs.RunLock.acquire({str(folder)!r}, wait=True); print('got it', flush=True)")
+            f"lock = outputs.RunLock.acquire({str(folder)!r}, wait=True); print('got it', lock.waited, flush=True)")
     waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert waiter.stdout.readline().strip() == f"[*] waiting for pid {holder.pid}, which is training in {folder}"
@@ -194,21 +194,33 @@ def test_wait_for_lock_waits_with_a_line_then_takes_it(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert waiter.stdout.readline().strip() == "got it"
+    assert waiter.stdout.readline().strip() == "got it True"  # the run then reads its folder again
     assert waiter.wait(timeout=30) == 0
     assert (folder / outputs.LOCK_FILE).read_text().strip() == str(waiter.pid)
 
 
-def test_the_lock_is_reentrant_within_one_process(tmp_path):
+def test_a_held_lock_refuses_a_second_taker_until_released(tmp_path):
+    """No registry of held locks: a second run in the same process is refused as one in another process."""
     a = outputs.RunLock.acquire(str(tmp_path))
     try:
-        assert outputs.RunLock.acquire(str(tmp_path)) is a
+        assert not a.waited
+        with pytest.raises(UsageError, match=f"is in use by another run \\(pid {os.getpid()}\\)"):
+            outputs.RunLock.acquire(str(tmp_path))
         assert outputs.try_lock(str(tmp_path / outputs.LOCK_FILE)) is None  # held against others
     finally:
         a.release()
-    fd = outputs.try_lock(str(tmp_path / outputs.LOCK_FILE))
-    assert fd is not None
-    os.close(fd)
+    a.release()  # a second release does nothing
+    outputs.RunLock.acquire(str(tmp_path)).release()
+
+
+def test_an_abandoned_lock_removes_only_the_folders_taking_it_made(tmp_path):
+    """A run refused after taking its lock (a device TensorFlow does not have) leaves nothing behind."""
+    outputs.RunLock.acquire(str(tmp_path / "new" / "run")).abandon()
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text("{}")
+    outputs.RunLock.acquire(str(tmp_path / "old")).abandon()
+    assert sorted(os.listdir(tmp_path / "old")) == [outputs.LOCK_FILE, "config.json"]
 
 
 # --- an interrupted export's leftovers --------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as C, losses, rundir, runner
+from cogan_tf import config as C, losses, record as record_lib, runner
 from cogan_tf.errors import UsageError
 from cogan_tf.cogan_paper import PaperCoGAN
 from cogan_tf.paper_layers import CaffeAdam, CaffeBatchNorm, caffe_deconv, channel_prelu
@@ -277,7 +277,7 @@ def test_one_real_training_step(tmp_path, model_cfg):
     weights = [v for p, v in after.items() if p.endswith("weight_sum")]
     assert len(weights) == 4 and all(float(w.numpy()) == pytest.approx(1.999) for w in weights)
     # config.json records the recipe and its sharing: the run is rebuilt from it.
-    record = rundir.RunRecord.read(str(tmp_path / "checkpoint" / "mnist_8_28"))
+    record = record_lib.RunRecord.read(str(tmp_path / "checkpoint" / "mnist_8_28"))
     assert C.model_config_from_dict("cogan", record.model_config) == model_cfg
 
 

@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from cogan_tf import config as C, rundir, runner
+from cogan_tf import config as C, record as record_lib, runner
 from cogan_tf.data import load_split
 from tests.conftest import ROOT, quiet, write_fake_dataset
 from tests.test_clustergan import train_cfg
@@ -64,7 +64,7 @@ def runs(tmp_path_factory):
                                                sample_every_epochs=0), log=quiet)
     cogan = root / "cogan" / "checkpoint" / "cogan_mnist_4_28"
     cogan.mkdir(parents=True)
-    rundir.save_run_config(str(cogan / "config.json"), "cogan", C.CoganConfig(),
+    record_lib.save_run_config(str(cogan / "config.json"), "cogan", C.CoganConfig(),
                            C.TrainConfig(batch_size=4, checkpoint_dir=str(cogan.parent)))
     run = root / "cg" / "checkpoint" / "clustergan_mnist_4_28"
     (root / "bad.json").write_text("{bad")
@@ -150,6 +150,6 @@ def test_the_seeds_tool_scores_the_newest_checkpoint_when_the_state_file_is_lost
     r = run_tool("clustergan_seeds", "--checkpoint_dirs", run, "--data_dir", runs["data"], "--checkpoint", "latest",
                  "--out", tmp_path / "seeds", cwd=tmp_path, env=dict(os.environ, PYTHONPATH=ROOT), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    newest = rundir.RunRecord.read(str(run / "clustergan_mnist_4_28")).checkpoint_paths()[0]
+    newest = record_lib.RunRecord.read(str(run / "clustergan_mnist_4_28")).checkpoint_paths()[0]
     summary = json.loads((tmp_path / "seeds.json").read_text())
     assert summary["runs"][0]["checkpoint"] == os.path.basename(newest) and summary["runs"][0]["step"] == 6

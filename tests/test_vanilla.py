@@ -357,5 +357,7 @@ def test_checkpoint_at_1024_units_resumes_at_1024(tmp_path):
     restored = runner.gan_from_checkpoint(str(tmp_path / "checkpoint"), str(tmp_path), log=quiet)
     assert restored.model_cfg.hidden == 1024 and restored.discriminator.h0.kernel.shape == (784, 1024)
     # Nothing to resume: the default width.
-    fresh = runner.make_gan(CFG, train_cfg(tmp_path / "fresh"), arrays=x, inherit=("hidden",))
-    assert fresh.model_cfg.hidden == 128
+    from cogan_tf import run as run_lib
+
+    with run_lib.prepare(CFG, train_cfg(tmp_path / "fresh"), inherit=("hidden",), log=quiet) as fresh:
+        assert fresh.model_cfg.hidden == 128

@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from cogan_tf import cli, fileio, rundir  # noqa: E402
+from cogan_tf import cli, fileio, record as record_lib  # noqa: E402
 from cogan_tf.errors import DataError  # noqa: E402
 
 # The ClusterGAN paper's test figures (ACC = K-means purity, NMI, ARI), drawn for comparison.
@@ -39,7 +39,7 @@ def g_iterations(path: str) -> int:
     return int(tf.train.load_checkpoint(path).get_tensor(min(names, key=len)))  # a loss-scale wrapper's inner one
 
 
-def checkpoints(record: rundir.RunRecord):
+def checkpoints(record: record_lib.RunRecord):
     """(path, kind) of every checkpoint of the run on disk (whatever its ``checkpoint`` state file says),
     oldest first, then the best/ copy."""
     paths = [(p, "checkpoint") for p in reversed(record.checkpoint_paths())]
@@ -69,7 +69,7 @@ def old_rows(path: str) -> dict:
 def check(checkpoint_dir: str, out=None, recompute: bool = False):
     """Everything the curve reads and writes, before TensorFlow starts: the run (a ClusterGAN's), the
     earlier rows (unless ``recompute``) and the two outputs. Returns (record, out, old rows)."""
-    record = rundir.find_run(checkpoint_dir, "clustergan")
+    record = record_lib.find_run(checkpoint_dir, "clustergan")
     out = out or os.path.join(record.directory, "curve")
     # The run's record and its best/ copy are what an OUT.json or OUT.png could replace.
     cli.check_outputs([("--out", out + ".json"), ("--out", out + ".png")],

@@ -30,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
-from cogan_tf import cli, fileio, rundir  # noqa: E402
+from cogan_tf import cli, fileio, record as record_lib  # noqa: E402
 from cogan_tf.errors import DataError, UsageError  # noqa: E402
 
 # Test scores averaged over the runs: the paper's protocol (K-means purity = its ACC, NMI, ARI) and ours.
@@ -85,9 +85,9 @@ def _g_iterations(path: str) -> int:
         return -1
 
 
-def check_run(checkpoint_dir: str) -> rundir.RunRecord:
+def check_run(checkpoint_dir: str) -> record_lib.RunRecord:
     """A ClusterGAN run with a validation split to select by, read without TensorFlow; else one line."""
-    record = rundir.find_run(checkpoint_dir, "clustergan")
+    record = record_lib.find_run(checkpoint_dir, "clustergan")
     if not record.config.get("val_size"):
         raise UsageError(f"{record.directory} was trained without --val_size: it has no validation split to "
                          "select by; train with --val_size 5000 (the authors' 5,000 images)")
@@ -101,7 +101,7 @@ def check_distinct(dirs: Sequence[str]) -> None:
     would count as two seeds, a best of 2 of one run."""
     seen: Dict[str, str] = {}
     for d in dirs:
-        real = os.path.realpath(rundir.find_run(d, "clustergan").directory if os.path.isdir(d) else d)
+        real = os.path.realpath(record_lib.find_run(d, "clustergan").directory if os.path.isdir(d) else d)
         if real in seen:
             raise UsageError(f"--checkpoint_dirs: {d} and {seen[real]} are the same run; give each run once")
         seen[real] = d

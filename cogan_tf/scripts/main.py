@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, cluster, config as config_lib, data, outputs, pairs, rundir
+from cogan_tf import cli, cluster, config as config_lib, data, outputs, pairs, run as run_lib
 from cogan_tf.errors import UsageError
 
 DATASET = "dataset"
@@ -296,19 +296,13 @@ def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
     role = cluster.role(train_cfg.strategy)  # TF_CONFIG, read before TensorFlow starts
-    # Every output folder is probed before TensorFlow starts (which trains for hours before writing the
-    # export); a damaged config.json, or a checkpoint of another setup, is refused then too; and a training
-    # run takes its checkpoint folder's lock (of several workers, the chief alone).
-    outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
-    record = rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
-    if FLAGS.is_train and getattr(model_cfg, "pair", pairs.DEFAULT_PAIR) != pairs.DEFAULT_PAIR:
-        # A pair's second domain is written once by invert.py (the default's is written on the spot).
-        pairs.require_files(train_cfg.data_dir, train_cfg.dataset, model_cfg.pair)
+    # Every refusal that needs no TensorFlow comes before it starts (which trains for hours before
+    # writing the export): output folders, a damaged config.json, a checkpoint of another setup.
+    prepare = dict(training=FLAGS.is_train, explicit=explicit_fields(FLAGS), inherit=inherited(FLAGS), role=role)
     if FLAGS.check_only:
+        run_lib.prepare(model_cfg, train_cfg, check_only=True, **prepare)
         print(" [*] the flags, TF_CONFIG and output folders are good")
         return 0
-    if FLAGS.is_train and role.chief:
-        outputs.RunLock.acquire(rundir.run_checkpoint_dir(model_cfg, train_cfg), wait=FLAGS.wait_for_lock)
     if not role.chief:
         # The chief speaks for the run; the others' lines would repeat its own. Errors still reach stderr.
         sys.stdout = open(os.devnull, "w")
@@ -316,15 +310,14 @@ def main(argv):
         # A lost worker is reported in one line (cogan_tf.multiworker); TensorFlow's C++ would log it first,
         # as several ERROR lines per failed collective.
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    cli.start_tensorflow()  # after the flags are known to be good
-    from cogan_tf import runner
+    with run_lib.prepare(model_cfg, train_cfg, **prepare) as run:  # starts TensorFlow after its checks
+        from cogan_tf import runner
 
-    gan = runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, inherit=inherited(FLAGS),
-                     explicit=explicit_fields(FLAGS), record=record)
+        gan = runner.execute(run)
     if not FLAGS.is_train and FLAGS.report:
         from cogan_tf import evaluate
 
-        evaluate.report_for_gan(gan, out=os.path.join(train_cfg.evaluate_dir, f"{gan.name}_report.json"))
+        evaluate.report_for_gan(gan, out=os.path.join(run.train_cfg.evaluate_dir, f"{gan.name}_report.json"))
     return 0
 
 

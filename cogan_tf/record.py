@@ -1,13 +1,12 @@
-"""A run's directories on disk: where its checkpoints go, what the checkpoint directory holds, and
-the directories it writes into. No TensorFlow: main.py checks directories, config.json and a resume's
-setup before TensorFlow starts (:func:`check_before_tensorflow`).
+"""A run's record: where its checkpoints go, what its checkpoint folder holds, and what it was
+trained with. No TensorFlow: what config.json alone can refuse is refused before TensorFlow starts.
 
-"What is in this checkpoint directory" is answered here once: :class:`RunRecord` reads its
-config.json (checked entry by entry against the config dataclasses) and lists its checkpoint files,
-once per run, and the resolving, refusing and rebuilding (:mod:`cogan_tf.checkpoints`,
-:mod:`cogan_tf.runner`, :mod:`cogan_tf.evaluate`) read the record. The same record is stored inside
-every checkpoint (:mod:`cogan_tf.checkpoints` reads it); config.json is its readable copy, and
-:meth:`RunRecord.with_embedded` settles the two.
+:class:`RunRecord` reads the folder's config.json (checked entry by entry against the config
+dataclasses) and lists its checkpoint files. The same record travels inside every checkpoint
+(:func:`cogan_tf.checkpoints.embedded_record` reads it); config.json is its readable copy, and
+:meth:`RunRecord.settled` settles the two. The seed a run trains with (:func:`resolved_seed`), whether
+a resume may go on (:func:`check_setup`) and the architecture an evaluation rebuilds
+(:func:`stored_model_config`) are read from the record here; :func:`cogan_tf.run.prepare` asks once.
 """
 
 from __future__ import annotations
@@ -151,9 +150,6 @@ class RunRecord:
     directory: str
     config: Optional[dict]
     names: Tuple[str, ...]
-    # The checkpoint whose own record was checked against config.json (:meth:`with_embedded`), "" when
-    # none holds one; None: not checked yet.
-    embedded_from: Optional[str] = None
 
     @classmethod
     def read(cls, directory: str) -> "RunRecord":
@@ -169,16 +165,16 @@ class RunRecord:
         found = {m.group(1, 2) for m in map(_CHECKPOINT_FILE.fullmatch, self.names) if m}
         return [os.path.join(self.directory, f"{p}-{n}") for p, n in sorted(found, key=lambda x: -int(x[1]))]
 
-    def with_embedded(self, path: str, embedded: Optional[dict], training: bool = True) -> Tuple["RunRecord", str]:
-        """This record checked against ``embedded``, the record inside checkpoint ``path`` (None: it holds
+    def settled(self, path: str, embedded: Optional[dict], training: bool = True) -> Tuple["RunRecord", str]:
+        """This record settled with ``embedded``, the record inside checkpoint ``path`` (None: it holds
         none), and the line to log ("" if nothing to say). The checkpoint's record is what its weights
         were trained with: without config.json it is the run's record; where config.json says otherwise,
         the checkpoint's value is used (an entry config.json lacks keeps its meaning, as always)."""
         if embedded is None or path == "":
-            return dataclasses.replace(self, embedded_from=""), ""
+            return self, ""
         rewritten = "; training writes config.json again" if training else ""
         if self.config is None:
-            return (dataclasses.replace(self, config=embedded, embedded_from=path),
+            return (dataclasses.replace(self, config=embedded),
                     f" [*] {self.config_path} is missing: the record inside {path} is used (seed {embedded['seed']})"
                     + rewritten)
         merged, differ = dict(self.config), []
@@ -196,8 +192,8 @@ class RunRecord:
                 differ.append(f"{key} {json.dumps(value)} (checkpoint: {json.dumps(theirs)})")
             merged[key] = theirs
         if not differ:
-            return dataclasses.replace(self, embedded_from=path), ""
-        return (dataclasses.replace(self, config=merged, embedded_from=path),
+            return self, ""
+        return (dataclasses.replace(self, config=merged),
                 f" [!] {self.config_path} disagrees with the record inside {path}: {', '.join(differ)}; the "
                 f"checkpoint's values are used" + rewritten)
 
@@ -237,7 +233,7 @@ def check_setup(record: RunRecord, model: str, model_cfg: ModelConfig, train_cfg
     """Refuse to resume the checkpoints in ``record`` with another model, architecture, seed or data
     setup, or (``training``) another precision: a float16 run's optimizers carry a loss scale, and
     switching the arithmetic midway would make the resumed run neither of the two. Evaluation checks
-    the model and architecture only (runner.run evaluates with the architecture the record holds).
+    the model and architecture only (evaluation rebuilds the architecture the record holds).
     ``train_cfg.seed`` is the resolved seed (None: 0)."""
     saved = record.config
     if saved is None or not record.checkpoints():
@@ -308,19 +304,22 @@ def resolved_model_config(model_cfg: ModelConfig, record: RunRecord, inherit: Se
     return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
 
 
-def check_before_tensorflow(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True,
-                            inherit: Sequence[str] = ()) -> RunRecord:
-    """What can be refused from config.json alone, before TensorFlow starts: a damaged config.json, and
-    (training) a resume with another model, architecture, seed or data setup, or (evaluation) another
-    model. Returns the record, for the run to use. The record inside the checkpoints is checked once
-    TensorFlow has started (:func:`cogan_tf.runner.run`)."""
-    record = RunRecord.read(run_checkpoint_dir(model_cfg, train_cfg))
-    if record.config is not None and training:
-        check_setup(record, train_cfg.model, resolved_model_config(model_cfg, record, inherit),
-                    resolved_seed(train_cfg, record), training=True)
-    elif record.config is not None and record.config["model"] != train_cfg.model:
-        check_setup(record, train_cfg.model, model_cfg, train_cfg, training=False)
-    return record
+def stored_model_config(model_cfg: ModelConfig, train_cfg: TrainConfig, record: RunRecord, explicit=None,
+                        log=print) -> ModelConfig:
+    """Evaluation's model config: the one the run's record holds (the given one if there is none).
+    ``explicit`` maps the fields a flag set (``{"d_h0_filters": "--d_h0_filters=4"}``); a flag that
+    conflicts with the record gets one line saying the recorded values are used."""
+    ckpt_dir, saved = record.directory, record.config
+    if not saved or saved.get("model") != train_cfg.model or not isinstance(saved.get("model_config"), dict):
+        return model_cfg
+    stored = config_lib.model_config_from_dict(train_cfg.model, saved["model_config"])
+    conflicts = {}  # flag -> the recorded values it disagrees with (--corrected sets several fields)
+    for field, flag in (explicit or {}).items():
+        if hasattr(stored, field) and getattr(model_cfg, field) != getattr(stored, field):
+            conflicts.setdefault(flag, []).append(f"{field}={getattr(stored, field)!r}")
+    for flag, recorded in conflicts.items():
+        log(f" [!] {flag} ignored: {ckpt_dir} was trained with {', '.join(recorded)}, which evaluation uses")
+    return stored
 
 
 def find_run(checkpoint_dir: str, model: Optional[str] = None) -> RunRecord:
