@@ -19,7 +19,7 @@ import math
 import os
 import re
 import shutil
-from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import tensorflow as tf
 import keras
@@ -37,30 +37,24 @@ RECORD_KEY = f"{RECORD}/.ATTRIBUTES/VARIABLE_VALUE"
 EPOCH_LOSSES = "epoch_losses"
 
 
-def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, names: Optional[FrozenSet[str]] = None,
-               record: bool = True) -> tf.train.Checkpoint:
+def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True) -> tf.train.Checkpoint:
     # Models, optimizers, the step counter (= data position: the order is a function of the random seed),
     # the RNG state, the epoch's losses so far and the run's record (so the seed and data setup travel
     # with the weights, not only in config.json beside them; restoring, it is read into a throwaway
     # variable), all in one checkpoint. Without ``optimizers``: what sampling and export read.
-    # ``names``: the variables of the checkpoint about to be restored (:class:`Contents`), which may
-    # predate the record or the epoch's losses; ``record=False`` leaves the record out.
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
-    if record and (names is None or RECORD_KEY in names):
-        objects[RECORD] = tf.Variable(record_lib.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
-    if names is None or any(n.startswith(EPOCH_LOSSES + "/") for n in names):
-        objects[EPOCH_LOSSES] = loop.epoch_losses
+    objects[RECORD] = tf.Variable(record_lib.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
+    objects[EPOCH_LOSSES] = loop.epoch_losses
     return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
 
 
 @dataclasses.dataclass(frozen=True)
 class Contents:
-    """A checkpoint whose files were read whole: its path, its variables' names and the run's record
-    inside it (config.json's text; None when it holds none)."""
+    """A checkpoint whose files were read whole: its path and the run's record inside it (config.json's
+    text; None when it holds none)."""
 
     path: str
-    names: FrozenSet[str]
     record: Optional[str]
 
 
@@ -68,13 +62,12 @@ def _read_whole(path: str) -> Contents:
     """Every tensor of checkpoint ``path`` read once, each checked by TensorFlow against its stored
     CRC32C: a truncated, zeroed or missing file fails here, before anything is taken from it."""
     reader = tf.train.load_checkpoint(path)
-    names = frozenset(reader.get_variable_to_shape_map())
     record = None
-    for name in names:
+    for name in reader.get_variable_to_shape_map():
         value = reader.get_tensor(name)
         if name == RECORD_KEY:
             record = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return Contents(path, names, record)
+    return Contents(path, record)
 
 
 T = TypeVar("T")
@@ -98,7 +91,7 @@ def newest_that_reads(paths: Sequence[str], use: Callable[[Contents], T]
 def _restore(loop: RunState, gan: GAN, contents: Contents, optimizers: bool) -> None:
     """Restore the checkpoint ``contents`` describes into ``gan`` and ``loop``; every object it holds must
     find its place (without ``optimizers``, theirs are left unread)."""
-    status = checkpoint(loop, gan, optimizers=optimizers, names=contents.names).restore(contents.path)
+    status = checkpoint(loop, gan, optimizers=optimizers).restore(contents.path)
     status.assert_existing_objects_matched()
     if not optimizers:
         status.expect_partial()
@@ -140,8 +133,8 @@ def none_restores(ckpt_dir: str, names: Sequence[str], why: str) -> UsageError:
 
 def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
     """The newest checkpoint of ``record`` that reads (:func:`newest_that_reads`: the one restoring falls
-    back to) and the record inside it: ``(path, None)`` when it holds none (checkpoints written before
-    records were embedded), ``("", None)`` when there is no checkpoint. Checkpoint files
+    back to) and the record inside it; ``("", None)`` when there is no checkpoint. One without a record
+    inside is not a checkpoint of this project's and is refused in one line, as are checkpoint files
     none of which reads are refused in one line (:func:`none_restores`); a damaged record is a
     one-line DataError naming the checkpoint."""
     paths = record.checkpoint_paths()
@@ -151,7 +144,8 @@ def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
     if path is None:
         raise none_restores(record.directory, [os.path.basename(p) for p in paths], failed[0][1])
     if contents.record is None:
-        return path, None
+        raise UsageError(f"{path}: no run record inside (every checkpoint main.py writes holds one): not a "
+                         "checkpoint of this program; move it away, or use a fresh --checkpoint_dir")
     return path, record_lib.parse_run_config(contents.record, f"the record inside {path}",
                                          fix="move this checkpoint away to resume from an older one")
 
@@ -316,21 +310,16 @@ class Saver:
         return self.last
 
 
-def apply_optimizer_hyperparameters(gan: GAN, saved: Optional[dict], log=print) -> None:
+def apply_optimizer_hyperparameters(gan: GAN, saved: dict, log=print) -> None:
     """A resumed run trains with the hyperparameters it is given: the learning rate, which the
     checkpoint restored into the optimizers, is set back to the configured one (Adam's betas are not
     checkpointed, so they were already the configured ones). One line for each value that changed
-    since the run that wrote the checkpoint (its config.json; the restored learning rate if that
-    predates the record)."""
+    since the run that wrote the checkpoint (its record)."""
     opts = [o for o in gan.trackables().values() if isinstance(o, keras.optimizers.Optimizer)]
-    saved = saved or {}
     for key in config_lib.OPTIMIZER_FIELDS:
-        new = getattr(gan.cfg, key)
+        new, old = getattr(gan.cfg, key), saved[key]
         if key == "learning_rate":
-            old = saved.get(key, float(opts[0].learning_rate.numpy()) if opts else new)
             for opt in opts:
                 opt.learning_rate.assign(new)
-        else:
-            old = saved.get(key, new)
         if not math.isclose(old, new, rel_tol=1e-6):
             log(f" [*] {key} {old:.6g} -> {new:.6g} (resuming with the value given)")

@@ -39,9 +39,6 @@ from cogan_tf.errors import UsageError
 LOCK_FILE = ".lock"
 # Written into every export: what tells an earlier export of this project from a user's own folder.
 EXPORT_MARKER = "cogan_tf_export.json"
-# What tf.saved_model.save writes: a folder of only these (saved_model.pb among them) is an export made
-# before the marker existed.
-SAVEDMODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets"}
 
 
 # Output folders (TrainConfig fields, main.py flags) that follow a named --checkpoint_dir.
@@ -197,15 +194,13 @@ def claim_outputs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool
 
 def export_target_problem(path: str) -> Optional[str]:
     """Why the export may not replace ``path``, or None: it may when ``path`` is absent, an empty folder,
-    or an earlier export of this project (its marker file, or only what ``tf.saved_model.save`` writes)."""
+    or an earlier export of this project (its marker file)."""
     if not os.path.lexists(path):
         return None
     if not os.path.isdir(path) or os.path.islink(path):
         return f"{path} exists and is not a folder"
     names = set(os.listdir(path))
     if not names or EXPORT_MARKER in names:
-        return None
-    if "saved_model.pb" in names and names <= SAVEDMODEL_ENTRIES:
         return None
     shown = ", ".join(sorted(names)[:4]) + (", ..." if len(names) > 4 else "")
     return (f"{path} holds files that are not an earlier export of this project ({shown}), which the export "
@@ -219,8 +214,8 @@ def export_marker(model: str, about: Optional[Dict[str, str]] = None) -> str:
 
 
 def read_export_marker(path: str) -> Optional[dict]:
-    """The marker inside the export folder ``path`` (None: none, or unreadable: an export made before it, or
-    a plain SavedModel)."""
+    """The marker inside the export folder ``path`` (None: none, or unreadable: a SavedModel this project did
+    not write)."""
     try:
         with open(os.path.join(path, EXPORT_MARKER), "rb") as f:
             marker = json.loads(f.read().decode("utf-8"))

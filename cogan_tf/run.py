@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional
 
 from cogan_tf import cli, cluster, config as config_lib, device, outputs, pairs
 from cogan_tf import record as record_lib
@@ -59,12 +59,10 @@ class Run:
 
 
 def prepare(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True,
-            explicit: Optional[Dict[str, str]] = None, inherit: Sequence[str] = (),
-            role: Optional[cluster.Role] = None, check_only: bool = False, log=print) -> Optional[Run]:
+            explicit: Optional[Dict[str, str]] = None, role: Optional[cluster.Role] = None, check_only: bool = False, log=print) -> Optional[Run]:
     """The run of ``model_cfg`` and ``train_cfg``, decided (see the module's docstring). Refusals are
     one-line errors; those that need no TensorFlow come before it starts. ``explicit``: the model-config
-    fields set by flags (an evaluation names the ones the record overrides); ``inherit``: model-config
-    fields left unset that a resumed checkpoint supplies; ``role``: this process's part of a run of
+    fields set by flags (an evaluation names the ones the record overrides); ``role``: this process's part of a run of
     several workers (default: read from TF_CONFIG). ``check_only``: only the checks that need neither
     TensorFlow nor the lock, then None."""
     role = role or cluster.role(train_cfg.strategy)
@@ -72,7 +70,7 @@ def prepare(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = Tru
         outputs.check_output_dirs(model_cfg, train_cfg, training=training)
     directory = record_lib.run_checkpoint_dir(model_cfg, train_cfg)
     record = RunRecord.read(directory)
-    _refuse_another_setup(record, model_cfg, train_cfg, training, inherit)
+    _refuse_another_setup(record, model_cfg, train_cfg, training)
     if training and getattr(model_cfg, "pair", pairs.DEFAULT_PAIR) != pairs.DEFAULT_PAIR:
         # A pair's second domain is written once by invert.py (the default's is written on the spot).
         pairs.require_files(train_cfg.data_dir, train_cfg.dataset, model_cfg.pair)
@@ -86,16 +84,11 @@ def prepare(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = Tru
         device.configure(train_cfg, log)  # before TensorFlow's first op: which devices, TF32, determinism
         if lock is not None and lock.waited:  # the run that held the folder has written to it since
             record = RunRecord.read(directory)
-            _refuse_another_setup(record, model_cfg, train_cfg, training, inherit)
+            _refuse_another_setup(record, model_cfg, train_cfg, training)
         settled, resume = _settle(record, training, log)
         if settled.config != record.config:  # the checkpoint's own record says otherwise: check that
-            _refuse_another_setup(settled, model_cfg, train_cfg, training, inherit)
-        train_cfg = record_lib.resolved_seed(train_cfg, settled, training)
-        given, model_cfg = model_cfg, record_lib.resolved_model_config(model_cfg, settled, inherit)
-        for k in inherit:
-            if getattr(model_cfg, k) != getattr(given, k):
-                log(f" [*] {k} = {getattr(model_cfg, k)} from the checkpoint being resumed (the default is "
-                    f"{getattr(given, k)})")
+            _refuse_another_setup(settled, model_cfg, train_cfg, training)
+        train_cfg = record_lib.resolved_seed(train_cfg, settled)
         if not training:
             model_cfg = record_lib.stored_model_config(model_cfg, train_cfg, settled, explicit, log)
         return Run(model_cfg, train_cfg, training, settled, resume, role.chief, lock)
@@ -119,15 +112,15 @@ def existing(record: RunRecord, data_dir: str, log=print) -> Run:
     return Run(model_cfg, train_cfg, False, record, resume)
 
 
-def _refuse_another_setup(record: RunRecord, model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool,
-                          inherit: Sequence[str]) -> None:
+def _refuse_another_setup(record: RunRecord, model_cfg: ModelConfig, train_cfg: TrainConfig,
+                          training: bool) -> None:
     """A resume with another model, architecture, seed or data setup (training), or an evaluation of
     another model, refused in one line (:func:`cogan_tf.record.check_setup`)."""
     if record.config is None:
         return
     if training:
-        record_lib.check_setup(record, train_cfg.model, record_lib.resolved_model_config(model_cfg, record, inherit),
-                               record_lib.resolved_seed(train_cfg, record), training=True)
+        record_lib.check_setup(record, train_cfg.model, model_cfg, record_lib.resolved_seed(train_cfg, record),
+                               training=True)
     elif record.config["model"] != train_cfg.model:
         record_lib.check_setup(record, train_cfg.model, model_cfg, train_cfg, training=False)
 

@@ -6,7 +6,7 @@ Imported by :mod:`cogan_tf.evaluate` (to rebuild a GAN from a checkpoint), never
 from __future__ import annotations
 
 import dataclasses
-from typing import Optional, Sequence
+from typing import Optional
 
 from cogan_tf import config as config_lib, device, gan as gan_lib, record as record_lib, run as run_lib, train
 from cogan_tf.run import Run
@@ -57,11 +57,10 @@ def execute(run: Run, log=print, arrays=None, strategy=None) -> gan_lib.GAN:
 
 
 def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,
-        explicit=None, inherit: Sequence[str] = ()) -> gan_lib.GAN:
+        explicit=None) -> gan_lib.GAN:
     """:func:`cogan_tf.run.prepare` then :func:`execute`, the lock released at the end: a whole run in
     this process (the benchmark, tests)."""
-    with run_lib.prepare(model_cfg, train_cfg, training=is_train, explicit=explicit, inherit=inherit,
-                         log=log) as prepared:
+    with run_lib.prepare(model_cfg, train_cfg, training=is_train, explicit=explicit, log=log) as prepared:
         return execute(prepared, log=log, arrays=arrays, strategy=strategy)
 
 

@@ -94,14 +94,13 @@ def test_which_folders_the_export_may_replace(tmp_path):
     (marked / "saved_model.pb").write_text("")
     (marked / outputs.EXPORT_MARKER).write_text(outputs.export_marker("cogan"))
     assert outputs.export_target_problem(str(marked)) is None
-    older = tmp_path / "older"  # an export written before the marker: only what tf.saved_model.save writes
-    (older / "variables").mkdir(parents=True)
-    (older / "assets").mkdir()
+    plain = tmp_path / "plain"  # a SavedModel without the marker: not this project's export, refused
+    (plain / "variables").mkdir(parents=True)
     for name in ("saved_model.pb", "fingerprint.pb"):
-        (older / name).write_text("")
-    assert outputs.export_target_problem(str(older)) is None
-    (older / "config.json").write_text("{}")
-    assert "config.json" in outputs.export_target_problem(str(older))
+        (plain / name).write_text("")
+    assert outputs.export_target_problem(str(plain)) == (
+        f"{plain} holds files that are not an earlier export of this project (fingerprint.pb, saved_model.pb, "
+        "variables), which the export would delete")
     (tmp_path / "afile").write_text("x")
     assert outputs.export_target_problem(str(tmp_path / "afile")).endswith("exists and is not a folder")
 

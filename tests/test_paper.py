@@ -352,10 +352,6 @@ def test_recipe_defaults():
         True, 25000, 128, 2e-4, 0.5, 0.999)
     assert C.train_config("cogan").disjoint_domains is False
     assert (PAPER.g_shared_layers, PAPER.d_shared_layers, PAPER.real_target, PAPER.fake_target) == (4, 3, 1.0, 0.0)
-    # A config.json written before the recipe existed is the original network.
-    old = {k: v for k, v in dataclasses.asdict(C.CoganConfig()).items()
-           if k not in ("recipe", "g_shared_layers", "d_shared_layers")}
-    assert C.model_config_from_dict("cogan", old).recipe == "original"
 
 
 MAIN_CONFIGS = r"""

@@ -17,8 +17,7 @@ from cogan_tf import record as record_lib
 from cogan_tf.errors import DataError, UsageError
 from tests.conftest import ROOT, train_config, write_fake_dataset
 
-FIX = ("correct it, or delete it to resume from the record inside the run's checkpoints (a checkpoint without one "
-       "then asks for the --seed and flags it was trained with)")
+FIX = "correct it, or delete it to resume from the record inside the run's checkpoints"
 
 
 def write_record(directory, model="cogan", model_cfg=None, edit=None, **train_fields):
@@ -46,12 +45,11 @@ def test_record_of_a_directory(tmp_path):
     d.mkdir()
     for name in ("A.model-3.index", "A.model-12.data-00000-of-00001", "B.model-7.index", "A.model-5_temp", "checkpoint"):
         (d / name).write_text("")
-    (d / "config.json").write_text(json.dumps({"model": "vanilla", "model_config": {"hidden": 64}, "seed": 4,
-                                               "dataset": "mnist", "batch_size": 8, "disjoint_domains": False,
-                                               "train_size": None}))
+    write_record(d, "vanilla", C.VanillaConfig(hidden=64), seed=4, batch_size=8)
     r = record_lib.RunRecord.read(str(d))
     assert r.checkpoints() == [12, 7, 3] and r.checkpoints("A.model") == [12, 3]
-    assert r.model_config == {"hidden": 64} and r.config_path == str(d / "config.json")
+    assert r.model_config == {"z_dim": 128, "hidden": 64, "dropout": 0.3, "leak": 0.2}
+    assert r.config_path == str(d / "config.json")
     t = r.train_config(data_dir="data")
     assert (t.model, t.batch_size, t.seed, t.dataset, t.checkpoint_dir) == ("vanilla", 8, 4, "mnist", str(tmp_path))
     (d / "config.json").write_text("{not json")
@@ -89,16 +87,26 @@ def test_a_wrong_entry_is_one_line_naming_it_the_value_and_the_file(tmp_path, ed
     assert str(e.value) == f"{path}: {said}; {FIX}"
 
 
-# What every config.json has held since the first one.
-@pytest.mark.parametrize("entry", ["model", "model_config", "seed", "dataset", "batch_size", "disjoint_domains",
-                                   "train_size"])
-def test_an_entry_every_config_json_has_is_required(tmp_path, entry):
+@pytest.mark.parametrize("entry", ["model", "model_config", *record_lib.RECORDED_FIELDS])
+def test_every_entry_is_required(tmp_path, entry):
     path = write_record(tmp_path)
     saved = json.loads(open(path).read())
     del saved[entry]
     open(path, "w").write(json.dumps(saved))
     with pytest.raises(DataError, match=f'^{re.escape(path)}: no "{entry}" entry; '):
         record_lib.RunRecord.read(str(tmp_path))
+
+
+@pytest.mark.parametrize("model", C.MODELS)
+def test_every_model_config_field_is_required(tmp_path, model):
+    """No field takes a default on reading: what a checkpoint was trained with is what its record says."""
+    for name in (f.name for f in dataclasses.fields(C.MODEL_CONFIGS[model])):
+        path = write_record(tmp_path, model)
+        saved = json.loads(open(path).read())
+        del saved["model_config"][name]
+        open(path, "w").write(json.dumps(saved))
+        with pytest.raises(DataError, match=f'^{re.escape(path)}: no model_config entry "{name}"; '):
+            record_lib.RunRecord.read(str(tmp_path))
 
 
 def test_damaged_json_is_one_line_saying_what_to_do(tmp_path):
@@ -201,35 +209,18 @@ def test_where_config_json_and_the_checkpoint_disagree_the_checkpoint_wins(tmp_p
     assert f" [*] {config} is missing: the record inside {ckpt_dir(tmp_path)}/CoGAN.model-1 is used (seed 5)" in logs
 
 
-def without_records(monkeypatch):
-    """Checkpoints written as before they held the run's record."""
-    from cogan_tf import checkpoints
-
-    real = checkpoints.checkpoint
-    monkeypatch.setattr(checkpoints, "checkpoint", lambda loop, gan, optimizers=True, names=None, record=True:
-                        real(loop, gan, optimizers, names=names, record=False))
-
-
-def test_checkpoints_without_any_record_ask_for_their_seed(tmp_path, monkeypatch):
+def test_a_checkpoint_without_a_record_inside_is_refused_in_one_line(tmp_path):
+    """Every checkpoint main.py writes holds the run's record; one without it is not this program's."""
     import tensorflow as tf
 
-    from cogan_tf import checkpoints
-
-    with monkeypatch.context() as m:
-        without_records(m)
-        run(tmp_path, 0, seed=5)
-    path = str(ckpt_dir(tmp_path) / "CoGAN.model-1")
-    assert checkpoints.RECORD_KEY not in dict(tf.train.list_variables(path))
-    (ckpt_dir(tmp_path) / record_lib.CONFIG_FILE).unlink()
-    with pytest.raises(UsageError) as e:
-        run(tmp_path, 0, seed=None)
-    assert str(e.value) == (
-        f"{ckpt_dir(tmp_path)} holds checkpoints (CoGAN.model-1) with no record of how they were trained (no "
-        "config.json, none inside them): pass the --seed they were trained with (0 if none was given) and their "
-        "other flags to resume them, or a fresh --checkpoint_dir")
-    gan, logs, _ = run(tmp_path, 0, seed=5)
-    assert gan.seed == 5 and any("Load SUCCESS" in line and "(step 0)" in line for line in logs)
-    assert json.loads((ckpt_dir(tmp_path) / record_lib.CONFIG_FILE).read_text())["seed"] == 5
+    d = ckpt_dir(tmp_path)
+    write_record(d, batch_size=8)
+    tf.train.Checkpoint(step=tf.Variable(1, dtype=tf.int64)).write(str(d / "CoGAN.model-2"))
+    for is_train in (True, False):
+        with pytest.raises(UsageError) as e:
+            run(tmp_path, None, seed=None, is_train=is_train)
+        assert str(e.value) == (f"{d}/CoGAN.model-2: no run record inside (every checkpoint main.py writes holds "
+                                "one): not a checkpoint of this program; move it away, or use a fresh --checkpoint_dir")
 
 
 # --- real processes --------------------------------------------------------------------------------------------

@@ -108,7 +108,7 @@ def define_flags():
                       "saturated, docs/ORIGINAL.md §5.4) or pytorch (the official PyTorch version's Xavier-uniform "
                       "weights with gain sqrt(2), biases 0.1) [caffe]")
     flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, what the original trains on any "
-                         "machine (docs/ORIGINAL.md §2.1); 1024 is the width its README describes; resuming: the checkpoint's]")
+                         "machine (docs/ORIGINAL.md §2.1); 1024 is the width its README describes]")
     flags.DEFINE_integer("val_size", None, "ClusterGAN: hold out this many training images (seeded) and keep the "
                          "checkpoint with the best validation clustering in <checkpoint dir>/best, which "
                          "--is_train False then evaluates (0: none) [--recipe paper: 5000, as its authors; else 0]")
@@ -274,12 +274,6 @@ def build_configs(f):
     return model_cfg, train_cfg
 
 
-def inherited(f):
-    """Model-config fields left unset that a resumed checkpoint supplies (as --seed): a vanilla run
-    without --hidden_size resumes at its checkpoint's width, e.g. 1024 from before 128 was the default."""
-    return ("hidden",) if f.model == "vanilla" and f.hidden_size is None else ()
-
-
 def explicit_fields(f) -> dict:
     """Model-config field -> the flag that set it on the command line (``--d_h0_filters=4``), from config.py's
     one flag <-> field table: for the line --is_train False gives a flag that disagrees with the checkpoint's
@@ -298,7 +292,7 @@ def main(argv):
     role = cluster.role(train_cfg.strategy)  # TF_CONFIG, read before TensorFlow starts
     # Every refusal that needs no TensorFlow comes before it starts (which trains for hours before
     # writing the export): output folders, a damaged config.json, a checkpoint of another setup.
-    prepare = dict(training=FLAGS.is_train, explicit=explicit_fields(FLAGS), inherit=inherited(FLAGS), role=role)
+    prepare = dict(training=FLAGS.is_train, explicit=explicit_fields(FLAGS), role=role)
     if FLAGS.check_only:
         run_lib.prepare(model_cfg, train_cfg, check_only=True, **prepare)
         print(" [*] the flags, TF_CONFIG and output folders are good")
