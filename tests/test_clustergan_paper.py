@@ -415,28 +415,6 @@ def test_fashion_variant_has_40_dims_of_z_n_an_untrained_z_n_head_and_clusters_t
     assert scores[0.0]["kmeans_purity"] == pytest.approx(1.0) and scores[10.0]["kmeans_purity"] < 0.9
 
 
-# --- checkpoints of the earlier paper recipe ----------------------------------------------------------------
-
-def test_checkpoint_of_the_earlier_paper_networks_is_refused_and_still_evaluates(tmp_path):
-    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=20)
-    cfg = train_cfg(tmp_path, data_dir=data_dir, max_steps=1, sample_every_epochs=0)
-    runner.run(OLD_PAPER, cfg, log=quiet)
-    ckpt_dir = tmp_path / "checkpoint" / "clustergan_mnist_4_28"
-    saved = json.loads((ckpt_dir / "config.json").read_text())
-    for field in ("networks", "gp_eps"):  # what --recipe paper wrote before these fields existed
-        del saved["model_config"][field]
-    (ckpt_dir / "config.json").write_text(json.dumps(saved))
-    with pytest.raises(UsageError) as e:
-        runner.run(PAPER, dataclasses.replace(cfg, max_steps=2), log=quiet)
-    msg = str(e.value)
-    assert "\n" not in msg and msg.startswith(f"{ckpt_dir} holds a checkpoint trained with networks='original' "
-                                              "(here 'paper', flag --recipe), gp_eps='per_sample' (here 'per_batch'")
-    # Evaluating it rebuilds the networks its config.json records (JasonFengGit's: 3,200 conv features).
-    gan = runner.run(PAPER, cfg, is_train=False, log=quiet)
-    assert gan.model_cfg.networks == "original" and gan.discriminator.trunk.h2.kernel.shape == (3200, 1024)
-    assert json.loads((tmp_path / "evaluate" / "clustergan_clustering.json").read_text())["step"] == 1
-
-
 # --- the loop: 5 critic updates, then one G+E update -----------------------------------------------------------
 
 @pytest.fixture(scope="module")
