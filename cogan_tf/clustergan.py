@@ -19,7 +19,8 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import data, export as export_lib, fileio, images, levers
+from cogan_tf import data, fileio, images, levers
+from cogan_tf.export import export_clustergan
 from cogan_tf import clustering
 from cogan_tf.config import CLUSTERGAN_CRITICS, ClusterGanConfig, TrainConfig
 from cogan_tf.precision import loss_scale
@@ -27,8 +28,8 @@ from cogan_tf.errors import DataError, UsageError, first_line
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense
 from cogan_tf.losses import (coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
                              gradient_penalty)
-from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, check_arrays, epoch_summaries,
-                                 finish_outputs, sample_every_epochs)
+from cogan_tf.data import IMAGE_SHAPE, check_image_arrays
+from cogan_tf.history import EpochHistory, finish_outputs
 from cogan_tf.checkpoints import restore_weights
 from cogan_tf.gan import GAN, RunState, apply_gradients, global_batch, replica_share
 
@@ -62,7 +63,7 @@ class ClusterGAN(GAN):
             raise ValueError(f"ClusterGanConfig.critic={model_cfg.critic!r}: choose one of {', '.join(CRITICS)}")
         if model_cfg.gp_eps not in GP_EPS:
             raise ValueError(f"ClusterGanConfig.gp_eps={model_cfg.gp_eps!r}: choose one of {', '.join(GP_EPS)}")
-        self._arrays = None if arrays is None else check_arrays(arrays, "ClusterGAN")
+        self._arrays = None if arrays is None else check_image_arrays(arrays, "ClusterGAN")
         if arrays is not None and train_cfg.val_size:
             raise ValueError("ClusterGAN: val_size holds out labelled images of data_dir; give no arrays")
         self._validation = None  # (images, labels) held out of the training images (--val_size)
@@ -295,13 +296,14 @@ class ClusterGAN(GAN):
         out = self.out_dir(self.cfg.sample_dir)
         values = {k: mean_losses[k] for k in ("ge_loss", "d_loss", "zn_loss", "zc_loss")}
         values.update(self.encoder_check(epoch))
-        every = sample_every_epochs(self.cfg)
+        every = self.cfg.sample_every_epochs
         if every and epoch % every == 0:
             name = f"img_{epoch}.png"
             self.write_grid(os.path.join(out, name))
             values["grid"] = name
         EpochHistory(out).record(epoch, values)
-        epoch_summaries(loop, {k: v for k, v in values.items() if k != "grid"})
+        loop.scalar_summaries({f"epoch/{k}": v for k, v in values.items() if k != "grid"},
+                              int(loop.step.numpy()))
         loop.log(f"epoch {epoch}: epoch_ge_loss: {values['ge_loss']:.5f}, epoch_d_loss: {values['d_loss']:.5f}, "
                  f"enc_mse_loss: {values['enc_mse_loss']:.5f}, enc_ce_loss: {values['enc_ce_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
@@ -451,47 +453,3 @@ class ClusterGAN(GAN):
     def export(self, export_dir: str) -> str:
         return export_clustergan(self.generator, self.encoder, self.model_cfg, os.path.join(export_dir, self.name),
                                  self.export_about())
-
-
-class _ClusterServing(tf.Module):
-    def __init__(self, generator, encoder):
-        super().__init__()
-        self.generator = generator
-        self.encoder = encoder
-
-
-def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str,
-                      about: Optional[Dict[str, str]] = None) -> str:
-    """SavedModel with two signatures, both in inference mode (BatchNorm moving averages):
-
-    - ``serving_default(z_n: [batch, z_dim], z_c: [batch, n_classes] one-hot) -> {"images"}``,
-      images [batch, 28, 28, 1] in [0, 1];
-    - ``encode(images: [batch, 28, 28, 1] float in [0, 1]) -> {"z_n", "class_probs"}``; the cluster
-      of an image is the argmax of ``class_probs``.
-
-    The module's ``zn_sigma`` (a scalar variable) is the standard deviation of the z_n the generator was
-    trained on (1.0, or the paper's 0.1 with ``--zn_sigma``): draw z_n ~ N(0, zn_sigma^2). Its
-    ``kmeans_on_zn`` (a boolean variable) says whether K-means clustering takes [z_n, class_probs] or, for a
-    model trained without a z_n loss (beta_n 0, the paper's Fashion-MNIST setting), ``class_probs`` alone. The paper's
-    networks (``--recipe paper``) normalise G with each call's batch statistics, as their authors' code
-    samples: pass batches (they trained on 64), not one z at a time.
-    """
-    module = _ClusterServing(generator, encoder)
-    module.zn_sigma = tf.Variable(float(cfg.zn_sigma), trainable=False, name="zn_sigma")
-    # Trained without a z_n loss (beta_n 0), E's z_n carries nothing: its K-means clusters the softmax alone.
-    module.kmeans_on_zn = tf.Variable(cfg.betan != 0, trainable=False, name="kmeans_on_zn")
-
-    @tf.function(input_signature=[tf.TensorSpec([None, cfg.z_dim], tf.float32, name="z_n"),
-                                  tf.TensorSpec([None, cfg.n_classes], tf.float32, name="z_c")])
-    def serve(z_n, z_c):
-        return {"images": generator(tf.concat([z_n, z_c], axis=1), training=False)}
-
-    @tf.function(input_signature=[tf.TensorSpec([None] + list(IMAGE_SHAPE), tf.float32, name="images")])
-    def encode(images_):
-        z_n, logits = encoder(images_, training=False)
-        return {"z_n": z_n, "class_probs": tf.nn.softmax(logits)}
-
-    module.serve = serve
-    module.encode = encode
-    return export_lib.save_module(module, {"serving_default": serve.get_concrete_function(),
-                                           "encode": encode.get_concrete_function()}, path, about)

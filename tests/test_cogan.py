@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from cogan_tf import config as C
 from cogan_tf import losses, runner
-from cogan_tf.cogan import CoGAN, export_cogan
+from cogan_tf.cogan import CoGAN
+from cogan_tf.export import export_cogan
 from cogan_tf.layers import BatchNorm, ScalarPReLU
 from cogan_tf.cogan_networks import build_cogan, unique_variables
 from tests.conftest import ROOT, count_params, run_main_refusal, run_without_cogan_tf, train_config

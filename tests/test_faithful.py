@@ -133,7 +133,7 @@ def test_dense_layers_get_scalar_statistics_by_default_and_per_feature_with_the_
 
 
 def test_exported_generator_computes_what_training_computed(tmp_path):
-    from cogan_tf.cogan import export_cogan
+    from cogan_tf.export import export_cogan
     from cogan_tf.cogan_fast import generate_pair
 
     g, _ = build_cogan(C.CoganConfig())
