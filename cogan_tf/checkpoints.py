@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import errno
+import glob
+import json
 import math
 import os
 import re
@@ -26,7 +28,7 @@ import keras
 
 from cogan_tf import config as config_lib, fileio, record as record_lib
 from cogan_tf.errors import DataError, RunStopped, UsageError, first_line
-from cogan_tf.gan import GAN, RunState
+from cogan_tf.gan import GAN, RunState, Selection
 from cogan_tf.record import RunRecord, checkpoint_numbers
 
 
@@ -114,6 +116,23 @@ def checkpoint_step(path: str) -> int:
     if failed:
         raise DataError(f"{path}: no readable step counter ({failed[0][1]})")
     return step
+
+
+def optimizer_iterations(path: str, optimizer: str) -> Optional[int]:
+    """The update count of the optimizer checkpointed as ``optimizer`` (``ge_optimizer``; under a loss-scale
+    wrapper its inner one) in checkpoint ``path``, read without building a model (its files read whole
+    first, as every read); None when it holds no such optimizer, and one that does not read is a one-line
+    DataError naming it."""
+    def use(contents: Contents) -> Optional[int]:
+        reader = tf.train.load_checkpoint(contents.path)
+        names = [n for n in reader.get_variable_to_shape_map()
+                 if n.startswith(optimizer + "/") and n.endswith("_iterations/.ATTRIBUTES/VARIABLE_VALUE")]
+        return int(reader.get_tensor(min(names, key=len))) if names else None
+
+    _, count, failed = newest_that_reads([path], use)
+    if failed:
+        raise DataError(f"{path}: no readable {optimizer} ({failed[0][1]})")
+    return count
 
 
 def restore_objects(objects: dict, path: str) -> None:
@@ -306,8 +325,69 @@ class Saver:
             self.last = os.path.join(self.loop.ckpt_dir, os.path.basename(path))
             return self.last
         self.last = path
-        self.gan.checkpoint_saved(self.loop, self.ckpt, self.last)
+        selection = self.gan.select(self.loop, path)  # the model's validation: is this its best so far?
+        if selection is not None:
+            keep_best(self.loop, self.ckpt, path, selection)
         return self.last
+
+
+# --- the checkpoint a run keeps by validation (GAN.select) ---------------------------------------------
+
+BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
+
+
+def best_record(ckpt_dir: str) -> Optional[dict]:
+    """``<ckpt_dir>/best/best.json``, or None when the run keeps no best checkpoint; a damaged one is a
+    one-line DataError naming it."""
+    path = os.path.join(ckpt_dir, BEST_DIR, "best.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            record = json.loads(f.read().decode("utf-8"))
+        b = record.get("best") if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("history"), list) or (
+                b is not None and not (isinstance(b, dict) and isinstance(b.get("checkpoint"), str)
+                                       and isinstance(b.get("step"), int))):
+            raise ValueError("not the record of a best checkpoint")
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: damaged ({first_line(e)}); delete it (and {os.path.dirname(path)}/*) to keep "
+                        "the latest checkpoint instead, or restore it from a backup") from None
+    return record
+
+
+def keep_best(loop: RunState, ckpt: tf.train.Checkpoint, path: str, selection: Selection) -> None:
+    """Write what the model selected after checkpoint ``path``: the checkpoint again into ``best/``
+    (resumable: optimizers included) when it is the new best, ``best.json``, and the earlier best's
+    copy removed once ``best.json`` no longer names it."""
+    best_dir = os.path.join(loop.ckpt_dir, BEST_DIR)
+    if selection.keep:
+        os.makedirs(best_dir, exist_ok=True)
+        ckpt.write(os.path.join(best_dir, os.path.basename(path)))
+    fileio.atomic_write_text(os.path.join(best_dir, "best.json"), json.dumps(selection.record, indent=1) + "\n")
+    if selection.replaced is not None:
+        for f in glob.glob(os.path.join(loop.ckpt_dir, selection.replaced) + ".*"):
+            os.remove(f)
+    loop.log(selection.line)
+
+
+def restore_best(loop: RunState, gan: GAN, log=print) -> Optional[Tuple[dict, str]]:
+    """After the loop restored the latest checkpoint: load the one the run kept by validation instead
+    (``best.json`` and its path), or None when it keeps none. A best checkpoint that does not restore
+    (lost, damaged) leaves the latest in place, with one line saying so, and None."""
+    record = best_record(loop.ckpt_dir)
+    if record is None or "best" not in record:
+        return None
+    latest, latest_step = loop.restored, int(loop.step.numpy())
+    path = os.path.join(loop.ckpt_dir, record["best"]["checkpoint"])
+    try:
+        restore_weights(loop, gan, path)
+    except DataError as e:
+        restore_weights(loop, gan, latest)  # whatever the failed attempt assigned is undone
+        log(f" [!] the best checkpoint by validation, {e}: evaluating the latest, {latest} (step {latest_step}), "
+            f"instead")
+        return None
+    return record, path
 
 
 def apply_optimizer_hyperparameters(gan: GAN, saved: dict, log=print) -> None:

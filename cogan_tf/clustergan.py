@@ -11,7 +11,6 @@ docs/PORTS.md, "Faithful to the originals' code, and where it differs". The netw
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from typing import Dict, Optional, Tuple
@@ -24,20 +23,19 @@ from cogan_tf.export import export_clustergan
 from cogan_tf import clustering
 from cogan_tf.config import CLUSTERGAN_CRITICS, ClusterGanConfig, TrainConfig
 from cogan_tf.precision import loss_scale
-from cogan_tf.errors import DataError, UsageError, first_line
+from cogan_tf.errors import UsageError
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense
 from cogan_tf.losses import (coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
                              gradient_penalty)
 from cogan_tf.data import IMAGE_SHAPE, check_image_arrays
 from cogan_tf.history import EpochHistory, finish_outputs
-from cogan_tf.checkpoints import restore_weights
-from cogan_tf.gan import GAN, RunState, apply_gradients, global_batch, replica_share
+from cogan_tf.checkpoints import BEST_DIR, best_record, restore_best
+from cogan_tf.gan import GAN, RunState, Selection, apply_gradients, global_batch, replica_share
 
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
 CRITICS = CLUSTERGAN_CRITICS
 GP_EPS = ("per_sample", "per_batch")
-BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
 BEST_BY = "kmeans_purity"  # the paper's model selection: its "ACC" on the validation split
 
 
@@ -342,84 +340,46 @@ class ClusterGAN(GAN):
         return report
 
     # --- model selection on the validation split (--val_size) ---------------------------------------
-    @staticmethod
-    def best_record(ckpt_dir: str) -> Optional[dict]:
-        """``<ckpt_dir>/best/best.json``, or None when the run keeps no best checkpoint; a damaged one is a
-        one-line DataError naming it."""
-        path = os.path.join(ckpt_dir, BEST_DIR, "best.json")
-        if not os.path.isfile(path):
-            return None
-        try:
-            with open(path, "rb") as f:
-                record = json.loads(f.read().decode("utf-8"))
-            b = record.get("best") if isinstance(record, dict) else None
-            if not isinstance(record, dict) or not isinstance(record.get("history"), list) or (
-                    b is not None and not (isinstance(b, dict) and isinstance(b.get("checkpoint"), str)
-                                           and isinstance(b.get("step"), int))):
-                raise ValueError("not the record of a best checkpoint")
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path}: damaged ({first_line(e)}); delete it (and {os.path.dirname(path)}/*) to keep "
-                            "the latest checkpoint instead, or restore it from a backup") from None
-        return record
-
-    def checkpoint_saved(self, loop: RunState, ckpt: tf.train.Checkpoint, path: str) -> None:
-        """With ``val_size``: score the validation split (both protocols) and, when its K-means purity
-        (the paper's ACC) beats the best so far, write this checkpoint also to ``<ckpt_dir>/best/``
-        (resumable: optimizers included) with ``best.json`` (its step, G iterations and scores, and
-        every validation score of the run so far)."""
+    def select(self, loop: RunState, path: str) -> Optional[Selection]:
+        """With ``val_size``: score the validation split (both protocols); the checkpoint is the new best
+        when its K-means purity (the paper's ACC) beats the best so far. The record (``best.json``) holds
+        its step, G iterations and scores, and every validation score of the run so far; the loop writes
+        it and the checkpoint's copy (:func:`cogan_tf.checkpoints.keep_best`)."""
         if not self.cfg.val_size:
-            return
+            return None
         x, y = self.validation_set()
         rep = self.cluster_report(x, y)
         step = int(loop.step.numpy())
         entry = {"step": step, "g_iterations": self.g_iterations(), "checkpoint": os.path.basename(path),
                  **{k: rep[k] for k in ("acc", "purity", "nmi", "ari", "kmeans_acc", "kmeans_purity",
                                         "kmeans_nmi", "kmeans_ari")}}
-        record = self.best_record(loop.ckpt_dir) or {"selected_by": BEST_BY, "val_size": self.cfg.val_size,
-                                                     "history": []}
+        record = best_record(loop.ckpt_dir) or {"selected_by": BEST_BY, "val_size": self.cfg.val_size, "history": []}
         # Keyed by step: a run resumed from an older checkpoint replaces what it re-measures.
         record["history"] = sorted([h for h in record["history"] if h["step"] != step] + [entry],
                                    key=lambda h: h["step"])
         best = record.get("best")
         is_best = best is None or entry[BEST_BY] > best[BEST_BY] or best["step"] == step
-        best_dir = os.path.join(loop.ckpt_dir, BEST_DIR)
         if is_best:
-            os.makedirs(best_dir, exist_ok=True)
-            written = ckpt.write(os.path.join(best_dir, os.path.basename(path)))
-            record["best"] = {**entry, "checkpoint": os.path.relpath(written, loop.ckpt_dir)}
-        fileio.atomic_write_text(os.path.join(best_dir, "best.json"), json.dumps(record, indent=1) + "\n")
-        if is_best and best is not None and best["checkpoint"] != record["best"]["checkpoint"]:
-            for f in glob.glob(os.path.join(loop.ckpt_dir, best["checkpoint"]) + ".*"):
-                os.remove(f)  # the previous best, now that best.json points at the new one
+            record["best"] = {**entry, "checkpoint": os.path.join(BEST_DIR, os.path.basename(path))}
+        replaced = best["checkpoint"] if is_best and best is not None and \
+            best["checkpoint"] != record["best"]["checkpoint"] else None
         b = record["best"]
-        loop.log(f" [*] validation ({len(y)} held-out images) at step {step}, G iters {entry['g_iterations']}: "
-                 f"ACC {entry['acc']:.4f}, K-means purity {entry['kmeans_purity']:.4f}; best: step {b['step']} "
-                 f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
-
-    def restore_weights(self, loop: RunState, path: str) -> None:
-        """Load the networks (and step) of checkpoint ``path``, not the optimizers
-        (:func:`cogan_tf.checkpoints.restore_weights`)."""
-        restore_weights(loop, self, path)
+        line = (f" [*] validation ({len(y)} held-out images) at step {step}, G iters {entry['g_iterations']}: "
+                f"ACC {entry['acc']:.4f}, K-means purity {entry['kmeans_purity']:.4f}; best: step {b['step']} "
+                f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
+        return Selection(record, is_best, replaced, line)
 
     def restore_best(self, loop: RunState, log=print) -> dict:
         """After the loop restored the latest checkpoint: load the best one by validation score instead,
-        if the run keeps one (the paper's model selection). A best checkpoint that does not restore (lost,
-        damaged) leaves the latest in place, with one line saying so. Returns which checkpoint the model
-        now holds."""
-        latest, latest_step = loop.restored, int(loop.step.numpy())
-        self.restored_from = {"path": latest, "step": latest_step, "kept_by": "latest"}
-        record = self.best_record(loop.ckpt_dir)
-        if record is None or "best" not in record:
+        if the run keeps one (the paper's model selection; :func:`cogan_tf.checkpoints.restore_best`).
+        Returns which checkpoint the model now holds, also kept as ``restored_from`` for reports."""
+        latest_step = int(loop.step.numpy())
+        self.restored_from = {"path": loop.restored, "step": latest_step, "kept_by": "latest"}
+        kept = restore_best(loop, self, log)
+        if kept is None:
             return self.restored_from
+        record, path = kept
         b = record["best"]
-        path = os.path.join(loop.ckpt_dir, b["checkpoint"])
-        try:
-            self.restore_weights(loop, path)
-        except DataError as e:
-            self.restore_weights(loop, latest)  # whatever the failed attempt assigned is undone
-            log(f" [!] the best checkpoint by validation, {e}: evaluating the latest, {latest} (step {latest_step}), "
-                f"instead")
-            return self.restored_from
         self.restored_from = {"path": path, "step": b["step"], "g_iterations": b["g_iterations"],
                               "kept_by": f"best validation {record['selected_by']} ({record['val_size']} images)",
                               "validation": {k: v for k, v in b.items() if k not in ("checkpoint", "step")},

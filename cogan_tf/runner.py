@@ -72,6 +72,5 @@ def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str]
     prepared = run_lib.existing(record or record_lib.find_run(checkpoint_dir, model), data_dir, log=log)
     gan = make_gan(prepared.model_cfg, prepared.train_cfg, log=log)
     loop = train.restore(gan, prepared, log=log)
-    if hasattr(gan, "restore_best"):
-        gan.restore_best(loop, log=log)  # ClusterGAN with --val_size: the checkpoint kept by validation
+    gan.restore_best(loop, log=log)  # ClusterGAN with --val_size: the checkpoint kept by validation
     return gan

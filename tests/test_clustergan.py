@@ -575,12 +575,9 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     assert gan.cfg.val_size == 12 and gan.restored_from["step"] == 4 and int(gan.ge_opt.iterations) == 0
     assert gan.restored_from["path"] == str(ckpt_dir / "best" / "ClusterGAN.model-5")
 
-    # tools/clustergan_curve.py: every checkpoint and the best copy, against G+E's update count (the
+    # The clustering curve: every checkpoint and the best copy, against G+E's update count (the
     # original updates G+E at steps 0, 5, 10: 1 after step 1 and 4, 2 after 7 and 10, 3 after 12).
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("clustergan_curve", os.path.join(ROOT, "tools", "clustergan_curve.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from cogan_tf.evaluate import clustergan_curve as tool
     lines = []
     out = str(tmp_path / "curve")
     result = tool.curve(str(tmp_path / "checkpoint"), data_dir, out, log=lines.append)

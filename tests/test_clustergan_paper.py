@@ -4,7 +4,7 @@ penalty (one e per batch), their Fashion-MNIST settings, the refusal of checkpoi
 recipe, its 5:1 critic loop, and the N-seed selection tool."""
 
 import dataclasses
-import importlib.util
+import importlib
 import json
 import math
 import os
@@ -18,7 +18,7 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import runner
+from cogan_tf import checkpoints, runner
 from cogan_tf.data import load_split
 from cogan_tf.errors import DataError, UsageError
 from cogan_tf.gan import RunState
@@ -503,10 +503,8 @@ def test_paper_loop_gives_each_critic_update_its_own_batch_and_resumes_exactly(t
 # --- tools/clustergan_seeds.py: best of N by validation purity, and mean +- std ----------------------------
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    """The package module a tool of that name runs (tools/<name>.py is its program)."""
+    return importlib.import_module(f"cogan_tf.evaluate.{name}")
 
 
 def test_seeds_tool_selects_by_validation_purity_and_averages_the_test_scores(tmp_path):
@@ -567,7 +565,7 @@ def test_seeds_tool_selects_by_validation_purity_and_averages_the_test_scores(tm
 def test_seeds_tool_training_commands_and_refusals(tmp_path):
     tool = load_tool("clustergan_seeds")
     cmd = tool.train_command(3, str(tmp_path / "r"), "data", ["--recipe", "paper", "--val_size=5000"])
-    assert cmd[1].endswith("main.py") and cmd[-3:] == ["--recipe", "paper", "--val_size=5000"]
+    assert cmd[1:4] == ["-m", "cogan_tf", "main"] and cmd[-3:] == ["--recipe", "paper", "--val_size=5000"]
     assert {"--is_train=True", "--model=clustergan", "--seed=3", "--data_dir=data"} <= set(cmd)
     for flag, sub in (("checkpoint", "checkpoint"), ("sample", "samples"), ("log", "logs"), ("export", "export"),
                       ("evaluate", "evaluate")):
@@ -613,7 +611,7 @@ def test_side_by_side_scores_other_encodings_as_the_port_scores_its_own(tmp_path
     encodings = []
     x_val, y_val = gan.validation_set()
     for i, path in enumerate(paths):
-        gan.restore_weights(RunState(gan, gan.cfg), path)
+        checkpoints.restore_weights(RunState(gan, gan.cfg), gan, path)
         enc = {}
         for split, images, labels in (("test", x, y), ("val", x_val, y_val)):
             z_n, logits = gan.encoder(tf.constant(images.astype(np.float32) / 255.0), training=False)
