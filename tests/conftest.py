@@ -116,3 +116,15 @@ def restore(gan, log=quiet):
 
     with run.prepare(gan.model_cfg, gan.cfg, training=False, log=log) as prepared:
         return train.restore(gan, prepared, log=log)
+
+
+@pytest.fixture
+def weights():
+    """``weights(gan, optimizers=False)``: the values of the GAN's networks' variables (the Keras models it
+    checkpoints) and, with ``optimizers``, its optimizers' too, in a fixed order: what two runs compare."""
+    import keras
+
+    def values(gan, optimizers=False):
+        kinds = (keras.Model, keras.optimizers.Optimizer) if optimizers else (keras.Model,)
+        return [v.numpy() for obj in gan.trackables().values() if isinstance(obj, kinds) for v in obj.variables]
+    return values

@@ -244,12 +244,7 @@ def test_first_step_changes_every_trainable_weight_and_draws_one_latent(eleven_s
 
 # --- the loop: outputs, resume, seed ------------------------------------------------------------------
 
-def all_weights(gan):
-    return [v.numpy() for v in gan.generator.variables + gan.encoder.variables + gan.discriminator.variables
-            + gan.ge_opt.variables + gan.d_opt.variables]
-
-
-def test_epoch_outputs_and_exact_resume(tmp_path):
+def test_epoch_outputs_and_exact_resume(tmp_path, weights):
     x = fake_images(20)  # 5 steps of 4 per epoch: G+E updates at steps 0 and 5
     logs = []
     full = runner.run(CFG, train_cfg(tmp_path / "a", epoch=2), arrays=x, log=logs.append)
@@ -261,7 +256,7 @@ def test_epoch_outputs_and_exact_resume(tmp_path):
     # Equal up to float noise: TF's multithreaded CPU kernels are not bit-reproducible under load (this
     # comparison failed bit-exactly in 2 of ~15 runs). A wrong resume (another batch or z) moves the
     # weights by ~lr = 1e-4 per step, far outside this tolerance.
-    for a, b in zip(all_weights(full), all_weights(resumed)):
+    for a, b in zip(weights(full, optimizers=True), weights(resumed, optimizers=True)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
     np.testing.assert_array_equal(full.rng.state.numpy(), resumed.rng.state.numpy())
     for k in full.last_ge:

@@ -185,12 +185,7 @@ def test_images_scaled_to_minus_one_one(tmp_path):
 
 # --- the loop: outputs, resume, seed, export ----------------------------------------------------------
 
-def weights(gan):
-    return [v.numpy() for v in gan.generator.variables + gan.discriminator.variables
-            + gan.g_opt.variables + gan.d_opt.variables]
-
-
-def test_epoch_outputs_resume_and_seed(tmp_path):
+def test_epoch_outputs_resume_and_seed(tmp_path, weights):
     x = fake_images(64)  # 8 steps of 8 per epoch
     logs = []
     full = runner.run(CFG, train_cfg(tmp_path / "a", epoch=2), arrays=x, log=logs.append)
@@ -203,7 +198,7 @@ def test_epoch_outputs_resume_and_seed(tmp_path):
     # Equal up to float noise: TF's multithreaded CPU kernels are not bit-reproducible under load (seen
     # in the ClusterGAN's version of this test). A wrong resume (another batch, z or dropout mask) moves the
     # weights by ~lr = 1e-4 per step, far outside this tolerance.
-    for a, b in zip(weights(full), weights(resumed)):
+    for a, b in zip(weights(full, optimizers=True), weights(resumed, optimizers=True)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
     seeds_full = dropout_seed_states(full.discriminator.dropouts)
     seeds_resumed = dropout_seed_states(resumed.discriminator.dropouts)
@@ -213,7 +208,8 @@ def test_epoch_outputs_resume_and_seed(tmp_path):
     np.testing.assert_array_equal(full.rng.state.numpy(), resumed.rng.state.numpy())
     # A third run with the same seed is the same run; another seed is not.
     other = runner.run(CFG, train_cfg(tmp_path / "c", epoch=2, seed=4, max_steps=16), arrays=x, log=quiet)
-    assert not all(np.array_equal(a, b) for a, b in zip(weights(full), weights(other)))
+    assert not all(np.array_equal(a, b)
+               for a, b in zip(weights(full, optimizers=True), weights(other, optimizers=True)))
 
     # Per-epoch outputs, also for the resumed run: a grid per epoch (sample_every_epochs=1), the GIF of
     # both, the loss plot and the history of both epochs.
