@@ -105,34 +105,6 @@ def test_which_folders_the_export_may_replace(tmp_path):
     assert outputs.export_target_problem(str(tmp_path / "afile")).endswith("exists and is not a folder")
 
 
-def test_save_module_refuses_a_foreign_folder_and_replaces_an_earlier_export(tmp_path):
-    import tensorflow as tf
-    from cogan_tf import export
-
-    module = tf.Module()
-    module.v = tf.Variable(1.0)
-    serve = tf.function(lambda x: x * module.v, input_signature=[tf.TensorSpec([None], tf.float32)])
-    target = tmp_path / "export" / "cogan"
-    target.mkdir(parents=True)
-    (target / "run.log").write_text("keep me")
-    with pytest.raises(UsageError, match=r"holds files that are not an earlier export .*\(run\.log\)"):
-        export.save_module(module, {"serving_default": serve.get_concrete_function()}, str(target))
-    assert os.listdir(target) == ["run.log"]
-    os.remove(target / "run.log")
-    old_umask = os.umask(0o022)
-    try:
-        export.save_module(module, {"serving_default": serve.get_concrete_function()}, str(target))
-        module.v.assign(2.0)
-        export.save_module(module, {"serving_default": serve.get_concrete_function()}, str(target))
-    finally:
-        os.umask(old_umask)
-    assert outputs.EXPORT_MARKER in os.listdir(target)
-    # The folder has the umask's mode (it was 0700, mkdtemp's).
-    assert os.stat(target).st_mode & 0o777 == 0o755
-    assert float(tf.saved_model.load(str(target)).signatures["serving_default"](tf.constant([3.0]))["output_0"][0]) == 6
-    assert sorted(os.listdir(tmp_path / "export")) == [".cogan.lock", "cogan"]  # no leftovers
-
-
 # --- one run per checkpoint folder -----------------------------------------------------------------------
 
 HOLD_LOCK = """
