@@ -32,15 +32,20 @@ from cogan_tf.record import RunRecord
 class Run:
     """A prepared run: its resolved configs, its record (config.json settled with the record inside its
     newest checkpoint), the checkpoint it resumes from (None: a new run) and, training as the chief,
-    the lock on its checkpoint folder. Release the lock with :meth:`close` (or use it in ``with``)."""
+    the lock on its checkpoint folder; ``role``, this process's part of a run of several workers (TF_CONFIG,
+    read once). Release the lock with :meth:`close` (or use it in ``with``)."""
 
     model_cfg: ModelConfig
     train_cfg: TrainConfig
     training: bool
     record: RunRecord
     resume: Optional[str] = None
-    chief: bool = True
+    role: cluster.Role = cluster.Role()
     lock: Optional[outputs.RunLock] = None
+
+    @property
+    def chief(self) -> bool:
+        return self.role.chief
 
     @property
     def directory(self) -> str:
@@ -91,7 +96,7 @@ def prepare(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = Tru
         train_cfg = record_lib.resolved_seed(train_cfg, settled)
         if not training:
             model_cfg = record_lib.stored_model_config(model_cfg, train_cfg, settled, explicit, log)
-        return Run(model_cfg, train_cfg, training, settled, resume, role.chief, lock)
+        return Run(model_cfg, train_cfg, training, settled, resume, role, lock)
     except BaseException:
         if lock is not None:
             lock.abandon()  # a refused run leaves nothing behind

@@ -83,9 +83,9 @@ def _other_runs_hint(gan: GAN) -> str:
 
 def _prepare(gan: GAN, run: Run, log=print, team: Optional[multiworker.Workers] = None):
     """Build ``gan`` and restore its newest intact checkpoint: (loop, its path or None). ``team``: this
-    process's part in a run of several workers (default: read from TF_CONFIG)."""
+    process's part in a run of several workers (default: the run's role)."""
     cfg, training = gan.cfg, run.training
-    team = team or multiworker.Workers.of(gan)
+    team = team or multiworker.Workers(gan.strategy, run.role)
     keras.utils.set_random_seed(gan.seed)  # initial weights
     loop = RunState(gan, cfg, log)
     team.check_same_run(gan)  # before the variables, whose creation is already a collective
@@ -130,7 +130,7 @@ def fit(gan: GAN, run: Run, log=print) -> RunState:
     export, the others into temporary folders (:class:`cogan_tf.multiworker.Workers`); all stop after
     the same step, and a lost worker stops the others in one line."""
     cfg = gan.cfg
-    team = multiworker.Workers.of(gan)
+    team = multiworker.Workers(gan.strategy, run.role)
     chief = team.chief
     if not chief:
         log = _quiet  # the chief speaks for the run; the others only raise their errors
