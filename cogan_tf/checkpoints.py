@@ -1,35 +1,35 @@
-"""Checkpoints of a run: what is checkpointed, refusing a checkpoint made with another setup,
-restoring the newest intact one (with fallback), saving without debris or non-finite weights, and
-resolving what a resumed run inherits from its checkpoint (seed, model-config fields, learning rate).
+"""Checkpoints of a run: what is checkpointed, reading them, restoring the newest intact one (with
+fallback), saving without debris or non-finite weights, and a resumed run's learning rate.
 
 Every checkpoint the package reads (the record inside it, the weights, a ClusterGAN's best/ copy, an
 export's variables) is read through :func:`newest_that_reads`, which reads each candidate's files
 whole before anything is taken from it and falls back past the ones that do not read; nothing else in
 the package opens a checkpoint (tests/test_damaged_checkpoints.py checks that).
 
-What the checkpoint directory holds is read once per run into a :class:`cogan_tf.rundir.RunRecord`;
-every function here that needs config.json takes that record. Each checkpoint also holds the run's
-record itself (config.json's text, :data:`RECORD_KEY`), so the seed and data setup are not lost with
-config.json (:func:`with_embedded_record`).
+Each checkpoint holds the run's record itself (config.json's text, :data:`RECORD_KEY`), so the seed
+and data setup are not lost with config.json: :func:`embedded_record` reads it, and
+:meth:`cogan_tf.record.RunRecord.settled` settles it with config.json when a run is prepared.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import glob
+import json
 import math
 import os
 import re
 import shutil
-from typing import Callable, FrozenSet, List, Optional, Sequence, Tuple, TypeVar
+from typing import Callable, List, Optional, Sequence, Tuple, TypeVar
 
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as config_lib, fileio, rundir
+from cogan_tf import config as config_lib, fileio, record as record_lib
 from cogan_tf.errors import DataError, RunStopped, UsageError, first_line
-from cogan_tf.gan import GAN, RunState
-from cogan_tf.rundir import RunRecord, checkpoint_numbers
+from cogan_tf.gan import GAN, RunState, Selection
+from cogan_tf.record import RunRecord, checkpoint_numbers
 
 
 # The run's record (config.json's text) inside every checkpoint, under this name: a tf.string variable,
@@ -39,30 +39,24 @@ RECORD_KEY = f"{RECORD}/.ATTRIBUTES/VARIABLE_VALUE"
 EPOCH_LOSSES = "epoch_losses"
 
 
-def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True, names: Optional[FrozenSet[str]] = None,
-               record: bool = True) -> tf.train.Checkpoint:
+def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True) -> tf.train.Checkpoint:
     # Models, optimizers, the step counter (= data position: the order is a function of the random seed),
     # the RNG state, the epoch's losses so far and the run's record (so the seed and data setup travel
     # with the weights, not only in config.json beside them; restoring, it is read into a throwaway
     # variable), all in one checkpoint. Without ``optimizers``: what sampling and export read.
-    # ``names``: the variables of the checkpoint about to be restored (:class:`Contents`), which may
-    # predate the record or the epoch's losses; ``record=False`` leaves the record out.
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
-    if record and (names is None or RECORD_KEY in names):
-        objects[RECORD] = tf.Variable(rundir.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
-    if names is None or any(n.startswith(EPOCH_LOSSES + "/") for n in names):
-        objects[EPOCH_LOSSES] = loop.epoch_losses
+    objects[RECORD] = tf.Variable(record_lib.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
+    objects[EPOCH_LOSSES] = loop.epoch_losses
     return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
 
 
 @dataclasses.dataclass(frozen=True)
 class Contents:
-    """A checkpoint whose files were read whole: its path, its variables' names and the run's record
-    inside it (config.json's text; None when it holds none)."""
+    """A checkpoint whose files were read whole: its path and the run's record inside it (config.json's
+    text; None when it holds none)."""
 
     path: str
-    names: FrozenSet[str]
     record: Optional[str]
 
 
@@ -70,13 +64,12 @@ def _read_whole(path: str) -> Contents:
     """Every tensor of checkpoint ``path`` read once, each checked by TensorFlow against its stored
     CRC32C: a truncated, zeroed or missing file fails here, before anything is taken from it."""
     reader = tf.train.load_checkpoint(path)
-    names = frozenset(reader.get_variable_to_shape_map())
     record = None
-    for name in names:
+    for name in reader.get_variable_to_shape_map():
         value = reader.get_tensor(name)
         if name == RECORD_KEY:
             record = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-    return Contents(path, names, record)
+    return Contents(path, record)
 
 
 T = TypeVar("T")
@@ -100,7 +93,7 @@ def newest_that_reads(paths: Sequence[str], use: Callable[[Contents], T]
 def _restore(loop: RunState, gan: GAN, contents: Contents, optimizers: bool) -> None:
     """Restore the checkpoint ``contents`` describes into ``gan`` and ``loop``; every object it holds must
     find its place (without ``optimizers``, theirs are left unread)."""
-    status = checkpoint(loop, gan, optimizers=optimizers, names=contents.names).restore(contents.path)
+    status = checkpoint(loop, gan, optimizers=optimizers).restore(contents.path)
     status.assert_existing_objects_matched()
     if not optimizers:
         status.expect_partial()
@@ -125,6 +118,23 @@ def checkpoint_step(path: str) -> int:
     return step
 
 
+def optimizer_iterations(path: str, optimizer: str) -> Optional[int]:
+    """The update count of the optimizer checkpointed as ``optimizer`` (``ge_optimizer``; under a loss-scale
+    wrapper its inner one) in checkpoint ``path``, read without building a model (its files read whole
+    first, as every read); None when it holds no such optimizer, and one that does not read is a one-line
+    DataError naming it."""
+    def use(contents: Contents) -> Optional[int]:
+        reader = tf.train.load_checkpoint(contents.path)
+        names = [n for n in reader.get_variable_to_shape_map()
+                 if n.startswith(optimizer + "/") and n.endswith("_iterations/.ATTRIBUTES/VARIABLE_VALUE")]
+        return int(reader.get_tensor(min(names, key=len))) if names else None
+
+    _, count, failed = newest_that_reads([path], use)
+    if failed:
+        raise DataError(f"{path}: no readable {optimizer} ({failed[0][1]})")
+    return count
+
+
 def restore_objects(objects: dict, path: str) -> None:
     """Restore checkpoint ``path`` into ``objects`` (name -> trackable, a subset of what it holds: the
     networks of a curve's point); one that does not read or restore is a one-line DataError naming it."""
@@ -141,9 +151,9 @@ def none_restores(ckpt_dir: str, names: Sequence[str], why: str) -> UsageError:
 
 
 def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
-    """The record inside the newest checkpoint of ``record`` that reads (:func:`newest_that_reads`: the
-    one restoring falls back to), and that checkpoint's path: ``("", None)`` when it holds none
-    (checkpoints written before records were embedded) or there is no checkpoint. Checkpoint files
+    """The newest checkpoint of ``record`` that reads (:func:`newest_that_reads`: the one restoring falls
+    back to) and the record inside it; ``("", None)`` when there is no checkpoint. One without a record
+    inside is not a checkpoint of this project's and is refused in one line, as are checkpoint files
     none of which reads are refused in one line (:func:`none_restores`); a damaged record is a
     one-line DataError naming the checkpoint."""
     paths = record.checkpoint_paths()
@@ -153,28 +163,10 @@ def embedded_record(record: RunRecord) -> Tuple[str, Optional[dict]]:
     if path is None:
         raise none_restores(record.directory, [os.path.basename(p) for p in paths], failed[0][1])
     if contents.record is None:
-        return "", None
-    return path, rundir.parse_run_config(contents.record, f"the record inside {path}",
+        raise UsageError(f"{path}: no run record inside (every checkpoint main.py writes holds one): not a "
+                         "checkpoint of this program; move it away, or use a fresh --checkpoint_dir")
+    return path, record_lib.parse_run_config(contents.record, f"the record inside {path}",
                                          fix="move this checkpoint away to resume from an older one")
-
-
-def with_embedded_record(record: RunRecord, training: bool = True, log=print) -> RunRecord:
-    """``record`` checked against the record inside its newest checkpoint (once: a checked record is
-    returned as it is); see :meth:`cogan_tf.rundir.RunRecord.with_embedded`."""
-    if record.embedded_from is not None:
-        return record
-    path, embedded = embedded_record(record)
-    record, line = record.with_embedded(path, embedded, training)
-    if line:
-        log(line)
-    return record
-
-
-def check_run_config(gan: GAN, loop: RunState, record: RunRecord, training: bool = True) -> None:
-    """Refuse to resume a checkpoint with another model, architecture, seed or data setup, or
-    (``training``) another precision (:func:`cogan_tf.rundir.check_setup`). Evaluation checks the
-    model and architecture only: seed, data setup and training settings never block it."""
-    rundir.check_setup(record, gan.name, gan.model_cfg, dataclasses.replace(gan.cfg, seed=gan.seed), training)
 
 
 # One line of the text-format CheckpointState proto TensorFlow writes: `key: "string"` or `key: number`.
@@ -333,37 +325,81 @@ class Saver:
             self.last = os.path.join(self.loop.ckpt_dir, os.path.basename(path))
             return self.last
         self.last = path
-        self.gan.checkpoint_saved(self.loop, self.ckpt, self.last)
+        selection = self.gan.select(self.loop, path)  # the model's validation: is this its best so far?
+        if selection is not None:
+            keep_best(self.loop, self.ckpt, path, selection)
         return self.last
 
 
-def apply_optimizer_hyperparameters(gan: GAN, saved: Optional[dict], log=print) -> None:
+# --- the checkpoint a run keeps by validation (GAN.select) ---------------------------------------------
+
+BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
+
+
+def best_record(ckpt_dir: str) -> Optional[dict]:
+    """``<ckpt_dir>/best/best.json``, or None when the run keeps no best checkpoint; a damaged one is a
+    one-line DataError naming it."""
+    path = os.path.join(ckpt_dir, BEST_DIR, "best.json")
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(path, "rb") as f:
+            record = json.loads(f.read().decode("utf-8"))
+        b = record.get("best") if isinstance(record, dict) else None
+        if not isinstance(record, dict) or not isinstance(record.get("history"), list) or (
+                b is not None and not (isinstance(b, dict) and isinstance(b.get("checkpoint"), str)
+                                       and isinstance(b.get("step"), int))):
+            raise ValueError("not the record of a best checkpoint")
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: damaged ({first_line(e)}); delete it (and {os.path.dirname(path)}/*) to keep "
+                        "the latest checkpoint instead, or restore it from a backup") from None
+    return record
+
+
+def keep_best(loop: RunState, ckpt: tf.train.Checkpoint, path: str, selection: Selection) -> None:
+    """Write what the model selected after checkpoint ``path``: the checkpoint again into ``best/``
+    (resumable: optimizers included) when it is the new best, ``best.json``, and the earlier best's
+    copy removed once ``best.json`` no longer names it."""
+    best_dir = os.path.join(loop.ckpt_dir, BEST_DIR)
+    if selection.keep:
+        os.makedirs(best_dir, exist_ok=True)
+        ckpt.write(os.path.join(best_dir, os.path.basename(path)))
+    fileio.atomic_write_text(os.path.join(best_dir, "best.json"), json.dumps(selection.record, indent=1) + "\n")
+    if selection.replaced is not None:
+        for f in glob.glob(os.path.join(loop.ckpt_dir, selection.replaced) + ".*"):
+            os.remove(f)
+    loop.log(selection.line)
+
+
+def restore_best(loop: RunState, gan: GAN, log=print) -> Optional[Tuple[dict, str]]:
+    """After the loop restored the latest checkpoint: load the one the run kept by validation instead
+    (``best.json`` and its path), or None when it keeps none. A best checkpoint that does not restore
+    (lost, damaged) leaves the latest in place, with one line saying so, and None."""
+    record = best_record(loop.ckpt_dir)
+    if record is None or "best" not in record:
+        return None
+    latest, latest_step = loop.restored, int(loop.step.numpy())
+    path = os.path.join(loop.ckpt_dir, record["best"]["checkpoint"])
+    try:
+        restore_weights(loop, gan, path)
+    except DataError as e:
+        restore_weights(loop, gan, latest)  # whatever the failed attempt assigned is undone
+        log(f" [!] the best checkpoint by validation, {e}: evaluating the latest, {latest} (step {latest_step}), "
+            f"instead")
+        return None
+    return record, path
+
+
+def apply_optimizer_hyperparameters(gan: GAN, saved: dict, log=print) -> None:
     """A resumed run trains with the hyperparameters it is given: the learning rate, which the
     checkpoint restored into the optimizers, is set back to the configured one (Adam's betas are not
     checkpointed, so they were already the configured ones). One line for each value that changed
-    since the run that wrote the checkpoint (its config.json; the restored learning rate if that
-    predates the record)."""
+    since the run that wrote the checkpoint (its record)."""
     opts = [o for o in gan.trackables().values() if isinstance(o, keras.optimizers.Optimizer)]
-    saved = saved or {}
     for key in config_lib.OPTIMIZER_FIELDS:
-        new = getattr(gan.cfg, key)
+        new, old = getattr(gan.cfg, key), saved[key]
         if key == "learning_rate":
-            old = saved.get(key, float(opts[0].learning_rate.numpy()) if opts else new)
             for opt in opts:
                 opt.learning_rate.assign(new)
-        else:
-            old = saved.get(key, new)
         if not math.isclose(old, new, rel_tol=1e-6):
             log(f" [*] {key} {old:.6g} -> {new:.6g} (resuming with the value given)")
-
-
-def resolve_seed(train_cfg: config_lib.TrainConfig, record: RunRecord, training: bool = True) -> config_lib.TrainConfig:
-    """No --seed: the seed of the run being resumed (config.json, or the record inside its checkpoint),
-    else 0; checkpoints with no record at all are refused in training (:func:`cogan_tf.rundir.resolved_seed`)."""
-    return rundir.resolved_seed(train_cfg, record, training)
-
-
-def resolve_model_config(model_cfg, record: RunRecord, inherit: Sequence[str] = ()):
-    """Fields named in ``inherit`` (left unset on the command line) take the recorded value when there is
-    one (:func:`cogan_tf.rundir.resolved_model_config`)."""
-    return rundir.resolved_model_config(model_cfg, record, inherit)

@@ -11,7 +11,6 @@ docs/PORTS.md, "Faithful to the originals' code, and where it differs". The netw
 
 from __future__ import annotations
 
-import glob
 import json
 import os
 from typing import Dict, Optional, Tuple
@@ -19,24 +18,24 @@ from typing import Dict, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import data, export as export_lib, fileio, images, levers
+from cogan_tf import data, fileio, images, levers
+from cogan_tf.export import export_clustergan
 from cogan_tf import clustering
 from cogan_tf.config import CLUSTERGAN_CRITICS, ClusterGanConfig, TrainConfig
 from cogan_tf.precision import loss_scale
-from cogan_tf.errors import DataError, UsageError, first_line
+from cogan_tf.errors import UsageError
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense
 from cogan_tf.losses import (coupled_weight_decay, critic_loss, discriminator_loss, generator_encoder_loss,
                              gradient_penalty)
-from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, check_arrays, epoch_summaries,
-                                 finish_outputs, sample_every_epochs)
-from cogan_tf.checkpoints import restore_weights
-from cogan_tf.gan import GAN, RunState, apply_gradients, global_batch, replica_share
+from cogan_tf.data import IMAGE_SHAPE, check_image_arrays
+from cogan_tf.history import EpochHistory, finish_outputs
+from cogan_tf.checkpoints import BEST_DIR, best_record, restore_best
+from cogan_tf.gan import GAN, RunState, Selection, apply_gradients, global_batch, replica_share
 
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
 CRITICS = CLUSTERGAN_CRITICS
 GP_EPS = ("per_sample", "per_batch")
-BEST_DIR = "best"  # <checkpoint dir>/best: the checkpoint with the best validation score, and best.json
 BEST_BY = "kmeans_purity"  # the paper's model selection: its "ACC" on the validation split
 
 
@@ -62,7 +61,7 @@ class ClusterGAN(GAN):
             raise ValueError(f"ClusterGanConfig.critic={model_cfg.critic!r}: choose one of {', '.join(CRITICS)}")
         if model_cfg.gp_eps not in GP_EPS:
             raise ValueError(f"ClusterGanConfig.gp_eps={model_cfg.gp_eps!r}: choose one of {', '.join(GP_EPS)}")
-        self._arrays = None if arrays is None else check_arrays(arrays, "ClusterGAN")
+        self._arrays = None if arrays is None else check_image_arrays(arrays, "ClusterGAN")
         if arrays is not None and train_cfg.val_size:
             raise ValueError("ClusterGAN: val_size holds out labelled images of data_dir; give no arrays")
         self._validation = None  # (images, labels) held out of the training images (--val_size)
@@ -295,13 +294,14 @@ class ClusterGAN(GAN):
         out = self.out_dir(self.cfg.sample_dir)
         values = {k: mean_losses[k] for k in ("ge_loss", "d_loss", "zn_loss", "zc_loss")}
         values.update(self.encoder_check(epoch))
-        every = sample_every_epochs(self.cfg)
+        every = self.cfg.sample_every_epochs
         if every and epoch % every == 0:
             name = f"img_{epoch}.png"
             self.write_grid(os.path.join(out, name))
             values["grid"] = name
         EpochHistory(out).record(epoch, values)
-        epoch_summaries(loop, {k: v for k, v in values.items() if k != "grid"})
+        loop.scalar_summaries({f"epoch/{k}": v for k, v in values.items() if k != "grid"},
+                              int(loop.step.numpy()))
         loop.log(f"epoch {epoch}: epoch_ge_loss: {values['ge_loss']:.5f}, epoch_d_loss: {values['d_loss']:.5f}, "
                  f"enc_mse_loss: {values['enc_mse_loss']:.5f}, enc_ce_loss: {values['enc_ce_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
@@ -340,84 +340,46 @@ class ClusterGAN(GAN):
         return report
 
     # --- model selection on the validation split (--val_size) ---------------------------------------
-    @staticmethod
-    def best_record(ckpt_dir: str) -> Optional[dict]:
-        """``<ckpt_dir>/best/best.json``, or None when the run keeps no best checkpoint; a damaged one is a
-        one-line DataError naming it."""
-        path = os.path.join(ckpt_dir, BEST_DIR, "best.json")
-        if not os.path.isfile(path):
-            return None
-        try:
-            with open(path, "rb") as f:
-                record = json.loads(f.read().decode("utf-8"))
-            b = record.get("best") if isinstance(record, dict) else None
-            if not isinstance(record, dict) or not isinstance(record.get("history"), list) or (
-                    b is not None and not (isinstance(b, dict) and isinstance(b.get("checkpoint"), str)
-                                           and isinstance(b.get("step"), int))):
-                raise ValueError("not the record of a best checkpoint")
-        except (OSError, ValueError) as e:
-            raise DataError(f"{path}: damaged ({first_line(e)}); delete it (and {os.path.dirname(path)}/*) to keep "
-                            "the latest checkpoint instead, or restore it from a backup") from None
-        return record
-
-    def checkpoint_saved(self, loop: RunState, ckpt: tf.train.Checkpoint, path: str) -> None:
-        """With ``val_size``: score the validation split (both protocols) and, when its K-means purity
-        (the paper's ACC) beats the best so far, write this checkpoint also to ``<ckpt_dir>/best/``
-        (resumable: optimizers included) with ``best.json`` (its step, G iterations and scores, and
-        every validation score of the run so far)."""
+    def select(self, loop: RunState, path: str) -> Optional[Selection]:
+        """With ``val_size``: score the validation split (both protocols); the checkpoint is the new best
+        when its K-means purity (the paper's ACC) beats the best so far. The record (``best.json``) holds
+        its step, G iterations and scores, and every validation score of the run so far; the loop writes
+        it and the checkpoint's copy (:func:`cogan_tf.checkpoints.keep_best`)."""
         if not self.cfg.val_size:
-            return
+            return None
         x, y = self.validation_set()
         rep = self.cluster_report(x, y)
         step = int(loop.step.numpy())
         entry = {"step": step, "g_iterations": self.g_iterations(), "checkpoint": os.path.basename(path),
                  **{k: rep[k] for k in ("acc", "purity", "nmi", "ari", "kmeans_acc", "kmeans_purity",
                                         "kmeans_nmi", "kmeans_ari")}}
-        record = self.best_record(loop.ckpt_dir) or {"selected_by": BEST_BY, "val_size": self.cfg.val_size,
-                                                     "history": []}
+        record = best_record(loop.ckpt_dir) or {"selected_by": BEST_BY, "val_size": self.cfg.val_size, "history": []}
         # Keyed by step: a run resumed from an older checkpoint replaces what it re-measures.
         record["history"] = sorted([h for h in record["history"] if h["step"] != step] + [entry],
                                    key=lambda h: h["step"])
         best = record.get("best")
         is_best = best is None or entry[BEST_BY] > best[BEST_BY] or best["step"] == step
-        best_dir = os.path.join(loop.ckpt_dir, BEST_DIR)
         if is_best:
-            os.makedirs(best_dir, exist_ok=True)
-            written = ckpt.write(os.path.join(best_dir, os.path.basename(path)))
-            record["best"] = {**entry, "checkpoint": os.path.relpath(written, loop.ckpt_dir)}
-        fileio.atomic_write_text(os.path.join(best_dir, "best.json"), json.dumps(record, indent=1) + "\n")
-        if is_best and best is not None and best["checkpoint"] != record["best"]["checkpoint"]:
-            for f in glob.glob(os.path.join(loop.ckpt_dir, best["checkpoint"]) + ".*"):
-                os.remove(f)  # the previous best, now that best.json points at the new one
+            record["best"] = {**entry, "checkpoint": os.path.join(BEST_DIR, os.path.basename(path))}
+        replaced = best["checkpoint"] if is_best and best is not None and \
+            best["checkpoint"] != record["best"]["checkpoint"] else None
         b = record["best"]
-        loop.log(f" [*] validation ({len(y)} held-out images) at step {step}, G iters {entry['g_iterations']}: "
-                 f"ACC {entry['acc']:.4f}, K-means purity {entry['kmeans_purity']:.4f}; best: step {b['step']} "
-                 f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
-
-    def restore_weights(self, loop: RunState, path: str) -> None:
-        """Load the networks (and step) of checkpoint ``path``, not the optimizers
-        (:func:`cogan_tf.checkpoints.restore_weights`)."""
-        restore_weights(loop, self, path)
+        line = (f" [*] validation ({len(y)} held-out images) at step {step}, G iters {entry['g_iterations']}: "
+                f"ACC {entry['acc']:.4f}, K-means purity {entry['kmeans_purity']:.4f}; best: step {b['step']} "
+                f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
+        return Selection(record, is_best, replaced, line)
 
     def restore_best(self, loop: RunState, log=print) -> dict:
         """After the loop restored the latest checkpoint: load the best one by validation score instead,
-        if the run keeps one (the paper's model selection). A best checkpoint that does not restore (lost,
-        damaged) leaves the latest in place, with one line saying so. Returns which checkpoint the model
-        now holds."""
-        latest, latest_step = loop.restored, int(loop.step.numpy())
-        self.restored_from = {"path": latest, "step": latest_step, "kept_by": "latest"}
-        record = self.best_record(loop.ckpt_dir)
-        if record is None or "best" not in record:
+        if the run keeps one (the paper's model selection; :func:`cogan_tf.checkpoints.restore_best`).
+        Returns which checkpoint the model now holds, also kept as ``restored_from`` for reports."""
+        latest_step = int(loop.step.numpy())
+        self.restored_from = {"path": loop.restored, "step": latest_step, "kept_by": "latest"}
+        kept = restore_best(loop, self, log)
+        if kept is None:
             return self.restored_from
+        record, path = kept
         b = record["best"]
-        path = os.path.join(loop.ckpt_dir, b["checkpoint"])
-        try:
-            self.restore_weights(loop, path)
-        except DataError as e:
-            self.restore_weights(loop, latest)  # whatever the failed attempt assigned is undone
-            log(f" [!] the best checkpoint by validation, {e}: evaluating the latest, {latest} (step {latest_step}), "
-                f"instead")
-            return self.restored_from
         self.restored_from = {"path": path, "step": b["step"], "g_iterations": b["g_iterations"],
                               "kept_by": f"best validation {record['selected_by']} ({record['val_size']} images)",
                               "validation": {k: v for k, v in b.items() if k not in ("checkpoint", "step")},
@@ -451,47 +413,3 @@ class ClusterGAN(GAN):
     def export(self, export_dir: str) -> str:
         return export_clustergan(self.generator, self.encoder, self.model_cfg, os.path.join(export_dir, self.name),
                                  self.export_about())
-
-
-class _ClusterServing(tf.Module):
-    def __init__(self, generator, encoder):
-        super().__init__()
-        self.generator = generator
-        self.encoder = encoder
-
-
-def export_clustergan(generator, encoder, cfg: ClusterGanConfig, path: str,
-                      about: Optional[Dict[str, str]] = None) -> str:
-    """SavedModel with two signatures, both in inference mode (BatchNorm moving averages):
-
-    - ``serving_default(z_n: [batch, z_dim], z_c: [batch, n_classes] one-hot) -> {"images"}``,
-      images [batch, 28, 28, 1] in [0, 1];
-    - ``encode(images: [batch, 28, 28, 1] float in [0, 1]) -> {"z_n", "class_probs"}``; the cluster
-      of an image is the argmax of ``class_probs``.
-
-    The module's ``zn_sigma`` (a scalar variable) is the standard deviation of the z_n the generator was
-    trained on (1.0, or the paper's 0.1 with ``--zn_sigma``): draw z_n ~ N(0, zn_sigma^2). Its
-    ``kmeans_on_zn`` (a boolean variable) says whether K-means clustering takes [z_n, class_probs] or, for a
-    model trained without a z_n loss (beta_n 0, the paper's Fashion-MNIST setting), ``class_probs`` alone. The paper's
-    networks (``--recipe paper``) normalise G with each call's batch statistics, as their authors' code
-    samples: pass batches (they trained on 64), not one z at a time.
-    """
-    module = _ClusterServing(generator, encoder)
-    module.zn_sigma = tf.Variable(float(cfg.zn_sigma), trainable=False, name="zn_sigma")
-    # Trained without a z_n loss (beta_n 0), E's z_n carries nothing: its K-means clusters the softmax alone.
-    module.kmeans_on_zn = tf.Variable(cfg.betan != 0, trainable=False, name="kmeans_on_zn")
-
-    @tf.function(input_signature=[tf.TensorSpec([None, cfg.z_dim], tf.float32, name="z_n"),
-                                  tf.TensorSpec([None, cfg.n_classes], tf.float32, name="z_c")])
-    def serve(z_n, z_c):
-        return {"images": generator(tf.concat([z_n, z_c], axis=1), training=False)}
-
-    @tf.function(input_signature=[tf.TensorSpec([None] + list(IMAGE_SHAPE), tf.float32, name="images")])
-    def encode(images_):
-        z_n, logits = encoder(images_, training=False)
-        return {"z_n": z_n, "class_probs": tf.nn.softmax(logits)}
-
-    module.serve = serve
-    module.encode = encode
-    return export_lib.save_module(module, {"serving_default": serve.get_concrete_function(),
-                                           "encode": encode.get_concrete_function()}, path, about)

@@ -28,7 +28,8 @@ from keras import ops
 from cogan_tf.config import ClusterGanConfig
 from cogan_tf.layers import Dense
 from cogan_tf.precision import as_float32
-from cogan_tf.torch_port import IMAGE_SHAPE, build_once, torch_default_init
+from cogan_tf.data import IMAGE_SHAPE
+from cogan_tf.torch_layers import build_once, torch_default_init
 
 NETWORKS = ("original", "paper")
 # D's and E's flattened conv output: 128 channels at 5x5 ("valid") or 7x7 ("same").

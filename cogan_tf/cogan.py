@@ -4,15 +4,15 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import cogan_fast, data, export as export_lib, images, levers, losses, pairs
+from cogan_tf import cogan_fast, data, images, levers, losses, pairs
 from cogan_tf.config import CoganConfig, TrainConfig
+from cogan_tf.export import export_cogan
 from cogan_tf.cogan_networks import build_cogan, unique_variables
 from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
 
@@ -43,20 +43,6 @@ def load_domains(data_dir: str, dataset: str, disjoint: bool, seed: int, log=pri
         half = len(x) // 2
         return [x[perm[:half]], second[perm[half:2 * half]]]
     return [x, second]
-
-
-@contextlib.contextmanager
-def moving_average_batchnorm(model):
-    """Trace ``model`` with its BatchNorms on their moving averages at inference (the usual Keras mode)."""
-    bns = [layer for layer in model._flatten_layers() if hasattr(layer, "batch_stats_at_inference")]
-    old = [b.batch_stats_at_inference for b in bns]
-    for b in bns:
-        b.batch_stats_at_inference = False
-    try:
-        yield
-    finally:
-        for b, o in zip(bns, old):
-            b.batch_stats_at_inference = o
 
 
 class CoGAN(GAN):
@@ -219,40 +205,3 @@ class CoGAN(GAN):
     def export(self, export_dir: str) -> str:
         return export_cogan(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
                             pair=self.model_cfg.pair, about=self.export_about())
-
-
-class _CoganServing(tf.Module):
-    def __init__(self, generator):
-        super().__init__()
-        self.generator = generator
-
-
-def export_cogan(generator, z_dim: int, path: str, pair: str = pairs.DEFAULT_PAIR, z_uniform: bool = False,
-                 about: Optional[Dict[str, str]] = None) -> str:
-    """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"top", "bot"}: [batch, 28, 28, 1]``.
-
-    The module's ``pair`` (a string variable) is the pair of domains it was trained on (cogan_tf/pairs.py):
-    ``python -m cogan_tf.evaluate`` scores the export with that pair's transform. Its ``z_uniform`` (a boolean
-    variable) says how the generator was trained: z ~ N(0, 1) (False, the original) or z ~ U(-1, 1) (True,
-    the paper's network, ``--recipe paper``).
-
-    ``serving_default`` uses the BatchNorm mode of the model config: by default the statistics of the
-    batch given (as the original's sampler, which is what the published grids show, so results depend
-    on the whole batch: pass batches of 64 or more). ``moving_average`` is the same generator with
-    BatchNorm on its moving averages, for single images (not what the original ever produced).
-    """
-    module = _CoganServing(generator)
-    module.pair = tf.Variable(pair, trainable=False, name="pair")
-    module.z_uniform = tf.Variable(z_uniform, trainable=False, name="z_uniform")
-    spec = tf.TensorSpec([None, z_dim], tf.float32, name="z")
-
-    def serve(z):
-        top, bot = generator(z, training=False)
-        return {"top": top, "bot": bot}
-
-    default = tf.function(serve, input_signature=[spec]).get_concrete_function()
-    with moving_average_batchnorm(generator):
-        moving = tf.function(serve, input_signature=[spec]).get_concrete_function()
-    module.serve = default
-    module.serve_moving_average = moving
-    return export_lib.save_module(module, {"serving_default": default, "moving_average": moving}, path, about)

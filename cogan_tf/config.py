@@ -166,13 +166,6 @@ def clustergan_config(recipe: str = "original", dataset: Optional[str] = None, *
 
 ModelConfig = Union[CoganConfig, VanillaConfig, ClusterGanConfig]
 MODEL_CONFIGS = {"cogan": CoganConfig, "vanilla": VanillaConfig, "clustergan": ClusterGanConfig}
-# What a model config field meant before it existed: a config.json written by older code has no entry
-# for it and was trained with this value, which is not always today's default. (The CoGAN port
-# trained with the usual single sigmoid and per-feature statistics until Q1/Q2 became the defaults.)
-# Fields not listed here were added with the old behaviour as their default.
-LEGACY_FIELD_VALUES = {"cogan": {"loss_on_logits": True, "bn_per_feature": True},
-                       # --recipe paper trained on JasonFengGit's networks, e per sample, until it had the authors'.
-                       "clustergan": {"networks": "original", "gp_eps": "per_sample"}}
 # The one flag <-> field table: per model, each main.py flag and the model-config fields it sets, in
 # the order a field's own flag comes first (--corrected and --recipe set several fields: a flag of
 # their own wins). main.py reads it for the flags a command line set; FIELD_FLAGS (derived) names
@@ -316,15 +309,8 @@ OPTIMIZER_FIELDS = ("learning_rate", "beta1", "beta2")
 ARITHMETIC_FIELDS = ("tf32", "deterministic", "adam")
 
 
-def complete_model_config_dict(model: str, d: dict) -> dict:
-    """A saved model config with the fields it lacks filled in as the code that wrote it used them:
-    :data:`LEGACY_FIELD_VALUES` where that differs from today's default, else the default."""
-    defaults = dataclasses.asdict(MODEL_CONFIGS[model]())
-    return {**defaults, **LEGACY_FIELD_VALUES.get(model, {}), **d}
-
-
 def model_config_from_dict(model: str, d: dict) -> ModelConfig:
-    return MODEL_CONFIGS[model](**complete_model_config_dict(model, d))
+    return MODEL_CONFIGS[model](**d)
 
 
 # --- validating a recorded config (config.json, and the record inside a checkpoint) -----------------

@@ -54,6 +54,7 @@ CLASS_NAMES = {"mnist": tuple(str(d) for d in range(10)),
 CANONICAL_SHAPES = {TRAIN_IMAGES: (60000, 28, 28), TRAIN_LABELS: (60000,),
                     TEST_IMAGES: (10000, 28, 28), TEST_LABELS: (10000,)}
 IMAGE_SIZE = (28, 28)  # rows, cols of every image of both datasets
+IMAGE_SHAPE = (*IMAGE_SIZE, 1)  # one image as the networks take it: rows, cols, channels
 INVERT_DIR = "invert"
 
 _IDX_TYPES = {
@@ -203,6 +204,15 @@ def load_split(data_dir: str, dataset: str, split: str) -> Tuple[np.ndarray, np.
     if labels.ndim != 1 or len(labels) != len(images):
         raise DataError(f"{label_path}: expected {len(images)} labels, got shape {labels.shape}")
     return images[..., None], labels
+
+
+def check_image_arrays(arrays, name: str) -> list:
+    """``arrays`` given instead of loading the data (tests): one array of uint8 images (N, 28, 28, 1), else a
+    ValueError naming ``name``."""
+    arrays = list(arrays)
+    if len(arrays) != 1 or np.asarray(arrays[0]).shape[1:] != IMAGE_SHAPE:
+        raise ValueError(f"{name}: expected arrays=[uint8 images of shape (N, 28, 28, 1)]")
+    return arrays
 
 
 def epoch_permutation(n: int, seed, epoch: Optional[int] = None) -> np.ndarray:

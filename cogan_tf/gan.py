@@ -9,6 +9,7 @@ and checkpoints saved when ``counter % save_every == 2`` (and at the end), named
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from functools import partial
@@ -18,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as config_lib, device, multiworker, precision, rundir
+from cogan_tf import config as config_lib, device, multiworker, precision, record as record_lib
 from cogan_tf.adam import make_adam
 from cogan_tf.errors import UsageError
 
@@ -89,8 +90,16 @@ class GAN:
         """Set the speed levers that pay on one device only for ``device_kind`` ("cpu" or "gpu";
         :mod:`cogan_tf.levers`). Called after ``build``."""
 
-    def checkpoint_saved(self, loop: "RunState", ckpt: tf.train.Checkpoint, path: str) -> None:
-        """Called after each checkpoint ``path`` is written (the ClusterGAN's validation keeps its best)."""
+    def select(self, loop: "RunState", path: str) -> Optional["Selection"]:
+        """After checkpoint ``path`` is written: whether the run keeps it as its best by a validation score
+        (the ClusterGAN's ``--val_size``), which the loop then writes (:func:`cogan_tf.checkpoints.keep_best`);
+        None (the default): no selection."""
+        return None
+
+    def restore_best(self, loop: "RunState", log=print) -> Optional[dict]:
+        """For evaluation, after the loop restored the latest checkpoint: load the one the run kept by
+        validation instead, if the model selects one (:func:`cogan_tf.checkpoints.restore_best`)."""
+        return None
 
     def export(self, export_dir: str) -> str:
         """Write the generator(s) as a SavedModel under export_dir/<name>; returns the path."""
@@ -147,7 +156,7 @@ class GAN:
 
     def checkpoint_subdir(self) -> str:
         cfg = self.cfg
-        return rundir.checkpoint_subdir(self.name, cfg.dataset, cfg.batch_size,
+        return record_lib.checkpoint_subdir(self.name, cfg.dataset, cfg.batch_size,
                                             getattr(self.model_cfg, "output_size", 28))
 
     def make_optimizer(self, learning_rate: float, beta1: float, beta2: float, **kwargs):
@@ -233,6 +242,19 @@ def apply_gradients(optimizer, tape: tf.GradientTape, loss, variables, adjust=No
         grads = precision.agree_on_finite(grads)  # one replica's overflow skips the step on all
     pairs = [(g if n == 1 else g / n, v) for g, v in zip(grads, variables) if g is not None]
     optimizer.apply_gradients(pairs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """A model's verdict on a checkpoint just written (:meth:`GAN.select`): ``record``, what the run's
+    ``best/best.json`` is to hold (every validation so far, and the best); ``keep``, this checkpoint is the
+    new best and is copied to ``best/``; ``replaced``, the copy of the earlier best it replaces (relative to
+    the run's folder); ``line``, what to log."""
+
+    record: dict
+    keep: bool
+    replaced: Optional[str]
+    line: str
 
 
 class RunState:

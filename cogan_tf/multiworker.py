@@ -127,10 +127,6 @@ class Workers:
         self.strategy, self.role = strategy, role
         self._gather = None
 
-    @classmethod
-    def of(cls, gan) -> "Workers":
-        return cls(gan.strategy, cluster.role(gan.cfg.strategy))
-
     @property
     def chief(self) -> bool:
         return self.role.chief

@@ -19,7 +19,7 @@
 - **Leftovers of an interrupted export** (:func:`clean_export_leftovers`) are removed at the next
   start, under the export's own lock, so an export still being written by another run is never touched.
 
-No TensorFlow here: main.py runs these checks before TensorFlow starts.
+No TensorFlow here: a run's preparation (:func:`cogan_tf.run.prepare`) runs these checks before TensorFlow starts.
 """
 
 from __future__ import annotations
@@ -31,16 +31,14 @@ import os
 import shutil
 from typing import Callable, Dict, Iterator, Optional, Sequence, Tuple
 
-from cogan_tf import cluster, fileio, rundir
+from cogan_tf import fileio
+from cogan_tf.record import run_checkpoint_dir
 from cogan_tf.config import ModelConfig, TrainConfig
 from cogan_tf.errors import UsageError
 
 LOCK_FILE = ".lock"
 # Written into every export: what tells an earlier export of this project from a user's own folder.
 EXPORT_MARKER = "cogan_tf_export.json"
-# What tf.saved_model.save writes: a folder of only these (saved_model.pb among them) is an export made
-# before the marker existed.
-SAVEDMODEL_ENTRIES = {"saved_model.pb", "fingerprint.pb", "variables", "assets"}
 
 
 # Output folders (TrainConfig fields, main.py flags) that follow a named --checkpoint_dir.
@@ -95,7 +93,7 @@ def export_target(train_cfg: TrainConfig) -> str:
 
 def tensorboard_dir(model_cfg: ModelConfig, train_cfg: TrainConfig) -> str:
     """One TensorBoard folder per run (model, dataset, batch size), as its checkpoint folder."""
-    run = os.path.basename(rundir.run_checkpoint_dir(model_cfg, train_cfg))
+    run = os.path.basename(run_checkpoint_dir(model_cfg, train_cfg))
     return os.path.join(train_cfg.log_dir, f"{train_cfg.model}_{run}")
 
 
@@ -103,7 +101,7 @@ def output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool =
     """Flag -> folder this run writes into: training writes checkpoints, grids, TensorBoard logs and the
     export; evaluation its grids and the export."""
     if training:
-        return {"checkpoint_dir": rundir.run_checkpoint_dir(model_cfg, train_cfg), "sample_dir": train_cfg.sample_dir,
+        return {"checkpoint_dir": run_checkpoint_dir(model_cfg, train_cfg), "sample_dir": train_cfg.sample_dir,
                 "log_dir": tensorboard_dir(model_cfg, train_cfg), "export_dir": export_target(train_cfg)}
     return {"evaluate_dir": train_cfg.evaluate_dir, "export_dir": export_target(train_cfg)}
 
@@ -112,10 +110,7 @@ def check_output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: 
     """Refuse, in one line and before any work, a run whose outputs cannot be written (a path under a
     regular file, a read-only disk, a dangling link), whose export would replace a folder that is not an
     earlier export, or whose output folders lie inside one another where one is replaced or cleaned
-    wholesale. Nothing is left on disk by the check. A worker other than the chief of a multi-worker run
-    writes none of these folders, and does not probe them while the chief does."""
-    if not cluster.role(train_cfg.strategy).chief:
-        return
+    wholesale. Nothing is left on disk by the check."""
     dirs = output_dirs(model_cfg, train_cfg, training)
     for flag, path in dirs.items():
         if flag == "export_dir":
@@ -125,7 +120,7 @@ def check_output_dirs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: 
             raise UsageError(f"--{flag}={getattr(train_cfg, flag)}: cannot write into {path} ({why}); "
                              "pick another directory")
     if not training:
-        dirs = {**dirs, "checkpoint_dir": rundir.run_checkpoint_dir(model_cfg, train_cfg)}  # must survive the export
+        dirs = {**dirs, "checkpoint_dir": run_checkpoint_dir(model_cfg, train_cfg)}  # must survive the export
     # Only the export replaces a folder whole; the others take files beside what is there (the quick
     # start keeps its checkpoints and its export inside its grid folder).
     made = model_entries(train_cfg.model)
@@ -170,7 +165,7 @@ def claim_outputs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool
     """Before a run writes its outputs: one line naming each of its output folders (and the export) that
     holds another run's outputs of the same model, which this run's will replace; then mark the folders as
     this run's. Folders no run has marked are taken without a word."""
-    me = os.path.abspath(rundir.run_checkpoint_dir(model_cfg, train_cfg))
+    me = os.path.abspath(run_checkpoint_dir(model_cfg, train_cfg))
     model, replaced = train_cfg.model, []
     folders = _claimed(model_cfg, train_cfg, training)
     for flag, folder in folders.items():
@@ -199,15 +194,13 @@ def claim_outputs(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool
 
 def export_target_problem(path: str) -> Optional[str]:
     """Why the export may not replace ``path``, or None: it may when ``path`` is absent, an empty folder,
-    or an earlier export of this project (its marker file, or only what ``tf.saved_model.save`` writes)."""
+    or an earlier export of this project (its marker file)."""
     if not os.path.lexists(path):
         return None
     if not os.path.isdir(path) or os.path.islink(path):
         return f"{path} exists and is not a folder"
     names = set(os.listdir(path))
     if not names or EXPORT_MARKER in names:
-        return None
-    if "saved_model.pb" in names and names <= SAVEDMODEL_ENTRIES:
         return None
     shown = ", ".join(sorted(names)[:4]) + (", ..." if len(names) > 4 else "")
     return (f"{path} holds files that are not an earlier export of this project ({shown}), which the export "
@@ -221,8 +214,8 @@ def export_marker(model: str, about: Optional[Dict[str, str]] = None) -> str:
 
 
 def read_export_marker(path: str) -> Optional[dict]:
-    """The marker inside the export folder ``path`` (None: none, or unreadable: an export made before it, or
-    a plain SavedModel)."""
+    """The marker inside the export folder ``path`` (None: none, or unreadable: a SavedModel this project did
+    not write)."""
     try:
         with open(os.path.join(path, EXPORT_MARKER), "rb") as f:
             marker = json.loads(f.read().decode("utf-8"))
@@ -233,26 +226,24 @@ def read_export_marker(path: str) -> Optional[dict]:
 
 # --- one run per checkpoint folder ----------------------------------------------------------------
 
-_HELD: Dict[str, "RunLock"] = {}  # realpath of the folder -> the lock this process holds on it
-
-
 class RunLock:
-    """An exclusive ``flock`` on ``<folder>/.lock`` holding the holder's pid, kept until
-    :meth:`release` or the process's end. Taking a lock this process already holds returns it again
-    (flock locks belong to open files, so a second open would wait on ourselves)."""
+    """An exclusive ``flock`` on ``<folder>/.lock`` holding the holder's pid, kept until :meth:`release`
+    or the process's end. ``waited``: another run held it when asked for (``wait``), so what that run
+    wrote since must be read again."""
 
-    def __init__(self, folder: str, fd: int):
-        self.folder, self.fd = folder, fd
+    def __init__(self, folder: str, fd: int, waited: bool = False, made: Optional[str] = None):
+        self.folder, self.fd, self.waited, self.made = folder, fd, waited, made
 
     @classmethod
     def acquire(cls, folder: str, flag: str = "checkpoint_dir", wait: bool = False,
                 log: Callable[[str], None] = print) -> "RunLock":
-        key = os.path.realpath(folder)
-        if key in _HELD:
-            return _HELD[key]
+        made, d = None, os.path.abspath(folder)  # made: the outermost folder this call creates, if any
+        while not os.path.isdir(d):
+            made, d = d, os.path.dirname(d)
         os.makedirs(folder, exist_ok=True)
         path = os.path.join(folder, LOCK_FILE)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        waited = False
         try:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -263,19 +254,34 @@ class RunLock:
                                      f"--wait_for_lock to wait, or give this run another --{flag}") from None
                 log(f" [*] waiting for pid {holder}, which is training in {folder}")
                 fcntl.flock(fd, fcntl.LOCK_EX)
+                waited = True
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         except BaseException:
             os.close(fd)
             raise
-        lock = cls(folder, fd)
-        _HELD[key] = lock
-        return lock
+        return cls(folder, fd, waited, made)
 
     def release(self) -> None:
-        if _HELD.get(os.path.realpath(self.folder)) is self:
-            del _HELD[os.path.realpath(self.folder)]
+        if self.fd is not None:
             os.close(self.fd)  # closing the file releases the flock
+            self.fd = None
+
+    def abandon(self) -> None:
+        """Release, and remove what taking the lock made (the lock file and the folders it created, while
+        they hold nothing else): a run refused after taking its lock leaves nothing behind."""
+        if self.made is not None and self.fd is not None:
+            os.remove(os.path.join(self.folder, LOCK_FILE))  # in a folder made a moment ago, for this run
+        self.release()
+        folder = self.folder
+        while self.made is not None:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
+            if os.path.abspath(folder) == os.path.abspath(self.made):
+                break
+            folder = os.path.dirname(folder)
 
 
 def _read_pid(fd: int) -> str:

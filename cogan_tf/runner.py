@@ -1,15 +1,15 @@
-"""From config objects to a run: pick the model's GAN class, resolve what a resumed run inherits, train or evaluate.
+"""From a prepared run (:mod:`cogan_tf.run`) to a trained or evaluated GAN: the model's GAN class, built
+from the run's configs and handed to the loop.
 
 Imported by :mod:`cogan_tf.evaluate` (to rebuild a GAN from a checkpoint), never the other way round."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
-from typing import Optional, Sequence
+from typing import Optional
 
-from cogan_tf import checkpoints, config as config_lib, device, gan as gan_lib, outputs, rundir, train
-from cogan_tf.errors import DataError
+from cogan_tf import config as config_lib, device, gan as gan_lib, record as record_lib, run as run_lib, train
+from cogan_tf.run import Run
 
 
 def gan_class(model: str, model_cfg=None):
@@ -30,17 +30,11 @@ def gan_class(model: str, model_cfg=None):
     raise ValueError(f"unknown model {model!r}")
 
 
-def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy=None,
-             inherit: Sequence[str] = (), record: Optional[rundir.RunRecord] = None, training: bool = True,
-             log=print) -> gan_lib.GAN:
-    """The GAN object of ``train_cfg.model``; ``arrays`` replaces loading the data (tests);
-    ``strategy`` replaces the one ``train_cfg.strategy`` names; the seed and the model-config fields in
-    ``inherit`` come from the checkpoint being resumed, if any (``checkpoints.resolve_seed``,
-    ``checkpoints.resolve_model_config``). ``record``: the run directory's record, if the caller has
-    read it; ``training``: it is to be resumed (checkpoints with no record of their seed are refused)."""
-    record = _record(model_cfg, train_cfg, record, training, log)
-    train_cfg = checkpoints.resolve_seed(train_cfg, record, training)
-    model_cfg = checkpoints.resolve_model_config(model_cfg, record, inherit)
+def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy=None, log=print) -> gan_lib.GAN:
+    """The GAN object of ``train_cfg.model`` (seed None: 0); ``arrays`` replaces loading the data (tests);
+    ``strategy`` replaces the one ``train_cfg.strategy`` names."""
+    if train_cfg.seed is None:
+        train_cfg = dataclasses.replace(train_cfg, seed=0)
     cls = gan_class(train_cfg.model, model_cfg)
     if strategy is None and train_cfg.strategy != "default":
         strategy = gan_lib.make_strategy(train_cfg.strategy, multiworker_options=dict(
@@ -48,81 +42,35 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
     return cls(model_cfg, train_cfg, arrays=arrays, strategy=strategy)
 
 
-def _record(model_cfg, train_cfg: config_lib.TrainConfig, record: Optional[rundir.RunRecord], training: bool = True,
-            log=print) -> rundir.RunRecord:
-    """``record`` if it is the record of this run's directory, else that directory read now; checked
-    against the record inside its newest checkpoint (``checkpoints.with_embedded_record``)."""
-    ckpt_dir = rundir.run_checkpoint_dir(model_cfg, train_cfg)
-    if record is None or os.path.abspath(record.directory) != os.path.abspath(ckpt_dir):
-        record = rundir.RunRecord.read(ckpt_dir)
-    return checkpoints.with_embedded_record(record, training, log)
-
-
-def stored_model_config(model_cfg, train_cfg: config_lib.TrainConfig, record: rundir.RunRecord, explicit=None,
-                        log=print):
-    """Evaluation's model config: the one the run's record holds (the given one if there is none).
-    ``explicit`` maps the fields a flag set (``{"d_h0_filters": "--d_h0_filters=4"}``); a flag that
-    conflicts with the record gets one line saying the recorded values are used."""
-    ckpt_dir, saved = record.directory, record.config
-    if not saved or saved.get("model") != train_cfg.model or not isinstance(saved.get("model_config"), dict):
-        return model_cfg
-    stored = config_lib.model_config_from_dict(train_cfg.model, saved["model_config"])
-    conflicts = {}  # flag -> the recorded values it disagrees with (--corrected sets several fields)
-    for field, flag in (explicit or {}).items():
-        if hasattr(stored, field) and getattr(model_cfg, field) != getattr(stored, field):
-            conflicts.setdefault(flag, []).append(f"{field}={getattr(stored, field)!r}")
-    for flag, recorded in conflicts.items():
-        log(f" [!] {flag} ignored: {ckpt_dir} was trained with {', '.join(recorded)}, which evaluation uses")
-    return stored
-
-
-def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,
-        inherit: Sequence[str] = (), explicit=None, record: Optional[rundir.RunRecord] = None):
-    """Train (resuming if a checkpoint exists) or, with ``is_train=False``, restore and evaluate.
-    Returns the GAN object (for ``python main.py``'s sample-quality report,
-    :func:`cogan_tf.evaluate.report_for_gan`). ``inherit``: see ``make_gan``; ``record``: the run
-    directory's record if the caller has read it (:func:`cogan_tf.rundir.check_before_tensorflow`).
-
-    Evaluation rebuilds the architecture the run's record holds (see :func:`stored_model_config`;
-    ``explicit``: the model-config fields set by flags); training-only settings never block it."""
-    outputs.check_output_dirs(model_cfg, train_cfg, training=is_train)
-    device.configure(train_cfg, log)  # before TensorFlow's first op: which devices, TF32, determinism
-    # What the checkpoint directory holds, read once for the whole run.
-    record = _record(model_cfg, train_cfg, record, is_train, log)
-    if not is_train:
-        model_cfg = stored_model_config(model_cfg, train_cfg, record, explicit, log)
-    gan = make_gan(model_cfg, train_cfg, arrays=arrays, strategy=strategy, inherit=inherit, record=record,
-                   training=is_train, log=log)
+def execute(run: Run, log=print, arrays=None, strategy=None) -> gan_lib.GAN:
+    """Train the prepared ``run`` (resuming if it names a checkpoint) or, if it is an evaluation, restore
+    and evaluate it. Returns the GAN object (for ``python main.py``'s sample-quality report,
+    :func:`cogan_tf.evaluate.report_for_gan`)."""
+    gan = make_gan(run.model_cfg, run.train_cfg, arrays=arrays, strategy=strategy, log=log)
     log(device.describe(gan.strategy, gan.cfg))
-    record = _record(gan.model_cfg, gan.cfg, record, is_train, log)
-    for k in inherit:
-        if getattr(gan.model_cfg, k) != getattr(model_cfg, k):
-            log(f" [*] {k} = {getattr(gan.model_cfg, k)} from the checkpoint being resumed "
-                f"(the default is {getattr(model_cfg, k)})")
     log(f" [*] {gan.name}: {dataclasses.asdict(gan.model_cfg)}; seed {gan.seed}")
-    if is_train:
-        train.fit(gan, log=log, record=record)
+    if run.training:
+        train.fit(gan, run, log=log)
     else:
-        train.evaluate(gan, log=log, record=record)
+        train.evaluate(gan, run, log=log)
     return gan
 
 
+def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log=print, arrays=None, strategy=None,
+        explicit=None) -> gan_lib.GAN:
+    """:func:`cogan_tf.run.prepare` then :func:`execute`, the lock released at the end: a whole run in
+    this process (the benchmark, tests)."""
+    with run_lib.prepare(model_cfg, train_cfg, training=is_train, explicit=explicit, log=log) as prepared:
+        return execute(prepared, log=log, arrays=arrays, strategy=strategy)
+
+
 def gan_from_checkpoint(checkpoint_dir: str, data_dir: str, model: Optional[str] = None, log=print,
-                        record: Optional[rundir.RunRecord] = None):
-    """Rebuild the GAN from the run's record (its config.json, checked against the record inside its
-    newest checkpoint) and restore the latest checkpoint. ``record``: the run's, if the caller has found
-    it (:func:`cogan_tf.rundir.find_run`)."""
-    record = checkpoints.with_embedded_record(record or rundir.find_run(checkpoint_dir, model), training=False,
-                                              log=log)
-    kind = record.config["model"]
-    model_cfg = config_lib.model_config_from_dict(kind, record.config["model_config"])
-    train_cfg = record.train_config(data_dir)
-    device.configure(train_cfg, log)
-    gan = make_gan(model_cfg, train_cfg, record=record, training=False, log=log)
-    expected = os.path.join(train_cfg.checkpoint_dir, gan.checkpoint_subdir())
-    if os.path.abspath(expected) != os.path.abspath(record.directory):
-        raise DataError(f"{record.directory}: its config.json describes a run that lives in {expected}")
-    loop = train.restore(gan, log=log, record=record)
-    if hasattr(gan, "restore_best"):
-        gan.restore_best(loop, log=log)  # ClusterGAN with --val_size: the checkpoint kept by validation
+                        record: Optional[record_lib.RunRecord] = None):
+    """Rebuild the GAN from the run's record (its config.json, settled with the record inside its newest
+    checkpoint) and restore the latest checkpoint. ``record``: the run's, if the caller has found it
+    (:func:`cogan_tf.record.find_run`)."""
+    prepared = run_lib.existing(record or record_lib.find_run(checkpoint_dir, model), data_dir, log=log)
+    gan = make_gan(prepared.model_cfg, prepared.train_cfg, log=log)
+    loop = train.restore(gan, prepared, log=log)
+    gan.restore_best(loop, log=log)  # ClusterGAN with --val_size: the checkpoint kept by validation
     return gan

@@ -2,7 +2,9 @@
 grids, TensorBoard, checkpoints with exact resume, stop signals, and SavedModel export
 (:func:`fit`); and ``--is_train False`` (:func:`evaluate`).
 
-The models' hooks are in :mod:`cogan_tf.gan`, the checkpoint policy in :mod:`cogan_tf.checkpoints`.
+Both take a prepared :class:`cogan_tf.run.Run` (folders checked, record settled, seed resolved, lock
+held) and use it as it is. The models' hooks are in :mod:`cogan_tf.gan`, the checkpoint policy in
+:mod:`cogan_tf.checkpoints`.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import checkpoints, data, multiworker, outputs, rundir
+from cogan_tf import checkpoints, data, multiworker, outputs, record as record_lib
 from cogan_tf.errors import RunStopped, UsageError, first_line
 from cogan_tf.gan import GAN, RunState, build_gan
+from cogan_tf.run import Run
 from cogan_tf.stops import StopSignals
 
 
@@ -73,33 +76,25 @@ class Progress:
 
 
 def _other_runs_hint(gan: GAN) -> str:
-    others = rundir.other_runs(gan.model_cfg, gan.cfg)
+    others = record_lib.other_runs(gan.model_cfg, gan.cfg)
     return "; ".join(f"{d} holds a {gan.name} run with batch_size {b}: pass --batch_size {b} for it"
                      for d, b in others)
 
 
-def _record(gan: GAN, record: Optional[rundir.RunRecord]) -> rundir.RunRecord:
-    """The run's record as the caller read it (runner.run reads it once per run), else read now."""
-    return record if record is not None else rundir.RunRecord.read(rundir.run_checkpoint_dir(gan.model_cfg, gan.cfg))
-
-
-def _prepare(gan: GAN, record: rundir.RunRecord, log=print, training: bool = True,
-             team: Optional[multiworker.Workers] = None):
+def _prepare(gan: GAN, run: Run, log=print, team: Optional[multiworker.Workers] = None):
     """Build ``gan`` and restore its newest intact checkpoint: (loop, its path or None). ``team``: this
-    process's part in a run of several workers (default: read from TF_CONFIG)."""
-    cfg = gan.cfg
-    team = team or multiworker.Workers.of(gan)
+    process's part in a run of several workers (default: the run's role)."""
+    cfg, training = gan.cfg, run.training
+    team = team or multiworker.Workers(gan.strategy, run.role)
     keras.utils.set_random_seed(gan.seed)  # initial weights
     loop = RunState(gan, cfg, log)
-    checkpoints.check_run_config(gan, loop, record, training=training)
     team.check_same_run(gan)  # before the variables, whose creation is already a collective
     build_gan(gan)
     if getattr(cfg, "mixed_precision", None):
         log(f" [*] mixed precision: {cfg.mixed_precision} (float32 variables"
             + (", dynamic loss scaling)" if cfg.mixed_precision == "mixed_float16" else ")"))
     if training and team.chief:
-        # Only under the run's lock: another run's save in progress is not debris.
-        outputs.RunLock.acquire(loop.ckpt_dir, wait=cfg.wait_for_lock, log=log)
+        # Only under the run's lock (held by ``run``): another run's save in progress is not debris.
         checkpoints.remove_save_debris(loop.ckpt_dir, gan.checkpoint_prefix)  # of a write killed midway
         outputs.clean_export_leftovers(outputs.export_target(cfg), log)
     restored = loop.restored = checkpoints.restore_newest(loop, gan, log, training=training, repair_state=team.chief)
@@ -121,30 +116,29 @@ def _output_failure(e: OSError) -> str:
     return f"could not write {what}; {fix}"
 
 
-def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunState:
-    """Train ``gan`` as configured, resuming from the newest intact checkpoint in its directory.
+def fit(gan: GAN, run: Run, log=print) -> RunState:
+    """Train ``gan`` (built from ``run``'s configs) as configured, resuming from the newest intact
+    checkpoint in its directory.
 
     Stops with a one-line :class:`RunStopped` error on a non-finite loss (nothing saved: the newest
     checkpoint stays the last good one), on SIGINT/SIGTERM (after a checkpoint of the current step),
     when a checkpoint cannot be written (no half-written files left), and when a grid or the export
-    cannot be written (after a checkpoint of the current step). ``record``: the run directory's record
-    if the caller has read it (:func:`cogan_tf.runner.run`).
+    cannot be written (after a checkpoint of the current step).
 
     One of several workers (``--strategy multiworker``): the chief alone writes grids, TensorBoard
     events, config.json and the run's lines; every worker takes part in each checkpoint save and the
     export, the others into temporary folders (:class:`cogan_tf.multiworker.Workers`); all stop after
     the same step, and a lost worker stops the others in one line."""
     cfg = gan.cfg
-    team = multiworker.Workers.of(gan)
+    team = multiworker.Workers(gan.strategy, run.role)
     chief = team.chief
     if not chief:
         log = _quiet  # the chief speaks for the run; the others only raise their errors
-    outputs.check_output_dirs(gan.model_cfg, cfg, training=True)
-    record = _record(gan, record)
+    record = run.record
     try:
         with team.on_lost_contact(lambda: ("at the start", "nothing was trained")):
-            loop, restored = _prepare(gan, record, log, team=team)
-    except OSError as e:  # the lock, the state file: written before any step
+            loop, restored = _prepare(gan, run, log, team=team)
+    except OSError as e:  # the state file: written before any step
         raise RunStopped(f"{_output_failure(e)}, then run the same command (nothing was trained)") from None
     loop.arrays = arrays = gan.training_arrays()
     n = min(len(a) for a in arrays)
@@ -168,7 +162,7 @@ def fit(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunSt
                 f"{outputs.export_target(cfg)}; {hint}")
     if chief:
         try:
-            rundir.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
+            record_lib.save_run_config(record.config_path, gan.name, gan.model_cfg, cfg)
             outputs.claim_outputs(gan.model_cfg, cfg, training=True, log=log)
         except OSError as e:
             kept = f"; the newest checkpoint, {restored}, is kept" if restored else ""
@@ -307,9 +301,9 @@ def _export(gan: GAN, safe: str, team: Optional[multiworker.Workers] = None) -> 
     return path if export_dir == gan.cfg.export_dir else target
 
 
-def restore(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunState:
+def restore(gan: GAN, run: Run, log=print) -> RunState:
     """Build ``gan`` and restore its newest intact checkpoint; a clear error when there is none."""
-    loop, path = _prepare(gan, _record(gan, record), log, training=False)
+    loop, path = _prepare(gan, run, log)
     if path is None:
         hint = _other_runs_hint(gan)
         raise UsageError(f"no checkpoint in {loop.ckpt_dir}: " + (hint or
@@ -318,10 +312,9 @@ def restore(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> R
     return loop
 
 
-def evaluate(gan: GAN, log=print, record: Optional[rundir.RunRecord] = None) -> RunState:
+def evaluate(gan: GAN, run: Run, log=print) -> RunState:
     """``--is_train False``: restore, write the model's evaluation outputs, export the SavedModel."""
-    outputs.check_output_dirs(gan.model_cfg, gan.cfg, training=False)
-    loop = restore(gan, log, record)
+    loop = restore(gan, run, log)
     try:
         outputs.claim_outputs(gan.model_cfg, gan.cfg, training=False, log=log)
     except OSError as e:

@@ -1,8 +1,9 @@
 """Vanilla GAN (JasonFengGit's Generative-Adversarial-Networks, docs/ORIGINAL.md §2): MLP generator and
 discriminator on MNIST scaled to [-1, 1], on the shared training loop.
 
-PyTorch's default initial weights, the per-epoch bookkeeping and the other choices this port shares
-with the ClusterGAN port are in :mod:`cogan_tf.torch_port` (documented there). Specific to this model:
+PyTorch's default initial weights (:mod:`cogan_tf.torch_layers`), the per-epoch outputs
+(:mod:`cogan_tf.history`) and the other choices this port shares with the ClusterGAN port are in
+docs/PORTS.md. Specific to this model:
 the loop drops the last partial batch, 117 steps of 512 per epoch instead of PyTorch's 118 with a
 last batch of 96.
 """
@@ -10,20 +11,21 @@ last batch of 96.
 from __future__ import annotations
 
 import os
-from typing import Dict, Optional
+from typing import Dict
 
 import numpy as np
 import tensorflow as tf
 import keras
 
-from cogan_tf import export as export_lib, images, levers
+from cogan_tf import data, images, levers
+from cogan_tf.data import IMAGE_SHAPE, check_image_arrays
+from cogan_tf.export import export_vanilla
+from cogan_tf.history import EpochHistory, finish_outputs
 from cogan_tf.layers import Dense
 from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.config import TrainConfig, VanillaConfig
 from cogan_tf.precision import as_float32
-from cogan_tf.torch_port import (IMAGE_SHAPE, EpochHistory, build_once, check_arrays,
-                                 epoch_summaries, finish_outputs, sample_every_epochs, torch_dense,
-                                 training_images)
+from cogan_tf.torch_layers import build_once, torch_dense
 from cogan_tf.gan import GAN, RunState, apply_gradients, global_batch, replica_share
 
 SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
@@ -135,7 +137,7 @@ class VanillaGAN(GAN):
 
     def __init__(self, model_cfg: VanillaConfig, train_cfg: TrainConfig, arrays=None, strategy=None):
         super().__init__(model_cfg, train_cfg, strategy=strategy)
-        self._arrays = None if arrays is None else check_arrays(arrays, "VanillaGAN")
+        self._arrays = None if arrays is None else check_image_arrays(arrays, "VanillaGAN")
         # The original's noise_for_display: drawn once, the same 64 z for every grid of the run.
         rng = np.random.default_rng([self.seed, 1])
         self.sample_z = rng.standard_normal((SAMPLE_SIZE, model_cfg.z_dim)).astype(np.float32)
@@ -166,7 +168,7 @@ class VanillaGAN(GAN):
 
     def training_arrays(self):
         if self._arrays is None:
-            self._arrays = [training_images(self.cfg.data_dir, self.cfg.dataset)]
+            self._arrays = [data.load_split(self.cfg.data_dir, self.cfg.dataset, "train")[0]]  # as the originals
         return self._arrays
 
     def train_step(self, x):
@@ -206,13 +208,13 @@ class VanillaGAN(GAN):
         (0, 10, 20, ...) an 8x8 grid of the fixed display noise, ``img_<epoch>.png``."""
         out = self.out_dir(self.cfg.sample_dir)
         values = {"g_loss": mean_losses["g_loss"], "d_loss": mean_losses["d_loss"]}
-        every = sample_every_epochs(self.cfg)
+        every = self.cfg.sample_every_epochs
         if every and epoch % every == 0:
             name = f"img_{epoch}.png"
             images.save_grid(os.path.join(out, name), self.generate(self.sample_z))
             values["grid"] = name
         EpochHistory(out).record(epoch, values)
-        epoch_summaries(loop, {"g_loss": values["g_loss"], "d_loss": values["d_loss"]})
+        loop.scalar_summaries({f"epoch/{k}": values[k] for k in ("g_loss", "d_loss")}, int(loop.step.numpy()))
         loop.log(f"epoch {epoch}: epoch_g_loss: {values['g_loss']:.5f}, epoch_d_loss: {values['d_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
 
@@ -237,26 +239,3 @@ class VanillaGAN(GAN):
     def export(self, export_dir: str) -> str:
         return export_vanilla(self.generator, self.model_cfg.z_dim, os.path.join(export_dir, self.name),
                               self.export_about())
-
-
-class _VanillaServing(tf.Module):
-    def __init__(self, generator):
-        super().__init__()
-        self.generator = generator
-
-
-def export_vanilla(generator, z_dim: int, path: str, about: Optional[Dict[str, str]] = None) -> str:
-    """SavedModel: ``serving_default(z: float32 [batch, z_dim]) -> {"images": [batch, 28, 28, 1]}``.
-
-    The generator's tanh output in [-1, 1] is mapped to [0, 1] by (x + 1) / 2, so every exported
-    generator of this project returns images in [0, 1]. (The original's grids instead clamp the
-    tanh output to [0, 1], turning everything below 0 black.)
-    """
-    module = _VanillaServing(generator)
-
-    @tf.function(input_signature=[tf.TensorSpec([None, z_dim], tf.float32, name="z")])
-    def serve(z):
-        return {"images": (generator(z, training=False) + 1.0) / 2.0}
-
-    module.serve = serve
-    return export_lib.save_module(module, {"serving_default": serve.get_concrete_function()}, path, about)

@@ -99,3 +99,32 @@ def run_main_refusal(tmp_path, args, message):
     assert r.stderr.strip().splitlines()[-1] == message
     assert "Traceback" not in r.stderr
     return r
+
+
+def fit(gan, log=quiet):
+    """``train.fit`` of a GAN a test built itself (a subclass, a spy): its run prepared from the GAN's own
+    configs (:func:`cogan_tf.run.prepare`), the lock released at the end. Returns the loop."""
+    from cogan_tf import run, train
+
+    with run.prepare(gan.model_cfg, gan.cfg, log=log) as prepared:
+        return train.fit(gan, prepared, log=log)
+
+
+def restore(gan, log=quiet):
+    """``train.restore`` of a GAN a test built itself, prepared as an evaluation. Returns the loop."""
+    from cogan_tf import run, train
+
+    with run.prepare(gan.model_cfg, gan.cfg, training=False, log=log) as prepared:
+        return train.restore(gan, prepared, log=log)
+
+
+@pytest.fixture
+def weights():
+    """``weights(gan, optimizers=False)``: the values of the GAN's networks' variables (the Keras models it
+    checkpoints) and, with ``optimizers``, its optimizers' too, in a fixed order: what two runs compare."""
+    import keras
+
+    def values(gan, optimizers=False):
+        kinds = (keras.Model, keras.optimizers.Optimizer) if optimizers else (keras.Model,)
+        return [v.numpy() for obj in gan.trackables().values() if isinstance(obj, kinds) for v in obj.variables]
+    return values

@@ -17,13 +17,13 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import runner, train
+from cogan_tf import runner
 from cogan_tf.errors import UsageError
 from cogan_tf.clustergan import ClusterGAN
 from cogan_tf.losses import coupled_weight_decay
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
 from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
-from tests.conftest import (ROOT, count_params, fake_images, quiet, run_main_refusal, run_without_cogan_tf, train_config,
+from tests.conftest import (ROOT, count_params, fake_images, fit, quiet, run_main_refusal, run_without_cogan_tf, train_config,
                             write_fake_dataset)
 
 CFG = C.ClusterGanConfig()
@@ -244,12 +244,7 @@ def test_first_step_changes_every_trainable_weight_and_draws_one_latent(eleven_s
 
 # --- the loop: outputs, resume, seed ------------------------------------------------------------------
 
-def all_weights(gan):
-    return [v.numpy() for v in gan.generator.variables + gan.encoder.variables + gan.discriminator.variables
-            + gan.ge_opt.variables + gan.d_opt.variables]
-
-
-def test_epoch_outputs_and_exact_resume(tmp_path):
+def test_epoch_outputs_and_exact_resume(tmp_path, weights):
     x = fake_images(20)  # 5 steps of 4 per epoch: G+E updates at steps 0 and 5
     logs = []
     full = runner.run(CFG, train_cfg(tmp_path / "a", epoch=2), arrays=x, log=logs.append)
@@ -261,7 +256,7 @@ def test_epoch_outputs_and_exact_resume(tmp_path):
     # Equal up to float noise: TF's multithreaded CPU kernels are not bit-reproducible under load (this
     # comparison failed bit-exactly in 2 of ~15 runs). A wrong resume (another batch or z) moves the
     # weights by ~lr = 1e-4 per step, far outside this tolerance.
-    for a, b in zip(all_weights(full), all_weights(resumed)):
+    for a, b in zip(weights(full, optimizers=True), weights(resumed, optimizers=True)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
     np.testing.assert_array_equal(full.rng.state.numpy(), resumed.rng.state.numpy())
     for k in full.last_ge:
@@ -380,7 +375,7 @@ def test_evaluate_without_checkpoint_is_refused(tmp_path):
 def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
     """--zn_sigma (the ClusterGAN paper's 0.1): the training latent, the display noise and the
     encoder check draw z_n ~ N(0, sigma^2); the SavedModel carries sigma and the evaluation samples
-    with it; a checkpoint made before the option existed (no zn_sigma in config.json) still resumes."""
+    with it."""
     from cogan_tf import evaluate
     m = C.ClusterGanConfig(zn_sigma=0.1)
     gan = ClusterGAN(m, train_cfg(tmp_path), arrays=fake_images(40))
@@ -414,15 +409,9 @@ def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
 
     evaluate.generate(Spy(), n=2000, seed=0, source="spy")
     assert float(np.std(np.concatenate(seen))) == pytest.approx(0.1, rel=0.05)
-
-    # A config.json from before zn_sigma existed: the field is missing, and means the original's 1.0.
-    ckpt_dir = tmp_path / "checkpoint" / "clustergan_mnist_4_28"
-    saved = json.loads((ckpt_dir / "config.json").read_text())
-    del saved["model_config"]["zn_sigma"]
-    (ckpt_dir / "config.json").write_text(json.dumps(saved))
-    with pytest.raises(UsageError, match=r"trained with zn_sigma=1.0 \(here 0.1, flag --zn_sigma\)"):
-        runner.run(m, dataclasses.replace(cfg, max_steps=3), log=quiet)  # 0.1 is not the 1.0 it was made with
-    runner.run(CFG, dataclasses.replace(cfg, max_steps=3), log=quiet)  # resumes as the original's sigma 1
+    # A resume with another sigma is refused in one line naming the flag.
+    with pytest.raises(UsageError, match=r"trained with zn_sigma=0.1 \(here 1.0, flag --zn_sigma\)"):
+        runner.run(CFG, dataclasses.replace(cfg, max_steps=3), log=quiet)
 
 
 # --- --recipe paper: the ClusterGAN paper authors' training ---------------------------------------------
@@ -528,7 +517,7 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     calls = []
     gan.cluster_report = scripted_reports([0.2, 0.7, 0.5, 0.7, 0.1], calls)  # best: step 4 (a tie keeps the first)
     logs = []
-    train.fit(gan, log=logs.append)
+    fit(gan, log=logs.append)
 
     # Held out: the 12 validation images are not trained on, and with the 48 make up the training split.
     x_all, y_all = data.load_split(data_dir, "mnist", "train")
@@ -581,12 +570,9 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     assert gan.cfg.val_size == 12 and gan.restored_from["step"] == 4 and int(gan.ge_opt.iterations) == 0
     assert gan.restored_from["path"] == str(ckpt_dir / "best" / "ClusterGAN.model-5")
 
-    # tools/clustergan_curve.py: every checkpoint and the best copy, against G+E's update count (the
+    # The clustering curve: every checkpoint and the best copy, against G+E's update count (the
     # original updates G+E at steps 0, 5, 10: 1 after step 1 and 4, 2 after 7 and 10, 3 after 12).
-    import importlib.util
-    spec = importlib.util.spec_from_file_location("clustergan_curve", os.path.join(ROOT, "tools", "clustergan_curve.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    from cogan_tf.evaluate import clustergan_curve as tool
     lines = []
     out = str(tmp_path / "curve")
     result = tool.curve(str(tmp_path / "checkpoint"), data_dir, out, log=lines.append)

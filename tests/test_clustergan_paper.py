@@ -1,11 +1,9 @@
 """ClusterGAN ``--recipe paper``: the ClusterGAN paper authors' networks (ReLU generator, BatchNorm without
 gamma on batch statistics always, "same" convolutions, Glorot-uniform last layers), their gradient
-penalty (one e per batch), their Fashion-MNIST settings, the refusal of checkpoints of the earlier paper
-recipe, its 5:1 critic loop, and the N-seed selection tool."""
+penalty (one e per batch), their Fashion-MNIST settings and its 5:1 critic loop. (Its evaluation over
+seeds and beside the authors' code: tests/test_clustergan_seeds.py, tests/test_clustergan_side_by_side.py.)"""
 
 import dataclasses
-import importlib.util
-import json
 import math
 import os
 import re
@@ -18,22 +16,18 @@ import tensorflow as tf
 import keras
 
 from cogan_tf import config as C
-from cogan_tf import runner, train
-from cogan_tf.data import load_split
-from cogan_tf.errors import DataError, UsageError
-from cogan_tf.gan import RunState
 from cogan_tf.clustergan import ClusterGAN
 from cogan_tf.clustergan_networks import (ClusterDiscriminator, ClusterEncoder, ClusterGenerator, Dense, LeakyReLU,
                                           use_plain_layers)
 from cogan_tf.losses import critic_loss, generator_encoder_loss, gradient_penalty
-from tests.conftest import ROOT, count_params, fake_images, quiet, write_fake_dataset
-from tests.test_clustergan import all_weights, built_gan, train_cfg
+from tests.conftest import ROOT, count_params, fake_images, fit, write_fake_dataset
+from tests.test_clustergan import built_gan, train_cfg
 from tests.tolerance import assert_gradients_close, sum_rounding
 
 CFG = C.ClusterGanConfig()
 PAPER = C.clustergan_config("paper")
 FASHION = C.clustergan_config("paper", "fashion_mnist")
-# --recipe paper before it built the authors' networks: JasonFengGit's networks, e per sample.
+# The paper's critic on JasonFengGit's networks, with one e per sample.
 OLD_PAPER = dataclasses.replace(PAPER, networks="original", gp_eps="per_sample")
 
 
@@ -415,28 +409,6 @@ def test_fashion_variant_has_40_dims_of_z_n_an_untrained_z_n_head_and_clusters_t
     assert scores[0.0]["kmeans_purity"] == pytest.approx(1.0) and scores[10.0]["kmeans_purity"] < 0.9
 
 
-# --- checkpoints of the earlier paper recipe ----------------------------------------------------------------
-
-def test_checkpoint_of_the_earlier_paper_networks_is_refused_and_still_evaluates(tmp_path):
-    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=20)
-    cfg = train_cfg(tmp_path, data_dir=data_dir, max_steps=1, sample_every_epochs=0)
-    runner.run(OLD_PAPER, cfg, log=quiet)
-    ckpt_dir = tmp_path / "checkpoint" / "clustergan_mnist_4_28"
-    saved = json.loads((ckpt_dir / "config.json").read_text())
-    for field in ("networks", "gp_eps"):  # what --recipe paper wrote before these fields existed
-        del saved["model_config"][field]
-    (ckpt_dir / "config.json").write_text(json.dumps(saved))
-    with pytest.raises(UsageError) as e:
-        runner.run(PAPER, dataclasses.replace(cfg, max_steps=2), log=quiet)
-    msg = str(e.value)
-    assert "\n" not in msg and msg.startswith(f"{ckpt_dir} holds a checkpoint trained with networks='original' "
-                                              "(here 'paper', flag --recipe), gp_eps='per_sample' (here 'per_batch'")
-    # Evaluating it rebuilds the networks its config.json records (JasonFengGit's: 3,200 conv features).
-    gan = runner.run(PAPER, cfg, is_train=False, log=quiet)
-    assert gan.model_cfg.networks == "original" and gan.discriminator.trunk.h2.kernel.shape == (3200, 1024)
-    assert json.loads((tmp_path / "evaluate" / "clustergan_clustering.json").read_text())["step"] == 1
-
-
 # --- the loop: 5 critic updates, then one G+E update -----------------------------------------------------------
 
 @pytest.fixture(scope="module")
@@ -501,10 +473,10 @@ class BatchSpyGAN(ClusterGAN):
         return out
 
 
-def test_paper_loop_gives_each_critic_update_its_own_batch_and_resumes_exactly(tmp_path):
+def test_paper_loop_gives_each_critic_update_its_own_batch_and_resumes_exactly(tmp_path, weights):
     x = [np.repeat(5 * np.arange(40, dtype=np.uint8), 784).reshape(40, 28, 28, 1)]  # image i is all 5 * i
     full = BatchSpyGAN(PAPER, train_cfg(tmp_path / "a", sample_every_epochs=0), arrays=x)
-    train.fit(full, log=quiet)
+    fit(full)
     seen = full.seen.numpy()
     # One epoch of 10 batches of 4: every image once, so the 5 critic updates before each G+E update
     # saw 5 disjoint batches; G+E moved after the 5th and the 10th.
@@ -512,187 +484,11 @@ def test_paper_loop_gives_each_critic_update_its_own_batch_and_resumes_exactly(t
     assert full.g_count.numpy().tolist() == [0, 0, 0, 0, 1, 1, 1, 1, 1, 2]
     # Interrupted after 3 critic updates (mid-way to the first G+E update) and resumed: the same batches
     # from there on and the same weights.
-    train.fit(BatchSpyGAN(PAPER, train_cfg(tmp_path / "b", max_steps=3, sample_every_epochs=0), arrays=x), log=quiet)
+    fit(BatchSpyGAN(PAPER, train_cfg(tmp_path / "b", max_steps=3, sample_every_epochs=0), arrays=x))
     resumed = BatchSpyGAN(PAPER, train_cfg(tmp_path / "b", sample_every_epochs=0), arrays=x)
-    train.fit(resumed, log=quiet)
+    fit(resumed)
     np.testing.assert_array_equal(resumed.seen.numpy()[3:], seen[3:])
     assert resumed.g_count.numpy().tolist()[3:] == [0, 1, 1, 1, 1, 1, 2]
     np.testing.assert_array_equal(resumed.rng.state.numpy(), full.rng.state.numpy())
-    for a, b in zip(all_weights(full), all_weights(resumed)):
+    for a, b in zip(weights(full, optimizers=True), weights(resumed, optimizers=True)):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-7)
-
-
-# --- tools/clustergan_seeds.py: best of N by validation purity, and mean +- std ----------------------------
-
-def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(ROOT, "tools", f"{name}.py"))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
-
-
-def test_seeds_tool_selects_by_validation_purity_and_averages_the_test_scores(tmp_path):
-    tool = load_tool("clustergan_seeds")
-    data_dir = write_fake_dataset(tmp_path / "data", dataset="fashion_mnist", n_train=48, n_test=30)
-    dirs = []
-    for seed in (5, 6):  # two tiny runs of the Fashion-MNIST variant, 12 images held out
-        cfg = train_cfg(tmp_path / f"s{seed}", data_dir=data_dir, dataset="fashion_mnist", seed=seed, val_size=12,
-                        max_steps=2, sample_every_epochs=0)
-        runner.run(FASHION, cfg, log=quiet)
-        dirs.append(str(tmp_path / f"s{seed}" / "checkpoint"))
-    saved = json.loads((tmp_path / "s5/checkpoint/clustergan_fashion_mnist_4_28/config.json").read_text())
-    assert (saved["model_config"]["z_dim"], saved["model_config"]["betan"], saved["model_config"]["networks"]) == (
-        40, 0.0, "paper")  # the variant, recorded
-    # ... and in its export, whose evaluation then clusters the softmax alone, as the run's own report
-    assert not tf.saved_model.load(str(tmp_path / "s5" / "export" / "clustergan")).kmeans_on_zn.numpy()
-    lines = []
-    out = str(tmp_path / "seeds")
-    summary = tool.seeds_report(dirs, data_dir, out, log=lines.append)
-    runs = summary["runs"]
-    assert [r["seed"] for r in runs] == [5, 6] and summary["n"] == 2 and len(lines) == 3
-    assert all(r["kmeans_features"] == "softmax" and r["g_iterations"] == 0 for r in runs)  # 2 critic steps
-    best = max(runs, key=lambda r: r["validation"]["kmeans_purity"])
-    # The selected run's scores are what its own evaluation gives (main.py --is_train False).
-    cfg = train_cfg(tmp_path / f"s{best['seed']}", data_dir=data_dir, dataset="fashion_mnist", seed=best["seed"],
-                    val_size=12)
-    gan = runner.run(FASHION, cfg, is_train=False, log=quiet)
-    own = json.loads((tmp_path / f"s{best['seed']}" / "evaluate" / "clustergan_clustering.json").read_text())
-    assert best["test"] == pytest.approx({k: own[k] for k in best["test"]})
-    assert best["step"] == own["checkpoint"]["step"] == 2
-    assert best["validation"]["kmeans_purity"] == pytest.approx(own["checkpoint"]["validation"]["kmeans_purity"])
-    assert best["validation"]["kmeans_purity"] == pytest.approx(
-        gan.cluster_report(*gan.validation_set())["kmeans_purity"])
-    assert summary["best_of_n"]["seed"] == best["seed"] and summary["best_of_n"]["test"] == best["test"]
-    for k in ("kmeans_purity", "kmeans_nmi", "kmeans_ari", "acc"):
-        values = [r["test"][k] for r in runs]
-        assert summary["mean_std"][k]["mean"] == pytest.approx(np.mean(values))
-        assert summary["mean_std"][k]["std"] == pytest.approx(abs(values[0] - values[1]) / 2)  # ddof 0
-    assert json.loads(open(out + ".json").read()) == json.loads(json.dumps(summary))
-    table = open(out + ".md").read().splitlines()
-    assert table[2].startswith("| run | checkpoint step |") and len(table) == 8  # title, blank, header, rule, 2 runs,
-    # the best of 2 and the mean +- std
-    assert table[-2].startswith(f"| **best of 2 by validation purity** (seed {best['seed']}) |")
-    assert f"**{best['test']['kmeans_purity']:.4f}**" in table[-2]
-    s = summary["mean_std"]["kmeans_nmi"]
-    assert f"{s['mean']:.4f} +- {s['std']:.4f}" in table[-1]
-
-    # Runs of different setups, or without a validation split, are refused in one line.
-    with pytest.raises(UsageError, match="differ in model_config"):
-        tool.summarize([runs[0], {**runs[1], "model_config": {**runs[1]["model_config"], "betan": 10.0}}])
-    noval = tmp_path / "noval"
-    noval.mkdir()
-    (noval / "config.json").write_text(json.dumps({**saved, "val_size": 0}))
-    with pytest.raises(UsageError, match=r"noval was trained without --val_size: it has no validation split"):
-        tool.seeds_report([str(noval)], data_dir, out, log=quiet)
-
-
-def test_seeds_tool_training_commands_and_refusals(tmp_path):
-    tool = load_tool("clustergan_seeds")
-    cmd = tool.train_command(3, str(tmp_path / "r"), "data", ["--recipe", "paper", "--val_size=5000"])
-    assert cmd[1].endswith("main.py") and cmd[-3:] == ["--recipe", "paper", "--val_size=5000"]
-    assert {"--is_train=True", "--model=clustergan", "--seed=3", "--data_dir=data"} <= set(cmd)
-    for flag, sub in (("checkpoint", "checkpoint"), ("sample", "samples"), ("log", "logs"), ("export", "export"),
-                      ("evaluate", "evaluate")):
-        assert f"--{flag}_dir={tmp_path / 'r' / 'seed3' / sub}" in cmd
-    with pytest.raises(UsageError, match="--main_flags: --seed=1 is set by the tool for each seed; leave it out"):
-        tool.train_command(3, "r", "data", ["--seed=1"])
-    assert tool.parse_seeds("0, 1,2") == [0, 1, 2]
-    for bad in ("0,x", "1,1", "-1"):
-        with pytest.raises(UsageError, match="--train_seeds="):
-            tool.parse_seeds(bad)
-
-
-@pytest.mark.slow
-def test_seeds_tool_trains_two_seeds_with_main_and_reports(tmp_path):
-    data_dir = write_fake_dataset(tmp_path / "data", n_train=40, n_test=20)
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "clustergan_seeds.py"), "--train_seeds=0,1",
-                        f"--runs_root={tmp_path / 'runs'}", f"--data_dir={data_dir}", f"--out={tmp_path / 'seeds'}",
-                        "--main_flags=--recipe paper --dataset mnist --batch_size 4 --val_size 12 --max_steps 2 --save_every 0 "
-                        "--sample_every_epochs 0 --log_every 0"], capture_output=True, text=True, cwd=str(tmp_path))
-    assert r.returncode == 0, r.stderr[-3000:]
-    summary = json.loads((tmp_path / "seeds.json").read_text())
-    assert [run["seed"] for run in summary["runs"]] == [0, 1] and summary["recipe"] == "paper"
-    assert all(run["model_config"]["networks"] == "paper" and run["step"] == 2 for run in summary["runs"])
-    assert r.stdout.strip().splitlines()[-1].startswith("best of 2 by validation purity: seed ")
-
-
-# --- tools/clustergan_side_by_side.py: the port's curves beside another code's encodings --------------------
-
-def test_side_by_side_scores_other_encodings_as_the_port_scores_its_own(tmp_path):
-    tool = load_tool("clustergan_side_by_side")
-    data_dir = write_fake_dataset(tmp_path / "data", n_train=48, n_test=30)
-    # 15 critic batches = 3 G+E updates; a checkpoint after 1 and after 2 updates, and at the end
-    cfg = train_cfg(tmp_path / "p", data_dir=data_dir, dataset="mnist", seed=3, epoch=2, max_steps=15, save_every=5,
-                    keep_checkpoints=None, sample_every_epochs=0, val_size=12)
-    runner.run(PAPER, cfg, log=quiet)
-    port_dir = str(tmp_path / "p" / "checkpoint")
-    # The other side: the port's own checkpoints encoded into the .npz format, logits (not softmax) as other
-    # code writes them. Scored by the tool, they must give the port's numbers exactly.
-    gan = runner.gan_from_checkpoint(port_dir, data_dir, "clustergan", log=quiet)
-    x, y = load_split(data_dir, "mnist", "test")
-    ckpt_dir = os.path.join(port_dir, "clustergan_mnist_4_28")
-    paths = tf.train.get_checkpoint_state(ckpt_dir).all_model_checkpoint_paths
-    encodings = []
-    x_val, y_val = gan.validation_set()
-    for i, path in enumerate(paths):
-        gan.restore_weights(RunState(gan, gan.cfg), path)
-        enc = {}
-        for split, images, labels in (("test", x, y), ("val", x_val, y_val)):
-            z_n, logits = gan.encoder(tf.constant(images.astype(np.float32) / 255.0), training=False)
-            enc.update({f"{split}_zn": z_n.numpy(), f"{split}_logits": logits.numpy(),
-                        f"{split}_labels": labels.astype(np.int64)})
-        out = tmp_path / f"dump_{i}.npz"
-        np.savez(out, ge_updates=np.int64(load_tool("clustergan_curve").g_iterations(path)),
-                 info=json.dumps({"seed": 3}), **enc)
-        encodings.append(str(out))
-    lines = []
-    summary = tool.curves(tool.check_inputs([port_dir], encodings, data_dir, str(tmp_path / "sbs"), select=True),
-                          data_dir, log=lines.append)
-    updates = [r["ge_updates"] for r in summary["rows"]]
-    assert updates == [0, 1, 2, 3]  # the step-1 save (no update yet), steps 6 and 11, the end
-    for row in summary["rows"]:
-        for key in tool.CURVE_KEYS:
-            assert row["port"][key]["mean"] == pytest.approx(row["other"][key]["mean"], abs=1e-6)
-            assert row["port_mean_within_other_range"][key]
-    assert lines[-1].startswith("port mean within the other side's range at 12 of 12 points")
-    # The paper's protocol at the end: the port's run scored at its latest checkpoint on its own validation split,
-    # the other side from its validation encodings; the same model, so the same numbers.
-    final = summary["final"]
-    assert final["ge_updates"] == 3 and final["port"]["n"] == final["other"]["n"] == 1
-    for side in ("port", "other"):
-        assert final[side]["best_seed"] == 3 and final[side]["mean_std"]["kmeans_nmi"]["std"] == 0
-    assert final["port"]["best_validation_kmeans_purity"] == pytest.approx(final["other"]["best_validation_kmeans_purity"])
-    assert final["port"]["best_test"] == pytest.approx(final["other"]["best_test"])
-    table = (tmp_path / "sbs.md").read_text().splitlines()
-    assert table[2].startswith("| G+E updates | score |") and len(table) == 4 + 4 * len(tool.PLOT_KEYS) + 7
-    assert table[-2].startswith("| this port | 1 | seed 3 (") and table[-1].startswith("| the authors' code | 1 | seed 3 (")
-    sel = tool.selection([{"seed": s, "validation": {"kmeans_purity": v}, "test": {k: t for k in tool.FINAL_KEYS}}
-                          for s, v, t in ((0, 0.5, 0.9), (1, 0.7, 0.6), (2, 0.7, 0.3))])
-    assert sel["best_seed"] == 1 and sel["best_test"]["kmeans_ari"] == 0.6  # the first on a tie
-    assert sel["mean_std"]["kmeans_purity"]["mean"] == pytest.approx(0.6)
-    assert (tmp_path / "sbs.png").stat().st_size > 0 and json.loads((tmp_path / "sbs.json").read_text())["rows"]
-
-    # The range check can fail: a port mean outside the other runs' min..max is marked.
-    def pts(values):
-        return [{"ge_updates": 10, "seed": s, "scores": {"test": {k: v for k in tool.CURVE_KEYS}}}
-                for s, v in enumerate(values)]
-    assert not tool.summarize(pts([0.5, 0.52]), pts([0.6, 0.7]))["rows"][0][
-        "port_mean_within_other_range"]["kmeans_purity"]
-    assert tool.summarize(pts([0.5, 0.7]), pts([0.4, 0.7]))["rows"][0][
-        "port_mean_within_other_range"]["kmeans_purity"]
-    with pytest.raises(UsageError, match="no G\\+E update count is on both sides"):
-        tool.summarize(pts([0.5]), [{**p, "ge_updates": 20} for p in pts([0.5])])
-
-    # Encodings of other images, or not in the format, are refused in one line naming the file.
-    bad = tmp_path / "bad.npz"
-    np.savez(bad, ge_updates=np.int64(1), test_zn=np.zeros((30, 30)), test_logits=np.zeros((30, 10)),
-             test_labels=(y[::-1] + 1) % 10, info=json.dumps({"seed": 3}))
-    with pytest.raises(DataError, match="bad.npz: its test_labels are not the dataset's test labels"):
-        tool.check_inputs([port_dir], [str(bad)], data_dir, str(tmp_path / "x"))
-    np.savez(bad, ge_updates=np.int64(1), test_zn=np.zeros((30, 30)), info="{}")
-    with pytest.raises(DataError, match="bad.npz: lacks test_logits, test_labels"):
-        tool.read_encoding(str(bad))
-    np.savez(bad, ge_updates=np.int64(1), test_zn=np.zeros((30, 30)), test_logits=np.zeros((30, 10)),
-             test_labels=y, info="{}")
-    with pytest.raises(DataError, match="bad.npz: its info is not a JSON object with the run's seed"):
-        tool.read_encoding(str(bad))

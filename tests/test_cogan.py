@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from cogan_tf import config as C
 from cogan_tf import losses, runner
-from cogan_tf.cogan import CoGAN, export_cogan
+from cogan_tf.cogan import CoGAN
+from cogan_tf.export import export_cogan
 from cogan_tf.layers import BatchNorm, ScalarPReLU
 from cogan_tf.cogan_networks import build_cogan, unique_variables
 from tests.conftest import ROOT, count_params, run_main_refusal, run_without_cogan_tf, train_config
@@ -296,10 +297,6 @@ def test_log_line_format(tmp_path):
     assert re.fullmatch(r"Epoch: \[ 0\] \[   1/   8\] time: \d+\.\d{4}, d_loss: \d+\.\d{8}, g_loss: \d+\.\d{8}", steps[1])
 
 
-def weights(gan):
-    return [v.numpy() for v in gan.generator.variables + gan.discriminator.variables]
-
-
 def assert_progress_lines(logs, root):
     """What a user plans with (cogan_tf/train.py's Progress): the start block naming the run, its length and
     its outputs, a rate and time-left line every epoch here (no grids), TensorBoard events in the run's folder."""
@@ -317,7 +314,7 @@ def assert_progress_lines(logs, root):
     assert os.listdir(root / "logs") == ["cogan_mnist_8_28"] and os.listdir(board)
 
 
-def test_resume_continues_exactly(tmp_path):
+def test_resume_continues_exactly(tmp_path, weights):
     x = fake_domains(64)
     # Uninterrupted: 2 epochs of 8 steps.
     full_logs = []
@@ -354,7 +351,7 @@ def test_resume_refuses_other_architecture(tmp_path):
                    arrays=x, log=lambda s: None)
 
 
-def test_seed_reproduces_a_run(tmp_path):
+def test_seed_reproduces_a_run(tmp_path, weights):
     x = fake_domains(64)
     a = runner.run(FAITHFUL, train_cfg(tmp_path / "a", max_steps=3), arrays=x, log=lambda s: None)
     b = runner.run(FAITHFUL, train_cfg(tmp_path / "b", max_steps=3), arrays=x, log=lambda s: None)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cogan_tf import cli, evaluate as ev, images, published, rundir, runner
+from cogan_tf import cli, evaluate as ev, images, published, record as record_lib, runner
 from cogan_tf.evaluate import classifier, grid_compare as gc
 from cogan_tf.evaluate.__main__ import LIST_FLAGS
 from cogan_tf.errors import UsageError
@@ -315,10 +315,10 @@ def test_missing_model_and_checkpoint_errors(tmp_path):
     with pytest.raises(DataError, match="no SavedModel here"):
         ev.load_saved_model(str(tmp_path / "nothing"))
     with pytest.raises(DataError, match="no such checkpoint directory"):
-        rundir.find_run(str(tmp_path / "nothing"))
+        record_lib.find_run(str(tmp_path / "nothing"))
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="no config.json"):
-        rundir.find_run(str(tmp_path / "empty"))
+        record_lib.find_run(str(tmp_path / "empty"))
 
 
 # --- damaged SavedModels: one line naming the folder and what is wrong -------------------------------------

@@ -56,10 +56,6 @@ def optimizers(gan):
     return {k: v for k, v in gan.trackables().items() if isinstance(v, keras.optimizers.Optimizer)}
 
 
-def weights(gan):
-    return [v.numpy() for net in networks(gan) for v in net.variables]
-
-
 def run_steps(gan, steps=2):
     b = gan.cfg.batch_size
     step = tf.function(gan.train_step)
@@ -91,7 +87,7 @@ def outputs(gan, model):
 @pytest.mark.parametrize("model, dtype", [
     pytest.param(m, d, marks=[pytest.mark.slow] if (d == "bfloat16" and m != "cogan") else [], id=f"{d}-{m}")
     for d in POLICIES for m in MODELS])
-def test_mixed_training_steps(tmp_path, model, dtype):
+def test_mixed_training_steps(tmp_path, model, dtype, weights):
     gan = built(tmp_path, model, POLICIES[dtype])
     assert keras.config.dtype_policy().name == "float32"  # restored after the build
     before = weights(gan)
@@ -170,7 +166,7 @@ def test_loss_scale_reaches_the_gradient_and_is_taken_out(tmp_path):
 
 # --- the default: float32, unchanged, no leaked policy --------------------------------------------------
 
-def test_default_is_float32_and_unchanged_by_a_mixed_build(tmp_path):
+def test_default_is_float32_and_unchanged_by_a_mixed_build(tmp_path, weights):
     def float32_run(d):
         gan = built(d, "cogan", None)
         run_steps(gan)
@@ -265,7 +261,7 @@ def test_mixed_exports_keep_float32_signatures(tmp_path, model):
 
 
 @pytest.mark.slow
-def test_mixed_resume_continues_exactly_and_evaluates_in_float32(tmp_path):
+def test_mixed_resume_continues_exactly_and_evaluates_in_float32(tmp_path, weights):
     x = arrays_for("cogan", n=48)
     cfg = lambda d, **kw: train_config(tmp_path / d, batch_size=8, **kw)  # noqa: E731
     quiet = lambda s: None  # noqa: E731

@@ -94,44 +94,15 @@ def test_which_folders_the_export_may_replace(tmp_path):
     (marked / "saved_model.pb").write_text("")
     (marked / outputs.EXPORT_MARKER).write_text(outputs.export_marker("cogan"))
     assert outputs.export_target_problem(str(marked)) is None
-    older = tmp_path / "older"  # an export written before the marker: only what tf.saved_model.save writes
-    (older / "variables").mkdir(parents=True)
-    (older / "assets").mkdir()
+    plain = tmp_path / "plain"  # a SavedModel without the marker: not this project's export, refused
+    (plain / "variables").mkdir(parents=True)
     for name in ("saved_model.pb", "fingerprint.pb"):
-        (older / name).write_text("")
-    assert outputs.export_target_problem(str(older)) is None
-    (older / "config.json").write_text("{}")
-    assert "config.json" in outputs.export_target_problem(str(older))
+        (plain / name).write_text("")
+    assert outputs.export_target_problem(str(plain)) == (
+        f"{plain} holds files that are not an earlier export of this project (fingerprint.pb, saved_model.pb, "
+        "variables), which the export would delete")
     (tmp_path / "afile").write_text("x")
     assert outputs.export_target_problem(str(tmp_path / "afile")).endswith("exists and is not a folder")
-
-
-def test_save_module_refuses_a_foreign_folder_and_replaces_an_earlier_export(tmp_path):
-    import tensorflow as tf
-    from cogan_tf import export
-
-    module = tf.Module()
-    module.v = tf.Variable(1.0)
-    serve = tf.function(lambda x: x * module.v, input_signature=[tf.TensorSpec([None], tf.float32)])
-    target = tmp_path / "export" / "cogan"
-    target.mkdir(parents=True)
-    (target / "run.log").write_text("keep me")
-    with pytest.raises(UsageError, match=r"holds files that are not an earlier export .*\(run\.log\)"):
-        export.save_module(module, {"serving_default": serve.get_concrete_function()}, str(target))
-    assert os.listdir(target) == ["run.log"]
-    os.remove(target / "run.log")
-    old_umask = os.umask(0o022)
-    try:
-        export.save_module(module, {"serving_default": serve.get_concrete_function()}, str(target))
-        module.v.assign(2.0)
-        export.save_module(module, {"serving_default": serve.get_concrete_function()}, str(target))
-    finally:
-        os.umask(old_umask)
-    assert outputs.EXPORT_MARKER in os.listdir(target)
-    # The folder has the umask's mode (it was 0700, mkdtemp's).
-    assert os.stat(target).st_mode & 0o777 == 0o755
-    assert float(tf.saved_model.load(str(target)).signatures["serving_default"](tf.constant([3.0]))["output_0"][0]) == 6
-    assert sorted(os.listdir(tmp_path / "export")) == [".cogan.lock", "cogan"]  # no leftovers
 
 
 # --- one run per checkpoint folder -----------------------------------------------------------------------
@@ -185,7 +156,7 @@ def test_wait_for_lock_waits_with_a_line_then_takes_it(tmp_path):
     folder = tmp_path / "run"
     holder = hold_lock(folder)
     code = (f"import sys; sys.path.insert(0, {ROOT!r}); from cogan_tf import outputs; "
-            f"outputs.RunLock.acquire({str(folder)!r}, wait=True); print('got it', flush=True)")
+            f"lock = outputs.RunLock.acquire({str(folder)!r}, wait=True); print('got it', lock.waited, flush=True)")
     waiter = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         assert waiter.stdout.readline().strip() == f"[*] waiting for pid {holder.pid}, which is training in {folder}"
@@ -194,21 +165,33 @@ def test_wait_for_lock_waits_with_a_line_then_takes_it(tmp_path):
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
-    assert waiter.stdout.readline().strip() == "got it"
+    assert waiter.stdout.readline().strip() == "got it True"  # the run then reads its folder again
     assert waiter.wait(timeout=30) == 0
     assert (folder / outputs.LOCK_FILE).read_text().strip() == str(waiter.pid)
 
 
-def test_the_lock_is_reentrant_within_one_process(tmp_path):
+def test_a_held_lock_refuses_a_second_taker_until_released(tmp_path):
+    """No registry of held locks: a second run in the same process is refused as one in another process."""
     a = outputs.RunLock.acquire(str(tmp_path))
     try:
-        assert outputs.RunLock.acquire(str(tmp_path)) is a
+        assert not a.waited
+        with pytest.raises(UsageError, match=f"is in use by another run \\(pid {os.getpid()}\\)"):
+            outputs.RunLock.acquire(str(tmp_path))
         assert outputs.try_lock(str(tmp_path / outputs.LOCK_FILE)) is None  # held against others
     finally:
         a.release()
-    fd = outputs.try_lock(str(tmp_path / outputs.LOCK_FILE))
-    assert fd is not None
-    os.close(fd)
+    a.release()  # a second release does nothing
+    outputs.RunLock.acquire(str(tmp_path)).release()
+
+
+def test_an_abandoned_lock_removes_only_the_folders_taking_it_made(tmp_path):
+    """A run refused after taking its lock (a device TensorFlow does not have) leaves nothing behind."""
+    outputs.RunLock.acquire(str(tmp_path / "new" / "run")).abandon()
+    assert os.listdir(tmp_path) == []
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "config.json").write_text("{}")
+    outputs.RunLock.acquire(str(tmp_path / "old")).abandon()
+    assert sorted(os.listdir(tmp_path / "old")) == [outputs.LOCK_FILE, "config.json"]
 
 
 # --- an interrupted export's leftovers --------------------------------------------------------------------

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as C, losses, rundir, runner
+from cogan_tf import config as C, losses, record as record_lib, runner
 from cogan_tf.errors import UsageError
 from cogan_tf.cogan_paper import PaperCoGAN
 from cogan_tf.paper_layers import CaffeAdam, CaffeBatchNorm, caffe_deconv, channel_prelu
@@ -277,7 +277,7 @@ def test_one_real_training_step(tmp_path, model_cfg):
     weights = [v for p, v in after.items() if p.endswith("weight_sum")]
     assert len(weights) == 4 and all(float(w.numpy()) == pytest.approx(1.999) for w in weights)
     # config.json records the recipe and its sharing: the run is rebuilt from it.
-    record = rundir.RunRecord.read(str(tmp_path / "checkpoint" / "mnist_8_28"))
+    record = record_lib.RunRecord.read(str(tmp_path / "checkpoint" / "mnist_8_28"))
     assert C.model_config_from_dict("cogan", record.model_config) == model_cfg
 
 
@@ -352,10 +352,6 @@ def test_recipe_defaults():
         True, 25000, 128, 2e-4, 0.5, 0.999)
     assert C.train_config("cogan").disjoint_domains is False
     assert (PAPER.g_shared_layers, PAPER.d_shared_layers, PAPER.real_target, PAPER.fake_target) == (4, 3, 1.0, 0.0)
-    # A config.json written before the recipe existed is the original network.
-    old = {k: v for k, v in dataclasses.asdict(C.CoganConfig()).items()
-           if k not in ("recipe", "g_shared_layers", "d_shared_layers")}
-    assert C.model_config_from_dict("cogan", old).recipe == "original"
 
 
 MAIN_CONFIGS = r"""

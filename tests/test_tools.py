@@ -13,7 +13,7 @@ import sys
 import numpy as np
 import pytest
 
-from cogan_tf import config as C, rundir, runner
+from cogan_tf import config as C, record as record_lib, runner
 from cogan_tf.data import load_split
 from tests.conftest import ROOT, quiet, write_fake_dataset
 from tests.test_clustergan import train_cfg
@@ -23,14 +23,14 @@ ABSL_TOOLS = ("clustergan_curve", "clustergan_seeds", "clustergan_side_by_side",
 
 
 def without(tmp_path, *modules):
-    """The environment of a process in which importing ``modules`` fails, and which does not find this tree
-    on its PYTHONPATH: a tool must find its own package."""
+    """The environment of a process in which importing ``modules`` fails. The package is found as an installed
+    one is (here: this tree on PYTHONPATH, after the shim); a tool does not change ``sys.path`` itself."""
     shim = tmp_path / "shim"
     for m in modules:
         (shim / m).mkdir(parents=True, exist_ok=True)
         (shim / m / "__init__.py").write_text(f"raise ImportError('{m} was imported')\n")
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return dict(env, PYTHONPATH=str(shim))
+    return dict(env, PYTHONPATH=os.pathsep.join([str(shim), ROOT]))
 
 
 def run_tool(tool, *args, cwd, env, timeout=120):
@@ -64,7 +64,7 @@ def runs(tmp_path_factory):
                                                sample_every_epochs=0), log=quiet)
     cogan = root / "cogan" / "checkpoint" / "cogan_mnist_4_28"
     cogan.mkdir(parents=True)
-    rundir.save_run_config(str(cogan / "config.json"), "cogan", C.CoganConfig(),
+    record_lib.save_run_config(str(cogan / "config.json"), "cogan", C.CoganConfig(),
                            C.TrainConfig(batch_size=4, checkpoint_dir=str(cogan.parent)))
     run = root / "cg" / "checkpoint" / "clustergan_mnist_4_28"
     (root / "bad.json").write_text("{bad")
@@ -85,7 +85,7 @@ CASES = [
     ("clustergan_curve", ["--checkpoint_dir", "{cogan}"], "{cogan}: no config.json for --model clustergan here or in "
                                                           "a subdirectory"),
     ("clustergan_curve", ["--checkpoint_dir", "{cg}", "--out", "{root}/bad"],
-     "{root}/bad.json: not a curve written by tools/clustergan_curve.py (Expecting property name enclosed in double "
+     "{root}/bad.json: not a ClusterGAN clustering curve (Expecting property name enclosed in double "
      "quotes: line 1 column 2 (char 1)); pass --recompute to score every checkpoint again, or another --out"),
     ("clustergan_curve", ["--checkpoint_dir", "{cg}", "--out", "{run}/config"],
      "--out={run}/config.json: is the input {run}/config.json; an output may not replace an input"),
@@ -151,6 +151,18 @@ def test_the_seeds_tool_scores_the_newest_checkpoint_when_the_state_file_is_lost
     r = run_tool("clustergan_seeds", "--checkpoint_dirs", run, "--data_dir", runs["data"], "--checkpoint", "latest",
                  "--out", tmp_path / "seeds", cwd=tmp_path, env=dict(os.environ, PYTHONPATH=ROOT), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
-    newest = rundir.RunRecord.read(str(run / "clustergan_mnist_4_28")).checkpoint_paths()[0]
+    newest = record_lib.RunRecord.read(str(run / "clustergan_mnist_4_28")).checkpoint_paths()[0]
     summary = json.loads((tmp_path / "seeds.json").read_text())
     assert summary["runs"][0]["checkpoint"] == os.path.basename(newest) and summary["runs"][0]["step"] == 6
+
+
+@pytest.mark.parametrize("tool", ["clustergan_curve", "clustergan_seeds", "clustergan_side_by_side"])
+def test_the_clustergan_tools_are_thin_absl_programs(tool):
+    """What they compute is the package's (cogan_tf/evaluate/<tool>.py); the program parses flags, calls it and
+    prints, as main.py does."""
+    with open(os.path.join(ROOT, "tools", f"{tool}.py")) as f:
+        src = f.read()
+    assert "from absl import flags" in src and f"from cogan_tf.evaluate import {tool}" in src
+    assert "sys.path" not in src and "from tools" not in src and "argparse" not in src and "sys.argv" not in src
+    code = [line for line in src.split('"""', 2)[2].splitlines() if line.strip()]
+    assert len(code) < 60, len(code)

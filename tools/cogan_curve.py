@@ -75,12 +75,12 @@ def main(argv):
         with open(f.out) as fh:
             done = {c["run"]: c for c in json.load(fh).get("curves", [])}
     cli.start_tensorflow()
-    from cogan_tf import rundir
+    from cogan_tf import record as record_lib
     from cogan_tf.evaluate import curve, load_classifier
 
     clf, curves = None, []
     for d in f.checkpoint_dir:
-        record = rundir.find_run(d, "cogan")
+        record = record_lib.find_run(d, "cogan")
         clf = clf or load_classifier(f.data_dir, f.dataset or record.config["dataset"])
         c = curve.score_checkpoints(d, f.data_dir, f.num_samples, f.seed, f.agreement_threshold, "cogan", f.dataset,
                                     clf=clf, done=done.get(record.directory))

@@ -130,7 +130,7 @@ def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = G
     z_c = None
     if kind == "clustergan":
         z_dim, n_classes = specs["z_n"].shape[-1], specs["z_c"].shape[-1]
-        sigma = float(loaded.zn_sigma.numpy()) if hasattr(loaded, "zn_sigma") else 1.0  # older exports: 1
+        sigma = float(loaded.zn_sigma.numpy()) if hasattr(loaded, "zn_sigma") else 1.0  # not ours: N(0, 1)
         # The codes come after all n * z_dim normals in the generator's stream (z was once drawn whole):
         # the normals are drawn once here to reach them, and again batch by batch in draw().
         rng = np.random.default_rng(seed)
@@ -177,13 +177,13 @@ def sample_stream(loaded, n: int = DEFAULT_N, seed: int = 0, batch_size: int = G
                 zs.append(out["z_n"].numpy())
                 probs.append(out["class_probs"].numpy())
             return np.concatenate(zs), np.concatenate(probs)
-    # Exports record whether K-means clusters z_n too (older ones do not: they all did).
+    # Exports record whether K-means clusters z_n too (a SavedModel that does not say: it does).
     kmeans_on_zn = bool(loaded.kmeans_on_zn.numpy()) if hasattr(loaded, "kmeans_on_zn") else True
     return Samples(kind, n, source, draw, seed, encode, kmeans_on_zn=kmeans_on_zn, pair=exported_pair(loaded, source))
 
 
 def exported_pair(loaded, source: str = "") -> str:
-    """The pair of domains a CoGAN export records (exports without the record are of the negatives)."""
+    """The pair of domains a CoGAN export records (a SavedModel without the record: the negatives)."""
     if not hasattr(loaded, "pair"):
         return pairs.DEFAULT_PAIR
     pair = loaded.pair.numpy().decode()

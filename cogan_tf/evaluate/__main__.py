@@ -9,7 +9,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, data, outputs, pairs, published, rundir
+from cogan_tf import cli, data, outputs, pairs, published, record as record_lib
 from cogan_tf.config import SEED_LIMIT
 from cogan_tf.errors import ClassifierError, UsageError
 from cogan_tf.evaluate import (DEFAULT_N, DEFAULT_THRESHOLD, MAX_N, format_compare, grid_compare, load_classifier,
@@ -108,8 +108,8 @@ def main(argv):
         marker = outputs.read_export_marker(f.saved_model) or {}
         dataset = scored_dataset(f.dataset, marker.get("dataset"), f.saved_model, outputs.EXPORT_MARKER)
     elif f.checkpoint_dir:
-        record = rundir.find_run(f.checkpoint_dir, f.model)
-        dataset = scored_dataset(f.dataset, record.config.get("dataset"), record.directory, rundir.CONFIG_FILE)
+        record = record_lib.find_run(f.checkpoint_dir, f.model)
+        dataset = scored_dataset(f.dataset, record.config.get("dataset"), record.directory, record_lib.CONFIG_FILE)
     # Grids are read (or refused) before TensorFlow starts; every path below uses it.
     if f.grid_dirs:
         pair = f.pair or pairs.DEFAULT_PAIR

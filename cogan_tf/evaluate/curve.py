@@ -49,9 +49,9 @@ def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, se
     name (path and step) when it was scored with the same sample count, seed and threshold."""
     import keras
 
-    from cogan_tf import checkpoints, rundir, runner
+    from cogan_tf import checkpoints, record as record_lib, runner
 
-    record = rundir.find_run(checkpoint_dir, model)
+    record = record_lib.find_run(checkpoint_dir, model)
     gan = runner.gan_from_checkpoint(record.directory, data_dir, model, log=lambda s: None)
     dataset = dataset or gan.cfg.dataset
     paths = sorted(record.checkpoint_paths(), key=checkpoints.checkpoint_step)

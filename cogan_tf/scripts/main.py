@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, cluster, config as config_lib, data, outputs, pairs, rundir
+from cogan_tf import cli, cluster, config as config_lib, data, outputs, pairs, run as run_lib
 from cogan_tf.errors import UsageError
 
 DATASET = "dataset"
@@ -112,7 +112,7 @@ def define_flags():
                       "saturated, docs/ORIGINAL.md §5.4) or pytorch (the official PyTorch version's Xavier-uniform "
                       "weights with gain sqrt(2), biases 0.1) [caffe]")
     flags.DEFINE_integer("hidden_size", None, "vanilla: units of each hidden layer of G and D [128, what the original trains on any "
-                         "machine (docs/ORIGINAL.md §2.1); 1024 is the width its README describes; resuming: the checkpoint's]")
+                         "machine (docs/ORIGINAL.md §2.1); 1024 is the width its README describes]")
     flags.DEFINE_integer("val_size", None, "ClusterGAN: hold out this many training images (seeded) and keep the "
                          "checkpoint with the best validation clustering in <checkpoint dir>/best, which "
                          "--is_train False then evaluates (0: none) [--recipe paper: 5000, as its authors; else 0]")
@@ -282,12 +282,6 @@ def build_configs(f):
     return model_cfg, train_cfg
 
 
-def inherited(f):
-    """Model-config fields left unset that a resumed checkpoint supplies (as --seed): a vanilla run
-    without --hidden_size resumes at its checkpoint's width, e.g. 1024 from before 128 was the default."""
-    return ("hidden",) if f.model == "vanilla" and f.hidden_size is None else ()
-
-
 def explicit_fields(f) -> dict:
     """Model-config field -> the flag that set it on the command line (``--d_h0_filters=4``), from config.py's
     one flag <-> field table: for the line --is_train False gives a flag that disagrees with the checkpoint's
@@ -304,19 +298,13 @@ def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
     role = cluster.role(train_cfg.strategy)  # TF_CONFIG, read before TensorFlow starts
-    # Every output folder is probed before TensorFlow starts (which trains for hours before writing the
-    # export); a damaged config.json, or a checkpoint of another setup, is refused then too; and a training
-    # run takes its checkpoint folder's lock (of several workers, the chief alone).
-    outputs.check_output_dirs(model_cfg, train_cfg, training=FLAGS.is_train)
-    record = rundir.check_before_tensorflow(model_cfg, train_cfg, training=FLAGS.is_train, inherit=inherited(FLAGS))
-    if FLAGS.is_train and getattr(model_cfg, "pair", pairs.DEFAULT_PAIR) != pairs.DEFAULT_PAIR:
-        # A pair's second domain is written once by invert.py (the default's is written on the spot).
-        pairs.require_files(train_cfg.data_dir, train_cfg.dataset, model_cfg.pair)
+    # Every refusal that needs no TensorFlow comes before it starts (which trains for hours before
+    # writing the export): output folders, a damaged config.json, a checkpoint of another setup.
+    prepare = dict(training=FLAGS.is_train, explicit=explicit_fields(FLAGS), role=role)
     if FLAGS.check_only:
+        run_lib.prepare(model_cfg, train_cfg, check_only=True, **prepare)
         print(" [*] the flags, TF_CONFIG and output folders are good")
         return 0
-    if FLAGS.is_train and role.chief:
-        outputs.RunLock.acquire(rundir.run_checkpoint_dir(model_cfg, train_cfg), wait=FLAGS.wait_for_lock)
     if not role.chief:
         # The chief speaks for the run; the others' lines would repeat its own. Errors still reach stderr.
         sys.stdout = open(os.devnull, "w")
@@ -324,15 +312,14 @@ def main(argv):
         # A lost worker is reported in one line (cogan_tf.multiworker); TensorFlow's C++ would log it first,
         # as several ERROR lines per failed collective.
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
-    cli.start_tensorflow()  # after the flags are known to be good
-    from cogan_tf import runner
+    with run_lib.prepare(model_cfg, train_cfg, **prepare) as run:  # starts TensorFlow after its checks
+        from cogan_tf import runner
 
-    gan = runner.run(model_cfg, train_cfg, is_train=FLAGS.is_train, inherit=inherited(FLAGS),
-                     explicit=explicit_fields(FLAGS), record=record)
+        gan = runner.execute(run)
     if not FLAGS.is_train and FLAGS.report:
         from cogan_tf import evaluate
 
-        evaluate.report_for_gan(gan, out=os.path.join(train_cfg.evaluate_dir, f"{gan.name}_report.json"))
+        evaluate.report_for_gan(gan, out=os.path.join(run.train_cfg.evaluate_dir, f"{gan.name}_report.json"))
     return 0
 
 

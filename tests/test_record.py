@@ -13,21 +13,20 @@ import numpy as np
 import pytest
 
 from cogan_tf import config as C
-from cogan_tf import rundir
+from cogan_tf import record as record_lib
 from cogan_tf.errors import DataError, UsageError
 from tests.conftest import ROOT, train_config, write_fake_dataset
 
-FIX = ("correct it, or delete it to resume from the record inside the run's checkpoints (a checkpoint without one "
-       "then asks for the --seed and flags it was trained with)")
+FIX = "correct it, or delete it to resume from the record inside the run's checkpoints"
 
 
 def write_record(directory, model="cogan", model_cfg=None, edit=None, **train_fields):
     """config.json for ``model`` as training writes it, then ``edit`` (``{"seed": "abc"}``;
     ``{"model_config": {...}}`` edits fields of the model config) applied to its JSON; returns its path."""
     model_cfg = model_cfg or C.model_config(model)
-    path = os.path.join(str(directory), rundir.CONFIG_FILE)
+    path = os.path.join(str(directory), record_lib.CONFIG_FILE)
     os.makedirs(str(directory), exist_ok=True)
-    rundir.save_run_config(path, model, model_cfg, C.train_config(model, **{"seed": 5, **train_fields}))
+    record_lib.save_run_config(path, model, model_cfg, C.train_config(model, **{"seed": 5, **train_fields}))
     saved = json.loads(open(path).read())
     for key, value in (edit or {}).items():
         if key == "model_config" and isinstance(value, dict):
@@ -37,6 +36,25 @@ def write_record(directory, model="cogan", model_cfg=None, edit=None, **train_fi
     with open(path, "w") as f:
         json.dump(saved, f)
     return path
+
+
+def test_record_of_a_directory(tmp_path):
+    missing = record_lib.RunRecord.read(str(tmp_path / "none"))
+    assert missing.config is None and missing.checkpoints() == [] and missing.model_config is None
+    d = tmp_path / "run"
+    d.mkdir()
+    for name in ("A.model-3.index", "A.model-12.data-00000-of-00001", "B.model-7.index", "A.model-5_temp", "checkpoint"):
+        (d / name).write_text("")
+    write_record(d, "vanilla", C.VanillaConfig(hidden=64), seed=4, batch_size=8)
+    r = record_lib.RunRecord.read(str(d))
+    assert r.checkpoints() == [12, 7, 3] and r.checkpoints("A.model") == [12, 3]
+    assert r.model_config == {"z_dim": 128, "hidden": 64, "dropout": 0.3, "leak": 0.2}
+    assert r.config_path == str(d / "config.json")
+    t = r.train_config(data_dir="data")
+    assert (t.model, t.batch_size, t.seed, t.dataset, t.checkpoint_dir) == ("vanilla", 8, 4, "mnist", str(tmp_path))
+    (d / "config.json").write_text("{not json")
+    with pytest.raises(DataError, match="not a run's config.json"):
+        record_lib.RunRecord.read(str(d))
 
 
 # --- config.json checked entry by entry --------------------------------------------------------------------
@@ -65,27 +83,37 @@ def write_record(directory, model="cogan", model_cfg=None, edit=None, **train_fi
 def test_a_wrong_entry_is_one_line_naming_it_the_value_and_the_file(tmp_path, edit, said):
     path = write_record(tmp_path, edit=edit)
     with pytest.raises(DataError) as e:
-        rundir.RunRecord.read(str(tmp_path))
+        record_lib.RunRecord.read(str(tmp_path))
     assert str(e.value) == f"{path}: {said}; {FIX}"
 
 
-# What every config.json has held since the first one.
-@pytest.mark.parametrize("entry", ["model", "model_config", "seed", "dataset", "batch_size", "disjoint_domains",
-                                   "train_size"])
-def test_an_entry_every_config_json_has_is_required(tmp_path, entry):
+@pytest.mark.parametrize("entry", ["model", "model_config", *record_lib.RECORDED_FIELDS])
+def test_every_entry_is_required(tmp_path, entry):
     path = write_record(tmp_path)
     saved = json.loads(open(path).read())
     del saved[entry]
     open(path, "w").write(json.dumps(saved))
     with pytest.raises(DataError, match=f'^{re.escape(path)}: no "{entry}" entry; '):
-        rundir.RunRecord.read(str(tmp_path))
+        record_lib.RunRecord.read(str(tmp_path))
+
+
+@pytest.mark.parametrize("model", C.MODELS)
+def test_every_model_config_field_is_required(tmp_path, model):
+    """No field takes a default on reading: what a checkpoint was trained with is what its record says."""
+    for name in (f.name for f in dataclasses.fields(C.MODEL_CONFIGS[model])):
+        path = write_record(tmp_path, model)
+        saved = json.loads(open(path).read())
+        del saved["model_config"][name]
+        open(path, "w").write(json.dumps(saved))
+        with pytest.raises(DataError, match=f'^{re.escape(path)}: no model_config entry "{name}"; '):
+            record_lib.RunRecord.read(str(tmp_path))
 
 
 def test_damaged_json_is_one_line_saying_what_to_do(tmp_path):
-    path = tmp_path / rundir.CONFIG_FILE
+    path = tmp_path / record_lib.CONFIG_FILE
     path.write_text("{not json")
     with pytest.raises(DataError) as e:
-        rundir.RunRecord.read(str(tmp_path))
+        record_lib.RunRecord.read(str(tmp_path))
     assert re.fullmatch(rf"{re.escape(str(path))}: not a run's config.json \(.*\); {re.escape(FIX)}", str(e.value))
 
 
@@ -95,24 +123,24 @@ def test_every_field_of_the_config_classes_is_checked(tmp_path, model, recipe):
     """The fields come from the dataclasses: a field added to one is checked without a word here."""
     model_cfg = C.model_config(model, recipe)
     path = write_record(tmp_path, model, model_cfg, train_size=64, mixed_precision="mixed_bfloat16")
-    record = rundir.RunRecord.read(str(tmp_path))  # what training writes reads back as written
+    record = record_lib.RunRecord.read(str(tmp_path))  # what training writes reads back as written
     assert C.model_config_from_dict(model, record.model_config) == model_cfg
     assert record.config["train_size"] == 64 and record.config["mixed_precision"] == "mixed_bfloat16"
     fields = [f.name for f in dataclasses.fields(type(model_cfg))]
     for name in fields:
         write_record(tmp_path, model, model_cfg, edit={"model_config": {name: [1]}})
         with pytest.raises(DataError, match=rf'^{re.escape(path)}: model_config "{name}" is \[1\], not '):
-            rundir.RunRecord.read(str(tmp_path))
-    for name in rundir.RECORDED_FIELDS:
+            record_lib.RunRecord.read(str(tmp_path))
+    for name in record_lib.RECORDED_FIELDS:
         write_record(tmp_path, model, model_cfg, edit={name: [1]})
         with pytest.raises(DataError, match=rf'^{re.escape(path)}: "{name}" is \[1\], not '):
-            rundir.RunRecord.read(str(tmp_path))
+            record_lib.RunRecord.read(str(tmp_path))
 
 
 def test_optional_fields_take_null_and_floats_take_integers(tmp_path):
     write_record(tmp_path, edit={"learning_rate": 1, "seed": None, "model_config": {"d_h0_filters": None,
                                                                                     "real_target": 1}})
-    record = rundir.RunRecord.read(str(tmp_path))
+    record = record_lib.RunRecord.read(str(tmp_path))
     assert record.config["learning_rate"] == 1 and record.model_config["real_target"] == 1
 
 
@@ -148,7 +176,7 @@ def test_the_checkpoint_holds_the_record_and_a_resume_without_config_json_keeps_
 
     run(tmp_path, 0, seed=5)
     d = ckpt_dir(tmp_path)
-    config = d / rundir.CONFIG_FILE
+    config = d / record_lib.CONFIG_FILE
     written = json.loads(config.read_text())
     # Readable without building anything.
     inside = tf.train.load_variable(str(d / "CoGAN.model-1"), checkpoints.RECORD_KEY)
@@ -163,15 +191,15 @@ def test_the_checkpoint_holds_the_record_and_a_resume_without_config_json_keeps_
 
 def test_where_config_json_and_the_checkpoint_disagree_the_checkpoint_wins(tmp_path):
     run(tmp_path, 0, seed=5)
-    config = ckpt_dir(tmp_path) / rundir.CONFIG_FILE
+    config = ckpt_dir(tmp_path) / record_lib.CONFIG_FILE
     written = json.loads(config.read_text())
-    config.write_text(json.dumps({**written, "seed": 7, "model_config": {**written["model_config"],
-                                                                         "z_dim": 64}}))
+    # Values that pass the checks made before the checkpoint is read (an edited architecture is refused there).
+    config.write_text(json.dumps({**written, "seed": 7, "beta1": 0.25}))
     gan, logs, _ = run(tmp_path, 0, seed=None)
     assert gan.seed == 5
     assert [line for line in logs if "disagrees" in line] == [
         f" [!] {config} disagrees with the record inside {ckpt_dir(tmp_path)}/CoGAN.model-1: "
-        'model_config.z_dim 64 (checkpoint: 100), seed 7 (checkpoint: 5); the checkpoint\'s values are used; '
+        'beta1 0.25 (checkpoint: 0.5), seed 7 (checkpoint: 5); the checkpoint\'s values are used; '
         "training writes config.json again"]
     assert json.loads(config.read_text()) == written
     # Evaluation reads the checkpoint's record too, and writes nothing.
@@ -181,35 +209,18 @@ def test_where_config_json_and_the_checkpoint_disagree_the_checkpoint_wins(tmp_p
     assert f" [*] {config} is missing: the record inside {ckpt_dir(tmp_path)}/CoGAN.model-1 is used (seed 5)" in logs
 
 
-def without_records(monkeypatch):
-    """Checkpoints written as before they held the run's record."""
-    from cogan_tf import checkpoints
-
-    real = checkpoints.checkpoint
-    monkeypatch.setattr(checkpoints, "checkpoint", lambda loop, gan, optimizers=True, names=None, record=True:
-                        real(loop, gan, optimizers, names=names, record=False))
-
-
-def test_checkpoints_without_any_record_ask_for_their_seed(tmp_path, monkeypatch):
+def test_a_checkpoint_without_a_record_inside_is_refused_in_one_line(tmp_path):
+    """Every checkpoint main.py writes holds the run's record; one without it is not this program's."""
     import tensorflow as tf
 
-    from cogan_tf import checkpoints
-
-    with monkeypatch.context() as m:
-        without_records(m)
-        run(tmp_path, 0, seed=5)
-    path = str(ckpt_dir(tmp_path) / "CoGAN.model-1")
-    assert checkpoints.RECORD_KEY not in dict(tf.train.list_variables(path))
-    (ckpt_dir(tmp_path) / rundir.CONFIG_FILE).unlink()
-    with pytest.raises(UsageError) as e:
-        run(tmp_path, 0, seed=None)
-    assert str(e.value) == (
-        f"{ckpt_dir(tmp_path)} holds checkpoints (CoGAN.model-1) with no record of how they were trained (no "
-        "config.json, none inside them): pass the --seed they were trained with (0 if none was given) and their "
-        "other flags to resume them, or a fresh --checkpoint_dir")
-    gan, logs, _ = run(tmp_path, 0, seed=5)
-    assert gan.seed == 5 and any("Load SUCCESS" in line and "(step 0)" in line for line in logs)
-    assert json.loads((ckpt_dir(tmp_path) / rundir.CONFIG_FILE).read_text())["seed"] == 5
+    d = ckpt_dir(tmp_path)
+    write_record(d, batch_size=8)
+    tf.train.Checkpoint(step=tf.Variable(1, dtype=tf.int64)).write(str(d / "CoGAN.model-2"))
+    for is_train in (True, False):
+        with pytest.raises(UsageError) as e:
+            run(tmp_path, None, seed=None, is_train=is_train)
+        assert str(e.value) == (f"{d}/CoGAN.model-2: no run record inside (every checkpoint main.py writes holds "
+                                "one): not a checkpoint of this program; move it away, or use a fresh --checkpoint_dir")
 
 
 # --- real processes --------------------------------------------------------------------------------------------

@@ -1,13 +1,12 @@
-"""A run's directories on disk: where its checkpoints go, what the checkpoint directory holds, and
-the directories it writes into. No TensorFlow: main.py checks directories, config.json and a resume's
-setup before TensorFlow starts (:func:`check_before_tensorflow`).
+"""A run's record: where its checkpoints go, what its checkpoint folder holds, and what it was
+trained with. No TensorFlow: what config.json alone can refuse is refused before TensorFlow starts.
 
-"What is in this checkpoint directory" is answered here once: :class:`RunRecord` reads its
-config.json (checked entry by entry against the config dataclasses) and lists its checkpoint files,
-once per run, and the resolving, refusing and rebuilding (:mod:`cogan_tf.checkpoints`,
-:mod:`cogan_tf.runner`, :mod:`cogan_tf.evaluate`) read the record. The same record is stored inside
-every checkpoint (:mod:`cogan_tf.checkpoints` reads it); config.json is its readable copy, and
-:meth:`RunRecord.with_embedded` settles the two.
+:class:`RunRecord` reads the folder's config.json (checked entry by entry against the config
+dataclasses) and lists its checkpoint files. The same record travels inside every checkpoint
+(:func:`cogan_tf.checkpoints.embedded_record` reads it); config.json is its readable copy, and
+:meth:`RunRecord.settled` settles the two. The seed a run trains with (:func:`resolved_seed`), whether
+a resume may go on (:func:`check_setup`) and the architecture an evaluation rebuilds
+(:func:`stored_model_config`) are read from the record here; :func:`cogan_tf.run.prepare` asks once.
 """
 
 from __future__ import annotations
@@ -17,7 +16,7 @@ import json
 import math
 import os
 import re
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Optional, Tuple
 
 from cogan_tf import config as config_lib, fileio
 from cogan_tf.config import ModelConfig, TrainConfig
@@ -57,9 +56,6 @@ def _numbers(names, prefix: Optional[str]) -> List[int]:
 # fields, under their own names. "train_size" is null for all images (inf).
 RECORDED_FIELDS = ("model", "seed", "dataset", "batch_size", "disjoint_domains", "train_size", "mixed_precision",
                    "grid_scaling", *config_lib.OPTIMIZER_FIELDS, "val_size", *config_lib.ARITHMETIC_FIELDS)
-# Entries every config.json has had: one without them is damaged. The others were added later, and
-# a config.json without them means what the code before them trained with.
-REQUIRED_FIELDS = ("model", "model_config", "seed", "dataset", "batch_size", "disjoint_domains", "train_size")
 _TRAIN_TYPES = {**config_lib.field_types(TrainConfig), "train_size": Optional[float]}
 
 
@@ -82,10 +78,9 @@ def save_run_config(path: str, model: str, model_cfg: ModelConfig, train_cfg: Tr
     fileio.atomic_write_text(path, run_config_text(model, model_cfg, train_cfg))
 
 
-# What to do about a damaged config.json: nothing is lost by deleting it, since a checkpoint without a
-# record of its own then asks for its --seed and flags.
-_FIX_CONFIG = ("correct it, or delete it to resume from the record inside the run's checkpoints (a checkpoint "
-               "without one then asks for the --seed and flags it was trained with)")
+# What to do about a damaged config.json: nothing is lost by deleting it, since every checkpoint holds the
+# record too.
+_FIX_CONFIG = "correct it, or delete it to resume from the record inside the run's checkpoints"
 
 
 def _shown(value) -> str:
@@ -110,7 +105,7 @@ def parse_run_config(text, source: str, fix: str = _FIX_CONFIG) -> dict:
     for key in saved:
         if key != "model_config" and key not in RECORDED_FIELDS:
             bad(f"unknown entry {_shown(key)}")
-    for key in REQUIRED_FIELDS:
+    for key in ("model", "model_config", *RECORDED_FIELDS):
         if key not in saved:
             bad(f"no {json.dumps(key)} entry")
     for key, value in saved.items():
@@ -127,6 +122,9 @@ def parse_run_config(text, source: str, fix: str = _FIX_CONFIG) -> dict:
         problem = config_lib.value_problem(key, types[key], value)
         if problem:
             bad(f"model_config {json.dumps(key)} is {_shown(value)}, not {problem}")
+    for key in types:
+        if key not in fields:
+            bad(f"no model_config entry {_shown(key)}")
     return saved
 
 
@@ -151,9 +149,6 @@ class RunRecord:
     directory: str
     config: Optional[dict]
     names: Tuple[str, ...]
-    # The checkpoint whose own record was checked against config.json (:meth:`with_embedded`), "" when
-    # none holds one; None: not checked yet.
-    embedded_from: Optional[str] = None
 
     @classmethod
     def read(cls, directory: str) -> "RunRecord":
@@ -169,16 +164,16 @@ class RunRecord:
         found = {m.group(1, 2) for m in map(_CHECKPOINT_FILE.fullmatch, self.names) if m}
         return [os.path.join(self.directory, f"{p}-{n}") for p, n in sorted(found, key=lambda x: -int(x[1]))]
 
-    def with_embedded(self, path: str, embedded: Optional[dict], training: bool = True) -> Tuple["RunRecord", str]:
-        """This record checked against ``embedded``, the record inside checkpoint ``path`` (None: it holds
+    def settled(self, path: str, embedded: Optional[dict], training: bool = True) -> Tuple["RunRecord", str]:
+        """This record settled with ``embedded``, the record inside checkpoint ``path`` (None: it holds
         none), and the line to log ("" if nothing to say). The checkpoint's record is what its weights
         were trained with: without config.json it is the run's record; where config.json says otherwise,
-        the checkpoint's value is used (an entry config.json lacks keeps its meaning, as always)."""
-        if embedded is None or path == "":
-            return dataclasses.replace(self, embedded_from=""), ""
+        the checkpoint's value is used."""
+        if embedded is None:
+            return self, ""
         rewritten = "; training writes config.json again" if training else ""
         if self.config is None:
-            return (dataclasses.replace(self, config=embedded, embedded_from=path),
+            return (dataclasses.replace(self, config=embedded),
                     f" [*] {self.config_path} is missing: the record inside {path} is used (seed {embedded['seed']})"
                     + rewritten)
         merged, differ = dict(self.config), []
@@ -186,18 +181,16 @@ class RunRecord:
             merged, differ = dict(embedded), [f"model {json.dumps(self.config['model'])} (checkpoint: "
                                               f"{json.dumps(embedded['model'])})"]
         for key, value in self.config.items() if not differ else ():
-            theirs = embedded.get(key, value)
-            if key == "model_config" and isinstance(theirs, dict):
-                fields = {k: theirs.get(k, v) for k, v in value.items()}
-                differ += [f"{key}.{k} {json.dumps(v)} (checkpoint: {json.dumps(fields[k])})"
-                           for k, v in value.items() if fields[k] != v]
-                theirs = fields
+            theirs = embedded[key]
+            if key == "model_config":
+                differ += [f"{key}.{k} {json.dumps(v)} (checkpoint: {json.dumps(theirs[k])})"
+                           for k, v in value.items() if theirs[k] != v]
             elif theirs != value:
                 differ.append(f"{key} {json.dumps(value)} (checkpoint: {json.dumps(theirs)})")
             merged[key] = theirs
         if not differ:
-            return dataclasses.replace(self, embedded_from=path), ""
-        return (dataclasses.replace(self, config=merged, embedded_from=path),
+            return self, ""
+        return (dataclasses.replace(self, config=merged),
                 f" [!] {self.config_path} disagrees with the record inside {path}: {', '.join(differ)}; the "
                 f"checkpoint's values are used" + rewritten)
 
@@ -207,20 +200,17 @@ class RunRecord:
 
     @property
     def model_config(self) -> Optional[dict]:
-        """The recorded model config as a dict (None: no config.json, or one without it)."""
-        theirs = self.config.get("model_config") if self.config else None
-        return theirs if isinstance(theirs, dict) else None
+        """The recorded model config as a dict (None: no config.json)."""
+        return self.config["model_config"] if self.config else None
 
     def train_config(self, data_dir: str) -> TrainConfig:
         """The recorded run as a TrainConfig (what the data order and the directory depend on), for
         rebuilding its GAN from the checkpoint alone."""
-        saved = self.config or {}
-        train_size = saved.get("train_size")
+        saved = self.config
         return TrainConfig(
-            model=saved["model"], dataset=saved.get("dataset", "mnist"), data_dir=data_dir,
-            batch_size=saved.get("batch_size", 128), seed=saved.get("seed"),
-            disjoint_domains=saved.get("disjoint_domains", False),
-            train_size=math.inf if train_size is None else train_size, val_size=saved.get("val_size", 0),
+            model=saved["model"], dataset=saved["dataset"], data_dir=data_dir, batch_size=saved["batch_size"],
+            seed=saved["seed"], disjoint_domains=saved["disjoint_domains"],
+            train_size=math.inf if saved["train_size"] is None else saved["train_size"], val_size=saved["val_size"],
             checkpoint_dir=os.path.dirname(os.path.abspath(self.directory)))
 
 
@@ -237,7 +227,7 @@ def check_setup(record: RunRecord, model: str, model_cfg: ModelConfig, train_cfg
     """Refuse to resume the checkpoints in ``record`` with another model, architecture, seed or data
     setup, or (``training``) another precision: a float16 run's optimizers carry a loss scale, and
     switching the arithmetic midway would make the resumed run neither of the two. Evaluation checks
-    the model and architecture only (runner.run evaluates with the architecture the record holds).
+    the model and architecture only (evaluation rebuilds the architecture the record holds).
     ``train_cfg.seed`` is the resolved seed (None: 0)."""
     saved = record.config
     if saved is None or not record.checkpoints():
@@ -246,11 +236,8 @@ def check_setup(record: RunRecord, model: str, model_cfg: ModelConfig, train_cfg
     if saved["model"] != model:
         raise UsageError(f"{where} holds a checkpoint made with model={saved['model']!r}, not {model!r}: pass the "
                          "same flags to resume it, or a fresh --checkpoint_dir")
-    # Fields added to a model config since the checkpoint was made take the value the code that wrote
-    # it trained with (config.LEGACY_FIELD_VALUES), never silently today's default.
-    theirs = config_lib.complete_model_config_dict(model, saved["model_config"])
-    mine = dataclasses.asdict(model_cfg)
-    diff = [k for k, v in mine.items() if k in theirs and theirs[k] != v]
+    theirs, mine = saved["model_config"], dataclasses.asdict(model_cfg)
+    diff = [k for k, v in mine.items() if theirs[k] != v]
     if diff:
         flag_of = config_lib.FIELD_FLAGS.get(model, {})
         said = ", ".join(f"{k}={theirs[k]!r} (here {mine[k]!r}" + (f", flag {flag_of[k]}" if k in flag_of else "")
@@ -264,65 +251,46 @@ def check_setup(record: RunRecord, model: str, model_cfg: ModelConfig, train_cfg
              "train_size": None if math.isinf(train_cfg.train_size) else train_cfg.train_size,
              "val_size": train_cfg.val_size}  # the held-out images are not trained on: another data order
     for key, value in setup.items():
-        if key in saved and saved[key] != value:
+        if saved[key] != value:
             raise UsageError(f"{where} holds a checkpoint made with {key}={saved[key]!r}, not {value!r}: pass the "
                              "same flags to resume it, or a fresh --checkpoint_dir")
-    # A record without the entry predates --mixed_precision: float32.
-    theirs, ours = saved.get("mixed_precision"), train_cfg.mixed_precision
+    theirs, ours = saved["mixed_precision"], train_cfg.mixed_precision
     if theirs != ours:
         raise UsageError(f"{where} holds a checkpoint trained in {theirs or 'float32'}, not {ours or 'float32'}: "
                          f"resume it {_precision_flags(theirs)}, or use a fresh --checkpoint_dir")
-    # TF32, op determinism and Adam's arithmetic decide the arithmetic too; a record without them predates the flags.
+    # TF32, op determinism and Adam's arithmetic decide the arithmetic too.
     for key in config_lib.ARITHMETIC_FIELDS:
-        if key in saved and saved[key] != getattr(train_cfg, key):
+        if saved[key] != getattr(train_cfg, key):
             theirs = saved[key]
             flag = f"with --{key} {theirs}" if isinstance(theirs, str) else f"{'with' if theirs else 'without'} --{key}"
             raise UsageError(f"{where} holds a checkpoint trained {flag}: resume it {flag}, or use a fresh "
                              "--checkpoint_dir")
 
 
-def resolved_seed(train_cfg: TrainConfig, record: RunRecord, training: bool = False) -> TrainConfig:
-    """No --seed: the recorded seed (the data order depends on it), else 0. Resuming (``training``)
-    checkpoints with no record at all is refused: their seed is unknown, and 0 would silently train
-    on another data order."""
+def resolved_seed(train_cfg: TrainConfig, record: RunRecord) -> TrainConfig:
+    """No --seed: the recorded seed (the data order depends on it), else 0."""
     if train_cfg.seed is not None:
         return train_cfg
     saved = record.config
-    if saved is None and training and record.checkpoints():
-        paths = record.checkpoint_paths()
-        raise UsageError(f"{record.directory} holds checkpoints ({os.path.basename(paths[0])}"
-                         f"{' ...' if len(paths) > 1 else ''}) with no record of how they were trained (no "
-                         f"{CONFIG_FILE}, none inside them): pass the --seed they were trained with (0 if none was "
-                         "given) and their other flags to resume them, or a fresh --checkpoint_dir")
-    seed = saved["seed"] if saved and saved.get("seed") is not None else 0
-    return dataclasses.replace(train_cfg, seed=seed)
+    return dataclasses.replace(train_cfg, seed=saved["seed"] if saved and saved["seed"] is not None else 0)
 
 
-def resolved_model_config(model_cfg: ModelConfig, record: RunRecord, inherit: Sequence[str] = ()) -> ModelConfig:
-    """Fields named in ``inherit`` (left unset on the command line) take the recorded value when
-    resuming, as the seed does: a vanilla checkpoint trained at 1024 hidden units before 128 became the
-    default resumes at 1024."""
-    theirs = record.model_config
-    # The checkpoint files on disk, not the state file: a lost one still resumes.
-    if theirs is None or not record.checkpoints():
+def stored_model_config(model_cfg: ModelConfig, train_cfg: TrainConfig, record: RunRecord, explicit=None,
+                        log=print) -> ModelConfig:
+    """Evaluation's model config: the one the run's record holds (the given one if there is none).
+    ``explicit`` maps the fields a flag set (``{"d_h0_filters": "--d_h0_filters=4"}``); a flag that
+    conflicts with the record gets one line saying the recorded values are used."""
+    ckpt_dir, saved = record.directory, record.config
+    if not saved or saved["model"] != train_cfg.model:
         return model_cfg
-    updates = {k: theirs[k] for k in inherit if k in theirs}
-    return dataclasses.replace(model_cfg, **updates) if updates else model_cfg
-
-
-def check_before_tensorflow(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True,
-                            inherit: Sequence[str] = ()) -> RunRecord:
-    """What can be refused from config.json alone, before TensorFlow starts: a damaged config.json, and
-    (training) a resume with another model, architecture, seed or data setup, or (evaluation) another
-    model. Returns the record, for the run to use. The record inside the checkpoints is checked once
-    TensorFlow has started (:func:`cogan_tf.runner.run`)."""
-    record = RunRecord.read(run_checkpoint_dir(model_cfg, train_cfg))
-    if record.config is not None and training:
-        check_setup(record, train_cfg.model, resolved_model_config(model_cfg, record, inherit),
-                    resolved_seed(train_cfg, record), training=True)
-    elif record.config is not None and record.config["model"] != train_cfg.model:
-        check_setup(record, train_cfg.model, model_cfg, train_cfg, training=False)
-    return record
+    stored = config_lib.model_config_from_dict(train_cfg.model, saved["model_config"])
+    conflicts = {}  # flag -> the recorded values it disagrees with (--corrected sets several fields)
+    for field, flag in (explicit or {}).items():
+        if hasattr(stored, field) and getattr(model_cfg, field) != getattr(stored, field):
+            conflicts.setdefault(flag, []).append(f"{field}={getattr(stored, field)!r}")
+    for flag, recorded in conflicts.items():
+        log(f" [!] {flag} ignored: {ckpt_dir} was trained with {', '.join(recorded)}, which evaluation uses")
+    return stored
 
 
 def find_run(checkpoint_dir: str, model: Optional[str] = None) -> RunRecord:
@@ -334,7 +302,7 @@ def find_run(checkpoint_dir: str, model: Optional[str] = None) -> RunRecord:
     found = []
     for d in candidates:
         record = RunRecord.read(d) if os.path.isdir(d) else None
-        if record is not None and record.config is not None and (model is None or record.config.get("model") == model):
+        if record is not None and record.config is not None and (model is None or record.config["model"] == model):
             found.append(record)
     if not found:
         what = f" for --model {model}" if model else ""
@@ -361,8 +329,8 @@ def other_runs(model_cfg: ModelConfig, train_cfg: TrainConfig) -> list:
         except (OSError, ValueError):
             continue
         if (os.path.abspath(d) != os.path.abspath(mine) and isinstance(saved, dict)
-                and saved.get("model") == train_cfg.model and saved.get("dataset") == train_cfg.dataset
+                and saved["model"] == train_cfg.model and saved["dataset"] == train_cfg.dataset
                 and os.path.abspath(run_checkpoint_dir(model_cfg, dataclasses.replace(
-                    train_cfg, batch_size=saved.get("batch_size")))) == os.path.abspath(d)):
-            out.append((d, saved.get("batch_size")))
+                    train_cfg, batch_size=saved["batch_size"]))) == os.path.abspath(d)):
+            out.append((d, saved["batch_size"]))
     return out
