@@ -64,19 +64,21 @@ class Run:
 
 
 def prepare(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True,
-            explicit: Optional[Dict[str, str]] = None, role: Optional[cluster.Role] = None, check_only: bool = False, log=print) -> Optional[Run]:
+            explicit: Optional[Dict[str, str]] = None, role: Optional[cluster.Role] = None, check_only: bool = False,
+            data_files: bool = True, log=print) -> Optional[Run]:
     """The run of ``model_cfg`` and ``train_cfg``, decided (see the module's docstring). Refusals are
     one-line errors; those that need no TensorFlow come before it starts. ``explicit``: the model-config
     fields set by flags (an evaluation names the ones the record overrides); ``role``: this process's part of a run of
     several workers (default: read from TF_CONFIG). ``check_only``: only the checks that need neither
-    TensorFlow nor the lock, then None."""
+    TensorFlow nor the lock, then None. ``data_files``: the training reads the data files (not arrays it
+    is handed), so a pair's missing files are refused here."""
     role = role or cluster.role(train_cfg.strategy)
     if role.chief:  # the others write none of the folders, and do not probe them while the chief does
         outputs.check_output_dirs(model_cfg, train_cfg, training=training)
     directory = record_lib.run_checkpoint_dir(model_cfg, train_cfg)
     record = RunRecord.read(directory)
     _refuse_another_setup(record, model_cfg, train_cfg, training)
-    if training and getattr(model_cfg, "pair", pairs.DEFAULT_PAIR) != pairs.DEFAULT_PAIR:
+    if training and data_files and getattr(model_cfg, "pair", pairs.DEFAULT_PAIR) != pairs.DEFAULT_PAIR:
         # A pair's second domain is written once by invert.py (the default's is written on the spot).
         pairs.require_files(train_cfg.data_dir, train_cfg.dataset, model_cfg.pair)
     if check_only:

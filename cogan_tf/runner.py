@@ -60,7 +60,8 @@ def run(model_cfg, train_cfg: config_lib.TrainConfig, is_train: bool = True, log
         explicit=None) -> gan_lib.GAN:
     """:func:`cogan_tf.run.prepare` then :func:`execute`, the lock released at the end: a whole run in
     this process (the benchmark, tests)."""
-    with run_lib.prepare(model_cfg, train_cfg, training=is_train, explicit=explicit, log=log) as prepared:
+    with run_lib.prepare(model_cfg, train_cfg, training=is_train, explicit=explicit, data_files=arrays is None,
+                         log=log) as prepared:
         return execute(prepared, log=log, arrays=arrays, strategy=strategy)
 
 
