@@ -311,7 +311,9 @@ def _tf_row_peak_mb(before: Optional[dict], after: Optional[dict]) -> Optional[f
 
 def finish_row(rec: dict, times: Sequence[float]) -> dict:
     med = statistics.median(times)
+    q1 = statistics.quantiles(times, n=4)[0] if len(times) > 1 else med
     rec.update(step_ms=med * 1e3, step_ms_mean=statistics.fmean(times) * 1e3, step_ms_min=min(times) * 1e3,
+               step_ms_q1=q1 * 1e3,  # the first quartile: on a loaded machine, the step nearest its own speed
                steps_per_s=1.0 / med, images_per_s=rec["batch"] / med, timed_steps=len(times) * rec["cycle"],
                gflops_per_s=rec["flops_analytic"] / med / 1e9)
     rec.pop("_call", None)
@@ -319,15 +321,17 @@ def finish_row(rec: dict, times: Sequence[float]) -> dict:
 
 
 def time_round_robin(recs: Sequence[dict], steps: int, matmul=None) -> List[List[float]]:
-    """``steps`` rounds; in each, every row runs one block of ``cycle`` steps (waited for), then the
-    matmul once. Interleaving gives every row the same share of whatever else the machine is doing,
-    so their ratios hold up on a noisy machine better than rows timed one after another."""
+    """``steps`` rounds; in each, every row runs one block of ``cycle`` steps (waited for), round r starting
+    at row r, then the matmul once. Interleaving gives every row the same share of whatever else the machine
+    is doing, so their ratios hold up on a noisy machine better than rows timed one after another."""
     times: List[List[float]] = [[] for _ in recs]
     mm: List[float] = []
     for rec in recs:  # one untimed round: nothing in the first round pays for what ran before it
         sync(rec["_call"]())
-    for _ in range(steps):
-        for i, rec in enumerate(recs):
+    for r in range(steps):
+        # Each round starts at the next row, so that no row always follows the matmul (or the same other row).
+        for i in [(r + j) % len(recs) for j in range(len(recs))]:
+            rec = recs[i]
             t0 = time.perf_counter()
             for _ in range(rec["cycle"]):
                 out = rec["_call"]()
