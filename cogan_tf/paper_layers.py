@@ -167,8 +167,10 @@ class CaffeDeconv(keras.layers.Layer):
     def build(self, input_shape):
         k = self.kernel_size
         kernel_init, bias_init = initializers(self.init, (self.filters + input_shape[-1]) * k * k)
-        self.kernel = self.add_weight(shape=(k, k, self.filters, input_shape[-1]), initializer=kernel_init, name="kernel")
-        self.bias = self.add_weight(shape=(self.filters,), initializer=bias_init, name="bias") if self.use_bias else None
+        self.kernel = self.add_weight(shape=(k, k, self.filters, input_shape[-1]), initializer=kernel_init,
+                                      name="kernel")
+        self.bias = (self.add_weight(shape=(self.filters,), initializer=bias_init, name="bias") if self.use_bias
+                     else None)
 
     def call(self, x):
         kernel = tf.convert_to_tensor(self.kernel)
@@ -235,8 +237,8 @@ def deconv_k3s2p1_matmul(x, kernel):
 
 class CaffeDense(keras.layers.Layer):
     """Caffe's InnerProduct: MSRA weights, zero bias (none where a BatchNorm follows), or ``init``'s
-    (:func:`initializers`; ``fan_sum(inputs)``, the PyTorch layer's fans where they are not this layer's). ``fast``: the input
-    gradient as a BatchMatMulV2 (:func:`matmul_written_gradient`)."""
+    (:func:`initializers`; ``fan_sum(inputs)``, the PyTorch layer's fans where they are not this layer's).
+    ``fast``: the input gradient as a BatchMatMulV2 (:func:`matmul_written_gradient`)."""
 
     def __init__(self, units: int, use_bias: bool = True, fast: bool = True, init: str = "caffe",
                  fan_sum: Optional[Callable[[int], int]] = None, **kwargs):
