@@ -442,3 +442,15 @@ def test_a_bad_out_is_refused_before_the_timing(tmp_path):
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, (args, r.stderr)
         assert r.stderr.startswith(f"error: {message}"), (args, r.stderr)
     assert stat.S_ISFIFO(os.stat(tmp_path / "fifo").st_mode)
+
+
+def test_trace_tool_runs_a_row_in_a_real_process(tmp_path):
+    """tools/trace_step.py end to end (it set TensorFlow's inter-op threads after TensorFlow had started, which
+    raised, so every run with the default flags ended in a traceback): a CoGAN row at batch 2, one call."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "trace_step.py"), "--rows", "cogan:port",
+                        "--batch", "2", "--calls", "1", "--warmup", "1", "--matmul_n", "64", "--top", "3"],
+                       cwd=str(tmp_path), capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "cogan:port (batch 2)" in r.stdout and "| op kind | ms | share | GFLOP | GFLOP/s | of matmul |" in r.stdout
+    assert "| dense input gradients (dy @ W^T) |" in r.stdout and "the 3 longest ops" in r.stdout
