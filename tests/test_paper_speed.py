@@ -10,7 +10,7 @@ import keras
 
 from cogan_tf import config as C, runner
 from cogan_tf.paper_layers import (CaffeBatchNorm, CaffeDense, ChannelPReLU, caffe_deconv, deconv_k3s2p1_matmul)
-from tests.tolerance import assert_gradients_close, outputs_and_gradients, rel_max, sum_rounding
+from tests.tolerance import assert_gradients_close, call_and_differentiate, outputs_and_gradients, rel_max, sum_rounding
 
 # The paper network at batch 16: its longest sums are the BatchNorm statistics of G's l3 (16 x 25 x 25 =
 # 10,000 terms); a value passes at most 9 layers (G's 5, D's 4) forward, as many backward: 4.3e-4.
@@ -24,14 +24,8 @@ def test_matmul_deconv_equals_the_transposed_convolution(n, c_in, c_out):
     x = tf.random.stateless_normal([n, 4, 4, c_in], seed=[2, 1])
     k = tf.random.stateless_normal([3, 3, c_out, c_in], seed=[2, 2]) * 0.05
     w = tf.random.stateless_normal([n, 7, 7, c_out], seed=[2, 3])  # a loss that weighs every output differently
-    res = []
-    for f in (deconv_k3s2p1_matmul, lambda x, k: caffe_deconv(x, k, 2, 1)):
-        with tf.GradientTape() as tape:
-            tape.watch([x, k])
-            y = f(x, k)
-            loss = tf.reduce_sum(y * w)
-        res.append((y, *tape.gradient(loss, [x, k])))
-    (ya, dxa, dka), (yb, dxb, dkb) = res
+    (ya, dxa, dka), (yb, dxb, dkb) = call_and_differentiate(
+        (deconv_k3s2p1_matmul, lambda x, k: caffe_deconv(x, k, 2, 1)), [x, k], w)
     assert ya.shape == yb.shape == (n, 7, 7, c_out)
     scale = float(tf.reduce_max(caffe_deconv(tf.abs(x), tf.abs(k), 2, 1)))
     np.testing.assert_allclose(ya.numpy(), yb.numpy(), rtol=0, atol=sum_rounding(4 * c_in, scale))

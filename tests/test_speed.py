@@ -309,6 +309,20 @@ def assert_same_first_update(port, ref, x, z, biases):
     assert checked >= 10
 
 
+def assert_lever_changes_nothing(lever: str):
+    """The faithful network's first update with ``lever`` on (the port's step) and off, from the same weights,
+    data and z, by :func:`assert_same_first_update`, with the PReLU slopes at 1 (test_fused_layers_step_equals_unfused
+    says why). Returns (the port, the step without the lever, the data)."""
+    port, x = make(FAITHFUL)
+    ref, _ = make(FAITHFUL)
+    cogan_fast.use_layer_levers(ref, **{lever: False})
+    z = tf.random.stateless_normal([16, 100], seed=[1, 2])
+    for gan in (port, ref):
+        set_prelu_slopes(gan, 1.0)
+    assert_same_first_update(port, ref, x, z, pre_batchnorm_biases(FAITHFUL))
+    return port, ref, x
+
+
 @pytest.mark.parametrize("m", [FAITHFUL, CORRECTED], ids=["faithful", "corrected"])
 def test_fused_layers_step_equals_unfused(m):
     """The port's step against the same step with the layers as first written: D's and G's gradients

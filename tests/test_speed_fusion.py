@@ -12,8 +12,8 @@ import tensorflow as tf
 from cogan_tf import cogan_fast, xla_fusions
 from cogan_tf.layers import BatchNorm, ScalarPReLU, batchnorm_prelu, scalar_batch_norm, scalar_prelu
 from cogan_tf.paper_layers import channel_prelu as paper_channel_prelu
-from tests.test_speed import FAITHFUL, assert_same_first_update, make, pre_batchnorm_biases, set_prelu_slopes
-from tests.tolerance import outputs_and_gradients, rel_max, sum_rounding
+from tests.test_speed import FAITHFUL, assert_lever_changes_nothing, make
+from tests.tolerance import call_and_differentiate, outputs_and_gradients, rel_max, sum_rounding
 
 
 @pytest.mark.parametrize("t", [0.3, 1.7, -0.5, 0.0])
@@ -22,15 +22,7 @@ def test_xla_prelu_equals_the_written_gradient(t):
     slope's gradient, a sum over all elements, to its rounding."""
     x = tf.concat([tf.random.stateless_normal([4, 999], seed=[1, 1]), tf.zeros([4, 3])], axis=1)
     w = tf.random.stateless_normal([4, 1002], seed=[1, 2])
-    res = []
-    for f in (xla_fusions.prelu, scalar_prelu):
-        tt = tf.constant(t)
-        with tf.GradientTape() as tape:
-            tape.watch([x, tt])
-            y = f(x, tt)
-            loss = tf.reduce_sum(y * w)
-        res.append((y, *tape.gradient(loss, [x, tt])))
-    (ya, dxa, dta), (yb, dxb, dtb) = res
+    (ya, dxa, dta), (yb, dxb, dtb) = call_and_differentiate((xla_fusions.prelu, scalar_prelu), [x, tf.constant(t)], w)
     np.testing.assert_array_equal(ya.numpy(), yb.numpy())
     np.testing.assert_array_equal(dxa.numpy(), dxb.numpy())
     scale = float(tf.reduce_sum(tf.abs(x * w)))
@@ -44,14 +36,7 @@ def test_xla_channel_prelu_equals_the_written_gradient():
     x = tf.concat([tf.random.stateless_normal([63, 5, 16], seed=[2, 1]), tf.zeros([1, 5, 16])], axis=0)
     w = tf.random.stateless_normal([64, 5, 16], seed=[2, 2])
     a = tf.random.stateless_uniform([16], seed=[2, 3], minval=-0.5, maxval=1.5)
-    res = []
-    for f in (xla_fusions.channel_prelu, paper_channel_prelu):
-        with tf.GradientTape() as tape:
-            tape.watch([x, a])
-            y = f(x, a)
-            loss = tf.reduce_sum(y * w)
-        res.append((y, *tape.gradient(loss, [x, a])))
-    (ya, dxa, daa), (yb, dxb, dab) = res
+    (ya, dxa, daa), (yb, dxb, dab) = call_and_differentiate((xla_fusions.channel_prelu, paper_channel_prelu), [x, a], w)
     np.testing.assert_array_equal(ya.numpy(), yb.numpy())
     np.testing.assert_array_equal(dxa.numpy(), dxb.numpy())
     mass = float(tf.reduce_max(tf.reduce_sum(tf.abs(x * w), [0, 1])))
@@ -111,13 +96,7 @@ def test_the_step_equals_the_step_without_the_cluster(lever):
     """The faithful network's first update with the cluster (the port's step) and without it, by the networks'
     rule (tests/tolerance.py), PReLU slopes at 1 (test_speed.test_fused_layers_step_equals_unfused); and the
     step has the XLA-compiled functions only with it."""
-    port, x = make(FAITHFUL)
-    ref, _ = make(FAITHFUL)
-    cogan_fast.use_layer_levers(ref, **{lever: False})
-    z = tf.random.stateless_normal([16, 100], seed=[1, 2])
-    for gan in (port, ref):
-        set_prelu_slopes(gan, 1.0)
-    assert_same_first_update(port, ref, x, z, pre_batchnorm_biases(FAITHFUL))
+    port, ref, x = assert_lever_changes_nothing(lever)
     a, b = xla_calls(port, x), xla_calls(ref, x)
     # Without the PReLU cluster no call; without the BatchNorm one, the PReLU's calls only (its own are fewer:
     # one function each way for two layers).

@@ -79,6 +79,22 @@ def rel_max(a, b) -> float:
     return float(tf.reduce_max(tf.abs(a - b)) / (tf.reduce_max(tf.abs(b)) + 1e-30))
 
 
+def call_and_differentiate(functions, args, w):
+    """Two versions of one function (a speed lever and the reference it is tested against), each called on
+    ``args``: ``[(y, *gradients), ...]``, the gradients of ``sum(y * w)`` (a loss that weighs every output
+    differently) with respect to every argument."""
+    import tensorflow as tf
+
+    out = []
+    for f in functions:
+        with tf.GradientTape() as tape:
+            tape.watch(args)
+            y = f(*args)
+            loss = tf.reduce_sum(y * w)
+        out.append((y, *tape.gradient(loss, list(args))))
+    return out
+
+
 def outputs_and_gradients(layers, x, w, training: bool, params):
     """Two versions of one layer (a speed lever and its plain ops), called on ``x``: each one's output and
     the gradients of ``sum(y * w)`` (a loss that weighs every output differently) with respect to ``x``
