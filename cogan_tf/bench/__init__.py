@@ -45,7 +45,7 @@ COGAN_VARIANTS = ("straightforward", "recompute", "unfused_heads", "no_reuse", "
                   "dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "tf_prelu", "tf_bn_prelu",
                   "plain_elementwise", "plain_ops", "xla",
                   "bfloat16", "float16", "loop", "bn_per_feature", "paper", "paper_plain", "paper_deconv",
-                  "paper_tf_prelu", "paper_xla", "conditional")
+                  "paper_tf_prelu", "paper_xla", "conditional", "torch_eager")
 # The port's CoGAN step without one of its written gradients or XLA clusters, or without several (its ratio to
 # each is reported).
 GRADIENT_LEVER_ROWS = ("dense_matmul_grad", "fused_scalar_bn", "stem_deconv_grad", "plain_grads", "tf_prelu",
@@ -162,6 +162,9 @@ def model_rows(name: str, batch: int, jit_compile: bool, cogan_variants: Sequenc
     if "straightforward" in cogan_variants:
         rows.append(Row(name, "straightforward", batch, False,
                         {"step": (cogan_step_count(m, trunk_per_domain=True), 1)}))
+    if "torch_eager" in cogan_variants:  # the same sums as deconv_heads, in PyTorch (bench/torch_peer.py)
+        rows.append(Row(name, "torch_eager", batch, False, {"step": (cogan_step_count(
+            m, reuse_g_forward=True, subpixel_heads=False, subpixel_stem_grad=False), 1)}, step="torch"))
     return rows + cogan_paper_rows(batch, jit_compile, cogan_variants)
 
 
@@ -255,6 +258,14 @@ def build_row(row: Row) -> dict:
     meanwhile is the row's resident share. All rows are built before any is warmed up: building a
     model (``keras.utils.set_random_seed``, i.e. ``tf.random.set_seed``) clears TensorFlow's kernel
     cache, which would cost every step compiled before it ~1 s on its next call."""
+    if row.step == "torch":
+        from cogan_tf.bench import torch_peer
+
+        fn, info = torch_peer.build(row.batch, C.MODEL_CONFIGS[row.model]())
+        return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": False,
+                "cycle": row.cycle, "flops_analytic": row.flops_analytic, "tf_built_mb": None, **info,
+                "analytic_passes": {k: {"per_step": per, "passes": count.passes()}
+                                    for k, (count, per) in row.parts.items()}, "_torch_step": fn}
     mem0 = tf_memory_info()
     gan, inputs = make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
                              model_overrides=row.model_overrides, adam=row.adam)
@@ -273,12 +284,16 @@ def prepare_row(row: Row, rec: dict, warmup: int, profile: bool) -> dict:
     row alone (what its build kept plus the warm-up's peak above what was allocated before it)."""
     import tensorflow as tf
 
-    gan, inputs = rec.pop("_gan"), rec.pop("_inputs")
     reset_peak_rss()
     tf_memory_info(reset=True)
     rss0 = rss_mb("VmRSS")
     mem0 = tf_memory_info()
-    fn = tf.function(step_for(gan, row.variant, row.step), jit_compile=row.jit_compile)
+    if "_torch_step" in rec:  # PyTorch eager: nothing to compile, and TensorFlow's profiler cannot count it
+        fn, inputs, profile = rec.pop("_torch_step"), (), False
+        rec["flops_check"] = {"match": None, "note": "a PyTorch step: not in TensorFlow's graph"}
+    else:
+        gan, inputs = rec.pop("_gan"), rec.pop("_inputs")
+        fn = tf.function(step_for(gan, row.variant, row.step), jit_compile=row.jit_compile)
     t0 = time.perf_counter()
     sync(fn(*inputs))
     rec["first_call_s"] = time.perf_counter() - t0
@@ -416,7 +431,7 @@ def run(models: Sequence[str], cogan_variants: Sequence[str], steps: int, warmup
             ratio = by[(model, "port")]["steps_per_s"] / by[(model, "keras_adam")]["steps_per_s"]
             result["ratios"][f"{model} port / keras_adam (steps/s)"] = ratio
     port = by.get(("cogan", "port"))
-    for variant in GRADIENT_LEVER_ROWS:
+    for variant in GRADIENT_LEVER_ROWS + ("torch_eager",):
         if port is not None and ("cogan", variant) in by:
             result["ratios"][f"cogan port / {variant} (steps/s)"] = port["steps_per_s"] / by[("cogan", variant)]["steps_per_s"]
     for variant in ("paper_plain", "paper_deconv", "paper_tf_prelu", "paper_xla"):

@@ -38,7 +38,8 @@ def define_flags() -> None:
                       "layer's plain ops, before the speed levers), paper_deconv (G's first transposed convolution "
                       "as TensorFlow's op instead of a matmul), paper_tf_prelu (its PReLUs' written gradients as "
                       "TensorFlow's ops instead of XLA clusters), paper_xla (its step under XLA), conditional (the "
-                      "conditional GAN's step, --recipe conditional) [straightforward]")
+                      "conditional GAN's step, --recipe conditional); torch_eager (the faithful CoGAN step written "
+                      "in plain PyTorch eager, the peer: needs PyTorch, not a dependency) [straightforward]")
     flags.DEFINE_list("clustergan_variants", ["paper"],
                       "ClusterGAN --recipe paper rows beside the original recipe's step (port), at the recipe's batch "
                       "64: paper (its critic update and its G+E update, each timed on its own: paper_critic, "
@@ -93,6 +94,11 @@ def validate(f) -> None:
     if unknown:
         raise UsageError(f"--cogan_variants={','.join(f.cogan_variants)}: {', '.join(unknown)} unknown; choose from "
                          f"{', '.join(COGAN_VARIANTS)}")
+    if "torch_eager" in f.cogan_variants and "cogan" in f.models:
+        from cogan_tf.bench import torch_peer
+
+        if not torch_peer.available():
+            raise UsageError(f"--cogan_variants=torch_eager {torch_peer.MISSING}")
     unknown = [v for v in f.clustergan_variants if v not in CLUSTERGAN_VARIANTS]
     if unknown:
         raise UsageError(f"--clustergan_variants={','.join(f.clustergan_variants)}: {', '.join(unknown)} unknown; "
