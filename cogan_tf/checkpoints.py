@@ -28,7 +28,7 @@ import keras
 
 from cogan_tf import config as config_lib, fileio, record as record_lib
 from cogan_tf.errors import DataError, RunStopped, UsageError, first_line
-from cogan_tf.gan import GAN, RunState, Selection
+from cogan_tf.gan import GAN, Loop, Selection
 from cogan_tf.record import RunRecord, checkpoint_numbers
 
 
@@ -39,14 +39,14 @@ RECORD_KEY = f"{RECORD}/.ATTRIBUTES/VARIABLE_VALUE"
 EPOCH_LOSSES = "epoch_losses"
 
 
-def checkpoint(loop: RunState, gan: GAN, optimizers: bool = True) -> tf.train.Checkpoint:
+def checkpoint(loop: Loop, gan: GAN, optimizers: bool = True) -> tf.train.Checkpoint:
     # Models, optimizers, the step counter (= data position: the order is a function of the random seed),
     # the RNG state, the epoch's losses so far and the run's record (so the seed and data setup travel
     # with the weights, not only in config.json beside them; restoring, it is read into a throwaway
     # variable), all in one checkpoint. Without ``optimizers``: what sampling and export read.
     objects = {k: v for k, v in gan.trackables().items()
                if optimizers or not isinstance(v, keras.optimizers.Optimizer)}
-    objects[RECORD] = tf.Variable(record_lib.run_config_text(gan.name, gan.model_cfg, gan.cfg), trainable=False)
+    objects[RECORD] = tf.Variable(record_lib.run_config_text(gan.name, gan.model_cfg, gan.train_cfg), trainable=False)
     objects[EPOCH_LOSSES] = loop.epoch_losses
     return tf.train.Checkpoint(step=loop.step, rng=gan.rng, **objects)
 
@@ -90,7 +90,7 @@ def newest_that_reads(paths: Sequence[str], use: Callable[[Contents], T]
     return None, None, failed
 
 
-def _restore(loop: RunState, gan: GAN, contents: Contents, optimizers: bool) -> None:
+def _restore(loop: Loop, gan: GAN, contents: Contents, optimizers: bool) -> None:
     """Restore the checkpoint ``contents`` describes into ``gan`` and ``loop``; every object it holds must
     find its place (without ``optimizers``, theirs are left unread)."""
     status = checkpoint(loop, gan, optimizers=optimizers).restore(contents.path)
@@ -99,7 +99,7 @@ def _restore(loop: RunState, gan: GAN, contents: Contents, optimizers: bool) -> 
         status.expect_partial()
 
 
-def restore_weights(loop: RunState, gan: GAN, path: str) -> None:
+def restore_weights(loop: Loop, gan: GAN, path: str) -> None:
     """Load the networks (and step) of checkpoint ``path``, not the optimizers: any checkpoint of the run
     (a ClusterGAN's best/ copy, an older one for a curve). One that does not read or restore is a
     one-line DataError naming it."""
@@ -216,7 +216,7 @@ def remove_save_debris(ckpt_dir: str, prefix: str, keep: Optional[set] = None) -
                     pass
 
 
-def restore_newest(loop: RunState, gan: GAN, log=print, training: bool = True,
+def restore_newest(loop: Loop, gan: GAN, log=print, training: bool = True,
                    repair_state: bool = True) -> Optional[str]:
     """Restore the newest ``<prefix>-N`` in the run's directory whose files restore; returns its path,
     or None when there is no checkpoint file at all.
@@ -286,11 +286,11 @@ class Saver:
     than the chief of a multi-worker run, which takes part in every save as TensorFlow requires while
     only the chief's copy is kept. :attr:`last` names the chief's checkpoint on every worker."""
 
-    def __init__(self, loop: RunState, gan: GAN, restored: Optional[str], write_dir: Optional[str] = None):
+    def __init__(self, loop: Loop, gan: GAN, restored: Optional[str], write_dir: Optional[str] = None):
         self.loop, self.gan, self.write_dir = loop, gan, write_dir
         self.ckpt = checkpoint(loop, gan)
         self.manager = tf.train.CheckpointManager(self.ckpt, write_dir or loop.ckpt_dir,
-                                                  max_to_keep=loop.cfg.keep_checkpoints,
+                                                  max_to_keep=loop.train_cfg.keep_checkpoints,
                                                   checkpoint_name=gan.checkpoint_prefix)
         self.last = restored  # the newest good checkpoint of this run
 
@@ -356,7 +356,7 @@ def best_record(ckpt_dir: str) -> Optional[dict]:
     return record
 
 
-def keep_best(loop: RunState, ckpt: tf.train.Checkpoint, path: str, selection: Selection) -> None:
+def keep_best(loop: Loop, ckpt: tf.train.Checkpoint, path: str, selection: Selection) -> None:
     """Write what the model selected after checkpoint ``path``: the checkpoint again into ``best/``
     (resumable: optimizers included) when it is the new best, ``best.json``, and the earlier best's
     copy removed once ``best.json`` no longer names it."""
@@ -371,7 +371,7 @@ def keep_best(loop: RunState, ckpt: tf.train.Checkpoint, path: str, selection: S
     loop.log(selection.line)
 
 
-def restore_best(loop: RunState, gan: GAN, log=print) -> Optional[Tuple[dict, str]]:
+def restore_best(loop: Loop, gan: GAN, log=print) -> Optional[Tuple[dict, str]]:
     """After the loop restored the latest checkpoint: load the one the run kept by validation instead
     (``best.json`` and its path), or None when it keeps none. A best checkpoint that does not restore
     (lost, damaged) leaves the latest in place, with one line saying so, and None."""
@@ -397,7 +397,7 @@ def apply_optimizer_hyperparameters(gan: GAN, saved: dict, log=print) -> None:
     since the run that wrote the checkpoint (its record)."""
     opts = [o for o in gan.trackables().values() if isinstance(o, keras.optimizers.Optimizer)]
     for key in config_lib.OPTIMIZER_FIELDS:
-        new, old = getattr(gan.cfg, key), saved[key]
+        new, old = getattr(gan.train_cfg, key), saved[key]
         if key == "learning_rate":
             for opt in opts:
                 opt.learning_rate.assign(new)

@@ -30,7 +30,7 @@ from cogan_tf.losses import (coupled_weight_decay, critic_loss, discriminator_lo
 from cogan_tf.data import IMAGE_SHAPE, check_image_arrays
 from cogan_tf.history import EpochHistory, finish_outputs
 from cogan_tf.checkpoints import BEST_DIR, best_record, restore_best
-from cogan_tf.gan import GAN, RunState, Selection, apply_gradients, global_batch, replica_share
+from cogan_tf.gan import GAN, Loop, Selection, apply_gradients, global_batch, replica_share
 
 EVAL_SAMPLES = 100  # the original's per-epoch encoder check: 100 fresh samples
 ENCODE_BATCH = 500
@@ -74,7 +74,7 @@ class ClusterGAN(GAN):
         self._encode_fn = None
 
     def build(self):
-        cfg, m = self.cfg, self.model_cfg
+        cfg, m = self.train_cfg, self.model_cfg
         self.generator = ClusterGenerator(m)
         self.discriminator = ClusterDiscriminator(m)
         self.encoder = ClusterEncoder(m)
@@ -115,15 +115,15 @@ class ClusterGAN(GAN):
         return self._validation
 
     def _split(self):
-        x, y = data.load_split(self.cfg.data_dir, self.cfg.dataset, "train")
-        if self.cfg.val_size:
-            if self.cfg.val_size < self.model_cfg.n_classes:  # the validation K-means makes n_classes clusters
-                raise UsageError(f"--val_size={self.cfg.val_size}: the validation clustering needs at least "
+        x, y = data.load_split(self.train_cfg.data_dir, self.train_cfg.dataset, "train")
+        if self.train_cfg.val_size:
+            if self.train_cfg.val_size < self.model_cfg.n_classes:  # the validation K-means makes n_classes clusters
+                raise UsageError(f"--val_size={self.train_cfg.val_size}: the validation clustering needs at least "
                                  f"{self.model_cfg.n_classes} images, one per cluster")
-            if self.cfg.val_size > len(x) - self.cfg.batch_size:
-                raise UsageError(f"--val_size={self.cfg.val_size}: leaves fewer than one batch of the {len(x)} "
-                                 f"{self.cfg.dataset} training images to train on")
-            train_idx, val_idx = data.holdout_split(len(x), self.cfg.val_size, self.seed)
+            if self.train_cfg.val_size > len(x) - self.train_cfg.batch_size:
+                raise UsageError(f"--val_size={self.train_cfg.val_size}: leaves fewer than one batch of the {len(x)} "
+                                 f"{self.train_cfg.dataset} training images to train on")
+            train_idx, val_idx = data.holdout_split(len(x), self.train_cfg.val_size, self.seed)
             self._validation = (x[val_idx], y[val_idx])
             x = x[train_idx]
         return x, y
@@ -170,7 +170,7 @@ class ClusterGAN(GAN):
         m = self.model_cfg
         if m.critic == "wgan_gp":
             return self.critic_step(x)
-        z_n, z_c, classes = self.sample_latent(global_batch(x, self.cfg))
+        z_n, z_c, classes = self.sample_latent(global_batch(x, self.train_cfg))
         z = tf.concat([z_n, z_c], axis=1)
         do_ge = tf.equal(self.d_opt.iterations % m.g_every, 0)
         ge = tf.cond(do_ge, lambda: self.ge_step(z, z_n, classes), self.held_ge)
@@ -193,7 +193,7 @@ class ClusterGAN(GAN):
         one critic update, so the 5 critic updates of each G+E update see 5 different batches and a
         checkpoint's step and D's update count say exactly where in the 5 the run stands."""
         d_out = self.critic_update(x)
-        n = global_batch(x, self.cfg)
+        n = global_batch(x, self.train_cfg)
         ge_out = tf.cond(tf.equal(self.d_opt.iterations % self.model_cfg.g_every, 0),
                          lambda: self.fresh_ge_update(n), self.held_ge)
         return {**d_out, **ge_out}
@@ -201,7 +201,7 @@ class ClusterGAN(GAN):
     def critic_update(self, x) -> Dict[str, tf.Tensor]:
         """The critic half of :meth:`critic_step`: z and the penalty's e for this batch, G's fake batch,
         and one update of D on the Wasserstein loss plus the gradient penalty; returns the critic's losses."""
-        n = global_batch(x, self.cfg)
+        n = global_batch(x, self.train_cfg)
         z_n, z_c, _ = self.sample_latent(n)
         return self.run_replicas(self.critic_replica_update, x, tf.concat([z_n, z_c], axis=1), self.draw_eps(n))
 
@@ -288,13 +288,13 @@ class ClusterGAN(GAN):
         out = generator_encoder_loss(tf.zeros([EVAL_SAMPLES, 1]), zn_hat, z_n, logits, classes)
         return {"enc_mse_loss": float(out["zn_loss"]), "enc_ce_loss": float(out["zc_loss"])}
 
-    def end_of_epoch(self, loop: RunState, epoch: int, mean_losses: Dict[str, float]):
+    def end_of_epoch(self, loop: Loop, epoch: int, mean_losses: Dict[str, float]):
         """Mean G+E and D losses, the encoder check, and every 10th epoch (0, 10, ...) a 10x10 grid of
         the class-ordered display noise, ``img_<epoch>.png``."""
-        out = self.out_dir(self.cfg.sample_dir)
+        out = self.out_dir(self.train_cfg.sample_dir)
         values = {k: mean_losses[k] for k in ("ge_loss", "d_loss", "zn_loss", "zc_loss")}
         values.update(self.encoder_check(epoch))
-        every = self.cfg.sample_every_epochs
+        every = self.train_cfg.sample_every_epochs
         if every and epoch % every == 0:
             name = f"img_{epoch}.png"
             self.write_grid(os.path.join(out, name))
@@ -306,7 +306,7 @@ class ClusterGAN(GAN):
                  f"enc_mse_loss: {values['enc_mse_loss']:.5f}, enc_ce_loss: {values['enc_ce_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
 
-    def end_of_training(self, loop: RunState):
+    def end_of_training(self, loop: Loop):
         """The GIF of the epoch grids and the original's three plots: loss.png (G+E and D),
         enc_mse_loss.png and enc_cross_entropy_loss.png."""
         n_epochs = int(loop.step.numpy()) // max(loop.steps_per_epoch, 1)
@@ -315,7 +315,7 @@ class ClusterGAN(GAN):
             "enc_mse_loss.png": {"enc_mse_loss": "enc_mse_loss"},
             "enc_cross_entropy_loss.png": {"enc_cross_entropy_loss": "enc_ce_loss"},
         }
-        for p in finish_outputs(EpochHistory(self.out_dir(self.cfg.sample_dir)), n_epochs, plots,
+        for p in finish_outputs(EpochHistory(self.out_dir(self.train_cfg.sample_dir)), n_epochs, plots,
                                 log=loop.log).values():
             loop.log(f" [*] wrote {p}")
 
@@ -340,12 +340,12 @@ class ClusterGAN(GAN):
         return report
 
     # --- model selection on the validation split (--val_size) ---------------------------------------
-    def select(self, loop: RunState, path: str) -> Optional[Selection]:
+    def select(self, loop: Loop, path: str) -> Optional[Selection]:
         """With ``val_size``: score the validation split (both protocols); the checkpoint is the new best
         when its K-means purity (the paper's ACC) beats the best so far. The record (``best.json``) holds
         its step, G iterations and scores, and every validation score of the run so far; the loop writes
         it and the checkpoint's copy (:func:`cogan_tf.checkpoints.keep_best`)."""
-        if not self.cfg.val_size:
+        if not self.train_cfg.val_size:
             return None
         x, y = self.validation_set()
         rep = self.cluster_report(x, y)
@@ -353,7 +353,8 @@ class ClusterGAN(GAN):
         entry = {"step": step, "g_iterations": self.g_iterations(), "checkpoint": os.path.basename(path),
                  **{k: rep[k] for k in ("acc", "purity", "nmi", "ari", "kmeans_acc", "kmeans_purity",
                                         "kmeans_nmi", "kmeans_ari")}}
-        record = best_record(loop.ckpt_dir) or {"selected_by": BEST_BY, "val_size": self.cfg.val_size, "history": []}
+        record = best_record(loop.ckpt_dir) or {"selected_by": BEST_BY, "val_size": self.train_cfg.val_size,
+                                                "history": []}
         # Keyed by step: a run resumed from an older checkpoint replaces what it re-measures.
         record["history"] = sorted([h for h in record["history"] if h["step"] != step] + [entry],
                                    key=lambda h: h["step"])
@@ -369,7 +370,7 @@ class ClusterGAN(GAN):
                 f"(K-means purity {b['kmeans_purity']:.4f})" + (" [kept]" if is_best else ""))
         return Selection(record, is_best, replaced, line)
 
-    def restore_best(self, loop: RunState, log=print) -> dict:
+    def restore_best(self, loop: Loop, log=print) -> dict:
         """After the loop restored the latest checkpoint: load the best one by validation score instead,
         if the run keeps one (the paper's model selection; :func:`cogan_tf.checkpoints.restore_best`).
         Returns which checkpoint the model now holds, also kept as ``restored_from`` for reports."""
@@ -389,12 +390,12 @@ class ClusterGAN(GAN):
             f"{b['acc']:.4f}); the latest is step {latest_step}")
         return self.restored_from
 
-    def evaluate(self, loop: RunState):
+    def write_report(self, loop: Loop):
         """``--is_train False``: cluster the test set with the encoder of the best checkpoint by
         validation score if the run kept one (``--val_size``), else of the latest; print both
         protocols' scores and write them to ``<evaluate_dir>/clustergan_clustering.json`` (with the
         checkpoint used); a class-ordered grid in ``<evaluate_dir>/clustergan/test_00.png``."""
-        cfg = self.cfg
+        cfg = self.train_cfg
         kept = self.restore_best(loop, log=loop.log)
         x, y = data.load_split(cfg.data_dir, cfg.dataset, "test")
         report = {"dataset": cfg.dataset, "split": "test", "step": int(loop.step.numpy()), "checkpoint": kept,

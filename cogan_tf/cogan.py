@@ -14,7 +14,7 @@ from cogan_tf import cogan_fast, data, images, levers, losses, pairs
 from cogan_tf.config import CoganConfig, TrainConfig
 from cogan_tf.export import export_cogan
 from cogan_tf.cogan_networks import build_cogan, unique_variables
-from cogan_tf.gan import GAN, RunState, apply_gradients, replica_share
+from cogan_tf.gan import GAN, Loop, apply_gradients, replica_share
 
 SAMPLE_BATCH = 128  # the original draws 128 sample z once before training and shows the first 64
 
@@ -67,7 +67,7 @@ class CoGAN(GAN):
 
     def build(self):
         self.generator, self.discriminator = build_cogan(self.model_cfg)
-        cfg = self.cfg
+        cfg = self.train_cfg
         # One optimizer per player over the deduplicated variables of its coupled model: a shared
         # variable is one object and gets exactly one Adam update per step (from both domains' losses).
         self.g_vars = unique_variables(self.generator.trainable_variables)
@@ -88,8 +88,8 @@ class CoGAN(GAN):
 
     def training_arrays(self):
         if self._arrays is None:
-            self._arrays = load_domains(self.cfg.data_dir, self.cfg.dataset, self.cfg.disjoint_domains, self.seed,
-                                       pair=self.model_cfg.pair)
+            t = self.train_cfg
+            self._arrays = load_domains(t.data_dir, t.dataset, t.disjoint_domains, self.seed, pair=self.model_cfg.pair)
         return self._arrays
 
     def loss_logits(self, x, domain: int, training):
@@ -113,7 +113,7 @@ class CoGAN(GAN):
         (its README: a fix against D converging too fast). Under tf.distribute, x1 and x2 are the
         replicas' shares of the global batch; z is drawn here once for the global batch."""
         distributed = isinstance(x1, tf.distribute.DistributedValues)
-        batch = self.cfg.batch_size if distributed else tf.shape(x1)[0]
+        batch = self.train_cfg.batch_size if distributed else tf.shape(x1)[0]
         z = self.rng.normal([batch, self.model_cfg.z_dim])
         return self.run_replicas(self.replica_step, x1, x2, z)
 
@@ -161,12 +161,12 @@ class CoGAN(GAN):
     def write_grids(self, out_dir: str, stem: str, z) -> Dict[str, str]:
         out = self.generate(z)
         # Q3: the original's grids are min-max stretched per grid, RGB with three equal channels.
-        return {k: images.save_grid(os.path.join(out_dir, k, f"{stem}.png"), out[k], scaling=self.cfg.grid_scaling,
-                                    rgb=True) for k in ("top", "bot")}
+        return {k: images.save_grid(os.path.join(out_dir, k, f"{stem}.png"), out[k],
+                                    scaling=self.train_cfg.grid_scaling, rgb=True) for k in ("top", "bot")}
 
-    def sample(self, loop: RunState, epoch: int, idx: int):
+    def sample(self, loop: Loop, epoch: int, idx: int):
         log = loop.log
-        paths = self.write_grids(self.cfg.sample_dir, f"train_{epoch:02d}_{idx:04d}", self.sample_z)
+        paths = self.write_grids(self.train_cfg.sample_dir, f"train_{epoch:02d}_{idx:04d}", self.sample_z)
         x1, x2 = self.sample_images()
         z = tf.convert_to_tensor(self.sample_z[: len(x1)])
         fake1, fake2 = self.generator(z, training=False)
@@ -193,13 +193,13 @@ class CoGAN(GAN):
             out[name] = tf.sigmoid(h3) if self.model_cfg.loss_on_logits else h3
         return out
 
-    def evaluate(self, loop: RunState, n_grids: int = 4):
+    def write_report(self, loop: Loop, n_grids: int = 4):
         """Grids of the fixed sample z (test_00) and of further seeded z batches, in evaluate/top|bot."""
         log = loop.log
         rng = np.random.default_rng([self.seed, 2])
         for i in range(n_grids):
             z = self.sample_z if i == 0 else self.sample_noise(rng, len(self.sample_z))
-            paths = self.write_grids(self.cfg.evaluate_dir, f"test_{i:02d}", z)
+            paths = self.write_grids(self.train_cfg.evaluate_dir, f"test_{i:02d}", z)
             log(f" [*] wrote {paths['top']} and {paths['bot']}")
 
     def export(self, export_dir: str) -> str:

@@ -41,7 +41,7 @@ class PaperCoGAN(CoGAN):
         return rng.uniform(-1.0, 1.0, (n, self.model_cfg.z_dim)).astype(np.float32)
 
     def build(self):
-        cfg = self.cfg
+        cfg = self.train_cfg
         self.generator, self.discriminator = build_paper_networks(self.model_cfg)
         self.g_vars = unique_variables(self.generator.trainable_variables)
         self.d_vars = unique_variables(self.discriminator.trainable_variables)

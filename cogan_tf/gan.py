@@ -33,7 +33,7 @@ class GAN:
 
     def __init__(self, model_cfg, train_cfg: config_lib.TrainConfig, strategy=None):
         self.model_cfg = model_cfg
-        self.cfg = train_cfg
+        self.train_cfg = train_cfg
         self.seed = train_cfg.seed if train_cfg.seed is not None else 0
         # Networks and optimizers are built under this strategy's scope (default: one device).
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -77,26 +77,26 @@ class GAN:
         return (f"Epoch: [{epoch:2d}] [{idx:4d}/{steps_per_epoch:4d}] time: {elapsed:4.4f}, "
                 f"d_loss: {losses['d_loss']:.8f}, g_loss: {losses['g_loss']:.8f}")
 
-    def sample(self, loop: "RunState", epoch: int, idx: int) -> None:
+    def sample(self, loop: "Loop", epoch: int, idx: int) -> None:
         """Write sample grids (called when counter % sample_every == 1)."""
 
-    def end_of_epoch(self, loop: "RunState", epoch: int, mean_losses: Dict[str, float]) -> None:
+    def end_of_epoch(self, loop: "Loop", epoch: int, mean_losses: Dict[str, float]) -> None:
         """Per-epoch work (the PyTorch originals' grids, GIFs and loss plots)."""
 
-    def end_of_training(self, loop: "RunState") -> None:
+    def end_of_training(self, loop: "Loop") -> None:
         """Work after the last step, before the final checkpoint and export."""
 
     def use_device_levers(self, device_kind: str) -> None:
         """Set the speed levers that pay on one device only for ``device_kind`` ("cpu" or "gpu";
         :mod:`cogan_tf.levers`). Called after ``build``."""
 
-    def select(self, loop: "RunState", path: str) -> Optional["Selection"]:
+    def select(self, loop: "Loop", path: str) -> Optional["Selection"]:
         """After checkpoint ``path`` is written: whether the run keeps it as its best by a validation score
         (the ClusterGAN's ``--val_size``), which the loop then writes (:func:`cogan_tf.checkpoints.keep_best`);
         None (the default): no selection."""
         return None
 
-    def restore_best(self, loop: "RunState", log=print) -> Optional[dict]:
+    def restore_best(self, loop: "Loop", log=print) -> Optional[dict]:
         """For evaluation, after the loop restored the latest checkpoint: load the one the run kept by
         validation instead, if the model selects one (:func:`cogan_tf.checkpoints.restore_best`)."""
         return None
@@ -108,10 +108,10 @@ class GAN:
     def export_about(self) -> Dict[str, str]:
         """What an export records beside the model (:func:`cogan_tf.outputs.export_marker`): the dataset it
         was trained on and the run's checkpoint folder."""
-        return {"dataset": self.cfg.dataset,
-                "run": os.path.abspath(os.path.join(self.cfg.checkpoint_dir, self.checkpoint_subdir()))}
+        return {"dataset": self.train_cfg.dataset,
+                "run": os.path.abspath(os.path.join(self.train_cfg.checkpoint_dir, self.checkpoint_subdir()))}
 
-    def evaluate(self, loop: "RunState") -> None:
+    def write_report(self, loop: "Loop") -> None:
         """``--is_train False``: write evaluation grids (and reports) from the restored model."""
         raise NotImplementedError
 
@@ -120,7 +120,8 @@ class GAN:
         """The loop's step: ``step`` (default ``train_step``) as a tf.function, compiled whole by XLA with
         ``--jit_compile`` on one device; under tf.distribute XLA compiles each replica's function instead
         (:meth:`run_replicas`)."""
-        return tf.function(step or self.train_step, jit_compile=bool(self.cfg.jit_compile) and not self.replica_xla)
+        return tf.function(step or self.train_step,
+                           jit_compile=bool(self.train_cfg.jit_compile) and not self.replica_xla)
 
     def run_replicas(self, fn, *args) -> Dict[str, tf.Tensor]:
         """``fn(*args)`` on every replica (each its share of the batch; on one device, a plain call), its
@@ -155,7 +156,7 @@ class GAN:
         return replica_fn
 
     def checkpoint_subdir(self) -> str:
-        cfg = self.cfg
+        cfg = self.train_cfg
         return record_lib.checkpoint_subdir(self.name, cfg.dataset, cfg.batch_size,
                                             getattr(self.model_cfg, "output_size", 28))
 
@@ -165,11 +166,11 @@ class GAN:
         dynamic LossScaleOptimizer. Called from ``build``, which :func:`build_gan` runs under the
         run's dtype policy: a GAN asking for mixed precision built outside it is refused here, rather
         than trained as float32 layers behind a loss scale."""
-        want = precision.policy_name(getattr(self.cfg, "mixed_precision", None))
+        want = precision.policy_name(getattr(self.train_cfg, "mixed_precision", None))
         if want != "float32" and keras.config.dtype_policy().name != want:
             raise RuntimeError(f"{self.name} with mixed_precision={want!r} must be built under that dtype "
                                f"policy: build it with cogan_tf.gan.build_gan(gan)")
-        adam = make_adam(self.cfg.adam, learning_rate=learning_rate, beta_1=beta1, beta_2=beta2,
+        adam = make_adam(self.train_cfg.adam, learning_rate=learning_rate, beta_1=beta1, beta_2=beta2,
                          epsilon=1e-8, **kwargs)
         return precision.wrap_optimizer(adam)
 
@@ -257,13 +258,13 @@ class Selection:
     line: str
 
 
-class RunState:
+class Loop:
     """The run's state, shared by the loop and a model's hooks: its checkpoint directory, TensorBoard
     writer, step counter (checkpointed), epoch geometry and training arrays."""
 
     def __init__(self, gan: GAN, cfg: config_lib.TrainConfig, log=print):
         self.gan = gan
-        self.cfg = cfg
+        self.train_cfg = cfg
         self.log = log  # where hooks print their lines (the original's stdout)
         self.ckpt_dir = os.path.join(cfg.checkpoint_dir, gan.checkpoint_subdir())
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -309,6 +310,6 @@ class RunState:
 def build_gan(gan: GAN) -> None:
     """``gan.build()`` under its strategy's scope and its precision's dtype policy (the previous global
     policy is restored afterwards), with the speed levers of the device it trains on (:mod:`cogan_tf.levers`)."""
-    with gan.strategy.scope(), precision.policy_scope(getattr(gan.cfg, "mixed_precision", None)):
+    with gan.strategy.scope(), precision.policy_scope(getattr(gan.train_cfg, "mixed_precision", None)):
         gan.build()
     gan.use_device_levers(device.kind(gan.strategy))

@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from cogan_tf import cluster, device
+from cogan_tf import tf_config, device
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The program each worker runs, followed by the main.py flags.
@@ -110,7 +110,7 @@ def worker_env(base: dict, addresses: Sequence[str], index: int, threads: int) -
     """The environment of worker ``index``: its TF_CONFIG, this package first on the path, unbuffered
     output (lines arrive as they are printed), and the thread counts if given."""
     env = dict(base)
-    env["TF_CONFIG"] = cluster.tf_config(addresses, index)
+    env["TF_CONFIG"] = tf_config.for_worker(addresses, index)
     env["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT] + ([base["PYTHONPATH"]] if base.get("PYTHONPATH") else []))
     env["PYTHONUNBUFFERED"] = "1"
     if threads:

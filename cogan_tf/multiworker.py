@@ -1,5 +1,5 @@
 """What the training loop does differently as one of several workers (``--strategy multiworker``, one
-process per worker, :mod:`cogan_tf.cluster` says which): TensorFlow's MultiWorkerMirroredStrategy with
+process per worker, :mod:`cogan_tf.tf_config` says which): TensorFlow's MultiWorkerMirroredStrategy with
 bounded waits, each worker's rows of the global batch, the agreements the workers reach through one
 small all-reduce each (same run, same checkpoint, a stop signal), and where a worker other than the
 chief puts the files TensorFlow has every worker write.
@@ -25,7 +25,7 @@ from typing import Callable, Iterator, List, Optional, Tuple
 import numpy as np
 import tensorflow as tf
 
-from cogan_tf import cluster
+from cogan_tf import tf_config
 from cogan_tf.errors import RunStopped, UsageError, first_line
 
 # A blocking call to the other workers (a step, an agreement) that waits longer than this fails the run.
@@ -50,10 +50,10 @@ _REASONS = (("Connection reset", "connection reset"), ("Connection refused", "co
 
 def make_strategy(wait_for_workers: float = COLLECTIVE_TIMEOUT_S, log: Callable[[str], None] = print):
     """MultiWorkerMirroredStrategy on the cluster TF_CONFIG describes, once every worker answers
-    (:func:`cogan_tf.cluster.wait_for_workers`, at most ``wait_for_workers`` seconds); a cluster that
+    (:func:`cogan_tf.tf_config.wait_for_workers`, at most ``wait_for_workers`` seconds); a cluster that
     cannot start in one line."""
-    role = cluster.role("multiworker")
-    cluster.wait_for_workers(role, wait_for_workers, log=log if role.chief else _to_stderr)
+    role = tf_config.role("multiworker")
+    tf_config.wait_for_workers(role, wait_for_workers, log=log if role.chief else _to_stderr)
     try:
         return tf.distribute.MultiWorkerMirroredStrategy()
     except (tf.errors.OpError, ValueError, RuntimeError) as e:
@@ -111,7 +111,7 @@ _watchdog: Optional[Watchdog] = None
 def _fingerprint(gan) -> int:
     """What every worker must agree on, hashed: the model and everything that decides the data order,
     the step's arithmetic and when checkpoints are saved (every worker takes part in a save)."""
-    cfg = gan.cfg
+    cfg = gan.train_cfg
     run = {"model": gan.name, "model_config": dataclasses.asdict(gan.model_cfg), "seed": gan.seed,
            **{k: getattr(cfg, k) for k in ("dataset", "batch_size", "train_size", "epoch", "max_steps", "learning_rate",
                                            "beta1", "beta2", "disjoint_domains", "mixed_precision", "jit_compile",
@@ -123,7 +123,7 @@ def _fingerprint(gan) -> int:
 class Workers:
     """This process's part in the run (``role``) and the collectives through which the workers agree."""
 
-    def __init__(self, strategy, role: cluster.Role):
+    def __init__(self, strategy, role: tf_config.Role):
         self.strategy, self.role = strategy, role
         self._gather = None
 
@@ -202,18 +202,19 @@ class Workers:
 
     def distribute(self, make_dataset: Callable[[], tf.data.Dataset], batch_size: int):
         """The batches this process feeds the step. Several workers: each reads its own rows of every
-        global batch (:func:`cogan_tf.cluster.worker_rows`), so one step's rows over all workers are the
+        global batch (:func:`cogan_tf.tf_config.worker_rows`), so one step's rows over all workers are the
         batch one process takes at that step. Sliced here rather than left to TensorFlow's automatic
         sharding of one dataset, which gives the same rows for this pipeline (it splits each batch, then
         deals the pieces out) only by rewriting the pipeline in a way that depends on its source: a
         dataset read from files is sharded by file. One process with several replicas: the global batch
         split across them."""
         if self.role.multi:
-            cluster.worker_rows(batch_size, self.strategy.num_replicas_in_sync, self.role.workers, self.role.index)
+            tf_config.worker_rows(batch_size, self.strategy.num_replicas_in_sync, self.role.workers, self.role.index)
 
             def rows(ctx: tf.distribute.InputContext):
                 replicas = ctx.num_replicas_in_sync
-                start, stop = cluster.worker_rows(batch_size, replicas, ctx.num_input_pipelines, ctx.input_pipeline_id)
+                start, stop = tf_config.worker_rows(batch_size, replicas, ctx.num_input_pipelines,
+                                                    ctx.input_pipeline_id)
                 ds = make_dataset().map(lambda *b: tuple(x[start:stop] for x in b))
                 per = batch_size // replicas
                 return ds.rebatch(per) if stop - start > per else ds  # one element per local replica, in order

@@ -21,7 +21,7 @@ import dataclasses
 import os
 from typing import Dict, Optional
 
-from cogan_tf import cli, cluster, config as config_lib, device, outputs, pairs
+from cogan_tf import cli, tf_config, config as config_lib, device, outputs, pairs
 from cogan_tf import record as record_lib
 from cogan_tf.config import ModelConfig, TrainConfig
 from cogan_tf.errors import DataError
@@ -40,7 +40,7 @@ class Run:
     training: bool
     record: RunRecord
     resume: Optional[str] = None
-    role: cluster.Role = cluster.Role()
+    role: tf_config.Role = tf_config.Role()
     lock: Optional[outputs.RunLock] = None
 
     @property
@@ -64,7 +64,7 @@ class Run:
 
 
 def prepare(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = True,
-            explicit: Optional[Dict[str, str]] = None, role: Optional[cluster.Role] = None, check_only: bool = False,
+            explicit: Optional[Dict[str, str]] = None, role: Optional[tf_config.Role] = None, check_only: bool = False,
             data_files: bool = True, log=print) -> Optional[Run]:
     """The run of ``model_cfg`` and ``train_cfg``, decided (see the module's docstring). Refusals are
     one-line errors; those that need no TensorFlow come before it starts. ``explicit``: the model-config
@@ -72,7 +72,7 @@ def prepare(model_cfg: ModelConfig, train_cfg: TrainConfig, training: bool = Tru
     several workers (default: read from TF_CONFIG). ``check_only``: only the checks that need neither
     TensorFlow nor the lock, then None. ``data_files``: the training reads the data files (not arrays it
     is handed), so a pair's missing files are refused here."""
-    role = role or cluster.role(train_cfg.strategy)
+    role = role or tf_config.role(train_cfg.strategy)
     if role.chief:  # the others write none of the folders, and do not probe them while the chief does
         outputs.check_output_dirs(model_cfg, train_cfg, training=training)
     directory = record_lib.run_checkpoint_dir(model_cfg, train_cfg)

@@ -45,14 +45,14 @@ def make_gan(model_cfg, train_cfg: config_lib.TrainConfig, arrays=None, strategy
 def execute(run: Run, log=print, arrays=None, strategy=None) -> gan_lib.GAN:
     """Train the prepared ``run`` (resuming if it names a checkpoint) or, if it is an evaluation, restore
     and evaluate it. Returns the GAN object (for ``python main.py``'s sample-quality report,
-    :func:`cogan_tf.evaluate.report_for_gan`)."""
+    :func:`cogan_tf.evaluate.scoring.report_for_gan`)."""
     gan = make_gan(run.model_cfg, run.train_cfg, arrays=arrays, strategy=strategy, log=log)
-    log(device.describe(gan.strategy, gan.cfg))
+    log(device.describe(gan.strategy, gan.train_cfg))
     log(f" [*] {gan.name}: {dataclasses.asdict(gan.model_cfg)}; seed {gan.seed}")
     if run.training:
         train.fit(gan, run, log=log)
     else:
-        train.evaluate(gan, run, log=log)
+        train.report(gan, run, log=log)
     return gan
 
 

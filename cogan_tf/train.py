@@ -1,6 +1,6 @@
 """The one training loop of all three GANs: data order, compiled steps, per-step log line, sample
 grids, TensorBoard, checkpoints with exact resume, stop signals, and SavedModel export
-(:func:`fit`); and ``--is_train False`` (:func:`evaluate`).
+(:func:`fit`); and ``--is_train False`` (:func:`report`: restore, write the model's report, export).
 
 Both take a prepared :class:`cogan_tf.run.Run` (folders checked, record settled, seed resolved, lock
 held) and use it as it is. The models' hooks are in :mod:`cogan_tf.gan`, the checkpoint policy in
@@ -22,7 +22,7 @@ import keras
 
 from cogan_tf import checkpoints, data, multiworker, outputs, record as record_lib
 from cogan_tf.errors import RunStopped, UsageError, first_line
-from cogan_tf.gan import GAN, RunState, build_gan
+from cogan_tf.gan import GAN, Loop, build_gan
 from cogan_tf.run import Run
 from cogan_tf.stops import StopSignals
 
@@ -40,8 +40,8 @@ class Progress:
     (losses in its postfix) instead of the per-step lines. The rate counts from the end of the first
     step of this process, which also traces and compiles the step."""
 
-    def __init__(self, gan: GAN, loop: RunState, step: int, total: int, log_dir: str, log=print, bar: bool = True):
-        cfg = gan.cfg
+    def __init__(self, gan: GAN, loop: Loop, step: int, total: int, log_dir: str, log=print, bar: bool = True):
+        cfg = gan.train_cfg
         self.total, self.log, self.every = total, log, cfg.sample_every or loop.steps_per_epoch
         self.t0 = self.s0 = None
         spe = loop.steps_per_epoch
@@ -76,7 +76,7 @@ class Progress:
 
 
 def _other_runs_hint(gan: GAN) -> str:
-    others = record_lib.other_runs(gan.model_cfg, gan.cfg)
+    others = record_lib.other_runs(gan.model_cfg, gan.train_cfg)
     return "; ".join(f"{d} holds a {gan.name} run with batch_size {b}: pass --batch_size {b} for it"
                      for d, b in others)
 
@@ -84,10 +84,10 @@ def _other_runs_hint(gan: GAN) -> str:
 def _prepare(gan: GAN, run: Run, log=print, team: Optional[multiworker.Workers] = None):
     """Build ``gan`` and restore its newest intact checkpoint: (loop, its path or None). ``team``: this
     process's part in a run of several workers (default: the run's role)."""
-    cfg, training = gan.cfg, run.training
+    cfg, training = gan.train_cfg, run.training
     team = team or multiworker.Workers(gan.strategy, run.role)
     keras.utils.set_random_seed(gan.seed)  # initial weights
-    loop = RunState(gan, cfg, log)
+    loop = Loop(gan, cfg, log)
     team.check_same_run(gan)  # before the variables, whose creation is already a collective
     build_gan(gan)
     if getattr(cfg, "mixed_precision", None):
@@ -116,7 +116,7 @@ def _output_failure(e: OSError) -> str:
     return f"could not write {what}; {fix}"
 
 
-def fit(gan: GAN, run: Run, log=print) -> RunState:
+def fit(gan: GAN, run: Run, log=print) -> Loop:
     """Train ``gan`` (built from ``run``'s configs) as configured, resuming from the newest intact
     checkpoint in its directory.
 
@@ -129,7 +129,7 @@ def fit(gan: GAN, run: Run, log=print) -> RunState:
     events, config.json and the run's lines; every worker takes part in each checkpoint save and the
     export, the others into temporary folders (:class:`cogan_tf.multiworker.Workers`); all stop after
     the same step, and a lost worker stops the others in one line."""
-    cfg = gan.cfg
+    cfg = gan.train_cfg
     team = multiworker.Workers(gan.strategy, run.role)
     chief = team.chief
     if not chief:
@@ -273,7 +273,7 @@ def _quiet(*_) -> None:
     """The ``log`` of a worker other than the chief."""
 
 
-def _flush(loop: RunState) -> None:
+def _flush(loop: Loop) -> None:
     if loop.writer is not None:
         loop.writer.flush()
 
@@ -286,8 +286,8 @@ def _export(gan: GAN, safe: str, team: Optional[multiworker.Workers] = None) -> 
     """``gan.export`` with a failure in one line: ``safe`` says what survives and how to export again.
     A worker other than the chief exports into its temporary folder, removed again (TensorFlow has every
     worker take part in saving a distributed model; the chief's copy is the export)."""
-    target = outputs.export_target(gan.cfg)
-    export_dir = gan.cfg.export_dir if team is None else team.export_dir(gan.cfg.export_dir)
+    target = outputs.export_target(gan.train_cfg)
+    export_dir = gan.train_cfg.export_dir if team is None else team.export_dir(gan.train_cfg.export_dir)
     try:
         path = gan.export(export_dir)
     except UsageError as e:
@@ -296,12 +296,12 @@ def _export(gan: GAN, safe: str, team: Optional[multiworker.Workers] = None) -> 
         why = f"{e.strerror}" if isinstance(e, OSError) and e.strerror else first_line(e)
         raise RunStopped(f"could not write the SavedModel {target} ({why}); {safe}") from None
     finally:
-        if export_dir != gan.cfg.export_dir:
+        if export_dir != gan.train_cfg.export_dir:
             shutil.rmtree(export_dir, ignore_errors=True)
-    return path if export_dir == gan.cfg.export_dir else target
+    return path if export_dir == gan.train_cfg.export_dir else target
 
 
-def restore(gan: GAN, run: Run, log=print) -> RunState:
+def restore(gan: GAN, run: Run, log=print) -> Loop:
     """Build ``gan`` and restore its newest intact checkpoint; a clear error when there is none."""
     loop, path = _prepare(gan, run, log)
     if path is None:
@@ -312,15 +312,15 @@ def restore(gan: GAN, run: Run, log=print) -> RunState:
     return loop
 
 
-def evaluate(gan: GAN, run: Run, log=print) -> RunState:
+def report(gan: GAN, run: Run, log=print) -> Loop:
     """``--is_train False``: restore, write the model's evaluation outputs, export the SavedModel."""
     loop = restore(gan, run, log)
     try:
-        outputs.claim_outputs(gan.model_cfg, gan.cfg, training=False, log=log)
+        outputs.claim_outputs(gan.model_cfg, gan.train_cfg, training=False, log=log)
     except OSError as e:
         raise RunStopped(_output_failure(e)) from None
     try:
-        gan.evaluate(loop)
+        gan.write_report(loop)
     except OSError as e:
         raise RunStopped(_output_failure(e)) from None
     path = _export(gan, "fix it and run the same command again")

@@ -26,7 +26,7 @@ from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.config import TrainConfig, VanillaConfig
 from cogan_tf.precision import as_float32
 from cogan_tf.torch_layers import build_once, torch_dense
-from cogan_tf.gan import GAN, RunState, apply_gradients, global_batch, replica_share
+from cogan_tf.gan import GAN, Loop, apply_gradients, global_batch, replica_share
 
 SAMPLE_SIZE = 64  # the original's fixed display noise: 64 samples, an 8x8 grid
 
@@ -143,7 +143,7 @@ class VanillaGAN(GAN):
         self.sample_z = rng.standard_normal((SAMPLE_SIZE, model_cfg.z_dim)).astype(np.float32)
 
     def build(self):
-        cfg, m = self.cfg, self.model_cfg
+        cfg, m = self.train_cfg, self.model_cfg
         self.generator = VanillaGenerator(m)
         self.discriminator = VanillaDiscriminator(m)
         self.generator.build((None, m.z_dim))
@@ -168,14 +168,15 @@ class VanillaGAN(GAN):
 
     def training_arrays(self):
         if self._arrays is None:
-            self._arrays = [data.load_split(self.cfg.data_dir, self.cfg.dataset, "train")[0]]  # as the originals
+            # All of the training split, as the originals.
+            self._arrays = [data.load_split(self.train_cfg.data_dir, self.train_cfg.dataset, "train")[0]]
         return self._arrays
 
     def train_step(self, x):
         """k = 1 D update, then one G update, each on its own fresh z (as the original). D runs in
         training mode (dropout on) in both, and sees the real and the fake batch in separate calls,
         so each gets its own dropout mask."""
-        n = global_batch(x, self.cfg)
+        n = global_batch(x, self.train_cfg)
         # Both z for the global batch, in the order the updates use them; under tf.distribute each
         # replica takes its share.
         z_d = self.rng.normal([n, self.model_cfg.z_dim])
@@ -203,12 +204,12 @@ class VanillaGAN(GAN):
     def out_dir(self, root: str) -> str:
         return os.path.join(root, self.name)
 
-    def end_of_epoch(self, loop: RunState, epoch: int, mean_losses: Dict[str, float]):
+    def end_of_epoch(self, loop: Loop, epoch: int, mean_losses: Dict[str, float]):
         """As the original after each epoch: record the mean G and D losses; every 10th epoch
         (0, 10, 20, ...) an 8x8 grid of the fixed display noise, ``img_<epoch>.png``."""
-        out = self.out_dir(self.cfg.sample_dir)
+        out = self.out_dir(self.train_cfg.sample_dir)
         values = {"g_loss": mean_losses["g_loss"], "d_loss": mean_losses["d_loss"]}
-        every = self.cfg.sample_every_epochs
+        every = self.train_cfg.sample_every_epochs
         if every and epoch % every == 0:
             name = f"img_{epoch}.png"
             images.save_grid(os.path.join(out, name), self.generate(self.sample_z))
@@ -218,21 +219,21 @@ class VanillaGAN(GAN):
         loop.log(f"epoch {epoch}: epoch_g_loss: {values['g_loss']:.5f}, epoch_d_loss: {values['d_loss']:.5f}"
                  + (f" [{values['grid']}]" if "grid" in values else ""))
 
-    def end_of_training(self, loop: RunState):
+    def end_of_training(self, loop: Loop):
         """The GIF of the epoch grids and the plot of the per-epoch mean G and D losses (loss.png)."""
         n_epochs = int(loop.step.numpy()) // max(loop.steps_per_epoch, 1)
-        paths = finish_outputs(EpochHistory(self.out_dir(self.cfg.sample_dir)), n_epochs,
+        paths = finish_outputs(EpochHistory(self.out_dir(self.train_cfg.sample_dir)), n_epochs,
                                {"loss.png": {"Generator loss": "g_loss", "Discriminator loss": "d_loss"}},
                                log=loop.log)
         for p in paths.values():
             loop.log(f" [*] wrote {p}")
 
-    def evaluate(self, loop: RunState, n_grids: int = 4):
+    def write_report(self, loop: Loop, n_grids: int = 4):
         """Grids of the fixed display noise (test_00) and of further seeded z, in <evaluate_dir>/vanilla."""
         rng = np.random.default_rng([self.seed, 2])
         for i in range(n_grids):
             z = self.sample_z if i == 0 else rng.standard_normal(self.sample_z.shape).astype(np.float32)
-            path = images.save_grid(os.path.join(self.out_dir(self.cfg.evaluate_dir), f"test_{i:02d}.png"),
+            path = images.save_grid(os.path.join(self.out_dir(self.train_cfg.evaluate_dir), f"test_{i:02d}.png"),
                                     self.generate(z))
             loop.log(f" [*] wrote {path}")
 

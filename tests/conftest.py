@@ -106,7 +106,7 @@ def fit(gan, log=quiet):
     configs (:func:`cogan_tf.run.prepare`), the lock released at the end. Returns the loop."""
     from cogan_tf import run, train
 
-    with run.prepare(gan.model_cfg, gan.cfg, log=log) as prepared:
+    with run.prepare(gan.model_cfg, gan.train_cfg, log=log) as prepared:
         return train.fit(gan, prepared, log=log)
 
 
@@ -114,7 +114,7 @@ def restore(gan, log=quiet):
     """``train.restore`` of a GAN a test built itself, prepared as an evaluation. Returns the loop."""
     from cogan_tf import run, train
 
-    with run.prepare(gan.model_cfg, gan.cfg, training=False, log=log) as prepared:
+    with run.prepare(gan.model_cfg, gan.train_cfg, training=False, log=log) as prepared:
         return train.restore(gan, prepared, log=log)
 
 

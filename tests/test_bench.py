@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from cogan_tf import bench
+from cogan_tf.bench import rows as bench_rows, steps as step_lib
 from cogan_tf.bench import flops
 from cogan_tf.config import CoganConfig
 from tests.conftest import ROOT
@@ -84,7 +84,7 @@ def test_layer_tables_match_the_models():
             [v for k, v in layers.items() if k.startswith("d")])
     for name, tables, overrides in (("vanilla", flops.vanilla_layers, {}), ("clustergan", flops.clustergan_layers, {}),
                                     ("clustergan", flops.clustergan_layers, C.CLUSTERGAN_RECIPES["paper"])):
-        gan, _ = bench.make_model(name, 4, False, model_overrides=overrides)
+        gan, _ = bench_rows.make_model(name, 4, False, model_overrides=overrides)
         nets = {"g": gan.generator, "d": gan.discriminator, "e": getattr(gan, "encoder", None)}
         for k, layers in tables(gan.model_cfg).items():
             # The paper's G has BatchNorm betas (no gammas), not in the layer table: weights and biases only.
@@ -148,10 +148,10 @@ def test_analytic_count_equals_tensorflows_for_the_clustergan_paper_steps():
     (the critic update, the G+E update in its conditional's true branch), at batch 4."""
     import tensorflow as tf
 
-    gan, inputs = bench.make_model("clustergan", 4, False, model_overrides=bench.PAPER)
+    gan, inputs = bench_rows.make_model("clustergan", 4, False, model_overrides=bench_rows.PAPER)
     c = flops.clustergan_step_counts(gan.model_cfg)
     for step, part in (("paper_critic", "d"), ("paper_ge", "ge")):
-        prof = flops.profiler_flops(tf.function(bench.STEPS[step](gan)).get_concrete_function(*inputs))
+        prof = flops.profiler_flops(tf.function(step_lib.STEPS[step](gan)).get_concrete_function(*inputs))
         assert prof["matmul_conv"] == c[part].flops(4, tf_convention=True), step
         assert prof["uncounted"] == []
     prof = flops.profiler_flops(tf.function(gan.train_step).get_concrete_function(*inputs))
@@ -160,7 +160,7 @@ def test_analytic_count_equals_tensorflows_for_the_clustergan_paper_steps():
     assert prof["branches"]["cond/else_branch"]["matmul_conv"] == 0  # the held losses
     # With Keras's own layers the critic's graph also backpropagates LeakyReLU's zero second derivative.
     plain = flops.clustergan_step_counts(gan.model_cfg, zero_path=True)
-    prof = flops.profiler_flops(tf.function(bench.STEPS["paper_critic_plain"](gan)).get_concrete_function(*inputs))
+    prof = flops.profiler_flops(tf.function(step_lib.STEPS["paper_critic_plain"](gan)).get_concrete_function(*inputs))
     assert prof["matmul_conv"] == plain["d"].flops(4, tf_convention=True) > c["d"].flops(4, tf_convention=True)
 
 
@@ -171,10 +171,10 @@ def test_trace_finds_the_matmuls_on_zero_gradients():
     import tensorflow as tf
     from cogan_tf.bench import trace
 
-    gan, inputs = bench.make_model("clustergan", 2, False, model_overrides=bench.PAPER)
+    gan, inputs = bench_rows.make_model("clustergan", 2, False, model_overrides=bench_rows.PAPER)
     found = {}
     for row in ("paper_critic", "paper_critic_plain"):
-        graph = tf.function(bench.STEPS[row](gan)).get_concrete_function(*inputs).graph
+        graph = tf.function(step_lib.STEPS[row](gan)).get_concrete_function(*inputs).graph
         zero = trace.zero_ops(graph)
         found[row] = sorted(op.type for op in graph.get_operations()
                             if op.name in zero and op.type in flops.MATMUL_OPS)
@@ -259,17 +259,17 @@ def test_clustergan_paper_rows_run():
     """The paper recipe's two update rows, in this process at batch 4, one warm-up and one timed round,
     without the FLOP cross-check (the test above does it for their steps; the slow --quick run below
     for every paper row, bfloat16 and the 1:5 cycle included)."""
-    assert [(r.variant, r.jit_compile) for r in bench.clustergan_paper_rows(4, False, ["paper", "paper_xla"])] == [
+    assert [(r.variant, r.jit_compile) for r in bench_rows.clustergan_paper_rows(4, False, ["paper", "paper_xla"])] == [
         ("paper_critic", False), ("paper_ge", False), ("paper_critic_xla", True), ("paper_ge_xla", True)]
-    assert [r.variant for r in bench.clustergan_paper_rows(4, True, ["paper", "paper_xla"])] == [
+    assert [r.variant for r in bench_rows.clustergan_paper_rows(4, True, ["paper", "paper_xla"])] == [
         "paper_critic", "paper_ge"]  # --jit_compile: the paper rows are the XLA ones
-    rows = bench.clustergan_paper_rows(4, False, ["paper"])
+    rows = bench_rows.clustergan_paper_rows(4, False, ["paper"])
     assert [(r.variant, r.step, r.cycle) for r in rows] == [("paper_critic", "paper_critic", 1),
                                                             ("paper_ge", "paper_ge", 1)]
-    recs = [bench.build_row(row) for row in rows]
+    recs = [bench_rows.build_row(row) for row in rows]
     for row, rec in zip(rows, recs):
-        bench.prepare_row(row, rec, warmup=1, profile=False)
-    done = [bench.finish_row(rec, t) for rec, t in zip(recs, bench.time_round_robin(recs, 1))]
+        bench_rows.prepare_row(row, rec, warmup=1, profile=False)
+    done = [bench_rows.finish_row(rec, t) for rec, t in zip(recs, bench_rows.time_round_robin(recs, 1))]
     assert all(r["steps_per_s"] > 0 and r["batch"] == 4 for r in done)
     assert [r["flops_analytic"] for r in done] == [18_323_341_312 / 16, 13_385_334_784 / 16]  # batch 4 of 64
 
@@ -306,9 +306,9 @@ def test_analytic_count_equals_tensorflows_for_the_cogan_paper_steps(variant):
     layer table holds the networks' weights (the paper's BatchNorm betas and PReLU slopes aside)."""
     import tensorflow as tf
 
-    (row,) = bench.cogan_paper_rows(4, False, [variant])
-    gan, inputs = bench.make_model("cogan", 4, False, model_overrides=row.model_overrides)
-    step = bench.STEPS[row.step](gan) if row.step else gan.train_step
+    (row,) = bench_rows.cogan_paper_rows(4, False, [variant])
+    gan, inputs = bench_rows.make_model("cogan", 4, False, model_overrides=row.model_overrides)
+    step = step_lib.STEPS[row.step](gan) if row.step else gan.train_step
     prof = flops.profiler_flops(tf.function(step).get_concrete_function(*inputs))
     assert prof["matmul_conv"] == row.parts["step"][0].flops(4, tf_convention=True)
     assert prof["uncounted"] == []

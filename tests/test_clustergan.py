@@ -376,7 +376,7 @@ def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
     """--zn_sigma (the ClusterGAN paper's 0.1): the training latent, the display noise and the
     encoder check draw z_n ~ N(0, sigma^2); the SavedModel carries sigma and the evaluation samples
     with it."""
-    from cogan_tf import evaluate
+    from cogan_tf.evaluate import samples as sampling
     m = C.ClusterGanConfig(zn_sigma=0.1)
     gan = ClusterGAN(m, train_cfg(tmp_path), arrays=fake_images(40))
     keras.utils.set_random_seed(gan.seed)
@@ -407,7 +407,7 @@ def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
         zn_sigma = loaded.zn_sigma
         signatures = {**loaded.signatures, "serving_default": SpySignature()}
 
-    evaluate.generate(Spy(), n=2000, seed=0, source="spy")
+    sampling.generate(Spy(), n=2000, seed=0, source="spy")
     assert float(np.std(np.concatenate(seen))) == pytest.approx(0.1, rel=0.05)
     # A resume with another sigma is refused in one line naming the flag.
     with pytest.raises(UsageError, match=r"trained with zn_sigma=0.1 \(here 1.0, flag --zn_sigma\)"):
@@ -567,7 +567,7 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     assert any(line.startswith(" [*] evaluating the best checkpoint by validation K-means purity: ") for line in logs)
     # So does python -m cogan_tf.evaluate --checkpoint_dir (the run rebuilt from its config.json).
     gan = runner.gan_from_checkpoint(str(tmp_path / "checkpoint"), data_dir, log=quiet)
-    assert gan.cfg.val_size == 12 and gan.restored_from["step"] == 4 and int(gan.ge_opt.iterations) == 0
+    assert gan.train_cfg.val_size == 12 and gan.restored_from["step"] == 4 and int(gan.ge_opt.iterations) == 0
     assert gan.restored_from["path"] == str(ckpt_dir / "best" / "ClusterGAN.model-5")
 
     # The clustering curve: every checkpoint and the best copy, against G+E's update count (the

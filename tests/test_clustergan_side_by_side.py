@@ -13,7 +13,7 @@ from cogan_tf import checkpoints, runner
 from cogan_tf.data import load_split
 from cogan_tf.errors import DataError, UsageError
 from cogan_tf.evaluate import clustergan_curve, clustergan_side_by_side
-from cogan_tf.gan import RunState
+from cogan_tf.gan import Loop
 from tests.conftest import quiet, write_fake_dataset
 from tests.test_clustergan import train_cfg
 from tests.test_clustergan_paper import PAPER
@@ -36,7 +36,7 @@ def test_side_by_side_scores_other_encodings_as_the_port_scores_its_own(tmp_path
     encodings = []
     x_val, y_val = gan.validation_set()
     for i, path in enumerate(paths):
-        checkpoints.restore_weights(RunState(gan, gan.cfg), gan, path)
+        checkpoints.restore_weights(Loop(gan, gan.train_cfg), gan, path)
         enc = {}
         for split, images, labels in (("test", x, y), ("val", x_val, y_val)):
             z_n, logits = gan.encoder(tf.constant(images.astype(np.float32) / 255.0), training=False)

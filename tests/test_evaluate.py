@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from cogan_tf import cli, evaluate as ev, images, published, record as record_lib, runner
-from cogan_tf.evaluate import classifier, grid_compare as gc
+from cogan_tf import cli, images, published, record as record_lib, runner
+from cogan_tf.evaluate import classifier, grid_compare as gc, image_metrics, reports, samples as sampling, scoring
 from cogan_tf.evaluate.__main__ import LIST_FLAGS
 from cogan_tf.errors import UsageError
 from cogan_tf.errors import DataError
@@ -32,10 +32,10 @@ def templates():
 
 
 def test_batches_have_no_tiny_remainder():
-    batches = list(ev._batches(1001, 500))
+    batches = list(sampling._batches(1001, 500))
     assert [b.stop - b.start for b in batches] == [334, 334, 333]
     assert [b.start for b in batches] == [0, 334, 668] and batches[-1].stop == 1001
-    assert [(b.start, b.stop) for b in ev._batches(64, 500)] == [(0, 64)]
+    assert [(b.start, b.stop) for b in sampling._batches(64, 500)] == [(0, 64)]
 
 
 # --- grids -----------------------------------------------------------------------------------------
@@ -47,29 +47,29 @@ def test_grid_pairs_round_trip_with_the_port_writer(tmp_path):
     for i, top in enumerate((top1, top2)):
         paths.append(images.save_grid(str(tmp_path / "top" / f"train_0{i}_0099.png"), top))
         paths.append(images.save_grid(str(tmp_path / "bot" / f"train_0{i}_0099.png"), 1 - top))
-    s = ev.samples_from_grids(paths)
+    s = sampling.samples_from_grids(paths)
     assert s.model == "cogan" and s.n == 128
     np.testing.assert_allclose(s.images["top"], np.rint(np.concatenate([top1, top2]) * 255) / 255, atol=1e-6)
     np.testing.assert_allclose(s.images["bot"], np.rint((1 - np.concatenate([top1, top2])) * 255) / 255, atol=1e-6)
     # Written from exact inverses, the pairs agree on every pixel (save for values within 1/255 of 0.5).
     near_half = np.mean(np.abs(np.concatenate([top1, top2]) - 0.5) < 1 / 255)
-    assert ev.pixel_agreement(s.images["top"], 1 - s.images["bot"]) >= 1 - near_half
+    assert image_metrics.pixel_agreement(s.images["top"], 1 - s.images["bot"]) >= 1 - near_half
 
 
 def test_grid_input_errors(tmp_path):
     with pytest.raises(UsageError, match="pairs TOP.png BOT.png .*got 3 paths"):
-        ev.grid_pairs(["a.png", "b.png", "c.png"])
+        sampling.grid_pairs(["a.png", "b.png", "c.png"])
     with pytest.raises(UsageError, match="looks swapped"):
-        ev.grid_pairs(["samples/bot/x.png", "samples/top/x.png"])
+        sampling.grid_pairs(["samples/bot/x.png", "samples/top/x.png"])
     odd = str(tmp_path / "odd.png")
     images.save_png(odd, np.zeros((30, 56), np.uint8))
     good = images.save_grid(str(tmp_path / "good.png"), np.zeros((64, 28, 28)))
     with pytest.raises(images.GridError, match="56x30 pixels is not a grid of 28x28 cells"):
-        ev.samples_from_grids([good, odd])
+        sampling.samples_from_grids([good, odd])
     small = str(tmp_path / "small.png")
     images.save_png(small, np.zeros((28, 56), np.uint8))
     with pytest.raises(images.GridError, match="holds 64 cells but .* holds 2"):
-        ev.samples_from_grids([good, small])
+        sampling.samples_from_grids([good, small])
 
 
 # --- SavedModels of the three kinds --------------------------------------------------------------------
@@ -146,7 +146,7 @@ def env(tmp_path_factory):
                         evaluate_dir=str(root / "evaluate"))
     runner.run(C.CoganConfig(), cfg, arrays=[x, 255 - x], log=lambda s: None)
     return dict(root=root, data_dir=data_dir, clf=clf, checkpoint=str(root / "checkpoint"),
-                export=str(root / "export" / "cogan"), ref=ev.make_reference(clf, data_dir, "mnist"))
+                export=str(root / "export" / "cogan"), ref=scoring.make_reference(clf, data_dir, "mnist"))
 
 
 def quiet(*_):
@@ -154,14 +154,15 @@ def quiet(*_):
 
 
 def test_model_kind_from_signatures(tmp_path, env):
-    assert ev.model_kind(ev.load_saved_model(env["export"])) == "cogan"
-    assert ev.model_kind(tf.saved_model.load(save_module(FakeVanilla(), str(tmp_path / "v")))) == "vanilla"
-    assert ev.model_kind(tf.saved_model.load(save_module(FakeClusterGan(), str(tmp_path / "c"), True))) == "clustergan"
+    assert sampling.model_kind(sampling.load_saved_model(env["export"])) == "cogan"
+    assert sampling.model_kind(tf.saved_model.load(save_module(FakeVanilla(), str(tmp_path / "v")))) == "vanilla"
+    loaded = tf.saved_model.load(save_module(FakeClusterGan(), str(tmp_path / "c"), True))
+    assert sampling.model_kind(loaded) == "clustergan"
 
 
 def test_perfect_and_non_inverse_cogan_pairs(tmp_path, env):
-    perfect = ev.generate(tf.saved_model.load(save_module(FakeCogan(), str(tmp_path / "p"))), n=300, seed=1)
-    report = ev.evaluate_samples(perfect, env["clf"], env["ref"])
+    perfect = sampling.generate(tf.saved_model.load(save_module(FakeCogan(), str(tmp_path / "p"))), n=300, seed=1)
+    report = scoring.evaluate_samples(perfect, env["clf"], env["ref"])
     assert report["pairs"]["pixel_agreement"] == 1.0
     assert report["pairs"]["mean_abs_difference"] == 0.0
     assert report["pairs"]["label_agreement"] == 1.0
@@ -171,8 +172,8 @@ def test_perfect_and_non_inverse_cogan_pairs(tmp_path, env):
     assert top["effective_classes"] > 9.3  # argmax of 10 normal draws: near-uniform digits
     assert top["classifier_score"] > 5
 
-    wrong = ev.generate(tf.saved_model.load(save_module(FakeCogan(inverse=False), str(tmp_path / "w"))), n=100)
-    report = ev.evaluate_samples(wrong, env["clf"], env["ref"])
+    wrong = sampling.generate(tf.saved_model.load(save_module(FakeCogan(inverse=False), str(tmp_path / "w"))), n=100)
+    report = scoring.evaluate_samples(wrong, env["clf"], env["ref"])
     assert report["pairs"]["pixel_agreement"] == 0.0
     assert report["pairs"]["mean_abs_difference"] == 1.0
 
@@ -180,7 +181,7 @@ def test_perfect_and_non_inverse_cogan_pairs(tmp_path, env):
 def test_cogan_saved_model_report_and_json(tmp_path, env):
     out = str(tmp_path / "r" / "report.json")
     lines = []
-    report = ev.report_for_saved_model(env["export"], env["data_dir"], n=130, seed=2, out=out, clf=env["clf"],
+    report = scoring.report_for_saved_model(env["export"], env["data_dir"], n=130, seed=2, out=out, clf=env["clf"],
                                        log=lines.append)
     assert report["model"] == "cogan" and report["n"] == 130 and report["seed"] == 2
     for key in ("pixel_agreement", "mean_abs_difference", "label_agreement"):
@@ -196,20 +197,20 @@ def test_cogan_saved_model_report_and_json(tmp_path, env):
     for text in ("pixel agreement", "label agreement", "classifier score", "Frechet distance", "class 9 (%)"):
         assert text in table
     # Same seed, same z, same report.
-    again = ev.report_for_saved_model(env["export"], env["data_dir"], n=130, seed=2, clf=env["clf"], log=quiet)
+    again = scoring.report_for_saved_model(env["export"], env["data_dir"], n=130, seed=2, clf=env["clf"], log=quiet)
     assert again["pairs"] == report["pairs"]
 
 
 def test_vanilla_and_clustergan_reports(tmp_path, env):
     ref = env["ref"]
-    van = ev.generate(tf.saved_model.load(save_module(FakeVanilla(), str(tmp_path / "v"))), n=200)
-    report = ev.evaluate_samples(van, env["clf"], ref)
+    van = sampling.generate(tf.saved_model.load(save_module(FakeVanilla(), str(tmp_path / "v"))), n=200)
+    report = scoring.evaluate_samples(van, env["clf"], ref)
     assert set(report["domains"]) == {"images"} and "pairs" not in report
     assert report["domains"]["images"]["effective_classes"] > 9
 
-    cg = ev.generate(tf.saved_model.load(save_module(FakeClusterGan(), str(tmp_path / "c"), True)), n=200)
+    cg = sampling.generate(tf.saved_model.load(save_module(FakeClusterGan(), str(tmp_path / "c"), True)), n=200)
     assert cg.z_c.shape == (200,) and cg.encode is not None
-    report = ev.evaluate_samples(cg, env["clf"], ref)
+    report = scoring.evaluate_samples(cg, env["clf"], ref)
     assert set(report["domains"]) == {"images"}
     # The encoder's clusters are the labels under a permutation: ACC, NMI and ARI of 1 after matching.
     c = report["clustering"]
@@ -220,7 +221,7 @@ def test_vanilla_and_clustergan_reports(tmp_path, env):
     assert c["kmeans_ari"] == pytest.approx(1.0) and c["purity"] == pytest.approx(1.0)
     # z_c picks the template, which the classifier reads back: codes match digits one to one.
     assert report["latent_code_vs_classifier"]["acc"] > 0.95
-    assert "clustering of the test set by the encoder" in ev.format_report(report)
+    assert "clustering of the test set by the encoder" in reports.format_report(report)
 
 
 class NoisyZnClusterGan(FakeClusterGan):
@@ -236,22 +237,23 @@ class NoisyZnClusterGan(FakeClusterGan):
 def test_clustergan_export_says_whether_kmeans_takes_z_n(tmp_path, env):
     """An export of a model trained without a z_n loss (beta_n 0) is clustered on its softmax alone, as the
     run's own report does; exports without the flag (all earlier ones) on [z_n, softmax]."""
-    reports = {}
+    clustering = {}
     for name, flag in (("without", None), ("softmax", False), ("both", True)):
         module = NoisyZnClusterGan()
         if flag is not None:
             module.kmeans_on_zn = tf.Variable(flag, trainable=False)
         loaded = tf.saved_model.load(save_module(module, str(tmp_path / name), True))
-        samples = ev.generate(loaded, n=100)
+        samples = sampling.generate(loaded, n=100)
         assert samples.kmeans_on_zn is (flag is not False)
-        full = ev.evaluate_samples(samples, env["clf"], env["ref"])
-        reports[name] = full["clustering"]
+        full = scoring.evaluate_samples(samples, env["clf"], env["ref"])
+        clustering[name] = full["clustering"]
         if name == "softmax":
-            assert "K-means on [softmax]" in ev.format_report(full)
-    assert reports["softmax"]["kmeans_features"] == "softmax" and reports["softmax"]["kmeans_purity"] == pytest.approx(1.0)
+            assert "K-means on [softmax]" in reports.format_report(full)
+    assert clustering["softmax"]["kmeans_features"] == "softmax"
+    assert clustering["softmax"]["kmeans_purity"] == pytest.approx(1.0)
     for name in ("without", "both"):  # the noise in z_n spoils K-means on [z_n, softmax]
-        assert reports[name]["kmeans_features"] == "z_n, softmax" and reports[name]["kmeans_purity"] < 0.9
-        assert reports[name]["acc"] == pytest.approx(1.0)  # the argmax protocol does not use z_n
+        assert clustering[name]["kmeans_features"] == "z_n, softmax" and clustering[name]["kmeans_purity"] < 0.9
+        assert clustering[name]["acc"] == pytest.approx(1.0)  # the argmax protocol does not use z_n
 
 
 class OtherShapes(tf.Module):
@@ -289,11 +291,11 @@ def test_a_generator_of_other_shapes_is_refused_in_one_line(tmp_path):
         path = str(tmp_path / name)
         tf.saved_model.save(m, path, signatures={"serving_default": getattr(m, name)})
         with pytest.raises(UsageError) as e:
-            ev.sample_stream(tf.saved_model.load(path), n=10, source=path)  # before any sample or the classifier
+            sampling.sample_stream(tf.saved_model.load(path), n=10, source=path)  # before any sample or the classifier
         assert str(e.value).startswith(f"{path}: {message}")
     path = str(tmp_path / "late")
     tf.saved_model.save(m, path, signatures={"serving_default": m.late})
-    stream = ev.sample_stream(tf.saved_model.load(path), n=10, source=path)
+    stream = sampling.sample_stream(tf.saved_model.load(path), n=10, source=path)
     with pytest.raises(DataError, match=f"^{path}: its output 'images' has shape \\(10, 10, 10, 1\\), not "
                                         "\\(batch, 28, 28, 1\\)$"):
         next(stream.draw())
@@ -302,18 +304,18 @@ def test_a_generator_of_other_shapes_is_refused_in_one_line(tmp_path):
 def test_checkpoint_report_uses_the_stored_config(env):
     lines = []
     gan = runner.gan_from_checkpoint(env["checkpoint"], env["data_dir"], log=lines.append)
-    assert gan.name == "cogan" and gan.cfg.batch_size == 8 and gan.seed == 3
+    assert gan.name == "cogan" and gan.train_cfg.batch_size == 8 and gan.seed == 3
     assert any("Load SUCCESS" in line for line in lines)
-    report = ev.report_for_gan(gan, env["data_dir"], n=64, clf=env["clf"], log=quiet)
+    report = scoring.report_for_gan(gan, env["data_dir"], n=64, clf=env["clf"], log=quiet)
     assert report["model"] == "cogan" and report["source"].endswith("mnist_8_28")
     # The same generator exported by training gives the same numbers for the same z.
-    direct = ev.report_for_saved_model(env["export"], env["data_dir"], n=64, clf=env["clf"], log=quiet)
-    assert ev.flatten(direct["pairs"]) == pytest.approx(ev.flatten(report["pairs"]))
+    direct = scoring.report_for_saved_model(env["export"], env["data_dir"], n=64, clf=env["clf"], log=quiet)
+    assert reports.flatten(direct["pairs"]) == pytest.approx(reports.flatten(report["pairs"]))
 
 
 def test_missing_model_and_checkpoint_errors(tmp_path):
     with pytest.raises(DataError, match="no SavedModel here"):
-        ev.load_saved_model(str(tmp_path / "nothing"))
+        sampling.load_saved_model(str(tmp_path / "nothing"))
     with pytest.raises(DataError, match="no such checkpoint directory"):
         record_lib.find_run(str(tmp_path / "nothing"))
     (tmp_path / "empty").mkdir()
@@ -382,7 +384,7 @@ def test_a_damaged_saved_model_is_refused_in_one_line(tmp_path, env, damage):
     spoil, what = DAMAGES[damage]
     spoil(d)
     with pytest.raises(DataError) as e:
-        ev.load_saved_model(str(d))
+        sampling.load_saved_model(str(d))
     message = str(e.value)
     assert message.startswith(f"{d}: damaged SavedModel: {what}") and message.endswith(f"; {AGAIN}"), message
     assert "\n" not in message
@@ -392,7 +394,7 @@ def test_an_export_without_fingerprint_still_loads(tmp_path, env):
     d = tmp_path / "cogan"
     shutil.copytree(env["export"], d)
     (d / "fingerprint.pb").unlink()  # as TensorFlow wrote SavedModels before fingerprints
-    assert ev.model_kind(ev.load_saved_model(str(d))) == "cogan"
+    assert sampling.model_kind(sampling.load_saved_model(str(d))) == "cogan"
 
 
 def test_cli_damaged_saved_model_one_line_no_traceback(tmp_path, env):
@@ -417,7 +419,7 @@ def test_compare_shows_differences():
          "pairs": {"pixel_agreement": 0.9}}
     b = {"model": "cogan", "n": 64, "domains": {"top": {"classifier_score": 9.5, "histogram": [0.25, 0.75]}},
          "pairs": {"pixel_agreement": 0.95}}
-    text = ev.format_compare(a, b, "a.json", "b.json")
+    text = reports.format_compare(a, b, "a.json", "b.json")
     line = next(x for x in text.splitlines() if x.startswith("domains.top.classifier_score"))
     assert line.split()[1:] == ["8.0000", "9.5000", "+1.5000"]
     assert any(x.startswith("domains.top.histogram.1") and x.endswith("+0.2500") for x in text.splitlines())
@@ -482,7 +484,7 @@ def test_cli_grids_report_and_compare(tmp_path, env):
     r = run_cli("--grids", top, bot, "--data_dir", env["data_dir"], "--out", a)
     assert r.returncode == 0, r.stderr
     assert "negative(G1(z)) vs G2(z)" in r.stdout and "binarised at >0.5" in r.stdout and "1.0000" in r.stdout
-    ev.run_report(ev.samples_from_grids([top, half]), env["data_dir"], out=b, clf=env["clf"], log=quiet)
+    scoring.run_report(sampling.samples_from_grids([top, half]), env["data_dir"], out=b, clf=env["clf"], log=quiet)
     with open(a) as f:
         ra = json.load(f)
     assert ra["n"] == 64 and ra["pairs"]["pixel_agreement"] == 1.0
@@ -531,7 +533,7 @@ def test_a_report_that_cannot_be_written_is_one_line(tmp_path):
     """What the command line's check cannot see coming (a folder that changes, a disk that fills up)."""
     (tmp_path / "a_file").write_text("")
     with pytest.raises(DataError, match=f"^{tmp_path}/a_file/r.json: cannot write the report \\([^)]+\\)$"):
-        ev.write_report(str(tmp_path / "a_file" / "r.json"), {"domains": {}})
+        reports.write_report(str(tmp_path / "a_file" / "r.json"), {"domains": {}})
 
 
 @pytest.mark.parametrize("seed, said", [("-1", "must be 0 or more"),
@@ -544,7 +546,7 @@ def test_cli_refuses_a_seed_out_of_range_before_tensorflow(tmp_path, seed, said)
 # --- many samples: scored batch by batch, in memory independent of their number ---------------------------
 
 def assert_same_report(a, b, rel=1e-9):
-    fa, fb = ev.flatten(a), ev.flatten(b)
+    fa, fb = reports.flatten(a), reports.flatten(b)
     assert fa.keys() == fb.keys()
     for k, v in fa.items():
         if isinstance(v, float):
@@ -554,13 +556,13 @@ def assert_same_report(a, b, rel=1e-9):
 
 
 def test_scoring_in_batches_gives_the_numbers_of_one_batch(env):
-    s = ev.generate(ev.load_saved_model(env["export"]), n=300, seed=5)  # a real (untrained) generator's pairs
+    s = sampling.generate(sampling.load_saved_model(env["export"]), n=300, seed=5)  # a real (untrained) generator's pairs
     # More samples than features: the covariances (one domain: each matrix root costs seconds here); and a
     # grid's few pairs: agreement, labels and the Frechet distance of few samples.
     for model, arrays in (("vanilla", {"images": s.images["top"]}),
                           ("cogan", {k: v[:64] for k, v in s.images.items()})):
-        one, many = (ev.evaluate_samples(ev.in_memory(model, arrays, "x", batch_size=b), env["clf"], env["ref"],
-                                         real=False) for b in (300, 37))  # batches of 33 or 34, and of 32
+        one, many = (scoring.evaluate_samples(sampling.in_memory(model, arrays, "x", batch_size=b), env["clf"],
+                                              env["ref"], real=False) for b in (300, 37))  # batches of 33 or 34, and of 32
         assert_same_report(one, many)
 
 
@@ -569,15 +571,15 @@ def test_a_model_drawn_batch_by_batch_gives_the_numbers_of_one_batch(tmp_path, e
     normals in the generator's stream, the same codes)."""
     for name, module, encode in (("v", FakeVanilla(), False), ("c", FakeClusterGan(), True)):
         loaded = tf.saved_model.load(save_module(module, str(tmp_path / name), encode))
-        whole = ev.generate(loaded, n=250, seed=3, batch_size=250)
-        stream = ev.sample_stream(loaded, n=250, seed=3, batch_size=13)
+        whole = sampling.generate(loaded, n=250, seed=3, batch_size=250)
+        stream = sampling.sample_stream(loaded, n=250, seed=3, batch_size=13)
         batches = list(stream.draw())
         assert stream.images is None and max(len(b["images"]) for b in batches) == 13
         np.testing.assert_array_equal(np.concatenate([b["images"] for b in batches]), whole.images["images"])
         if encode:
             np.testing.assert_array_equal(np.concatenate([b["z_c"] for b in batches]), whole.z_c)
-        assert_same_report(ev.evaluate_samples(whole, env["clf"], env["ref"]),
-                           ev.evaluate_samples(stream, env["clf"], env["ref"]))
+        assert_same_report(scoring.evaluate_samples(whole, env["clf"], env["ref"]),
+                           scoring.evaluate_samples(stream, env["clf"], env["ref"]))
 
 
 def test_the_memory_of_a_report_does_not_grow_with_the_samples(tmp_path, env):
@@ -588,7 +590,7 @@ def test_the_memory_of_a_report_does_not_grow_with_the_samples(tmp_path, env):
     def peak(n):
         tracemalloc.start()
         try:
-            ev.report_for_saved_model(path, env["data_dir"], n=n, clf=env["clf"], log=quiet)
+            scoring.report_for_saved_model(path, env["data_dir"], n=n, clf=env["clf"], log=quiet)
             return tracemalloc.get_traced_memory()[1]
         finally:
             tracemalloc.stop()

@@ -57,7 +57,7 @@ def optimizers(gan):
 
 
 def run_steps(gan, steps=2):
-    b = gan.cfg.batch_size
+    b = gan.train_cfg.batch_size
     step = tf.function(gan.train_step)
     return [step(*[tf.constant(a[i * b:(i + 1) * b]) for a in gan.training_arrays()]) for i in range(steps)]
 

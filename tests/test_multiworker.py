@@ -37,11 +37,11 @@ if args.get("logical_devices"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from cogan_tf import cluster, config as C, gan as gan_lib, multiworker, runner
+from cogan_tf import tf_config, config as C, gan as gan_lib, multiworker, runner
 if args.get("bound"):
     multiworker.COLLECTIVE_TIMEOUT_S = args["bound"]
 stall = args.get("stall")
-if stall and cluster.role("multiworker").index == stall["worker"]:
+if stall and tf_config.role("multiworker").index == stall["worker"]:
     import time
     agree, calls = multiworker.Workers.agree_on_stop, []
     def stalled(self, stop):
@@ -164,9 +164,9 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import tensorflow as tf
-from cogan_tf import cluster, data, multiworker
+from cogan_tf import tf_config, data, multiworker
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
-role = cluster.role("multiworker")
+role = tf_config.role("multiworker")
 x = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)
 arrays = [x, 255 - x]
 def make(start=0):

@@ -125,7 +125,8 @@ def test_bad_settings_are_refused():
 def env(tmp_path_factory):
     """A classifier trained on learnable fake digits, and a CoGAN trained two steps on the edge pair, a
     checkpoint after each step and its export."""
-    from cogan_tf import config as C, evaluate as ev, runner
+    from cogan_tf import config as C, runner
+    from cogan_tf.evaluate import scoring
     from cogan_tf.evaluate import classifier
     from tests.test_classifier import SMALL, learnable_digits, write_learnable_dataset
 
@@ -138,41 +139,41 @@ def env(tmp_path_factory):
                         sample_dir=str(root / "samples"), log_dir=str(root / "logs"),
                         export_dir=str(root / "export"), evaluate_dir=str(root / "evaluate"))
     runner.run(C.CoganConfig(pair="edge"), cfg, arrays=[x, pairs.transform("edge", x)], log=lambda s: None)
-    return dict(root=root, data_dir=data_dir, clf=clf, ref=ev.make_reference(clf, data_dir, "mnist"),
+    return dict(root=root, data_dir=data_dir, clf=clf, ref=scoring.make_reference(clf, data_dir, "mnist"),
                 checkpoint=str(root / "checkpoint"), export=str(root / "export" / "cogan"))
 
 
 def test_report_of_an_edge_pair_scores_the_second_domain_against_real_edges(env):
-    from cogan_tf import evaluate as ev
+    from cogan_tf.evaluate import image_metrics, reports, samples as sampling, scoring
 
     real = env["ref"].test_images[:200].astype(np.float32) / 255
-    perfect = ev.in_memory("cogan", {"top": real, "bot": pairs.transform("edge", real)}, "perfect", pair="edge")
-    report = ev.evaluate_samples(perfect, env["clf"], env["ref"])
+    perfect = sampling.in_memory("cogan", {"top": real, "bot": pairs.transform("edge", real)}, "perfect", pair="edge")
+    report = scoring.evaluate_samples(perfect, env["clf"], env["ref"])
     assert report["pair"] == "edge" and report["pairs"]["pixel_agreement"] == 1.0
-    assert report["domains"]["bot"]["scored_as"] == ev.BOT_SCORED_AS["edge"]
+    assert report["domains"]["bot"]["scored_as"] == scoring.BOT_SCORED_AS["edge"]
     # The edges are classified as they are, against the edges of the real test digits.
     probs, _ = env["clf"].predict(pairs.transform("edge", real))
-    assert report["domains"]["bot"]["classifier_score"] == pytest.approx(ev.classifier_score(probs))
+    assert report["domains"]["bot"]["classifier_score"] == pytest.approx(image_metrics.classifier_score(probs))
     assert report["real_bot"]["classifier_score"] == pytest.approx(
-        ev.classifier_score(env["clf"].predict(pairs.transform("edge", env["ref"].test_images))[0]))
+        image_metrics.classifier_score(env["clf"].predict(pairs.transform("edge", env["ref"].test_images))[0]))
     assert report["pairs"]["real"]["ink"]["bot"] == pytest.approx(
         np.mean(pairs.transform("edge", env["ref"].test_images / 255.0) > 0.5))
-    text = ev.format_report(report)
+    text = reports.format_report(report)
     assert "edge(G1(z)) vs G2(z)" in text and "real edges" in text and "WARNING" not in text
     blank = np.zeros_like(real)
-    report = ev.evaluate_samples(ev.in_memory("cogan", {"top": blank, "bot": blank}, "blank", pair="edge"),
+    report = scoring.evaluate_samples(sampling.in_memory("cogan", {"top": blank, "bot": blank}, "blank", pair="edge"),
                                  env["clf"], env["ref"])
-    assert report["pairs"]["pixel_agreement"] == 1.0 and "WARNING: both domains blank" in ev.format_report(report)
+    assert report["pairs"]["pixel_agreement"] == 1.0 and "WARNING: both domains blank" in reports.format_report(report)
 
 
 def test_the_export_records_its_pair_and_the_report_uses_it(env):
-    from cogan_tf import evaluate as ev
+    from cogan_tf.evaluate import samples as sampling, scoring
 
-    loaded = ev.load_saved_model(env["export"])
+    loaded = sampling.load_saved_model(env["export"])
     assert loaded.pair.numpy().decode() == "edge"
-    report = ev.report_for_saved_model(env["export"], env["data_dir"], n=64, clf=env["clf"], log=lambda s: None)
+    report = scoring.report_for_saved_model(env["export"], env["data_dir"], n=64, clf=env["clf"], log=lambda s: None)
     assert report["pair"] == "edge" and report["pairs"]["pair"] == "edge"
-    out = ev.generate(loaded, n=64)
+    out = sampling.generate(loaded, n=64)
     assert report["pairs"]["pixel_agreement"] == pytest.approx(
         ps.pair_agreement("edge", out.images["top"], out.images["bot"]))
 
@@ -233,17 +234,17 @@ def test_a_recorded_pair_outside_the_list_is_refused():
 def test_an_export_records_a_pair_or_is_of_the_negatives(tmp_path):
     import tensorflow as tf
 
-    from cogan_tf import evaluate as ev
+    from cogan_tf.evaluate import samples as sampling
     from cogan_tf.errors import UsageError
     from tests.test_evaluate import FakeCogan, save_module
 
     plain = save_module(FakeCogan(), str(tmp_path / "plain"))
-    assert ev.sample_stream(tf.saved_model.load(plain), n=4).pair == "negative"  # exports without the record
+    assert sampling.sample_stream(tf.saved_model.load(plain), n=4).pair == "negative"  # exports without the record
     odd = FakeCogan()
     odd.pair = tf.Variable("blur", trainable=False)
     path = save_module(odd, str(tmp_path / "odd"))
     with pytest.raises(UsageError) as e:
-        ev.sample_stream(tf.saved_model.load(path), n=4, source=path)
+        sampling.sample_stream(tf.saved_model.load(path), n=4, source=path)
     assert str(e.value) == f"{path}: records the pair 'blur', none of negative, edge, rotate"
 
 

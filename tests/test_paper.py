@@ -326,7 +326,7 @@ print("cogan_tf" in sys.modules)
 
 
 def test_saved_model_round_trip_and_the_evaluation_draws_uniform_z(tmp_path):
-    from cogan_tf import evaluate
+    from cogan_tf.evaluate import samples as sampling
 
     gan = runner.run(PAPER, cfg(tmp_path, max_steps=2), arrays=fake_domains(), log=lambda s: None)
     path = str(tmp_path / "export" / "cogan")
@@ -339,7 +339,7 @@ def test_saved_model_round_trip_and_the_evaluation_draws_uniform_z(tmp_path):
     np.testing.assert_allclose(got["top"], top.numpy(), atol=1e-5)
     np.testing.assert_allclose(got["bot"], bot.numpy(), atol=1e-5)
     # The report's samples are of z ~ U(-1, 1), as the model trained, drawn from the seed's generator.
-    samples = evaluate.generate(evaluate.load_saved_model(path), n=8, seed=5, batch_size=8)
+    samples = sampling.generate(sampling.load_saved_model(path), n=8, seed=5, batch_size=8)
     z5 = np.random.default_rng(5).uniform(-1, 1, (8, 100)).astype(np.float32)
     np.testing.assert_allclose(samples.images["top"], gan.generator(tf.constant(z5))[0].numpy(), atol=1e-5)
 

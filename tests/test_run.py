@@ -73,7 +73,7 @@ def test_the_loop_checks_nothing_again(tmp_path, monkeypatch):
                                 (outputs.RunLock, "acquire"), (record_lib, "resolved_seed"),
                                 (record_lib, "check_setup"), (record_lib, "load_run_config")):
                 m.setattr(owner, name, again)
-            loop = (train.fit if training else train.evaluate)(gan, run, log=quiet)
+            loop = (train.fit if training else train.report)(gan, run, log=quiet)
         run.close()
         assert int(loop.step.numpy()) == 2  # trained one more step, then evaluated there
 

@@ -17,7 +17,9 @@ from absl import flags
 
 from cogan_tf import cli, fileio
 from cogan_tf.errors import UsageError
-from cogan_tf.evaluate import DEFAULT_N, DEFAULT_THRESHOLD, MAX_N, write_report
+from cogan_tf.evaluate.image_metrics import DEFAULT_THRESHOLD
+from cogan_tf.evaluate.reports import write_report
+from cogan_tf.evaluate.samples import DEFAULT_N, MAX_N
 
 flags.DEFINE_list("checkpoint_dir", None, "One run's checkpoint folder, or several (comma-separated) of one setting")
 flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
@@ -76,7 +78,8 @@ def main(argv):
             done = {c["run"]: c for c in json.load(fh).get("curves", [])}
     cli.start_tensorflow()
     from cogan_tf import record as record_lib
-    from cogan_tf.evaluate import curve, load_classifier
+    from cogan_tf.evaluate import curve
+    from cogan_tf.evaluate.scoring import load_classifier
 
     clf, curves = None, []
     for d in f.checkpoint_dir:

@@ -25,7 +25,7 @@ FLAGS = flags.FLAGS
 
 def main(argv):
     del argv
-    from cogan_tf.bench import make_model, time_loop
+    from cogan_tf.bench.rows import make_model, time_loop
     from cogan_tf.bench.machine import time_calls
 
     rows = []

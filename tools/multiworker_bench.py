@@ -101,7 +101,7 @@ import collections, json, sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import tensorflow as tf
-from cogan_tf import cluster, config as C, data, gan as gan_lib, multiworker, runner
+from cogan_tf import tf_config, config as C, data, gan as gan_lib, multiworker, runner
 strategy = multiworker.make_strategy()
 x = np.zeros((2 * int(sys.argv[2]), 28, 28, 1), np.uint8)
 counts = {}
@@ -109,7 +109,7 @@ for sync in (False, True):
     gan = runner.make_gan(C.CoganConfig(sync_batchnorm=sync), C.TrainConfig(batch_size=int(sys.argv[2]),
                           strategy="multiworker", checkpoint_dir="/nonexistent"), arrays=[x, x], strategy=strategy)
     gan_lib.build_gan(gan)
-    ds = multiworker.Workers(strategy, cluster.role("multiworker")).distribute(
+    ds = multiworker.Workers(strategy, tf_config.role("multiworker")).distribute(
         lambda: data.make_dataset([x, x], int(sys.argv[2])), int(sys.argv[2]))
     graph = tf.function(gan.train_step).get_concrete_function(*next(iter(ds))).graph
     ops = collections.Counter()
@@ -121,12 +121,13 @@ print(json.dumps(counts))
 
 
 def collectives_per_step(batch_size: int) -> dict:
-    from cogan_tf import cluster, launch
+    from cogan_tf import tf_config, launch
 
     addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
     procs = [subprocess.Popen([sys.executable, "-c", COUNT, ROOT, str(batch_size)], stdout=subprocess.PIPE,
                               stderr=subprocess.DEVNULL, text=True,
-                              env=dict(os.environ, TF_CONFIG=cluster.tf_config(addresses, i), TF_CPP_MIN_LOG_LEVEL="3"))
+                              env=dict(os.environ, TF_CONFIG=tf_config.for_worker(addresses, i),
+                                       TF_CPP_MIN_LOG_LEVEL="3"))
              for i in range(2)]
     outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):

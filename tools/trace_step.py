@@ -45,11 +45,11 @@ def main(argv=None) -> int:
                              ("inter_op_threads", args.inter_op_threads, 0)):
         if value < low:
             ap.error(f"--{name}={value}: must be {low} or more")
-    from cogan_tf import bench
+    from cogan_tf.bench import rows as bench_rows
 
     rows = [r.partition(":")[::2] for r in args.rows.split(",") if r]
-    choices = ", ".join(f"{m}:{v}" for m in bench.ALL_MODELS for v in bench.row_variants(m))
-    if not rows or any(m not in bench.ALL_MODELS or v not in bench.row_variants(m) for m, v in rows):
+    choices = ", ".join(f"{m}:{v}" for m in bench_rows.ALL_MODELS for v in bench_rows.row_variants(m))
+    if not rows or any(m not in bench_rows.ALL_MODELS or v not in bench_rows.row_variants(m) for m, v in rows):
         ap.error(f"--rows={args.rows}: choose from {choices}")
     import tensorflow as tf
 

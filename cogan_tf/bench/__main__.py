@@ -10,7 +10,8 @@ import json
 from absl import flags
 
 from cogan_tf import cli, fileio
-from cogan_tf.bench import ALL_MODELS, CLUSTERGAN_VARIANTS, COGAN_VARIANTS, format_table, run
+from cogan_tf.bench.report import format_table
+from cogan_tf.bench.rows import ALL_MODELS, CLUSTERGAN_VARIANTS, COGAN_VARIANTS, run
 from cogan_tf.errors import UsageError
 
 MAX_BATCH = 8192

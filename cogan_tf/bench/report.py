@@ -1,4 +1,4 @@
-"""The benchmark's table: a run's result (:func:`cogan_tf.bench.run`) as the text ``python -m cogan_tf.bench`` prints."""
+"""The benchmark's table: a run's result (:func:`cogan_tf.bench.rows.run`) as the text ``python -m cogan_tf.bench`` prints."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@ with TensorFlow's profiler, each op's time, and the ops summed by kind, with the
 convolutions (TensorFlow's own per-op count, as the benchmark's cross-check reads it) and the rate they run at,
 against a float32 matmul measured in the same process.
 
-The step is built as the benchmark builds it (:func:`cogan_tf.bench.make_model`, random uint8 inputs on the
+The step is built as the benchmark builds it (:func:`cogan_tf.bench.rows.make_model`, random uint8 inputs on the
 device). Its ops are matched to the traced events by name: oneDNN's fused kernels (a matmul or convolution with
 its bias and activation) carry the name of the fusion's last op, so the FLOPs of such an event are those of
 the matmul or convolution it starts from. TensorFlow should run the ops one at a time (one inter-op thread) for
@@ -222,18 +222,18 @@ class Trace:
 
 def trace_step(model: str, variant: str, batch: int = 0, warmup: int = 3, calls: int = 4,
                matmul_n: int = 2048) -> Trace:
-    """Build the benchmark row ``model``/``variant`` (:func:`cogan_tf.bench.row_variants`; ``batch`` 0: the
+    """Build the benchmark row ``model``/``variant`` (:func:`cogan_tf.bench.rows.row_variants`; ``batch`` 0: the
     row's default), warm its step up, time ``calls`` calls, trace as many, and time a float32 ``matmul_n``
     matmul (0: none)."""
     import tensorflow as tf
     from tensorflow.tsl.profiler.protobuf import xplane_pb2
 
-    from cogan_tf import bench
+    from cogan_tf.bench import machine, rows as bench_rows, steps as step_lib
 
     row = find_row(model, variant, batch)
-    gan, inputs = bench.make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
+    gan, inputs = bench_rows.make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
                                    model_overrides=row.model_overrides, adam=row.adam)
-    fn = tf.function(bench.step_for(gan, row.variant, row.step), jit_compile=row.jit_compile)
+    fn = tf.function(step_lib.step_for(gan, row.variant, row.step), jit_compile=row.jit_compile)
     graph = fn.get_concrete_function(*inputs).graph
     graph_ops = {op.name: op for op in graph.get_operations()}
     backward = backward_ops(graph)
@@ -246,13 +246,13 @@ def trace_step(model: str, variant: str, batch: int = 0, warmup: int = 3, calls:
     scopes = layer_scopes(gan)
     n = calls * row.cycle
     for _ in range(warmup * row.cycle):
-        bench.sync(fn(*inputs))
+        machine.sync(fn(*inputs))
     times = []
     for _ in range(calls):
         t0 = time.perf_counter()
         for _ in range(row.cycle):
             out = fn(*inputs)
-        bench.sync(out)
+        machine.sync(out)
         times.append((time.perf_counter() - t0) / row.cycle)
     space = xplane_pb2.XSpace()
     with tempfile.TemporaryDirectory(prefix="trace_step_") as logdir:  # the trace, read and removed
@@ -260,7 +260,7 @@ def trace_step(model: str, variant: str, batch: int = 0, warmup: int = 3, calls:
         t0 = time.perf_counter()
         for _ in range(n):
             out = fn(*inputs)
-        bench.sync(out)
+        machine.sync(out)
         traced = (time.perf_counter() - t0) / n
         tf.profiler.experimental.stop()
         with open(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True)[0], "rb") as f:
@@ -292,24 +292,24 @@ def trace_step(model: str, variant: str, batch: int = 0, warmup: int = 3, calls:
         o["flops"] *= o["count"]  # an op of the graph runs once a call (its FLOPs are per run)
     mm = None
     if matmul_n:
-        mm_times = bench.time_calls(bench.matmul_fn(matmul_n), (), warmup=2, steps=5)["times_s"]
-        mm = bench.matmul_record(matmul_n, mm_times)["gflops"]
+        mm_times = machine.time_calls(machine.matmul_fn(matmul_n), (), warmup=2, steps=5)["times_s"]
+        mm = machine.matmul_record(matmul_n, mm_times)["gflops"]
     return Trace(f"{row.model}:{row.variant}", row.batch, statistics.median(times) * 1e3, traced * 1e3, ops, mm)
 
 
 def find_row(model: str, variant: str, batch: int = 0):
     """The benchmark's row ``variant`` of ``model`` at ``batch`` (0: the row's default)."""
-    from cogan_tf import bench
+    from cogan_tf.bench import rows as bench_rows
 
-    if variant not in bench.row_variants(model):
-        raise ValueError(f"{model}:{variant}: no such row; choose from {', '.join(bench.row_variants(model))}")
+    if variant not in bench_rows.row_variants(model):
+        raise ValueError(f"{model}:{variant}: no such row; choose from {', '.join(bench_rows.row_variants(model))}")
     if variant == "keras_adam":
         port = find_row(model, "port", batch)
         return dataclasses.replace(port, variant="keras_adam", adam="keras")
     if model == "clustergan" and variant != "port":
-        rows = bench.clustergan_paper_rows(batch or bench.PAPER_BATCH, False, bench.CLUSTERGAN_VARIANTS)
+        rows = bench_rows.clustergan_paper_rows(batch or bench_rows.PAPER_BATCH, False, bench_rows.CLUSTERGAN_VARIANTS)
     else:
-        rows = bench.model_rows(model, batch or bench.DEFAULT_BATCH[model], False, bench.COGAN_VARIANTS)
+        rows = bench_rows.model_rows(model, batch or bench_rows.DEFAULT_BATCH[model], False, bench_rows.COGAN_VARIANTS)
     return next(r for r in rows if r.variant == variant)
 
 

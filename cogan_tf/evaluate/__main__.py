@@ -12,9 +12,11 @@ from absl import flags
 from cogan_tf import cli, data, outputs, pairs, published, record as record_lib
 from cogan_tf.config import SEED_LIMIT
 from cogan_tf.errors import ClassifierError, UsageError
-from cogan_tf.evaluate import (DEFAULT_N, DEFAULT_THRESHOLD, MAX_N, format_compare, grid_compare, load_classifier,
-                               load_report, load_saved_model, report_for_gan, run_report, sample_stream,
-                               samples_from_grids, scored_dataset)
+from cogan_tf.evaluate import grid_compare
+from cogan_tf.evaluate.image_metrics import DEFAULT_THRESHOLD
+from cogan_tf.evaluate.reports import format_compare, load_report, scored_dataset
+from cogan_tf.evaluate.samples import DEFAULT_N, MAX_N, load_saved_model, sample_stream, samples_from_grids
+from cogan_tf.evaluate.scoring import load_classifier, report_for_gan, run_report
 
 LIST_FLAGS = ("grids", "compare", "grid_dirs")
 
@@ -130,7 +132,7 @@ def main(argv):
 
         gan = runner.gan_from_checkpoint(f.checkpoint_dir, f.data_dir, f.model, record=record)
         # The record inside the checkpoint has the last word (config.json may have been edited).
-        dataset = scored_dataset(f.dataset, gan.cfg.dataset, record.directory, "the record inside its checkpoint")
+        dataset = scored_dataset(f.dataset, gan.train_cfg.dataset, record.directory, "the record inside its checkpoint")
     elif f.saved_model:
         samples = sample_stream(load_saved_model(f.saved_model), n=f.num_samples, seed=f.seed, source=f.saved_model)
     clf = load_classifier(f.data_dir, dataset, f.retrain_classifier, f.classifier_epochs)

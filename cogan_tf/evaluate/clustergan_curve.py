@@ -101,13 +101,13 @@ def plot(path: str, rows, dataset: str, title: str, features: str = "z_n, softma
 def curve(checkpoint_dir: str, data_dir: str, out=None, recompute: bool = False, title=None, log=print) -> dict:
     """Score every checkpoint of the run in ``checkpoint_dir``; write and return the curve."""
     from cogan_tf import checkpoints, data, runner
-    from cogan_tf.gan import RunState
+    from cogan_tf.gan import Loop
 
     record, out, old = check(checkpoint_dir, out, recompute)
     ckpt_dir, saved = record.directory, record.config
     gan = runner.gan_from_checkpoint(ckpt_dir, data_dir, "clustergan", log=lambda s: None)
-    loop = RunState(gan, gan.cfg)
-    x, y = data.load_split(data_dir, gan.cfg.dataset, "test")
+    loop = Loop(gan, gan.train_cfg)
+    x, y = data.load_split(data_dir, gan.train_cfg.dataset, "test")
     rows = []
     for path, kind in run_checkpoints(record):
         key = (os.path.relpath(path, ckpt_dir), kind)
@@ -125,19 +125,19 @@ def curve(checkpoint_dir: str, data_dir: str, out=None, recompute: bool = False,
     m = saved["model_config"]
     features = "z_n, softmax" if gan.kmeans_on_zn() else "softmax"
     result = {
-        "run": {"checkpoint_dir": ckpt_dir, "dataset": gan.cfg.dataset, "recipe": m.get("recipe", "original"),
+        "run": {"checkpoint_dir": ckpt_dir, "dataset": gan.train_cfg.dataset, "recipe": m.get("recipe", "original"),
                 "seed": saved.get("seed"), "batch_size": saved.get("batch_size"), "val_size": saved.get("val_size", 0)},
         "test_images": int(len(y)),
         "protocols": {"acc/nmi/ari": "encoder argmax, Hungarian ACC",
                       "kmeans_*": f"K-means (10 clusters, random_state = seed, n_init 10) on [{features}]; "
                                   "the paper's ACC is kmeans_purity"},
-        "paper": dict(zip(("acc", "nmi", "ari"), PAPER.get(gan.cfg.dataset, (None,) * 3))),
+        "paper": dict(zip(("acc", "nmi", "ari"), PAPER.get(gan.train_cfg.dataset, (None,) * 3))),
         "rows": sorted(rows, key=lambda r: (r["kind"] != "checkpoint", r["step"])),
         "validation": checkpoints.best_record(ckpt_dir),
     }
     fileio.atomic_write_text(out + ".json", json.dumps(result, indent=1) + "\n")
-    title = title or (f"ClusterGAN --recipe {result['run']['recipe']} on {gan.cfg.dataset}, seed {saved.get('seed')}: "
-                      f"{len(y)} test images")
-    plot(out + ".png", result["rows"], gan.cfg.dataset, title, features)
+    title = title or (f"ClusterGAN --recipe {result['run']['recipe']} on {gan.train_cfg.dataset}, "
+                      f"seed {saved.get('seed')}: {len(y)} test images")
+    plot(out + ".png", result["rows"], gan.train_cfg.dataset, title, features)
     log(f"wrote {out}.json and {out}.png")
     return result

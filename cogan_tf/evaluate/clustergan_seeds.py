@@ -95,22 +95,22 @@ def check_distinct(dirs: Sequence[str]) -> None:
 def score_run(checkpoint_dir: str, data_dir: str, which: str = "best") -> dict:
     """One run's validation and test scores (both protocols) at its kept-by-validation or latest checkpoint."""
     from cogan_tf import checkpoints, data, runner
-    from cogan_tf.gan import RunState
+    from cogan_tf.gan import Loop
 
     record = check_run(checkpoint_dir)
     gan = runner.gan_from_checkpoint(record.directory, data_dir, "clustergan", log=lambda s: None)
     kept = gan.restored_from
     if which == "latest":
         # The newest checkpoint that restores, whatever the `checkpoint` state file says (the loop's own reading).
-        loop = RunState(gan, gan.cfg)
+        loop = Loop(gan, gan.train_cfg)
         path = checkpoints.restore_newest(loop, gan, log=lambda s: None, training=False)
         kept = {"path": path, "step": int(loop.step.numpy()), "kept_by": "latest"}
     x_val, y_val = gan.validation_set()
-    x_test, y_test = data.load_split(data_dir, gan.cfg.dataset, "test")
+    x_test, y_test = data.load_split(data_dir, gan.train_cfg.dataset, "test")
     keys = PAPER_KEYS + OURS_KEYS
     val, test = gan.cluster_report(x_val, y_val), gan.cluster_report(x_test, y_test)
-    return {"checkpoint_dir": record.directory, "seed": gan.seed, "dataset": gan.cfg.dataset,
-            "model_config": record.config["model_config"], "val_size": gan.cfg.val_size,
+    return {"checkpoint_dir": record.directory, "seed": gan.seed, "dataset": gan.train_cfg.dataset,
+            "model_config": record.config["model_config"], "val_size": gan.train_cfg.val_size,
             "checkpoint": os.path.relpath(kept["path"], record.directory), "kept_by": kept["kept_by"],
             "step": kept["step"], "g_iterations": g_iterations(kept["path"]),
             "kmeans_features": test["kmeans_features"],

@@ -17,8 +17,9 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from cogan_tf.errors import DataError, UsageError
-from cogan_tf.evaluate import (DEFAULT_N, DEFAULT_THRESHOLD, evaluate_samples, load_classifier, load_saved_model,
-                               make_reference, sample_stream)
+from cogan_tf.evaluate.image_metrics import DEFAULT_THRESHOLD
+from cogan_tf.evaluate.samples import DEFAULT_N, load_saved_model, sample_stream
+from cogan_tf.evaluate.scoring import evaluate_samples, load_classifier, make_reference
 
 def point(report: dict, step: Optional[int] = None, source: str = "") -> dict:
     """One point of a curve: the pair section of an ``evaluate_samples`` report with each domain's
@@ -53,7 +54,7 @@ def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, se
 
     record = record_lib.find_run(checkpoint_dir, model)
     gan = runner.gan_from_checkpoint(record.directory, data_dir, model, log=lambda s: None)
-    dataset = dataset or gan.cfg.dataset
+    dataset = dataset or gan.train_cfg.dataset
     paths = sorted(record.checkpoint_paths(), key=checkpoints.checkpoint_step)
     if not paths:
         raise DataError(f"{record.directory}: no checkpoint to score")

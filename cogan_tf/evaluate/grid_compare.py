@@ -4,7 +4,7 @@
 Meant for this port's ``samples/`` against the ``samples/`` folder of a clone of andrewliao11's
 CoGAN-tensorflow (the project does not ship those images). Each directory holds ``top/X.png`` and
 ``bot/X.png``; every name X that both directories hold as a pair is scored like ``--grids``
-(``evaluate.samples_from_grids`` and ``evaluate.evaluate_samples``: the CoGAN paper's pixel agreement of
+(``sampling.samples_from_grids`` and ``scoring.evaluate_samples``: the CoGAN paper's pixel agreement of
 the 64 pairs under the runs' pair of domains (``--pair``, cogan_tf/pairs.py) with each domain's ink, label
 agreement, classifier score, effective classes and Fréchet distance per domain), and its training step is read
 off the name: ``train_EE_IIII`` is step EE * 546 + IIII + 1, the steps trained when it was written (546 =
@@ -27,7 +27,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from cogan_tf import evaluate, fileio, images, pairs, published
+from cogan_tf import fileio, images, pairs, published
+from cogan_tf.evaluate import image_metrics, reports, samples as sampling, scoring
 from cogan_tf.errors import GridError, UsageError
 
 STEPS_PER_EPOCH = 546  # the original's floor(70000 / 128): both domains' 70,000 digits in batches of 128
@@ -88,12 +89,12 @@ def stretch(cells: np.ndarray) -> np.ndarray:
     return (images.stretch_to_uint8(cells) / 255.0).astype(np.float32)
 
 
-def read_pair(directory: str, name: str, pair: str = pairs.DEFAULT_PAIR) -> evaluate.Samples:
+def read_pair(directory: str, name: str, pair: str = pairs.DEFAULT_PAIR) -> sampling.Samples:
     """The 64 pairs of ``top/name.png`` and ``bot/name.png`` of domains ``pair``, each grid stretched
     (``stretch``)."""
-    s = evaluate.samples_from_grids([os.path.join(directory, "top", f"{name}.png"),
+    s = sampling.samples_from_grids([os.path.join(directory, "top", f"{name}.png"),
                                      os.path.join(directory, "bot", f"{name}.png")], pair)
-    return evaluate.in_memory(s.model, {d: stretch(v) for d, v in s.images.items()}, s.source, pair=pair)
+    return sampling.in_memory(s.model, {d: stretch(v) for d, v in s.images.items()}, s.source, pair=pair)
 
 
 def _scores(report: dict) -> dict:
@@ -115,7 +116,7 @@ class GridDirs:
     names: List[str]
     run_names: List[str]
     reference_names: List[str]
-    pairs: Dict[str, Dict[str, evaluate.Samples]]
+    pairs: Dict[str, Dict[str, sampling.Samples]]
     steps_per_epoch: int
     pair: str = pairs.DEFAULT_PAIR
 
@@ -145,8 +146,8 @@ def check_plot(dirs: GridDirs) -> None:
                          "plot against")
 
 
-def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference,
-                      threshold: float = evaluate.DEFAULT_THRESHOLD) -> dict:
+def compare_grid_dirs(dirs: GridDirs, clf, ref: scoring.Reference,
+                      threshold: float = image_metrics.DEFAULT_THRESHOLD) -> dict:
     """Score every grid pair both directories hold (see the module docstring); a JSON-ready dict."""
     names, pairs, steps_per_epoch = dirs.names, dirs.pairs, dirs.steps_per_epoch
     run_names, ref_names = dirs.run_names, dirs.reference_names
@@ -155,7 +156,7 @@ def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference,
     for n in names:
         row = {"name": n, "step": grid_step(n, steps_per_epoch)}
         for side in SIDES:
-            row[side] = _scores(evaluate.evaluate_samples(pairs[side][n], clf, ref, real=False, threshold=threshold))
+            row[side] = _scores(scoring.evaluate_samples(pairs[side][n], clf, ref, real=False, threshold=threshold))
         grids.append(row)
     cells = pairs["run"][names[0]].n
     return {
@@ -170,11 +171,11 @@ def compare_grid_dirs(dirs: GridDirs, clf, ref: evaluate.Reference,
         "dataset": ref.dataset,
         "pair": dirs.pair,
         "threshold": threshold,
-        "real_pairs": evaluate.real_pair_scores(dirs.pair, ref.test_images, threshold),
+        "real_pairs": image_metrics.real_pair_scores(dirs.pair, ref.test_images, threshold),
         "classifier_test_accuracy": clf.test_accuracy,
         "grids": grids,
         "mean": {side: _mean([g[side] for g in grids]) for side in SIDES},
-        "real": evaluate.real_metrics(clf, ref, cells, 0),
+        "real": scoring.real_metrics(clf, ref, cells, 0),
     }
 
 
@@ -210,12 +211,12 @@ def format_table(report: dict) -> str:
              f"REFERENCE {report['reference']['dir']} ({report['reference']['pairs']} grid pairs)",
              f"{len(report['grids'])} grid names in common, {report['cells_per_grid']} pairs each, every grid "
              f"stretched to 0..1; {report['dataset']} classifier (test accuracy "
-             f"{evaluate.format_value(report['classifier_test_accuracy'], '{:.4f}')})",
+             f"{reports.format_value(report['classifier_test_accuracy'], '{:.4f}')})",
              f"pair {report['pair']}: pixel agreement of {report['pair']}(G1(z)) with G2(z), pixels binarised at "
              f">{report['threshold']:g} (unpaired real images: {report['real_pairs']['unpaired_agreement']:.3f}); "
              f"ink: fraction of pixels off the blank image (real: top {report['real_pairs']['ink']['top']:.3f}, "
              f"bot {report['real_pairs']['ink']['bot']:.3f}); bot scored as "
-             f"{evaluate.BOT_SCORED_AS[report['pair']]}",
+             f"{scoring.BOT_SCORED_AS[report['pair']]}",
              ""]
     head1 = f"{'step':>6} {'grid':<16}" + "".join(f" {t:^{2 * w + 1}}" for t, _ in COLUMNS)
     head2 = f"{'':>6} {'':<16}" + "".join(f" {'run':>{w}} {'ref':>{w}}" for _ in COLUMNS)
@@ -288,15 +289,15 @@ def save_plot(path: str, report: dict) -> str:
 
 def run(dirs: GridDirs, data_dir: str, dataset: str = "mnist", out: Optional[str] = None,
         plot: Optional[str] = None, clf=None, log: Callable[[str], None] = print,
-        threshold: float = evaluate.DEFAULT_THRESHOLD, **classifier_kwargs) -> dict:
+        threshold: float = image_metrics.DEFAULT_THRESHOLD, **classifier_kwargs) -> dict:
     """The command on the grids ``read_grid_dirs`` read (and ``check_plot`` passed, with ``plot``): load
     the classifier, score, print the table, write the JSON (``out``) and the plot (``plot``).
     ``threshold``: the binarisation of the pixel agreement and the ink."""
-    clf = clf or evaluate.load_classifier(data_dir, dataset, log=log, **classifier_kwargs)
-    report = compare_grid_dirs(dirs, clf, evaluate.make_reference(clf, data_dir, dataset), threshold)
+    clf = clf or scoring.load_classifier(data_dir, dataset, log=log, **classifier_kwargs)
+    report = compare_grid_dirs(dirs, clf, scoring.make_reference(clf, data_dir, dataset), threshold)
     log(format_table(report))
     if out:
-        evaluate.write_report(out, report)
+        reports.write_report(out, report)
         log(f" [*] wrote {out}")
     if plot:
         save_plot(plot, report)

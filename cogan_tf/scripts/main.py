@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, cluster, config as config_lib, data, outputs, pairs, run as run_lib
+from cogan_tf import cli, tf_config, config as config_lib, data, outputs, pairs, run as run_lib
 from cogan_tf.errors import UsageError
 
 DATASET = "dataset"
@@ -297,7 +297,7 @@ def explicit_fields(f) -> dict:
 def main(argv):
     validate(FLAGS)
     model_cfg, train_cfg = build_configs(FLAGS)
-    role = cluster.role(train_cfg.strategy)  # TF_CONFIG, read before TensorFlow starts
+    role = tf_config.role(train_cfg.strategy)  # TF_CONFIG, read before TensorFlow starts
     # Every refusal that needs no TensorFlow comes before it starts (which trains for hours before
     # writing the export): output folders, a damaged config.json, a checkpoint of another setup.
     prepare = dict(training=FLAGS.is_train, explicit=explicit_fields(FLAGS), role=role)
@@ -317,9 +317,9 @@ def main(argv):
 
         gan = runner.execute(run)
     if not FLAGS.is_train and FLAGS.report:
-        from cogan_tf import evaluate
+        from cogan_tf.evaluate import scoring
 
-        evaluate.report_for_gan(gan, out=os.path.join(run.train_cfg.evaluate_dir, f"{gan.name}_report.json"))
+        scoring.report_for_gan(gan, out=os.path.join(run.train_cfg.evaluate_dir, f"{gan.name}_report.json"))
     return 0
 
 

@@ -45,7 +45,7 @@ class Role:
         return "the chief" if self.chief else f"worker {self.index}"
 
 
-def parse_tf_config(text: str) -> Role:
+def parse(text: str) -> Role:
     """The role a ``TF_CONFIG`` value gives this process; a one-line :class:`UsageError` if it is
     not one MultiWorkerMirroredStrategy can run."""
     def bad(why: str) -> UsageError:
@@ -107,7 +107,7 @@ def role(strategy: str, environ: Optional[Mapping[str, str]] = None) -> Role:
     if not environ["TF_CONFIG"].strip():
         raise UsageError("TF_CONFIG is set but empty: unset it to train as one worker, or describe the cluster "
                          "(python -m cogan_tf.launch sets it for workers on this machine)")
-    return parse_tf_config(environ["TF_CONFIG"])
+    return parse(environ["TF_CONFIG"])
 
 
 def worker_rows(batch_size: int, replicas: int, workers: int, index: int) -> Tuple[int, int]:
@@ -124,7 +124,7 @@ def worker_rows(batch_size: int, replicas: int, workers: int, index: int) -> Tup
     return index * local * per, (index + 1) * local * per
 
 
-def tf_config(addresses: Sequence[str], index: int) -> str:
+def for_worker(addresses: Sequence[str], index: int) -> str:
     """The TF_CONFIG of worker ``index`` of a cluster of ``addresses`` (worker 0 is the chief)."""
     return json.dumps({"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}})
 

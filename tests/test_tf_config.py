@@ -14,60 +14,60 @@ import time
 import numpy as np
 import pytest
 
-from cogan_tf import cluster, launch
+from cogan_tf import tf_config, launch
 from cogan_tf.errors import UsageError
 from tests.conftest import ROOT, run_main_refusal
 
 
-def tf_config(cluster_spec, kind="worker", index=0):
+def tf_config_json(cluster_spec, kind="worker", index=0):
     return json.dumps({"cluster": cluster_spec, "task": {"type": kind, "index": index}})
 
 
 def test_worker_zero_is_the_chief_when_the_cluster_has_no_chief_task():
     spec = {"worker": ["a:1", "b:1", "c:1"]}
-    roles = [cluster.parse_tf_config(tf_config(spec, index=i)) for i in range(3)]
+    roles = [tf_config.parse(tf_config_json(spec, index=i)) for i in range(3)]
     assert [(r.index, r.workers, r.chief) for r in roles] == [(0, 3, True), (1, 3, False), (2, 3, False)]
     assert [r.name for r in roles] == ["the chief", "worker 1", "worker 2"]
 
 
 def test_a_chief_task_is_the_chief_and_the_workers_come_after_it():
     spec = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
-    chief = cluster.parse_tf_config(tf_config(spec, "chief", 0))
-    w0 = cluster.parse_tf_config(tf_config(spec, "worker", 0))
-    w1 = cluster.parse_tf_config(tf_config(spec, "worker", 1))
+    chief = tf_config.parse(tf_config_json(spec, "chief", 0))
+    w0 = tf_config.parse(tf_config_json(spec, "worker", 0))
+    w1 = tf_config.parse(tf_config_json(spec, "worker", 1))
     assert (chief.index, chief.chief, chief.workers) == (0, True, 3)
     assert (w0.index, w0.chief) == (1, False)  # worker 0 is not the chief when there is a chief task
     assert (w1.index, w1.chief) == (2, False)
 
 
 def test_only_multiworker_reads_tf_config():
-    env = {"TF_CONFIG": tf_config({"worker": ["a:1", "b:1"]}, index=1)}
-    assert cluster.role("multiworker", env) == cluster.Role(1, 2)
+    env = {"TF_CONFIG": tf_config_json({"worker": ["a:1", "b:1"]}, index=1)}
+    assert tf_config.role("multiworker", env) == tf_config.Role(1, 2)
     # A stray TF_CONFIG never turns another run into a silent non-chief.
-    assert cluster.role("default", env) == cluster.Role() and cluster.role("mirrored", env).chief
-    assert cluster.role("multiworker", {}) == cluster.Role()  # no TF_CONFIG: a cluster of one
+    assert tf_config.role("default", env) == tf_config.Role() and tf_config.role("mirrored", env).chief
+    assert tf_config.role("multiworker", {}) == tf_config.Role()  # no TF_CONFIG: a cluster of one
     with pytest.raises(UsageError, match="TF_CONFIG is set but empty: unset it to train as one worker"):
-        cluster.role("multiworker", {"TF_CONFIG": " "})
+        tf_config.role("multiworker", {"TF_CONFIG": " "})
 
 
 @pytest.mark.parametrize("text, why", [
     ("{not json", "not JSON"),
     (json.dumps({"cluster": {"worker": ["a:1"]}}), "needs a \"cluster\" and a \"task\""),
-    (tf_config({"worker": ["a:1"], "ps": ["b:1"]}), "ps tasks: --strategy multiworker runs chief and worker tasks"),
-    (tf_config({"worker": ["a:1"]}, "evaluator"), "task type 'evaluator': --strategy multiworker runs chief and"),
-    (tf_config({"worker": ["a:1", "b:1"]}, index=2), "task index 2: the cluster has 2 worker task(s)"),
-    (tf_config({"worker": ["a:1"]}, index=True), "task index True"),
-    (tf_config({"worker": "a:1"}), "cluster.worker must be a list"),
-    (tf_config({"chief": ["a:1", "b:1"]}, "chief"), "2 chief tasks"),
-    (tf_config({"worker": []}), "the cluster has no worker"),
+    (tf_config_json({"worker": ["a:1"], "ps": ["b:1"]}), "ps tasks: --strategy multiworker runs chief and worker tasks"),
+    (tf_config_json({"worker": ["a:1"]}, "evaluator"), "task type 'evaluator': --strategy multiworker runs chief and"),
+    (tf_config_json({"worker": ["a:1", "b:1"]}, index=2), "task index 2: the cluster has 2 worker task(s)"),
+    (tf_config_json({"worker": ["a:1"]}, index=True), "task index True"),
+    (tf_config_json({"worker": "a:1"}), "cluster.worker must be a list"),
+    (tf_config_json({"chief": ["a:1", "b:1"]}, "chief"), "2 chief tasks"),
+    (tf_config_json({"worker": []}), "the cluster has no worker"),
     (json.dumps({"cluster": {"worker": ["a:1"]}, "task": {"type": "worker"}}), "the task has no \"index\""),
-    (tf_config({"worker": ["a:1", "a:1"]}), "a:1 is given to 2 tasks; every worker needs its own port"),
-    (tf_config({"worker": ["a:1", "b"]}), "'b' is not a \"host:port\" address"),
-    (tf_config({"worker": ["a:1", "b:99999"]}), "'b:99999' is not a \"host:port\" address"),
+    (tf_config_json({"worker": ["a:1", "a:1"]}), "a:1 is given to 2 tasks; every worker needs its own port"),
+    (tf_config_json({"worker": ["a:1", "b"]}), "'b' is not a \"host:port\" address"),
+    (tf_config_json({"worker": ["a:1", "b:99999"]}), "'b:99999' is not a \"host:port\" address"),
 ])
 def test_bad_tf_config_is_one_line_naming_the_problem(text, why):
     with pytest.raises(UsageError) as e:
-        cluster.parse_tf_config(text)
+        tf_config.parse(text)
     msg = str(e.value)
     assert msg.startswith("TF_CONFIG: ") and why in msg and "\n" not in msg
 
@@ -78,7 +78,7 @@ def test_the_workers_rows_are_the_replicas_contiguous_shares_in_order():
     batch = np.arange(24)
     for replicas, workers in ((2, 2), (4, 2), (6, 3), (4, 4), (3, 1)):
         per = len(batch) // replicas
-        pieces = [batch[slice(*cluster.worker_rows(len(batch), replicas, workers, w))] for w in range(workers)]
+        pieces = [batch[slice(*tf_config.worker_rows(len(batch), replicas, workers, w))] for w in range(workers)]
         assert np.array_equal(np.concatenate(pieces), batch)
         local = replicas // workers
         for w, piece in enumerate(pieces):
@@ -89,15 +89,15 @@ def test_the_workers_rows_are_the_replicas_contiguous_shares_in_order():
 def test_a_batch_that_does_not_split_evenly_is_refused():
     with pytest.raises(UsageError, match=r"--batch_size 10 does not split evenly across 4 replicas: pass a multiple "
                                          r"of 4"):
-        cluster.worker_rows(10, 4, 2, 0)
+        tf_config.worker_rows(10, 4, 2, 0)
     with pytest.raises(UsageError, match="every worker needs the same number of devices"):
-        cluster.worker_rows(12, 3, 2, 0)
+        tf_config.worker_rows(12, 3, 2, 0)
 
 
 def test_the_launcher_s_tf_config_gives_each_worker_its_role():
     addresses = ["localhost:1", "localhost:2", "localhost:3"]
-    roles = [cluster.parse_tf_config(cluster.tf_config(addresses, i)) for i in range(3)]
-    assert roles == [cluster.Role(i, 3) for i in range(3)]
+    roles = [tf_config.parse(tf_config.for_worker(addresses, i)) for i in range(3)]
+    assert roles == [tf_config.Role(i, 3) for i in range(3)]
     env = launch.worker_env({"PYTHONPATH": "/elsewhere", "HOME": "/h"}, addresses, 1, threads=1)
     assert json.loads(env["TF_CONFIG"])["task"] == {"type": "worker", "index": 1}
     assert env["PYTHONPATH"].split(os.pathsep) == [launch.PACKAGE_PARENT, "/elsewhere"]  # this package first
@@ -153,7 +153,7 @@ def test_main_refuses_multiworker_evaluation_and_a_bad_tf_config_before_tensorfl
     run_main_refusal(tmp_path, ["--is_train", "False", "--strategy", "multiworker"],
                      "error: --strategy=multiworker: is for training; --is_train False evaluates in one process: "
                      "drop --strategy")
-    monkeypatch.setenv("TF_CONFIG", tf_config({"worker": ["a:1"]}, index=3))
+    monkeypatch.setenv("TF_CONFIG", tf_config_json({"worker": ["a:1"]}, index=3))
     r = run_main_refusal(tmp_path, ["--strategy", "multiworker"],
                          "error: TF_CONFIG: task index 3: the cluster has 1 worker task(s) (expected {\"cluster\": "
                          "{\"worker\": [\"host1:port\", ...]}, \"task\": {\"type\": \"worker\", \"index\": 0}})")
@@ -178,11 +178,11 @@ def test_main_refuses_multiworker_evaluation_and_a_bad_tf_config_before_tensorfl
 WAIT = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
-from cogan_tf import cli, cluster
+from cogan_tf import cli, tf_config
 from cogan_tf.errors import RunStopped, UsageError
-role = cluster.parse_tf_config(sys.argv[2])
+role = tf_config.parse(sys.argv[2])
 try:
-    cluster.wait_for_workers(role, float(sys.argv[3]), say_after=0.5)
+    tf_config.wait_for_workers(role, float(sys.argv[3]), say_after=0.5)
 except (RunStopped, UsageError) as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(getattr(e, "status", 2))
@@ -208,7 +208,7 @@ while time.time() < end:
 
 def waiting(addresses, index, timeout=30.0, serve=0.0):
     """A process waiting as worker ``index``; once all are there, it serves as TensorFlow would for ``serve`` s."""
-    return subprocess.Popen([sys.executable, "-c", WAIT, ROOT, cluster.tf_config(addresses, index), str(timeout),
+    return subprocess.Popen([sys.executable, "-c", WAIT, ROOT, tf_config.for_worker(addresses, index), str(timeout),
                              str(serve)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -269,7 +269,7 @@ def test_main_waits_for_a_missing_worker_in_one_line_and_obeys_sigterm(tmp_path)
     """main.py as a user starts it, with only worker 0 of two: it says within seconds whom it waits for,
     and SIGTERM ends it with one line (TensorFlow's own wait printed nothing and ignored SIGTERM)."""
     addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
-    env = dict(os.environ, TF_CONFIG=cluster.tf_config(addresses, 0), PYTHONUNBUFFERED="1")
+    env = dict(os.environ, TF_CONFIG=tf_config.for_worker(addresses, 0), PYTHONUNBUFFERED="1")
     env.pop("TF_CPP_MIN_LOG_LEVEL", None)
     p = subprocess.Popen([sys.executable, os.path.join(ROOT, "main.py"), "--strategy", "multiworker"], cwd=str(tmp_path),
                          env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
