@@ -7,7 +7,6 @@ The original was driven as ``python main.py --is_train True``; absl's boolean fl
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import sys
@@ -128,39 +127,32 @@ def check_outputs(outputs: Sequence[Tuple[str, Optional[str]]], inputs: Sequence
                 raise UsageError(f"{flag}={path}: is {other_flag} too; give each its own path")
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse's parser for the tools, whose refusal of an argument is one line, as the entry scripts'
-    (argparse's own prints the usage first)."""
-
-    def error(self, message):
-        self.exit(2, f"error: {message} (see --help)\n")
-
-
-def run_tool(main: Callable[[], Optional[int]]) -> None:
-    """A tool's ``main`` (which parses its own arguments), as :func:`run` for the entry scripts: a known
-    error is one line on stderr, exit 2; Ctrl-C one line, exit 130."""
+def _parse_flags(argv: List[str]) -> List[str]:
+    """absl's flag parsing, its refusal (an unknown flag, a value that is not a number...) one line, exit 2, as
+    the program's own refusals (absl's prints two lines and exits 1)."""
     try:
-        status = main()
-    except (UsageError, DataError, GridError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        return flags.FLAGS(argv)
+    except flags.Error as e:
+        print(f"error: {' '.join(str(e).split())} (see --help)", file=sys.stderr)
         sys.exit(2)
-    except KeyboardInterrupt:
-        print("error: interrupted (Ctrl-C)", file=sys.stderr)
-        sys.exit(130)
-    sys.exit(status or 0)
 
 
-def run(main: Callable[[List[str]], int], known_errors=()) -> None:
+def run(main: Callable[[List[str]], int], known_errors=(), list_flags: Sequence[str] = (),
+        plain_args: bool = False) -> None:
     """absl's app.run with original-style booleans; a known error becomes one line on stderr, exit 2;
     a stopped run (:class:`RunStopped`) one line with its own status (a stop the user asked for is not
-    an ``error:``); Ctrl-C outside a training loop one line, exit 130."""
+    an ``error:``); Ctrl-C outside a training loop one line, exit 130.
+
+    ``list_flags``: list flags that take several values after one flag (:func:`fold_list_args`).
+    ``plain_args``: the program takes plain arguments (``main`` gets them after ``argv[0]`` and checks
+    them); without it a plain argument is refused, and so is a word after a boolean flag."""
     errors = (UsageError, DataError, GridError) + tuple(known_errors)
 
     def wrapped(argv):
         # TensorFlow logs through absl at INFO (checkpoint sharding, SavedModel fingerprints); those lines
         # would interleave with the original's per-step output.
         logging.set_verbosity(logging.WARNING)
-        if len(argv) > 1:
+        if len(argv) > 1 and not plain_args:
             print(f"error: unexpected arguments {' '.join(argv[1:])!r} (see --help)", file=sys.stderr)
             return 2
         try:
@@ -181,8 +173,9 @@ def run(main: Callable[[List[str]], int], known_errors=()) -> None:
             print("error: interrupted (Ctrl-C)", file=sys.stderr)
             return 130
 
-    bad = bad_bool_value(sys.argv[1:])
+    argv = fold_list_args(sys.argv, list_flags) if list_flags else list(sys.argv)
+    bad = None if plain_args else bad_bool_value(argv[1:])  # with plain arguments, the word may be one
     if bad:
         print(f"error: {bad}", file=sys.stderr)
         sys.exit(2)
-    app.run(wrapped, argv=fold_bool_args(sys.argv))
+    app.run(wrapped, argv=fold_bool_args(argv), flags_parser=_parse_flags)

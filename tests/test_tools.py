@@ -1,8 +1,9 @@
-"""The tools are programs that users run: each answers --help at once (without PyTorch, without starting
-TensorFlow, without doing its work), and checks its inputs and outputs first, refusing what it cannot do in
-one line (exit 2, no traceback) before TensorFlow starts and before it writes anything. tools/ablation_table.py
-has its own tests (tests/test_ablation_table.py)."""
+"""The tools are programs that users run: each is an absl program as the entry scripts are, answers --help at
+once (without PyTorch, without starting TensorFlow, without doing its work), and checks its inputs and outputs
+first, refusing what it cannot do in one line (exit 2, no traceback) before TensorFlow starts and before it
+writes anything. tools/ablation_table.py has its own tests (tests/test_ablation_table.py)."""
 
+import ast
 import glob
 import json
 import os
@@ -19,7 +20,6 @@ from tests.conftest import ROOT, quiet, write_fake_dataset
 from tests.test_clustergan import train_cfg
 
 TOOLS = sorted(os.path.basename(p)[:-3] for p in glob.glob(os.path.join(ROOT, "tools", "*.py")))
-ABSL_TOOLS = ("clustergan_curve", "clustergan_seeds", "clustergan_side_by_side", "cogan_curve", "host_overhead")  # absl's --help exits 1
 
 
 def without(tmp_path, *modules):
@@ -44,12 +44,34 @@ def test_the_tools_are_all_tested_here():
                           "trace_step", "vanilla_loss_plot", "vanilla_torch_reference"}
 
 
+def source(tool):
+    with open(os.path.join(ROOT, "tools", f"{tool}.py")) as f:
+        return f.read()
+
+
+@pytest.mark.parametrize("tool", TOOLS)
+def test_a_tool_is_an_absl_program_that_leaves_the_path_alone(tool):
+    """One style for every tool, the entry scripts': flags defined in ``define_flags()`` (none when the module
+    is imported), run by ``cli.run``; the package is imported as installed, never by changing ``sys.path``; no
+    second parser, and no raw ``sys.argv`` (also not in what a tool hands its subprocesses)."""
+    src = source(tool)
+    for word in ("sys.path", "argparse", "sys.argv", "app.run", "PYTHONPATH=ROOT"):
+        assert word not in src, (tool, word)
+    tree = ast.parse(src)
+    main_block = [n for n in tree.body if isinstance(n, ast.If) and "__main__" in ast.unparse(n.test)]
+    assert len(main_block) == 1, tool
+    calls = [ast.unparse(n.value.func) for n in main_block[0].body if isinstance(n, ast.Expr)]
+    defines = "flags.DEFINE" in src
+    assert calls == (["define_flags", "cli.run"] if defines else ["cli.run"]), (tool, calls)
+    at_import = [n for n in tree.body if not isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n not in main_block]
+    assert not any("flags.DEFINE" in ast.unparse(n) for n in at_import), tool
+
+
 @pytest.mark.parametrize("tool", TOOLS)
 def test_help_at_once_without_torch_or_tensorflow(tmp_path, tool):
     r = run_tool(tool, "--help", cwd=tmp_path, env=without(tmp_path, "torch", "tensorflow"), timeout=60)
-    assert "Traceback" not in r.stderr and r.returncode == (1 if tool in ABSL_TOOLS else 0), r.stderr[-2000:]
-    with open(os.path.join(ROOT, "tools", f"{tool}.py")) as f:
-        first = " ".join(f.read().split('"""')[1].split()[:6])  # the docstring's first words
+    assert "Traceback" not in r.stderr and r.returncode == 1, r.stderr[-2000:]  # absl's --help exits 1
+    first = " ".join(source(tool).split('"""')[1].split()[:6])  # the docstring's first words
     assert first in " ".join(r.stdout.split()), r.stdout
 
 
@@ -116,11 +138,24 @@ CASES = [
     ("vanilla_torch_reference", ["--data_dir", "{data}", "--out", "{root}/torch"],
      "this tool needs PyTorch, which cogan_tf does not depend on: pip install torch"),
     ("vanilla_torch_reference", ["--epochs", "0"], "--epochs=0: must be at least 1"),
-    # argparse's own refusals are one line too
-    ("multiworker_bench", ["--rounds", "x"], "argument --rounds: invalid int value: 'x' (see --help)"),
+    ("vanilla_loss_plot", ["{root}/p.png"], "give OUT.png, the plot to write, and one or more LABEL=LOG"),
     ("trace_step", ["--rows", "nope"], "--rows=nope: choose from cogan:port, cogan:port+xla, "),
     ("trace_step", ["--rows", "cogan:loop"], "--rows=cogan:loop: choose from cogan:port, "),
-    ("ablation_table", [], "the following arguments are required: out_dir (see --help)"),
+    ("trace_step", ["--batch", "-1"], "--batch=-1: must be 0 or more"),
+    ("ablation_table", [], "give OUT_DIR, the folder tools/cogan_ablation.sh wrote its runs to (see --help)"),
+    ("ablation_table", ["{root}", "{root}/work"], "unexpected arguments '{root}/work': give one OUT_DIR (see --help)"),
+    ("ship_classifier", ["--data_dir", "{data}"], "name the datasets, e.g. python tools/ship_classifier.py mnist "
+                                                  "(choose from mnist, fashion_mnist)"),
+    ("ship_classifier", ["--from_cache", "mnsit"], "unknown dataset 'mnsit': choose from mnist, fashion_mnist"),
+    ("step_drift", ["extra"], "unexpected arguments 'extra' (see --help)"),
+    # absl's own refusals (an unknown flag, a value of the wrong type, a required flag left out) are one line too
+    ("multiworker_bench", ["--rounds", "x"], "flag --rounds=x: invalid literal for int() with base 10: 'x' (see --help)"),
+    ("step_drift", ["--steps", "2"], "Unknown command line flag 'steps' (see --help)"),
+    ("vanilla_torch_reference", ["--out"], "Missing value for flag --out (see --help)"),
+    ("clustergan_curve", [], "flag --checkpoint_dir=None: Flag --checkpoint_dir must have a value other than None. "
+                             "(see --help)"),
+    ("host_overhead", ["--steps", "x"], "flag --steps=x: invalid literal for int() with base 10: 'x' (see --help)"),
+    ("cogan_curve", ["--checkpoint_dir", "{root}/a", "{root}/b", "--num_samples", "1"], "--num_samples=1: give 2 to "),
 ]
 
 
@@ -159,10 +194,33 @@ def test_the_seeds_tool_scores_the_newest_checkpoint_when_the_state_file_is_lost
 @pytest.mark.parametrize("tool", ["clustergan_curve", "clustergan_seeds", "clustergan_side_by_side"])
 def test_the_clustergan_tools_are_thin_absl_programs(tool):
     """What they compute is the package's (cogan_tf/evaluate/<tool>.py); the program parses flags, calls it and
-    prints, as main.py does."""
-    with open(os.path.join(ROOT, "tools", f"{tool}.py")) as f:
-        src = f.read()
+    prints, as main.py does (the style of every tool: test_a_tool_is_an_absl_program_that_leaves_the_path_alone)."""
+    src = source(tool)
     assert "from absl import flags" in src and f"from cogan_tf.evaluate import {tool}" in src
-    assert "sys.path" not in src and "from tools" not in src and "argparse" not in src and "sys.argv" not in src
+    assert "from tools" not in src
     code = [line for line in src.split('"""', 2)[2].splitlines() if line.strip()]
     assert len(code) < 60, len(code)
+
+
+def test_the_loss_plot_takes_its_plot_and_runs_as_plain_arguments(runs, tmp_path):
+    """OUT.png LABEL=LOG ..., as docs/PORTS.md writes the command: absl hands the plain arguments to the tool."""
+    (tmp_path / "b.log").write_text("epoch 0: epoch_g_loss: 1.5, epoch_d_loss: 1.0\n"
+                                    "epoch 1: epoch_g_loss: 2.0, epoch_d_loss: 0.5\n")
+    png = tmp_path / "plot.png"
+    r = run_tool("vanilla_loss_plot", png, f"port={runs['root']}/good.log", f"PyTorch={tmp_path}/b.log", cwd=tmp_path,
+                 env=without(tmp_path, "torch", "tensorflow"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.strip() == f"wrote {png} (1 epochs of port, PyTorch)" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow  # two TensorFlow workers tracing the CoGAN step twice each
+def test_the_multiworker_bench_counts_the_collectives_with_workers_that_get_the_batch_from_their_environment(tmp_path):
+    """The tool's worker processes (their program a string, no arguments): the batch comes in the environment,
+    the package from the tool's own; the step all-reduces more with --sync_batchnorm."""
+    code = ("import json, runpy; ns = runpy.run_path('tools/multiworker_bench.py'); "
+            "print(json.dumps(ns['collectives_per_step'](8)))")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                       env=dict(os.environ, PYTHONPATH=ROOT))
+    assert r.returncode == 0, r.stderr[-3000:]
+    counts = json.loads(r.stdout.strip().splitlines()[-1])
+    assert set(counts) == {"default", "sync_batchnorm"} and 0 < counts["default"] < counts["sync_batchnorm"], counts

@@ -14,18 +14,15 @@ import re
 import sys
 
 import numpy as np
+from absl import flags
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from cogan_tf import cli, fileio, images  # noqa: E402
-from cogan_tf.errors import DataError, UsageError  # noqa: E402
-from cogan_tf.evaluate.reports import load_report  # noqa: E402
+from cogan_tf import cli, fileio, images
+from cogan_tf.errors import DataError, UsageError
+from cogan_tf.evaluate.reports import load_report
 
 VARIANTS = ("faithful", "loss_on_logits", "bn_per_feature", "h0_feeds_h1", "d_h0_filters_64", "corrected")
-FLAGS = {"faithful": "faithful (no flag)", "d_h0_filters_64": "`--d_h0_filters 64`"}
+VARIANT_FLAGS = {"faithful": "faithful (no flag)", "d_h0_filters_64": "`--d_h0_filters 64`"}
 LOST_SCORE = 1.5  # a domain whose classifier score is below this draws one kind of image or none: lost
 CELL = 112  # a grid's side in the montage: half of an 8x8 grid's 224
 
@@ -59,7 +56,7 @@ def table(found):
     lines = ["| variant (flags) | seed | top FD | top score | bot FD | bot score | pixel agreement | label agreement "
              "| domains lost |", "|---|---|---|---|---|---|---|---|---|"]
     for variant, by_seed in found:
-        name = FLAGS.get(variant, f"`--{variant}`")
+        name = VARIANT_FLAGS.get(variant, f"`--{variant}`")
         values = []
         for seed in sorted(by_seed):
             v = by_seed[seed]
@@ -101,24 +98,32 @@ def montage(out_dir, found, grid):
     return np.concatenate(rows, axis=0)
 
 
-def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("out_dir")
-    ap.add_argument("--montage", help="write a PNG of every run's grids here")
-    ap.add_argument("--grid", default="train_00_0499", help="which grid the montage shows [train_00_0499]")
-    a = ap.parse_args(argv)
+def define_flags():
+    flags.DEFINE_string("montage", None, "Also write a PNG of every run's grids here [none]")
+    flags.DEFINE_string("grid", "train_00_0499", "Which grid the montage shows [train_00_0499]")
+
+
+def main(argv):
+    f = flags.FLAGS
+    if len(argv) < 2:
+        raise UsageError("give OUT_DIR, the folder tools/cogan_ablation.sh wrote its runs to (see --help)")
+    if len(argv) > 2:
+        raise UsageError(f"unexpected arguments {' '.join(argv[2:])!r}: give one OUT_DIR (see --help)")
+    out_dir = argv[1]
     # Inputs and the output checked first; the table is printed only when everything can be done.
-    cli.check_outputs([("--montage", a.montage)], inputs=[a.out_dir])
-    found = runs(a.out_dir)
+    cli.check_outputs([("--montage", f.montage)], inputs=[out_dir])
+    found = runs(out_dir)
     if not found:
-        raise UsageError(f"{a.out_dir}: no <variant>_s<seed>/report.json (run tools/cogan_ablation.sh first)")
-    pixels = montage(a.out_dir, found, a.grid) if a.montage else None
+        raise UsageError(f"{out_dir}: no <variant>_s<seed>/report.json (run tools/cogan_ablation.sh first)")
+    pixels = montage(out_dir, found, f.grid) if f.montage else None
     print(table(found))
-    if a.montage:
-        with fileio.atomic_path(a.montage) as tmp:
+    if f.montage:
+        with fileio.atomic_path(f.montage) as tmp:
             Image.fromarray(pixels).save(tmp, format="PNG")
-        print(f"wrote {a.montage}", file=sys.stderr)  # stdout is the table alone, to redirect into a file
+        print(f"wrote {f.montage}", file=sys.stderr)  # stdout is the table alone, to redirect into a file
+    return 0
 
 
 if __name__ == "__main__":
-    cli.run_tool(lambda: main(sys.argv[1:]))
+    define_flags()
+    cli.run(main, plain_args=True)

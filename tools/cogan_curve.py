@@ -11,7 +11,6 @@ already in OUT.json (same --num_samples, --seed and --agreement_threshold) are r
 
 import json
 import os
-import sys
 
 from absl import flags
 
@@ -21,15 +20,18 @@ from cogan_tf.evaluate.image_metrics import DEFAULT_THRESHOLD
 from cogan_tf.evaluate.reports import write_report
 from cogan_tf.evaluate.samples import DEFAULT_N, MAX_N
 
-flags.DEFINE_list("checkpoint_dir", None, "One run's checkpoint folder, or several (comma-separated) of one setting")
-flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
-flags.DEFINE_string("dataset", None, "Real data and classifier [the runs' dataset]")
-flags.DEFINE_integer("num_samples", DEFAULT_N, f"Pairs per checkpoint, from as many z [{DEFAULT_N}, the paper's]")
-flags.DEFINE_integer("seed", 0, "Seed of the z [0]")
-flags.DEFINE_float("agreement_threshold", DEFAULT_THRESHOLD, f"Pixels binarised at this value [{DEFAULT_THRESHOLD}]")
-flags.DEFINE_string("out", None, "Write the curves as JSON here (and reuse its points)")
-flags.DEFINE_string("plot", None, "Plot the pixel agreement, ink and classifier scores against the step to this PNG")
-FLAGS = flags.FLAGS
+def define_flags():
+    flags.DEFINE_list("checkpoint_dir", None, "One run's checkpoint folder, or several (comma-separated) of one "
+                      "setting")
+    flags.DEFINE_string("data_dir", "data", "Directory holding <dataset>/ [data]")
+    flags.DEFINE_string("dataset", None, "Real data and classifier [the runs' dataset]")
+    flags.DEFINE_integer("num_samples", DEFAULT_N, f"Pairs per checkpoint, from as many z [{DEFAULT_N}, the paper's]")
+    flags.DEFINE_integer("seed", 0, "Seed of the z [0]")
+    flags.DEFINE_float("agreement_threshold", DEFAULT_THRESHOLD, f"Pixels binarised at this value "
+                       f"[{DEFAULT_THRESHOLD}]")
+    flags.DEFINE_string("out", None, "Write the curves as JSON here (and reuse its points) [none]")
+    flags.DEFINE_string("plot", None, "Plot the pixel agreement, ink and classifier scores against the step to this "
+                        "PNG [none]")
 
 
 def plot(path: str, result: dict) -> str:
@@ -61,7 +63,7 @@ def plot(path: str, result: dict) -> str:
 
 
 def main(argv):
-    f = FLAGS
+    f = flags.FLAGS
     if not f.checkpoint_dir:
         raise UsageError("--checkpoint_dir: give one or more CoGAN runs' checkpoint folders")
     if not 2 <= f.num_samples <= MAX_N:
@@ -107,5 +109,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.argv = cli.fold_list_args(sys.argv, ("checkpoint_dir",))
-    cli.run(main)
+    define_flags()
+    cli.run(main, list_flags=("checkpoint_dir",))

@@ -13,29 +13,34 @@ load moves both within a round alike). docs/PERFORMANCE.md, "The step's host wor
 import statistics
 import sys
 
-from absl import app, flags
+from absl import flags
 
-flags.DEFINE_list("models", ["vanilla", "cogan"], "Models to measure")
-flags.DEFINE_integer("batch_size", 32, "Batch size of every model (small: a short step shows the host's share)")
-flags.DEFINE_integer("steps", 200, "Timed steps per round, loop and bare step each")
-flags.DEFINE_integer("warmup", 5, "Untimed steps first")
-flags.DEFINE_integer("rounds", 3, "Rounds of loop + bare step")
-FLAGS = flags.FLAGS
+from cogan_tf import cli
+
+
+def define_flags():
+    flags.DEFINE_list("models", ["vanilla", "cogan"], "Models to measure [vanilla,cogan]")
+    flags.DEFINE_integer("batch_size", 32, "Batch size of every model (small: a short step shows the host's "
+                         "share) [32]")
+    flags.DEFINE_integer("steps", 200, "Timed steps per round, loop and bare step each [200]")
+    flags.DEFINE_integer("warmup", 5, "Untimed steps first [5]")
+    flags.DEFINE_integer("rounds", 3, "Rounds of loop + bare step [3]")
 
 
 def main(argv):
-    del argv
+    f = flags.FLAGS
+    cli.start_tensorflow()
     from cogan_tf.bench.rows import make_model, time_loop
     from cogan_tf.bench.machine import time_calls
 
     rows = []
-    for name in FLAGS.models:
+    for name in f.models:
         loop, bare, diffs = [], [], []
-        gan, inputs = make_model(name, FLAGS.batch_size, jit_compile=False)
+        gan, inputs = make_model(name, f.batch_size, jit_compile=False)
         step = gan.compiled_step()
-        for r in range(FLAGS.rounds):
-            b = time_calls(step, inputs, warmup=FLAGS.warmup, steps=FLAGS.steps)["times_s"]
-            lo = time_loop(name, FLAGS.batch_size, False, FLAGS.warmup, FLAGS.steps, seed=r)["times_s"]
+        for r in range(f.rounds):
+            b = time_calls(step, inputs, warmup=f.warmup, steps=f.steps)["times_s"]
+            lo = time_loop(name, f.batch_size, False, f.warmup, f.steps, seed=r)["times_s"]
             bare, loop = bare + b, loop + lo
             diffs.append(statistics.median(lo) - statistics.median(b))
             print(f"{name} round {r + 1}: loop {statistics.median(lo) * 1e3:.2f} ms, bare step "
@@ -45,9 +50,10 @@ def main(argv):
     print("| model | batch | loop ms/step | bare step ms | host work ms/step (median of rounds) | share of the loop |")
     print("|---|---|---|---|---|---|")
     for name, lo, ba, d in rows:
-        print(f"| {name} | {FLAGS.batch_size} | {lo:.2f} | {ba:.2f} | {d:.2f} | {100 * d / lo:.0f}% |")
+        print(f"| {name} | {f.batch_size} | {lo:.2f} | {ba:.2f} | {d:.2f} | {100 * d / lo:.0f}% |")
     return 0
 
 
 if __name__ == "__main__":
-    app.run(main)
+    define_flags()
+    cli.run(main)

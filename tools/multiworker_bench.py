@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -28,12 +29,10 @@ import tempfile
 import time
 
 import numpy as np
+from absl import flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
-
-from cogan_tf import cli, data, fileio  # noqa: E402
-from cogan_tf.errors import UsageError  # noqa: E402
+from cogan_tf import cli, data, fileio, launch
+from cogan_tf.errors import UsageError
 
 CONFIGS = {
     "one process x 2 threads": {"workers": 0, "flags": []},
@@ -50,16 +49,23 @@ def fake_mnist(data_dir: str, n_train: int, n_test: int = 64) -> None:
         data.write_idx(os.path.join(data_dir, "mnist", labels), rng.integers(0, 10, n, dtype=np.uint8))
 
 
+def child_env(**extra) -> dict:
+    """The environment of a process this tool starts: this process's, with the package this process imported
+    first on the path (as ``python -m cogan_tf.launch`` gives its workers), and ``extra``."""
+    path = [launch.PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(path), **extra)
+
+
 def run_once(config: dict, data_dir: str, args) -> dict:
     folder = tempfile.mkdtemp(prefix="multiworker-bench-")
-    flags = ["--data_dir", data_dir, "--batch_size", str(args.batch_size), "--max_steps", str(args.steps),
-             "--save_every", "0", "--log_every", "1"] + config["flags"]
-    env = dict(os.environ, PYTHONPATH=ROOT)
+    main_flags = ["--data_dir", data_dir, "--batch_size", str(args.batch_size), "--max_steps", str(args.steps),
+                  "--save_every", "0", "--log_every", "1"] + config["flags"]
+    env = child_env()
     if config["workers"]:
         command = [sys.executable, "-m", "cogan_tf", "launch", "--workers", str(config["workers"]),
-                   "--threads_per_worker", "1", "--"] + flags
+                   "--threads_per_worker", "1", "--"] + main_flags
     else:
-        command = [sys.executable, "-m", "cogan_tf", "main"] + flags
+        command = [sys.executable, "-m", "cogan_tf", "main"] + main_flags
         env.update(TF_NUM_INTRAOP_THREADS="2", TF_NUM_INTEROP_THREADS="2")
     load = os.getloadavg()[0]
     try:
@@ -96,21 +102,22 @@ def gradient_bytes(batch_size: int) -> dict:
 
 
 # Traced by each of two workers: the collective ops in the CoGAN step's graph, without and with --sync_batchnorm.
+# The global batch comes in COUNT_BATCH_SIZE.
 COUNT = r"""
-import collections, json, sys
-sys.path.insert(0, sys.argv[1])
+import collections, json, os
 import numpy as np
 import tensorflow as tf
 from cogan_tf import tf_config, config as C, data, gan as gan_lib, multiworker, runner
+batch = int(os.environ["COUNT_BATCH_SIZE"])
 strategy = multiworker.make_strategy()
-x = np.zeros((2 * int(sys.argv[2]), 28, 28, 1), np.uint8)
+x = np.zeros((2 * batch, 28, 28, 1), np.uint8)
 counts = {}
 for sync in (False, True):
-    gan = runner.make_gan(C.CoganConfig(sync_batchnorm=sync), C.TrainConfig(batch_size=int(sys.argv[2]),
+    gan = runner.make_gan(C.CoganConfig(sync_batchnorm=sync), C.TrainConfig(batch_size=batch,
                           strategy="multiworker", checkpoint_dir="/nonexistent"), arrays=[x, x], strategy=strategy)
     gan_lib.build_gan(gan)
     ds = multiworker.Workers(strategy, tf_config.role("multiworker")).distribute(
-        lambda: data.make_dataset([x, x], int(sys.argv[2])), int(sys.argv[2]))
+        lambda: data.make_dataset([x, x], batch), batch)
     graph = tf.function(gan.train_step).get_concrete_function(*next(iter(ds))).graph
     ops = collections.Counter()
     for g in [graph] + [f.graph for f in graph._functions.values() if hasattr(f, "graph")]:
@@ -121,13 +128,12 @@ print(json.dumps(counts))
 
 
 def collectives_per_step(batch_size: int) -> dict:
-    from cogan_tf import tf_config, launch
+    from cogan_tf import tf_config
 
     addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
-    procs = [subprocess.Popen([sys.executable, "-c", COUNT, ROOT, str(batch_size)], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True,
-                              env=dict(os.environ, TF_CONFIG=tf_config.for_worker(addresses, i),
-                                       TF_CPP_MIN_LOG_LEVEL="3"))
+    procs = [subprocess.Popen([sys.executable, "-c", COUNT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              text=True, env=child_env(TF_CONFIG=tf_config.for_worker(addresses, i),
+                                                       TF_CPP_MIN_LOG_LEVEL="3", COUNT_BATCH_SIZE=str(batch_size)))
              for i in range(2)]
     outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):
@@ -135,14 +141,16 @@ def collectives_per_step(batch_size: int) -> dict:
     return json.loads(outs[0].strip().splitlines()[-1])
 
 
-def main(argv=None) -> int:
-    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--rounds", type=int, default=3, help="rounds of every configuration in turn [3]")
-    p.add_argument("--steps", type=int, default=60, help="training steps per run [60]")
-    p.add_argument("--warmup", type=int, default=10, help="steps left out of the rate, the first among them [10]")
-    p.add_argument("--batch_size", type=int, default=128, help="the global batch [128, the CoGAN's]")
-    p.add_argument("--out", default=None, help="also write the results as JSON here")
-    args = p.parse_args(argv)
+def define_flags():
+    flags.DEFINE_integer("rounds", 3, "Rounds of every configuration in turn [3]")
+    flags.DEFINE_integer("steps", 60, "Training steps per run [60]")
+    flags.DEFINE_integer("warmup", 10, "Steps left out of the rate, the first among them [10]")
+    flags.DEFINE_integer("batch_size", 128, "The global batch [128, the CoGAN's]")
+    flags.DEFINE_string("out", None, "Also write the results as JSON here [none]")
+
+
+def main(argv) -> int:
+    args = flags.FLAGS
     # Every refusal before the first run (minutes of work whose results an unwritable --out would lose).
     for name, value in (("rounds", args.rounds), ("batch_size", args.batch_size)):
         if value < 1:
@@ -169,7 +177,8 @@ def main(argv=None) -> int:
     summary = {name: {"steps_per_s": [row[name]["steps_per_s"] for row in rounds],
                       "ratio_to_one_process": [row[name]["steps_per_s"] / row[base]["steps_per_s"] for row in rounds]}
                for name in CONFIGS}
-    result = {"command": " ".join(["python", "tools/multiworker_bench.py"] + (argv or sys.argv[1:])),
+    given = [fl.serialize() for fl in args.get_flags_for_module(__name__) if fl.present]  # this tool's flags
+    result = {"command": shlex.join(["python", "tools/multiworker_bench.py"] + given),
               "batch_size": args.batch_size, "steps": args.steps, "warmup": args.warmup, "rounds": rounds,
               "summary": summary, "model": gradient_bytes(args.batch_size),
               "collectives_per_step": collectives_per_step(args.batch_size), "cpus": os.cpu_count(),
@@ -190,4 +199,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    cli.run_tool(main)
+    define_flags()
+    cli.run(main)

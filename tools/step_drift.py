@@ -14,14 +14,7 @@ within rounding of a PReLU's kink changes a gradient element by a whole term; fr
 the two runs train slightly different networks.
 """
 
-import os
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
-
-from cogan_tf import cli  # noqa: E402
+from cogan_tf import cli
 
 STEPS = 3
 
@@ -60,9 +53,9 @@ def drift(a, b):
     return [max(abs(u[k] - v[k]) / abs(v[k]) for k in u) for u, v in zip(a, b)]
 
 
-def main(argv=None):
-    # No options: the parser gives --help (and refuses anything else) before TensorFlow starts.
-    cli.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args(argv)
+def main(argv):
+    # No flags: absl answers --help (and cli.run refuses anything else) before TensorFlow starts.
+    cli.start_tensorflow()
     from cogan_tf import config as C
 
     for name, m in (("faithful", C.CoganConfig()),
@@ -75,7 +68,8 @@ def main(argv=None):
                  for v in ("plain layers", "two-deconv heads", "trunk per domain")]
         for label, d in rows:
             print(f"{name:9s} {label:30s} " + "  ".join(f"step {i}: {x:.1e}" for i, x in enumerate(d)))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    cli.run(main)

@@ -19,55 +19,55 @@ LeakyReLU returns): work whose results are zeros.
 from __future__ import annotations
 
 import os
-import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+from absl import flags
 
-from cogan_tf import cli  # noqa: E402
+from cogan_tf import cli
+from cogan_tf.errors import UsageError
 
 
-def main(argv=None) -> int:
-    ap = cli.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rows", default="cogan:port", help="comma-separated MODEL:VARIANT rows of the benchmark "
-                    "[cogan:port]")
-    ap.add_argument("--batch", type=int, default=0, help="batch size; 0: each row's own (the benchmark's) [0]")
-    ap.add_argument("--warmup", type=int, default=3, help="untraced calls first (the first traces the step) [3]")
-    ap.add_argument("--calls", type=int, default=4, help="calls timed, then as many traced [4]")
-    ap.add_argument("--top", type=int, default=12, help="how many of the longest ops to list [12]")
-    ap.add_argument("--matmul_n", type=int, default=2048, help="side of the float32 matmul timed for the rate to "
-                    "compare with; 0: none [2048]")
-    ap.add_argument("--inter_op_threads", type=int, default=1,
-                    help="TensorFlow inter-op threads; 1: one op at a time, their times add up [1]")
-    args = ap.parse_args(argv)
-    for name, value, low in (("batch", args.batch, 0), ("warmup", args.warmup, 1), ("calls", args.calls, 1),
-                             ("top", args.top, 0), ("matmul_n", args.matmul_n, 0),
-                             ("inter_op_threads", args.inter_op_threads, 0)):
-        if value < low:
-            ap.error(f"--{name}={value}: must be {low} or more")
+def define_flags():
+    flags.DEFINE_string("rows", "cogan:port", "Comma-separated MODEL:VARIANT rows of the benchmark [cogan:port]")
+    flags.DEFINE_integer("batch", 0, "Batch size; 0: each row's own (the benchmark's) [0]")
+    flags.DEFINE_integer("warmup", 3, "Untraced calls first (the first traces the step) [3]")
+    flags.DEFINE_integer("calls", 4, "Calls timed, then as many traced [4]")
+    flags.DEFINE_integer("top", 12, "How many of the longest ops to list [12]")
+    flags.DEFINE_integer("matmul_n", 2048, "Side of the float32 matmul timed for the rate to compare with; 0: none "
+                         "[2048]")
+    flags.DEFINE_integer("inter_op_threads", 1, "TensorFlow inter-op threads; 1: one op at a time, their times add "
+                         "up [1]")
+
+
+def main(argv) -> int:
+    f = flags.FLAGS
+    for name, low in (("batch", 0), ("warmup", 1), ("calls", 1), ("top", 0), ("matmul_n", 0),
+                      ("inter_op_threads", 0)):
+        if getattr(f, name) < low:
+            raise UsageError(f"--{name}={getattr(f, name)}: must be {low} or more")
     from cogan_tf.bench import rows as bench_rows
 
-    rows = [r.partition(":")[::2] for r in args.rows.split(",") if r]
+    rows = [r.partition(":")[::2] for r in f.rows.split(",") if r]
     choices = ", ".join(f"{m}:{v}" for m in bench_rows.ALL_MODELS for v in bench_rows.row_variants(m))
     if not rows or any(m not in bench_rows.ALL_MODELS or v not in bench_rows.row_variants(m) for m, v in rows):
-        ap.error(f"--rows={args.rows}: choose from {choices}")
+        raise UsageError(f"--rows={f.rows}: choose from {choices}")
+    # Not cli.start_tensorflow(): its device probe starts the runtime, after which the inter-op threads are fixed.
     import tensorflow as tf
 
     from cogan_tf.bench import trace
 
-    if args.inter_op_threads:
-        tf.config.threading.set_inter_op_parallelism_threads(args.inter_op_threads)
+    if f.inter_op_threads:
+        tf.config.threading.set_inter_op_parallelism_threads(f.inter_op_threads)
     if tf.config.list_physical_devices("GPU") and os.environ.get("CUDA_VISIBLE_DEVICES") != "":
         # On a GPU the profiler's host events are kernel launches, which say nothing of the kernels' time.
-        print("error: this tool sums host (CPU) op times; on a GPU those are kernel launches: run it with "
-              "CUDA_VISIBLE_DEVICES='' for the CPU, or read the GPU's kernels in TensorBoard's profile", file=sys.stderr)
-        return 2
+        raise UsageError("this tool sums host (CPU) op times; on a GPU those are kernel launches: run it with "
+                         "CUDA_VISIBLE_DEVICES='' for the CPU, or read the GPU's kernels in TensorBoard's profile")
     for model, variant in rows:
-        t = trace.trace_step(model, variant, args.batch, args.warmup, args.calls, args.matmul_n)
+        t = trace.trace_step(model, variant, f.batch, f.warmup, f.calls, f.matmul_n)
         print()
-        print(trace.format_trace(t, args.top))
+        print(trace.format_trace(t, f.top))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    define_flags()
+    cli.run(main)

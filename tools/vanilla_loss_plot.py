@@ -5,17 +5,11 @@ print), to compare the port with the PyTorch reference:
     python tools/vanilla_loss_plot.py docs/vanilla_h128_loss.png port=RUN/train.log PyTorch=RUN/torch.log
 """
 
-import os
 import re
-import sys
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
 
 # (not cogan_tf.vanilla, whose plot helper would start TensorFlow)
-from cogan_tf import cli, fileio  # noqa: E402
-from cogan_tf.errors import DataError, UsageError  # noqa: E402
+from cogan_tf import cli, fileio
+from cogan_tf.errors import DataError, UsageError
 
 LINE = re.compile(r"^epoch (\d+): epoch_g_loss: ([-+.\deE]+), epoch_d_loss: ([-+.\deE]+)")
 
@@ -54,16 +48,17 @@ def save_plot(path, epochs, curves):
         fig.savefig(tmp, format="png")
 
 
-def main(argv=None):
-    ap = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", metavar="OUT.png", help="the plot to write")
-    ap.add_argument("runs", metavar="LABEL=LOG", nargs="+", help="a run's label and its printed lines")
-    a = ap.parse_args(argv)
-    pairs = [r.split("=", 1) for r in a.runs]
-    bad = next((r for r, p in zip(a.runs, pairs) if len(p) != 2 or not all(p)), None)
+def main(argv):
+    # No flags: the plot and the runs are plain arguments, OUT.png LABEL=LOG [LABEL=LOG ...].
+    if len(argv) < 3:
+        raise UsageError("give OUT.png, the plot to write, and one or more LABEL=LOG, a run's label and its "
+                         "printed lines (see --help)")
+    out, given = argv[1], argv[2:]
+    pairs = [r.split("=", 1) for r in given]
+    bad = next((r for r, p in zip(given, pairs) if len(p) != 2 or not all(p)), None)
     if bad is not None:
         raise UsageError(f"{bad}: give each run as LABEL=LOG")
-    cli.check_outputs([("OUT.png", a.out)], inputs=[log for _, log in pairs])
+    cli.check_outputs([("OUT.png", out)], inputs=[log for _, log in pairs])
     runs = {label: read_losses(path) for label, path in pairs}
     epochs = sorted(set.intersection(*(set(r) for r in runs.values())))
     if not epochs:
@@ -73,9 +68,10 @@ def main(argv=None):
         curves[f"{label} G"] = [r[e][0] for e in epochs]
         curves[f"{label} D"] = [r[e][1] for e in epochs]
     # Epochs shown from 1, as the tables in docs/PORTS.md count them.
-    save_plot(a.out, [e + 1 for e in epochs], curves)
-    print(f"wrote {a.out} ({len(epochs)} epochs of {', '.join(runs)})")
+    save_plot(out, [e + 1 for e in epochs], curves)
+    print(f"wrote {out} ({len(epochs)} epochs of {', '.join(runs)})")
+    return 0
 
 
 if __name__ == "__main__":
-    cli.run_tool(main)
+    cli.run(main, plain_args=True)

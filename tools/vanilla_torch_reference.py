@@ -13,17 +13,13 @@ standard deviation of 64 fixed-noise samples (near 0: collapsed to one pattern),
 """
 
 import os
-import sys
 
 import numpy as np
-
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-if ROOT not in sys.path:
-    sys.path.insert(0, ROOT)
+from absl import flags
 
 # (numpy-only parts: the IDX loader and the grid writer)
-from cogan_tf import cli, data, fileio, images  # noqa: E402
-from cogan_tf.errors import UsageError  # noqa: E402
+from cogan_tf import cli, data, fileio, images
+from cogan_tf.errors import UsageError
 
 
 def mlp(sizes, last, dropout=None):
@@ -40,42 +36,44 @@ def mlp(sizes, last, dropout=None):
     return nn.Sequential(*layers)
 
 
-def main(argv=None):
-    p = cli.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data_dir", default="data", help="directory holding mnist/ [data]")
-    p.add_argument("--epochs", type=int, default=3, help="[3]")
-    p.add_argument("--seed", type=int, default=0, help="torch.manual_seed [0]")
-    p.add_argument("--batch_size", type=int, default=512, help="[512, the original's]")
-    p.add_argument("--hidden_size", type=int, default=128, help="units per hidden layer [128, as the original]")
-    p.add_argument("--out", default="torch_vanilla", help="folder of the per-epoch grids [torch_vanilla]")
-    a = p.parse_args(argv)
+def define_flags():
+    flags.DEFINE_string("data_dir", "data", "Directory holding mnist/ [data]")
+    flags.DEFINE_integer("epochs", 3, "Epochs to train [3]")
+    flags.DEFINE_integer("seed", 0, "torch.manual_seed [0]")
+    flags.DEFINE_integer("batch_size", 512, "Batch size [512, the original's]")
+    flags.DEFINE_integer("hidden_size", 128, "Units per hidden layer of G and D [128, as the original]")
+    flags.DEFINE_string("out", "torch_vanilla", "Folder of the per-epoch grids [torch_vanilla]")
+
+
+def main(argv):
+    f = flags.FLAGS
     for name in ("epochs", "batch_size", "hidden_size"):
-        if getattr(a, name) < 1:
-            raise UsageError(f"--{name}={getattr(a, name)}: must be at least 1")
-    why = fileio.unwritable_dir(a.out)
+        if getattr(f, name) < 1:
+            raise UsageError(f"--{name}={getattr(f, name)}: must be at least 1")
+    why = fileio.unwritable_dir(f.out)
     if why:
-        raise UsageError(f"--out={a.out}: {why}; give a folder that can be written")
+        raise UsageError(f"--out={f.out}: {why}; give a folder that can be written")
     try:
         import torch
         from torch import nn
     except ImportError:
         raise UsageError("this tool needs PyTorch, which cogan_tf does not depend on: pip install torch") from None
-    x, _ = data.load_split(a.data_dir, "mnist", "train")  # uint8 (60000, 28, 28, 1)
-    torch.manual_seed(a.seed)
+    x, _ = data.load_split(f.data_dir, "mnist", "train")  # uint8 (60000, 28, 28, 1)
+    torch.manual_seed(f.seed)
     x = torch.from_numpy(x.reshape(len(x), 784).astype(np.float32) / 255.0) * 2 - 1  # ToTensor + Normalize(0.5, 0.5)
-    h = a.hidden_size
+    h = f.hidden_size
     g = mlp([128, h, h, h, 784], nn.Tanh())
     d = mlp([784, h, h, h, 1], nn.Sigmoid(), dropout=0.3)
     g_opt = torch.optim.Adam(g.parameters(), lr=2e-4)
     d_opt = torch.optim.Adam(d.parameters(), lr=2e-4)
     bce = nn.BCELoss()
     fixed = torch.randn(64, 128)
-    os.makedirs(a.out, exist_ok=True)
-    for epoch in range(a.epochs):
+    os.makedirs(f.out, exist_ok=True)
+    for epoch in range(f.epochs):
         perm = torch.randperm(len(x))
         g_losses, d_losses = [], []
-        for start in range(0, len(x), a.batch_size):  # DataLoader(shuffle=True), last batch kept
-            real = x[perm[start:start + a.batch_size]]
+        for start in range(0, len(x), f.batch_size):  # DataLoader(shuffle=True), last batch kept
+            real = x[perm[start:start + f.batch_size]]
             n = len(real)
             d_opt.zero_grad()
             fake = g(torch.randn(n, 128))
@@ -91,10 +89,12 @@ def main(argv=None):
         with torch.no_grad():
             samples = g(fixed).numpy().reshape(64, 28, 28, 1)
         spread = float(samples.std(axis=0).mean())
-        images.save_grid(os.path.join(a.out, f"img_{epoch}.png"), (samples + 1) / 2)
+        images.save_grid(os.path.join(f.out, f"img_{epoch}.png"), (samples + 1) / 2)
         print(f"epoch {epoch}: epoch_g_loss: {np.mean(g_losses):.5f}, epoch_d_loss: {np.mean(d_losses):.5f}, "
               f"sample pixel std: {spread:.4f}", flush=True)
+    return 0
 
 
 if __name__ == "__main__":
-    cli.run_tool(main)
+    define_flags()
+    cli.run(main)
