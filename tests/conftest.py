@@ -1,6 +1,8 @@
-"""Shared fixtures: small fake MNIST-shaped datasets written as real IDX files."""
+"""Shared fixtures and helpers: small fake MNIST-shaped datasets written as real IDX files, short training
+configs, and the programs run as a user runs them (in a fresh process, with or without TensorFlow)."""
 
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -74,8 +76,6 @@ def run_without_cogan_tf(script, *args, cwd):
     """Run a Python ``script`` with ``args`` in a fresh process that cannot import cogan_tf from this
     tree (no PYTHONPATH, cwd elsewhere): what a user of an exported SavedModel has. Asserts it succeeds;
     returns its last line of output."""
-    import subprocess
-
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     r = subprocess.run([sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True,
                        cwd=str(cwd), env=env)
@@ -91,8 +91,6 @@ def count_params(variables):
 def run_main_refusal(tmp_path, args, message):
     """Run main.py with ``args`` in tmp_path; assert it refuses in one line ending with ``message``
     (exit 2, no traceback), and return the completed process for further checks."""
-    import subprocess
-
     r = subprocess.run([sys.executable, os.path.join(ROOT, "main.py")] + list(args), capture_output=True, text=True,
                        cwd=str(tmp_path))
     assert r.returncode == 2
@@ -128,3 +126,37 @@ def weights():
         kinds = (keras.Model, keras.optimizers.Optimizer) if optimizers else (keras.Model,)
         return [v.numpy() for obj in gan.trackables().values() if isinstance(obj, kinds) for v in obj.variables]
     return values
+
+
+# --- programs in a process of their own --------------------------------------------------------------------
+
+def without_tensorflow(tmp_path):
+    """The environment of a process in which importing TensorFlow fails: a refusal made before TensorFlow
+    starts does not notice, one made after it shows that error instead."""
+    shim = tmp_path / "no_tensorflow" / "tensorflow"
+    shim.mkdir(parents=True)
+    (shim / "__init__.py").write_text("raise ImportError('TensorFlow was started')\n")
+    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim.parent), ROOT]))
+
+
+def run_cli(*args, timeout=120, env=None):
+    """``python -m cogan_tf.evaluate ARGS`` from the repository, TensorFlow's log quiet unless ``env`` says."""
+    env = env or dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
+    return subprocess.run([sys.executable, "-m", "cogan_tf.evaluate", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def error_lines(r):
+    """The ``error:`` lines of a finished process's stderr."""
+    return [line for line in r.stderr.splitlines() if line.startswith("error:")]
+
+
+def out_cases(tmp):
+    """Bad output paths, each with the one line that refuses it."""
+    (tmp / "a_file").write_text("")
+    os.mkfifo(tmp / "fifo")
+    hint = "give a file path in a writable folder"
+    return [(["--out", str(tmp)], f"--out={tmp}: is a directory; {hint}"),
+            (["--out", f"{tmp}/a_file/r.json"], f"--out={tmp}/a_file/r.json: {tmp}/a_file is a file, not a folder; {hint}"),
+            (["--out", "/proc/cogan_tf/r.json"], "--out=/proc/cogan_tf/r.json: /proc is not writable ("),
+            (["--out", f"{tmp}/fifo"], f"--out={tmp}/fifo: exists and is not a regular file; {hint}")]

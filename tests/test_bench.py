@@ -12,8 +12,7 @@ import pytest
 from cogan_tf.bench import rows as bench_rows, steps as step_lib
 from cogan_tf.bench import flops
 from cogan_tf.config import CoganConfig
-from tests.conftest import ROOT
-from tests.test_evaluate import out_cases, without_tensorflow
+from tests.conftest import ROOT, out_cases, without_tensorflow
 
 
 def param_count(layers):

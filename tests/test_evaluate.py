@@ -18,7 +18,7 @@ from cogan_tf.evaluate import classifier, grid_compare as gc, image_metrics, rep
 from cogan_tf.evaluate.__main__ import LIST_FLAGS
 from cogan_tf.errors import UsageError
 from cogan_tf.errors import DataError
-from tests.conftest import ROOT
+from tests.conftest import ROOT, error_lines, out_cases, run_cli, without_tensorflow
 from tests.test_classifier import SMALL, learnable_digits, write_learnable_dataset
 
 
@@ -432,25 +432,6 @@ def test_argv_folding_of_path_lists():
                                        "--compare=a,b"]
 
 
-def run_cli(*args, timeout=120, env=None):
-    env = env or dict(os.environ, PYTHONPATH=ROOT, TF_CPP_MIN_LOG_LEVEL="3")
-    return subprocess.run([sys.executable, "-m", "cogan_tf.evaluate", *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def without_tensorflow(tmp_path):
-    """The environment of a process in which importing TensorFlow fails: a refusal made before TensorFlow
-    starts does not notice, one made after it shows that error instead."""
-    shim = tmp_path / "no_tensorflow" / "tensorflow"
-    shim.mkdir(parents=True)
-    (shim / "__init__.py").write_text("raise ImportError('TensorFlow was started')\n")
-    return dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim.parent), ROOT]))
-
-
-def error_lines(r):
-    return [line for line in r.stderr.splitlines() if line.startswith("error:")]
-
-
 def test_cli_refuses_bad_inputs_in_one_line(tmp_path):
     r = run_cli("--grids", "a.png", "b.png", "c.png")
     assert r.returncode == 2 and error_lines(r) == [
@@ -499,17 +480,6 @@ def test_cli_refuses_a_sample_count_out_of_range_before_tensorflow(tmp_path, n):
     r = run_cli("--saved_model", str(tmp_path / "model"), "--num_samples", n, env=without_tensorflow(tmp_path))
     assert r.returncode == 2 and r.stderr.strip().splitlines() == [
         f"error: --num_samples={n}: give 2 to 1,000,000 (see --help)"], r.stderr
-
-
-def out_cases(tmp):
-    """Bad output paths, each with the one line that refuses it."""
-    (tmp / "a_file").write_text("")
-    os.mkfifo(tmp / "fifo")
-    hint = "give a file path in a writable folder"
-    return [(["--out", str(tmp)], f"--out={tmp}: is a directory; {hint}"),
-            (["--out", f"{tmp}/a_file/r.json"], f"--out={tmp}/a_file/r.json: {tmp}/a_file is a file, not a folder; {hint}"),
-            (["--out", "/proc/cogan_tf/r.json"], "--out=/proc/cogan_tf/r.json: /proc is not writable ("),
-            (["--out", f"{tmp}/fifo"], f"--out={tmp}/fifo: exists and is not a regular file; {hint}")]
 
 
 def test_cli_refuses_a_bad_out_before_any_work(tmp_path):

@@ -11,7 +11,7 @@ import pytest
 from cogan_tf import pairs
 from cogan_tf.errors import DataError
 from cogan_tf.evaluate import image_metrics as ps
-from tests.test_evaluate import error_lines, run_cli, without_tensorflow
+from tests.conftest import error_lines, run_cli, without_tensorflow
 
 PIXELS = 28 * 28
 
