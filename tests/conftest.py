@@ -1,5 +1,7 @@
 """Shared fixtures and helpers: small fake MNIST-shaped datasets written as real IDX files, short training
-configs, and the programs run as a user runs them (in a fresh process, with or without TensorFlow)."""
+configs, the programs run as a user runs them (in a fresh process, with or without TensorFlow), and what the
+evaluation's tests score (learnable fake digits, a classifier trained on them, a CoGAN run's checkpoints and
+export, template digits written as grids). Generators exported by hand as SavedModels: tests/fake_generators.py."""
 
 import os
 import subprocess
@@ -14,7 +16,8 @@ if ROOT not in sys.path:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cogan_tf import data  # noqa: E402
+from cogan_tf import data, images  # noqa: E402
+from cogan_tf.evaluate import classifier, reports  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -160,3 +163,123 @@ def out_cases(tmp):
             (["--out", f"{tmp}/a_file/r.json"], f"--out={tmp}/a_file/r.json: {tmp}/a_file is a file, not a folder; {hint}"),
             (["--out", "/proc/cogan_tf/r.json"], "--out=/proc/cogan_tf/r.json: /proc is not writable ("),
             (["--out", f"{tmp}/fifo"], f"--out={tmp}/fifo: exists and is not a regular file; {hint}")]
+
+
+# --- what the evaluation scores ----------------------------------------------------------------------------
+
+# The classifier's recipe for the learnable digits: seconds, not minutes.
+SMALL = classifier.Recipe(epochs=2, min_accuracy=0.95, batch_size=64)
+
+
+def learnable_digits(n, seed=0):
+    """Fake but learnable "digits": class k is a bright 7x7 block at its own place in a 3x4 layout,
+    jittered by up to 2 pixels, on uniform noise. uint8 (n, 28, 28), labels (n,)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 10, n).astype(np.uint8)
+    x = rng.integers(0, 80, (n, 28, 28), dtype=np.uint8)
+    for i, k in enumerate(y):
+        r, c = divmod(int(k), 4)
+        dr, dc = rng.integers(-2, 3, 2)
+        top, left = np.clip(r * 9 + 1 + dr, 0, 21), np.clip(c * 7 + dc, 0, 21)
+        x[i, top:top + 7, left:left + 7] = 255
+    return x, y
+
+
+def write_learnable_dataset(data_dir, dataset="mnist", n_train=1200, n_test=300):
+    """:func:`learnable_digits` as the IDX files of ``data_dir/dataset`` (train: seed 1, test: seed 2)."""
+    d = os.path.join(str(data_dir), dataset)
+    for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
+        x, y = learnable_digits(n, seed)
+        img, lab = data.SPLIT_FILES[split]
+        data.write_idx(os.path.join(d, img), x)
+        data.write_idx(os.path.join(d, lab), y)
+    return str(data_dir)
+
+
+def templates():
+    """The clean class templates behind :func:`learnable_digits`, float (10, 28, 28, 1)."""
+    t = np.zeros((10, 28, 28, 1), np.float32)
+    for k in range(10):
+        r, c = divmod(k, 4)
+        t[k, r * 9 + 1:r * 9 + 8, c * 7:c * 7 + 7] = 1.0
+    return t
+
+
+def flip(path, at=0.5, n=16):
+    """Invert ``n`` bytes of ``path`` from ``at`` (a fraction of its length) on."""
+    b = bytearray(path.read_bytes())
+    i = int(len(b) * at)
+    b[i:i + n] = bytes(x ^ 0xFF for x in b[i:i + n])
+    path.write_bytes(bytes(b))
+
+
+def data_file(d):
+    """The variables' data file of the SavedModel in folder ``d``."""
+    return next((d / "variables").glob("variables.data-*"))
+
+
+# What every refusal of a damaged SavedModel ends with.
+AGAIN = "export it again from its checkpoint with `python main.py --is_train False --checkpoint_dir DIR` (and --model as trained)"
+
+
+def assert_same_report(a, b, rel=1e-9):
+    """Reports ``a`` and ``b`` hold the same entries, their floats equal to ``rel``."""
+    fa, fb = reports.flatten(a), reports.flatten(b)
+    assert fa.keys() == fb.keys()
+    for k, v in fa.items():
+        if isinstance(v, float):
+            assert fb[k] == pytest.approx(v, rel=rel, abs=1e-12), k
+        else:
+            assert fb[k] == v, k
+
+
+def write_pair(root, name, top, bot):
+    """Grids ``top`` and ``bot`` as ``root/top/NAME.png`` and ``root/bot/NAME.png``, as a CoGAN run writes them."""
+    images.save_grid(str(root / "top" / f"{name}.png"), top)
+    images.save_grid(str(root / "bot" / f"{name}.png"), bot)
+
+
+def digit_grid(shift=0):
+    """64 template digits, cell i showing digit (i + shift) % 10."""
+    return templates()[(np.arange(64) + shift) % 10]
+
+
+@pytest.fixture(scope="session")
+def evaluation_env(tmp_path_factory):
+    """A learnable fake MNIST with a classifier trained on it, and a CoGAN run's checkpoint and export."""
+    from cogan_tf import config as C, runner
+    from cogan_tf.evaluate import scoring
+
+    root = tmp_path_factory.mktemp("eval")
+    data_dir = write_learnable_dataset(root / "data")
+    clf = classifier.load_or_train(data_dir, "mnist", retrain=True, recipe=SMALL, log=lambda s: None)
+    x, _ = learnable_digits(16, seed=9)
+    x = x[..., None]
+    # max_steps=0: a checkpoint and an export of the initial weights, without compiling a training step.
+    cfg = C.TrainConfig(epoch=1, batch_size=8, seed=3, log_every=0, sample_every=0, save_every=0, max_steps=0,
+                        data_dir=data_dir, checkpoint_dir=str(root / "checkpoint"), sample_dir=str(root / "samples"),
+                        log_dir=str(root / "logs"), export_dir=str(root / "export"),
+                        evaluate_dir=str(root / "evaluate"))
+    runner.run(C.CoganConfig(), cfg, arrays=[x, 255 - x], log=lambda s: None)
+    return dict(root=root, data_dir=data_dir, clf=clf, checkpoint=str(root / "checkpoint"),
+                export=str(root / "export" / "cogan"), ref=scoring.make_reference(clf, data_dir, "mnist"))
+
+
+@pytest.fixture(scope="session")
+def edge_pair_env(tmp_path_factory):
+    """A classifier trained on learnable fake digits, and a CoGAN trained two steps on the edge pair, a
+    checkpoint after each step and its export."""
+    from cogan_tf import config as C, pairs, runner
+    from cogan_tf.evaluate import scoring
+
+    root = tmp_path_factory.mktemp("pairscore")
+    data_dir = write_learnable_dataset(root / "data")
+    clf = classifier.load_or_train(data_dir, "mnist", retrain=True, recipe=SMALL, log=lambda s: None)
+    x = learnable_digits(16, seed=9)[0][..., None]
+    cfg = C.TrainConfig(epoch=1, batch_size=8, seed=3, log_every=0, sample_every=0, save_every=1, max_steps=2,
+                        keep_checkpoints=None, data_dir=data_dir, checkpoint_dir=str(root / "checkpoint"),
+                        sample_dir=str(root / "samples"), log_dir=str(root / "logs"),
+                        export_dir=str(root / "export"), evaluate_dir=str(root / "evaluate"))
+    runner.run(C.CoganConfig(pair="edge"), cfg, arrays=[x, pairs.transform("edge", x)], log=lambda s: None)
+    return dict(root=root, data_dir=data_dir, clf=clf, ref=scoring.make_reference(clf, data_dir, "mnist"),
+                checkpoint=str(root / "checkpoint"), export=str(root / "export" / "cogan"))

@@ -10,32 +10,7 @@ import pytest
 
 from cogan_tf import data
 from cogan_tf.evaluate import classifier
-
-SMALL = classifier.Recipe(epochs=2, min_accuracy=0.95, batch_size=64)
-
-
-def learnable_digits(n, seed=0):
-    """Fake but learnable "digits": class k is a bright 7x7 block at its own place in a 3x4 layout,
-    jittered by up to 2 pixels, on uniform noise. uint8 (n, 28, 28), labels (n,)."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 10, n).astype(np.uint8)
-    x = rng.integers(0, 80, (n, 28, 28), dtype=np.uint8)
-    for i, k in enumerate(y):
-        r, c = divmod(int(k), 4)
-        dr, dc = rng.integers(-2, 3, 2)
-        top, left = np.clip(r * 9 + 1 + dr, 0, 21), np.clip(c * 7 + dc, 0, 21)
-        x[i, top:top + 7, left:left + 7] = 255
-    return x, y
-
-
-def write_learnable_dataset(data_dir, dataset="mnist", n_train=1200, n_test=300):
-    d = os.path.join(str(data_dir), dataset)
-    for split, n, seed in (("train", n_train, 1), ("test", n_test, 2)):
-        x, y = learnable_digits(n, seed)
-        img, lab = data.SPLIT_FILES[split]
-        data.write_idx(os.path.join(d, img), x)
-        data.write_idx(os.path.join(d, lab), y)
-    return str(data_dir)
+from tests.conftest import SMALL, learnable_digits, write_learnable_dataset
 
 
 def test_architecture_outputs_features_and_logits():

@@ -1,8 +1,7 @@
 """The CoGAN paper's pair score (cogan_tf/evaluate/image_metrics.py) on constructed pairs with hand-counted
-answers, its place in the report and in the exports, the curve over checkpoints, and the command line's
-refusals of its flags."""
+answers, its place in the report and in the exports, and the command line's refusals of its flags. (The curve
+over checkpoints: test_curve.py.)"""
 
-import json
 import os
 
 import numpy as np
@@ -119,28 +118,12 @@ def test_bad_settings_are_refused():
         score("edge", digits(2), digits(3))
 
 
-# --- the report, the export and the curve --------------------------------------------------------------
+# --- the report and the export ----------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def env(tmp_path_factory):
-    """A classifier trained on learnable fake digits, and a CoGAN trained two steps on the edge pair, a
-    checkpoint after each step and its export."""
-    from cogan_tf import config as C, runner
-    from cogan_tf.evaluate import scoring
-    from cogan_tf.evaluate import classifier
-    from tests.test_classifier import SMALL, learnable_digits, write_learnable_dataset
-
-    root = tmp_path_factory.mktemp("pairscore")
-    data_dir = write_learnable_dataset(root / "data")
-    clf = classifier.load_or_train(data_dir, "mnist", retrain=True, recipe=SMALL, log=lambda s: None)
-    x = learnable_digits(16, seed=9)[0][..., None]
-    cfg = C.TrainConfig(epoch=1, batch_size=8, seed=3, log_every=0, sample_every=0, save_every=1, max_steps=2,
-                        keep_checkpoints=None, data_dir=data_dir, checkpoint_dir=str(root / "checkpoint"),
-                        sample_dir=str(root / "samples"), log_dir=str(root / "logs"),
-                        export_dir=str(root / "export"), evaluate_dir=str(root / "evaluate"))
-    runner.run(C.CoganConfig(pair="edge"), cfg, arrays=[x, pairs.transform("edge", x)], log=lambda s: None)
-    return dict(root=root, data_dir=data_dir, clf=clf, ref=scoring.make_reference(clf, data_dir, "mnist"),
-                checkpoint=str(root / "checkpoint"), export=str(root / "export" / "cogan"))
+@pytest.fixture
+def env(edge_pair_env):
+    """The classifier and a CoGAN run of two steps on the edge pair, a checkpoint after each (conftest)."""
+    return edge_pair_env
 
 
 def test_report_of_an_edge_pair_scores_the_second_domain_against_real_edges(env):
@@ -178,29 +161,6 @@ def test_the_export_records_its_pair_and_the_report_uses_it(env):
         ps.pair_agreement("edge", out.images["top"], out.images["bot"]))
 
 
-def test_the_curve_scores_every_checkpoint_and_reuses_done_points(env, tmp_path):
-    from cogan_tf.errors import UsageError
-    from cogan_tf.evaluate import curve
-
-    lines = []
-    c = curve.score_checkpoints(env["checkpoint"], env["data_dir"], n=64, clf=env["clf"], log=lines.append)
-    assert c["pair"] == "edge" and [p["step"] for p in c["points"]] == [1, 2]
-    assert c["last"] is c["points"][-1] and c["best"]["pixel_agreement"] == max(p["pixel_agreement"] for p in c["points"])
-    assert len([x for x in lines if "pixel agreement" in x]) == 2
-    # Each point is the checkpoint's own generator: the last one is the training's export.
-    last = curve.score_saved_model(env["export"], env["clf"], env["ref"], n=64)
-    assert last["pixel_agreement"] == pytest.approx(c["points"][-1]["pixel_agreement"])
-    assert c["points"][0]["pixel_agreement"] != pytest.approx(c["points"][1]["pixel_agreement"])
-    lines.clear()
-    again = curve.score_checkpoints(env["checkpoint"], env["data_dir"], n=64, clf=env["clf"], done=c, log=lines.append)
-    assert again["points"] == c["points"] and not [x for x in lines if "pixel agreement" in x]
-    # Two runs combine step by step; another pair does not.
-    both = curve.combine([c, json.loads(json.dumps(again))])
-    assert [r["step"] for r in both["rows"]] == [1, 2] and both["rows"][0]["pixel_agreement"]["std"] == 0.0
-    with pytest.raises(UsageError, match="different pairs"):
-        curve.combine([c, dict(c, pair="negative")])
-
-
 def test_cli_refuses_the_new_flags_in_one_line_before_tensorflow(tmp_path):
     env = without_tensorflow(tmp_path)
     cases = [
@@ -231,23 +191,6 @@ def test_a_recorded_pair_outside_the_list_is_refused():
     assert C.value_problem("pair", str, "edge") is None
 
 
-def test_an_export_records_a_pair_or_is_of_the_negatives(tmp_path):
-    import tensorflow as tf
-
-    from cogan_tf.evaluate import samples as sampling
-    from cogan_tf.errors import UsageError
-    from tests.test_evaluate import FakeCogan, save_module
-
-    plain = save_module(FakeCogan(), str(tmp_path / "plain"))
-    assert sampling.sample_stream(tf.saved_model.load(plain), n=4).pair == "negative"  # exports without the record
-    odd = FakeCogan()
-    odd.pair = tf.Variable("blur", trainable=False)
-    path = save_module(odd, str(tmp_path / "odd"))
-    with pytest.raises(UsageError) as e:
-        sampling.sample_stream(tf.saved_model.load(path), n=4, source=path)
-    assert str(e.value) == f"{path}: records the pair 'blur', none of negative, edge, rotate"
-
-
 def test_fashion_mnist_pairs_are_written_and_verified(tmp_path):
     from cogan_tf import data
     from tests.conftest import write_fake_dataset
@@ -262,24 +205,3 @@ def test_fashion_mnist_pairs_are_written_and_verified(tmp_path):
         list(data.IDX_FILES) + ["edge", "invert", "rotate"])
 
 
-@pytest.mark.slow  # a TensorFlow process scoring two checkpoints; the library's curve is tested above
-def test_cogan_curve_tool_writes_json_and_plot_and_refuses_bad_flags(env, tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import ROOT
-
-    tool = os.path.join(ROOT, "tools", "cogan_curve.py")
-    run = lambda *a: subprocess.run([sys.executable, tool, *a], capture_output=True, text=True, timeout=600,  # noqa: E731
-                                    env=dict(os.environ, PYTHONPATH=ROOT), cwd=str(tmp_path))
-    r = run("--checkpoint_dir", env["checkpoint"], "--agreement_threshold", "0")
-    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1] == (
-        "error: --agreement_threshold=0.0: give a value between 0 and 1 (exclusive)")
-    out, png = str(tmp_path / "curve.json"), str(tmp_path / "curve.png")
-    r = run("--checkpoint_dir", env["checkpoint"], "--data_dir", env["data_dir"], "--num_samples", "64",
-            "--out", out, "--plot", png)
-    assert r.returncode == 0, r.stderr[-2000:]
-    with open(out) as f:
-        result = json.load(f)
-    assert [p["step"] for p in result["curves"][0]["points"]] == [1, 2] and result["combined"] is None
-    assert "best step" in r.stdout and os.path.getsize(png) > 10_000
