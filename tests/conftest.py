@@ -3,7 +3,9 @@ configs, the programs run as a user runs them (in a fresh process, with or witho
 evaluation's tests score (learnable fake digits, a classifier trained on them, a CoGAN run's checkpoints and
 export, template digits written as grids). Generators exported by hand as SavedModels: tests/fake_generators.py."""
 
+import gzip
 import os
+import pickle
 import subprocess
 import sys
 
@@ -130,6 +132,24 @@ def weights():
         return [v.numpy() for obj in gan.trackables().values() if isinstance(obj, kinds) for v in obj.variables]
     return values
 
+
+
+def small_mnist_pickle(protocol=2):
+    """A deeplearning.net-style (train, valid, test) pickle of small data, and the IDX bytes it stands for."""
+    rng = np.random.default_rng(7)
+    pixels = [rng.integers(0, 256, (n, 784), dtype=np.uint8) for n in (30, 10, 12)]
+    pixels[0][0, :3] = [0, 255, 128]  # the extremes and a middle value
+    labels = [rng.integers(0, 10, (n,), dtype=np.int64) for n in (30, 10, 12)]
+    parts = tuple((p.astype(np.float32) / 256, y) for p, y in zip(pixels, labels))
+    raw = gzip.compress(pickle.dumps(parts, protocol=protocol), mtime=0)
+    train_x = np.concatenate(pixels[:2]).reshape(-1, 28, 28)
+    expected = {
+        data.TRAIN_IMAGES: data.encode_idx(train_x),
+        data.TRAIN_LABELS: data.encode_idx(np.concatenate(labels[:2]).astype(np.uint8)),
+        data.TEST_IMAGES: data.encode_idx(pixels[2].reshape(-1, 28, 28)),
+        data.TEST_LABELS: data.encode_idx(labels[2].astype(np.uint8)),
+    }
+    return raw, expected
 
 # --- programs in a process of their own --------------------------------------------------------------------
 

@@ -8,7 +8,6 @@ import gzip
 import hashlib
 import http.server
 import os
-import pickle
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ import pytest
 from cogan_tf import data, published
 from cogan_tf import download as dl
 from cogan_tf import download_sources as srcs
-from tests.conftest import ROOT
+from tests.conftest import ROOT, small_mnist_pickle
 
 IDX = data.IDX_FILES
 
@@ -390,54 +389,9 @@ def test_source_file_damage_is_named(tmp_path, content, reason):
     assert _leftovers(tmp_path) == []
 
 
-def _small_mnist_pickle(protocol=2):
-    """A deeplearning.net-style (train, valid, test) pickle of small data, and the IDX bytes it stands for."""
-    rng = np.random.default_rng(7)
-    pixels = [rng.integers(0, 256, (n, 784), dtype=np.uint8) for n in (30, 10, 12)]
-    pixels[0][0, :3] = [0, 255, 128]  # the extremes and a middle value
-    labels = [rng.integers(0, 10, (n,), dtype=np.int64) for n in (30, 10, 12)]
-    parts = tuple((p.astype(np.float32) / 256, y) for p, y in zip(pixels, labels))
-    raw = _gz(pickle.dumps(parts, protocol=protocol))
-    train_x = np.concatenate(pixels[:2]).reshape(-1, 28, 28)
-    expected = {
-        data.TRAIN_IMAGES: data.encode_idx(train_x),
-        data.TRAIN_LABELS: data.encode_idx(np.concatenate(labels[:2]).astype(np.uint8)),
-        data.TEST_IMAGES: data.encode_idx(pixels[2].reshape(-1, 28, 28)),
-        data.TEST_LABELS: data.encode_idx(labels[2].astype(np.uint8)),
-    }
-    return raw, expected
-
-
-@pytest.mark.parametrize("protocol", [2, 5])
-def test_mnist_pickle_rebuilds_idx_bytes(protocol):
-    raw, expected = _small_mnist_pickle(protocol)
-    got = srcs.idx_from_mnist_pickle(raw)
-    assert got == expected
-    # Written out by hand: IDX header of 40 images of 28x28, then train+valid pixels in order.
-    assert got[data.TRAIN_IMAGES][:16] == bytes.fromhex("00000803" "00000028" "0000001c" "0000001c")
-    assert got[data.TRAIN_IMAGES][16:19] == bytes([0, 255, 128])
-    assert got[data.TRAIN_LABELS][:8] == bytes.fromhex("00000801" "00000028")
-
-
-def test_mnist_pickle_refuses_code_and_foreign_values(tmp_path):
-    marker = tmp_path / "ran"
-
-    class Evil:
-        def __reduce__(self):
-            return (os.system, (f"touch {marker}",))
-
-    with pytest.raises(data.DataError, match=r"refusing to load (posix|os)\.system"):
-        srcs.idx_from_mnist_pickle(pickle.dumps(Evil()))
-    assert not marker.exists()
-    x = np.full((1, 784), 0.3, np.float32)  # not byte / 256
-    bad = pickle.dumps(((x, np.zeros(1)), (x[:0], np.zeros(0)), (x, np.zeros(1))))
-    with pytest.raises(data.DataError, match="not byte/256"):
-        srcs.idx_from_mnist_pickle(bad)
-
-
 @pytest.mark.parametrize("form", ["file", "dir", "wheel"])
 def test_source_mnist_pickle(tmp_path, form):
-    raw, expected = _small_mnist_pickle()
+    raw, expected = small_mnist_pickle()
     src = tmp_path / "src"
     src.mkdir()
     if form == "wheel":
