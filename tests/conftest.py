@@ -3,6 +3,7 @@ configs, the programs run as a user runs them (in a fresh process, with or witho
 evaluation's tests score (learnable fake digits, a classifier trained on them, a CoGAN run's checkpoints and
 export, template digits written as grids). Generators exported by hand as SavedModels: tests/fake_generators.py."""
 
+import ctypes
 import gzip
 import os
 import pickle
@@ -151,6 +152,69 @@ def small_mnist_pickle(protocol=2):
     }
     return raw, expected
 
+
+# --- the canonical dataset files, and a read-only data folder ---------------------------------------------
+
+# Images in each split of the canonical files.
+CANONICAL_COUNT = {"train": 60000, "test": 10000}
+
+
+def write_canonical_shaped(data_dir, dataset, split, seed=0):
+    """A split whose two files have the canonical shape (60,000 or 10,000 28x28 images and labels) but
+    random content: what a file damaged in the middle looks like to the loader. Returns the image path."""
+    rng = np.random.default_rng(seed)
+    n = CANONICAL_COUNT[split]
+    d = os.path.join(str(data_dir), dataset)
+    os.makedirs(d, exist_ok=True)
+    image_name, label_name = data.SPLIT_FILES[split]
+    data.write_idx(os.path.join(d, image_name), rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+    data.write_idx(os.path.join(d, label_name), rng.integers(0, 10, n, dtype=np.uint8))
+    return os.path.join(d, image_name)
+
+
+def damaged(path, dataset, why="its sha256 is not the canonical file's"):
+    """The one line that refuses a damaged canonical file."""
+    return f"{path}: damaged ({why}); run `python download.py {dataset}` to fetch it again"
+
+
+def drop_root_override():
+    """preexec_fn: root ignores permission bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). Dropped from the
+    child's bounding set before it execs, they are gone from the new program, so a chmod 555 folder is
+    read-only to it as to any other user; the child keeps uid 0, so it still reads root's files."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+
+
+def run_unprivileged(script, *args, cwd=None):
+    """Run one of the root scripts as a process that obeys file permissions, even when the tests run as root."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300,
+                          preexec_fn=drop_root_override if os.geteuid() == 0 else None)
+
+
+@pytest.fixture
+def read_only():
+    """chmod 555 the folders given to it; their modes come back after the test (tmp_path is cleaned up)."""
+    done = []
+
+    def make(*paths):
+        for p in paths:
+            done.append((p, os.stat(p).st_mode))
+            os.chmod(p, 0o555)
+
+    yield make
+    for p, mode in reversed(done):
+        os.chmod(p, mode)
+
+
+def not_writable(folder, data_dir):
+    """The one line that refuses to write the inverted images into a read-only ``folder``."""
+    return (f"{folder}: not writable (Permission denied), so the inverted images cannot be written there; make it "
+            f"writable, run `python invert.py --data_dir {data_dir} --dataset mnist` as a user who can write it, "
+            f"or point --data_dir at a writable copy of {data_dir}/mnist")
+
 # --- programs in a process of their own --------------------------------------------------------------------
 
 def without_tensorflow(tmp_path):
@@ -183,6 +247,18 @@ def out_cases(tmp):
             (["--out", f"{tmp}/a_file/r.json"], f"--out={tmp}/a_file/r.json: {tmp}/a_file is a file, not a folder; {hint}"),
             (["--out", "/proc/cogan_tf/r.json"], "--out=/proc/cogan_tf/r.json: /proc is not writable ("),
             (["--out", f"{tmp}/fifo"], f"--out={tmp}/fifo: exists and is not a regular file; {hint}")]
+
+
+def run_script(*args, cwd=None):
+    """``python ARGS`` (a root script and its flags) with this tree's package, as a finished process."""
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
+                          cwd=cwd, timeout=300)
+
+
+def download_py(*args, timeout=120):
+    """``python download.py ARGS`` from the repository, as a finished process."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "download.py"), *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=timeout)
 
 
 # --- what the evaluation scores ----------------------------------------------------------------------------

@@ -2,14 +2,12 @@
 arithmetic, losses, coupled weight decay, the 1:5 update schedule, outputs, resume, clustering
 evaluation and the SavedModel's two signatures; --recipe paper (gradient penalty, the 5:1 critic
 schedule on distinct batches, initialisers, no weight decay), the validation split and the best
-checkpoint, and main.py's ClusterGAN flags."""
+checkpoint. (main.py's ClusterGAN flags: test_main.py.)"""
 
 import dataclasses
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -23,7 +21,7 @@ from cogan_tf.clustergan import ClusterGAN
 from cogan_tf.losses import coupled_weight_decay
 from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
 from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
-from tests.conftest import (ROOT, count_params, fake_images, fit, quiet, run_main_refusal, run_without_cogan_tf, train_config,
+from tests.conftest import (count_params, fake_images, fit, quiet, run_without_cogan_tf, train_config,
                             write_fake_dataset)
 
 CFG = C.ClusterGanConfig()
@@ -591,57 +589,7 @@ def test_validation_split_is_held_out_and_the_best_checkpoint_is_kept(tmp_path):
     assert len(lines) == 7  # --recompute scores every row again, to the same figures
 
 
-# --- main.py ------------------------------------------------------------------------------------------
-
-CLUSTERGAN_FLAGS = r"""
-from cogan_tf.scripts import main
-main.define_flags()
-from cogan_tf import cli
-for argv in (["--model", "clustergan"], ["--model", "clustergan", "--dataset", "mnist"],
-             ["--model", "clustergan", "--recipe", "paper"],
-             ["--model", "clustergan", "--recipe", "paper", "--batch_size", "100", "--zn_sigma", "0.5",
-              "--learning_rate", "2e-4", "--val_size", "0", "--keep_checkpoints", "0"],
-             ["--model", "cogan"], ["--model", "vanilla"]):
-    main.FLAGS.unparse_flags()
-    main.FLAGS(cli.fold_bool_args(["main.py"] + argv, main.FLAGS))
-    main.validate(main.FLAGS)
-    m, t = main.build_configs(main.FLAGS)
-    print(t.dataset, t.batch_size, t.epoch, t.learning_rate, t.beta1, t.beta2, t.val_size, t.keep_checkpoints,
-          getattr(m, "recipe", "-"), getattr(m, "zn_sigma", "-"), getattr(m, "critic", "-"),
-          getattr(m, "init_std", "-"), getattr(m, "weight_decay", "-"))
-"""
-
-
-def test_main_clustergan_dataset_recipe_and_overrides():
-    r = subprocess.run([sys.executable, "-c", CLUSTERGAN_FLAGS], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().splitlines() == [
-        "fashion_mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",  # the original, on its dataset
-        "mnist 100 200 0.0001 0.5 0.9 0 5 original 1.0 bce None 2.5e-05",
-        "mnist 64 2911 0.0001 0.5 0.9 5000 5 paper 0.1 wgan_gp 0.02 0.0",  # the authors' dataset and held-out images
-        "mnist 100 2911 0.0002 0.5 0.9 0 None paper 0.5 wgan_gp 0.02 0.0",  # explicit flags win
-        "mnist 128 25 0.0002 0.5 0.999 0 5 original - - - -",  # the CoGAN's own recipe
-        "mnist 512 500 0.0002 0.9 0.999 0 5 - - - - -",
-    ]
-    assert "tensorflow" not in r.stderr.lower()
-    h = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--help"], capture_output=True, text=True,
-                       cwd=ROOT)
-    assert "clustergan: fashion_mnist" in h.stdout and "--recipe" in h.stdout and "--val_size" in h.stdout
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--model", "vanilla", "--recipe", "paper"], "error: --recipe=paper: not a recipe of --model vanilla; cogan: "
-                                                  "original, paper, conditional; clustergan: original, paper"),
-    (["--model", "vanilla", "--recipe", "original"], "error: --recipe=original: not a recipe of --model vanilla; "
-                                                     "cogan: original, paper, conditional; clustergan: original, paper"),
-    (["--val_size", "5000"], "error: --val_size=5000: only for --model clustergan"),
-    (["--model", "clustergan", "--val_size=-1"], "error: --val_size=-1: must be 0 or more"),
-    (["--save_every=-2"], "error: --save_every=-2: must be 0 or more"),
-    (["--keep_checkpoints=-1"], "error: --keep_checkpoints=-1: must be 0 (keep all) or more"),
-])
-def test_bad_clustergan_flags_one_line(tmp_path, args, message):
-    run_main_refusal(tmp_path, args, message)
-
+# --- the held-out images (--val_size) ----------------------------------------------------------------
 
 def test_val_size_larger_than_the_data_is_refused(tmp_path):
     data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)

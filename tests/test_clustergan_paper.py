@@ -90,30 +90,6 @@ def test_paper_recipe_values_the_fashion_variant_and_the_original_unchanged():
     assert (epochs - 1) * (55000 // 64) < 5 * 500_000 <= epochs * (55000 // 64)
 
 
-MAIN_VARIANTS = r"""
-from cogan_tf.scripts import main
-main.define_flags()
-from cogan_tf import cli
-for argv in (["--recipe", "paper"], ["--recipe", "paper", "--dataset", "mnist"],
-             ["--recipe", "paper", "--dataset", "fashion_mnist", "--zn_sigma", "0.2"], ["--dataset", "fashion_mnist"]):
-    main.FLAGS.unparse_flags()
-    main.FLAGS(cli.fold_bool_args(["main.py", "--model", "clustergan"] + argv, main.FLAGS))
-    m, t = main.build_configs(main.FLAGS)
-    print(t.dataset, m.recipe, m.networks, m.gp_eps, m.z_dim, m.betan, m.zn_sigma, t.epoch)
-"""
-
-
-def test_main_resolves_the_recipe_variant_from_the_dataset():
-    r = subprocess.run([sys.executable, "-c", MAIN_VARIANTS], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.strip().splitlines() == [
-        "mnist paper paper per_batch 30 10.0 0.1 2911",  # the authors' default dataset, MNIST
-        "mnist paper paper per_batch 30 10.0 0.1 2911",
-        "fashion_mnist paper paper per_batch 40 0.0 0.2 2911",
-        "fashion_mnist original original per_sample 30 10.0 1.0 200",
-    ]
-
-
 # --- the generator ------------------------------------------------------------------------------------
 
 def test_paper_generator_relu_batchnorm_without_gamma_per_channel_after_the_reshape():

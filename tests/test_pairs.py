@@ -1,11 +1,9 @@
 """The pairs of domains (cogan_tf/pairs.py): the edge transform against the official code's own cv2
-operation, the others against their definitions, the files invert.py writes for each pair, and
-main.py's refusals of a pair it cannot train on."""
+operation, the others against their definitions, the files written for each pair, and main.py's refusals
+of a pair it cannot train on. (invert.py, the program that writes them: test_invert.py.)"""
 
 import json
 import os
-import subprocess
-import sys
 
 import cv2  # the `test` extra: the official CoGAN code's edge operation is the reference
 import numpy as np
@@ -13,9 +11,7 @@ import pytest
 
 from cogan_tf import data, pairs
 from cogan_tf.errors import DataError
-from tests.conftest import ROOT, write_fake_dataset
-
-ENV = dict(os.environ, PYTHONPATH=ROOT)
+from tests.conftest import ROOT, run_script, write_fake_dataset
 
 
 def official_edge(img):
@@ -108,23 +104,6 @@ def test_disjoint_domains_for_every_pair(fake_data_dir, pair):
     everything = np.concatenate([data.load_split(fake_data_dir, "mnist", s)[0] for s in ("train", "test")])
     back = {a.tobytes() for a in pairs.transform(pair, everything)}
     assert all(b.tobytes() in back for b in x2)
-
-
-def run_script(*args, cwd=None):
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=300)
-
-
-def test_invert_script_writes_each_pair_and_refuses_an_unknown_one(tmp_path):
-    data_dir = write_fake_dataset(tmp_path / "data", n_train=20, n_test=10)
-    r = run_script(os.path.join(ROOT, "invert.py"), "--data_dir", data_dir, "--pair", "edge")
-    assert r.returncode == 0, r.stderr
-    x, _ = data.load_split(data_dir, "mnist", "test")
-    np.testing.assert_array_equal(np.load(pairs.pair_path(data_dir, "mnist", data.TEST_IMAGES, "edge")),
-                                  pairs.transform("edge", x))
-    assert not os.path.exists(os.path.join(data_dir, "mnist", "invert"))  # only the pair asked for
-    r = run_script(os.path.join(ROOT, "invert.py"), "--data_dir", data_dir, "--pair", "blur")
-    assert r.returncode != 0 and "--pair=blur: value should be one of <negative|edge|rotate>" in r.stderr
-    assert not os.path.exists(os.path.join(data_dir, "mnist", "blur"))
 
 
 def test_main_refuses_a_missing_pair_before_tensorflow_naming_the_command(tmp_path):

@@ -1,11 +1,10 @@
 """Vanilla GAN port: layers and parameter counts against docs/ORIGINAL.md's tables, PyTorch's initial weights,
-losses, one step, per-epoch outputs, resume, seed, export, and the per-model flag defaults."""
+losses, one step, per-epoch outputs, resume, seed, export, and a run at --hidden_size 1024. (main.py's per-model
+flag defaults: test_main.py.)"""
 
 import json
 import math
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ from cogan_tf import config as C
 from cogan_tf import runner
 from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.vanilla import VanillaDiscriminator, VanillaGAN, VanillaGenerator, dropout_seed_states
-from tests.conftest import ROOT, count_params, fake_images, quiet, run_main_refusal, run_without_cogan_tf, train_config
+from tests.conftest import count_params, fake_images, quiet, run_without_cogan_tf, train_config
 
 CFG = C.VanillaConfig()
 
@@ -275,57 +274,7 @@ def test_saved_model_round_trip_in_fresh_process_and_evaluate(tmp_path):
     assert not [f for f in os.listdir(os.path.dirname(path)) if f.startswith((".tmp", ".old"))]
 
 
-# --- main.py ------------------------------------------------------------------------------------------
-
-FLAG_DEFAULTS = r"""
-from cogan_tf.scripts import main
-main.define_flags()
-for argv in (["main.py", "--model", "vanilla"], ["main.py", "--model", "clustergan"],
-             ["main.py", "--model", "vanilla", "--batch_size", "64", "--beta1", "0.5"]):
-    main.FLAGS.unparse_flags()
-    main.FLAGS(argv)
-    _, t = main.build_configs(main.FLAGS)
-    print(t.batch_size, t.epoch, t.learning_rate, t.beta1, t.beta2, t.sample_every_epochs)
-"""
-
-
-def test_main_per_model_defaults_and_help():
-    r = subprocess.run([sys.executable, "-c", FLAG_DEFAULTS], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split("\n")[:3] == ["512 500 0.0002 0.9 0.999 10", "100 200 0.0001 0.5 0.9 10",
-                                        "64 500 0.0002 0.5 0.999 10"]
-    h = subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--help"], capture_output=True, text=True,
-                       cwd=ROOT)
-    assert "vanilla: 512" in h.stdout and "clustergan: 100" in h.stdout and "--sample_every_epochs" in h.stdout
-
-
-HIDDEN_FLAG = r"""
-from cogan_tf.scripts import main
-main.define_flags()
-for argv in (["main.py", "--model", "vanilla"], ["main.py", "--model", "vanilla", "--hidden_size", "1024"]):
-    main.FLAGS.unparse_flags()
-    main.FLAGS(argv)
-    main.validate(main.FLAGS)
-    m, _ = main.build_configs(main.FLAGS)
-    print(m.hidden)
-"""
-
-
-def test_main_hidden_size_flag():
-    r = subprocess.run([sys.executable, "-c", HIDDEN_FLAG], capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert r.stdout.split("\n")[:2] == ["128", "1024"]
-    assert "tensorflow" not in r.stderr.lower()
-
-
-@pytest.mark.parametrize("args, message", [
-    (["--hidden_size", "1024"], "error: --hidden_size=1024: only for --model vanilla"),
-    (["--model", "clustergan", "--hidden_size", "128"], "error: --hidden_size=128: only for --model vanilla"),
-    (["--model", "vanilla", "--hidden_size", "0"], "error: --hidden_size=0: must be at least 1"),
-])
-def test_main_refuses_bad_hidden_size(tmp_path, args, message):
-    run_main_refusal(tmp_path, args, message)
-
+# --- the wider network (--hidden_size 1024) ----------------------------------------------------------
 
 def test_checkpoint_at_1024_units_resumes_only_at_1024(tmp_path):
     """A checkpoint of 1024 units (``--hidden_size 1024``) resumes with that width, is refused in one line
