@@ -251,8 +251,8 @@ def out_cases(tmp):
 
 def run_script(*args, cwd=None):
     """``python ARGS`` (a root script and its flags) with this tree's package, as a finished process."""
-    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=ROOT),
-                          cwd=cwd, timeout=300)
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True,
+                          env=dict(os.environ, PYTHONPATH=ROOT), cwd=cwd, timeout=300)
 
 
 def download_py(*args, timeout=120):

@@ -47,7 +47,8 @@ def test_quick_run_writes_json(tmp_path):
     assert "straightforward" in r.stdout and "GFLOP/s" in r.stdout
 
 
-@pytest.mark.slow  # a second TensorFlow start and five more traced steps (~25 s); the rows' code is tested in test_flops.py and test_bench_rows.py
+@pytest.mark.slow  # a second TensorFlow start and five more traced steps (~25 s); the rows' code is tested in
+# test_flops.py and test_bench_rows.py
 def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
     """The rows that isolate a lever or time --mixed_precision run, and TensorFlow's FLOP count agrees
     with the analytic one for each (the sub-pixel heads counted apart only where the row uses them)."""
@@ -76,7 +77,8 @@ def test_quick_run_of_the_lever_and_precision_rows(tmp_path):
                                   "cogan port / stem_deconv_grad (steps/s)", "cogan port / plain_grads (steps/s)"}
 
 
-@pytest.mark.slow  # a third TensorFlow start and seven more traced steps (~30 s); each row's step is tested in test_flops.py
+@pytest.mark.slow  # a third TensorFlow start and seven more traced steps (~30 s); each row's step is tested in
+# test_flops.py
 def test_quick_run_of_the_clustergan_paper_rows(tmp_path):
     """All the paper recipe's rows in a --quick run: TensorFlow's count agrees with the analytic one for
     each, the 1:5 cycle is five critic updates and one G+E update per five steps, and the bfloat16 rows
