@@ -19,7 +19,7 @@ import keras
 
 from cogan_tf import cogan_fast
 from cogan_tf.layers import BatchNorm, Conv, Dense, scalar_batch_norm
-from tests.test_speed import FAITHFUL, assert_lever_changes_nothing, make
+from tests.conftest import FAITHFUL, assert_lever_changes_nothing, make_cogan as make
 from tests.tolerance import EPS, K, outputs_and_gradients, rel_max, sum_rounding
 
 

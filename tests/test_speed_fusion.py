@@ -12,7 +12,7 @@ import tensorflow as tf
 from cogan_tf import cogan_fast, xla_fusions
 from cogan_tf.layers import BatchNorm, ScalarPReLU, batchnorm_prelu, scalar_batch_norm, scalar_prelu
 from cogan_tf.paper_layers import channel_prelu as paper_channel_prelu
-from tests.test_speed import FAITHFUL, assert_lever_changes_nothing, make
+from tests.conftest import FAITHFUL, assert_lever_changes_nothing, make_cogan as make
 from tests.tolerance import call_and_differentiate, outputs_and_gradients, rel_max, sum_rounding
 
 

@@ -1,4 +1,4 @@
-"""The speed levers kept in the CoGAN step change no result beyond float rounding.
+"""cogan_tf/cogan_fast.py: the speed levers kept in the CoGAN step change no result beyond float rounding.
 
 * the shared trunk computed once for both domains, against the straightforward step (trunk per domain);
 * the first G update reusing the D update's G forward pass, against the step that recomputes it;
@@ -12,33 +12,17 @@ benchmark's reference rows), run from the same initial weights,
 data and z as the port's step.
 """
 
-import contextlib
-
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
-from cogan_tf import cogan_fast, config as C, runner
+from cogan_tf import cogan_fast
 from cogan_tf.cogan_fast import generate_pair, subpixel_deconv
 from cogan_tf.layers import BatchNorm, Conv, Dense, ScalarPReLU
+from tests.conftest import (CORRECTED, FAITHFUL, assert_same_first_update, first_update_gradients, layers_by_name,
+                            make_cogan as make, pre_batchnorm_biases, set_prelu_slopes)
 from tests.tolerance import (COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close,
                              outputs_and_gradients, rel_max, sum_rounding)
-
-FAITHFUL = C.CoganConfig()
-CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
-                          loss_on_logits=True, bn_per_feature=True)  # --corrected
-
-
-def make(m, batch=16, seed=3):
-    rng = np.random.default_rng(seed)
-    x1 = rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
-    x2 = rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
-    cfg = C.TrainConfig(batch_size=batch, seed=seed, checkpoint_dir="/nonexistent")
-    gan = runner.make_gan(m, cfg, arrays=[x1, x2])
-    keras.utils.set_random_seed(seed)
-    gan.build()
-    return gan, (tf.constant(x1), tf.constant(x2))
 
 
 def run(gan, step, inputs, n=3):
@@ -235,92 +219,6 @@ def test_prelu_written_gradient_equals_autodiff(t):
     np.testing.assert_array_equal(dxa.numpy(), dxb.numpy())
     assert float(dta) == pytest.approx(float(dtb), rel=sum_rounding(1002))  # a sum over the 1,002 elements
     assert abs(float(dta)) > 1.0
-
-
-# Biases right before a BatchNorm with per-channel statistics, which subtracts them out again: their
-# gradient is zero but for rounding (tests/tolerance.py's assert_cancelled_gradient), each with the
-# BatchNorm that cancels it. With the original's scalar statistics on the dense layers (Q2) only the mean
-# over features of a dense bias is subtracted, so those biases get a real gradient and are compared like
-# the other variables.
-CONV_PRE_BATCHNORM_BIASES = {"d1_h1_conv/bias": "d1_bn1", "d2_h1_conv/bias": "d2_bn1", "g_h2/bias": "g_bn2"}
-DENSE_PRE_BATCHNORM_BIASES = {"d_h2_lin/bias": "d_bn2", "g_h0_lin/bias": "g_bn0", "g_h1_lin/bias": "g_bn1"}
-
-
-def pre_batchnorm_biases(m):
-    return {**CONV_PRE_BATCHNORM_BIASES, **(DENSE_PRE_BATCHNORM_BIASES if m.bn_per_feature else {})}
-
-
-def layers_by_name(gan):
-    return {layer.name: layer for model in (gan.generator, gan.discriminator) for layer in model._flatten_layers()}
-
-
-@contextlib.contextmanager
-def recording_inputs(layers):
-    """Record every input each of ``layers`` is called with (a dict: layer name -> list of tensors), so
-    that a tape can give the loss's gradient at that input."""
-    seen = {layer.name: [] for layer in layers}
-    for layer in layers:
-        def call(x, *args, _call=layer.call, _seen=seen[layer.name], **kwargs):
-            _seen.append(x)
-            return _call(x, *args, **kwargs)
-        layer.call = call
-    try:
-        yield seen
-    finally:
-        for layer in layers:
-            del layer.call
-
-
-def first_update_gradients(gan, x, z, record=()):
-    """D's and G's losses and gradients of the first update (before any), and the losses' gradients
-    at the inputs of the layers named in ``record``: {name: [d_loss's, g_loss's]}."""
-    x1, x2 = (tf.cast(v, tf.float32) / 255.0 for v in x)
-    layers = layers_by_name(gan)
-    with recording_inputs([layers[n] for n in record]) as seen, tf.GradientTape(persistent=True) as tape:
-        fake1, fake2 = gan.generator(z, training=True)
-        d_loss = gan.d_losses(x1, x2, fake1, fake2, training=True)["d_loss"]
-        g_loss = gan.g_losses(fake1, fake2, training=True)["g_loss"]
-    deltas = {n: [[d for d in tape.gradient(loss, seen[n]) if d is not None] for loss in (d_loss, g_loss)]
-              for n in record}
-    return (d_loss, tape.gradient(d_loss, gan.d_vars), g_loss, tape.gradient(g_loss, gan.g_vars)), deltas
-
-
-def set_prelu_slopes(gan, t):
-    for layer in layers_by_name(gan).values():
-        if isinstance(layer, ScalarPReLU):
-            layer.t.assign(t)
-
-
-def assert_same_first_update(port, ref, x, z, biases):
-    """Losses to rounding; gradients by the networks' rule, but for ``biases`` (path suffix -> the
-    BatchNorm that cancels it), each checked against its own rounding bound in both computations."""
-    (da, dga, ga, gga), deltas_a = first_update_gradients(port, x, z, record=set(biases.values()))
-    (db, dgb, gb, ggb), deltas_b = first_update_gradients(ref, x, z, record=set(biases.values()))
-    assert float(da) == pytest.approx(float(db), rel=COGAN_RTOL)
-    assert float(ga) == pytest.approx(float(gb), rel=COGAN_RTOL)
-    checked = 0
-    for i, (variables, a, b) in enumerate(((port.d_vars, dga, dgb), (port.g_vars, gga, ggb))):
-        checked += assert_gradients_close(variables, a, b, skip=biases)
-        for v, ga_, gb_ in zip(variables, a, b):
-            bn = next((n for suffix, n in biases.items() if v.path.endswith(suffix)), None)
-            if bn is not None and ga_ is not None:
-                assert_cancelled_gradient(ga_, deltas_a[bn][i])
-                assert_cancelled_gradient(gb_, deltas_b[bn][i])
-    assert checked >= 10
-
-
-def assert_lever_changes_nothing(lever: str):
-    """The faithful network's first update with ``lever`` on (the port's step) and off, from the same weights,
-    data and z, by :func:`assert_same_first_update`, with the PReLU slopes at 1 (test_fused_layers_step_equals_unfused
-    says why). Returns (the port, the step without the lever, the data)."""
-    port, x = make(FAITHFUL)
-    ref, _ = make(FAITHFUL)
-    cogan_fast.use_layer_levers(ref, **{lever: False})
-    z = tf.random.stateless_normal([16, 100], seed=[1, 2])
-    for gan in (port, ref):
-        set_prelu_slopes(gan, 1.0)
-    assert_same_first_update(port, ref, x, z, pre_batchnorm_biases(FAITHFUL))
-    return port, ref, x
 
 
 @pytest.mark.parametrize("m", [FAITHFUL, CORRECTED], ids=["faithful", "corrected"])
