@@ -132,6 +132,15 @@ def weights():
     return values
 
 
+def scalar_bn_reference(x, gamma, beta, eps=1e-5):
+    """Quirk Q2's BatchNorm of a 2-D ``x`` written out: ONE mean and variance over the whole matrix."""
+    import tensorflow as tf
+
+    mean = tf.reduce_mean(x)
+    var = tf.reduce_mean(tf.square(x - mean))
+    return (x - mean) / tf.sqrt(var + eps) * gamma + beta
+
+
 # --- the CoGAN's step, with a lever and without (tests/test_cogan_fast.py, test_xla_fusions.py, test_levers.py) ----
 
 FAITHFUL = C.CoganConfig()

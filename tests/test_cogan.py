@@ -15,7 +15,6 @@ from cogan_tf import config as C
 from cogan_tf import losses, runner
 from cogan_tf.cogan import CoGAN
 from cogan_tf.export import export_cogan
-from cogan_tf.layers import BatchNorm, ScalarPReLU
 from cogan_tf.cogan_networks import build_cogan, unique_variables
 from tests.conftest import ROOT, count_params, run_main_refusal, run_without_cogan_tf, train_config
 
@@ -31,36 +30,6 @@ def fake_domains(n=64, seed=0):
 
 def train_cfg(tmp_path, **kw):
     return train_config(tmp_path, **{**dict(batch_size=8), **kw})
-
-
-# --- building blocks -------------------------------------------------------------------------------
-
-def test_scalar_prelu_is_max_x_tx():
-    layer = ScalarPReLU()
-    x = tf.constant([[-2.0, -0.5, 0.0, 3.0]])
-    layer(x)
-    assert layer.t.shape == () and len(layer.trainable_variables) == 1
-    for t in (0.25, -0.5, 2.0):  # for t > 1 this is not Keras's PReLU
-        layer.t.assign(t)
-        np.testing.assert_allclose(layer(x).numpy(), np.maximum(x.numpy(), t * x.numpy()))
-
-
-def test_batchnorm_settings_and_batch_statistics_at_inference():
-    bn = BatchNorm()
-    x = tf.constant(np.random.default_rng(0).normal(3.0, 2.0, (16, 5)), tf.float32)
-    bn(x, training=True)
-    assert bn.epsilon == 1e-5 and bn.momentum == 0.9
-    moving = bn.moving_mean.numpy().copy()
-    y = bn(x, training=False).numpy()
-    expected = (x.numpy() - x.numpy().mean(0)) / np.sqrt(x.numpy().var(0) + 1e-5) * bn.gamma.numpy() + bn.beta.numpy()
-    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_array_equal(bn.moving_mean.numpy(), moving)  # sampling leaves the averages alone
-    # Moving averages: decay 0.9 from 0 after one batch.
-    np.testing.assert_allclose(moving, 0.1 * x.numpy().mean(0), rtol=1e-5)
-    bn2 = BatchNorm(batch_stats_at_inference=False)
-    bn2(x, training=True)
-    y2 = bn2(x, training=False).numpy()
-    assert not np.allclose(y2, expected, atol=1e-2)
 
 
 # --- networks ---------------------------------------------------------------------------------------

@@ -5,8 +5,8 @@
 * both output heads as one two-channel deconv (``cogan_fast.generate_pair``), against the two heads, and
   that deconv as a sub-pixel convolution (``cogan_fast.subpixel_deconv``) against ``conv2d_transpose``;
 * BatchNorm as TensorFlow's fused op, the PReLU with a written gradient and the written gradients of
-  tests/test_grad_levers.py together, against Keras's BatchNormalization, autodiff of ``maximum`` and
-  TensorFlow's own gradients (the layers as first written).
+  cogan_tf/layers.py together (each layer alone: tests/test_layers.py), against Keras's BatchNormalization,
+  autodiff of ``maximum`` and TensorFlow's own gradients (the layers as first written).
 The references are the plain step with each lever off (cogan_fast.reference_cogan_step, also the
 benchmark's reference rows), run from the same initial weights,
 data and z as the port's step.
@@ -21,8 +21,8 @@ from cogan_tf.cogan_fast import generate_pair, subpixel_deconv
 from cogan_tf.layers import BatchNorm, Conv, Dense, ScalarPReLU
 from tests.conftest import (CORRECTED, FAITHFUL, assert_same_first_update, first_update_gradients, layers_by_name,
                             make_cogan as make, pre_batchnorm_biases, set_prelu_slopes)
-from tests.tolerance import (COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close,
-                             outputs_and_gradients, rel_max, sum_rounding)
+from tests.tolerance import (COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close, rel_max,
+                             sum_rounding)
 
 
 def run(gan, step, inputs, n=3):
@@ -154,73 +154,6 @@ def test_trunk_once_equals_trunk_per_domain():
     assert_same_losses(run(port, port.train_step, x), run(ref, trunk_per_domain, x_ref))
 
 
-@pytest.mark.parametrize("shape", [(64, 1024), (64, 14, 14, 32)], ids=["dense", "conv"])
-@pytest.mark.parametrize("at_inference", [True, False], ids=["batch_stats", "moving_averages"])
-def test_fused_batchnorm_equals_keras_batchnorm(shape, at_inference):
-    """Outputs, gradients (input, gamma, beta) and moving averages of the fused BatchNorm against
-    Keras's own, in training and in inference mode, from the same weights and inputs."""
-    fused, plain = BatchNorm(batch_stats_at_inference=at_inference), BatchNorm(batch_stats_at_inference=at_inference,
-                                                                                  fused=False)
-    fused.build(shape)
-    plain.build(shape)
-    fused.gamma.assign(tf.random.stateless_normal(fused.gamma.shape, seed=[0, 1]))
-    fused.beta.assign(tf.random.stateless_normal(fused.beta.shape, seed=[0, 2]))
-    for a, b in zip(fused.weights, plain.weights):
-        b.assign(a)
-    x = 3.0 * tf.random.stateless_normal(shape, seed=[0, 3]) + 0.5
-    w = tf.random.stateless_normal(shape, seed=[0, 4])  # a loss that weighs every output differently
-    # The statistics sum n = batch (x height x width) terms: an output is within one such sum's rounding
-    # of the other's (relative to the outputs' size), a gradient within two chained sums' (the backward
-    # pass sums the same n terms twice more).
-    n = int(np.prod(shape[:-1]))
-    out_tol, grad_tol = sum_rounding(n), sum_rounding(n, depth=2)
-    for training in (True, False, True):
-        outs, grads = outputs_and_gradients((fused, plain), x, w, training, lambda bn: [bn.gamma, bn.beta])
-        assert rel_max(*outs) < out_tol, training
-        for ga, gb in zip(*grads):
-            assert rel_max(ga, gb) < grad_tol, training
-        assert rel_max(fused.moving_mean, plain.moving_mean) < out_tol
-        assert rel_max(fused.moving_variance, plain.moving_variance) < out_tol
-    # Three calls, two in training mode: the moving averages moved twice, from (0, 1).
-    assert float(tf.reduce_max(tf.abs(fused.moving_mean))) > 0.1
-    assert float(tf.reduce_max(tf.abs(fused.moving_variance - 1.0))) > 0.5
-
-
-def test_fused_batchnorm_refuses_what_it_cannot_fuse():
-    """Synchronized statistics (a cross-replica sum between the op's halves) stay on Keras's path."""
-    bn = BatchNorm(synchronized=True)
-    bn.build((8, 4))
-    assert not bn._fusable(tf.zeros((8, 4)), None)
-    bn = BatchNorm()
-    bn.build((8, 3, 4))
-    assert not bn._fusable(tf.zeros((8, 3, 4)), None)
-    bn = BatchNorm()
-    bn.build((8, 4))
-    assert bn._fusable(tf.zeros((8, 4)), None)
-
-
-@pytest.mark.parametrize("t", [0.3, 1.7, -0.5, 0.0])
-def test_prelu_written_gradient_equals_autodiff(t):
-    """Values and gradients (x and the slope t) of the written gradient against autodiff of maximum,
-    for slopes below and above 1 and negative, with ties (x = 0) included."""
-    layers = [ScalarPReLU(), ScalarPReLU(written_gradient=False)]
-    x = tf.concat([tf.random.stateless_normal([999], seed=[1, 1]), tf.zeros([3])], axis=0)
-    w = tf.random.stateless_normal([1002], seed=[1, 2])
-    res = []
-    for layer in layers:
-        layer.build((None,))
-        layer.t.assign(t)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(layer(x) * w)
-        res.append((layer(x), *tape.gradient(loss, [x, layer.t])))
-    (ya, dxa, dta), (yb, dxb, dtb) = res
-    np.testing.assert_array_equal(ya.numpy(), yb.numpy())
-    np.testing.assert_array_equal(dxa.numpy(), dxb.numpy())
-    assert float(dta) == pytest.approx(float(dtb), rel=sum_rounding(1002))  # a sum over the 1,002 elements
-    assert abs(float(dta)) > 1.0
-
-
 @pytest.mark.parametrize("m", [FAITHFUL, CORRECTED], ids=["faithful", "corrected"])
 def test_fused_layers_step_equals_unfused(m):
     """The port's step against the same step with the layers as first written: D's and G's gradients
@@ -233,7 +166,7 @@ def test_fused_layers_step_equals_unfused(m):
     the weights below it by one whole term, an O(1) difference that no rounding tolerance can hold (seen
     under AVX2 for 20 of the 1,600 elements of the corrected D's h0 kernel, all in one channel). It is
     a property of piecewise-linear networks, not of the levers; the written PReLU gradient, ties included,
-    is compared with autodiff at real slopes in test_prelu_written_gradient_equals_autodiff."""
+    is compared with autodiff at real slopes in tests/test_layers.py (test_prelu_written_gradient_equals_autodiff)."""
     port, x = make(m)
     ref, x_ref = make(m)
     cogan_fast.use_plain_layers(ref)

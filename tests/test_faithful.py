@@ -12,9 +12,8 @@ from PIL import Image
 from cogan_tf import config as C
 from cogan_tf import images, losses, runner
 from cogan_tf.errors import UsageError
-from cogan_tf.layers import BatchNorm
 from cogan_tf.cogan_networks import build_cogan
-from tests.conftest import fit, train_config
+from tests.conftest import fit, scalar_bn_reference, train_config
 
 RNG = np.random.default_rng(7)
 
@@ -83,46 +82,6 @@ def test_cogan_losses_use_the_double_sigmoid_by_default(tmp_path):
 
 
 # --- Q2: one scalar mean and variance on 2-D inputs -----------------------------------------------
-
-def scalar_bn_reference(x, gamma, beta, eps=1e-5):
-    mean = tf.reduce_mean(x)
-    var = tf.reduce_mean(tf.square(x - mean))
-    return (x - mean) / tf.sqrt(var + eps) * gamma + beta
-
-
-@pytest.mark.parametrize("fused", [True, False])
-@pytest.mark.parametrize("training", [True, False])
-def test_2d_batchnorm_uses_scalar_statistics_outputs_and_gradients(fused, training):
-    x = tf.constant(RNG.normal(2.0, 3.0, (16, 6)).astype(np.float32) * np.arange(1, 7, dtype=np.float32))
-    w = tf.constant(RNG.normal(size=(16, 6)).astype(np.float32))
-    bn = BatchNorm(scalar_2d_stats=True, fused=fused)
-    bn.build((None, 6))
-    bn.gamma.assign(RNG.normal(1.0, 0.5, 6).astype(np.float32))
-    bn.beta.assign(RNG.normal(0.0, 0.5, 6).astype(np.float32))
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        y = bn(x, training=training)
-        ref = scalar_bn_reference(x, bn.gamma, bn.beta)
-        loss, ref_loss = tf.reduce_sum(y * w), tf.reduce_sum(ref * w)
-    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
-    # Not the per-feature normalisation: the features have different scales here.
-    per_feature = (x - tf.reduce_mean(x, 0)) / tf.sqrt(tf.math.reduce_variance(x, 0) + 1e-5) * bn.gamma + bn.beta
-    assert np.abs(y.numpy() - per_feature.numpy()).max() > 0.1
-    for a, b in zip(tape.gradient(loss, [x, bn.gamma, bn.beta]), tape.gradient(ref_loss, [x, bn.gamma, bn.beta])):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4)
-    if training:  # the moving averages hold the scalar statistics in every feature
-        np.testing.assert_allclose(bn.moving_mean.numpy(), np.full(6, 0.1 * x.numpy().mean()), rtol=1e-4)
-        np.testing.assert_allclose(bn.moving_variance.numpy(), np.full(6, 0.9 + 0.1 * x.numpy().var()), rtol=1e-4)
-
-
-def test_4d_batchnorm_keeps_per_channel_statistics():
-    x = tf.constant(RNG.normal(0, 1, (4, 3, 3, 2)).astype(np.float32) * np.array([1.0, 10.0], np.float32))
-    for fused in (True, False):
-        bn = BatchNorm(scalar_2d_stats=True, fused=fused)
-        y = bn(x, training=True).numpy()
-        xn = x.numpy()
-        expected = ((xn - xn.mean((0, 1, 2))) / np.sqrt(xn.var((0, 1, 2)) + 1e-5)) * bn.gamma.numpy() + bn.beta.numpy()
-        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
 
 
 def test_dense_layers_get_scalar_statistics_by_default_and_per_feature_with_the_flag():

@@ -48,7 +48,7 @@ def test_xla_channel_prelu_equals_the_written_gradient():
 def test_xla_batchnorm_prelu_equals_the_two_layers(training):
     """Q2's BatchNorm of a (16, 6,272) matrix and a PReLU (slope 0.2) after it, fused in XLA and as the two
     layers with their written gradients: outputs, the gradients of x, gamma, beta and the slope, and the
-    moving averages, by the rule of the scalar statistics (tests/test_grad_levers.py)."""
+    moving averages, by the rule of the scalar statistics (tests/test_layers.py)."""
     shape = (16, 6272)
     pairs = []
     for fused in (True, False):
