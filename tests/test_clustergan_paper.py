@@ -370,17 +370,6 @@ def test_a_run_prints_no_tensorflow_error(tmp_path, recipe):
     assert not re.findall(r"^[EF]\d{4} .*", r.stderr, re.M), r.stderr[-3000:]
 
 
-def test_on_a_gpu_the_dense_gradient_is_cublas_own_and_the_leaky_relu_stays_written(tmp_path):
-    """The per-device levers (cogan_tf/levers.py): the BatchMatMulV2 input gradient is for oneDNN; a GPU
-    build takes Keras's own (the combination the test above proves equal), a CPU build the written one."""
-    gan = built_gan(tmp_path, PAPER)
-    layers = [layer for net in (gan.generator, gan.discriminator, gan.encoder) for layer in net._flatten_layers()]
-    for kind, dense in (("gpu", False), ("cpu", True)):
-        gan.use_device_levers(kind)
-        assert {layer.written_gradient for layer in layers if isinstance(layer, Dense)} == {dense}
-        assert {layer.written_gradient for layer in layers if isinstance(layer, LeakyReLU)} == {True}
-
-
 # --- the Fashion-MNIST settings ----------------------------------------------------------------------------
 
 def test_fashion_variant_has_40_dims_of_z_n_an_untrained_z_n_head_and_clusters_the_softmax(tmp_path):

@@ -6,11 +6,17 @@
   that deconv as a sub-pixel convolution (``cogan_fast.subpixel_deconv``) against ``conv2d_transpose``;
 * BatchNorm as TensorFlow's fused op, the PReLU with a written gradient and the written gradients of
   cogan_tf/layers.py together (each layer alone: tests/test_layers.py), against Keras's BatchNormalization,
-  autodiff of ``maximum`` and TensorFlow's own gradients (the layers as first written).
+  autodiff of ``maximum`` and TensorFlow's own gradients (the layers as first written); and each of the three
+  written gradients (the dense layers' input gradient as a BatchMatMulV2, Q2's scalar-statistics BatchNorm, D's
+  stem convolutions' input gradient as a sub-pixel convolution) against the same step with that lever alone off
+  (``cogan_fast.use_layer_levers``), with the ops each one puts in the step;
+* on a GPU (cogan_tf/levers.py), the CPU-only levers off: the same losses.
 The references are the plain step with each lever off (cogan_fast.reference_cogan_step, also the
 benchmark's reference rows), run from the same initial weights,
 data and z as the port's step.
 """
+
+import collections
 
 import numpy as np
 import pytest
@@ -18,9 +24,10 @@ import tensorflow as tf
 
 from cogan_tf import cogan_fast
 from cogan_tf.cogan_fast import generate_pair, subpixel_deconv
-from cogan_tf.layers import BatchNorm, Conv, Dense, ScalarPReLU
-from tests.conftest import (CORRECTED, FAITHFUL, assert_same_first_update, first_update_gradients, layers_by_name,
-                            make_cogan as make, pre_batchnorm_biases, set_prelu_slopes)
+from cogan_tf.layers import BatchNorm, ScalarPReLU
+from tests.conftest import (CORRECTED, FAITHFUL, assert_lever_changes_nothing, assert_same_first_update,
+                            first_update_gradients, layers_by_name, make_cogan as make, pre_batchnorm_biases,
+                            set_prelu_slopes)
 from tests.tolerance import (COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close, rel_max,
                              sum_rounding)
 
@@ -268,20 +275,33 @@ def test_the_gpu_levers_equal_the_plain_step(m):
         ref, reuse_g_forward=True), x_ref))
 
 
-def test_the_device_levers_follow_the_device():
-    from cogan_tf import levers
+def op_counts(gan, x):
+    """How many ops of each type the training step has (its nested functions' included)."""
+    graph = tf.function(gan.train_step).get_concrete_function(*x).graph.as_graph_def()
+    return collections.Counter([n.op for n in graph.node] + [n.op for f in graph.library.function for n in f.node_def])
 
-    gan, _ = make(FAITHFUL)
-    layers = [layer for model in (gan.generator, gan.discriminator) for layer in model._flatten_layers()]
-    bns = [layer for layer in layers if isinstance(layer, BatchNorm)]
-    dense = [layer for layer in layers if isinstance(layer, Dense)]
-    convs = [layer for layer in layers if isinstance(layer, Conv)]
-    assert len(bns) == 6 and len(dense) == 4 and len(convs) == 4  # g_bn0 and g_h0 too (the dead h0)
-    for kind, expected in (("gpu", False), ("cpu", True)):
-        gan.use_device_levers(kind)
-        assert gan.subpixel_heads is expected
-        assert {b.fused_float32_input for b in bns} == {expected}
-        assert {d.written_gradient for d in dense} == {c.subpixel_input_gradient for c in convs} == {expected}
-        assert {b.written_scalar_stats for b in bns} == {True}  # both devices
-    assert {lever.device for lever in levers.LEVERS} == {"cpu", "both"}  # each lever says where it pays
-    assert levers.on("reuse_g_forward", "gpu") and not levers.on("dense_bmm_gradient", "gpu")
+
+@pytest.mark.parametrize("lever", ["dense_bmm_gradient", "written_scalar_batchnorm", "subpixel_stem_gradient"])
+def test_the_step_equals_the_step_without_the_lever(lever):
+    """The faithful network's first update, D's and G's losses and gradients, with the lever on (the port's
+    step) and off, from the same weights, data and z, by the networks' rule (tests/tolerance.py), with the
+    PReLU slopes at 1 (test_fused_layers_step_equals_unfused says why)."""
+    assert_lever_changes_nothing(lever)
+
+
+def test_each_lever_changes_the_ops_it_names():
+    """The port's step on a CPU against the same step with one lever off: the dense input gradients'
+    BatchMatMulV2 (none with the GPU's levers, cogan_tf/levers.py: cuBLAS's MatMul there), D's stem input
+    gradients' DepthToSpace (two per G update: one per domain's h0), Q2's two BatchNorms off the fused op."""
+    port, x = make(FAITHFUL)
+    on = op_counts(port, x)
+    off = {}
+    for lever in ("dense_bmm_gradient", "written_scalar_batchnorm", "subpixel_stem_gradient"):
+        gan, _ = make(FAITHFUL)
+        off[lever] = op_counts(cogan_fast.use_layer_levers(gan, **{lever: False}), x)
+    gpu, _ = make(FAITHFUL)
+    gpu.use_device_levers("gpu")
+    assert on["BatchMatMulV2"] > 0 and off["dense_bmm_gradient"]["BatchMatMulV2"] == 0
+    assert op_counts(gpu, x)["BatchMatMulV2"] == 0
+    assert off["subpixel_stem_gradient"]["DepthToSpace"] < on["DepthToSpace"]
+    assert off["written_scalar_batchnorm"]["FusedBatchNormV3"] > on["FusedBatchNormV3"] > 0
