@@ -132,6 +132,15 @@ def weights():
     return values
 
 
+def np_bce(p, t):
+    """Mean binary cross-entropy of probabilities ``p`` against target ``t``, in numpy."""
+    return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
 def scalar_bn_reference(x, gamma, beta, eps=1e-5):
     """Quirk Q2's BatchNorm of a 2-D ``x`` written out: ONE mean and variance over the whole matrix."""
     import tensorflow as tf

@@ -10,63 +10,15 @@ import tensorflow as tf
 from PIL import Image
 
 from cogan_tf import config as C
-from cogan_tf import images, losses, runner
+from cogan_tf import images, runner
 from cogan_tf.errors import UsageError
 from cogan_tf.cogan_networks import build_cogan
-from tests.conftest import fit, scalar_bn_reference, train_config
+from tests.conftest import fit, np_bce, np_sigmoid, scalar_bn_reference, train_config
 
 RNG = np.random.default_rng(7)
 
 
-def np_bce(p, t):
-    return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
-
-
-def np_sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
-
-
-# --- Q1: sigmoid(h3) taken as the logits ------------------------------------------------------------
-
-def test_loss_of_h3_is_bce_of_double_sigmoid():
-    h3 = RNG.normal(0, 3, (32, 1)).astype(np.float32)
-    for t in (0.9, 0.1):
-        got = float(losses.sigmoid_ce(losses.cogan_loss_logits(h3), t))
-        np.testing.assert_allclose(got, np_bce(np_sigmoid(np_sigmoid(h3)), t), rtol=1e-5)
-    # --loss_on_logits: the usual single sigmoid.
-    got = float(losses.sigmoid_ce(losses.cogan_loss_logits(h3, loss_on_logits=True), 0.9))
-    np.testing.assert_allclose(got, np_bce(np_sigmoid(h3), 0.9), rtol=1e-5)
-
-
-def test_d_loss_never_below_2_21_and_g_loss_bounded():
-    # The bound: p = sigmoid(sigmoid(h3)) lies in (0.5, 0.731), so BCE(p, 0.9) > BCE(0.731, 0.9) and
-    # BCE(q, 0.1) > BCE(0.5, 0.1): d_loss > 2 * 1.106.
-    bound = 2 * (np_bce(np_sigmoid(1.0), 0.9) + np_bce(0.5, 0.1))
-    assert 2.21 < bound < 2.22
-    for scale in (0.1, 3.0, 100.0):
-        h = [RNG.normal(0, scale, (64, 1)).astype(np.float32) for _ in range(4)]
-        for sign in (1.0, -1.0):  # the most confident D there is: real +big, fake -big, and the reverse
-            h[0], h[2] = sign * np.abs(h[0]), sign * np.abs(h[2])
-            h[1], h[3] = -sign * np.abs(h[1]), -sign * np.abs(h[3])
-            d = losses.cogan_d_losses(*[losses.cogan_loss_logits(x) for x in h])
-            assert float(d["d_loss"]) >= 2.21
-            g = losses.cogan_g_losses(losses.cogan_loss_logits(h[1]), losses.cogan_loss_logits(h[3]))
-            assert 2 * 0.413 < float(g["g_loss"]) < 2 * 0.6932
-    # With the usual loss, D at its optimum goes far below the bound (4 x H(0.9) = 1.30).
-    big = np.full((8, 1), np.log(9.0), np.float32)  # the optimum under label smoothing 0.9 / 0.1
-    d = losses.cogan_d_losses(big, -big, big, -big)
-    assert float(d["d_loss"]) < 1.5
-
-
-def test_gradient_reaching_h3_is_the_double_sigmoid_one():
-    h3 = tf.constant(RNG.normal(0, 2, (16, 1)).astype(np.float32))
-    with tf.GradientTape() as tape:
-        tape.watch(h3)
-        loss = losses.sigmoid_ce(losses.cogan_loss_logits(h3), 0.9)
-    p = np_sigmoid(h3.numpy())
-    expected = (np_sigmoid(p) - 0.9) * p * (1 - p) / h3.shape[0]
-    np.testing.assert_allclose(tape.gradient(loss, h3).numpy(), expected, rtol=1e-4, atol=1e-8)
-
+# --- Q1: sigmoid(h3) taken as the logits (the losses themselves: tests/test_losses.py) ------------------
 
 def test_cogan_losses_use_the_double_sigmoid_by_default(tmp_path):
     x = RNG.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
@@ -81,8 +33,7 @@ def test_cogan_losses_use_the_double_sigmoid_by_default(tmp_path):
         np.testing.assert_allclose(got, np_bce(p, 0.9), rtol=1e-4)
 
 
-# --- Q2: one scalar mean and variance on 2-D inputs -----------------------------------------------
-
+# --- Q2: one scalar mean and variance on 2-D inputs (the BatchNorm itself: tests/test_layers.py) --------
 
 def test_dense_layers_get_scalar_statistics_by_default_and_per_feature_with_the_flag():
     for per_feature in (False, True):

@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import keras
 
-from cogan_tf import config as C, losses, record as record_lib, runner
+from cogan_tf import config as C, record as record_lib, runner
 from cogan_tf.errors import UsageError
 from cogan_tf.cogan_paper import PaperCoGAN
 from cogan_tf.paper_layers import CaffeAdam, CaffeBatchNorm, caffe_deconv, channel_prelu
@@ -237,20 +237,6 @@ def test_caffe_adam_by_hand(phase, lr_mult, decay_mult):
         t = {0: k, 1: 2 * k - 1, 2: 2 * k}[phase]
         w_ref = w_ref - 1e-2 * lr_mult * math.sqrt(1 - 0.999 ** t) / (1 - 0.5 ** t) * m / (np.sqrt(v) + 1e-8)
         np.testing.assert_allclose(w.numpy(), w_ref, rtol=1e-5)
-
-
-def test_losses_are_caffes_softmax_loss_means():
-    """Caffe's SoftmaxWithLoss over the stacked batches is a mean over all rows; the two-way softmax with
-    labels 1/0 is the sigmoid cross-entropy of the difference of its two units."""
-    r1, f1, r2, f2 = (tf.constant([[v]]) for v in (2.0, -1.0, 0.5, 1.0))
-    out = losses.paper_d_losses(r1, f1, r2, f2)
-    ce = lambda z, t: math.log1p(math.exp(-z)) if t else math.log1p(math.exp(z))  # noqa: E731
-    assert float(out["d_loss"]) == pytest.approx((ce(2, 1) + ce(-1, 0) + ce(0.5, 1) + ce(1, 0)) / 4, rel=1e-6)
-    assert float(out["d1_loss"]) == pytest.approx((ce(2, 1) + ce(-1, 0)) / 2, rel=1e-6)
-    g = losses.paper_g_losses(f1, f2)
-    assert float(g["g_loss"]) == pytest.approx((ce(-1, 1) + ce(1, 1)) / 2, rel=1e-6)
-    two = tf.constant([[0.3, 2.3]])  # units (0: fake, 1: real): softmax CE with label 1 = sigmoid CE of 2.0
-    assert float(tf.nn.sparse_softmax_cross_entropy_with_logits([1], two)[0]) == pytest.approx(ce(2, 1), rel=1e-6)
 
 
 # --- training ---------------------------------------------------------------------------------------------------
