@@ -1,5 +1,7 @@
 """The original CoGAN as it ran (docs/ORIGINAL.md §1, Q1-Q3): the double-sigmoid loss, scalar BatchNorm
-statistics on the dense layers, min-max stretched grids; and the flags that give the usual behaviour."""
+statistics on the dense layers, min-max stretched grids, in the CoGAN as it trains and exports; and the flags that
+give the usual behaviour. (The losses and layers themselves: tests/test_losses.py, test_layers.py,
+test_cogan_networks.py.)"""
 
 import json
 import os
@@ -33,13 +35,7 @@ def test_cogan_losses_use_the_double_sigmoid_by_default(tmp_path):
         np.testing.assert_allclose(got, np_bce(p, 0.9), rtol=1e-4)
 
 
-# --- Q2: one scalar mean and variance on 2-D inputs (the BatchNorm itself: tests/test_layers.py) --------
-
-def test_dense_layers_get_scalar_statistics_by_default_and_per_feature_with_the_flag():
-    for per_feature in (False, True):
-        g, d = build_cogan(C.CoganConfig(bn_per_feature=per_feature))
-        for bn in (g.bn0, g.bn1, d.bn2, g.bn2, d.stem1.bn1, d.stem2.bn1):
-            assert bn.scalar_2d_stats is (not per_feature)
+# --- Q2: one scalar mean and variance on 2-D inputs (the BatchNorm: tests/test_layers.py, test_cogan_networks.py)
 
 
 def test_exported_generator_computes_what_training_computed(tmp_path):
