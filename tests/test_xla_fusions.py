@@ -1,7 +1,7 @@
 """cogan_tf/xla_fusions.py: the CoGAN step's small XLA clusters change no result beyond float rounding: the
 PReLU (and the paper network's per-channel one), and Q2's scalar-statistics BatchNorm fused with the PReLU after
 it, each against the written gradients they compile (cogan_tf/layers.py, paper_layers.py), as layers and in the
-faithful network's step (the paper network's step: tests/test_paper_speed.py)."""
+faithful network's step (the paper network's step: tests/test_cogan_paper.py)."""
 
 import re
 
