@@ -53,8 +53,6 @@ def fake_data_dir(tmp_path):
 def train_config(tmp_path, **kw):
     """A TrainConfig for short test runs: every output directory under tmp_path, nothing printed or
     written on a schedule unless a test asks for it."""
-    from cogan_tf import config as C
-
     base = dict(epoch=1, seed=3, log_every=0, sample_every=0, save_every=0,
                 checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
                 log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"),
@@ -70,6 +68,34 @@ def quiet(*_):
 def fake_images(n, seed=0):
     """One uint8 array of ``n`` random 28x28x1 images (the vanilla GAN's and the ClusterGAN's data)."""
     return [np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)]
+
+
+# Each model's small run (tests/test_mixed_precision.py, test_precision.py, test_gan.py): batch and the original's
+# optimizer settings.
+MODELS = {
+    "cogan": dict(batch_size=8),
+    "vanilla": dict(batch_size=8, learning_rate=2e-4, beta1=0.9, beta2=0.999, sample_every_epochs=0),
+    "clustergan": dict(batch_size=4, learning_rate=1e-4, beta1=0.5, beta2=0.9, sample_every_epochs=0),
+}
+
+
+def arrays_for(model, n=32):
+    """``n`` random images for ``model``: one array, or two for the CoGAN's two domains."""
+    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    return [x, 255 - x] if model == "cogan" else [x]
+
+
+def built(tmp_path, model, policy, **kw):
+    """``model``'s GAN for a small run (:data:`MODELS`) under ``policy`` (``--mixed_precision``: None, or a
+    Keras dtype policy), built by :func:`cogan_tf.gan.build_gan` from its seed."""
+    import keras
+    from cogan_tf import gan as gan_lib, runner
+
+    cfg = train_config(tmp_path, model=model, mixed_precision=policy, **{**MODELS[model], **kw})
+    gan = runner.make_gan(C.MODEL_CONFIGS[model](), cfg, arrays=arrays_for(model))
+    keras.utils.set_random_seed(gan.seed)
+    gan_lib.build_gan(gan)
+    return gan
 
 
 def run_without_cogan_tf(script, *args, cwd):
