@@ -4,7 +4,7 @@ fallback), saving without debris or non-finite weights, and a resumed run's lear
 Every checkpoint the package reads (the record inside it, the weights, a ClusterGAN's best/ copy, an
 export's variables) is read through :func:`newest_that_reads`, which reads each candidate's files
 whole before anything is taken from it and falls back past the ones that do not read; nothing else in
-the package opens a checkpoint (tests/test_damaged_checkpoints.py checks that).
+the package opens a checkpoint (tests/test_checkpoints.py checks that).
 
 Each checkpoint holds the run's record itself (config.json's text, :data:`RECORD_KEY`), so the seed
 and data setup are not lost with config.json: :func:`embedded_record` reads it, and

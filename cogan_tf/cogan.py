@@ -129,7 +129,7 @@ class CoGAN(GAN):
         one D update on the sum of both domains' losses, then ``g_updates_per_step`` G updates with
         the same z, G run again for each. ``fakes(z) -> (G1(z), G2(z))`` is how G runs (default: the
         generator's own call). The port trains with :func:`cogan_fast.reused_forward_updates`, which
-        computes the same with one G forward less (tests/test_speed.py)."""
+        computes the same with one G forward less (tests/test_cogan_fast.py)."""
         fakes = fakes or (lambda z: self.generator(z, training=True))
         with tf.GradientTape() as tape:
             fake1, fake2 = fakes(z)

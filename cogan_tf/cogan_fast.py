@@ -8,7 +8,7 @@
   as a BatchMatMulV2 and D's stem convolutions' input gradient as a sub-pixel convolution
   (:func:`use_plain_layers` turns them all off, :func:`use_layer_levers` each one on its own).
 
-Each computes what the plain step computes, to float rounding: tests/test_speed.py runs the port's step
+Each computes what the plain step computes, to float rounding: tests/test_cogan_fast.py runs the port's step
 against :func:`reference_cogan_step` with each lever off. docs/PERFORMANCE.md has what each one buys.
 """
 
@@ -165,7 +165,7 @@ def reference_cogan_step(gan, trunk_per_domain: bool = False, reuse_g_forward: b
     * ``fused_heads``: both output heads as one two-channel deconv, computed as a sub-pixel convolution
       (:func:`generate_pair`).
 
-    All settings give the same trainable weights to rounding (tests/test_speed.py). The G BatchNorm
+    All settings give the same trainable weights to rounding (tests/test_cogan_fast.py). The G BatchNorm
     moving averages: updated once per domain with ``trunk_per_domain``; with ``reuse_g_forward`` the
     skipped forward's update is replayed, as in the port's step.
     """

@@ -55,7 +55,7 @@ class PaperCoGAN(CoGAN):
 
     def use_plain_layers(self) -> "PaperCoGAN":
         """Every layer's plain Keras/TensorFlow ops instead of its written gradient or fused op (the
-        reference of tests/test_paper_speed.py and the benchmark's ``paper_plain`` row)."""
+        reference of tests/test_cogan_paper.py and the benchmark's ``paper_plain`` row)."""
         for model in (self.generator, self.discriminator):
             for layer in model._flatten_layers():
                 if isinstance(layer, (CaffeBatchNorm, ChannelPReLU, CaffeDense, CaffeDeconv)):

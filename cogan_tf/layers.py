@@ -166,7 +166,7 @@ class BatchNorm(keras.layers.BatchNormalization):
     def _fusable(self, inputs, mask) -> bool:
         """The normalisation on batch statistics as ONE op (TensorFlow's FusedBatchNormV3, which oneDNN
         and cuDNN implement) instead of Keras's moments + normalisation + their autodiff gradients: the
-        same function (outputs and gradients equal to float rounding, tests/test_speed.py), fewer passes
+        same function (outputs and gradients equal to float rounding, tests/test_layers.py), fewer passes
         over the activations (docs/PERFORMANCE.md). Not for :meth:`_plain_statistics`, or inputs other
         than 2-D or 4-D on the last axis."""
         rank = len(inputs.shape)
@@ -282,7 +282,7 @@ def scalar_batch_norm(x, gamma, beta, epsilon: float):
     statistics are for the moving averages and are not differentiated.
 
     The same function as Keras's moments + normalisation (outputs and gradients equal to rounding,
-    tests/test_speed.py), by plain reductions and a written gradient: the fused op would normalise the matrix
+    tests/test_layers.py), by plain reductions and a written gradient: the fused op would normalise the matrix
     as one channel of batch x features values, for which oneDNN has no fast kernel (docs/PERFORMANCE.md).
     With xc = x - mean, r = 1/sqrt(var + eps) and M values, the backward pass needs the two per-feature
     sums the parameters' gradients are (d beta = sum dy, d gamma = r sum dy xc), and from them two scalars:

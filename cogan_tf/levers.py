@@ -1,8 +1,8 @@
 """The training steps' speed levers, and the device each pays on.
 
 Every lever computes what the plain step computes, to float rounding; the tests run the step with the
-levers of each device against the plain step (tests/test_speed.py, test_grad_levers.py, test_speed_fusion.py,
-tests/test_clustergan_paper.py), and
+levers of each device against the plain step (tests/test_cogan_fast.py, test_layers.py, test_xla_fusions.py,
+tests/test_clustergan_networks.py; which device each is on: tests/test_levers.py), and
 docs/PERFORMANCE.md has what each buys on the CPU it was measured on. Some pay on any device (they
 compute less); others trade more arithmetic, or another op, for a faster CPU kernel (oneDNN), and on a GPU
 the plain op is cuDNN's or cuBLAS's own. The latter follow the device a run trains on

@@ -4,7 +4,7 @@ its per-channel PReLU, its padded transposed convolution, and its alternating Ad
 and per-variable learning-rate multipliers (:class:`CaffeAdam`).
 
 Each layer has a ``fast`` switch: on, the same function with a written gradient or TensorFlow's fused op
-(docs/PERFORMANCE.md); off, the plain Keras/TensorFlow ops, the reference of tests/test_paper_speed.py.
+(docs/PERFORMANCE.md); off, the plain Keras/TensorFlow ops, the reference of tests/test_paper_layers.py.
 """
 
 from __future__ import annotations
@@ -189,7 +189,7 @@ def caffe_deconv(x, kernel, stride: int, pad: int, method: str = "auto"):
     ``(h - 1) s + k - 2 p`` with 0 < k - 2 p <= s: SAME then pads p on each side), which oneDNN runs; else
     explicit padding (the 6x6 output layers: TensorFlow's own kernel, faster than oneDNN's for one output
     channel, docs/PERFORMANCE.md). TensorFlow's explicit padding of the 3x3 layers is not run by oneDNN and
-    was ~10x slower. All three compute the same sums (tests/test_paper.py)."""
+    was ~10x slower. All three compute the same sums (tests/test_paper_layers.py)."""
     k = kernel.shape[0]
     n, h, w = tf.shape(x)[0], x.shape[1], x.shape[2]
     full = ((h - 1) * stride + k, (w - 1) * stride + k)

@@ -9,7 +9,7 @@ compiling the whole step was 2x slower, docs/PERFORMANCE.md).
 * :func:`scalar_batch_norm_prelu`: quirk Q2's scalar-statistics BatchNorm followed by that PReLU, forward and
   backward, the normalisation's scale and shift fused into the PReLU (``layers.scalar_batch_norm``'s gradient).
 
-Gradients equal the written ones to float rounding (the sums in another order; tests/test_speed_fusion.py).
+Gradients equal the written ones to float rounding (the sums in another order; tests/test_xla_fusions.py).
 """
 
 from __future__ import annotations

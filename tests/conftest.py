@@ -1,8 +1,11 @@
 """Shared fixtures and helpers: small fake MNIST-shaped datasets written as real IDX files, short training
-configs, the programs run as a user runs them (in a fresh process, with or without TensorFlow), and what the
+configs, the programs run as a user runs them (in a fresh process, with or without TensorFlow), what the
 evaluation's tests score (learnable fake digits, a classifier trained on them, a CoGAN run's checkpoints and
-export, template digits written as grids). Generators exported by hand as SavedModels: tests/fake_generators.py."""
+export, template digits written as grids), and the CoGAN step's comparisons that several test modules make (a
+lever on against the same step with it off). Generators exported by hand as SavedModels:
+tests/fake_generators.py."""
 
+import contextlib
 import ctypes
 import gzip
 import os
@@ -19,7 +22,7 @@ if ROOT not in sys.path:
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from cogan_tf import data, images  # noqa: E402
+from cogan_tf import config as C, data, images  # noqa: E402
 from cogan_tf.evaluate import classifier, reports  # noqa: E402
 
 
@@ -59,8 +62,6 @@ def fake_data_dir(tmp_path):
 def train_config(tmp_path, **kw):
     """A TrainConfig for short test runs: every output directory under tmp_path, nothing printed or
     written on a schedule unless a test asks for it."""
-    from cogan_tf import config as C
-
     base = dict(epoch=1, seed=3, log_every=0, sample_every=0, save_every=0,
                 checkpoint_dir=str(tmp_path / "checkpoint"), sample_dir=str(tmp_path / "samples"),
                 log_dir=str(tmp_path / "logs"), export_dir=str(tmp_path / "export"),
@@ -76,6 +77,34 @@ def quiet(*_):
 def fake_images(n, seed=0):
     """One uint8 array of ``n`` random 28x28x1 images (the vanilla GAN's and the ClusterGAN's data)."""
     return [np.random.default_rng(seed).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)]
+
+
+# Each model's small run (tests/test_mixed_precision.py, test_precision.py, test_gan.py): batch and the original's
+# optimizer settings.
+MODELS = {
+    "cogan": dict(batch_size=8),
+    "vanilla": dict(batch_size=8, learning_rate=2e-4, beta1=0.9, beta2=0.999, sample_every_epochs=0),
+    "clustergan": dict(batch_size=4, learning_rate=1e-4, beta1=0.5, beta2=0.9, sample_every_epochs=0),
+}
+
+
+def arrays_for(model, n=32):
+    """``n`` random images for ``model``: one array, or two for the CoGAN's two domains."""
+    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
+    return [x, 255 - x] if model == "cogan" else [x]
+
+
+def built(tmp_path, model, policy, **kw):
+    """``model``'s GAN for a small run (:data:`MODELS`) under ``policy`` (``--mixed_precision``: None, or a
+    Keras dtype policy), built by :func:`cogan_tf.gan.build_gan` from its seed."""
+    import keras
+    from cogan_tf import gan as gan_lib, runner
+
+    cfg = train_config(tmp_path, model=model, mixed_precision=policy, **{**MODELS[model], **kw})
+    gan = runner.make_gan(C.MODEL_CONFIGS[model](), cfg, arrays=arrays_for(model))
+    keras.utils.set_random_seed(gan.seed)
+    gan_lib.build_gan(gan)
+    return gan
 
 
 def run_without_cogan_tf(script, *args, cwd):
@@ -379,3 +408,140 @@ def edge_pair_env(tmp_path_factory):
     runner.run(C.CoganConfig(pair="edge"), cfg, arrays=[x, pairs.transform("edge", x)], log=lambda s: None)
     return dict(root=root, data_dir=data_dir, clf=clf, ref=scoring.make_reference(clf, data_dir, "mnist"),
                 checkpoint=str(root / "checkpoint"), export=str(root / "export" / "cogan"))
+
+
+def np_bce(p, t):
+    """Mean binary cross-entropy of probabilities ``p`` against target ``t``, in numpy."""
+    return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
+
+
+def np_sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
+
+
+def scalar_bn_reference(x, gamma, beta, eps=1e-5):
+    """Quirk Q2's BatchNorm of a 2-D ``x`` written out: ONE mean and variance over the whole matrix."""
+    import tensorflow as tf
+
+    mean = tf.reduce_mean(x)
+    var = tf.reduce_mean(tf.square(x - mean))
+    return (x - mean) / tf.sqrt(var + eps) * gamma + beta
+
+
+# --- the CoGAN's step, with a lever and without (tests/test_cogan_fast.py, test_xla_fusions.py, test_levers.py) ----
+
+FAITHFUL = C.CoganConfig()
+CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
+                          loss_on_logits=True, bn_per_feature=True)  # --corrected
+
+
+def make_cogan(m, batch=16, seed=3):
+    """A CoGAN of model config ``m`` built from ``seed`` (the same seed, the same initial weights), and one batch
+    of random uint8 images per domain as tensors: ``(gan, (x1, x2))``."""
+    import keras
+    import tensorflow as tf
+    from cogan_tf import runner
+
+    rng = np.random.default_rng(seed)
+    x1 = rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
+    x2 = rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
+    cfg = C.TrainConfig(batch_size=batch, seed=seed, checkpoint_dir="/nonexistent")
+    gan = runner.make_gan(m, cfg, arrays=[x1, x2])
+    keras.utils.set_random_seed(seed)
+    gan.build()
+    return gan, (tf.constant(x1), tf.constant(x2))
+
+
+# Biases right before a BatchNorm with per-channel statistics, which subtracts them out again: their
+# gradient is zero but for rounding (tests/tolerance.py's assert_cancelled_gradient), each with the
+# BatchNorm that cancels it. With the original's scalar statistics on the dense layers (Q2) only the mean
+# over features of a dense bias is subtracted, so those biases get a real gradient and are compared like
+# the other variables.
+CONV_PRE_BATCHNORM_BIASES = {"d1_h1_conv/bias": "d1_bn1", "d2_h1_conv/bias": "d2_bn1", "g_h2/bias": "g_bn2"}
+DENSE_PRE_BATCHNORM_BIASES = {"d_h2_lin/bias": "d_bn2", "g_h0_lin/bias": "g_bn0", "g_h1_lin/bias": "g_bn1"}
+
+
+def pre_batchnorm_biases(m):
+    return {**CONV_PRE_BATCHNORM_BIASES, **(DENSE_PRE_BATCHNORM_BIASES if m.bn_per_feature else {})}
+
+
+def layers_by_name(gan):
+    return {layer.name: layer for model in (gan.generator, gan.discriminator) for layer in model._flatten_layers()}
+
+
+@contextlib.contextmanager
+def recording_inputs(layers):
+    """Record every input each of ``layers`` is called with (a dict: layer name -> list of tensors), so
+    that a tape can give the loss's gradient at that input."""
+    seen = {layer.name: [] for layer in layers}
+    for layer in layers:
+        def call(x, *args, _call=layer.call, _seen=seen[layer.name], **kwargs):
+            _seen.append(x)
+            return _call(x, *args, **kwargs)
+        layer.call = call
+    try:
+        yield seen
+    finally:
+        for layer in layers:
+            del layer.call
+
+
+def first_update_gradients(gan, x, z, record=()):
+    """D's and G's losses and gradients of the first update (before any), and the losses' gradients
+    at the inputs of the layers named in ``record``: {name: [d_loss's, g_loss's]}."""
+    import tensorflow as tf
+
+    x1, x2 = (tf.cast(v, tf.float32) / 255.0 for v in x)
+    layers = layers_by_name(gan)
+    with recording_inputs([layers[n] for n in record]) as seen, tf.GradientTape(persistent=True) as tape:
+        fake1, fake2 = gan.generator(z, training=True)
+        d_loss = gan.d_losses(x1, x2, fake1, fake2, training=True)["d_loss"]
+        g_loss = gan.g_losses(fake1, fake2, training=True)["g_loss"]
+    deltas = {n: [[d for d in tape.gradient(loss, seen[n]) if d is not None] for loss in (d_loss, g_loss)]
+              for n in record}
+    return (d_loss, tape.gradient(d_loss, gan.d_vars), g_loss, tape.gradient(g_loss, gan.g_vars)), deltas
+
+
+def set_prelu_slopes(gan, t):
+    from cogan_tf.layers import ScalarPReLU
+
+    for layer in layers_by_name(gan).values():
+        if isinstance(layer, ScalarPReLU):
+            layer.t.assign(t)
+
+
+def assert_same_first_update(port, ref, x, z, biases):
+    """Losses to rounding; gradients by the networks' rule, but for ``biases`` (path suffix -> the
+    BatchNorm that cancels it), each checked against its own rounding bound in both computations."""
+    from tests.tolerance import COGAN_RTOL, assert_cancelled_gradient, assert_gradients_close
+
+    (da, dga, ga, gga), deltas_a = first_update_gradients(port, x, z, record=set(biases.values()))
+    (db, dgb, gb, ggb), deltas_b = first_update_gradients(ref, x, z, record=set(biases.values()))
+    assert float(da) == pytest.approx(float(db), rel=COGAN_RTOL)
+    assert float(ga) == pytest.approx(float(gb), rel=COGAN_RTOL)
+    checked = 0
+    for i, (variables, a, b) in enumerate(((port.d_vars, dga, dgb), (port.g_vars, gga, ggb))):
+        checked += assert_gradients_close(variables, a, b, skip=biases)
+        for v, ga_, gb_ in zip(variables, a, b):
+            bn = next((n for suffix, n in biases.items() if v.path.endswith(suffix)), None)
+            if bn is not None and ga_ is not None:
+                assert_cancelled_gradient(ga_, deltas_a[bn][i])
+                assert_cancelled_gradient(gb_, deltas_b[bn][i])
+    assert checked >= 10
+
+
+def assert_lever_changes_nothing(lever: str):
+    """The faithful network's first update with ``lever`` on (the port's step) and off, from the same weights,
+    data and z, by :func:`assert_same_first_update`, with the PReLU slopes at 1 (tests/test_cogan_fast.py's
+    test_fused_layers_step_equals_unfused says why). Returns (the port, the step without the lever, the data)."""
+    import tensorflow as tf
+    from cogan_tf import cogan_fast
+
+    port, x = make_cogan(FAITHFUL)
+    ref, _ = make_cogan(FAITHFUL)
+    cogan_fast.use_layer_levers(ref, **{lever: False})
+    z = tf.random.stateless_normal([16, 100], seed=[1, 2])
+    for gan in (port, ref):
+        set_prelu_slopes(gan, 1.0)
+    assert_same_first_update(port, ref, x, z, pre_batchnorm_biases(FAITHFUL))
+    return port, ref, x

@@ -1,12 +1,10 @@
-"""ClusterGAN port: layer shapes and parameter counts against docs/ORIGINAL.md's tables, the PyTorch conv
-arithmetic, losses, coupled weight decay, the 1:5 update schedule, outputs, resume, clustering
-evaluation and the SavedModel's two signatures; --recipe paper (gradient penalty, the 5:1 critic
-schedule on distinct batches, initialisers, no weight decay), the validation split and the best
-checkpoint. (main.py's ClusterGAN flags: test_main.py.)"""
+"""ClusterGAN port (cogan_tf/clustergan.py): coupled weight decay, the 1:5 update schedule, outputs, resume,
+clustering evaluation and the SavedModel's two signatures; --recipe paper's G+E update (no weight decay), the
+validation split and the best checkpoint. (Its networks and losses: tests/test_clustergan_networks.py,
+test_losses.py; --recipe paper's training: test_clustergan_paper.py; main.py's ClusterGAN flags: test_main.py.)"""
 
 import dataclasses
 import json
-import math
 import os
 
 import numpy as np
@@ -18,10 +16,8 @@ from cogan_tf import config as C
 from cogan_tf import runner
 from cogan_tf.errors import UsageError
 from cogan_tf.clustergan import ClusterGAN
-from cogan_tf.losses import coupled_weight_decay
-from cogan_tf.clustergan_networks import ClusterDiscriminator, ClusterEncoder, ClusterGenerator
-from cogan_tf.losses import critic_loss, discriminator_loss, generator_encoder_loss, gradient_penalty
-from tests.conftest import (count_params, fake_images, fit, quiet, run_without_cogan_tf, train_config,
+from cogan_tf.losses import coupled_weight_decay, generator_encoder_loss
+from tests.conftest import (fake_images, fit, quiet, run_without_cogan_tf, train_config,
                             write_fake_dataset)
 
 CFG = C.ClusterGanConfig()
@@ -32,9 +28,6 @@ def train_cfg(tmp_path, **kw):
     return train_config(tmp_path, **{**dict(model="clustergan", batch_size=4, learning_rate=1e-4, beta1=0.5, beta2=0.9, sample_every_epochs=1), **kw})
 
 
-count = count_params
-
-
 def built_gan(tmp_path, model_cfg=CFG, **kw):
     gan = ClusterGAN(model_cfg, train_cfg(tmp_path, **kw), arrays=fake_images(40))
     keras.utils.set_random_seed(gan.seed)
@@ -42,133 +35,7 @@ def built_gan(tmp_path, model_cfg=CFG, **kw):
     return gan
 
 
-# --- networks ---------------------------------------------------------------------------------------
-
-def test_layer_shapes():
-    g, d, e = ClusterGenerator(CFG), ClusterDiscriminator(CFG), ClusterEncoder(CFG)
-    z = tf.random.normal([4, 40])
-    h = g.h0(z)
-    assert h.shape == (4, 1024)
-    h = g.h1(g.act0(g.bn0(h)))
-    assert h.shape == (4, 128 * 7 * 7)
-    h = g.h2(tf.reshape(h, [4, 7, 7, 128]))
-    assert h.shape == (4, 14, 14, 64)  # ConvTranspose2d(128, 64, 4, 2, 1): (7 - 1) * 2 - 2 + 4 = 14
-    assert g.h3(h).shape == (4, 28, 28, 1)  # (14 - 1) * 2 - 2 + 4 = 28
-    x = g(z, training=True)
-    assert x.shape == (4, 28, 28, 1) and 0 <= float(tf.reduce_min(x)) and float(tf.reduce_max(x)) <= 1
-    for trunk in (d.trunk, e.trunk):
-        h = trunk.c0(x)
-        assert h.shape == (4, 13, 13, 64)  # Conv2d(1, 64, 4, 2): (28 - 4) // 2 + 1 = 13
-        assert trunk.c1(h).shape == (4, 5, 5, 128)  # (13 - 4) // 2 + 1 = 5; 128 * 5 * 5 = 3200
-        assert trunk(x).shape == (4, 1024)
-    assert d.logits(x).shape == (4, 1)
-    p = d(x)
-    assert 0 <= float(tf.reduce_min(p)) and float(tf.reduce_max(p)) <= 1
-    z_n, logits = e(x)
-    assert z_n.shape == (4, 30) and logits.shape == (4, 10)
-    np.testing.assert_allclose(tf.concat([z_n, logits], 1).numpy(), e.h3(e.trunk(x)).numpy())
-
-
-def test_parameter_counts_by_hand():
-    # Linear(in, out) = in*out + out; Conv(in, out, 4x4) = 16*in*out + out; BatchNorm(C) = 2C trainable
-    # (gamma, beta) + 2C moving statistics.
-    g_count = ((40 * 1024 + 1024) + 2 * 1024            # Linear 40 -> 1024, BN1d(1024)
-               + (1024 * 6272 + 6272) + 2 * 6272        # Linear 1024 -> 128*7*7, BN1d(6272)
-               + (16 * 128 * 64 + 64) + 2 * 64          # ConvTranspose 128 -> 64, BN2d(64)
-               + (16 * 64 * 1 + 1))                     # ConvTranspose 64 -> 1
-    trunk = (16 * 1 * 64 + 64) + (16 * 64 * 128 + 128) + (3200 * 1024 + 1024)
-    d_count = trunk + (1024 * 1 + 1)
-    e_count = trunk + (1024 * 40 + 40)
-    assert (g_count, d_count, e_count) == (6617665, 3411137, 3451112)
-    g, d, e = ClusterGenerator(CFG), ClusterDiscriminator(CFG), ClusterEncoder(CFG)
-    g.build((None, 40))
-    d.build((None, 28, 28, 1))
-    e.build((None, 28, 28, 1))
-    assert count(g.trainable_variables) == g_count
-    assert count(g.non_trainable_variables) == 2 * (1024 + 6272 + 64)
-    assert count(d.trainable_variables) == d_count and count(e.trainable_variables) == e_count
-    assert not d.non_trainable_variables and not e.non_trainable_variables
-    # D and E have the same trunk layout but their own weights.
-    assert not {id(v) for v in d.trainable_variables} & {id(v) for v in e.trainable_variables}
-
-
-def test_batchnorm_and_init_are_pytorchs():
-    keras.utils.set_random_seed(0)
-    g = ClusterGenerator(CFG)
-    g.build((None, 40))
-    for bn in (g.bn0, g.bn1, g.bn2):
-        assert bn.momentum == 0.9 and bn.epsilon == 1e-5  # torch momentum 0.1
-        assert np.all(bn.gamma.numpy() == 1) and np.all(bn.beta.numpy() == 0)
-    # U(-1/sqrt(fan_in), 1/sqrt(fan_in)); for ConvTranspose2d PyTorch's fan_in is out_channels * 4 * 4.
-    for layer, fan_in in ((g.h0, 40), (g.h1, 1024), (g.h2, 64 * 16), (g.h3, 1 * 16)):
-        bound = 1 / math.sqrt(fan_in)
-        w = layer.kernel.numpy()
-        assert np.abs(w).max() <= bound and np.abs(w).max() > 0.95 * bound, layer.name
-        assert np.abs(layer.bias.numpy()).max() <= bound
-    d = ClusterDiscriminator(CFG)
-    d.build((None, 28, 28, 1))
-    assert np.abs(d.trunk.c1.kernel.numpy()).max() <= 1 / math.sqrt(64 * 16)
-
-
-def torch_conv_transpose(x, w, b, stride=2, pad=1):
-    """PyTorch's ConvTranspose2d written out: out[i*s - p + k] += x[i] * w[:, :, k]; w (in, out, kh, kw)."""
-    n, h, wd, _ = x.shape
-    k = w.shape[2]
-    full = np.zeros((n, (h - 1) * stride + k, (wd - 1) * stride + k, w.shape[1]))
-    for i in range(h):
-        for j in range(wd):
-            contribution = np.einsum("nc,cokl->nklo", x[:, i, j, :], w)
-            full[:, i * stride:i * stride + k, j * stride:j * stride + k, :] += contribution
-    ho, wo = (h - 1) * stride - 2 * pad + k, (wd - 1) * stride - 2 * pad + k
-    return full[:, pad:pad + ho, pad:pad + wo, :] + b
-
-
-def torch_conv(x, w, b, stride=2):
-    """PyTorch's Conv2d without padding: out[i] = sum_k x[i*s + k] * w[:, :, k]; w (out, in, kh, kw)."""
-    n, h, wd, _ = x.shape
-    k = w.shape[2]
-    ho, wo = (h - k) // stride + 1, (wd - k) // stride + 1
-    out = np.zeros((n, ho, wo, w.shape[0]))
-    for i in range(ho):
-        for j in range(wo):
-            patch = x[:, i * stride:i * stride + k, j * stride:j * stride + k, :]
-            out[:, i, j, :] = np.einsum("nklc,ockl->no", patch, w)
-    return out + b
-
-
-def test_keras_convs_are_pytorchs_k4_s2_convs():
-    g, d = ClusterGenerator(CFG), ClusterDiscriminator(CFG)
-    g.build((None, 40))
-    d.build((None, 28, 28, 1))
-    rng = np.random.default_rng(0)
-    x = rng.standard_normal((2, 7, 7, 128)).astype(np.float32)
-    # Keras's transposed kernel is (kh, kw, out, in); PyTorch's (in, out, kh, kw).
-    w = np.transpose(g.h2.kernel.numpy(), (3, 2, 0, 1))
-    np.testing.assert_allclose(g.h2(x).numpy(), torch_conv_transpose(x, w, g.h2.bias.numpy()), atol=1e-4)
-    x = rng.standard_normal((2, 28, 28, 1)).astype(np.float32)
-    w = np.transpose(d.trunk.c0.kernel.numpy(), (3, 2, 0, 1))  # (kh, kw, in, out) -> (out, in, kh, kw)
-    np.testing.assert_allclose(d.trunk.c0(x).numpy(), torch_conv(x, w, d.trunk.c0.bias.numpy()), atol=1e-4)
-
-
-# --- losses -------------------------------------------------------------------------------------------
-
-def test_losses_against_hand_computed_values():
-    sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
-    out = discriminator_loss(tf.constant([[1.0], [-2.0]]), tf.constant([[0.0], [3.0]]))
-    r = (-math.log(sig(1.0)) - math.log(sig(-2.0))) / 2
-    f = (math.log(2) - math.log(1 - sig(3.0))) / 2
-    assert float(out["d_loss"]) == pytest.approx(r + f, rel=1e-6)  # summed, not averaged
-    # G+E: D logits 0 (BCE = log 2); MSE over all 2x3 entries: (1 + 0 + 4 + 0 + 0 + 9) / 6 = 14/6;
-    # CE: class 0 of logits [0, 0] is log 2; class 1 of [log 3, 0] is -log(1/4) = log 4.
-    z_n = tf.constant([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]])
-    zn_hat = tf.constant([[0.0, 2.0, 1.0], [0.0, 0.0, 3.0]])
-    logits = tf.constant([[0.0, 0.0], [math.log(3), 0.0]])
-    ge = generator_encoder_loss(tf.zeros([2, 1]), zn_hat, z_n, logits, tf.constant([0, 1]), 10.0, 10.0)
-    assert float(ge["ge_adv_loss"]) == pytest.approx(math.log(2), rel=1e-6)
-    assert float(ge["zn_loss"]) == pytest.approx(14 / 6, rel=1e-6)
-    assert float(ge["zc_loss"]) == pytest.approx((math.log(2) + math.log(4)) / 2, rel=1e-6)
-    assert float(ge["ge_loss"]) == pytest.approx(math.log(2) + 10 * 14 / 6 + 10 * math.log(8) / 2, rel=1e-6)
-
+# --- the training step: coupled weight decay, the 1:5 schedule, one latent per batch --------------------
 
 @pytest.fixture(scope="module")
 def eleven_steps(tmp_path_factory):
@@ -413,50 +280,6 @@ def test_zn_sigma_scales_every_z_n_and_travels_with_the_export(tmp_path):
 
 
 # --- --recipe paper: the ClusterGAN paper authors' training ---------------------------------------------
-
-def test_gradient_penalty_against_hand_computation():
-    # A linear critic D(x) = sum(w * x): its gradient is w at every x, so the penalty is (||w|| - 1)^2
-    # whatever the interpolates, here (5 - 1)^2 = 16, and its gradient with respect to w is
-    # 2 (||w|| - 1) w / ||w|| = 1.6 w (the second derivative through the inner gradient).
-    w = tf.Variable([[[3.0], [0.0]], [[0.0], [4.0]]])  # (2, 2, 1), ||w|| = 5
-    linear = lambda x: tf.reduce_sum(w * x, axis=[1, 2, 3])  # noqa: E731
-    rng = np.random.default_rng(0)
-    real, fake = (tf.constant(rng.random((3, 2, 2, 1)), tf.float32) for _ in range(2))
-    eps = tf.constant(rng.random((3, 1, 1, 1)), tf.float32)
-    with tf.GradientTape() as tape:
-        gp = gradient_penalty(linear, real, fake, eps)
-    assert float(gp) == pytest.approx(16.0, rel=1e-5)
-    np.testing.assert_allclose(tape.gradient(gp, w).numpy(), 1.6 * w.numpy(), rtol=1e-5)
-
-    # A quadratic critic D(x) = c * sum(x^2): gradient 2 c x_hat. Real images of ones (norm 2), fake
-    # zeros, eps 0.25 and 0.5: x_hat = eps * real has norms 0.5 and 1, so with c = 1 the gradient norms
-    # are 1 and 2, the penalty mean((1 - 1)^2, (2 - 1)^2) = 0.5, and d/dc of mean((2 c r_i - 1)^2) is
-    # mean(4 r_i (2 c r_i - 1)) = (0 + 4) / 2 = 2. Also compiled, as inside the training step.
-    c = tf.Variable(1.0)
-    quadratic = lambda x: c * tf.reduce_sum(tf.square(x), axis=[1, 2, 3])  # noqa: E731
-    real, fake = tf.ones([2, 2, 2, 1]), tf.zeros([2, 2, 2, 1])
-    eps = tf.constant([0.25, 0.5])[:, None, None, None]
-
-    def penalty_and_grad():
-        with tf.GradientTape() as tape:
-            gp = gradient_penalty(quadratic, real, fake, eps)
-        return gp, tape.gradient(gp, c)
-
-    for fn in (penalty_and_grad, tf.function(penalty_and_grad)):
-        gp, dc = fn()
-        assert float(gp) == pytest.approx(0.5, rel=1e-5) and float(dc) == pytest.approx(2.0, rel=1e-5)
-
-
-def test_wasserstein_losses_by_hand():
-    out = critic_loss(tf.constant([[1.0], [3.0]]), tf.constant([[0.0], [-2.0]]), tf.constant(0.5), 10.0)
-    assert float(out["d_wasserstein"]) == pytest.approx(2.0 - (-1.0))  # E[D(x)] - E[D(G(z))]
-    assert float(out["d_loss"]) == pytest.approx(-3.0 + 10 * 0.5)
-    assert float(out["d_gp"]) == pytest.approx(0.5)
-    z = tf.zeros([2, 3])
-    ge = generator_encoder_loss(tf.constant([[1.0], [-3.0]]), z, z, tf.zeros([2, 2]), tf.constant([0, 1]),
-                                critic="wgan_gp")
-    assert float(ge["ge_adv_loss"]) == pytest.approx(1.0)  # -E[D(G(z))] = -(1 - 3) / 2, no sigmoid
-    assert float(ge["ge_loss"]) == pytest.approx(1.0 + 10 * math.log(2))
 
 
 @pytest.mark.parametrize("model_cfg, decay", [(PAPER, 0.0), (CFG, 2.5e-5)])

@@ -1,8 +1,9 @@
-"""CoGAN port: layers, sharing, parameter counts, losses, the update schedule, outputs, resume, export."""
+"""CoGAN port (cogan_tf/cogan.py): the update schedule, outputs, resume, export, and main.py's flags. (Its layers,
+networks and losses: tests/test_layers.py, test_cogan_networks.py, test_losses.py; its speed levers:
+test_cogan_fast.py.)"""
 
 import dataclasses
 import json
-import math
 import os
 import subprocess
 import sys
@@ -12,16 +13,10 @@ import pytest
 import tensorflow as tf
 
 from cogan_tf import config as C
-from cogan_tf import losses, runner
+from cogan_tf import runner
 from cogan_tf.cogan import CoGAN
 from cogan_tf.export import export_cogan
-from cogan_tf.layers import BatchNorm, ScalarPReLU
-from cogan_tf.cogan_networks import build_cogan, unique_variables
-from tests.conftest import ROOT, count_params, run_main_refusal, run_without_cogan_tf, train_config
-
-FAITHFUL = C.CoganConfig()
-CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
-                          loss_on_logits=True, bn_per_feature=True)  # --corrected
+from tests.conftest import CORRECTED, FAITHFUL, ROOT, run_main_refusal, run_without_cogan_tf, train_config
 
 
 def fake_domains(n=64, seed=0):
@@ -31,154 +26,6 @@ def fake_domains(n=64, seed=0):
 
 def train_cfg(tmp_path, **kw):
     return train_config(tmp_path, **{**dict(batch_size=8), **kw})
-
-
-# --- building blocks -------------------------------------------------------------------------------
-
-def test_scalar_prelu_is_max_x_tx():
-    layer = ScalarPReLU()
-    x = tf.constant([[-2.0, -0.5, 0.0, 3.0]])
-    layer(x)
-    assert layer.t.shape == () and len(layer.trainable_variables) == 1
-    for t in (0.25, -0.5, 2.0):  # for t > 1 this is not Keras's PReLU
-        layer.t.assign(t)
-        np.testing.assert_allclose(layer(x).numpy(), np.maximum(x.numpy(), t * x.numpy()))
-
-
-def test_batchnorm_settings_and_batch_statistics_at_inference():
-    bn = BatchNorm()
-    x = tf.constant(np.random.default_rng(0).normal(3.0, 2.0, (16, 5)), tf.float32)
-    bn(x, training=True)
-    assert bn.epsilon == 1e-5 and bn.momentum == 0.9
-    moving = bn.moving_mean.numpy().copy()
-    y = bn(x, training=False).numpy()
-    expected = (x.numpy() - x.numpy().mean(0)) / np.sqrt(x.numpy().var(0) + 1e-5) * bn.gamma.numpy() + bn.beta.numpy()
-    np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
-    np.testing.assert_array_equal(bn.moving_mean.numpy(), moving)  # sampling leaves the averages alone
-    # Moving averages: decay 0.9 from 0 after one batch.
-    np.testing.assert_allclose(moving, 0.1 * x.numpy().mean(0), rtol=1e-5)
-    bn2 = BatchNorm(batch_stats_at_inference=False)
-    bn2(x, training=True)
-    y2 = bn2(x, training=False).numpy()
-    assert not np.allclose(y2, expected, atol=1e-2)
-
-
-# --- networks ---------------------------------------------------------------------------------------
-
-def test_generator_layer_shapes_faithful():
-    g, _ = build_cogan(FAITHFUL)
-    z = tf.random.normal([4, 100])
-    assert g.h1(z).shape == (4, 7 * 7 * 128)  # fed from z, not h0 (quirk)
-    h = g.trunk(z, training=True)
-    assert h.shape == (4, 14, 14, 128)
-    top, bot = g(z, training=True)
-    assert top.shape == bot.shape == (4, 28, 28, 1)
-    assert float(tf.reduce_min(top)) >= 0 and float(tf.reduce_max(top)) <= 1  # sigmoid heads
-    assert g.h0.kernel.shape == (100, 1024)
-
-
-def test_discriminator_layer_shapes():
-    _, d = build_cogan(FAITHFUL)
-    x = tf.random.uniform([4, 28, 28, 1])
-    h0 = d.stem1.h0(x)
-    assert h0.shape == (4, 14, 14, 1)  # quirk: c_dim filters
-    assert d.stem1.h1(h0).shape == (4, 7, 7, 64)
-    assert d.h2.kernel.shape == (3136, 1024) and d.h3.kernel.shape == (1024, 1)
-    l1, l2 = d((x, x), training=True)
-    assert l1.shape == l2.shape == (4, 1)
-    _, dc = build_cogan(CORRECTED)
-    assert dc.stem2.h0(x).shape == (4, 14, 14, 64)
-
-
-count = count_params
-
-
-def test_parameter_counts_by_hand():
-    # Generator (docs/ORIGINAL.md §1.2 table): Linear = in*out + out; Deconv 5x5 = 25*in*out + out;
-    # BatchNorm = 2*C trainable (gamma, beta) + 2*C moving averages; scalar PReLU = 1.
-    h0 = 100 * 1024 + 1024 + 2 * 1024 + 1
-    h1_faithful = 100 * 6272 + 6272 + 2 * 6272 + 1
-    h1_corrected = 1024 * 6272 + 6272 + 2 * 6272 + 1
-    h2 = 25 * 128 * 128 + 128 + 2 * 128 + 1
-    h3 = 25 * 128 * 1 + 1
-    g, d = build_cogan(FAITHFUL)
-    assert count(g.trainable_variables) == h0 + h1_faithful + h2 + 2 * h3 == 1167877
-    assert count(g.non_trainable_variables) == 2 * (1024 + 6272 + 128)
-    assert g.count_params() == 1167877 + 2 * (1024 + 6272 + 128)
-    # Discriminator: Conv 5x5 = 25*in*out + out.
-    d_h0 = 25 * 1 * 1 + 1 + 1
-    d_h1 = 25 * 1 * 64 + 64 + 2 * 64 + 1
-    d_h2 = 3136 * 1024 + 1024 + 2 * 1024 + 1
-    d_h3 = 1024 + 1
-    assert count(d.trainable_variables) == 2 * (d_h0 + d_h1) + d_h2 + d_h3 == 3219002
-    assert count(d.non_trainable_variables) == 2 * (2 * 64) + 2 * 1024
-    gc, dc = build_cogan(CORRECTED)
-    assert count(gc.trainable_variables) == h0 + h1_corrected + h2 + 2 * h3
-    d_h0c = 25 * 1 * 64 + 64 + 1
-    d_h1c = 25 * 64 * 64 + 64 + 2 * 64 + 1
-    assert count(dc.trainable_variables) == 2 * (d_h0c + d_h1c) + d_h2 + d_h3
-
-
-def test_sharing_is_by_object_and_gets_both_domains_gradients():
-    g, d = build_cogan(FAITHFUL)
-    g_vars, d_vars = g.trainable_variables, d.trainable_variables
-    assert len({id(v) for v in g_vars}) == len(g_vars) == len(unique_variables(g_vars))
-    assert len({id(v) for v in d_vars}) == len(d_vars)
-    shared_g = [g.h1.kernel, g.h2.kernel, g.bn2.gamma, g.act2.t]
-    shared_d = [d.h2.kernel, d.h3.kernel, d.bn2.gamma, d.act2.t]
-    for v in shared_g:
-        assert sum(v is w for w in g_vars) == 1
-    for v in shared_d:
-        assert sum(v is w for w in d_vars) == 1
-    z = tf.random.normal([8, 100])
-    x = tf.random.uniform([8, 28, 28, 1])
-    # Gradient of each domain's loss alone reaches the shared variables.
-    for dom in (0, 1):
-        with tf.GradientTape(persistent=True) as tape:
-            out = g(z, training=True)[dom]
-            gl = tf.reduce_mean(out)
-            dl = tf.reduce_mean(d.logits(x, dom + 1, training=True))
-        for v in shared_g:
-            grad = tape.gradient(gl, v)
-            assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
-        for v in shared_d:
-            grad = tape.gradient(dl, v)
-            assert grad is not None and float(tf.reduce_sum(tf.abs(grad))) > 0
-        other_head = (g.head2 if dom == 0 else g.head1).kernel
-        assert tape.gradient(gl, other_head) is None
-        # h0 is dead in the faithful generator.
-        assert tape.gradient(gl, g.h0.kernel) is None
-
-
-def test_shared_trunk_once_equals_two_separate_generators():
-    g, _ = build_cogan(FAITHFUL)
-    z = tf.random.normal([16, 100])
-    top, bot = g(z, training=False)
-    np.testing.assert_allclose(top.numpy(), g.generate_one(z, 1).numpy(), atol=1e-6)
-    np.testing.assert_allclose(bot.numpy(), g.generate_one(z, 2).numpy(), atol=1e-6)
-
-
-# --- losses -------------------------------------------------------------------------------------------
-
-def ce(l, t):
-    return max(l, 0) - l * t + math.log1p(math.exp(-abs(l)))
-
-
-def test_losses_against_hand_computed_values():
-    assert float(losses.sigmoid_ce(tf.constant([[0.0]]), 0.9)) == pytest.approx(math.log(2), abs=1e-6)
-    r1, f1, r2, f2 = [2.0, -1.0], [0.5, -3.0], [1.0, 1.0], [0.0, 4.0]
-    out = losses.cogan_d_losses(*(tf.constant(np.array(v)[:, None], tf.float32) for v in (r1, f1, r2, f2)))
-    d1 = np.mean([ce(l, 0.9) for l in r1]) + np.mean([ce(l, 0.1) for l in f1])
-    d2 = np.mean([ce(l, 0.9) for l in r2]) + np.mean([ce(l, 0.1) for l in f2])
-    assert float(out["d1_loss"]) == pytest.approx(d1, rel=1e-5)
-    assert float(out["d2_loss"]) == pytest.approx(d2, rel=1e-5)
-    assert float(out["d_loss"]) == pytest.approx(d1 + d2, rel=1e-5)
-    g = losses.cogan_g_losses(tf.constant([[0.5], [-3.0]]), tf.constant([[0.0], [4.0]]))
-    g1 = np.mean([ce(0.5, 0.9), ce(-3.0, 0.9)])
-    g2 = np.mean([ce(0.0, 0.9), ce(4.0, 0.9)])
-    assert float(g["g_loss"]) == pytest.approx(g1 + g2, rel=1e-5)
-    # ce(1.0, 0.9) by hand: 1 - 0.9 + log(1 + e^-1)
-    assert ce(1.0, 0.9) == pytest.approx(0.1 + math.log(1 + math.exp(-1)))
 
 
 # --- training step ----------------------------------------------------------------------------------

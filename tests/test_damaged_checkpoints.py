@@ -1,10 +1,9 @@
 """Damaged checkpoints at every entry point: training, ``--is_train False`` and ``python -m cogan_tf.evaluate
 --checkpoint_dir`` each fall back past a truncated, zeroed or deleted newest checkpoint file (data, index) to the
 newest one that restores, cope with a damaged ``checkpoint`` state file, and refuse in one line when no checkpoint
-restores; a ClusterGAN whose best/ checkpoint is lost evaluates its latest. And the package reads checkpoints in
-one place only (``checkpoints.newest_that_reads``), so a new reader cannot bypass the fallback."""
+restores; a ClusterGAN whose best/ checkpoint is lost evaluates its latest. (That the package reads checkpoints in
+one place only, so that a new reader cannot bypass the fallback: tests/test_checkpoints.py.)"""
 
-import ast
 import os
 import shutil
 import subprocess
@@ -171,63 +170,3 @@ def test_a_lost_best_checkpoint_evaluates_the_latest(cluster_trained, tmp_path, 
         f"{CLUSTER_RUN}/ClusterGAN.model-3 (step 2), instead"), lines
     assert f"{CLUSTER_RUN}/best/ClusterGAN.model-" in said[0] and ": checkpoint does not restore (" in said[0]
     assert ": evaluating the latest, " in said[0]
-
-
-# --- one reader -----------------------------------------------------------------------------------------------------
-
-# What opens a checkpoint in TensorFlow: its readers, and the objects that restore or read one (a
-# tf.train.Checkpoint's read() is caught by its construction; read() itself is every file's).
-READERS = {"load_variable", "list_variables", "load_checkpoint", "latest_checkpoint", "get_checkpoint_state",
-           "checkpoints_iterator", "CheckpointReader", "NewCheckpointReader", "Checkpoint", "CheckpointManager",
-           "restore"}
-
-
-def checkpoint_readers(path):
-    """``(line, call)`` of each call in the module at ``path`` that could open a checkpoint: an attribute in
-    READERS (``restore`` on anything but this package's ``train`` module), or ``tf.saved_model.load``, whose
-    variables are a checkpoint too."""
-    with open(path) as f:
-        tree = ast.parse(f.read(), path)
-    found = []
-    for node in ast.walk(tree):
-        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
-            continue
-        attr, owner = node.func.attr, node.func.value
-        if attr == "restore" and isinstance(owner, ast.Name) and owner.id == "train":
-            continue  # train.restore: the loop's restore, through checkpoints.restore_newest
-        if attr in READERS or (attr == "load" and isinstance(owner, ast.Attribute) and owner.attr == "saved_model"):
-            found.append((node.lineno, ast.unparse(node.func)))
-    return sorted(found)
-
-
-def test_only_the_checkpoints_module_opens_a_checkpoint():
-    allowed = {os.path.join("cogan_tf", "checkpoints.py"): None,
-               # A SavedModel is loaded after export.load read its variables through checkpoints.newest_that_reads.
-               os.path.join("cogan_tf", "export.py"): {"tf.saved_model.load"}}
-    offenders = []
-    for dirpath, dirnames, filenames in os.walk(os.path.join(ROOT, "cogan_tf")):
-        dirnames[:] = [d for d in dirnames if d != "__pycache__"]
-        for name in filenames:
-            if not name.endswith(".py"):
-                continue
-            path = os.path.join(dirpath, name)
-            rel = os.path.relpath(path, ROOT)
-            for line, call in checkpoint_readers(path):
-                if rel in allowed and (allowed[rel] is None or call in allowed[rel]):
-                    continue
-                offenders.append(f"{rel}:{line}: {call}")
-    assert offenders == [], offenders
-
-
-def test_the_reader_check_finds_a_reader(tmp_path):
-    # The check above, shown to catch what it looks for (a test that finds nothing must be able to find something).
-    path = tmp_path / "m.py"
-    path.write_text("import tensorflow as tf\n"
-                    "def f(p, loop, gan):\n"
-                    "    tf.train.load_variable(p, 'x')\n"
-                    "    tf.train.Checkpoint(step=loop.step).restore(p)\n"
-                    "    open(p).read()\n"
-                    "    return tf.train.latest_checkpoint(p)\n")
-    assert sorted(call for _, call in checkpoint_readers(path)) == [
-        "tf.train.Checkpoint", "tf.train.Checkpoint(step=loop.step).restore", "tf.train.latest_checkpoint",
-        "tf.train.load_variable"]

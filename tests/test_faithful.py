@@ -1,5 +1,7 @@
 """The original CoGAN as it ran (docs/ORIGINAL.md §1, Q1-Q3): the double-sigmoid loss, scalar BatchNorm
-statistics on the dense layers, min-max stretched grids; and the flags that give the usual behaviour."""
+statistics on the dense layers, min-max stretched grids, in the CoGAN as it trains and exports; and the flags that
+give the usual behaviour. (The losses and layers themselves: tests/test_losses.py, test_layers.py,
+test_cogan_networks.py.)"""
 
 import json
 import os
@@ -10,64 +12,15 @@ import tensorflow as tf
 from PIL import Image
 
 from cogan_tf import config as C
-from cogan_tf import images, losses, runner
+from cogan_tf import images, runner
 from cogan_tf.errors import UsageError
-from cogan_tf.layers import BatchNorm
 from cogan_tf.cogan_networks import build_cogan
-from tests.conftest import fit, train_config
+from tests.conftest import fit, np_bce, np_sigmoid, scalar_bn_reference, train_config
 
 RNG = np.random.default_rng(7)
 
 
-def np_bce(p, t):
-    return float(np.mean(-(t * np.log(p) + (1 - t) * np.log(1 - p))))
-
-
-def np_sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-np.asarray(x, np.float64)))
-
-
-# --- Q1: sigmoid(h3) taken as the logits ------------------------------------------------------------
-
-def test_loss_of_h3_is_bce_of_double_sigmoid():
-    h3 = RNG.normal(0, 3, (32, 1)).astype(np.float32)
-    for t in (0.9, 0.1):
-        got = float(losses.sigmoid_ce(losses.cogan_loss_logits(h3), t))
-        np.testing.assert_allclose(got, np_bce(np_sigmoid(np_sigmoid(h3)), t), rtol=1e-5)
-    # --loss_on_logits: the usual single sigmoid.
-    got = float(losses.sigmoid_ce(losses.cogan_loss_logits(h3, loss_on_logits=True), 0.9))
-    np.testing.assert_allclose(got, np_bce(np_sigmoid(h3), 0.9), rtol=1e-5)
-
-
-def test_d_loss_never_below_2_21_and_g_loss_bounded():
-    # The bound: p = sigmoid(sigmoid(h3)) lies in (0.5, 0.731), so BCE(p, 0.9) > BCE(0.731, 0.9) and
-    # BCE(q, 0.1) > BCE(0.5, 0.1): d_loss > 2 * 1.106.
-    bound = 2 * (np_bce(np_sigmoid(1.0), 0.9) + np_bce(0.5, 0.1))
-    assert 2.21 < bound < 2.22
-    for scale in (0.1, 3.0, 100.0):
-        h = [RNG.normal(0, scale, (64, 1)).astype(np.float32) for _ in range(4)]
-        for sign in (1.0, -1.0):  # the most confident D there is: real +big, fake -big, and the reverse
-            h[0], h[2] = sign * np.abs(h[0]), sign * np.abs(h[2])
-            h[1], h[3] = -sign * np.abs(h[1]), -sign * np.abs(h[3])
-            d = losses.cogan_d_losses(*[losses.cogan_loss_logits(x) for x in h])
-            assert float(d["d_loss"]) >= 2.21
-            g = losses.cogan_g_losses(losses.cogan_loss_logits(h[1]), losses.cogan_loss_logits(h[3]))
-            assert 2 * 0.413 < float(g["g_loss"]) < 2 * 0.6932
-    # With the usual loss, D at its optimum goes far below the bound (4 x H(0.9) = 1.30).
-    big = np.full((8, 1), np.log(9.0), np.float32)  # the optimum under label smoothing 0.9 / 0.1
-    d = losses.cogan_d_losses(big, -big, big, -big)
-    assert float(d["d_loss"]) < 1.5
-
-
-def test_gradient_reaching_h3_is_the_double_sigmoid_one():
-    h3 = tf.constant(RNG.normal(0, 2, (16, 1)).astype(np.float32))
-    with tf.GradientTape() as tape:
-        tape.watch(h3)
-        loss = losses.sigmoid_ce(losses.cogan_loss_logits(h3), 0.9)
-    p = np_sigmoid(h3.numpy())
-    expected = (np_sigmoid(p) - 0.9) * p * (1 - p) / h3.shape[0]
-    np.testing.assert_allclose(tape.gradient(loss, h3).numpy(), expected, rtol=1e-4, atol=1e-8)
-
+# --- Q1: sigmoid(h3) taken as the logits (the losses themselves: tests/test_losses.py) ------------------
 
 def test_cogan_losses_use_the_double_sigmoid_by_default(tmp_path):
     x = RNG.integers(0, 256, (16, 28, 28, 1), dtype=np.uint8)
@@ -82,54 +35,7 @@ def test_cogan_losses_use_the_double_sigmoid_by_default(tmp_path):
         np.testing.assert_allclose(got, np_bce(p, 0.9), rtol=1e-4)
 
 
-# --- Q2: one scalar mean and variance on 2-D inputs -----------------------------------------------
-
-def scalar_bn_reference(x, gamma, beta, eps=1e-5):
-    mean = tf.reduce_mean(x)
-    var = tf.reduce_mean(tf.square(x - mean))
-    return (x - mean) / tf.sqrt(var + eps) * gamma + beta
-
-
-@pytest.mark.parametrize("fused", [True, False])
-@pytest.mark.parametrize("training", [True, False])
-def test_2d_batchnorm_uses_scalar_statistics_outputs_and_gradients(fused, training):
-    x = tf.constant(RNG.normal(2.0, 3.0, (16, 6)).astype(np.float32) * np.arange(1, 7, dtype=np.float32))
-    w = tf.constant(RNG.normal(size=(16, 6)).astype(np.float32))
-    bn = BatchNorm(scalar_2d_stats=True, fused=fused)
-    bn.build((None, 6))
-    bn.gamma.assign(RNG.normal(1.0, 0.5, 6).astype(np.float32))
-    bn.beta.assign(RNG.normal(0.0, 0.5, 6).astype(np.float32))
-    with tf.GradientTape(persistent=True) as tape:
-        tape.watch(x)
-        y = bn(x, training=training)
-        ref = scalar_bn_reference(x, bn.gamma, bn.beta)
-        loss, ref_loss = tf.reduce_sum(y * w), tf.reduce_sum(ref * w)
-    np.testing.assert_allclose(y.numpy(), ref.numpy(), rtol=1e-4, atol=1e-4)
-    # Not the per-feature normalisation: the features have different scales here.
-    per_feature = (x - tf.reduce_mean(x, 0)) / tf.sqrt(tf.math.reduce_variance(x, 0) + 1e-5) * bn.gamma + bn.beta
-    assert np.abs(y.numpy() - per_feature.numpy()).max() > 0.1
-    for a, b in zip(tape.gradient(loss, [x, bn.gamma, bn.beta]), tape.gradient(ref_loss, [x, bn.gamma, bn.beta])):
-        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-3, atol=1e-4)
-    if training:  # the moving averages hold the scalar statistics in every feature
-        np.testing.assert_allclose(bn.moving_mean.numpy(), np.full(6, 0.1 * x.numpy().mean()), rtol=1e-4)
-        np.testing.assert_allclose(bn.moving_variance.numpy(), np.full(6, 0.9 + 0.1 * x.numpy().var()), rtol=1e-4)
-
-
-def test_4d_batchnorm_keeps_per_channel_statistics():
-    x = tf.constant(RNG.normal(0, 1, (4, 3, 3, 2)).astype(np.float32) * np.array([1.0, 10.0], np.float32))
-    for fused in (True, False):
-        bn = BatchNorm(scalar_2d_stats=True, fused=fused)
-        y = bn(x, training=True).numpy()
-        xn = x.numpy()
-        expected = ((xn - xn.mean((0, 1, 2))) / np.sqrt(xn.var((0, 1, 2)) + 1e-5)) * bn.gamma.numpy() + bn.beta.numpy()
-        np.testing.assert_allclose(y, expected, rtol=1e-4, atol=1e-4)
-
-
-def test_dense_layers_get_scalar_statistics_by_default_and_per_feature_with_the_flag():
-    for per_feature in (False, True):
-        g, d = build_cogan(C.CoganConfig(bn_per_feature=per_feature))
-        for bn in (g.bn0, g.bn1, d.bn2, g.bn2, d.stem1.bn1, d.stem2.bn1):
-            assert bn.scalar_2d_stats is (not per_feature)
+# --- Q2: one scalar mean and variance on 2-D inputs (the BatchNorm: tests/test_layers.py, test_cogan_networks.py)
 
 
 def test_exported_generator_computes_what_training_computed(tmp_path):

@@ -200,12 +200,6 @@ def test_flags_are_defined_only_by_programs():
 AMBIGUOUS = {"bench.report",  # beside evaluate.reports
              "bench.rows", "bench.steps"}  # the benchmark's, not the training loop's
 
-# The model side's modules, whose test modules come with the branch that gives them theirs (tests-models): to be
-# emptied when that branch is merged (the test below fails for a name whose test module exists).
-PENDING_ELSEWHERE = {"layers", "losses", "gan", "cogan_networks", "cogan_fast", "cogan_paper", "paper_layers",
-                     "paper_networks", "clustergan_networks", "xla_fusions", "levers", "precision", "train", "runner",
-                     "checkpoints"}
-
 
 def expected_test_module(module, modules):
     """The test module of a package module: ``test_<name>`` after its file's name, with its subpackage too
@@ -237,9 +231,8 @@ def test_every_module_has_its_test_module():
     tests = {f[:-3] for f in os.listdir(os.path.join(ROOT, "tests")) if f.startswith("test_") and f.endswith(".py")}
     expected = {m: expected_test_module(m, modules) for m in modules}
     assert len([t for t in expected.values() if t]) > 40
-    missing = {m: t for m, t in expected.items() if t and t not in tests and m not in PENDING_ELSEWHERE}
+    missing = {m: t for m, t in expected.items() if t and t not in tests}
     assert missing == {}
-    assert {m for m in PENDING_ELSEWHERE if expected.get(m) in tests} == set()  # done: take it off the list
 
 
 # --- facts of the layout ------------------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """--mixed_precision: every model trains with float16 / bfloat16 compute and float32 variables, float16
 with dynamic loss scaling that skips overflowing steps (also under MirroredStrategy), the default stays
 float32 and unchanged, the global dtype policy never leaks, checkpoints record the precision, exports
-keep float32 signatures, and main.py's flags."""
+keep float32 signatures, and main.py's flags. (cogan_tf/precision.py's helpers themselves, the policy scope, the
+scaled gradient and the replicas' agreement on an overflow: tests/test_precision.py.)"""
 
 import json
 import math
@@ -16,36 +17,18 @@ import keras
 
 from cogan_tf import config as C
 from cogan_tf.adam import TF1Adam
-from cogan_tf import gan as gan_lib, precision, runner
+from cogan_tf import runner
 from cogan_tf.errors import UsageError
 from cogan_tf.cogan_fast import generate_pair
-from tests.conftest import ROOT, train_config
+from tests.conftest import MODELS, ROOT, arrays_for, built, train_config
 
 POLICIES = {"float16": "mixed_float16", "bfloat16": "mixed_bfloat16"}
-MODELS = {  # each model's small run: batch and the original's optimizer settings
-    "cogan": dict(batch_size=8),
-    "vanilla": dict(batch_size=8, learning_rate=2e-4, beta1=0.9, beta2=0.999, sample_every_epochs=0),
-    "clustergan": dict(batch_size=4, learning_rate=1e-4, beta1=0.5, beta2=0.9, sample_every_epochs=0),
-}
 # Update attempts per optimizer in two steps: CoGAN 1 D : 2 G per step; ClusterGAN's G+E runs when D's
 # update count is a multiple of 5, so a second time if the first D update was skipped.
 ATTEMPTS = {"cogan": {"d_optimizer": {2}, "g_optimizer": {4}},
             "vanilla": {"d_optimizer": {2}, "g_optimizer": {2}},
             "clustergan": {"d_optimizer": {2}, "ge_optimizer": {1, 2}}}
 INITIAL_SCALE = 2.0 ** 15  # Keras's LossScaleOptimizer default
-
-
-def arrays_for(model, n=32):
-    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
-    return [x, 255 - x] if model == "cogan" else [x]
-
-
-def built(tmp_path, model, policy, **kw):
-    cfg = train_config(tmp_path, model=model, mixed_precision=policy, **{**MODELS[model], **kw})
-    gan = runner.make_gan(C.MODEL_CONFIGS[model](), cfg, arrays=arrays_for(model))
-    keras.utils.set_random_seed(gan.seed)
-    gan_lib.build_gan(gan)
-    return gan
 
 
 def networks(gan):
@@ -149,21 +132,6 @@ def test_float16_overflow_is_skipped_and_a_finite_step_applied(tmp_path):
     assert any(not np.array_equal(a, b) for a, b in zip(before, after))
 
 
-def test_loss_scale_reaches_the_gradient_and_is_taken_out(tmp_path):
-    # The gradient handed to the LossScaleOptimizer is scale * dloss/dv, and the applied update is that
-    # of the unscaled gradient: with SGD, w - lr * g whatever the scale.
-    v = tf.Variable([1.0, -2.0])
-    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(learning_rate=0.5), initial_scale=64.0)
-    opt.build([v])
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(3.0 * v)
-    np.testing.assert_array_equal(precision.gradients(opt, tape, loss, [v])[0].numpy(), [192.0, 192.0])
-    with tf.GradientTape() as tape:
-        loss = tf.reduce_sum(3.0 * v)
-    gan_lib.apply_gradients(opt, tape, loss, [v])
-    np.testing.assert_allclose(v.numpy(), [1.0 - 1.5, -2.0 - 1.5])
-
-
 # --- the default: float32, unchanged, no leaked policy --------------------------------------------------
 
 def test_default_is_float32_and_unchanged_by_a_mixed_build(tmp_path, weights):
@@ -182,29 +150,6 @@ def test_default_is_float32_and_unchanged_by_a_mixed_build(tmp_path, weights):
         assert all(type(o) is TF1Adam for o in optimizers(gan).values())  # the default --adam, not loss-scaled
     for u, w in zip(weights(a), weights(b)):
         np.testing.assert_array_equal(u, w)  # bit for bit: nothing of the mixed model leaked
-
-
-def test_policy_scope_restores_any_previous_policy(tmp_path):
-    keras.config.set_dtype_policy("mixed_bfloat16")
-    try:
-        gan = built(tmp_path, "vanilla", None)  # the run's precision wins over a global policy
-        assert gan.generator.h0.compute_dtype == "float32"
-        assert keras.config.dtype_policy().name == "mixed_bfloat16"
-        with pytest.raises(ZeroDivisionError):
-            with precision.policy_scope("mixed_float16"):
-                1 / 0
-        assert keras.config.dtype_policy().name == "mixed_bfloat16"
-    finally:
-        keras.config.set_dtype_policy("float32")
-    with pytest.raises(UsageError, match="--mixed_precision: unknown policy 'float16'"):
-        precision.policy_name("float16")
-
-
-def test_mixed_gan_built_outside_its_policy_is_refused(tmp_path):
-    cfg = train_config(tmp_path, model="vanilla", mixed_precision="mixed_float16", **MODELS["vanilla"])
-    gan = runner.make_gan(C.VanillaConfig(), cfg, arrays=arrays_for("vanilla"))
-    with pytest.raises(RuntimeError, match="build it with cogan_tf.gan.build_gan"):
-        gan.build()
 
 
 # --- checkpoints and export -----------------------------------------------------------------------------
@@ -276,54 +221,6 @@ def test_mixed_resume_continues_exactly_and_evaluates_in_float32(tmp_path, weigh
 
 
 # --- tf.distribute ----------------------------------------------------------------------------------------
-
-DISTRIBUTED = r"""
-import json, sys
-import numpy as np
-import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-sys.path.insert(0, sys.argv[1])
-import keras
-from cogan_tf import gan as gan_lib
-
-strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-with strategy.scope():
-    v = keras.Variable(np.ones(3, np.float32))
-    opt = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(learning_rate=0.1))
-    opt.build([v])
-
-@tf.function
-def step(bad_replica):
-    def replica():
-        rid = tf.distribute.get_replica_context().replica_id_in_sync_group
-        weight = tf.where(tf.equal(rid, bad_replica), tf.constant([np.inf, 1.0, 1.0]), tf.ones(3))
-        with tf.GradientTape() as tape:
-            loss = tf.reduce_sum(v * weight)
-        gan_lib.apply_gradients(opt, tape, loss, [v])
-    strategy.run(replica)
-
-out = {}
-for bad in (1, 0, -1):  # replica 1 overflows, replica 0 overflows, none does
-    step(tf.constant(bad))
-    out[bad] = {"v": [t.numpy().tolist() for t in strategy.experimental_local_results(v.value)],
-                "scale": float(opt.dynamic_scale.numpy()), "iterations": int(opt.iterations.numpy())}
-print(json.dumps(out))
-"""
-
-
-def test_mirrored_replicas_skip_together():
-    # Keras's LossScaleOptimizer decides on the first replica's gradients alone; gan.apply_gradients
-    # makes an overflow on any replica skip the update on all (without it, replica 1's inf is applied).
-    r = subprocess.run([sys.executable, "-c", DISTRIBUTED, ROOT], capture_output=True, text=True,
-                       env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
-    assert r.returncode == 0, r.stderr[-3000:]
-    out = json.loads(r.stdout.strip().splitlines()[-1])
-    assert out["1"] == {"v": [[1.0] * 3] * 2, "scale": 2.0 ** 14, "iterations": 0}
-    assert out["0"] == {"v": [[1.0] * 3] * 2, "scale": 2.0 ** 13, "iterations": 0}
-    # No overflow: applied on both replicas, the gradient of the global mean (1 per replica, halved, summed).
-    assert out["-1"]["iterations"] == 1 and out["-1"]["scale"] == 2.0 ** 13
-    np.testing.assert_allclose(out["-1"]["v"], [[0.9] * 3] * 2, rtol=1e-6)
 
 
 MIRRORED_COGAN = r"""

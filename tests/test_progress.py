@@ -1,40 +1,15 @@
-"""What a user plans with: the progress bar instead of the per-step lines, durations for humans, and a quiet
-start-up (the start block, rate lines and per-run TensorBoard folder: tests/test_cogan.py's resume test)."""
+"""A quiet start-up: a run prints only the program's own lines unless the user asks for TensorFlow's. (The progress
+bar and durations for humans: tests/test_train.py; the start block, rate lines and per-run TensorBoard folder:
+tests/test_cogan.py's resume test.)"""
 
 import os
 import re
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
-from cogan_tf import config as C, runner, train
-from tests.conftest import ROOT, train_config, write_fake_dataset
-
-
-def fake_domains(n=64):
-    x = np.random.default_rng(0).integers(0, 256, (n, 28, 28, 1), dtype=np.uint8)
-    return [x, 255 - x]
-
-
-# The start block, the rate lines and the per-run TensorBoard folder are checked on test_cogan's resume runs
-# (assert_progress_lines), which train and resume anyway.
-
-
-def test_progress_bar_replaces_the_per_step_lines(tmp_path, capsys):
-    logs = []
-    cfg = train_config(tmp_path, batch_size=8, max_steps=3, log_every=1, progress="bar")
-    runner.run(C.CoganConfig(), cfg, arrays=fake_domains(), log=logs.append)
-    assert not [line for line in logs if line.startswith("Epoch:") or line.startswith(" [*] step ")]
-    bar = capsys.readouterr().err.replace("\r", "\n")
-    assert re.search(r"100%\|.*\| 3/3 \[.*step.*d_loss=\d+\.\d{4}, g_loss=\d+\.\d{4}\]", bar), bar[-500:]
-
-
-def test_durations_for_humans():
-    assert train._duration(42.4) == "42 s"
-    assert train._duration(600) == "10 min"
-    assert train._duration(3 * 3600 + 7 * 60 + 20) == "3 h 07 min"
+from tests.conftest import ROOT, write_fake_dataset
 
 
 # The second case only shows TensorFlow's own lines coming through when asked for: slow, to keep the default run short.

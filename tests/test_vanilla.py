@@ -1,6 +1,6 @@
 """Vanilla GAN port: layers and parameter counts against docs/ORIGINAL.md's tables, PyTorch's initial weights,
-losses, one step, per-epoch outputs, resume, seed, export, and a run at --hidden_size 1024. (main.py's per-model
-flag defaults: test_main.py.)"""
+one step, per-epoch outputs, resume, seed, export, and a run at --hidden_size 1024. (Its losses: tests/test_losses.py;
+main.py's per-model flag defaults: test_main.py.)"""
 
 import json
 import math
@@ -13,7 +13,6 @@ import keras
 
 from cogan_tf import config as C
 from cogan_tf import runner
-from cogan_tf.losses import discriminator_loss, generator_loss
 from cogan_tf.vanilla import VanillaDiscriminator, VanillaGAN, VanillaGenerator, dropout_seed_states
 from tests.conftest import count_params, fake_images, quiet, run_without_cogan_tf, train_config
 
@@ -25,15 +24,6 @@ def train_cfg(tmp_path, **kw):
 
 
 count = count_params
-
-
-def bce_probs(probs, target: float, eps: float = 1e-7):
-    """Mean binary cross-entropy of probabilities: PyTorch's ``nn.BCELoss`` on a sigmoid output, as the
-    vanilla GAN and ClusterGAN originals use (PyTorch clamps the log at -100; here probabilities are
-    clipped to [eps, 1 - eps])."""
-    p = tf.clip_by_value(tf.cast(probs, tf.float32), eps, 1.0 - eps)
-    t = tf.cast(target, tf.float32)
-    return tf.reduce_mean(-(t * tf.math.log(p) + (1.0 - t) * tf.math.log(1.0 - p)))
 
 
 # --- networks ---------------------------------------------------------------------------------------
@@ -109,38 +99,6 @@ def test_dropout_only_in_training_and_one_mask_per_call():
     h = d.act0(d.h0(tf.reshape(x, [16, 784])))
     zero = np.mean(d.drop0(h, training=True).numpy() == 0)
     assert 0.25 < zero < 0.35
-
-
-# --- losses -------------------------------------------------------------------------------------------
-
-def test_losses_against_hand_computed_values():
-    sig = lambda v: 1 / (1 + math.exp(-v))  # noqa: E731
-    real, fake = [2.0, -1.0, 0.0], [0.5, -3.0, 1.0]
-    out = discriminator_loss(tf.constant(real)[:, None], tf.constant(fake)[:, None])
-    # BCE real 1: -log sigmoid(l); fake 0: -log(1 - sigmoid(l)); d_loss is their sum.
-    r = np.mean([-math.log(sig(v)) for v in real])
-    f = np.mean([-math.log(1 - sig(v)) for v in fake])
-    assert float(out["d_loss_real"]) == pytest.approx(r, rel=1e-6)
-    assert float(out["d_loss_fake"]) == pytest.approx(f, rel=1e-6)
-    assert float(out["d_loss"]) == pytest.approx(r + f, rel=1e-6)
-    # Logit 0 is probability 1/2: log 2 whatever the target.
-    assert float(generator_loss(tf.zeros([5, 1]))) == pytest.approx(math.log(2), rel=1e-6)
-    assert float(generator_loss(tf.constant(fake)[:, None])) == pytest.approx(
-        np.mean([-math.log(sig(v)) for v in fake]), rel=1e-6)
-    # The same value as PyTorch's BCELoss on the sigmoid output (bce_probs).
-    p = tf.sigmoid(tf.constant(fake)[:, None])
-    assert float(bce_probs(p, 0.0)) == pytest.approx(f, rel=1e-5)
-
-
-def test_saturated_discriminator_still_teaches_the_generator():
-    # Why logits: at D(G(z)) = sigmoid(-20) ~ 2e-9 a loss on clipped probabilities has zero gradient;
-    # the logit form keeps d/dl = sigmoid(l) - 1 ~ -1, as PyTorch's BCELoss does.
-    l = tf.Variable([[-20.0]])
-    with tf.GradientTape(persistent=True) as tape:
-        g = generator_loss(l)
-        clipped = bce_probs(tf.sigmoid(l), 1.0)
-    assert float(tape.gradient(g, l)[0, 0]) == pytest.approx(-1.0, abs=1e-6)
-    assert float(tape.gradient(clipped, l)[0, 0]) == 0.0
 
 
 # --- training step ----------------------------------------------------------------------------------

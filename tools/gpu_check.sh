@@ -68,8 +68,8 @@ run "${TRAIN[@]}" --max_steps 200 --model vanilla --checkpoint_dir "$WORK/ck_van
 run "${TRAIN[@]}" --max_steps 200 --model clustergan --dataset mnist --checkpoint_dir "$WORK/ck_clustergan"
 run "${TRAIN[@]}" --max_steps 200 --model clustergan --recipe paper --val_size 0 --checkpoint_dir "$WORK/ck_paper"
 echo "== the equivalence tests under the GPU, in float32"
-run env NVIDIA_TF32_OVERRIDE=0 "$PY" -m pytest -q -m "slow or not slow" tests/test_speed.py tests/test_mixed_precision.py \
-    tests/test_clustergan_paper.py -k "equal or written or levers or casts"
+run env NVIDIA_TF32_OVERRIDE=0 "$PY" -m pytest -q -m "slow or not slow" tests/test_cogan_fast.py tests/test_layers.py \
+    tests/test_levers.py tests/test_mixed_precision.py tests/test_clustergan_networks.py -k "equal or written or levers or casts"
 echo "== a resume: 40 steps in one run against 20 + 20, both --deterministic; the step-40 lines must be equal"
 run "${TRAIN[@]}" --model cogan --deterministic --max_steps 40 --checkpoint_dir "$WORK/ck_whole" --log_every 40 \
     | tee "$WORK/whole.log"

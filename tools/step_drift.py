@@ -1,8 +1,8 @@
 """How far two runs of the CoGAN step drift apart over a few steps when they differ only in float
 rounding: the very same step run eagerly and as a graph, and the port's step against each reference
-step that tests/test_speed.py compares it with (the heads as two deconvolutions, the trunk once per
+step that tests/test_cogan_fast.py compares it with (the heads as two deconvolutions, the trunk once per
 domain, the layers as first written). Prints, per step, the largest relative difference of any loss.
-The whole-step tolerances of tests/test_speed.py are set from these figures, taken under two
+The whole-step tolerances of tests/test_cogan_fast.py are set from these figures, taken under two
 instruction sets (on an AVX-512 machine, oneDNN's kernels as on an AVX2-only one), docs/PERFORMANCE.md:
 
     python tools/step_drift.py
@@ -20,7 +20,7 @@ STEPS = 3
 
 
 def make(m, batch=16, seed=3):
-    """The set-up of tests/test_speed.py: a built CoGAN and one batch of random uint8 images per domain."""
+    """The set-up of tests/test_cogan_fast.py: a built CoGAN and one batch of random uint8 images per domain."""
     import keras
     import numpy as np
     import tensorflow as tf

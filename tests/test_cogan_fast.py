@@ -1,44 +1,35 @@
-"""The speed levers kept in the CoGAN step change no result beyond float rounding.
+"""cogan_tf/cogan_fast.py: the speed levers kept in the CoGAN step change no result beyond float rounding.
 
 * the shared trunk computed once for both domains, against the straightforward step (trunk per domain);
 * the first G update reusing the D update's G forward pass, against the step that recomputes it;
 * both output heads as one two-channel deconv (``cogan_fast.generate_pair``), against the two heads, and
   that deconv as a sub-pixel convolution (``cogan_fast.subpixel_deconv``) against ``conv2d_transpose``;
 * BatchNorm as TensorFlow's fused op, the PReLU with a written gradient and the written gradients of
-  tests/test_grad_levers.py together, against Keras's BatchNormalization, autodiff of ``maximum`` and
-  TensorFlow's own gradients (the layers as first written).
+  cogan_tf/layers.py together (each layer alone: tests/test_layers.py), against Keras's BatchNormalization,
+  autodiff of ``maximum`` and TensorFlow's own gradients (the layers as first written); and each of the three
+  written gradients (the dense layers' input gradient as a BatchMatMulV2, Q2's scalar-statistics BatchNorm, D's
+  stem convolutions' input gradient as a sub-pixel convolution) against the same step with that lever alone off
+  (``cogan_fast.use_layer_levers``), with the ops each one puts in the step;
+* on a GPU (cogan_tf/levers.py), the CPU-only levers off: the same losses.
 The references are the plain step with each lever off (cogan_fast.reference_cogan_step, also the
 benchmark's reference rows), run from the same initial weights,
 data and z as the port's step.
 """
 
-import contextlib
+import collections
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
-from cogan_tf import cogan_fast, config as C, runner
+from cogan_tf import cogan_fast
 from cogan_tf.cogan_fast import generate_pair, subpixel_deconv
-from cogan_tf.layers import BatchNorm, Conv, Dense, ScalarPReLU
-from tests.tolerance import (COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close,
-                             outputs_and_gradients, rel_max, sum_rounding)
-
-FAITHFUL = C.CoganConfig()
-CORRECTED = C.CoganConfig(h0_feeds_h1=True, d_h0_filters=64, bn_batch_stats_at_inference=False,
-                          loss_on_logits=True, bn_per_feature=True)  # --corrected
-
-
-def make(m, batch=16, seed=3):
-    rng = np.random.default_rng(seed)
-    x1 = rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
-    x2 = rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8)
-    cfg = C.TrainConfig(batch_size=batch, seed=seed, checkpoint_dir="/nonexistent")
-    gan = runner.make_gan(m, cfg, arrays=[x1, x2])
-    keras.utils.set_random_seed(seed)
-    gan.build()
-    return gan, (tf.constant(x1), tf.constant(x2))
+from cogan_tf.layers import BatchNorm, ScalarPReLU
+from tests.conftest import (CORRECTED, FAITHFUL, assert_lever_changes_nothing, assert_same_first_update,
+                            first_update_gradients, layers_by_name, make_cogan as make, pre_batchnorm_biases,
+                            set_prelu_slopes)
+from tests.tolerance import (COGAN_RTOL, EPS, K, assert_cancelled_gradient, assert_gradients_close, rel_max,
+                             sum_rounding)
 
 
 def run(gan, step, inputs, n=3):
@@ -170,159 +161,6 @@ def test_trunk_once_equals_trunk_per_domain():
     assert_same_losses(run(port, port.train_step, x), run(ref, trunk_per_domain, x_ref))
 
 
-@pytest.mark.parametrize("shape", [(64, 1024), (64, 14, 14, 32)], ids=["dense", "conv"])
-@pytest.mark.parametrize("at_inference", [True, False], ids=["batch_stats", "moving_averages"])
-def test_fused_batchnorm_equals_keras_batchnorm(shape, at_inference):
-    """Outputs, gradients (input, gamma, beta) and moving averages of the fused BatchNorm against
-    Keras's own, in training and in inference mode, from the same weights and inputs."""
-    fused, plain = BatchNorm(batch_stats_at_inference=at_inference), BatchNorm(batch_stats_at_inference=at_inference,
-                                                                                  fused=False)
-    fused.build(shape)
-    plain.build(shape)
-    fused.gamma.assign(tf.random.stateless_normal(fused.gamma.shape, seed=[0, 1]))
-    fused.beta.assign(tf.random.stateless_normal(fused.beta.shape, seed=[0, 2]))
-    for a, b in zip(fused.weights, plain.weights):
-        b.assign(a)
-    x = 3.0 * tf.random.stateless_normal(shape, seed=[0, 3]) + 0.5
-    w = tf.random.stateless_normal(shape, seed=[0, 4])  # a loss that weighs every output differently
-    # The statistics sum n = batch (x height x width) terms: an output is within one such sum's rounding
-    # of the other's (relative to the outputs' size), a gradient within two chained sums' (the backward
-    # pass sums the same n terms twice more).
-    n = int(np.prod(shape[:-1]))
-    out_tol, grad_tol = sum_rounding(n), sum_rounding(n, depth=2)
-    for training in (True, False, True):
-        outs, grads = outputs_and_gradients((fused, plain), x, w, training, lambda bn: [bn.gamma, bn.beta])
-        assert rel_max(*outs) < out_tol, training
-        for ga, gb in zip(*grads):
-            assert rel_max(ga, gb) < grad_tol, training
-        assert rel_max(fused.moving_mean, plain.moving_mean) < out_tol
-        assert rel_max(fused.moving_variance, plain.moving_variance) < out_tol
-    # Three calls, two in training mode: the moving averages moved twice, from (0, 1).
-    assert float(tf.reduce_max(tf.abs(fused.moving_mean))) > 0.1
-    assert float(tf.reduce_max(tf.abs(fused.moving_variance - 1.0))) > 0.5
-
-
-def test_fused_batchnorm_refuses_what_it_cannot_fuse():
-    """Synchronized statistics (a cross-replica sum between the op's halves) stay on Keras's path."""
-    bn = BatchNorm(synchronized=True)
-    bn.build((8, 4))
-    assert not bn._fusable(tf.zeros((8, 4)), None)
-    bn = BatchNorm()
-    bn.build((8, 3, 4))
-    assert not bn._fusable(tf.zeros((8, 3, 4)), None)
-    bn = BatchNorm()
-    bn.build((8, 4))
-    assert bn._fusable(tf.zeros((8, 4)), None)
-
-
-@pytest.mark.parametrize("t", [0.3, 1.7, -0.5, 0.0])
-def test_prelu_written_gradient_equals_autodiff(t):
-    """Values and gradients (x and the slope t) of the written gradient against autodiff of maximum,
-    for slopes below and above 1 and negative, with ties (x = 0) included."""
-    layers = [ScalarPReLU(), ScalarPReLU(written_gradient=False)]
-    x = tf.concat([tf.random.stateless_normal([999], seed=[1, 1]), tf.zeros([3])], axis=0)
-    w = tf.random.stateless_normal([1002], seed=[1, 2])
-    res = []
-    for layer in layers:
-        layer.build((None,))
-        layer.t.assign(t)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            loss = tf.reduce_sum(layer(x) * w)
-        res.append((layer(x), *tape.gradient(loss, [x, layer.t])))
-    (ya, dxa, dta), (yb, dxb, dtb) = res
-    np.testing.assert_array_equal(ya.numpy(), yb.numpy())
-    np.testing.assert_array_equal(dxa.numpy(), dxb.numpy())
-    assert float(dta) == pytest.approx(float(dtb), rel=sum_rounding(1002))  # a sum over the 1,002 elements
-    assert abs(float(dta)) > 1.0
-
-
-# Biases right before a BatchNorm with per-channel statistics, which subtracts them out again: their
-# gradient is zero but for rounding (tests/tolerance.py's assert_cancelled_gradient), each with the
-# BatchNorm that cancels it. With the original's scalar statistics on the dense layers (Q2) only the mean
-# over features of a dense bias is subtracted, so those biases get a real gradient and are compared like
-# the other variables.
-CONV_PRE_BATCHNORM_BIASES = {"d1_h1_conv/bias": "d1_bn1", "d2_h1_conv/bias": "d2_bn1", "g_h2/bias": "g_bn2"}
-DENSE_PRE_BATCHNORM_BIASES = {"d_h2_lin/bias": "d_bn2", "g_h0_lin/bias": "g_bn0", "g_h1_lin/bias": "g_bn1"}
-
-
-def pre_batchnorm_biases(m):
-    return {**CONV_PRE_BATCHNORM_BIASES, **(DENSE_PRE_BATCHNORM_BIASES if m.bn_per_feature else {})}
-
-
-def layers_by_name(gan):
-    return {layer.name: layer for model in (gan.generator, gan.discriminator) for layer in model._flatten_layers()}
-
-
-@contextlib.contextmanager
-def recording_inputs(layers):
-    """Record every input each of ``layers`` is called with (a dict: layer name -> list of tensors), so
-    that a tape can give the loss's gradient at that input."""
-    seen = {layer.name: [] for layer in layers}
-    for layer in layers:
-        def call(x, *args, _call=layer.call, _seen=seen[layer.name], **kwargs):
-            _seen.append(x)
-            return _call(x, *args, **kwargs)
-        layer.call = call
-    try:
-        yield seen
-    finally:
-        for layer in layers:
-            del layer.call
-
-
-def first_update_gradients(gan, x, z, record=()):
-    """D's and G's losses and gradients of the first update (before any), and the losses' gradients
-    at the inputs of the layers named in ``record``: {name: [d_loss's, g_loss's]}."""
-    x1, x2 = (tf.cast(v, tf.float32) / 255.0 for v in x)
-    layers = layers_by_name(gan)
-    with recording_inputs([layers[n] for n in record]) as seen, tf.GradientTape(persistent=True) as tape:
-        fake1, fake2 = gan.generator(z, training=True)
-        d_loss = gan.d_losses(x1, x2, fake1, fake2, training=True)["d_loss"]
-        g_loss = gan.g_losses(fake1, fake2, training=True)["g_loss"]
-    deltas = {n: [[d for d in tape.gradient(loss, seen[n]) if d is not None] for loss in (d_loss, g_loss)]
-              for n in record}
-    return (d_loss, tape.gradient(d_loss, gan.d_vars), g_loss, tape.gradient(g_loss, gan.g_vars)), deltas
-
-
-def set_prelu_slopes(gan, t):
-    for layer in layers_by_name(gan).values():
-        if isinstance(layer, ScalarPReLU):
-            layer.t.assign(t)
-
-
-def assert_same_first_update(port, ref, x, z, biases):
-    """Losses to rounding; gradients by the networks' rule, but for ``biases`` (path suffix -> the
-    BatchNorm that cancels it), each checked against its own rounding bound in both computations."""
-    (da, dga, ga, gga), deltas_a = first_update_gradients(port, x, z, record=set(biases.values()))
-    (db, dgb, gb, ggb), deltas_b = first_update_gradients(ref, x, z, record=set(biases.values()))
-    assert float(da) == pytest.approx(float(db), rel=COGAN_RTOL)
-    assert float(ga) == pytest.approx(float(gb), rel=COGAN_RTOL)
-    checked = 0
-    for i, (variables, a, b) in enumerate(((port.d_vars, dga, dgb), (port.g_vars, gga, ggb))):
-        checked += assert_gradients_close(variables, a, b, skip=biases)
-        for v, ga_, gb_ in zip(variables, a, b):
-            bn = next((n for suffix, n in biases.items() if v.path.endswith(suffix)), None)
-            if bn is not None and ga_ is not None:
-                assert_cancelled_gradient(ga_, deltas_a[bn][i])
-                assert_cancelled_gradient(gb_, deltas_b[bn][i])
-    assert checked >= 10
-
-
-def assert_lever_changes_nothing(lever: str):
-    """The faithful network's first update with ``lever`` on (the port's step) and off, from the same weights,
-    data and z, by :func:`assert_same_first_update`, with the PReLU slopes at 1 (test_fused_layers_step_equals_unfused
-    says why). Returns (the port, the step without the lever, the data)."""
-    port, x = make(FAITHFUL)
-    ref, _ = make(FAITHFUL)
-    cogan_fast.use_layer_levers(ref, **{lever: False})
-    z = tf.random.stateless_normal([16, 100], seed=[1, 2])
-    for gan in (port, ref):
-        set_prelu_slopes(gan, 1.0)
-    assert_same_first_update(port, ref, x, z, pre_batchnorm_biases(FAITHFUL))
-    return port, ref, x
-
-
 @pytest.mark.parametrize("m", [FAITHFUL, CORRECTED], ids=["faithful", "corrected"])
 def test_fused_layers_step_equals_unfused(m):
     """The port's step against the same step with the layers as first written: D's and G's gradients
@@ -335,7 +173,7 @@ def test_fused_layers_step_equals_unfused(m):
     the weights below it by one whole term, an O(1) difference that no rounding tolerance can hold (seen
     under AVX2 for 20 of the 1,600 elements of the corrected D's h0 kernel, all in one channel). It is
     a property of piecewise-linear networks, not of the levers; the written PReLU gradient, ties included,
-    is compared with autodiff at real slopes in test_prelu_written_gradient_equals_autodiff."""
+    is compared with autodiff at real slopes in tests/test_layers.py (test_prelu_written_gradient_equals_autodiff)."""
     port, x = make(m)
     ref, x_ref = make(m)
     cogan_fast.use_plain_layers(ref)
@@ -437,20 +275,33 @@ def test_the_gpu_levers_equal_the_plain_step(m):
         ref, reuse_g_forward=True), x_ref))
 
 
-def test_the_device_levers_follow_the_device():
-    from cogan_tf import levers
+def op_counts(gan, x):
+    """How many ops of each type the training step has (its nested functions' included)."""
+    graph = tf.function(gan.train_step).get_concrete_function(*x).graph.as_graph_def()
+    return collections.Counter([n.op for n in graph.node] + [n.op for f in graph.library.function for n in f.node_def])
 
-    gan, _ = make(FAITHFUL)
-    layers = [layer for model in (gan.generator, gan.discriminator) for layer in model._flatten_layers()]
-    bns = [layer for layer in layers if isinstance(layer, BatchNorm)]
-    dense = [layer for layer in layers if isinstance(layer, Dense)]
-    convs = [layer for layer in layers if isinstance(layer, Conv)]
-    assert len(bns) == 6 and len(dense) == 4 and len(convs) == 4  # g_bn0 and g_h0 too (the dead h0)
-    for kind, expected in (("gpu", False), ("cpu", True)):
-        gan.use_device_levers(kind)
-        assert gan.subpixel_heads is expected
-        assert {b.fused_float32_input for b in bns} == {expected}
-        assert {d.written_gradient for d in dense} == {c.subpixel_input_gradient for c in convs} == {expected}
-        assert {b.written_scalar_stats for b in bns} == {True}  # both devices
-    assert {lever.device for lever in levers.LEVERS} == {"cpu", "both"}  # each lever says where it pays
-    assert levers.on("reuse_g_forward", "gpu") and not levers.on("dense_bmm_gradient", "gpu")
+
+@pytest.mark.parametrize("lever", ["dense_bmm_gradient", "written_scalar_batchnorm", "subpixel_stem_gradient"])
+def test_the_step_equals_the_step_without_the_lever(lever):
+    """The faithful network's first update, D's and G's losses and gradients, with the lever on (the port's
+    step) and off, from the same weights, data and z, by the networks' rule (tests/tolerance.py), with the
+    PReLU slopes at 1 (test_fused_layers_step_equals_unfused says why)."""
+    assert_lever_changes_nothing(lever)
+
+
+def test_each_lever_changes_the_ops_it_names():
+    """The port's step on a CPU against the same step with one lever off: the dense input gradients'
+    BatchMatMulV2 (none with the GPU's levers, cogan_tf/levers.py: cuBLAS's MatMul there), D's stem input
+    gradients' DepthToSpace (two per G update: one per domain's h0), Q2's two BatchNorms off the fused op."""
+    port, x = make(FAITHFUL)
+    on = op_counts(port, x)
+    off = {}
+    for lever in ("dense_bmm_gradient", "written_scalar_batchnorm", "subpixel_stem_gradient"):
+        gan, _ = make(FAITHFUL)
+        off[lever] = op_counts(cogan_fast.use_layer_levers(gan, **{lever: False}), x)
+    gpu, _ = make(FAITHFUL)
+    gpu.use_device_levers("gpu")
+    assert on["BatchMatMulV2"] > 0 and off["dense_bmm_gradient"]["BatchMatMulV2"] == 0
+    assert op_counts(gpu, x)["BatchMatMulV2"] == 0
+    assert off["subpixel_stem_gradient"]["DepthToSpace"] < on["DepthToSpace"]
+    assert off["written_scalar_batchnorm"]["FusedBatchNormV3"] > on["FusedBatchNormV3"] > 0

@@ -1,21 +1,91 @@
-"""The speed levers of the paper network's step (cogan_tf/paper_layers.py) change no result beyond float rounding:
-G's l1 forward as a matmul and an overlap-add, BatchNorm as TensorFlow's fused op, the PReLU and the dense layers
-with written gradients, each against the plain ops (``fast=False``), and the whole step against the plain step
-(``PaperCoGAN.use_plain_layers``) from the same weights, data and random draws."""
+"""cogan_tf/paper_layers.py: the CoGAN paper's layers as Caffe defines them (its padded deconvolution, BatchNorm with
+its own moving averages, per-channel PReLU, and AlterAdam with weight decay and learning-rate multipliers), and their
+speed levers: G's l1 forward as a matmul and an overlap-add, BatchNorm as TensorFlow's fused op, the PReLU and the
+dense layers with written gradients, each against the plain ops (``fast=False``), to float rounding. (The whole step
+against the plain step: tests/test_cogan_paper.py.)"""
+
+import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
-from cogan_tf import config as C, runner
-from cogan_tf.paper_layers import (CaffeBatchNorm, CaffeDense, ChannelPReLU, caffe_deconv, deconv_k3s2p1_matmul)
-from tests.tolerance import assert_gradients_close, call_and_differentiate, outputs_and_gradients, rel_max, sum_rounding
+from cogan_tf.paper_layers import (CaffeAdam, CaffeBatchNorm, CaffeDense, ChannelPReLU, caffe_deconv, channel_prelu,
+                                   deconv_k3s2p1_matmul)
+from tests.tolerance import call_and_differentiate, outputs_and_gradients, rel_max, sum_rounding
 
-# The paper network at batch 16: its longest sums are the BatchNorm statistics of G's l3 (16 x 25 x 25 =
-# 10,000 terms); a value passes at most 9 layers (G's 5, D's 4) forward, as many backward: 4.3e-4.
-PAPER_RTOL = sum_rounding(10_000, 1.0, 9)
 
+# --- Caffe's definitions ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("h, c_in, c_out, k, s, p", [(4, 16, 8, 3, 2, 1), (13, 8, 4, 3, 2, 1), (25, 8, 1, 6, 1, 1)])
+def test_caffe_deconvolution_is_the_cropped_full_one(h, c_in, c_out, k, s, p):
+    """Caffe computes a padded deconvolution as the full one with the border dropped; TensorFlow's SAME (the
+    3x3 stride-2 layers) and explicit padding (the 6x6 output layers) give the same sums."""
+    x = tf.random.normal([2, h, h, c_in])
+    w = tf.random.normal([k, k, c_out, c_in])
+    crop = caffe_deconv(x, w, s, p, method="crop")
+    assert crop.shape[1] == (h - 1) * s + k - 2 * p
+    for method in ("auto", "explicit"):
+        np.testing.assert_allclose(caffe_deconv(x, w, s, p, method=method).numpy(), crop.numpy(), atol=1e-4)
+
+
+def test_batchnorm_statistics_and_caffe_moving_averages():
+    bn = CaffeBatchNorm()
+    x1 = tf.random.normal([4, 3, 3, 2]) * 3 + 1
+    x2 = tf.random.normal([4, 3, 3, 2]) * 2 - 1
+    bn.build(x1.shape)
+    bn.beta.assign([0.5, -0.5])
+    mean, var = bn.moving_statistics()
+    np.testing.assert_array_equal(mean.numpy(), 0.0)  # Caffe: 0 / 0 counts as 0 before the first update
+    y = bn(x1, training=True)
+    m1, v1 = tf.nn.moments(x1, [0, 1, 2])
+    np.testing.assert_allclose(y.numpy(), ((x1 - m1) / tf.sqrt(v1 + 1e-5) + [0.5, -0.5]).numpy(), atol=1e-5)
+    bn(x2, training=True)
+    m2, v2 = tf.nn.moments(x2, [0, 1, 2])
+    n = 36
+    # Caffe: sums decayed by 0.999 and a normaliser 0.999 + 1; the variance with Bessel's correction.
+    mean, var = bn.moving_statistics()
+    np.testing.assert_allclose(mean.numpy(), ((0.999 * m1 + m2) / 1.999).numpy(), rtol=1e-5)
+    np.testing.assert_allclose(var.numpy(), ((0.999 * v1 + v2) * n / (n - 1) / 1.999).numpy(), rtol=1e-4)
+    # Inference (Caffe's deploy network) normalises with them.
+    np.testing.assert_allclose(bn(x1, training=False).numpy(),
+                               ((x1 - mean) / tf.sqrt(var + 1e-5) + [0.5, -0.5]).numpy(), atol=1e-5)
+
+
+def test_prelu_is_caffes_with_one_slope_per_channel():
+    x = tf.constant([[-2.0, 3.0], [1.0, -4.0]])
+    a = tf.constant([0.25, 0.5])
+    with tf.GradientTape() as tape:
+        tape.watch([x, a])
+        y = channel_prelu(x, a)
+        total = tf.reduce_sum(y * [[1.0, 2.0], [3.0, 4.0]])
+    np.testing.assert_array_equal(y.numpy(), [[-0.5, 3.0], [1.0, -2.0]])
+    dx, da = tape.gradient(total, [x, a])
+    np.testing.assert_array_equal(dx.numpy(), [[0.25, 2.0], [3.0, 2.0]])
+    np.testing.assert_array_equal(da.numpy(), [-2.0, -16.0])
+
+
+@pytest.mark.parametrize("phase, lr_mult, decay_mult", [(1, 1.0, 1.0), (2, 2.0, 0.0), (0, 1.0, 0.0)])
+def test_caffe_adam_by_hand(phase, lr_mult, decay_mult):
+    """AlterAdam: the k-th update of a player corrects with the solver's counter t = 2k - 1 (D) or 2k (G);
+    weight decay is added to the gradient; lr_mult scales the step."""
+    w = tf.Variable([1.0, -2.0])
+    opt = CaffeAdam(1e-2, 0.5, 0.999, weight_decay_l2=0.1, phase=phase, multipliers=lambda v: (lr_mult, decay_mult))
+    opt.build([w])
+    m = v = np.zeros(2)
+    w_ref = np.array([1.0, -2.0])
+    for k in (1, 2, 3):
+        g = np.array([0.3, 0.1]) * k
+        opt.apply_gradients([(tf.constant(g, tf.float32), w)])
+        g = g + 0.1 * decay_mult * w_ref
+        m = 0.5 * m + 0.5 * g
+        v = 0.999 * v + 0.001 * g * g
+        t = {0: k, 1: 2 * k - 1, 2: 2 * k}[phase]
+        w_ref = w_ref - 1e-2 * lr_mult * math.sqrt(1 - 0.999 ** t) / (1 - 0.5 ** t) * m / (np.sqrt(v) + 1e-8)
+        np.testing.assert_allclose(w.numpy(), w_ref, rtol=1e-5)
+
+
+# --- the speed levers, each against the plain ops -------------------------------------------------------------------
 
 @pytest.mark.parametrize("n, c_in, c_out", [(2, 1024, 512), (8, 64, 32)], ids=["l1", "small"])
 def test_matmul_deconv_equals_the_transposed_convolution(n, c_in, c_out):
@@ -100,43 +170,3 @@ def test_written_dense_gradient_equals_matmuls():
     np.testing.assert_array_equal(ga[2].numpy(), gb[2].numpy())
 
 
-def make(plain: bool, batch=16, seed=3):
-    rng = np.random.default_rng(seed)
-    x = [rng.integers(0, 256, (batch, 28, 28, 1), dtype=np.uint8) for _ in range(2)]
-    gan = runner.make_gan(C.cogan_config("paper"), C.TrainConfig(batch_size=batch, seed=seed,
-                                                                  checkpoint_dir="/nonexistent"), arrays=x)
-    keras.utils.set_random_seed(seed)
-    gan.build()
-    if plain:
-        gan.use_plain_layers()
-    return gan, [tf.constant(a) for a in x]
-
-
-def one_pass_gradients(gan, x):
-    """D's and G's gradients of one pass from the gan's current weights, on fixed z and dropout draws."""
-    x1, x2 = (tf.cast(a, tf.float32) / 256.0 for a in x)
-    z = tf.random.stateless_uniform([16, 100], seed=[6, 1], minval=-1, maxval=1)
-    with tf.GradientTape(persistent=True) as tape:
-        fake1, fake2 = gan.generator(z, training=True)
-        d = gan.d_losses(x1, x2, fake1, fake2, training=True,
-                         noise=tf.random.stateless_uniform([64, 500], seed=[6, 2]))["d_loss"]
-        g = gan.g_losses(fake1, fake2, training=True, noise=tf.random.stateless_uniform([32, 500], seed=[6, 3]))["g_loss"]
-    return (float(d), float(g)), tape.gradient(d, gan.d_vars), tape.gradient(g, gan.g_vars)
-
-
-def test_port_step_equals_the_plain_step():
-    """From the same weights, data and random draws: the gradients of one pass to rounding, and the first
-    step's losses (later steps drift apart by Adam's sign-like first updates of near-zero gradients, as for
-    the original network: docs/PERFORMANCE.md)."""
-    port, x = make(plain=False)
-    ref, x_ref = make(plain=True)
-    assert all(np.array_equal(a.numpy(), b.numpy()) for a, b in zip(port.g_vars + port.d_vars, ref.g_vars + ref.d_vars))
-    (la, da, ga), (lb, db, gb) = one_pass_gradients(port, x), one_pass_gradients(ref, x_ref)
-    assert la == pytest.approx(lb, rel=PAPER_RTOL)
-    assert assert_gradients_close(port.d_vars, da, db, rtol=PAPER_RTOL) == len(port.d_vars)
-    assert assert_gradients_close(port.g_vars, ga, gb, rtol=PAPER_RTOL) == len(port.g_vars)
-    a = tf.function(port.train_step)(*x)
-    b = tf.function(ref.train_step)(*x_ref)
-    assert a.keys() == b.keys()
-    for k in a:
-        assert float(a[k]) == pytest.approx(float(b[k]), rel=PAPER_RTOL), k

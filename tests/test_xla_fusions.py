@@ -1,7 +1,7 @@
-"""The CoGAN step's small XLA clusters (cogan_tf/xla_fusions.py) change no result beyond float rounding: the
+"""cogan_tf/xla_fusions.py: the CoGAN step's small XLA clusters change no result beyond float rounding: the
 PReLU (and the paper network's per-channel one), and Q2's scalar-statistics BatchNorm fused with the PReLU after
 it, each against the written gradients they compile (cogan_tf/layers.py, paper_layers.py), as layers and in the
-faithful network's step (the paper network's step: tests/test_paper_speed.py)."""
+faithful network's step (the paper network's step: tests/test_cogan_paper.py)."""
 
 import re
 
@@ -12,7 +12,7 @@ import tensorflow as tf
 from cogan_tf import cogan_fast, xla_fusions
 from cogan_tf.layers import BatchNorm, ScalarPReLU, batchnorm_prelu, scalar_batch_norm, scalar_prelu
 from cogan_tf.paper_layers import channel_prelu as paper_channel_prelu
-from tests.test_speed import FAITHFUL, assert_lever_changes_nothing, make
+from tests.conftest import FAITHFUL, assert_lever_changes_nothing, make_cogan as make
 from tests.tolerance import call_and_differentiate, outputs_and_gradients, rel_max, sum_rounding
 
 
@@ -48,7 +48,7 @@ def test_xla_channel_prelu_equals_the_written_gradient():
 def test_xla_batchnorm_prelu_equals_the_two_layers(training):
     """Q2's BatchNorm of a (16, 6,272) matrix and a PReLU (slope 0.2) after it, fused in XLA and as the two
     layers with their written gradients: outputs, the gradients of x, gamma, beta and the slope, and the
-    moving averages, by the rule of the scalar statistics (tests/test_grad_levers.py)."""
+    moving averages, by the rule of the scalar statistics (tests/test_layers.py)."""
     shape = (16, 6272)
     pairs = []
     for fused in (True, False):
@@ -76,7 +76,7 @@ def test_xla_batchnorm_prelu_equals_the_two_layers(training):
                                         lambda b: [b.bn.gamma, b.bn.beta, b.act.t])
     assert rel_max(*outs) < sum_rounding(m)
     # A pre-activation within rounding of the kink can land on either side of it in the two computations,
-    # which changes its own input gradient by a whole term (test_speed.test_fused_layers_step_equals_unfused):
+    # which changes its own input gradient by a whole term (test_cogan_fast.test_fused_layers_step_equals_unfused):
     # x's gradient is compared away from the kink, the sums (gamma, beta, slope) everywhere.
     z = scalar_batch_norm(x, tf.convert_to_tensor(pairs[0][0].gamma), tf.convert_to_tensor(pairs[0][0].beta), 1e-5)[0]
     away = tf.abs(z) > 1e-3
@@ -94,7 +94,7 @@ def test_xla_batchnorm_prelu_equals_the_two_layers(training):
 @pytest.mark.parametrize("lever", ["xla_prelu", "xla_batchnorm_prelu"])
 def test_the_step_equals_the_step_without_the_cluster(lever):
     """The faithful network's first update with the cluster (the port's step) and without it, by the networks'
-    rule (tests/tolerance.py), PReLU slopes at 1 (test_speed.test_fused_layers_step_equals_unfused); and the
+    rule (tests/tolerance.py), PReLU slopes at 1 (test_cogan_fast.test_fused_layers_step_equals_unfused); and the
     step has the XLA-compiled functions only with it."""
     port, ref, x = assert_lever_changes_nothing(lever)
     a, b = xla_calls(port, x), xla_calls(ref, x)
