@@ -35,12 +35,19 @@ def test_main_names_the_device_in_its_first_line(tmp_path):
     assert first.startswith(" [*] device: CPU (") and f", {os.cpu_count()} cores, " in first and "GiB)" in first, first
 
 
-def test_a_gpu_tensorflow_cannot_use_is_named_with_what_to_install(tmp_path):
+def test_a_gpu_tensorflow_cannot_use_is_named_with_what_to_install(tmp_path, monkeypatch):
     assert device.unused_gpu(tf, str(tmp_path / "no_driver")) is None  # no NVIDIA driver: nothing to say
-    lines = []
-    device.configure(C.TrainConfig(), lines.append, proc_dir=fake_driver(tmp_path, 2))
+    # Whether this machine has the CUDA libraries installed (PyTorch's wheels bring them too) is set here, both ways.
+    monkeypatch.setattr(device, "_cuda_libraries_installed", lambda: False)
+    proc, lines = fake_driver(tmp_path, 2), []
+    device.configure(C.TrainConfig(), lines.append, proc_dir=proc)
     assert len(lines) == 1 and lines[0].startswith(" [!] 2 NVIDIA GPU(s) here, but "), lines
     assert "pip install -e '.[cuda]'" in lines[0] and lines[0].endswith("Training on the CPU"), lines
+    if tf.sysconfig.get_build_info().get("is_cuda_build"):  # with the libraries there, the driver is what is left
+        monkeypatch.setattr(device, "_cuda_libraries_installed", lambda: True)
+        lines = []
+        device.configure(C.TrainConfig(), lines.append, proc_dir=proc)
+        assert len(lines) == 1 and "check that the driver (nvidia-smi) suits CUDA" in lines[0], lines
 
 
 def test_device_gpu_without_one_is_refused_in_one_line(tmp_path):
