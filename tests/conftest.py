@@ -10,6 +10,7 @@ import ctypes
 import gzip
 import os
 import pickle
+import signal
 import subprocess
 import sys
 
@@ -21,6 +22,13 @@ if ROOT not in sys.path:
     sys.path.insert(0, ROOT)
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def pytest_configure(config):
+    """The stop-signal tests send SIGINT and SIGHUP to the programs they start, which inherit this process's
+    dispositions: a suite started in the background or under nohup has both ignored. Start from the defaults."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 from cogan_tf import config as C, data, images  # noqa: E402
 from cogan_tf.evaluate import classifier, reports  # noqa: E402
