@@ -29,7 +29,7 @@ import threading
 import time
 from typing import Dict, List, Mapping, Optional, Sequence
 
-from cogan_tf import tf_config, device
+from cogan_tf import device, tf_config
 
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # The program each worker runs, followed by the main.py flags.
@@ -106,12 +106,18 @@ def free_ports(n: int) -> List[int]:
             s.close()
 
 
+def package_first(base: Mapping[str, str]) -> Dict[str, str]:
+    """The environment ``base`` with the folder holding this package first on PYTHONPATH, so that a process
+    started with it imports the same package as this one."""
+    path = [PACKAGE_PARENT] + ([base["PYTHONPATH"]] if base.get("PYTHONPATH") else [])
+    return dict(base, PYTHONPATH=os.pathsep.join(path))
+
+
 def worker_env(base: dict, addresses: Sequence[str], index: int, threads: int) -> dict:
     """The environment of worker ``index``: its TF_CONFIG, this package first on the path, unbuffered
     output (lines arrive as they are printed), and the thread counts if given."""
-    env = dict(base)
+    env = package_first(base)
     env["TF_CONFIG"] = tf_config.for_worker(addresses, index)
-    env["PYTHONPATH"] = os.pathsep.join([PACKAGE_PARENT] + ([base["PYTHONPATH"]] if base.get("PYTHONPATH") else []))
     env["PYTHONUNBUFFERED"] = "1"
     if threads:
         env["TF_NUM_INTRAOP_THREADS"] = env["TF_NUM_INTEROP_THREADS"] = str(threads)

@@ -21,7 +21,7 @@ import dataclasses
 import os
 from typing import Dict, Optional
 
-from cogan_tf import cli, tf_config, config as config_lib, device, outputs, pairs
+from cogan_tf import cli, config as config_lib, device, outputs, pairs, tf_config
 from cogan_tf import record as record_lib
 from cogan_tf.config import ModelConfig, TrainConfig
 from cogan_tf.errors import DataError

@@ -37,7 +37,7 @@ if args.get("logical_devices"):
     cpu = tf.config.list_physical_devices("CPU")[0]
     tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 import keras
-from cogan_tf import tf_config, config as C, gan as gan_lib, multiworker, runner
+from cogan_tf import config as C, gan as gan_lib, multiworker, runner, tf_config
 if args.get("bound"):
     multiworker.COLLECTIVE_TIMEOUT_S = args["bound"]
 stall = args.get("stall")
@@ -164,7 +164,7 @@ import json, sys
 sys.path.insert(0, sys.argv[1])
 import numpy as np
 import tensorflow as tf
-from cogan_tf import tf_config, data, multiworker
+from cogan_tf import data, multiworker, tf_config
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
 role = tf_config.role("multiworker")
 x = np.random.default_rng(0).integers(0, 256, (64, 28, 28, 1), dtype=np.uint8)

@@ -14,7 +14,7 @@ import time
 import numpy as np
 import pytest
 
-from cogan_tf import tf_config, launch
+from cogan_tf import launch, tf_config
 from cogan_tf.errors import UsageError
 from tests.conftest import ROOT, run_main_refusal
 

@@ -49,18 +49,11 @@ def fake_mnist(data_dir: str, n_train: int, n_test: int = 64) -> None:
         data.write_idx(os.path.join(data_dir, "mnist", labels), rng.integers(0, 10, n, dtype=np.uint8))
 
 
-def child_env(**extra) -> dict:
-    """The environment of a process this tool starts: this process's, with the package this process imported
-    first on the path (as ``python -m cogan_tf.launch`` gives its workers), and ``extra``."""
-    path = [launch.PACKAGE_PARENT] + ([os.environ["PYTHONPATH"]] if os.environ.get("PYTHONPATH") else [])
-    return dict(os.environ, PYTHONPATH=os.pathsep.join(path), **extra)
-
-
 def run_once(config: dict, data_dir: str, args) -> dict:
     folder = tempfile.mkdtemp(prefix="multiworker-bench-")
     main_flags = ["--data_dir", data_dir, "--batch_size", str(args.batch_size), "--max_steps", str(args.steps),
                   "--save_every", "0", "--log_every", "1"] + config["flags"]
-    env = child_env()
+    env = launch.package_first(os.environ)  # the package this process imported, in every run
     if config["workers"]:
         command = [sys.executable, "-m", "cogan_tf", "launch", "--workers", str(config["workers"]),
                    "--threads_per_worker", "1", "--"] + main_flags
@@ -107,7 +100,7 @@ COUNT = r"""
 import collections, json, os
 import numpy as np
 import tensorflow as tf
-from cogan_tf import tf_config, config as C, data, gan as gan_lib, multiworker, runner
+from cogan_tf import config as C, data, gan as gan_lib, multiworker, runner, tf_config
 batch = int(os.environ["COUNT_BATCH_SIZE"])
 strategy = multiworker.make_strategy()
 x = np.zeros((2 * batch, 28, 28, 1), np.uint8)
@@ -128,12 +121,10 @@ print(json.dumps(counts))
 
 
 def collectives_per_step(batch_size: int) -> dict:
-    from cogan_tf import tf_config
-
     addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
     procs = [subprocess.Popen([sys.executable, "-c", COUNT], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              text=True, env=child_env(TF_CONFIG=tf_config.for_worker(addresses, i),
-                                                       TF_CPP_MIN_LOG_LEVEL="3", COUNT_BATCH_SIZE=str(batch_size)))
+                              text=True, env=dict(launch.worker_env(os.environ, addresses, i, threads=0),
+                                                  TF_CPP_MIN_LOG_LEVEL="3", COUNT_BATCH_SIZE=str(batch_size)))
              for i in range(2)]
     outs = [p.communicate()[0] for p in procs]
     if any(p.returncode for p in procs):

@@ -239,23 +239,20 @@ def build_row(row: Row) -> dict:
     meanwhile is the row's resident share. All rows are built before any is warmed up: building a
     model (``keras.utils.set_random_seed``, i.e. ``tf.random.set_seed``) clears TensorFlow's kernel
     cache, which would cost every step compiled before it ~1 s on its next call."""
+    rec = {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
+           "cycle": row.cycle, "flops_analytic": row.flops_analytic,
+           "analytic_passes": {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()}}
     if row.step == "torch":
         from cogan_tf.bench import torch_peer
 
         fn, info = torch_peer.build(row.batch, C.MODEL_CONFIGS[row.model]())
-        return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": False,
-                "cycle": row.cycle, "flops_analytic": row.flops_analytic, "tf_built_mb": None, **info,
-                "analytic_passes": {k: {"per_step": per, "passes": count.passes()}
-                                    for k, (count, per) in row.parts.items()}, "_torch_step": fn}
+        return {**rec, "tf_built_mb": None, **info, "_torch_step": fn}
     mem0 = tf_memory_info()
     gan, inputs = make_model(row.model, row.batch, row.jit_compile, mixed_precision=row.mixed_precision,
                              model_overrides=row.model_overrides, adam=row.adam)
     mem1 = tf_memory_info()
     built = (mem1["current"] - mem0["current"]) / 2 ** 20 if mem0 and mem1 else None
-    return {"model": row.model, "variant": row.variant, "batch": row.batch, "jit_compile": row.jit_compile,
-            "cycle": row.cycle, "flops_analytic": row.flops_analytic, "tf_built_mb": built,
-            "analytic_passes": {k: {"per_step": per, "passes": count.passes()} for k, (count, per) in row.parts.items()},
-            "_gan": gan, "_inputs": inputs}
+    return {**rec, "tf_built_mb": built, "_gan": gan, "_inputs": inputs}
 
 
 def prepare_row(row: Row, rec: dict, warmup: int, profile: bool) -> dict:

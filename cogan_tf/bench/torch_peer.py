@@ -16,7 +16,6 @@ does not compare values.
 
 from __future__ import annotations
 
-import importlib.util
 from typing import Callable, Dict, Tuple
 
 from cogan_tf.config import CoganConfig
@@ -25,9 +24,7 @@ MISSING = "needs PyTorch, which cogan_tf does not depend on: pip install torch"
 
 
 def available() -> bool:
-    """Whether PyTorch imports (found is not enough: a broken install is refused the same way)."""
-    if importlib.util.find_spec("torch") is None:
-        return False
+    """Whether PyTorch imports (missing and broken installs alike are refused)."""
     try:
         import torch  # noqa: F401
     except ImportError:

@@ -10,7 +10,7 @@ import sys
 
 from absl import flags
 
-from cogan_tf import cli, tf_config, config as config_lib, data, outputs, pairs, run as run_lib
+from cogan_tf import cli, config as config_lib, data, outputs, pairs, run as run_lib, tf_config
 from cogan_tf.errors import UsageError
 
 DATASET = "dataset"
