@@ -13,6 +13,7 @@ import dataclasses
 import errno
 import json
 import os
+import select
 import signal
 import socket
 import time
@@ -138,18 +139,29 @@ class _Signalled(Exception):
     pass
 
 
-def _probe(address: str, timeout: float = 1.0) -> Optional[str]:
+def _probe(address: str, timeout: float = 1.0, server: Optional[socket.socket] = None, index: int = 0) -> Optional[str]:
     """What answers at ``address``: ``"worker <i>"`` (a worker still waiting here), ``"tensorflow"`` (a
     worker whose TensorFlow server is up: gRPC speaks first, an HTTP/2 SETTINGS frame), ``"other"``
-    (some other program), or None (nothing listens)."""
+    (some other program), or None (nothing listens).
+
+    While it waits for the answer, this worker's own ``server`` (if given) keeps answering as worker
+    ``index``: two waiting workers probing each other at the same moment would otherwise each wait for
+    the other's banner, and each take the other for another program."""
     host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host, int(port)), timeout=timeout) as s:
-            s.settimeout(timeout)
-            try:
-                head = s.recv(32)
-            except socket.timeout:
-                return "other"
+            end = time.monotonic() + timeout
+            head = b""
+            while True:
+                left = end - time.monotonic()
+                if left <= 0:
+                    return "other"
+                ready, _, _ = select.select([s] if server is None else [s, server], [], [], left)
+                if server is not None and server in ready:
+                    _answer(server, index)
+                if s in ready:
+                    head = s.recv(32)
+                    break
     except OSError:
         return None
     if head.startswith(_BANNER):
@@ -202,7 +214,7 @@ def wait_for_workers(role: Role, timeout: float, log: Callable[[str], None] = pr
             _answer(server, role.index)
             notes = {}
             for i in list(missing):
-                seen = _probe(role.addresses[i])
+                seen = _probe(role.addresses[i], server=server, index=role.index)
                 if seen == "tensorflow" or seen == f"worker {i}":
                     missing.remove(i)
                 elif seen is not None:

@@ -224,6 +224,42 @@ def test_workers_started_apart_find_each_other():
         assert p.returncode == 0 and out.endswith("all here\n"), err
 
 
+def test_two_waiting_workers_probing_each_other_at_once_see_each_other():
+    # Each worker's port answers only from inside its own probe here: a probe that waited for the other's banner
+    # without answering itself would hold both for the whole timeout and take each for another program.
+    servers = []
+    for _ in range(2):
+        s = socket.socket()
+        s.bind(("localhost", 0))
+        s.listen(8)
+        s.setblocking(False)
+        servers.append(s)
+    addresses = [f"localhost:{s.getsockname()[1]}" for s in servers]
+    seen = {}
+    start = threading.Barrier(2)
+
+    def probe(me):
+        start.wait()
+        seen[me] = tf_config._probe(addresses[1 - me], timeout=5.0, server=servers[me], index=me)
+
+    threads = [threading.Thread(target=probe, args=(i,)) for i in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for s in servers:
+        s.close()
+    assert seen == {0: "worker 1", 1: "worker 0"}
+
+
+def test_workers_started_together_find_each_other():
+    addresses = [f"localhost:{p}" for p in launch.free_ports(3)]
+    workers = [waiting(addresses, i, serve=5) for i in range(3)]
+    for p in workers:
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 0 and out.endswith("all here\n"), err
+
+
 def test_a_worker_waits_a_bounded_time_and_says_for_whom():
     addresses = [f"localhost:{p}" for p in launch.free_ports(2)]
     t = time.time()
