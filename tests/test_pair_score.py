@@ -63,6 +63,30 @@ def test_a_shifted_pair_scores_less_by_the_pixels_counted_by_hand(pair):
     assert score(pair, top, pairs.transform(pair, np.roll(top, 3, axis=2)))["pixel_agreement"] < 0.99
 
 
+# The same two squares 3 columns apart, pixel by pixel: inked in one only (each way), and inked in one with no ink
+# of the other within one pixel. Squares: columns 10-12 of the first only (12), 14-16 of the second (12); of those,
+# columns 10-11 and 15-16 have nothing within a pixel (8 + 8). Rings: 20 - 6 shared = 14 each way; 10 each way have
+# nothing within a pixel (2 + 2 on the top and bottom rows, 4 on the far side, 2 in the middle of the near side).
+ONLY = {"negative": 12, "rotate": 12, "edge": 14}
+BEYOND_1PX = {"negative": 16, "rotate": 16, "edge": 20}
+
+
+@pytest.mark.parametrize("pair", pairs.PAIRS)
+def test_where_the_pixels_disagree_is_counted_by_hand(pair):
+    v = score(pair, block(), pairs.transform(pair, block(col=13)))
+    assert v["inked_in_one_only"] == pytest.approx({"transform": ONLY[pair] / PIXELS, "bot": ONLY[pair] / PIXELS})
+    assert v["agreement_within_1px"] == pytest.approx(1 - BEYOND_1PX[pair] / PIXELS)
+    # One pixel off: every disagreement is within a pixel; a perfect pair has none.
+    assert score(pair, block(), pairs.transform(pair, block(col=11)))["agreement_within_1px"] == 1.0
+    top = digits()
+    v = score(pair, top, pairs.transform(pair, top))
+    assert v["agreement_within_1px"] == 1.0 and v["inked_in_one_only"] == {"transform": 0.0, "bot": 0.0}
+    # Ink missing from G2 altogether is counted on the transform's side only.
+    v = score(pair, top, pairs.transform(pair, np.zeros_like(top)))
+    assert v["inked_in_one_only"]["bot"] == 0.0 and v["inked_in_one_only"]["transform"] == pytest.approx(
+        1 - v["pixel_agreement"])
+
+
 @pytest.mark.parametrize("pair", pairs.PAIRS)
 def test_two_blank_domains_are_flagged(pair):
     blank = np.zeros((40, 28, 28, 1), np.float32)
@@ -83,6 +107,10 @@ def test_two_blank_domains_are_flagged(pair):
 def test_unpaired_real_images_give_the_agreement_without_coupling(pair):
     same = np.repeat(block(), 20, axis=0)
     assert ps.real_pair_scores(pair, same)["unpaired_agreement"] == 1.0  # nothing to tell apart
+    # Each image against its own pair one pixel to the right: the squares differ on 2 x 4 pixels, the rings
+    # (20 pixels each) on 2 x 20 - 2 x 10 shared.
+    assert ps.real_pair_scores(pair, same)["shifted_1px_agreement"] == pytest.approx(
+        1 - {"negative": 8, "rotate": 8, "edge": 20}[pair] / PIXELS)
     x = digits(200, seed=5)
     real = ps.real_pair_scores(pair, (x * 255).astype(np.uint8))
     assert 0.5 < real["unpaired_agreement"] < 0.97  # mostly background in both, but not coupled

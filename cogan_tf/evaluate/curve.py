@@ -27,6 +27,7 @@ def point(report: dict, step: Optional[int] = None, source: str = "") -> dict:
     p = report["pairs"]
     return {"step": step, "source": source, "pair": report["pair"], "pixel_agreement": p["pixel_agreement"],
             "mean_abs_difference": p["mean_abs_difference"], "label_agreement": p["label_agreement"],
+            "agreement_within_1px": p.get("agreement_within_1px"), "inked_in_one_only": p.get("inked_in_one_only"),
             "ink": p["ink"], "blank": p["blank"], "warning": p["warning"],
             "classifier_score": {d: report["domains"][d]["classifier_score"] for d in ("top", "bot")},
             "frechet_distance": {d: report["domains"][d]["frechet_distance"] for d in ("top", "bot")}}

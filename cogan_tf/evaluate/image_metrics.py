@@ -271,9 +271,31 @@ def ink(pair: str, domain: int, images, threshold: float = DEFAULT_THRESHOLD) ->
     return inked.reshape(len(x), -1).mean(axis=1)
 
 
+def dilate_1px(inked) -> np.ndarray:
+    """Per image (N, H, W, 1): the pixels within one pixel (the 3x3 neighbourhood) of an inked one."""
+    a = np.asarray(inked, bool)
+    padded = np.pad(a, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = a.shape[1:3]
+    out = np.zeros_like(a)
+    for dy in range(3):
+        for dx in range(3):
+            out |= padded[:, dy:dy + h, dx:dx + w]
+    return out
+
+
+def missing_within_1px(a, b) -> np.ndarray:
+    """Per pixel: inked in one of ``a``, ``b`` with no inked pixel of the other within one pixel. The
+    disagreement that is left once a stroke one pixel off its place counts as in place."""
+    return (a & ~dilate_1px(b)) | (b & ~dilate_1px(a))
+
+
 class PairScoreSums:
     """The score of a pair, accumulated batch by batch (``add``), in memory independent of the number
-    of pairs; ``value()`` is the report's ``pairs`` section (without the classifier's label agreement)."""
+    of pairs; ``value()`` is the report's ``pairs`` section (without the classifier's label agreement).
+
+    Beside the agreement, where the pixels that disagree come from: inked in the transform of G1(z) only,
+    or in G2(z) only (fractions of all pixels), and the agreement once a pixel inked in one image counts
+    as agreeing when the other has ink within one pixel of it (``agreement_within_1px``)."""
 
     def __init__(self, pair: str, threshold: float = DEFAULT_THRESHOLD):
         pairs.check_pair(pair)
@@ -282,6 +304,8 @@ class PairScoreSums:
         self.agree, self.difference = Mean(), Mean()
         self.ink = {"top": Mean(), "bot": Mean()}
         self.blank = {"top": Mean(), "bot": Mean(), "both": Mean()}
+        self.only = {"transform": Mean(), "bot": Mean()}
+        self.within_1px = Mean()
 
     def add(self, top, bot) -> None:
         """One batch of G1(z) and G2(z), floats in [0, 1] of shape (N, 28, 28, 1)."""
@@ -291,6 +315,11 @@ class PairScoreSums:
             raise ValueError(f"pair score: shapes {t2.shape} and {b.shape} differ")
         self.agree.add(np.sum(binarize(t2, self.threshold) == binarize(b, self.threshold)), b.size)
         self.difference.add(np.sum(np.abs(t2.astype(np.float64) - b)), b.size)
+        blank2 = blank_image(self.pair, 2, b)
+        inked_t, inked_b = binarize(t2, self.threshold) != blank2, binarize(b, self.threshold) != blank2
+        self.only["transform"].add(np.sum(inked_t & ~inked_b), b.size)
+        self.only["bot"].add(np.sum(inked_b & ~inked_t), b.size)
+        self.within_1px.add(b.size - np.sum(missing_within_1px(inked_t, inked_b)), b.size)
         blank = {}
         for name, domain, x in (("top", 1, top), ("bot", 2, b)):
             each = ink(self.pair, domain, x, self.threshold)
@@ -303,6 +332,8 @@ class PairScoreSums:
         blank = {k: v.value() for k, v in self.blank.items()}
         return {"pair": self.pair, "threshold": self.threshold, "pixel_agreement": self.agree.value(),
                 "mean_abs_difference": self.difference.value(),
+                "agreement_within_1px": self.within_1px.value(),
+                "inked_in_one_only": {k: v.value() for k, v in self.only.items()},
                 "ink": {k: v.value() for k, v in self.ink.items()}, "blank": blank,
                 "warning": blank_warning(blank["both"])}
 
@@ -324,6 +355,8 @@ def real_pair_scores(pair: str, images, threshold: float = DEFAULT_THRESHOLD, se
     x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
     second = pairs.transform(pair, x)
     other = second[np.random.default_rng([seed, 11]).permutation(len(x))]
+    shifted = np.roll(second, 1, axis=2)  # the right pair, one pixel to the right (the image's edge wraps)
     return {"ink": {"top": float(np.mean(ink(pair, 1, x, threshold))),
                     "bot": float(np.mean(ink(pair, 2, second, threshold)))},
-            "unpaired_agreement": pair_agreement(pair, x, other, threshold)}
+            "unpaired_agreement": pair_agreement(pair, x, other, threshold),
+            "shifted_1px_agreement": pair_agreement(pair, x, shifted, threshold)}

@@ -53,18 +53,27 @@ def format_report(report: dict) -> str:
 
 
 def format_pairs(p: dict, w: int = 26) -> list:
-    """The CoGAN's pair section: the paper's pixel agreement, with each domain's ink beside it."""
-    t = p["threshold"]
+    """The CoGAN's pair section: the paper's pixel agreement, with each domain's ink beside it, and where
+    the disagreeing pixels are (reports written before that part have it left out)."""
+    t, real = p["threshold"], p["real"]
     lines = ["", f"  pairs: {p['pair']}(G1(z)) vs G2(z), the CoGAN paper's score; pixels binarised at >{t:g}",
              f"  {'pixel agreement':{w}}{p['pixel_agreement']:>14.4f}",
-             f"  {'mean |difference|':{w}}{p['mean_abs_difference']:>14.4f}",
-             f"  {'label agreement':{w}}{p['label_agreement']:>14.4f}",
-             f"  {'unpaired real images':{w}}{p['real']['unpaired_agreement']:>14.4f}  (the agreement without coupling)",
-             f"  {'':{w}}{'top G1(z)':>14}{'bot G2(z)':>14}{'real top':>14}{'real bot':>14}",
-             f"  {'ink (pixels, %)':{w}}" + "".join(f"{100 * v:>14.2f}" for v in (
-                 p["ink"]["top"], p["ink"]["bot"], p["real"]["ink"]["top"], p["real"]["ink"]["bot"])),
-             f"  {'blank images (%)':{w}}{100 * p['blank']['top']:>14.2f}{100 * p['blank']['bot']:>14.2f}",
-             f"  {'blank in both (% of pairs)':{w}}{100 * p['blank']['both']:>14.2f}"]
+             f"  {'mean |difference|':{w}}{p['mean_abs_difference']:>14.4f}"]
+    if "agreement_within_1px" in p:
+        only = p["inked_in_one_only"]
+        lines += [f"  {'agreement within 1 pixel':{w}}{p['agreement_within_1px']:>14.4f}  (ink 1 pixel off agrees)",
+                  f"  {'inked in one image only':{w}}{100 * only['transform']:>13.2f}%{100 * only['bot']:>13.2f}%"
+                  f"  (% of pixels: in {p['pair']}(G1) only, in G2 only)"]
+    lines += [f"  {'label agreement':{w}}{p['label_agreement']:>14.4f}",
+              f"  {'unpaired real images':{w}}{real['unpaired_agreement']:>14.4f}  (the agreement without coupling)"]
+    if "shifted_1px_agreement" in real:
+        lines.append(f"  {'real pairs 1 pixel apart':{w}}{real['shifted_1px_agreement']:>14.4f}"
+                     "  (each test image against its own pair moved 1 pixel)")
+    lines += [f"  {'':{w}}{'top G1(z)':>14}{'bot G2(z)':>14}{'real top':>14}{'real bot':>14}",
+              f"  {'ink (pixels, %)':{w}}" + "".join(f"{100 * v:>14.2f}" for v in (
+                  p["ink"]["top"], p["ink"]["bot"], real["ink"]["top"], real["ink"]["bot"])),
+              f"  {'blank images (%)':{w}}{100 * p['blank']['top']:>14.2f}{100 * p['blank']['bot']:>14.2f}",
+              f"  {'blank in both (% of pairs)':{w}}{100 * p['blank']['both']:>14.2f}"]
     if p.get("warning"):
         lines.append(f"  WARNING: {p['warning']}")
     return lines
