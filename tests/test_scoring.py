@@ -45,8 +45,12 @@ def test_cogan_saved_model_report_and_json(tmp_path, env):
     report = scoring.report_for_saved_model(env["export"], env["data_dir"], n=130, seed=2, out=out, clf=env["clf"],
                                        log=lines.append)
     assert report["model"] == "cogan" and report["n"] == 130 and report["seed"] == 2
-    for key in ("pixel_agreement", "mean_abs_difference", "label_agreement"):
+    for key in ("pixel_agreement", "mean_abs_difference", "label_agreement", "agreement_within_1px"):
         assert 0.0 <= report["pairs"][key] <= 1.0
+    p = report["pairs"]
+    assert p["agreement_within_1px"] >= p["pixel_agreement"]
+    assert sum(p["inked_in_one_only"].values()) == pytest.approx(1 - p["pixel_agreement"])
+    assert 0.0 < p["real"]["shifted_1px_agreement"] < 1.0
     for d in ("top", "bot"):
         m = report["domains"][d]
         assert 1.0 <= m["classifier_score"] <= 10.0 + 1e-6 and m["frechet_distance"] >= 0
@@ -55,7 +59,8 @@ def test_cogan_saved_model_report_and_json(tmp_path, env):
     with open(out) as f:
         assert json.load(f) == json.loads(json.dumps(report))
     table = "\n".join(lines)
-    for text in ("pixel agreement", "label agreement", "classifier score", "Frechet distance", "class 9 (%)"):
+    for text in ("pixel agreement", "label agreement", "classifier score", "Frechet distance", "class 9 (%)",
+                 "agreement within 1 pixel", "inked in one image only", "real pairs 1 pixel apart"):
         assert text in table
     # Same seed, same z, same report.
     again = scoring.report_for_saved_model(env["export"], env["data_dir"], n=130, seed=2, clf=env["clf"], log=quiet)
