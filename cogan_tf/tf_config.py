@@ -151,7 +151,6 @@ def _probe(address: str, timeout: float = 1.0, server: Optional[socket.socket] =
     try:
         with socket.create_connection((host, int(port)), timeout=timeout) as s:
             end = time.monotonic() + timeout
-            head = b""
             while True:
                 left = end - time.monotonic()
                 if left <= 0:

@@ -313,10 +313,11 @@ class PairScoreSums:
         b = np.asarray(bot, np.float32)
         if t2.shape != b.shape:
             raise ValueError(f"pair score: shapes {t2.shape} and {b.shape} differ")
-        self.agree.add(np.sum(binarize(t2, self.threshold) == binarize(b, self.threshold)), b.size)
+        on_t, on_b = binarize(t2, self.threshold), binarize(b, self.threshold)
+        self.agree.add(np.sum(on_t == on_b), b.size)
         self.difference.add(np.sum(np.abs(t2.astype(np.float64) - b)), b.size)
         blank2 = blank_image(self.pair, 2, b)
-        inked_t, inked_b = binarize(t2, self.threshold) != blank2, binarize(b, self.threshold) != blank2
+        inked_t, inked_b = on_t != blank2, on_b != blank2
         self.only["transform"].add(np.sum(inked_t & ~inked_b), b.size)
         self.only["bot"].add(np.sum(inked_b & ~inked_t), b.size)
         self.within_1px.add(b.size - np.sum(missing_within_1px(inked_t, inked_b)), b.size)
