@@ -156,6 +156,7 @@ CASES = [
                              "(see --help)"),
     ("host_overhead", ["--steps", "x"], "flag --steps=x: invalid literal for int() with base 10: 'x' (see --help)"),
     ("cogan_curve", ["--checkpoint_dir", "{root}/a", "{root}/b", "--num_samples", "1"], "--num_samples=1: give 2 to "),
+    ("cogan_curve", ["--checkpoint_dir", "{root}/a", "--max_step", "0"], "--max_step=0: give a step of 1 or more"),
 ]
 
 

@@ -7,6 +7,13 @@ score), the runs combined step by step (mean and spread), the best step and the 
 
 Train with `python main.py ... --save_every 500 --keep_checkpoints 0` so every checkpoint is kept. Points
 already in OUT.json (same --num_samples, --seed and --agreement_threshold) are reused.
+
+Runs that differ in how many layers they share (--g_shared_layers, --d_shared_layers) are not seeds of one
+setting: `--sharing_table` scores each and tabulates their last points (the paper's Fig. 3), with `--max_step`
+to read every run at the same step:
+
+    python tools/cogan_curve.py --sharing_table --max_step 1001 --checkpoint_dir runs/share_g0d3,runs/share_g4d3 \
+        --data_dir data --out docs/cogan_sharing.json
 """
 
 import json
@@ -32,6 +39,9 @@ def define_flags():
     flags.DEFINE_string("out", None, "Write the curves as JSON here (and reuse its points) [none]")
     flags.DEFINE_string("plot", None, "Plot the pixel agreement, ink and classifier scores against the step to this "
                         "PNG [none]")
+    flags.DEFINE_integer("max_step", None, "Score only the checkpoints of this step or earlier [all]")
+    flags.DEFINE_bool("sharing_table", False, "The runs differ in how many layers G and D share: table each run's "
+                      "last point by its sharing instead of combining them as seeds [False]")
 
 
 def plot(path: str, result: dict) -> str:
@@ -50,7 +60,9 @@ def plot(path: str, result: dict) -> str:
             steps = [p["step"] for p in c["points"]]
             values = list(zip(*(get(p) for p in c["points"])))
             for v, label, style in zip(values, labels, ("-", "--")):
-                ax.plot(steps, v, style, color=f"C{i}", marker=".", label=f"seed {c['seed_of_run']} {label}".strip())
+                run = (f"G {c['setting']['g_shared_layers']} / D {c['setting']['d_shared_layers']}"
+                       if "sharing_table" in result else f"seed {c['seed_of_run']}")
+                ax.plot(steps, v, style, color=f"C{i}", marker=".", label=f"{run} {label}".strip())
         ax.set_title(title)
         ax.set_xlabel("training step")
         ax.legend(fontsize="small")
@@ -68,6 +80,8 @@ def main(argv):
         raise UsageError("--checkpoint_dir: give one or more CoGAN runs' checkpoint folders")
     if not 2 <= f.num_samples <= MAX_N:
         raise UsageError(f"--num_samples={f.num_samples}: give 2 to {MAX_N:,}")
+    if f.max_step is not None and f.max_step < 1:
+        raise UsageError(f"--max_step={f.max_step}: give a step of 1 or more")
     if not 0 < f.agreement_threshold < 1:
         raise UsageError(f"--agreement_threshold={f.agreement_threshold}: give a value between 0 and 1 (exclusive)")
     for flag in ("out", "plot"):
@@ -83,18 +97,24 @@ def main(argv):
     from cogan_tf.evaluate import curve
     from cogan_tf.evaluate.scoring import load_classifier
 
+    records = [record_lib.find_run(d, "cogan") for d in f.checkpoint_dir]
+    curve.check_settings([(r.directory, curve.setting(r.config.get("model_config", {}))) for r in records],
+                         sharing=f.sharing_table)
     clf, curves = None, []
-    for d in f.checkpoint_dir:
-        record = record_lib.find_run(d, "cogan")
+    for d, record in zip(f.checkpoint_dir, records):
         clf = clf or load_classifier(f.data_dir, f.dataset or record.config["dataset"])
         c = curve.score_checkpoints(d, f.data_dir, f.num_samples, f.seed, f.agreement_threshold, "cogan", f.dataset,
-                                    clf=clf, done=done.get(record.directory))
+                                    clf=clf, done=done.get(record.directory), max_step=f.max_step)
         c["seed_of_run"] = record.config.get("seed")
         curves.append(c)
         print(f"{d}: best step {c['best']['step']} ({c['best']['pixel_agreement']:.4f}), last step "
               f"{c['last']['step']} ({c['last']['pixel_agreement']:.4f})")
-    result = {"curves": curves, "combined": curve.combine(curves) if len(curves) > 1 else None}
-    if result["combined"]:
+    if f.sharing_table:
+        result = {"curves": curves, "sharing_table": curve.sharing_table(curves)}
+        print(curve.format_sharing_table(result["sharing_table"]))
+    else:
+        result = {"curves": curves, "combined": curve.combine(curves) if len(curves) > 1 else None}
+    if result.get("combined"):
         b, last = result["combined"]["best"], result["combined"]["last"]
         print(f"{len(curves)} runs: best step {b['step']} ({b['pixel_agreement']['mean']:.4f} +- "
               f"{b['pixel_agreement']['std']:.4f}), last step {last['step']} ({last['pixel_agreement']['mean']:.4f} "

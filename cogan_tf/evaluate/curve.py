@@ -16,6 +16,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from cogan_tf.config import COGAN_MAX_SHARED
 from cogan_tf.errors import DataError, UsageError
 from cogan_tf.evaluate.image_metrics import DEFAULT_THRESHOLD
 from cogan_tf.evaluate.samples import DEFAULT_N, load_saved_model, sample_stream
@@ -42,13 +43,20 @@ def score_saved_model(path: str, clf, ref, n: int = DEFAULT_N, seed: int = 0,
     return point(evaluate_samples(samples, clf, ref, real=False, threshold=threshold), step, path)
 
 
+def setting(model_config: dict) -> dict:
+    """What a run's curve may be combined by: its recipe and how many layers its networks share."""
+    return {k: model_config.get(k) for k in ("recipe", "g_shared_layers", "d_shared_layers")}
+
+
 def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, seed: int = 0,
                       threshold: float = DEFAULT_THRESHOLD, model: Optional[str] = None, dataset: Optional[str] = None,
-                      clf=None, done: Optional[dict] = None, log: Callable[[str], None] = print) -> dict:
+                      clf=None, done: Optional[dict] = None, log: Callable[[str], None] = print,
+                      max_step: Optional[int] = None) -> dict:
     """The curve of one run: every checkpoint in ``checkpoint_dir`` (the run's folder, or the folder
-    holding it), oldest first, restored into the run's generator, exported and scored (:func:`point`).
-    ``done``: an earlier curve of the same run (its JSON); its points are reused for the checkpoints they
-    name (path and step) when it was scored with the same sample count, seed and threshold."""
+    holding it), oldest first, restored into the run's generator, exported and scored (:func:`point`);
+    with ``max_step``, only those of that step or earlier. ``done``: an earlier curve of the same run (its
+    JSON); its points are reused for the checkpoints they name (path and step) when it was scored with the
+    same sample count, seed and threshold."""
     import keras
 
     from cogan_tf import checkpoints, record as record_lib, runner
@@ -57,8 +65,11 @@ def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, se
     gan = runner.gan_from_checkpoint(record.directory, data_dir, model, log=lambda s: None)
     dataset = dataset or gan.train_cfg.dataset
     paths = sorted(record.checkpoint_paths(), key=checkpoints.checkpoint_step)
+    if max_step is not None:
+        paths = [p for p in paths if checkpoints.checkpoint_step(p) <= max_step]
     if not paths:
-        raise DataError(f"{record.directory}: no checkpoint to score")
+        raise DataError(f"{record.directory}: no checkpoint to score"
+                        + (f" at step {max_step:,} or earlier" if max_step is not None else ""))
     clf = clf or load_classifier(data_dir, dataset, log=log)
     ref = make_reference(clf, data_dir, dataset)
     # The models without their optimizers: what sampling needs, as evaluation restores them.
@@ -77,7 +88,8 @@ def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, se
         points[-1]["source"] = path
         log(f" [*] step {step}: pixel agreement {points[-1]['pixel_agreement']:.4f} ({os.path.basename(path)})")
     return {"run": record.directory, "pair": points[0]["pair"], "dataset": dataset, "n": n, "seed": seed,
-            "threshold": threshold, "points": points, **best_and_last(points)}
+            "threshold": threshold, "setting": setting(record.config.get("model_config", {})), "points": points,
+            **best_and_last(points)}
 
 
 def best_and_last(points: List[dict]) -> dict:
@@ -97,6 +109,7 @@ def combine(curves: Sequence[dict]) -> dict:
         values = {c[key] for c in curves}
         if len(values) > 1:
             raise UsageError(f"curves of different {key}s ({', '.join(map(str, sorted(values)))}) do not combine")
+    check_settings([(c["run"], c.get("setting")) for c in curves])
     by_step = [{p["step"]: p for p in c["points"]} for c in curves]
     steps = sorted(set.intersection(*(set(s) for s in by_step)))
     if not steps:
@@ -115,3 +128,70 @@ def combine(curves: Sequence[dict]) -> dict:
     best = max(rows, key=lambda r: r["pixel_agreement"]["mean"])
     return {"runs": [c["run"] for c in curves], "pair": curves[0]["pair"], "dataset": curves[0]["dataset"],
             "n": curves[0]["n"], "threshold": curves[0]["threshold"], "rows": rows, "best": best, "last": rows[-1]}
+
+
+def _setting_text(s: Optional[dict]) -> str:
+    if not s:
+        return "unrecorded"
+    return f"recipe {s.get('recipe')}, G shares {s.get('g_shared_layers')}, D shares {s.get('d_shared_layers')}"
+
+
+def check_settings(runs: Sequence[tuple], sharing: bool = False) -> None:
+    """Refuse runs that do not go together, before they are scored: ``runs`` are (run, :func:`setting`)
+    pairs. Combined as seeds they must have one setting; in a sharing table, one recipe (the paper's
+    CoGAN's) and one run per setting."""
+    if not sharing:
+        texts = {_setting_text(s) for _, s in runs}
+        if len(texts) > 1:
+            raise UsageError(f"runs of different settings ({'; '.join(sorted(texts))}) are not seeds of one "
+                             f"setting: score them apart, or tabulate them with --sharing_table")
+        return
+    recipes = {(s or {}).get("recipe") for _, s in runs}
+    if recipes != {"paper"}:
+        raise UsageError(f"runs of recipe {', '.join(sorted(map(str, recipes)))}: a sharing table is of the paper "
+                         f"CoGAN's runs (--recipe paper), which alone share a chosen number of layers")
+    seen = {}
+    for run, s in runs:
+        key = (s["g_shared_layers"], s["d_shared_layers"])
+        if key in seen:
+            raise UsageError(f"{seen[key]} and {run} share the same layers (G {key[0]}, D {key[1]}): give one run per "
+                             f"setting")
+        seen[key] = run
+
+
+def sharing_table(curves: Sequence[dict]) -> dict:
+    """The paper's Fig. 3 as a table: runs of one pair and recipe that differ in how many layers G and D share
+    (one run per setting), each by its last point. Cells keyed ``"G/D"``; the JSON of ``cogan_curve.py
+    --sharing_table``."""
+    if not curves:
+        raise ValueError("sharing_table: no curve")
+    for key in ("pair", "dataset", "n", "threshold"):
+        values = {c[key] for c in curves}
+        if len(values) > 1:
+            raise UsageError(f"runs of different {key}s ({', '.join(map(str, sorted(values)))}) make no table")
+    check_settings([(c["run"], c.get("setting")) for c in curves], sharing=True)
+    cells = {}
+    for c in curves:
+        key = f"{c['setting']['g_shared_layers']}/{c['setting']['d_shared_layers']}"
+        p = c["last"]
+        cells[key] = {"run": c["run"], "step": p["step"], "pixel_agreement": p["pixel_agreement"],
+                      "agreement_within_1px": p.get("agreement_within_1px"), "ink": p["ink"],
+                      "warning": p.get("warning")}
+    return {"pair": curves[0]["pair"], "dataset": curves[0]["dataset"], "n": curves[0]["n"],
+            "threshold": curves[0]["threshold"], "recipe": curves[0]["setting"]["recipe"], "cells": cells}
+
+
+def format_sharing_table(table: dict, g_max: int = COGAN_MAX_SHARED["g_shared_layers"],
+                         d_max: int = COGAN_MAX_SHARED["d_shared_layers"]) -> str:
+    """The table in Markdown: a row per number of G layers shared, a column per number of D layers shared,
+    each cell the pixel agreement at the run's last step (and the step); blank where no run was given."""
+    head = "| G layers shared | " + " | ".join(f"D shares {d}" for d in range(d_max + 1)) + " |"
+    lines = [head, "|---" * (d_max + 2) + "|"]
+    for g in range(g_max + 1):
+        cells = []
+        for d in range(d_max + 1):
+            c = table["cells"].get(f"{g}/{d}")
+            cells.append("" if c is None else f"{c['pixel_agreement']:.3f} ({c['step']:,})"
+                         + (" blank" if c.get("warning") else ""))
+        lines.append(f"| {g} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
