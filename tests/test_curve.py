@@ -100,3 +100,7 @@ def test_cogan_curve_tool_writes_json_and_plot_and_refuses_bad_flags(env, tmp_pa
         result = json.load(f)
     assert [p["step"] for p in result["curves"][0]["points"]] == [1, 2] and result["combined"] is None
     assert "best step" in r.stdout and os.path.getsize(png) > 10_000
+    # A sharing table is of the paper recipe's runs: this run is refused before it is scored.
+    r = run("--checkpoint_dir", env["checkpoint"], "--data_dir", env["data_dir"], "--sharing_table")
+    assert r.returncode == 2 and r.stderr.strip().splitlines()[-1].startswith(
+        "error: runs of recipe original: a sharing table is of the paper CoGAN's runs")
