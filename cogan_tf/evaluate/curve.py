@@ -103,13 +103,7 @@ def combine(curves: Sequence[dict]) -> dict:
     """Several runs' curves (of the same pair and settings, different seeds): per step that every run
     scored, the mean and standard deviation (ddof 0) of the pixel agreement and of each domain's ink and
     classifier score; the best step (highest mean) and the last common step."""
-    if not curves:
-        raise ValueError("combine: no curve")
-    for key in ("pair", "dataset", "n", "threshold"):
-        values = {c[key] for c in curves}
-        if len(values) > 1:
-            raise UsageError(f"curves of different {key}s ({', '.join(map(str, sorted(values)))}) do not combine")
-    check_settings([(c["run"], c.get("setting")) for c in curves])
+    _check_together(curves, "combine")
     by_step = [{p["step"]: p for p in c["points"]} for c in curves]
     steps = sorted(set.intersection(*(set(s) for s in by_step)))
     if not steps:
@@ -134,6 +128,18 @@ def _setting_text(s: Optional[dict]) -> str:
     if not s:
         return "unrecorded"
     return f"recipe {s.get('recipe')}, G shares {s.get('g_shared_layers')}, D shares {s.get('d_shared_layers')}"
+
+
+def _check_together(curves: Sequence[dict], what: str) -> None:
+    """Refuse curves that ``what`` (combine, sharing_table) cannot put together: scored on other pairs, data,
+    sample counts or thresholds, or of settings that do not go together (:func:`check_settings`)."""
+    if not curves:
+        raise ValueError(f"{what}: no curve")
+    for key in ("pair", "dataset", "n", "threshold"):
+        values = {c[key] for c in curves}
+        if len(values) > 1:
+            raise UsageError(f"runs of different {key}s ({', '.join(map(str, sorted(values)))}) do not go together")
+    check_settings([(c["run"], c.get("setting")) for c in curves], sharing=what == "sharing_table")
 
 
 def check_settings(runs: Sequence[tuple], sharing: bool = False) -> None:
@@ -163,13 +169,7 @@ def sharing_table(curves: Sequence[dict]) -> dict:
     """The paper's Fig. 3 as a table: runs of one pair and recipe that differ in how many layers G and D share
     (one run per setting), each by its last point. Cells keyed ``"G/D"``; the JSON of ``cogan_curve.py
     --sharing_table``."""
-    if not curves:
-        raise ValueError("sharing_table: no curve")
-    for key in ("pair", "dataset", "n", "threshold"):
-        values = {c[key] for c in curves}
-        if len(values) > 1:
-            raise UsageError(f"runs of different {key}s ({', '.join(map(str, sorted(values)))}) make no table")
-    check_settings([(c["run"], c.get("setting")) for c in curves], sharing=True)
+    _check_together(curves, "sharing_table")
     cells = {}
     for c in curves:
         key = f"{c['setting']['g_shared_layers']}/{c['setting']['d_shared_layers']}"
