@@ -22,7 +22,8 @@ def test_the_curve_scores_every_checkpoint_and_reuses_done_points(env, tmp_path)
     lines = []
     c = curve.score_checkpoints(env["checkpoint"], env["data_dir"], n=64, clf=env["clf"], log=lines.append)
     assert c["pair"] == "edge" and [p["step"] for p in c["points"]] == [1, 2]
-    assert c["last"] is c["points"][-1] and c["best"]["pixel_agreement"] == max(p["pixel_agreement"] for p in c["points"])
+    assert c["last"] is c["points"][-1]
+    assert c["best"]["pixel_agreement"] == max(p["pixel_agreement"] for p in c["points"])
     assert len([x for x in lines if "pixel agreement" in x]) == 2
     # Each point is the checkpoint's own generator: the last one is the training's export.
     last = curve.score_saved_model(env["export"], env["clf"], env["ref"], n=64)
