@@ -98,8 +98,7 @@ def main(argv):
     from cogan_tf.evaluate.scoring import load_classifier
 
     records = [record_lib.find_run(d, "cogan") for d in f.checkpoint_dir]
-    curve.check_settings([(r.directory, curve.setting(r.config.get("model_config", {}))) for r in records],
-                         sharing=f.sharing_table)
+    curve.check_settings([(r.directory, curve.setting(r)) for r in records], sharing=f.sharing_table)
     clf, curves = None, []
     for d, record in zip(f.checkpoint_dir, records):
         clf = clf or load_classifier(f.data_dir, f.dataset or record.config["dataset"])

@@ -43,8 +43,10 @@ def score_saved_model(path: str, clf, ref, n: int = DEFAULT_N, seed: int = 0,
     return point(evaluate_samples(samples, clf, ref, real=False, threshold=threshold), step, path)
 
 
-def setting(model_config: dict) -> dict:
-    """What a run's curve may be combined by: its recipe and how many layers its networks share."""
+def setting(record) -> dict:
+    """What a run's curve may be combined by (``record``: its ``record.RunRecord``): its recipe and how many
+    layers its networks share."""
+    model_config = record.config.get("model_config", {})
     return {k: model_config.get(k) for k in ("recipe", "g_shared_layers", "d_shared_layers")}
 
 
@@ -88,7 +90,7 @@ def score_checkpoints(checkpoint_dir: str, data_dir: str, n: int = DEFAULT_N, se
         points[-1]["source"] = path
         log(f" [*] step {step}: pixel agreement {points[-1]['pixel_agreement']:.4f} ({os.path.basename(path)})")
     return {"run": record.directory, "pair": points[0]["pair"], "dataset": dataset, "n": n, "seed": seed,
-            "threshold": threshold, "setting": setting(record.config.get("model_config", {})), "points": points,
+            "threshold": threshold, "setting": setting(record), "points": points,
             **best_and_last(points)}
 
 
