@@ -1,4 +1,4 @@
-"""The learning curve of a ClusterGAN run: every checkpoint of its checkpoint directory (and the best/
+r"""The learning curve of a ClusterGAN run: every checkpoint of its checkpoint directory (and the best/
 copy kept by --val_size) clusters the test set with its encoder, both protocols (the encoder's argmax:
 Hungarian ACC, NMI, ARI; the paper's K-means on [z_n, softmax], or on the softmax alone when beta_n is 0:
 purity, NMI, ARI), against the G+E updates ("G iterations") it had made. Writes OUT.json (one row per

@@ -1,4 +1,4 @@
-"""The ClusterGAN paper's selection protocol over N seeds: of N runs, the one with the best validation
+r"""The ClusterGAN paper's selection protocol over N seeds: of N runs, the one with the best validation
 K-means purity, and that run's test K-means purity (the paper's "ACC"), NMI and ARI; beside it the mean
 +- std of the same test scores over the N runs (what the authors' README tabulates). Writes OUT.json
 (every run's validation and test scores of both protocols, the selection, the means) and OUT.md (one

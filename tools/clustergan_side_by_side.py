@@ -1,4 +1,4 @@
-"""Clustering curves of ClusterGAN runs against G+E updates, this port's runs beside encodings written by
+r"""Clustering curves of ClusterGAN runs against G+E updates, this port's runs beside encodings written by
 other code (the ClusterGAN authors' own program, for one), every point scored by the same function.
 
     python tools/clustergan_side_by_side.py --port_runs runs/port/seed0/checkpoint,runs/port/seed1/checkpoint \

@@ -1,8 +1,8 @@
-"""The CoGAN paper's score over training: every checkpoint of one or more CoGAN runs (seeds of one setting),
+r"""The CoGAN paper's score over training: every checkpoint of one or more CoGAN runs (seeds of one setting),
 scored by cogan_tf.evaluate.curve (the pair's pixel agreement with each domain's ink and classifier
 score), the runs combined step by step (mean and spread), the best step and the last.
 
-    python tools/cogan_curve.py --checkpoint_dir runs/edge_s0/checkpoint,runs/edge_s1/checkpoint \
+    python tools/cogan_curve.py --checkpoint_dir runs/edge_s0/mnist_128_28,runs/edge_s1/mnist_128_28 \
         --data_dir data --out docs/cogan_edge_curve.json --plot docs/cogan_edge_curve.png
 
 Train with `python main.py ... --save_every 500 --keep_checkpoints 0` so every checkpoint is kept. Points
@@ -12,8 +12,9 @@ Runs that differ in how many layers they share (--g_shared_layers, --d_shared_la
 setting: `--sharing_table` scores each and tabulates their last points (the paper's Fig. 3), with `--max_step`
 to read every run at the same step:
 
-    python tools/cogan_curve.py --sharing_table --max_step 1001 --checkpoint_dir runs/share_g0d3,runs/share_g4d3 \
-        --data_dir data --out docs/cogan_sharing.json
+    python tools/cogan_curve.py --sharing_table --max_step 1001 \
+        --checkpoint_dir runs/share_g0d3/mnist_128_28,runs/share_g4d3/mnist_128_28 --data_dir data \
+        --out docs/cogan_sharing.json
 """
 
 import json
