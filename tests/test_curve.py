@@ -46,10 +46,11 @@ def test_the_curve_scores_every_checkpoint_and_reuses_done_points(env, tmp_path)
         curve.score_checkpoints(env["checkpoint"], env["data_dir"], n=64, clf=env["clf"], max_step=0)
 
 
-def fake_curve(run, g, d, agreement, recipe="paper", pair="edge", warning=None):
+def fake_curve(run, g, d, agreement, recipe="paper", pair="edge", warning=None, ink=(0.1, 0.1)):
     """A scored run as score_checkpoints returns it, its last point at step 1,001."""
-    p = {"step": 1001, "pixel_agreement": agreement, "agreement_within_1px": 0.99, "ink": {"top": 0.1, "bot": 0.1},
-         "warning": warning, "classifier_score": {"top": 5.0, "bot": 5.0}}
+    p = {"step": 1001, "pixel_agreement": agreement, "agreement_within_1px": 0.99,
+         "ink": {"top": ink[0], "bot": ink[1]}, "warning": warning, "classifier_score": {"top": 5.0, "bot": 4.0},
+         "label_agreement": 0.5}
     return {"run": run, "pair": pair, "dataset": "mnist", "n": 100, "threshold": 0.5, "points": [p], "last": p,
             "best": p, "setting": {"recipe": recipe, "g_shared_layers": g, "d_shared_layers": d}}
 
@@ -58,7 +59,8 @@ def test_runs_of_different_sharing_are_tabulated_not_combined():
     from cogan_tf.errors import UsageError
     from cogan_tf.evaluate import curve
 
-    runs = [fake_curve("a", 4, 3, 0.92), fake_curve("b", 0, 3, 0.81), fake_curve("c", 4, 0, 0.93, warning="blank")]
+    runs = [fake_curve("a", 4, 3, 0.92), fake_curve("b", 0, 3, 0.81),
+            fake_curve("c", 4, 0, 0.97, warning="blank", ink=(0.014, 0.007))]
     with pytest.raises(UsageError, match=r"runs of different settings \(recipe paper, G shares 0, D shares 3; "
                                          r"recipe paper, G shares 4, D shares 0; .*--sharing_table"):
         curve.combine(runs)
@@ -67,8 +69,11 @@ def test_runs_of_different_sharing_are_tabulated_not_combined():
     lines = curve.format_sharing_table(table).splitlines()
     assert lines[0] == "| G layers shared | D shares 0 | D shares 1 | D shares 2 | D shares 3 |"
     assert len(lines) == 2 + 5  # a row per G setting 0-4
-    assert lines[2] == "| 0 |  |  |  | 0.810 (1,001) |"
-    assert lines[6] == "| 4 | 0.930 (1,001) blank |  |  | 0.920 (1,001) |"
+    # Each cell: the agreement, its step, and what it is read against (ink, classifier score, blank pairs).
+    assert lines[2] == "| 0 |  |  |  | 0.810 (1,001): ink 10.0% / 10.0%, score 5.00 |"
+    assert lines[6] == ("| 4 | 0.970 (1,001): ink 1.4% / 0.7%, score 5.00, blank |  |  | "
+                        "0.920 (1,001): ink 10.0% / 10.0%, score 5.00 |")
+    assert table["cells"]["4/0"]["label_agreement"] == 0.5 and table["cells"]["4/0"]["classifier_score"]["bot"] == 4.0
     with pytest.raises(UsageError, match="a and d share the same layers \\(G 4, D 3\\): give one run per setting"):
         curve.sharing_table(runs + [fake_curve("d", 4, 3, 0.9)])
     with pytest.raises(UsageError, match="runs of recipe conditional, paper: a sharing table is of the paper"):

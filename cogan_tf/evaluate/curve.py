@@ -178,6 +178,7 @@ def sharing_table(curves: Sequence[dict]) -> dict:
         p = c["last"]
         cells[key] = {"run": c["run"], "step": p["step"], "pixel_agreement": p["pixel_agreement"],
                       "agreement_within_1px": p.get("agreement_within_1px"), "ink": p["ink"],
+                      "classifier_score": p.get("classifier_score"), "label_agreement": p.get("label_agreement"),
                       "warning": p.get("warning")}
     return {"pair": curves[0]["pair"], "dataset": curves[0]["dataset"], "n": curves[0]["n"],
             "threshold": curves[0]["threshold"], "recipe": curves[0]["setting"]["recipe"], "cells": cells}
@@ -186,14 +187,23 @@ def sharing_table(curves: Sequence[dict]) -> dict:
 def format_sharing_table(table: dict, g_max: int = COGAN_MAX_SHARED["g_shared_layers"],
                          d_max: int = COGAN_MAX_SHARED["d_shared_layers"]) -> str:
     """The table in Markdown: a row per number of G layers shared, a column per number of D layers shared,
-    each cell the pixel agreement at the run's last step (and the step); blank where no run was given."""
+    each cell the pixel agreement at the run's last step (and the step) with what it is read against: each
+    domain's ink and the first domain's classifier score, and "blank" when most pairs are blank in both
+    domains (their pixels agree without any coupling); empty where no run was given."""
     head = "| G layers shared | " + " | ".join(f"D shares {d}" for d in range(d_max + 1)) + " |"
     lines = [head, "|---" * (d_max + 2) + "|"]
     for g in range(g_max + 1):
         cells = []
         for d in range(d_max + 1):
             c = table["cells"].get(f"{g}/{d}")
-            cells.append("" if c is None else f"{c['pixel_agreement']:.3f} ({c['step']:,})"
-                         + (" blank" if c.get("warning") else ""))
+            cells.append("" if c is None else _sharing_cell(c))
         lines.append(f"| {g} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _sharing_cell(c: dict) -> str:
+    ink = c["ink"]
+    text = f"{c['pixel_agreement']:.3f} ({c['step']:,}): ink {100 * ink['top']:.1f}% / {100 * ink['bot']:.1f}%"
+    if c.get("classifier_score"):
+        text += f", score {c['classifier_score']['top']:.2f}"
+    return text + (", blank" if c.get("warning") else "")
