@@ -188,8 +188,9 @@ def format_sharing_table(table: dict, g_max: int = COGAN_MAX_SHARED["g_shared_la
                          d_max: int = COGAN_MAX_SHARED["d_shared_layers"]) -> str:
     """The table in Markdown: a row per number of G layers shared, a column per number of D layers shared,
     each cell the pixel agreement at the run's last step (and the step) with what it is read against: each
-    domain's ink and the first domain's classifier score, and "blank" when most pairs are blank in both
-    domains (their pixels agree without any coupling); empty where no run was given."""
+    domain's ink, the first domain's classifier score, how often the classifier gives both images of a z the
+    same label, and "blank" when most pairs are blank in both domains (their pixels agree without any
+    coupling); empty where no run was given."""
     head = "| G layers shared | " + " | ".join(f"D shares {d}" for d in range(d_max + 1)) + " |"
     lines = [head, "|---" * (d_max + 2) + "|"]
     for g in range(g_max + 1):
@@ -206,4 +207,6 @@ def _sharing_cell(c: dict) -> str:
     text = f"{c['pixel_agreement']:.3f} ({c['step']:,}): ink {100 * ink['top']:.1f}% / {100 * ink['bot']:.1f}%"
     if c.get("classifier_score"):
         text += f", score {c['classifier_score']['top']:.2f}"
+    if c.get("label_agreement") is not None:
+        text += f", same digit {100 * c['label_agreement']:.0f}%"
     return text + (", blank" if c.get("warning") else "")
