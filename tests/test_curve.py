@@ -71,9 +71,9 @@ def test_runs_of_different_sharing_are_tabulated_not_combined():
     assert len(lines) == 2 + 5  # a row per G setting 0-4
     # Each cell: the agreement, its step, and what it is read against (ink, classifier score, label agreement,
     # blank pairs).
-    assert lines[2] == "| 0 |  |  |  | 0.810 (1,001): ink 10.0% / 10.0%, score 5.00, same digit 50% |"
-    assert lines[6] == ("| 4 | 0.970 (1,001): ink 1.4% / 0.7%, score 5.00, same digit 50%, blank |  |  | "
-                        "0.920 (1,001): ink 10.0% / 10.0%, score 5.00, same digit 50% |")
+    assert lines[2] == "| 0 |  |  |  | 0.810 (1,001): ink 10.0% / 10.0%, score 5.00, same label 50% |"
+    assert lines[6] == ("| 4 | 0.970 (1,001): ink 1.4% / 0.7%, score 5.00, same label 50%, blank |  |  | "
+                        "0.920 (1,001): ink 10.0% / 10.0%, score 5.00, same label 50% |")
     assert table["cells"]["4/0"]["label_agreement"] == 0.5 and table["cells"]["4/0"]["classifier_score"]["bot"] == 4.0
     with pytest.raises(UsageError, match="a and d share the same layers \\(G 4, D 3\\): give one run per setting"):
         curve.sharing_table(runs + [fake_curve("d", 4, 3, 0.9)])

@@ -208,5 +208,5 @@ def _sharing_cell(c: dict) -> str:
     if c.get("classifier_score"):
         text += f", score {c['classifier_score']['top']:.2f}"
     if c.get("label_agreement") is not None:
-        text += f", same digit {100 * c['label_agreement']:.0f}%"
+        text += f", same label {100 * c['label_agreement']:.0f}%"
     return text + (", blank" if c.get("warning") else "")
