@@ -178,7 +178,7 @@ def sharing_table(curves: Sequence[dict]) -> dict:
         p = c["last"]
         cells[key] = {"run": c["run"], "step": p["step"], "pixel_agreement": p["pixel_agreement"],
                       "agreement_within_1px": p.get("agreement_within_1px"), "ink": p["ink"],
-                      "classifier_score": p.get("classifier_score"), "label_agreement": p.get("label_agreement"),
+                      "classifier_score": p["classifier_score"], "label_agreement": p["label_agreement"],
                       "warning": p.get("warning")}
     return {"pair": curves[0]["pair"], "dataset": curves[0]["dataset"], "n": curves[0]["n"],
             "threshold": curves[0]["threshold"], "recipe": curves[0]["setting"]["recipe"], "cells": cells}
@@ -204,9 +204,6 @@ def format_sharing_table(table: dict, g_max: int = COGAN_MAX_SHARED["g_shared_la
 
 def _sharing_cell(c: dict) -> str:
     ink = c["ink"]
-    text = f"{c['pixel_agreement']:.3f} ({c['step']:,}): ink {100 * ink['top']:.1f}% / {100 * ink['bot']:.1f}%"
-    if c.get("classifier_score"):
-        text += f", score {c['classifier_score']['top']:.2f}"
-    if c.get("label_agreement") is not None:
-        text += f", same label {100 * c['label_agreement']:.0f}%"
-    return text + (", blank" if c.get("warning") else "")
+    return (f"{c['pixel_agreement']:.3f} ({c['step']:,}): ink {100 * ink['top']:.1f}% / {100 * ink['bot']:.1f}%, "
+            f"score {c['classifier_score']['top']:.2f}, same label {100 * c['label_agreement']:.0f}%"
+            + (", blank" if c["warning"] else ""))
