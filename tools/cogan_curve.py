@@ -12,7 +12,7 @@ Runs that differ in how many layers they share (--g_shared_layers, --d_shared_la
 setting: `--sharing_table` scores each and tabulates their last points (the paper's Fig. 3), with `--max_step`
 to read every run at the same step:
 
-    python tools/cogan_curve.py --sharing_table --max_step 1001 \
+    python tools/cogan_curve.py --sharing_table --max_step 2001 \
         --checkpoint_dir runs/share_g0d3/mnist_128_28,runs/share_g4d3/mnist_128_28 --data_dir data \
         --out docs/cogan_sharing.json
 """
