@@ -157,7 +157,7 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True,
     for batch in samples.draw():
         if cogan:
             top, bot = batch["top"], batch["bot"]
-            back = pairs.inverse(pair, bot)  # the classifier knows digits: G2(z) mapped back where it can be
+            back = pairs.inverse(pair, bot)  # the classifier knows the first domain: G2(z) mapped back where it can be
             top_labels = domains["top"].add(clf, top)
             bot_labels = domains["bot"].add(clf, bot if back is None else back)
             pair_sums.add(top, bot)
@@ -196,9 +196,9 @@ def evaluate_samples(samples: Samples, clf, ref: Reference, real: bool = True,
 
 
 # How a CoGAN's second domain meets the classifier (trained on the first domain's images).
-BOT_SCORED_AS = {"negative": "1 - G2(z) against real test digits",
-                 "rotate": "G2(z) turned back 90 degrees, against real test digits",
-                 "edge": "G2(z) as it is, against the edges of the real test digits"}
+BOT_SCORED_AS = {"negative": "1 - G2(z) against the real test images",
+                 "rotate": "G2(z) turned back 90 degrees, against the real test images",
+                 "edge": "G2(z) as it is, against the edges of the real test images"}
 
 
 # --- entry points used by the CLI and main.py --------------------------------------------------------
