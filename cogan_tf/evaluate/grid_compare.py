@@ -239,7 +239,7 @@ def format_table(report: dict) -> str:
         if only:
             lines.append(f"not scored, only in {side.upper()}: {_holds(only)}")
     real = report["real"]
-    lines.append(f"real digits: classifier score {real['classifier_score']:.3f}, effective classes "
+    lines.append(f"real test images: classifier score {real['classifier_score']:.3f}, effective classes "
                  f"{real['effective_classes']:.2f} (test set)")
     return "\n".join(lines)
 
