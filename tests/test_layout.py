@@ -2,7 +2,8 @@
 until both sides are refactored); no module over 500 lines; absl flags defined only by programs,
 never when a library module is imported; every module has a test module of its own. And two facts of the
 layout: the two PyTorch ports share their helpers through a module of their own, not through each other; the
-evaluation rebuilds a GAN through the runner, never the other way round.
+evaluation rebuilds a GAN through the runner, never the other way round. And the suite's own footprint: a passing
+test's temporary folder is deleted.
 
 A module's ``if __name__ == "__main__":`` block is a program using the package, not a dependency of
 the module, so its imports are left out of the graph."""
@@ -270,3 +271,19 @@ def test_the_readme_layout_names_every_module():
         elif f"`cogan_tf/{m}.py`" not in table and f"`{m}.py`" not in table:
             missing.append(f"{m}.py")
     assert sorted(set(missing)) == []
+
+
+def test_a_passing_test_leaves_no_temporary_folder(tmp_path):
+    """The suite writes ~13 GB of runs and exports into its tests' temporary folders; the project's pytest.ini
+    has pytest delete a passing test's folder and keep a failing one's."""
+    (tmp_path / "test_probe.py").write_text(
+        "def test_passes(tmp_path):\n    (tmp_path / 'big').write_bytes(b'x' * 1000)\n\n"
+        "def test_fails(tmp_path):\n    (tmp_path / 'kept').write_bytes(b'x')\n    assert False\n")
+    temproot = tmp_path / "temproot"
+    temproot.mkdir()
+    env = dict(os.environ, PYTEST_DEBUG_TEMPROOT=str(temproot))
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-c",
+                    os.path.join(ROOT, "pytest.ini"), "--rootdir", str(tmp_path), str(tmp_path / "test_probe.py")],
+                   env=env, cwd=str(tmp_path), capture_output=True, text=True, timeout=120)
+    left = sorted(p.name for p in temproot.rglob("*") if p.is_file())
+    assert left == ["kept"]
