@@ -274,7 +274,7 @@ def test_the_readme_layout_names_every_module():
 
 
 def test_a_passing_test_leaves_no_temporary_folder(tmp_path):
-    """The suite writes ~13 GB of runs and exports into its tests' temporary folders; the project's pytest.ini
+    """The suite writes gigabytes of runs and exports into its tests' temporary folders; the project's pytest.ini
     has pytest delete a passing test's folder and keep a failing one's."""
     (tmp_path / "test_probe.py").write_text(
         "def test_passes(tmp_path):\n    (tmp_path / 'big').write_bytes(b'x' * 1000)\n\n"
